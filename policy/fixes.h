@@ -1,0 +1,67 @@
+// Named upstream fixes and the presets built from them.
+//
+// Each fix is named after what it changes and cites the upstream change that made it. A preset is a
+// named set of fixes ("which upstream code am I running"); a variant expression adds fixes to one:
+//
+//   pre-fix                          no fix (HiMamba before sgl-project/sglang#27550)
+//   seed-fix                         pool-transfer-guard
+//   timeout-bounded+sidecar-hit-sync pool-transfer-guard, timeout-beats-guard, sidecar-hit-sync
+//
+// Only policy/ branches on a fix; everything else passes a FixSet through.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace hcsim {
+
+enum class Fix : std::uint8_t {
+  kPoolTransferGuard,     // KV complete but sidecar pending votes "cannot terminate"
+  kTimeoutBeatsGuard,     // an expired timeout terminates even with a sidecar pending
+  kSidecarHitSync,        // sidecar hit pages MIN-reduced with completed tokens before the commit
+  kBulkProgressCheck,     // one progress collective per pass over the whole waiting queue
+  kRegistrationConsensus, // ranks agree (MIN) on registering a prefetch before any registers it
+};
+inline constexpr int kFixCount = 5;
+
+struct FixInfo {
+  Fix fix;
+  std::string_view name;
+  std::string_view upstream;  // the change that introduced it
+  std::string_view summary;
+};
+std::span<const FixInfo> all_fixes();
+const FixInfo& fix_info(Fix f);
+std::optional<Fix> fix_by_name(std::string_view name);
+
+class FixSet {
+ public:
+  constexpr FixSet() = default;
+  constexpr bool has(Fix f) const { return (bits_ >> static_cast<unsigned>(f)) & 1U; }
+  constexpr FixSet with(Fix f) const {
+    FixSet s = *this;
+    s.bits_ |= 1U << static_cast<unsigned>(f);
+    return s;
+  }
+  constexpr bool operator==(const FixSet&) const = default;
+  std::string names() const;  // "pool-transfer-guard,timeout-beats-guard" or "none"
+
+ private:
+  std::uint32_t bits_ = 0;
+};
+
+struct PresetInfo {
+  std::string_view name;
+  FixSet fixes;
+  std::string_view summary;
+};
+std::span<const PresetInfo> all_presets();
+std::optional<FixSet> preset_by_name(std::string_view name);
+
+// Parses "PRESET[+FIX]..." into a fix set; on failure returns nullopt and says why in `error`.
+std::optional<FixSet> parse_variant(std::string_view expr, std::string* error);
+
+}  // namespace hcsim

@@ -1,0 +1,96 @@
+#include "policy/host_slot_pool.h"
+
+#include "policy/assert.h"
+
+namespace hcsim {
+
+std::string_view slot_owner_name(SlotOwner o) {
+  switch (o) {
+    case SlotOwner::kFree: return "free";
+    case SlotOwner::kOperation: return "operation";
+    case SlotOwner::kWriting: return "writing";
+    case SlotOwner::kTree: return "tree";
+    case SlotOwner::kReleaseQueued: return "release_queued";
+  }
+  HCSIM_ASSERT(false);
+  return {};
+}
+
+HostSlotPool::HostSlotPool(SlotPoolKind kind, std::int32_t capacity) : kind_(kind), slots_(capacity) {
+  HCSIM_ASSERT(capacity > 0);
+  free_stack_.reserve(capacity);
+  for (std::int32_t s = capacity - 1; s >= 0; --s) free_stack_.push_back(s);
+}
+
+SlotOwner HostSlotPool::owner(std::int32_t slot) const {
+  HCSIM_ASSERT(slot >= 0 && slot < capacity());
+  return slots_[slot].owner;
+}
+
+bool HostSlotPool::alloc(std::int32_t count, std::int32_t op_id, std::vector<std::int32_t>& out) {
+  HCSIM_ASSERT(count >= 0);
+  if (count > available()) return false;
+  for (std::int32_t i = 0; i < count; ++i) {
+    const std::int32_t s = free_stack_.back();
+    free_stack_.pop_back();
+    HCSIM_ASSERT(slots_[s].owner == SlotOwner::kFree);
+    slots_[s] = {SlotOwner::kOperation, op_id};
+    out.push_back(s);
+  }
+  return true;
+}
+
+void HostSlotPool::violation(Runtime& rt, std::int32_t slot, RequestId request) {
+  ++violations_;
+  rt.emit(EventKind::kSlotViolation, request, slot, static_cast<std::int64_t>(kind_),
+          static_cast<std::int64_t>(slots_[slot].owner));
+}
+
+void HostSlotPool::begin_write(Runtime& rt, std::int32_t slot, std::int32_t op_id) {
+  HCSIM_ASSERT(slot >= 0 && slot < capacity());
+  Slot& s = slots_[slot];
+  if (s.owner != SlotOwner::kOperation || s.op_id != op_id) {
+    violation(rt, slot, kNoRequest);
+    return;  // the write goes into memory somebody else owns; ownership stays theirs
+  }
+  s.owner = SlotOwner::kWriting;
+}
+
+void HostSlotPool::end_write(Runtime& rt, std::int32_t slot, std::int32_t op_id) {
+  HCSIM_ASSERT(slot >= 0 && slot < capacity());
+  Slot& s = slots_[slot];
+  if (s.owner == SlotOwner::kWriting && s.op_id == op_id) {
+    s.owner = SlotOwner::kOperation;
+    return;
+  }
+  // Already flagged at begin_write or at the free that raced it; a write never lands twice.
+  (void)rt;
+}
+
+void HostSlotPool::to_tree(Runtime& rt, std::int32_t slot) {
+  HCSIM_ASSERT(slot >= 0 && slot < capacity());
+  Slot& s = slots_[slot];
+  if (s.owner != SlotOwner::kOperation) violation(rt, slot, kNoRequest);
+  s = {SlotOwner::kTree, -1};
+}
+
+void HostSlotPool::queue_release(Runtime& rt, std::int32_t slot) {
+  HCSIM_ASSERT(slot >= 0 && slot < capacity());
+  Slot& s = slots_[slot];
+  if (s.owner != SlotOwner::kOperation && s.owner != SlotOwner::kTree) violation(rt, slot, kNoRequest);
+  s.owner = SlotOwner::kReleaseQueued;
+}
+
+void HostSlotPool::free(Runtime& rt, std::int32_t slot) {
+  HCSIM_ASSERT(slot >= 0 && slot < capacity());
+  Slot& s = slots_[slot];
+  if (s.owner == SlotOwner::kFree) {  // double free: the slot is already on the free stack
+    violation(rt, slot, kNoRequest);
+    return;
+  }
+  if (s.owner == SlotOwner::kWriting) violation(rt, slot, kNoRequest);  // freed under a write
+  s = {SlotOwner::kFree, -1};
+  free_stack_.push_back(slot);
+}
+
+}  // namespace hcsim

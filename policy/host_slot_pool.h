@@ -1,0 +1,56 @@
+// HostSlotPool: host memory slots (KV pages or sidecar states) with an owner per slot, so a write
+// into a slot its writer does not own, a free during a write, or a double free is caught when it
+// happens (domain doc section 6, "Host memory ownership").
+//
+//   free --alloc--> operation --begin_write--> writing --end_write--> operation
+//   operation --to_tree--> tree;  operation|tree --queue_release--> release_queued --free--> free
+//
+// A violation is emitted as a slot_violation event (slot, pool, owner) and counted.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "policy/runtime.h"
+
+namespace hcsim {
+
+enum class SlotOwner : std::uint8_t { kFree, kOperation, kWriting, kTree, kReleaseQueued };
+std::string_view slot_owner_name(SlotOwner o);
+
+enum class SlotPoolKind : std::uint8_t { kKv, kSidecar };
+
+class HostSlotPool {
+ public:
+  HostSlotPool(SlotPoolKind kind, std::int32_t capacity);
+
+  std::int32_t capacity() const { return static_cast<std::int32_t>(slots_.size()); }
+  std::int32_t available() const { return static_cast<std::int32_t>(free_stack_.size()); }
+  std::int64_t violations() const { return violations_; }
+  SlotOwner owner(std::int32_t slot) const;
+
+  // All or nothing: appends `count` slots owned by operation `op_id` to `out`, or returns false.
+  bool alloc(std::int32_t count, std::int32_t op_id, std::vector<std::int32_t>& out);
+
+  void begin_write(Runtime& rt, std::int32_t slot, std::int32_t op_id);
+  void end_write(Runtime& rt, std::int32_t slot, std::int32_t op_id);
+  void to_tree(Runtime& rt, std::int32_t slot);
+  void queue_release(Runtime& rt, std::int32_t slot);
+  void free(Runtime& rt, std::int32_t slot);
+
+ private:
+  struct Slot {
+    SlotOwner owner = SlotOwner::kFree;
+    std::int32_t op_id = -1;
+  };
+  void violation(Runtime& rt, std::int32_t slot, RequestId request);
+
+  SlotPoolKind kind_;
+  std::vector<Slot> slots_;
+  std::vector<std::int32_t> free_stack_;  // lowest slot on top, for readable traces
+  std::int64_t violations_ = 0;
+};
+
+}  // namespace hcsim

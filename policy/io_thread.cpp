@@ -1,0 +1,54 @@
+// The single FIFO IO thread of one rank (CC-B prefetch_io_aux_func + HCC-B _page_transfer, domain
+// doc 4 steps 6-8): KV pages in batches, then the sidecar, then pool_transfers_done on every path.
+#include <algorithm>
+
+#include "policy/assert.h"
+#include "policy/rank.h"
+
+namespace hcsim {
+
+Task<> Rank::io_thread(Runtime& rt) {
+  HCSIM_ASSERT(rt.rank() == rank_ && rt.actor() == ActorKind::kIo);
+  const std::int64_t page = cfg_.page_size_tokens;
+  for (;;) {  // bounded by the world, as the scheduler loop
+    PrefetchOperationPtr op = co_await prefetch_buffer_.pop(rt);
+    const RequestId rid = op->request_id;
+    const auto hit_pages = static_cast<std::int64_t>(op->hash_value.size());
+    HCSIM_ASSERT(static_cast<std::int64_t>(op->host_indices.size()) == hit_pages);
+    for (std::int64_t first = 0; first < hit_pages; first += cfg_.storage_batch_pages) {
+      const std::int64_t count = std::min<std::int64_t>(cfg_.storage_batch_pages, hit_pages - first);
+      const std::span<const PageKey> keys(op->hash_value.data() + first, static_cast<std::size_t>(count));
+      const std::span<const std::int32_t> slots(op->host_indices.data() + first, static_cast<std::size_t>(count));
+      for (std::int32_t s : slots) kv_pool_.begin_write(rt, s, op->id);
+      const std::int64_t read_pages = co_await rt.storage(StorageOp::kKvGet, rid, keys);
+      HCSIM_ASSERT(read_pages >= 0 && read_pages <= count);
+      for (std::int32_t s : slots) kv_pool_.end_write(rt, s, op->id);
+      const std::int64_t before = op->completed_tokens;
+      if (read_pages > 0) op->increment(read_pages * page);  // refused once terminated
+      rt.emit(EventKind::kKvBatchDone, rid, read_pages, op->completed_tokens, op->id);
+      if (op->completed_tokens != before + count * page) {  // short read, or terminated meanwhile
+        op->mark_terminate();
+        break;
+      }
+    }
+    // Sidecar phase: runs when every KV page arrived, even if the scheduler terminated the
+    // operation meanwhile (V-B has no is_terminated guard here).
+    if (op->has_pool_transfers && op->completed_tokens == hit_pages * page) {
+      const std::span<const PageKey> trailing(op->hash_value.data() + hit_pages - 1, 1);
+      sidecar_pool_.begin_write(rt, op->sidecar_slot, op->id);
+      const std::int64_t got = co_await rt.storage(StorageOp::kSidecarGet, rid, trailing);
+      sidecar_pool_.end_write(rt, op->sidecar_slot, op->id);
+      op->sidecar_hit_pages = got;  // V-B: sum of successes
+      rt.emit(EventKind::kSidecarDone, rid, got, op->sidecar_slot, op->id);
+    }
+    op->pool_transfers_done = true;  // unconditionally, on every path
+    rt.emit(EventKind::kTransferEnd, rid, op->completed_tokens, op->id);
+    // append_host_mem_release(host_indices[completed_tokens:])
+    for (std::size_t i = static_cast<std::size_t>(op->completed_tokens / page); i < op->host_indices.size(); ++i) {
+      kv_pool_.queue_release(rt, op->host_indices[i]);
+      kv_release_queue_.push_back(op->host_indices[i]);
+    }
+  }
+}
+
+}  // namespace hcsim

@@ -1,0 +1,55 @@
+// Configuration of the per-rank model: the termination policy and its knobs, page geometry, the
+// scheduler's budget, the fix set, and the per-rank resources that may differ between ranks.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "policy/fixes.h"
+#include "policy/trace_event.h"
+
+namespace hcsim {
+
+enum class PrefetchPolicy : std::uint8_t { kBestEffort, kWaitComplete, kTimeout };
+std::string_view policy_name(PrefetchPolicy p);
+std::optional<PrefetchPolicy> policy_by_name(std::string_view name);
+
+// Upstream has two timeout formulas (domain doc 3.4):
+//   linear (HR263 / Unified):   base + hit_tokens/1024 * per_ki_token, no cap (1 s, 0.25 s)
+//   capped (PrefetchTimeoutConfig, HM00d): min(max, base + hit_tokens/1024 * per_ki_token)
+//                                          (2.0 s, 0.1 s, 30 s)
+enum class TimeoutFormula : std::uint8_t { kLinear, kCapped };
+std::string_view timeout_formula_name(TimeoutFormula f);
+std::optional<TimeoutFormula> timeout_formula_by_name(std::string_view name);
+
+struct TimeoutConfig {
+  TimeoutFormula formula = TimeoutFormula::kCapped;
+  TimeNs base_ns = 2'000'000'000;
+  TimeNs per_ki_token_ns = 100'000'000;
+  TimeNs max_ns = 30'000'000'000;  // ignored by the linear formula
+  static TimeoutConfig linear_defaults() { return {TimeoutFormula::kLinear, 1'000'000'000, 250'000'000, 0}; }
+  static TimeoutConfig capped_defaults() { return {}; }
+};
+
+struct RankResources {
+  std::int64_t device_free_tokens = 1 << 20;  // the admission budget's memory bound on this rank
+  std::int32_t host_kv_pages = 4096;          // host KV pool, in pages
+  std::int32_t host_sidecar_slots = 64;       // host Mamba state slots
+};
+
+struct PolicyConfig {
+  PrefetchPolicy policy = PrefetchPolicy::kWaitComplete;
+  TimeoutConfig timeout;
+  FixSet fixes;
+  std::int32_t page_size_tokens = 64;
+  std::int32_t prefetch_threshold_tokens = 256;
+  std::int32_t storage_batch_pages = 128;
+  bool sidecar = true;                          // hybrid Mamba: one sidecar object per prefetch
+  std::int64_t max_prefill_tokens = 16384;      // the admission walk's token budget
+  TimeNs scheduler_pass_ns = 1'000'000;         // one scheduler iteration without a forward
+  std::vector<RankResources> ranks;             // one entry per TP rank
+};
+
+}  // namespace hcsim

@@ -1,0 +1,198 @@
+// The HiMamba cache's side of a prefetch, on the scheduler thread: registration
+// (prefetch_from_storage), the termination check and TP agreement (check_prefetch_progress,
+// can_terminate_prefetch), and the host-tree insert with the rank-local Mamba commit
+// (HM00d, domain doc 3.1, 3.5 and 4 steps 2, 10-13).
+#include <algorithm>
+#include <array>
+#include <limits>
+
+#include "policy/assert.h"
+#include "policy/rank.h"
+#include "policy/termination.h"
+
+namespace hcsim {
+
+Task<> Rank::prefetch_from_storage(Runtime& rt, RequestId rid, std::int32_t host_hit_pages) {
+  const RequestSpec& req = workload_[static_cast<std::size_t>(rid)];
+  const std::int32_t prefetch_pages = static_cast<std::int32_t>(req.pages.size()) - host_hit_pages;
+  const std::int64_t prefetch_tokens = static_cast<std::int64_t>(prefetch_pages) * cfg_.page_size_tokens;
+  // Every predicate below is rank-local (domain doc 4 step 2b-e).
+  SkipReason reason = SkipReason::kGroupDeclined;
+  bool can_register = true;
+  if (prefetch_tokens < cfg_.prefetch_threshold_tokens) {
+    can_register = false;
+    reason = SkipReason::kThreshold;
+  } else if (prefetch_tokens_occupied_ >= prefetch_capacity_limit_) {
+    can_register = false;
+    reason = SkipReason::kRateLimited;
+  } else if (kv_pool_.available() < prefetch_pages) {
+    can_register = false;
+    reason = SkipReason::kKvAlloc;
+  } else if (cfg_.sidecar && sidecar_pool_.available() < 1) {
+    can_register = false;
+    reason = SkipReason::kSidecarAlloc;
+  }
+  if (cfg_.fixes.has(Fix::kRegistrationConsensus) && tp_size() > 1) {
+    std::array<std::int64_t, 1> vote{can_register ? 1 : 0};
+    co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMin, vote);
+    if (can_register && vote[0] == 0) {
+      can_register = false;
+      reason = SkipReason::kGroupDeclined;
+    }
+  }
+  if (!can_register) {
+    rt.emit(EventKind::kRegisterSkip, rid, prefetch_tokens, static_cast<std::int64_t>(reason));
+    co_return;
+  }
+
+  auto op = std::make_shared<PrefetchOperation>();
+  op->id = next_op_id_++;
+  op->request_id = rid;
+  op->start_time_ns = rt.now_ns();
+  op->token_pages.assign(req.pages.begin() + host_hit_pages, req.pages.end());
+  const bool kv_ok = kv_pool_.alloc(prefetch_pages, op->id, op->host_indices);
+  HCSIM_ASSERT(kv_ok);
+  if (cfg_.sidecar) {
+    std::vector<std::int32_t> slot;
+    const bool sidecar_ok = sidecar_pool_.alloc(1, op->id, slot);
+    HCSIM_ASSERT(sidecar_ok);
+    op->has_pool_transfers = true;
+    op->sidecar_slot = slot[0];
+    op->pool_transfers_done = false;
+  }
+  Ongoing entry;
+  entry.op = op;
+  entry.anchor_pages = host_hit_pages;
+  entry.host_indices = op->host_indices;
+  entry.prefetch_tokens = prefetch_tokens;
+  ongoing_prefetch_.emplace(rid, std::move(entry));
+  prefetch_tokens_occupied_ += prefetch_tokens;
+  rt.emit(EventKind::kRegister, rid, prefetch_tokens, op->id, op->sidecar_slot);
+  prefetch_queue_.push(rt, std::move(op));
+}
+
+bool Rank::local_can_terminate_now(Runtime& rt, const PrefetchOperation& op) const {
+  return local_can_terminate(cfg_.policy, cfg_.fixes, termination_inputs(cfg_, op, rt.now_ns()));
+}
+
+// check_prefetch_progress with can_terminate_prefetch inlined, as HM00d has it.
+Task<bool> Rank::check_prefetch_progress(Runtime& rt, RequestId rid) {
+  auto it = ongoing_prefetch_.find(rid);
+  if (it == ongoing_prefetch_.end()) co_return true;  // rank-local early return: no collective
+  PrefetchOperation& op = *it->second.op;
+  if (!best_effort()) {  // best_effort returns before any collective
+    const bool can = local_can_terminate_now(rt, op);
+    std::array<std::int64_t, 2> vote{can ? 0 : 1, op.terminated ? 1 : 0};
+    if (tp_size() > 1) co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMax, vote);
+    const bool decided = vote[0] == 0 || vote[1] == 1;
+    rt.emit(EventKind::kTerminateVote, rid, can ? 1 : 0, op.terminated ? 1 : 0, decided ? 1 : 0);
+    if (!decided) co_return false;
+  }
+  // controller.terminate_prefetch: mark, then read.
+  op.mark_terminate();
+  std::array<std::int64_t, 2> agreed{op.completed_tokens, op.sidecar_hit_pages};
+  const bool sync_sidecar = cfg_.fixes.has(Fix::kSidecarHitSync);
+  if (tp_size() > 1) {
+    std::span<std::int64_t> payload(agreed.data(), sync_sidecar ? 2 : 1);
+    co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMin, payload);
+  }
+  finish_prefetch(rt, rid, agreed[0], agreed[1]);
+  co_return true;
+}
+
+// bulk-progress-check (#33029): one MAX and one MIN per pass over the whole (rank-identical)
+// waiting queue; requests this rank does not track contribute values that change nothing.
+Task<> Rank::bulk_check_prefetch_progress(Runtime& rt) {
+  bulk_ready_.clear();
+  const std::size_t n = waiting_queue_.size();
+  if (n == 0) co_return;
+  std::vector<std::int64_t> votes(2 * n, 0);
+  std::vector<bool> can(n, true);
+  for (std::size_t i = 0; i < n; ++i) {
+    auto it = ongoing_prefetch_.find(waiting_queue_[i]);
+    if (it == ongoing_prefetch_.end()) continue;
+    const PrefetchOperation& op = *it->second.op;
+    can[i] = best_effort() || local_can_terminate_now(rt, op);
+    votes[2 * i] = can[i] ? 0 : 1;
+    votes[2 * i + 1] = op.terminated ? 1 : 0;
+  }
+  if (tp_size() > 1) co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMax, votes);
+  constexpr std::int64_t kNoVote = std::numeric_limits<std::int64_t>::max();
+  std::vector<std::int64_t> completed(2 * n, kNoVote);
+  for (std::size_t i = 0; i < n; ++i) {
+    const RequestId rid = waiting_queue_[i];
+    const bool decided = votes[2 * i] == 0 || votes[2 * i + 1] == 1;
+    bulk_ready_[rid] = decided;
+    auto it = ongoing_prefetch_.find(rid);
+    if (it == ongoing_prefetch_.end()) continue;
+    rt.emit(EventKind::kTerminateVote, rid, can[i] ? 1 : 0, it->second.op->terminated ? 1 : 0, decided ? 1 : 0);
+    if (!decided) continue;
+    it->second.op->mark_terminate();
+    completed[2 * i] = it->second.op->completed_tokens;
+    completed[2 * i + 1] = it->second.op->sidecar_hit_pages;
+  }
+  if (tp_size() > 1) co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMin, completed);
+  const bool sync_sidecar = cfg_.fixes.has(Fix::kSidecarHitSync);
+  for (std::size_t i = 0; i < n; ++i) {
+    const RequestId rid = waiting_queue_[i];
+    auto it = ongoing_prefetch_.find(rid);
+    if (!bulk_ready_[rid] || it == ongoing_prefetch_.end()) continue;
+    const std::int64_t hits = sync_sidecar ? completed[2 * i + 1] : it->second.op->sidecar_hit_pages;
+    finish_prefetch(rt, rid, completed[2 * i], hits);
+  }
+}
+
+// After the group decided to terminate: insert host nodes for the agreed prefix, commit (or not)
+// the Mamba state, and hand back what is not kept (domain doc 3.5, 4 steps 11-13).
+void Rank::finish_prefetch(Runtime& rt, RequestId rid, std::int64_t min_completed, std::int64_t sidecar_hits) {
+  auto it = ongoing_prefetch_.find(rid);
+  HCSIM_ASSERT(it != ongoing_prefetch_.end());
+  Ongoing& entry = it->second;
+  PrefetchOperation& op = *entry.op;
+  HCSIM_ASSERT(min_completed >= 0 && min_completed <= op.completed_tokens);
+  HCSIM_ASSERT(min_completed % cfg_.page_size_tokens == 0);
+  const auto min_pages = static_cast<std::int32_t>(min_completed / cfg_.page_size_tokens);
+  const auto local_pages = static_cast<std::int32_t>(op.completed_tokens / cfg_.page_size_tokens);
+  rt.emit(EventKind::kTerminate, rid, op.completed_tokens, min_completed, op.id);
+
+  const RequestSpec& req = workload_[static_cast<std::size_t>(rid)];
+  const std::span<const PageKey> prefix(req.pages.data(), static_cast<std::size_t>(entry.anchor_pages + min_pages));
+  const std::span<const std::int32_t> slots(entry.host_indices.data(), static_cast<std::size_t>(min_pages));
+  const auto inserted = tree_.insert(prefix, entry.anchor_pages, slots);
+  for (std::int32_t i = 0; i < min_pages; ++i) {
+    if (i < inserted.matched_pages) {
+      kv_pool_.free(rt, slots[static_cast<std::size_t>(i)]);  // duplicates of existing nodes
+    } else {
+      kv_pool_.to_tree(rt, slots[static_cast<std::size_t>(i)]);
+    }
+  }
+  // HM00d: mamba_loaded comes from this rank's pool_storage_result unless synced (#27264).
+  const bool sidecar_loaded = sidecar_hits >= 1;
+  if (op.has_pool_transfers) {
+    if (inserted.inserted_pages > 0 && sidecar_loaded) {
+      tree_.attach_sidecar(inserted.leaf, op.sidecar_slot);
+      sidecar_pool_.to_tree(rt, op.sidecar_slot);
+    } else {
+      sidecar_pool_.free(rt, op.sidecar_slot);  // even if the IO thread is still writing it
+    }
+  }
+  rt.emit(EventKind::kCommit, rid, min_completed,
+          static_cast<std::int64_t>(inserted.matched_pages) * cfg_.page_size_tokens, sidecar_loaded ? 1 : 0);
+  // Read on this rank beyond the group MIN: released at the next drain.
+  for (std::int32_t i = min_pages; i < local_pages; ++i) {
+    kv_pool_.queue_release(rt, entry.host_indices[static_cast<std::size_t>(i)]);
+    kv_release_queue_.push_back(entry.host_indices[static_cast<std::size_t>(i)]);
+  }
+  loaded_tokens_[rid] = min_completed - static_cast<std::int64_t>(inserted.matched_pages) * cfg_.page_size_tokens;
+  release_ongoing(rid);
+}
+
+void Rank::release_ongoing(RequestId rid) {
+  auto it = ongoing_prefetch_.find(rid);
+  HCSIM_ASSERT(it != ongoing_prefetch_.end());
+  prefetch_tokens_occupied_ -= it->second.prefetch_tokens;
+  HCSIM_ASSERT(prefetch_tokens_occupied_ >= 0);
+  ongoing_prefetch_.erase(it);
+}
+
+}  // namespace hcsim

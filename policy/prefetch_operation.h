@@ -1,0 +1,41 @@
+// PrefetchOperation: upstream's per-request, per-rank prefetch state (domain doc section 2).
+//
+// Shared by the scheduler, the prefetch thread and the IO thread of one rank, as the Python object
+// is upstream. `increment` is refused once terminated, as upstream's locked increment is.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "policy/runtime.h"
+
+namespace hcsim {
+
+struct PrefetchOperation {
+  std::int32_t id = 0;
+  RequestId request_id = kNoRequest;
+  std::vector<std::int32_t> host_indices;  // host KV slots, one per page; shrunk to the hit
+  std::vector<PageKey> token_pages;        // the page-aligned key to look up
+  std::vector<PageKey> hash_value;         // the hit prefix, set by the prefetch thread
+  std::int64_t completed_tokens = 0;       // KV tokens read into host memory, page multiples
+  bool terminated = false;
+  TimeNs start_time_ns = 0;                // on this rank
+  // The sidecar ("pool_transfers"): one Mamba state slot and the page key its state belongs to.
+  bool has_pool_transfers = false;
+  std::int32_t sidecar_slot = -1;
+  bool pool_transfers_done = true;         // upstream: not bool(pool_transfers)
+  std::int64_t kv_hit_pages = 0;           // pool_storage_result
+  std::int64_t sidecar_hit_pages = 0;
+
+  bool increment(std::int64_t tokens) {
+    if (terminated) return false;
+    completed_tokens += tokens;
+    return true;
+  }
+  void mark_terminate() { terminated = true; }
+};
+
+using PrefetchOperationPtr = std::shared_ptr<PrefetchOperation>;
+
+}  // namespace hcsim

@@ -1,0 +1,51 @@
+// The prefetch thread of one rank (CC-B prefetch_thread_func, domain doc 4 steps 3-5): the L3 hit
+// query, MIN agreement on the hit over its own group, then revoke or hand the operation to IO.
+#include <algorithm>
+#include <array>
+
+#include "policy/assert.h"
+#include "policy/rank.h"
+
+namespace hcsim {
+
+Task<> Rank::prefetch_thread(Runtime& rt) {
+  HCSIM_ASSERT(rt.rank() == rank_ && rt.actor() == ActorKind::kPrefetch);
+  std::vector<std::uint8_t> sidecar_present;
+  for (;;) {  // bounded by the world, as the scheduler loop
+    PrefetchOperationPtr op = co_await prefetch_queue_.pop(rt);
+    const RequestId rid = op->request_id;
+    // batch_exists_v2: the leading KV run, limited by the sidecar's trailing page (TRAILING_PAGES).
+    sidecar_present.assign(op->token_pages.size(), 0);
+    auto hit_pages = co_await rt.storage(StorageOp::kHitQuery, rid, op->token_pages, sidecar_present);
+    HCSIM_ASSERT(hit_pages >= 0 && static_cast<std::size_t>(hit_pages) <= op->token_pages.size());
+    if (op->has_pool_transfers) {
+      while (hit_pages > 0 && !sidecar_present[static_cast<std::size_t>(hit_pages - 1)]) --hit_pages;
+    }
+    std::array<std::int64_t, 1> hit_tokens{hit_pages * cfg_.page_size_tokens};
+    const std::int64_t local_hit_tokens = hit_tokens[0];
+    if (tp_size() > 1) co_await rt.collective(Group::kPrefetch, CollectiveOp::kAllReduceMin, hit_tokens);
+    rt.emit(EventKind::kHitQuery, rid, local_hit_tokens, hit_tokens[0], op->id);
+
+    if (hit_tokens[0] < std::max(cfg_.prefetch_threshold_tokens, cfg_.page_size_tokens)) {
+      rt.emit(EventKind::kRevoke, rid, hit_tokens[0], op->id);
+      revoke_queue_.push_back(rid);
+      for (std::int32_t slot : op->host_indices) {  // sidecar slots are not released here (HM00d)
+        kv_pool_.queue_release(rt, slot);
+        kv_release_queue_.push_back(slot);
+      }
+      op->host_indices.clear();
+      continue;
+    }
+    const auto agreed_pages = static_cast<std::size_t>(hit_tokens[0] / cfg_.page_size_tokens);
+    op->hash_value.assign(op->token_pages.begin(), op->token_pages.begin() + static_cast<std::ptrdiff_t>(agreed_pages));
+    op->kv_hit_pages = static_cast<std::int64_t>(agreed_pages);
+    for (std::size_t i = agreed_pages; i < op->host_indices.size(); ++i) {
+      kv_pool_.queue_release(rt, op->host_indices[i]);
+      kv_release_queue_.push_back(op->host_indices[i]);
+    }
+    op->host_indices.resize(agreed_pages);
+    prefetch_buffer_.push(rt, std::move(op));
+  }
+}
+
+}  // namespace hcsim

@@ -1,0 +1,99 @@
+// Rank: one TP rank of the upstream model, V-B "pool_transfers era" (domain doc sections 1-4):
+// the scheduler pass, the HiMamba cache's prefetch lifecycle, the prefetch thread and one FIFO IO
+// thread, over a host radix tree and host slot pools. The world runs its three actors:
+//
+//   Rank r(cfg, workload, rank_index);
+//   world.spawn(ActorKind::kScheduler, r.scheduler_loop(sched_rt));
+//   world.spawn(ActorKind::kPrefetch, r.prefetch_thread(prefetch_rt));
+//   world.spawn(ActorKind::kIo, r.io_thread(io_rt));
+//
+// The code follows upstream's order of checks and collectives, because hangs live in that order.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <vector>
+
+#include "policy/channel.h"
+#include "policy/host_radix_tree.h"
+#include "policy/host_slot_pool.h"
+#include "policy/policy_config.h"
+#include "policy/prefetch_operation.h"
+#include "policy/request.h"
+#include "policy/runtime.h"
+#include "policy/task.h"
+
+namespace hcsim {
+
+// Why a prefetch was not registered (register_skip's `reason`).
+enum class SkipReason : std::int64_t { kThreshold, kRateLimited, kKvAlloc, kSidecarAlloc, kGroupDeclined };
+
+class Rank {
+ public:
+  Rank(const PolicyConfig& cfg, const std::vector<RequestSpec>& workload, int rank);
+  Rank(const Rank&) = delete;
+  Rank& operator=(const Rank&) = delete;
+
+  // Creates the rank's signals; call once with any of its runtimes before spawning the actors.
+  void bind(Runtime& rt);
+
+  Task<> scheduler_loop(Runtime& rt);
+  Task<> prefetch_thread(Runtime& rt);
+  Task<> io_thread(Runtime& rt);
+
+  const HostRadixTree& tree() const { return tree_; }
+  const HostSlotPool& kv_pool() const { return kv_pool_; }
+  const HostSlotPool& sidecar_pool() const { return sidecar_pool_; }
+  std::size_t waiting() const { return waiting_queue_.size(); }
+  std::size_t ongoing() const { return ongoing_prefetch_.size(); }
+
+ private:
+  struct Ongoing {
+    PrefetchOperationPtr op;
+    std::int32_t anchor_pages = 0;          // pages already on host when registered
+    std::vector<std::int32_t> host_indices; // the tree's own copy: the full allocation
+    std::int64_t prefetch_tokens = 0;
+  };
+
+  // Scheduler pass (scheduler.cpp).
+  Task<> recv_requests(Runtime& rt);
+  Task<> add_request_to_queue(Runtime& rt, RequestId rid);
+  Task<> drain_storage_control_queues(Runtime& rt);
+  Task<> get_new_batch_prefill_and_forward(Runtime& rt);
+
+  // HiMamba cache prefetch lifecycle (prefetch_lifecycle.cpp).
+  Task<> prefetch_from_storage(Runtime& rt, RequestId rid, std::int32_t host_hit_pages);
+  Task<bool> check_prefetch_progress(Runtime& rt, RequestId rid);
+  Task<> bulk_check_prefetch_progress(Runtime& rt);
+  bool best_effort() const { return cfg_.policy == PrefetchPolicy::kBestEffort; }
+  bool local_can_terminate_now(Runtime& rt, const PrefetchOperation& op) const;
+  void finish_prefetch(Runtime& rt, RequestId rid, std::int64_t min_completed, std::int64_t sidecar_hits);
+  void release_ongoing(RequestId rid);
+
+  const PolicyConfig& cfg_;
+  const std::vector<RequestSpec>& workload_;
+  const int rank_;
+  const RankResources resources_;
+  int tp_size() const { return static_cast<int>(cfg_.ranks.size()); }
+
+  HostSlotPool kv_pool_;
+  HostSlotPool sidecar_pool_;
+  HostRadixTree tree_;
+
+  std::vector<RequestId> waiting_queue_;
+  std::map<RequestId, Ongoing> ongoing_prefetch_;     // ordered: rank-identical iteration
+  std::map<RequestId, std::int64_t> loaded_tokens_;   // prefetch_loaded_tokens_by_reqid
+  std::map<RequestId, bool> bulk_ready_;              // bulk-progress-check: this pass's verdicts
+  std::int64_t prefetch_tokens_occupied_ = 0;
+  std::int64_t prefetch_capacity_limit_ = 0;
+  std::int32_t next_op_id_ = 0;
+
+  Channel<PrefetchOperationPtr> prefetch_queue_;   // scheduler -> prefetch thread
+  Channel<PrefetchOperationPtr> prefetch_buffer_;  // prefetch thread -> IO thread
+  std::deque<RequestId> revoke_queue_;             // prefetch thread -> scheduler drain
+  std::deque<std::int32_t> kv_release_queue_;      // any -> scheduler drain, one slot per page
+  std::deque<std::int32_t> sidecar_release_queue_;
+};
+
+}  // namespace hcsim

@@ -1,0 +1,138 @@
+// Runtime: everything the policy model asks of the world it runs in, and nothing more.
+//
+// One Runtime object belongs to one actor (a rank's scheduler, prefetch thread or IO thread).
+// The simulator answers with virtual time and a deterministic storage model; the GPU backend with
+// steady_clock, Gloo/NCCL and files. Policy code never learns which:
+//
+//   co_await rt.sleep_ns(500'000);                                  // costs time in both worlds
+//   std::array<std::int64_t, 2> v{1 - can, terminated};
+//   co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMax, v);
+//   std::int64_t pages = co_await rt.storage(StorageOp::kKvGet, rid, keys);
+#pragma once
+
+#include <coroutine>
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include "policy/trace_event.h"
+
+namespace hcsim {
+
+using PageKey = std::uint64_t;
+using SignalId = std::int32_t;
+
+// Process groups of one TP group of ranks. Each actor kind uses its own, as upstream does, so the
+// scheduler's and the prefetch thread's collectives never interleave on one communicator.
+enum class Group : std::uint8_t { kScheduler, kPrefetch };
+inline constexpr int kGroupCount = 2;
+std::string_view group_name(Group g);
+
+enum class CollectiveOp : std::uint8_t { kAllReduceMin, kAllReduceMax, kBroadcast, kForward };
+std::string_view collective_op_name(CollectiveOp op);
+
+enum class StorageOp : std::uint8_t {
+  kHitQuery,    // result: leading KV keys present; `present[i]` = sidecar object at key i exists
+  kKvGet,       // result: leading pages read into host memory
+  kSidecarGet,  // result: 1 if the sidecar object at keys[0] was read, else 0
+};
+inline constexpr int kStorageOpCount = 3;
+std::string_view storage_op_name(StorageOp op);
+
+// One request from an actor to the world. It lives in the awaiting coroutine frame until the world
+// resumes the actor, so the world may keep a pointer to it while the actor waits.
+struct WorldCall {
+  enum class Kind : std::uint8_t { kSleep, kWait, kCollective, kStorage };
+  Kind kind = Kind::kSleep;
+  TimeNs duration_ns = 0;               // kSleep
+  SignalId signal = -1;                 // kWait
+  Group group = Group::kScheduler;      // kCollective
+  CollectiveOp op = CollectiveOp::kAllReduceMin;
+  std::span<std::int64_t> payload;      // kCollective: in and out
+  StorageOp storage_op = StorageOp::kHitQuery;  // kStorage
+  RequestId request = kNoRequest;
+  std::span<const PageKey> keys;
+  std::span<std::uint8_t> present;      // kHitQuery output, one entry per key
+  std::int64_t result = 0;
+};
+
+class Runtime;
+
+// The awaitable of every world call. await_suspend returns false when the world completed the call
+// synchronously (a thread-per-actor world), true when it will resume the actor later (the simulator).
+class WorldAwait {
+ public:
+  WorldAwait(Runtime& rt, const WorldCall& call) : rt_(rt), call_(call) {}
+  bool await_ready() const noexcept { return false; }
+  bool await_suspend(std::coroutine_handle<> h);
+  std::int64_t await_resume() const noexcept { return call_.result; }
+
+ private:
+  Runtime& rt_;
+  WorldCall call_;
+};
+
+class Runtime {
+ public:
+  virtual ~Runtime() = default;
+
+  virtual int rank() const = 0;
+  virtual int world_size() const = 0;
+  virtual ActorKind actor() const = 0;
+  virtual TimeNs now_ns() const = 0;
+
+  // Wake-ups between actors of one rank. `producer` names who notifies, for wait-for graphs.
+  virtual SignalId make_signal(std::string_view name, ActorKind producer) = 0;
+  virtual void notify(SignalId signal) = 0;
+
+  // Requests handed to this rank by the outside world since the last call (upstream: what TP
+  // rank 0 receives from the tokenizer). Returns how many were written into `out`.
+  virtual int take_arrivals(std::span<RequestId> out) = 0;
+  // Work accounting for completion and starvation: a request is owed a schedule from arrival on.
+  virtual void work_started(RequestId request) = 0;
+  virtual void work_finished(RequestId request) = 0;
+
+  virtual void emit(EventKind kind, RequestId request, std::int64_t a = 0, std::int64_t b = 0,
+                    std::int64_t c = 0) = 0;
+
+  WorldAwait sleep_ns(TimeNs duration_ns) {
+    WorldCall c;
+    c.kind = WorldCall::Kind::kSleep;
+    c.duration_ns = duration_ns;
+    return {*this, c};
+  }
+  WorldAwait wait(SignalId signal) {
+    WorldCall c;
+    c.kind = WorldCall::Kind::kWait;
+    c.signal = signal;
+    return {*this, c};
+  }
+  WorldAwait collective(Group group, CollectiveOp op, std::span<std::int64_t> payload) {
+    WorldCall c;
+    c.kind = WorldCall::Kind::kCollective;
+    c.group = group;
+    c.op = op;
+    c.payload = payload;
+    return {*this, c};
+  }
+  WorldAwait storage(StorageOp op, RequestId request, std::span<const PageKey> keys,
+                     std::span<std::uint8_t> present = {}) {
+    WorldCall c;
+    c.kind = WorldCall::Kind::kStorage;
+    c.storage_op = op;
+    c.request = request;
+    c.keys = keys;
+    c.present = present;
+    return {*this, c};
+  }
+
+ protected:
+  friend class WorldAwait;
+  // Starts `call`. Returns true if `h` will be resumed by the world later, false if the call has
+  // already completed and the caller continues at once.
+  virtual bool submit(WorldCall& call, std::coroutine_handle<> h) = 0;
+};
+
+inline bool WorldAwait::await_suspend(std::coroutine_handle<> h) { return rt_.submit(call_, h); }
+
+}  // namespace hcsim

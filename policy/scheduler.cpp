@@ -1,0 +1,159 @@
+// The scheduler thread of one rank: receive, drain the storage control queues, walk the waiting
+// queue under a token budget, forward (managers/scheduler.py, domain doc 1.1 and 4 steps 9-14).
+#include <algorithm>
+#include <array>
+#include <limits>
+
+#include "policy/assert.h"
+#include "policy/rank.h"
+
+namespace hcsim {
+
+namespace {
+constexpr std::size_t kArrivalsPerPassMax = 1024;
+constexpr std::size_t kWaitingQueueMax = 1 << 16;
+}  // namespace
+
+Rank::Rank(const PolicyConfig& cfg, const std::vector<RequestSpec>& workload, int rank)
+    : cfg_(cfg),
+      workload_(workload),
+      rank_(rank),
+      resources_(cfg.ranks.at(static_cast<std::size_t>(rank))),
+      kv_pool_(SlotPoolKind::kKv, resources_.host_kv_pages),
+      sidecar_pool_(SlotPoolKind::kSidecar, resources_.host_sidecar_slots),
+      tree_(resources_.host_kv_pages + 1),
+      prefetch_queue_(kWaitingQueueMax),
+      prefetch_buffer_(kWaitingQueueMax) {
+  HCSIM_ASSERT(cfg.page_size_tokens > 0 && cfg.storage_batch_pages > 0);
+  // CC350: int(0.8 * (host.size - device.size)); the device pool is not modelled, so of host.size.
+  prefetch_capacity_limit_ = static_cast<std::int64_t>(resources_.host_kv_pages) * cfg.page_size_tokens * 8 / 10;
+}
+
+void Rank::bind(Runtime& rt) {
+  prefetch_queue_.bind(rt, "prefetch_queue", ActorKind::kScheduler);
+  prefetch_buffer_.bind(rt, "prefetch_buffer", ActorKind::kPrefetch);
+}
+
+Task<> Rank::scheduler_loop(Runtime& rt) {
+  HCSIM_ASSERT(rt.rank() == rank_ && rt.actor() == ActorKind::kScheduler);
+  for (;;) {  // bounded by the world, which stops resuming actors at its horizon
+    co_await recv_requests(rt);
+    co_await drain_storage_control_queues(rt);
+    co_await get_new_batch_prefill_and_forward(rt);
+  }
+}
+
+// TP rank 0 receives from the tokenizer and broadcasts (broadcast_pyobj: the size, then the data),
+// so every rank's waiting queue holds the same requests in the same order.
+Task<> Rank::recv_requests(Runtime& rt) {
+  std::array<RequestId, kArrivalsPerPassMax> arrivals{};
+  std::int64_t count = rank_ == 0 ? rt.take_arrivals(arrivals) : 0;
+  std::vector<std::int64_t> ids;
+  if (tp_size() > 1) {
+    std::array<std::int64_t, 1> size{count};
+    co_await rt.collective(Group::kScheduler, CollectiveOp::kBroadcast, size);
+    count = size[0];
+    if (count > 0) {
+      ids.resize(static_cast<std::size_t>(count));
+      if (rank_ == 0) std::copy_n(arrivals.begin(), count, ids.begin());
+      co_await rt.collective(Group::kScheduler, CollectiveOp::kBroadcast, ids);
+    }
+  } else {
+    ids.assign(arrivals.begin(), arrivals.begin() + count);
+  }
+  HCSIM_ASSERT(static_cast<std::size_t>(count) <= kArrivalsPerPassMax);
+  for (std::int64_t id : ids) co_await add_request_to_queue(rt, static_cast<RequestId>(id));
+}
+
+// _add_request_to_queue -> _prefetch_kvcache: match the host tree, prefetch the rest from L3.
+Task<> Rank::add_request_to_queue(Runtime& rt, RequestId rid) {
+  HCSIM_ASSERT(rid >= 0 && static_cast<std::size_t>(rid) < workload_.size());
+  HCSIM_ASSERT(waiting_queue_.size() < kWaitingQueueMax);
+  const RequestSpec& req = workload_[static_cast<std::size_t>(rid)];
+  waiting_queue_.push_back(rid);
+  rt.work_started(rid);
+  rt.emit(EventKind::kArrive, rid, req.input_tokens);
+  const std::int32_t host_hit_pages = tree_.match_pages(req.pages);
+  co_await prefetch_from_storage(rt, rid, host_hit_pages);
+}
+
+// check_hicache_events -> drain_storage_control_queues: MIN-agree on how many items of each queue
+// every rank can drain, then drain exactly that many.
+Task<> Rank::drain_storage_control_queues(Runtime& rt) {
+  std::array<std::int64_t, 3> counts{static_cast<std::int64_t>(revoke_queue_.size()),
+                                     static_cast<std::int64_t>(kv_release_queue_.size()),
+                                     static_cast<std::int64_t>(sidecar_release_queue_.size())};
+  if (tp_size() > 1) co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMin, counts);
+  for (std::int64_t i = 0; i < counts[0]; ++i) {
+    const RequestId rid = revoke_queue_.front();
+    revoke_queue_.pop_front();
+    auto it = ongoing_prefetch_.find(rid);
+    if (it == ongoing_prefetch_.end()) continue;  // keyed by rid: a stale revoke pops nothing
+    // HM00d prefetch_abort: the sidecar slot is freed here; the KV slots went back via the queue.
+    if (it->second.op->sidecar_slot >= 0) sidecar_pool_.free(rt, it->second.op->sidecar_slot);
+    release_ongoing(rid);
+  }
+  for (std::int64_t i = 0; i < counts[1]; ++i) {
+    kv_pool_.free(rt, kv_release_queue_.front());
+    kv_release_queue_.pop_front();
+  }
+  for (std::int64_t i = 0; i < counts[2]; ++i) {
+    sidecar_pool_.free(rt, sidecar_release_queue_.front());
+    sidecar_release_queue_.pop_front();
+  }
+}
+
+// _get_new_batch_prefill_raw: walk the waiting queue in order; a request whose prefetch is still
+// running is skipped (`continue`); the walk `break`s when this rank's budget is exhausted, which
+// depends on rank-local memory and on the rank-local host tree.
+Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
+  if (cfg_.fixes.has(Fix::kBulkProgressCheck)) co_await bulk_check_prefetch_progress(rt);
+  std::int64_t budget_tokens = std::min(cfg_.max_prefill_tokens, resources_.device_free_tokens);
+  std::vector<RequestId> batch;
+  std::int64_t batch_tokens = 0;
+  bool batch_is_full = false;
+  const std::vector<RequestId> order = waiting_queue_;
+  for (RequestId rid : order) {
+    if (batch_is_full) break;
+    bool ready = false;
+    if (cfg_.fixes.has(Fix::kBulkProgressCheck)) {
+      auto it = bulk_ready_.find(rid);
+      ready = it == bulk_ready_.end() || it->second;
+    } else {
+      ready = co_await check_prefetch_progress(rt, rid);
+    }
+    if (!ready) continue;
+    const RequestSpec& req = workload_[static_cast<std::size_t>(rid)];
+    // init_next_round_input: match_prefix again, now seeing any host nodes just inserted.
+    const std::int64_t host_hit_tokens =
+        static_cast<std::int64_t>(tree_.match_pages(req.pages)) * cfg_.page_size_tokens;
+    const std::int64_t extend_tokens = req.input_tokens - host_hit_tokens;
+    rt.emit(EventKind::kMatch, rid, 0, host_hit_tokens, extend_tokens);
+    if (extend_tokens > budget_tokens) {  // AddReqResult.NO_TOKEN
+      batch_is_full = true;
+      break;
+    }
+    budget_tokens -= extend_tokens;
+    batch_tokens += extend_tokens;
+    batch.push_back(rid);
+    auto loaded = loaded_tokens_.find(rid);
+    const std::int64_t storage_hit_tokens = loaded == loaded_tokens_.end() ? 0 : loaded->second;
+    if (loaded != loaded_tokens_.end()) loaded_tokens_.erase(loaded);
+    rt.emit(EventKind::kSchedule, rid, extend_tokens, storage_hit_tokens, host_hit_tokens);
+    if (budget_tokens < cfg_.page_size_tokens) batch_is_full = true;
+  }
+  bulk_ready_.clear();
+  if (batch.empty()) {
+    co_await rt.sleep_ns(cfg_.scheduler_pass_ns);
+    co_return;
+  }
+  std::erase_if(waiting_queue_, [&](RequestId r) { return std::find(batch.begin(), batch.end(), r) != batch.end(); });
+  rt.emit(EventKind::kForward, kNoRequest, batch_tokens, static_cast<std::int64_t>(batch.size()));
+  // The forward is a collective whose payload is the batch's token count: ranks that built
+  // different batches launch forwards that never match.
+  std::array<std::int64_t, 1> forward{batch_tokens};
+  co_await rt.collective(Group::kScheduler, CollectiveOp::kForward, forward);
+  for (RequestId rid : batch) rt.work_finished(rid);
+}
+
+}  // namespace hcsim

@@ -1,0 +1,54 @@
+// The one event schema both worlds emit: what happened, when, on which rank and actor, for which
+// request, with up to three integer fields whose names depend on the kind.
+//
+//   t=11.000ms rank 1 scheduler commit req=0 inserted_tokens=2048 matched_tokens=0 sidecar_loaded=0
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string_view>
+
+namespace hcsim {
+
+using TimeNs = std::int64_t;
+using RequestId = std::int32_t;
+inline constexpr RequestId kNoRequest = -1;
+
+enum class ActorKind : std::uint8_t { kScheduler, kPrefetch, kIo, kWorld };
+inline constexpr int kActorKindCount = 4;
+std::string_view actor_name(ActorKind a);
+
+enum class EventKind : std::uint8_t {
+  kArrive,             // request entered the waiting queue
+  kRegister,           // prefetch operation created
+  kRegisterSkip,       // prefetch not registered (threshold, rate limit, allocation)
+  kHitQuery,           // prefetch thread: local and group-MIN hit
+  kRevoke,             // hit below threshold, operation revoked
+  kKvBatchDone,        // IO thread: one KV batch read
+  kSidecarDone,        // IO thread: sidecar read returned
+  kTransferEnd,        // IO thread: op finished (pool_transfers_done set)
+  kTerminateVote,      // scheduler: local can/terminated and the group MAX
+  kTerminate,          // scheduler: operation terminated, local and group-MIN completed tokens
+  kCommit,             // scheduler: host tree insert and sidecar commit
+  kMatch,              // scheduler: match_prefix after the commit
+  kSchedule,           // scheduler: request added to the batch
+  kForward,            // scheduler: batch forward entered
+  kSlotViolation,      // host slot written or freed by an actor that does not own it
+  kCollectiveEnter,    // world: an actor entered a collective
+  kCollectiveExit,     // world: the collective completed for that actor
+};
+inline constexpr int kEventKindCount = 17;
+std::string_view event_name(EventKind k);
+// Names of the fields a, b, c for a kind; an empty name means the field is unused.
+const std::array<std::string_view, 3>& event_field_names(EventKind k);
+
+struct TraceEvent {
+  TimeNs time_ns = 0;
+  std::int16_t rank = 0;
+  ActorKind actor = ActorKind::kWorld;
+  EventKind kind = EventKind::kArrive;
+  RequestId request = kNoRequest;
+  std::int64_t a = 0, b = 0, c = 0;
+};
+
+}  // namespace hcsim

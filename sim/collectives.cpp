@@ -1,0 +1,94 @@
+#include "sim/collectives.h"
+
+#include <algorithm>
+
+#include "policy/assert.h"
+
+namespace hcsim {
+
+CollectiveMatcher::CollectiveMatcher(int ranks, CollectiveCost cost) : ranks_(ranks), cost_(cost) {
+  HCSIM_ASSERT(ranks > 0);
+  groups_.resize(kGroupCount);
+  for (auto& g : groups_) g.next_seq.assign(static_cast<std::size_t>(ranks), 0);
+}
+
+std::uint64_t CollectiveMatcher::next_seq(Group g, int rank) const {
+  return groups_[static_cast<std::size_t>(g)].next_seq.at(static_cast<std::size_t>(rank));
+}
+
+std::int64_t CollectiveMatcher::size_of(const WorldCall& call) {
+  if (call.op == CollectiveOp::kForward) {
+    HCSIM_ASSERT(call.payload.size() == 1);
+    return call.payload[0];
+  }
+  return static_cast<std::int64_t>(call.payload.size());
+}
+
+std::uint64_t CollectiveMatcher::enter(Kernel& kernel, int rank, WorldCall& call, std::coroutine_handle<> h) {
+  HCSIM_ASSERT(call.kind == WorldCall::Kind::kCollective);
+  HCSIM_ASSERT(rank >= 0 && rank < ranks_);
+  GroupState& g = groups_[static_cast<std::size_t>(call.group)];
+  const std::uint64_t seq = g.next_seq[static_cast<std::size_t>(rank)]++;
+  auto [it, fresh] = g.pending.try_emplace(seq);
+  Pending& p = it->second;
+  if (fresh) {
+    p.handles.assign(static_cast<std::size_t>(ranks_), {});
+    p.calls.assign(static_cast<std::size_t>(ranks_), nullptr);
+    p.first_arrival_ns = kernel.now_ns();
+  }
+  HCSIM_ASSERT(!p.handles[static_cast<std::size_t>(rank)]);
+  const CollectiveEntry entry{rank, call.op, size_of(call), kernel.now_ns()};
+  p.entries.push_back(entry);
+  p.handles[static_cast<std::size_t>(rank)] = h;
+  p.calls[static_cast<std::size_t>(rank)] = &call;
+  const CollectiveEntry& first = p.entries.front();
+  if ((first.op != entry.op || first.size != entry.size) && !mismatch_) {
+    Verdict v;
+    v.kind = HangKind::kCollectiveMismatch;
+    v.at_ns = kernel.now_ns();
+    v.has_collective = true;
+    v.group = call.group;
+    v.seq = seq;
+    v.entered = p.entries;
+    for (int r = 0; r < ranks_; ++r) {
+      if (!p.handles[static_cast<std::size_t>(r)]) v.missing_ranks.push_back(r);
+    }
+    mismatch_ = std::move(v);
+    kernel.stop();
+    return seq;
+  }
+  if (p.entries.size() == static_cast<std::size_t>(ranks_)) {
+    complete(kernel, call.group, seq, p);
+    g.pending.erase(it);
+  }
+  return seq;
+}
+
+void CollectiveMatcher::complete(Kernel& kernel, Group g, std::uint64_t seq, Pending& p) {
+  (void)g;
+  (void)seq;
+  WorldCall& root = *p.calls[0];
+  const std::size_t n = root.payload.size();
+  switch (root.op) {
+    case CollectiveOp::kAllReduceMin:
+    case CollectiveOp::kAllReduceMax: {
+      const bool is_min = root.op == CollectiveOp::kAllReduceMin;
+      for (std::size_t i = 0; i < n; ++i) {
+        std::int64_t v = root.payload[i];
+        for (WorldCall* c : p.calls) v = is_min ? std::min(v, c->payload[i]) : std::max(v, c->payload[i]);
+        for (WorldCall* c : p.calls) c->payload[i] = v;
+      }
+      break;
+    }
+    case CollectiveOp::kBroadcast:  // from the group's first rank
+      for (WorldCall* c : p.calls) std::copy(root.payload.begin(), root.payload.end(), c->payload.begin());
+      break;
+    case CollectiveOp::kForward: break;
+  }
+  TimeNs cost = cost_.latency_ns;
+  if (root.op == CollectiveOp::kForward) cost += cost_.forward_base_ns + cost_.forward_ns_per_token * root.payload[0];
+  for (auto h : p.handles) kernel.schedule_at(kernel.now_ns() + cost, h);  // rank order
+  ++completed_;
+}
+
+}  // namespace hcsim

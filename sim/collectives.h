@@ -1,0 +1,64 @@
+// CollectiveMatcher: matches the collectives of each group by per-rank sequence number. A call
+// completes when every member has entered the same (sequence, op, size); entering a sequence with a
+// different op or size is a mismatch, reported at once. A forward's size is the token count it
+// carries; a forward also costs compute time.
+//
+//   rank 0: seq 5 all_reduce(MAX) size 2 ; rank 1: seq 5 forward size 2100  -> mismatch
+#pragma once
+
+#include <coroutine>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <vector>
+
+#include "policy/runtime.h"
+#include "sim/diagnosis.h"
+#include "sim/kernel.h"
+
+namespace hcsim {
+
+struct CollectiveCost {
+  TimeNs latency_ns = 20'000;
+  TimeNs forward_base_ns = 1'000'000;
+  TimeNs forward_ns_per_token = 200;
+};
+
+class CollectiveMatcher {
+ public:
+  CollectiveMatcher(int ranks, CollectiveCost cost);
+
+  struct Pending {
+    std::vector<CollectiveEntry> entries;           // in arrival order
+    std::vector<std::coroutine_handle<>> handles;   // by rank; null until entered
+    std::vector<WorldCall*> calls;                  // by rank
+    TimeNs first_arrival_ns = 0;
+  };
+
+  // Enters `call` for `rank`, returning the sequence number it got. Completes the collective when
+  // the last member enters; records a mismatch (and stops the kernel) on a conflicting entry.
+  std::uint64_t enter(Kernel& kernel, int rank, WorldCall& call, std::coroutine_handle<> h);
+
+  const std::optional<Verdict>& mismatch() const { return mismatch_; }
+  // Collectives some member has entered and some has not, per group, by sequence.
+  const std::map<std::uint64_t, Pending>& pending(Group g) const { return groups_[static_cast<std::size_t>(g)].pending; }
+  std::uint64_t next_seq(Group g, int rank) const;
+  std::uint64_t completed() const { return completed_; }
+
+  static std::int64_t size_of(const WorldCall& call);
+
+ private:
+  struct GroupState {
+    std::vector<std::uint64_t> next_seq;  // by rank
+    std::map<std::uint64_t, Pending> pending;
+  };
+  void complete(Kernel& kernel, Group g, std::uint64_t seq, Pending& p);
+
+  int ranks_;
+  CollectiveCost cost_;
+  std::vector<GroupState> groups_;
+  std::optional<Verdict> mismatch_;
+  std::uint64_t completed_ = 0;
+};
+
+}  // namespace hcsim

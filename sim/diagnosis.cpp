@@ -1,0 +1,48 @@
+#include "sim/diagnosis.h"
+
+#include <cstdio>
+
+#include "policy/assert.h"
+
+namespace hcsim {
+
+std::string_view hang_kind_name(HangKind k) {
+  switch (k) {
+    case HangKind::kNone: return "none";
+    case HangKind::kDeadlock: return "deadlock";
+    case HangKind::kCollectiveMismatch: return "collective_mismatch";
+    case HangKind::kStarvation: return "starvation";
+    case HangKind::kLostWorker: return "lost_worker";
+  }
+  HCSIM_ASSERT(false);
+  return {};
+}
+
+namespace {
+std::string ms(TimeNs t) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3fms", static_cast<double>(t) / 1e6);
+  return buf;
+}
+}  // namespace
+
+std::string describe_wait(const ActorState& a) {
+  switch (a.wait) {
+    case WaitKind::kRunnable: return "runnable";
+    case WaitKind::kSleep: return "sleeping since " + ms(a.since_ns);
+    case WaitKind::kSignal:
+      return "waiting on " + a.signal_name + " (fed by " + std::string(actor_name(a.producer)) + ") since " + ms(a.since_ns);
+    case WaitKind::kCollective:
+      return "in " + std::string(collective_op_name(a.op)) + " size " + std::to_string(a.size) + " on " +
+             std::string(group_name(a.group)) + " seq " + std::to_string(a.seq) + " since " + ms(a.since_ns);
+    case WaitKind::kStorage:
+      return "in L3 " + std::string(storage_op_name(a.storage_op)) + " for request " + std::to_string(a.request) +
+             (a.never_completes ? ", which never completes" : ", due at " + ms(a.due_ns)) + " (since " + ms(a.since_ns) + ")";
+    case WaitKind::kFinished: return "finished";
+    case WaitKind::kDied: return "died: " + a.error;
+  }
+  HCSIM_ASSERT(false);
+  return {};
+}
+
+}  // namespace hcsim

@@ -1,0 +1,65 @@
+// What a hang verdict says: the kind, when, which collective (group, sequence, who entered with
+// what, who never came), and what every actor was doing. Built by the hang detector from actors,
+// collectives and time alone.
+//
+//   hang: collective mismatch at t=11.034ms on tp_cpu_group seq 27
+//     rank 0 entered forward(52)      at 11.014ms
+//     rank 1 entered forward(2100)    at 11.014ms
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "policy/runtime.h"
+
+namespace hcsim {
+
+enum class HangKind : std::uint8_t { kNone, kDeadlock, kCollectiveMismatch, kStarvation, kLostWorker };
+std::string_view hang_kind_name(HangKind k);  // "none", "deadlock", "collective_mismatch", ...
+
+enum class WaitKind : std::uint8_t { kRunnable, kSleep, kSignal, kCollective, kStorage, kFinished, kDied };
+
+struct ActorState {
+  int rank = 0;
+  ActorKind actor = ActorKind::kScheduler;
+  WaitKind wait = WaitKind::kRunnable;
+  TimeNs since_ns = 0;
+  Group group = Group::kScheduler;  // kCollective
+  CollectiveOp op = CollectiveOp::kAllReduceMin;
+  std::int64_t size = 0;
+  std::uint64_t seq = 0;
+  std::string signal_name;           // kSignal
+  ActorKind producer = ActorKind::kScheduler;
+  StorageOp storage_op = StorageOp::kHitQuery;  // kStorage
+  RequestId request = kNoRequest;
+  bool never_completes = false;
+  TimeNs due_ns = 0;
+  std::string error;                 // kDied
+};
+std::string describe_wait(const ActorState& a);
+
+struct CollectiveEntry {
+  int rank = 0;
+  CollectiveOp op = CollectiveOp::kAllReduceMin;
+  std::int64_t size = 0;
+  TimeNs at_ns = 0;
+};
+
+struct Verdict {
+  HangKind kind = HangKind::kNone;
+  TimeNs at_ns = 0;
+  std::string headline;
+  bool has_collective = false;
+  Group group = Group::kScheduler;
+  std::uint64_t seq = 0;
+  std::vector<CollectiveEntry> entered;
+  std::vector<int> missing_ranks;
+  RequestId request = kNoRequest;     // starvation: the request owed a schedule
+  std::vector<int> ranks_pending;
+  std::vector<ActorState> actors;
+  bool hang() const { return kind != HangKind::kNone; }
+};
+
+}  // namespace hcsim

@@ -1,0 +1,66 @@
+#include "sim/hang_detector.h"
+
+#include <string>
+
+#include "policy/assert.h"
+
+namespace hcsim {
+
+std::optional<Verdict> oldest_partial_collective(const CollectiveMatcher& m, int ranks, TimeNs now_ns, HangKind kind) {
+  std::optional<Verdict> oldest;
+  for (int gi = 0; gi < kGroupCount; ++gi) {
+    const auto g = static_cast<Group>(gi);
+    for (const auto& [seq, p] : m.pending(g)) {
+      if (oldest && oldest->entered.front().at_ns <= p.first_arrival_ns) continue;
+      Verdict v;
+      v.kind = kind;
+      v.at_ns = now_ns;
+      v.has_collective = true;
+      v.group = g;
+      v.seq = seq;
+      v.entered = p.entries;
+      for (int r = 0; r < ranks; ++r) {
+        if (!p.handles[static_cast<std::size_t>(r)]) v.missing_ranks.push_back(r);
+      }
+      oldest = std::move(v);
+      break;  // per group, the lowest sequence is the oldest
+    }
+  }
+  return oldest;
+}
+
+std::optional<Verdict> check_stalled_collectives(const CollectiveMatcher& m, int ranks, TimeNs now_ns,
+                                                 const DetectorBounds& bounds) {
+  auto v = oldest_partial_collective(m, ranks, now_ns, HangKind::kCollectiveMismatch);
+  if (!v || now_ns - v->entered.front().at_ns < bounds.collective_stall_ns) return std::nullopt;
+  v->headline = "collective mismatch: " + std::to_string(v->missing_ranks.size()) +
+                " rank(s) never entered the collective others have waited in for " +
+                std::to_string((now_ns - v->entered.front().at_ns) / 1'000'000) + " ms";
+  return v;
+}
+
+std::optional<Verdict> check_starvation(const std::vector<WorkItem>& owed, TimeNs now_ns, const DetectorBounds& bounds) {
+  for (const WorkItem& w : owed) {  // in request order: the first starved request is named
+    if (now_ns - w.started_ns < bounds.starvation_ns) continue;
+    Verdict v;
+    v.kind = HangKind::kStarvation;
+    v.at_ns = now_ns;
+    v.request = w.request;
+    v.ranks_pending = w.ranks_pending;
+    v.headline = "starvation: a request has waited " + std::to_string((now_ns - w.started_ns) / 1'000'000) +
+                 " ms for a schedule while the ranks keep running";
+    return v;
+  }
+  return std::nullopt;
+}
+
+Verdict deadlock_verdict(const CollectiveMatcher& m, int ranks, TimeNs now_ns, std::size_t work_owed) {
+  auto v = oldest_partial_collective(m, ranks, now_ns, HangKind::kDeadlock);
+  Verdict out = v ? std::move(*v) : Verdict{};
+  out.kind = HangKind::kDeadlock;
+  out.at_ns = now_ns;
+  out.headline = "deadlock: no actor can run and " + std::to_string(work_owed) + " request(s) are still owed a schedule";
+  return out;
+}
+
+}  // namespace hcsim

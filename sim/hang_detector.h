@@ -1,0 +1,38 @@
+// Hang detection from collectives, actors and time alone (DESIGN.md, "Hangs and their diagnosis"):
+//   deadlock             nothing can run, and work is still owed
+//   collective mismatch  members entered different (op, size) at one sequence (found by the
+//                        matcher at once), or some member has not entered it within a bound
+//   starvation           a request waits past a bound while the ranks keep running
+//   lost worker          an actor died; whoever waits on it waits forever
+#pragma once
+
+#include <optional>
+#include <vector>
+
+#include "sim/collectives.h"
+#include "sim/diagnosis.h"
+
+namespace hcsim {
+
+struct DetectorBounds {
+  TimeNs check_period_ns = 10'000'000;        // how often the bounds below are checked
+  TimeNs collective_stall_ns = 10'000'000'000;  // a member this late is taken as never coming
+  TimeNs starvation_ns = 30'000'000'000;
+  TimeNs horizon_ns = 120'000'000'000;
+};
+
+struct WorkItem {
+  RequestId request = kNoRequest;
+  TimeNs started_ns = 0;
+  std::vector<int> ranks_pending;
+};
+
+// The oldest collective that some members entered and others did not, as a verdict of `kind`.
+std::optional<Verdict> oldest_partial_collective(const CollectiveMatcher& m, int ranks, TimeNs now_ns, HangKind kind);
+
+std::optional<Verdict> check_stalled_collectives(const CollectiveMatcher& m, int ranks, TimeNs now_ns,
+                                                 const DetectorBounds& bounds);
+std::optional<Verdict> check_starvation(const std::vector<WorkItem>& owed, TimeNs now_ns, const DetectorBounds& bounds);
+Verdict deadlock_verdict(const CollectiveMatcher& m, int ranks, TimeNs now_ns, std::size_t work_owed);
+
+}  // namespace hcsim

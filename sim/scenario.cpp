@@ -1,0 +1,381 @@
+#include "sim/scenario.h"
+
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "policy/assert.h"
+#include "sim/random.h"
+
+namespace hcsim {
+
+namespace {
+
+using nlohmann::json;
+
+std::string type_name(const json& j) {
+  if (j.is_number_integer()) return "an integer";
+  if (j.is_number()) return "a number";
+  if (j.is_string()) return "a string";
+  if (j.is_boolean()) return "a boolean";
+  if (j.is_array()) return "an array";
+  if (j.is_object()) return "an object";
+  return "null";
+}
+
+std::string escape_pointer(const std::string& key) {
+  std::string out;
+  for (char c : key) {
+    if (c == '~') out += "~0";
+    else if (c == '/') out += "~1";
+    else out += c;
+  }
+  return out;
+}
+
+// A JSON value with the place it came from, so every error can say where and what was expected.
+class Node {
+ public:
+  Node(const json& j, const std::string& file, std::string pointer) : j_(j), file_(file), pointer_(std::move(pointer)) {}
+
+  [[noreturn]] void fail(const std::string& message) const { throw ScenarioError(file_, pointer_, message); }
+  [[noreturn]] void expected(const std::string& what) const {
+    fail("expected " + what + "; got " + (j_.is_string() ? "\"" + j_.get<std::string>() + "\"" : type_name(j_)));
+  }
+
+  const json& raw() const { return j_; }
+  const std::string& pointer() const { return pointer_; }
+
+  // Objects: rejects keys outside `allowed`.
+  void object(std::initializer_list<const char*> allowed) const {
+    if (!j_.is_object()) expected("an object");
+    for (const auto& [key, value] : j_.items()) {
+      bool ok = false;
+      std::string list;
+      for (const char* a : allowed) {
+        ok = ok || key == a;
+        list += (list.empty() ? "" : ", ") + std::string(a);
+      }
+      if (!ok) Node(value, file_, pointer_ + "/" + escape_pointer(key)).fail("unknown key (allowed here: " + list + ")");
+    }
+  }
+  bool has(const char* key) const { return j_.contains(key); }
+  Node at(const char* key) const {
+    if (!j_.contains(key)) fail(std::string("missing required key \"") + key + "\"");
+    return Node(j_.at(key), file_, pointer_ + "/" + escape_pointer(key));
+  }
+  std::optional<Node> find(const char* key) const {
+    if (!j_.contains(key)) return std::nullopt;
+    return Node(j_.at(key), file_, pointer_ + "/" + escape_pointer(key));
+  }
+  std::vector<Node> array(std::size_t min_size = 0) const {
+    if (!j_.is_array()) expected("an array");
+    if (j_.size() < min_size) fail("expected at least " + std::to_string(min_size) + " element(s)");
+    std::vector<Node> out;
+    for (std::size_t i = 0; i < j_.size(); ++i) out.emplace_back(j_[i], file_, pointer_ + "/" + std::to_string(i));
+    return out;
+  }
+  std::vector<std::pair<std::string, Node>> members() const {
+    if (!j_.is_object()) expected("an object");
+    std::vector<std::pair<std::string, Node>> out;
+    for (const auto& [key, value] : j_.items()) out.emplace_back(key, Node(value, file_, pointer_ + "/" + escape_pointer(key)));
+    return out;
+  }
+
+  std::string str() const {
+    if (!j_.is_string()) expected("a string");
+    return j_.get<std::string>();
+  }
+  bool boolean() const {
+    if (!j_.is_boolean()) expected("a boolean");
+    return j_.get<bool>();
+  }
+  std::int64_t integer(std::int64_t lo, std::int64_t hi) const {
+    if (!j_.is_number_integer()) expected("an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    const auto v = j_.get<std::int64_t>();
+    if (v < lo || v > hi) fail("expected an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]; got " + std::to_string(v));
+    return v;
+  }
+  double number(double lo, double hi) const {
+    std::ostringstream range;
+    range << "a number in [" << lo << ", " << hi << "]";
+    if (!j_.is_number()) expected(range.str());
+    const auto v = j_.get<double>();
+    if (!std::isfinite(v) || v < lo || v > hi) {
+      std::ostringstream got;
+      got << v;
+      fail("expected " + range.str() + "; got " + got.str());
+    }
+    return v;
+  }
+  // A duration in `unit_ns` units (1000 for "_us", 1e6 for "_ms"), as integer nanoseconds.
+  TimeNs duration(TimeNs unit_ns, double lo, double hi) const {
+    return static_cast<TimeNs>(std::llround(number(lo, hi) * static_cast<double>(unit_ns)));
+  }
+  template <typename T>
+  T choice(std::optional<T> (*by_name)(std::string_view), const std::string& choices) const {
+    if (!j_.is_string()) expected("one of " + choices);
+    auto v = by_name(j_.get<std::string>());
+    if (!v) expected("one of " + choices);
+    return *v;
+  }
+
+ private:
+  const json& j_;
+  const std::string& file_;
+  std::string pointer_;
+};
+
+constexpr double kMaxMs = 86'400'000.0;  // one day: no scenario needs longer
+constexpr double kMaxUs = kMaxMs * 1000.0;
+
+std::optional<StorageOp> storage_op_by_name(std::string_view n) {
+  for (int i = 0; i < kStorageOpCount; ++i) {
+    if (storage_op_name(static_cast<StorageOp>(i)) == n) return static_cast<StorageOp>(i);
+  }
+  return std::nullopt;
+}
+
+std::vector<int> rank_list(const Node& n, int tp) {
+  std::vector<int> out;
+  for (const Node& r : n.array(1)) out.push_back(static_cast<int>(r.integer(0, tp - 1)));
+  return out;
+}
+
+void read_resources(const Node& n, RankResources& r) {
+  n.object({"device_free_tokens", "host_kv_pages", "host_sidecar_slots"});
+  if (auto v = n.find("device_free_tokens")) r.device_free_tokens = v->integer(0, std::int64_t{1} << 40);
+  if (auto v = n.find("host_kv_pages")) r.host_kv_pages = static_cast<std::int32_t>(v->integer(1, 1 << 24));
+  if (auto v = n.find("host_sidecar_slots")) r.host_sidecar_slots = static_cast<std::int32_t>(v->integer(1, 1 << 20));
+}
+
+void read_policy(const Node& n, PolicyConfig& p) {
+  n.object({"name", "timeout", "page_size", "prefetch_threshold_tokens", "storage_batch_pages", "sidecar", "max_prefill_tokens"});
+  p.policy = n.at("name").choice<PrefetchPolicy>(policy_by_name, "best_effort, wait_complete, timeout");
+  if (auto t = n.find("timeout")) {
+    t->object({"formula", "base_ms", "per_ki_token_ms", "max_ms"});
+    const auto formula = t->at("formula").choice<TimeoutFormula>(timeout_formula_by_name, "linear, capped");
+    p.timeout = formula == TimeoutFormula::kLinear ? TimeoutConfig::linear_defaults() : TimeoutConfig::capped_defaults();
+    if (auto v = t->find("base_ms")) p.timeout.base_ns = v->duration(1'000'000, 0.0, kMaxMs);
+    if (auto v = t->find("per_ki_token_ms")) p.timeout.per_ki_token_ns = v->duration(1'000'000, 0.0, kMaxMs);
+    if (auto v = t->find("max_ms")) {
+      if (formula == TimeoutFormula::kLinear) v->fail("the linear formula has no cap; use formula \"capped\" or drop max_ms");
+      p.timeout.max_ns = v->duration(1'000'000, 0.001, kMaxMs);
+    }
+  }
+  if (auto v = n.find("page_size")) {
+    p.page_size_tokens = static_cast<std::int32_t>(v->integer(1, 1024));
+    if (1024 % p.page_size_tokens != 0) v->fail("expected a page size dividing 1024 (1, 2, 4, ..., 1024); got " + std::to_string(p.page_size_tokens));
+  }
+  if (auto v = n.find("prefetch_threshold_tokens")) p.prefetch_threshold_tokens = static_cast<std::int32_t>(v->integer(0, 1 << 24));
+  if (auto v = n.find("storage_batch_pages")) p.storage_batch_pages = static_cast<std::int32_t>(v->integer(1, 1 << 16));
+  if (auto v = n.find("sidecar")) p.sidecar = v->boolean();
+  if (auto v = n.find("max_prefill_tokens")) p.max_prefill_tokens = v->integer(1, std::int64_t{1} << 32);
+}
+
+DelayRule read_delay(const Node& n, int tp, const std::map<std::string, RequestId>& ids) {
+  n.object({"op", "ranks", "requests", "from_us", "to_us", "fixed_us", "uniform_us", "lognormal", "never", "fail", "note"});
+  DelayRule r;
+  r.op = n.at("op").choice<StorageOp>(storage_op_by_name, "hit_query, kv_get, sidecar_get");
+  if (auto v = n.find("ranks")) r.ranks = rank_list(*v, tp);
+  if (auto v = n.find("requests")) {
+    for (const Node& name : v->array(1)) {
+      auto it = ids.find(name.str());
+      if (it == ids.end()) name.fail("no request named \"" + name.str() + "\" in /requests");
+      r.requests.push_back(it->second);
+    }
+  }
+  if (auto v = n.find("from_us")) r.from_ns = v->duration(1000, 0.0, kMaxUs);
+  if (auto v = n.find("to_us")) r.to_ns = v->duration(1000, 0.0, kMaxUs);
+  if (r.to_ns <= r.from_ns) n.fail("expected to_us > from_us");
+  int effects = 0;
+  if (auto v = n.find("fixed_us")) {
+    ++effects;
+    r.effect = DelayRule::Effect::kFixed;
+    r.a_ns = v->duration(1000, 0.0, kMaxUs);
+  }
+  if (auto v = n.find("uniform_us")) {
+    ++effects;
+    auto bounds = v->array(2);
+    if (bounds.size() != 2) v->fail("expected [low, high]");
+    r.effect = DelayRule::Effect::kUniform;
+    r.a_ns = bounds[0].duration(1000, 0.0, kMaxUs);
+    r.b_ns = bounds[1].duration(1000, 0.0, kMaxUs);
+    if (r.b_ns < r.a_ns) v->fail("expected low <= high");
+  }
+  if (auto v = n.find("lognormal")) {
+    ++effects;
+    v->object({"median_us", "sigma"});
+    r.effect = DelayRule::Effect::kLognormal;
+    r.a_ns = v->at("median_us").duration(1000, 0.001, kMaxUs);
+    r.sigma = v->at("sigma").number(0.0, 10.0);
+  }
+  if (auto v = n.find("never")) {
+    ++effects;
+    if (!v->boolean()) v->fail("expected true (omit the key otherwise)");
+    r.effect = DelayRule::Effect::kNever;
+  }
+  if (auto v = n.find("fail")) {
+    ++effects;
+    if (!v->boolean()) v->fail("expected true (omit the key otherwise)");
+    r.effect = DelayRule::Effect::kFail;
+  }
+  if (effects != 1) n.fail("expected exactly one effect: fixed_us, uniform_us, lognormal, never or fail");
+  return r;
+}
+
+Expectation read_expectation(const Node& n) {
+  n.object({"variant", "policy", "verdict", "note"});
+  Expectation e;
+  e.variant = n.at("variant").str();
+  std::string error;
+  auto fixes = parse_variant(e.variant, &error);
+  if (!fixes) n.at("variant").fail(error + " (expected PRESET[+FIX]...; see hcsim run --help)");
+  e.fixes = *fixes;
+  if (auto v = n.find("policy")) e.policy = v->choice<PrefetchPolicy>(policy_by_name, "best_effort, wait_complete, timeout");
+  const std::string verdict = n.at("verdict").str();
+  if (verdict == "complete") {
+    e.verdict = HangKind::kNone;
+  } else if (verdict == "hang") {
+    e.any_hang = true;
+  } else {
+    bool found = false;
+    for (auto k : {HangKind::kDeadlock, HangKind::kCollectiveMismatch, HangKind::kStarvation, HangKind::kLostWorker}) {
+      if (hang_kind_name(k) == verdict) {
+        e.verdict = k;
+        found = true;
+      }
+    }
+    if (!found) n.at("verdict").expected("one of complete, hang, deadlock, collective_mismatch, starvation, lost_worker");
+  }
+  return e;
+}
+
+}  // namespace
+
+std::vector<PageKey> prefix_page_keys(const std::string& prefix, std::int32_t pages) {
+  std::vector<PageKey> keys;
+  keys.reserve(static_cast<std::size_t>(std::max(pages, 0)));
+  std::uint64_t h = fnv1a64(prefix);
+  for (std::int32_t i = 0; i < pages; ++i) {
+    h = fnv1a64(std::string_view(reinterpret_cast<const char*>(&i), sizeof i), h * 0x9e3779b97f4a7c15ULL);
+    keys.push_back(h);
+  }
+  return keys;
+}
+
+Scenario parse_scenario(const std::string& text, const std::string& source) {
+  json doc;
+  try {
+    doc = json::parse(text);
+  } catch (const json::parse_error& e) {
+    throw ScenarioError(source, "", std::string("not valid JSON: ") + e.what());
+  }
+  const Node root(doc, source, "");
+  root.object({"name", "description", "incident", "upstream", "seed", "tp", "policy", "scheduler", "ranks", "storage",
+               "collective", "l3", "requests", "delays", "bounds", "expect"});
+  Scenario s;
+  s.path = source;
+  s.name = root.at("name").str();
+  s.description = root.at("description").str();
+  if (auto v = root.find("incident")) s.incident = v->str();
+  if (auto v = root.find("upstream")) {
+    for (const Node& u : v->array()) s.upstream.push_back(u.str());
+  }
+  if (auto v = root.find("seed")) s.seed = static_cast<std::uint64_t>(v->integer(0, std::numeric_limits<std::int64_t>::max()));
+  const int tp = static_cast<int>(root.at("tp").integer(1, 64));
+  s.world.ranks = tp;
+
+  read_policy(root.at("policy"), s.policy);
+  if (auto n = root.find("scheduler")) {
+    n->object({"pass_us"});
+    if (auto v = n->find("pass_us")) s.policy.scheduler_pass_ns = v->duration(1000, 1.0, kMaxUs);
+  }
+  RankResources defaults;
+  s.policy.ranks.assign(static_cast<std::size_t>(tp), defaults);
+  if (auto n = root.find("ranks")) {
+    n->object({"defaults", "overrides"});
+    if (auto d = n->find("defaults")) read_resources(*d, defaults);
+    s.policy.ranks.assign(static_cast<std::size_t>(tp), defaults);
+    if (auto o = n->find("overrides")) {
+      for (auto& [key, value] : o->members()) {
+        char* end = nullptr;
+        const long r = std::strtol(key.c_str(), &end, 10);
+        if (key.empty() || *end != '\0' || r < 0 || r >= tp) value.fail("expected a rank index in [0, " + std::to_string(tp - 1) + "] as the key");
+        read_resources(value, s.policy.ranks[static_cast<std::size_t>(r)]);
+      }
+    }
+  }
+  if (auto n = root.find("storage")) {
+    n->object({"call_latency_us", "read_gbps", "kv_page_bytes", "sidecar_bytes"});
+    if (auto v = n->find("call_latency_us")) s.storage.call_latency_ns = v->duration(1000, 0.0, kMaxUs);
+    if (auto v = n->find("read_gbps")) s.storage.read_bytes_per_ns = v->number(0.001, 10'000.0);
+    if (auto v = n->find("kv_page_bytes")) s.storage.kv_page_bytes = v->integer(0, std::int64_t{1} << 34);
+    if (auto v = n->find("sidecar_bytes")) s.storage.sidecar_bytes = v->integer(0, std::int64_t{1} << 36);
+  }
+  if (auto n = root.find("collective")) {
+    n->object({"latency_us", "forward_base_us", "forward_ns_per_token"});
+    if (auto v = n->find("latency_us")) s.world.collective.latency_ns = v->duration(1000, 0.0, kMaxUs);
+    if (auto v = n->find("forward_base_us")) s.world.collective.forward_base_ns = v->duration(1000, 0.0, kMaxUs);
+    if (auto v = n->find("forward_ns_per_token")) s.world.collective.forward_ns_per_token = v->integer(0, 1'000'000'000);
+  }
+  if (auto n = root.find("bounds")) {
+    n->object({"horizon_ms", "starvation_ms", "collective_stall_ms", "check_period_ms"});
+    auto& b = s.world.bounds;
+    if (auto v = n->find("horizon_ms")) b.horizon_ns = v->duration(1'000'000, 1.0, kMaxMs);
+    if (auto v = n->find("starvation_ms")) b.starvation_ns = v->duration(1'000'000, 1.0, kMaxMs);
+    if (auto v = n->find("collective_stall_ms")) b.collective_stall_ns = v->duration(1'000'000, 1.0, kMaxMs);
+    if (auto v = n->find("check_period_ms")) b.check_period_ns = v->duration(1'000'000, 0.001, kMaxMs);
+  }
+
+  std::map<std::string, RequestId> ids;
+  for (const Node& r : root.at("requests").array(1)) {
+    r.object({"name", "arrival_us", "input_tokens", "prefix"});
+    RequestSpec req;
+    req.id = static_cast<RequestId>(s.workload.size());
+    req.name = r.at("name").str();
+    if (!ids.emplace(req.name, req.id).second) r.at("name").fail("duplicate request name \"" + req.name + "\"");
+    req.arrival_ns = r.at("arrival_us").duration(1000, 0.0, kMaxUs);
+    req.input_tokens = static_cast<std::int32_t>(r.at("input_tokens").integer(1, 1 << 24));
+    const std::string prefix = r.has("prefix") ? r.at("prefix").str() : req.name;
+    req.pages = prefix_page_keys(prefix, req.input_tokens / s.policy.page_size_tokens);
+    s.workload.push_back(std::move(req));
+  }
+  if (auto n = root.find("l3")) {
+    for (const Node& o : n->array()) {
+      o.object({"prefix", "kv_pages", "sidecar_at_pages", "ranks"});
+      L3Contents c;
+      c.prefix = o.at("prefix").str();
+      c.kv_pages = static_cast<std::int32_t>(o.at("kv_pages").integer(0, 1 << 24));
+      if (auto v = o.find("sidecar_at_pages")) {
+        for (const Node& p : v->array()) c.sidecar_at_pages.push_back(static_cast<std::int32_t>(p.integer(1, std::max(c.kv_pages, 1))));
+      }
+      if (auto v = o.find("ranks")) c.ranks = rank_list(*v, tp);
+      s.l3.push_back(std::move(c));
+    }
+  }
+  if (auto n = root.find("delays")) {
+    for (const Node& d : n->array()) s.delays.push_back(read_delay(d, tp, ids));
+  }
+  for (const Node& e : root.at("expect").array(1)) s.expect.push_back(read_expectation(e));
+  return s;
+}
+
+Scenario load_scenario_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ScenarioError(path, "", "cannot open the file");
+  in.seekg(0, std::ios::end);
+  const auto size = static_cast<std::int64_t>(in.tellg());
+  constexpr std::int64_t kScenarioBytesMax = 16 << 20;
+  if (size > kScenarioBytesMax) throw ScenarioError(path, "", "larger than 16 MiB; a scenario is a description, not data");
+  in.seekg(0);
+  std::string text(static_cast<std::size_t>(std::max<std::int64_t>(size, 0)), '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  return parse_scenario(text, path);
+}
+
+}  // namespace hcsim

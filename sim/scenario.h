@@ -1,0 +1,66 @@
+// Scenario: one reproducible situation, loaded from JSON (docs/scenario-format.md) with strict
+// validation. Every error names the file, the JSON pointer and what was expected:
+//
+//   scenarios/x.json: /policy/name: expected one of best_effort, wait_complete, timeout; got "wait"
+//
+// A scenario declares its expected verdict per variant (a preset plus fixes) and policy.
+#pragma once
+
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "policy/fixes.h"
+#include "policy/policy_config.h"
+#include "policy/request.h"
+#include "sim/diagnosis.h"
+#include "sim/storage.h"
+#include "sim/world.h"
+
+namespace hcsim {
+
+class ScenarioError : public std::runtime_error {
+ public:
+  ScenarioError(const std::string& file, const std::string& pointer, const std::string& message)
+      : std::runtime_error(file + ": " + (pointer.empty() ? "/" : pointer) + ": " + message) {}
+};
+
+struct L3Contents {
+  std::string prefix;
+  std::int32_t kv_pages = 0;
+  std::vector<std::int32_t> sidecar_at_pages;  // a sidecar object holds the state after page n
+  std::vector<int> ranks;                      // empty: every rank
+};
+
+struct Expectation {
+  std::string variant;  // "pre-fix", "timeout-bounded+sidecar-hit-sync"
+  FixSet fixes;
+  std::optional<PrefetchPolicy> policy;  // unset: the scenario's policy
+  HangKind verdict = HangKind::kNone;    // kNone: complete
+  bool any_hang = false;                 // "hang" without a kind
+};
+
+struct Scenario {
+  std::string path;
+  std::string name;
+  std::string description;
+  std::string incident;
+  std::vector<std::string> upstream;
+  std::uint64_t seed = 1;
+  PolicyConfig policy;  // without fixes: a run adds its variant's
+  WorldConfig world;
+  StorageConfig storage;
+  std::vector<L3Contents> l3;
+  std::vector<DelayRule> delays;
+  std::vector<RequestSpec> workload;
+  std::vector<Expectation> expect;
+};
+
+Scenario load_scenario_file(const std::string& path);
+Scenario parse_scenario(const std::string& text, const std::string& source);
+
+// The page keys of `pages` pages of a named prefix: a hash chain, so equal prefixes share keys.
+std::vector<PageKey> prefix_page_keys(const std::string& prefix, std::int32_t pages);
+
+}  // namespace hcsim

@@ -1,0 +1,69 @@
+#include "sim/simulation.h"
+
+#include <algorithm>
+#include <memory>
+
+#include "policy/assert.h"
+#include "policy/rank.h"
+#include "sim/wait_for_graph.h"
+#include "sim/world.h"
+
+namespace hcsim {
+
+RunResult simulate(const Scenario& scenario, const RunOptions& options) {
+  RunResult result;
+  result.policy = scenario.policy;
+  result.policy.fixes = options.fixes;
+  if (options.policy) result.policy.policy = *options.policy;
+  result.seed = options.seed.value_or(scenario.seed);
+  const int tp = scenario.world.ranks;
+  HCSIM_ASSERT(static_cast<int>(result.policy.ranks.size()) == tp);
+
+  StorageModel storage(scenario.storage, tp, scenario.delays, result.seed);
+  for (const L3Contents& c : scenario.l3) {
+    const auto keys = prefix_page_keys(c.prefix, c.kv_pages);
+    for (int r = 0; r < tp; ++r) {
+      if (!c.ranks.empty() && std::find(c.ranks.begin(), c.ranks.end(), r) == c.ranks.end()) continue;
+      for (PageKey k : keys) storage.add_kv_page(r, k);
+      for (std::int32_t p : c.sidecar_at_pages) storage.add_sidecar(r, keys[static_cast<std::size_t>(p - 1)]);
+    }
+  }
+  storage.seal();
+
+  // Ranks outlive the world, whose destructor destroys the actor coroutines that refer to them.
+  std::vector<std::unique_ptr<Rank>> ranks;
+  std::vector<Arrival> arrivals;
+  for (const RequestSpec& req : scenario.workload) arrivals.push_back({req.arrival_ns, req.id});
+  SimWorld world(scenario.world, storage, std::move(arrivals), scenario.workload.size());
+
+  for (int r = 0; r < tp; ++r) {
+    ranks.push_back(std::make_unique<Rank>(result.policy, scenario.workload, r));
+    Rank& rank = *ranks.back();
+    Runtime& sched = world.add_actor(r, ActorKind::kScheduler);
+    Runtime& prefetch = world.add_actor(r, ActorKind::kPrefetch);
+    Runtime& io = world.add_actor(r, ActorKind::kIo);
+    rank.bind(sched);
+    world.spawn(sched, rank.scheduler_loop(sched));
+    world.spawn(prefetch, rank.prefetch_thread(prefetch));
+    world.spawn(io, rank.io_thread(io));
+  }
+
+  result.verdict = world.run();
+  result.kernel_events = world.kernel().events_processed();
+  result.collectives_completed = world.collectives().completed();
+  result.end_ns = world.kernel().now_ns();
+  result.wait_for_dot = wait_for_graph_dot(result.verdict, world.collectives());
+  for (const auto& rank : ranks) {
+    RankSummary s;
+    s.slot_violations = rank->kv_pool().violations() + rank->sidecar_pool().violations();
+    s.tree_nodes = rank->tree().node_count();
+    s.host_kv_free = rank->kv_pool().available();
+    s.waiting = rank->waiting();
+    s.ongoing = rank->ongoing();
+    result.ranks.push_back(s);
+  }
+  result.log = world.take_log();
+  return result;
+}
+
+}  // namespace hcsim

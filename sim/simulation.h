@@ -1,0 +1,48 @@
+// simulate(): one run of a scenario under a fix set and policy, from a seed, in the simulator.
+//
+//   RunOptions opt{.fixes = *preset_by_name(name), .seed = 7};
+//   RunResult r = simulate(load_scenario_file("scenarios/himamba-sidecar-lag.json"), opt);
+//   r.verdict.hang(); r.log.digest();
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "policy/fixes.h"
+#include "policy/policy_config.h"
+#include "sim/diagnosis.h"
+#include "sim/event_log.h"
+#include "sim/scenario.h"
+
+namespace hcsim {
+
+struct RunOptions {
+  FixSet fixes;
+  std::optional<PrefetchPolicy> policy;  // unset: the scenario's
+  std::optional<std::uint64_t> seed;     // unset: the scenario's
+};
+
+struct RankSummary {
+  std::int64_t slot_violations = 0;
+  std::int32_t tree_nodes = 0;
+  std::int32_t host_kv_free = 0;
+  std::size_t waiting = 0;
+  std::size_t ongoing = 0;
+};
+
+struct RunResult {
+  Verdict verdict;
+  EventLog log;
+  PolicyConfig policy;  // as run: the scenario's with the options applied
+  std::uint64_t seed = 0;
+  std::uint64_t kernel_events = 0;
+  std::uint64_t collectives_completed = 0;
+  TimeNs end_ns = 0;
+  std::vector<RankSummary> ranks;
+  std::string wait_for_dot;  // Graphviz of who waits on whom at the end
+};
+
+RunResult simulate(const Scenario& scenario, const RunOptions& options);
+
+}  // namespace hcsim

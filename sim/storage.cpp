@@ -1,0 +1,114 @@
+#include "sim/storage.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "policy/assert.h"
+
+namespace hcsim {
+
+std::string describe(const DelayRule& r) {
+  std::string s(storage_op_name(r.op));
+  switch (r.effect) {
+    case DelayRule::Effect::kFixed: s += " +" + std::to_string(r.a_ns / 1000) + "us"; break;
+    case DelayRule::Effect::kUniform:
+      s += " +uniform[" + std::to_string(r.a_ns / 1000) + "," + std::to_string(r.b_ns / 1000) + "]us";
+      break;
+    case DelayRule::Effect::kLognormal: s += " +lognormal(median " + std::to_string(r.a_ns / 1000) + "us)"; break;
+    case DelayRule::Effect::kNever: s += " never completes"; break;
+    case DelayRule::Effect::kFail: s += " fails"; break;
+  }
+  return s;
+}
+
+StorageModel::StorageModel(StorageConfig cfg, int ranks, std::vector<DelayRule> rules, std::uint64_t seed)
+    : cfg_(cfg), kv_(static_cast<std::size_t>(ranks)), sidecar_(static_cast<std::size_t>(ranks)), rules_(std::move(rules)) {
+  HCSIM_ASSERT(ranks > 0 && cfg.read_bytes_per_ns > 0.0 && cfg.call_latency_ns >= 0);
+  rule_streams_.reserve(rules_.size());
+  for (std::size_t i = 0; i < rules_.size(); ++i) rule_streams_.emplace_back(seed, "delay/" + std::to_string(i));
+}
+
+void StorageModel::add_kv_page(int rank, PageKey key) {
+  HCSIM_ASSERT(!sealed_);
+  kv_.at(static_cast<std::size_t>(rank)).push_back(key);
+}
+
+void StorageModel::add_sidecar(int rank, PageKey key) {
+  HCSIM_ASSERT(!sealed_);
+  sidecar_.at(static_cast<std::size_t>(rank)).push_back(key);
+}
+
+void StorageModel::seal() {
+  for (auto* tables : {&kv_, &sidecar_}) {
+    for (auto& v : *tables) {
+      std::sort(v.begin(), v.end());
+      v.erase(std::unique(v.begin(), v.end()), v.end());
+    }
+  }
+  sealed_ = true;
+}
+
+bool StorageModel::has_kv(int rank, PageKey key) const {
+  const auto& v = kv_[static_cast<std::size_t>(rank)];
+  return std::binary_search(v.begin(), v.end(), key);
+}
+
+bool StorageModel::has_sidecar(int rank, PageKey key) const {
+  const auto& v = sidecar_[static_cast<std::size_t>(rank)];
+  return std::binary_search(v.begin(), v.end(), key);
+}
+
+StoragePlan StorageModel::plan(int rank, WorldCall& call, TimeNs now_ns) {
+  HCSIM_ASSERT(sealed_ && call.kind == WorldCall::Kind::kStorage);
+  HCSIM_ASSERT(rank >= 0 && static_cast<std::size_t>(rank) < kv_.size());
+  StoragePlan plan;
+  std::int64_t bytes = 0;
+  switch (call.storage_op) {
+    case StorageOp::kHitQuery: {
+      HCSIM_ASSERT(call.present.size() == call.keys.size());
+      std::int64_t leading = 0;
+      while (static_cast<std::size_t>(leading) < call.keys.size() && has_kv(rank, call.keys[static_cast<std::size_t>(leading)])) {
+        call.present[static_cast<std::size_t>(leading)] = has_sidecar(rank, call.keys[static_cast<std::size_t>(leading)]) ? 1 : 0;
+        ++leading;
+      }
+      plan.result = leading;
+      break;
+    }
+    case StorageOp::kKvGet: {
+      std::int64_t leading = 0;
+      while (static_cast<std::size_t>(leading) < call.keys.size() && has_kv(rank, call.keys[static_cast<std::size_t>(leading)])) ++leading;
+      plan.result = leading;
+      bytes = leading * cfg_.kv_page_bytes;
+      break;
+    }
+    case StorageOp::kSidecarGet: {
+      HCSIM_ASSERT(call.keys.size() == 1);
+      plan.result = has_sidecar(rank, call.keys[0]) ? 1 : 0;
+      bytes = plan.result * cfg_.sidecar_bytes;
+      break;
+    }
+  }
+  plan.duration_ns = cfg_.call_latency_ns + static_cast<TimeNs>(std::llround(static_cast<double>(bytes) / cfg_.read_bytes_per_ns));
+
+  for (std::size_t i = 0; i < rules_.size(); ++i) {
+    const DelayRule& r = rules_[i];
+    if (r.op != call.storage_op || now_ns < r.from_ns || now_ns >= r.to_ns) continue;
+    if (!r.ranks.empty() && std::find(r.ranks.begin(), r.ranks.end(), rank) == r.ranks.end()) continue;
+    if (!r.requests.empty() && std::find(r.requests.begin(), r.requests.end(), call.request) == r.requests.end()) continue;
+    plan.rule = static_cast<int>(i);
+    switch (r.effect) {
+      case DelayRule::Effect::kFixed: plan.duration_ns += r.a_ns; break;
+      case DelayRule::Effect::kUniform: plan.duration_ns += rule_streams_[i].uniform_ns(r.a_ns, r.b_ns); break;
+      case DelayRule::Effect::kLognormal: plan.duration_ns += rule_streams_[i].lognormal_ns(r.a_ns, r.sigma); break;
+      case DelayRule::Effect::kNever: plan.never_completes = true; break;
+      case DelayRule::Effect::kFail:
+        plan.result = 0;
+        if (call.storage_op == StorageOp::kHitQuery) std::fill(call.present.begin(), call.present.end(), 0);
+        break;
+    }
+    break;  // the first matching rule decides
+  }
+  return plan;
+}
+
+}  // namespace hcsim

@@ -1,0 +1,75 @@
+// StorageModel: the simulated L3 store of every rank. A call costs a fixed latency plus its bytes
+// over the read bandwidth (upstream's sim backend: 100 us, 5 GB/s), plus whatever the first
+// matching delay rule injects. KV presence is per page and per rank; sidecar objects are keyed by
+// the page their state belongs to.
+//
+//   rule {op: sidecar_get, ranks: [1], requests: [R], delay: fixed 488 ms}
+//   -> rank 1's sidecar read for R takes 100 us + bytes/bw + 488 ms; other reads are unaffected.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "policy/runtime.h"
+#include "sim/random.h"
+
+namespace hcsim {
+
+struct DelayRule {
+  enum class Effect : std::uint8_t { kFixed, kUniform, kLognormal, kNever, kFail };
+  StorageOp op = StorageOp::kKvGet;
+  std::vector<int> ranks;             // empty: every rank
+  std::vector<RequestId> requests;    // empty: every request
+  TimeNs from_ns = 0;                 // applies to calls starting in [from_ns, to_ns)
+  TimeNs to_ns = INT64_MAX;
+  Effect effect = Effect::kFixed;
+  TimeNs a_ns = 0;                    // fixed delay, uniform low bound, lognormal median
+  TimeNs b_ns = 0;                    // uniform high bound
+  double sigma = 0.0;                 // lognormal
+};
+std::string describe(const DelayRule& r);
+
+struct StorageConfig {
+  TimeNs call_latency_ns = 100'000;
+  double read_bytes_per_ns = 5.0;  // 5 GB/s
+  std::int64_t kv_page_bytes = 0;
+  std::int64_t sidecar_bytes = 0;
+};
+
+// What the model answers for one call: when it completes (or never) and its result.
+struct StoragePlan {
+  bool never_completes = false;
+  TimeNs duration_ns = 0;
+  std::int64_t result = 0;
+  int rule = -1;  // index of the delay rule applied, -1 if none
+};
+
+class StorageModel {
+ public:
+  StorageModel(StorageConfig cfg, int ranks, std::vector<DelayRule> rules, std::uint64_t seed);
+
+  void add_kv_page(int rank, PageKey key);
+  void add_sidecar(int rank, PageKey key);
+  void seal();  // sorts the contents; call before the first query
+
+  // Plans `call` (a kStorage WorldCall) started by `rank` at `now_ns`; fills `call.present`.
+  StoragePlan plan(int rank, WorldCall& call, TimeNs now_ns);
+
+  const std::vector<DelayRule>& rules() const { return rules_; }
+  const StorageConfig& config() const { return cfg_; }
+
+ private:
+  bool has_kv(int rank, PageKey key) const;
+  bool has_sidecar(int rank, PageKey key) const;
+
+  StorageConfig cfg_;
+  std::vector<std::vector<PageKey>> kv_;       // per rank, sorted
+  std::vector<std::vector<PageKey>> sidecar_;  // per rank, sorted
+  std::vector<DelayRule> rules_;
+  std::vector<RandomStream> rule_streams_;     // one stream per rule: "delay/<index>"
+  bool sealed_ = false;
+};
+
+}  // namespace hcsim

@@ -1,0 +1,101 @@
+#include "sim/wait_for_graph.h"
+
+#include <map>
+#include <sstream>
+#include <string>
+
+#include <boost/graph/adjacency_list.hpp>
+// GCC 12 reports a false -Wmaybe-uninitialized inside boost::optional when write_graphviz is inlined.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <boost/graph/graphviz.hpp>
+
+namespace hcsim {
+
+namespace {
+
+struct VertexProps {
+  std::string name;
+  std::string label;
+  std::string shape;
+};
+struct EdgeProps {
+  std::string label;
+};
+using Graph = boost::adjacency_list<boost::vecS, boost::vecS, boost::directedS, VertexProps, EdgeProps>;
+
+std::string actor_vertex_name(int rank, ActorKind a) { return "rank " + std::to_string(rank) + " " + std::string(actor_name(a)); }
+
+}  // namespace
+
+std::string wait_for_graph_dot(const Verdict& verdict, const CollectiveMatcher& collectives) {
+  Graph g;
+  std::map<std::string, Graph::vertex_descriptor> by_name;
+  auto vertex = [&](const std::string& name, const std::string& label, const std::string& shape) {
+    auto it = by_name.find(name);
+    if (it != by_name.end()) return it->second;
+    auto v = boost::add_vertex(VertexProps{name, label, shape}, g);
+    by_name.emplace(name, v);
+    return v;
+  };
+  for (const ActorState& a : verdict.actors) {
+    vertex(actor_vertex_name(a.rank, a.actor), actor_vertex_name(a.rank, a.actor) + "\\n" + describe_wait(a), "box");
+  }
+  for (const ActorState& a : verdict.actors) {
+    const auto from = by_name.at(actor_vertex_name(a.rank, a.actor));
+    switch (a.wait) {
+      case WaitKind::kCollective: {
+        // Waits on every member that has not entered this sequence with the same collective.
+        const auto& pending = collectives.pending(a.group);
+        auto it = pending.find(a.seq);
+        for (const ActorState& b : verdict.actors) {
+          if (b.actor != a.actor || b.rank == a.rank) continue;
+          std::string why;
+          if (it != pending.end()) {
+            const auto& p = it->second;
+            if (!p.handles[static_cast<std::size_t>(b.rank)]) {
+              why = "has not entered seq " + std::to_string(a.seq);
+            } else {
+              for (const auto& e : p.entries) {
+                if (e.rank == b.rank && (e.op != a.op || e.size != a.size)) {
+                  why = "entered " + std::string(collective_op_name(e.op)) + "(" + std::to_string(e.size) + ") at seq " + std::to_string(a.seq);
+                }
+              }
+            }
+          }
+          if (why.empty()) continue;
+          boost::add_edge(from, by_name.at(actor_vertex_name(b.rank, b.actor)),
+                          EdgeProps{std::string(group_name(a.group)) + ": " + why}, g);
+        }
+        break;
+      }
+      case WaitKind::kSignal: {
+        const std::string producer = actor_vertex_name(a.rank, a.producer);
+        if (by_name.count(producer)) boost::add_edge(from, by_name.at(producer), EdgeProps{a.signal_name}, g);
+        break;
+      }
+      case WaitKind::kStorage: {
+        const std::string l3 = "L3 (rank " + std::to_string(a.rank) + ")";
+        const auto to = vertex(l3, l3, "cylinder");
+        boost::add_edge(from, to, EdgeProps{std::string(storage_op_name(a.storage_op)) + (a.never_completes ? ", never completes" : "")}, g);
+        break;
+      }
+      default: break;
+    }
+  }
+  std::ostringstream out;
+  boost::write_graphviz(
+      out, g,
+      [&](std::ostream& os, Graph::vertex_descriptor v) {
+        os << "[label=\"" << g[v].label << "\", shape=" << g[v].shape << "]";
+      },
+      [&](std::ostream& os, Graph::edge_descriptor e) { os << "[label=\"" << g[e].label << "\"]"; },
+      [&](std::ostream& os) {
+        os << "label=\"" << (verdict.hang() ? verdict.headline : "complete") << "\";\nlabelloc=t;\n";
+      });
+  return out.str();
+}
+
+}  // namespace hcsim
+
+#pragma GCC diagnostic pop

@@ -1,0 +1,249 @@
+#include "sim/world.h"
+
+#include <algorithm>
+
+#include "policy/assert.h"
+
+namespace hcsim {
+
+// What one actor is blocked on; kept compact because it is written on every world call.
+class SimWorld::ActorRuntime final : public Runtime {
+ public:
+  ActorRuntime(SimWorld& w, int rank, ActorKind kind) : w_(w), rank_(rank), kind_(kind) {}
+
+  int rank() const override { return rank_; }
+  int world_size() const override { return w_.cfg_.ranks; }
+  ActorKind actor() const override { return kind_; }
+  TimeNs now_ns() const override { return w_.kernel_.now_ns(); }
+
+  SignalId make_signal(std::string_view name, ActorKind producer) override {
+    w_.signals_.push_back({std::string(name), rank_, producer, {}});
+    return static_cast<SignalId>(w_.signals_.size() - 1);
+  }
+  void notify(SignalId signal) override {
+    auto& s = w_.signals_.at(static_cast<std::size_t>(signal));
+    HCSIM_ASSERT(s.rank == rank_);
+    for (auto h : s.waiters) w_.kernel_.schedule_at(w_.kernel_.now_ns(), h);
+    s.waiters.clear();
+  }
+
+  int take_arrivals(std::span<RequestId> out) override {
+    int n = 0;
+    while (w_.next_arrival_ < w_.arrivals_.size() && static_cast<std::size_t>(n) < out.size() &&
+           w_.arrivals_[w_.next_arrival_].time_ns <= now_ns()) {
+      out[static_cast<std::size_t>(n++)] = w_.arrivals_[w_.next_arrival_++].request;
+    }
+    return n;
+  }
+  void work_started(RequestId r) override {
+    HCSIM_ASSERT(r >= 0 && static_cast<std::size_t>(r) < w_.request_count_);
+    auto& t = w_.work_started_ns_[static_cast<std::size_t>(r)];
+    if (t < 0) t = now_ns();
+  }
+  void work_finished(RequestId r) override {
+    HCSIM_ASSERT(r >= 0 && static_cast<std::size_t>(r) < w_.request_count_);
+    std::vector<bool>& by_rank = w_.work_finished_[static_cast<std::size_t>(r)];
+    HCSIM_ASSERT(!by_rank[static_cast<std::size_t>(rank_)]);
+    by_rank[static_cast<std::size_t>(rank_)] = true;
+    if (++w_.finishes_ == w_.request_count_ * static_cast<std::size_t>(w_.cfg_.ranks)) w_.kernel_.stop();
+  }
+
+  void emit(EventKind kind, RequestId request, std::int64_t a, std::int64_t b, std::int64_t c) override {
+    w_.log_.append({now_ns(), static_cast<std::int16_t>(rank_), kind_, kind, request, a, b, c});
+  }
+
+  // For diagnosis.
+  WaitKind wait = WaitKind::kRunnable;
+  TimeNs since_ns = 0;
+  const WorldCall* call = nullptr;
+  std::uint64_t seq = 0;
+  StoragePlan plan;
+
+ protected:
+  bool submit(WorldCall& c, std::coroutine_handle<> h) override {
+    Kernel& k = w_.kernel_;
+    since_ns = k.now_ns();
+    call = &c;
+    switch (c.kind) {
+      case WorldCall::Kind::kSleep:
+        HCSIM_ASSERT(c.duration_ns >= 0);
+        wait = WaitKind::kSleep;
+        k.schedule_at(k.now_ns() + c.duration_ns, h);
+        break;
+      case WorldCall::Kind::kWait:
+        wait = WaitKind::kSignal;
+        w_.signals_.at(static_cast<std::size_t>(c.signal)).waiters.push_back(h);
+        break;
+      case WorldCall::Kind::kCollective:
+        wait = WaitKind::kCollective;
+        emit(EventKind::kCollectiveEnter, kNoRequest, static_cast<std::int64_t>(c.group),
+             static_cast<std::int64_t>(w_.matcher_.next_seq(c.group, rank_)), CollectiveMatcher::size_of(c));
+        seq = w_.matcher_.enter(k, rank_, c, h);
+        break;
+      case WorldCall::Kind::kStorage:
+        wait = WaitKind::kStorage;
+        plan = w_.storage_.plan(rank_, c, k.now_ns());
+        c.result = plan.result;
+        if (!plan.never_completes) k.schedule_at(k.now_ns() + plan.duration_ns, h);
+        break;
+    }
+    return true;
+  }
+
+ private:
+  SimWorld& w_;
+  int rank_;
+  ActorKind kind_;
+};
+
+SimWorld::SimWorld(WorldConfig cfg, StorageModel& storage, std::vector<Arrival> arrivals, std::size_t request_count)
+    : cfg_(cfg),
+      storage_(storage),
+      matcher_(cfg.ranks, cfg.collective),
+      log_(cfg.log_kept_max),
+      arrivals_(std::move(arrivals)),
+      request_count_(request_count),
+      work_started_ns_(request_count, -1),
+      work_finished_(request_count, std::vector<bool>(static_cast<std::size_t>(cfg.ranks), false)) {
+  HCSIM_ASSERT(cfg.ranks > 0 && cfg.bounds.check_period_ns > 0);
+  std::stable_sort(arrivals_.begin(), arrivals_.end(), [](const Arrival& a, const Arrival& b) { return a.time_ns < b.time_ns; });
+}
+
+SimWorld::~SimWorld() = default;
+
+Runtime& SimWorld::add_actor(int rank, ActorKind kind) {
+  HCSIM_ASSERT(rank >= 0 && rank < cfg_.ranks);
+  actors_.push_back(std::make_unique<ActorRuntime>(*this, rank, kind));
+  tasks_.emplace_back();
+  return *actors_.back();
+}
+
+void SimWorld::spawn(Runtime& rt, Task<> task) {
+  for (std::size_t i = 0; i < actors_.size(); ++i) {
+    if (actors_[i].get() != &rt) continue;
+    HCSIM_ASSERT(!tasks_[i].handle());
+    kernel_.schedule_at(kernel_.now_ns(), task.handle());
+    tasks_[i] = std::move(task);
+    return;
+  }
+  HCSIM_ASSERT(false);  // not an actor of this world
+}
+
+std::vector<WorkItem> SimWorld::work_owed() const {
+  std::vector<WorkItem> owed;
+  for (std::size_t r = 0; r < request_count_; ++r) {
+    if (work_started_ns_[r] < 0) continue;
+    WorkItem w{static_cast<RequestId>(r), work_started_ns_[r], {}};
+    for (int k = 0; k < cfg_.ranks; ++k) {
+      if (!work_finished_[r][static_cast<std::size_t>(k)]) w.ranks_pending.push_back(k);
+    }
+    if (!w.ranks_pending.empty()) owed.push_back(std::move(w));
+  }
+  return owed;
+}
+
+std::optional<Verdict> SimWorld::lost_worker() const {
+  for (std::size_t i = 0; i < tasks_.size(); ++i) {
+    if (!tasks_[i].done()) continue;
+    Verdict v;
+    v.kind = HangKind::kLostWorker;
+    v.at_ns = kernel_.now_ns();
+    v.headline = "lost worker: rank " + std::to_string(actors_[i]->rank()) + " " +
+                 std::string(actor_name(actors_[i]->actor())) + " ended; whoever waits on it waits forever";
+    return v;
+  }
+  return std::nullopt;
+}
+
+std::vector<ActorState> SimWorld::actor_states() const {
+  std::vector<ActorState> out;
+  for (std::size_t i = 0; i < actors_.size(); ++i) {
+    const ActorRuntime& a = *actors_[i];
+    ActorState s;
+    s.rank = a.rank();
+    s.actor = a.actor();
+    s.wait = a.wait;
+    s.since_ns = a.since_ns;
+    if (tasks_[i].done()) {
+      s.wait = tasks_[i].exception() ? WaitKind::kDied : WaitKind::kFinished;
+      if (tasks_[i].exception()) {
+        try {
+          std::rethrow_exception(tasks_[i].exception());
+        } catch (const std::exception& e) {
+          s.error = e.what();
+        } catch (...) {
+          s.error = "unknown exception";
+        }
+      }
+    } else if (a.call) {
+      const WorldCall& c = *a.call;
+      switch (a.wait) {
+        case WaitKind::kCollective:
+          s.group = c.group;
+          s.op = c.op;
+          s.size = CollectiveMatcher::size_of(c);
+          s.seq = a.seq;
+          break;
+        case WaitKind::kSignal:
+          s.signal_name = signals_.at(static_cast<std::size_t>(c.signal)).name;
+          s.producer = signals_.at(static_cast<std::size_t>(c.signal)).producer;
+          break;
+        case WaitKind::kStorage:
+          s.storage_op = c.storage_op;
+          s.request = c.request;
+          s.never_completes = a.plan.never_completes;
+          s.due_ns = a.since_ns + a.plan.duration_ns;
+          break;
+        default: break;
+      }
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+Verdict SimWorld::finish(Verdict v) {
+  v.actors = actor_states();
+  return v;
+}
+
+Verdict SimWorld::run() {
+  TimeNs next_check_ns = cfg_.bounds.check_period_ns;
+  for (;;) {
+    const std::uint64_t budget = cfg_.events_max - std::min(cfg_.events_max, kernel_.events_processed());
+    const auto end = kernel_.run(std::min(next_check_ns, cfg_.bounds.horizon_ns), budget);
+    const TimeNs now = kernel_.now_ns();
+    if (matcher_.mismatch()) {
+      Verdict v = *matcher_.mismatch();
+      v.headline = "collective mismatch: ranks entered different collectives at one sequence number";
+      return finish(std::move(v));
+    }
+    if (finishes_ == request_count_ * static_cast<std::size_t>(cfg_.ranks) && next_arrival_ == arrivals_.size()) {
+      Verdict v;
+      v.at_ns = now;
+      v.headline = "complete: every request was scheduled on every rank";
+      return finish(std::move(v));
+    }
+    if (auto v = lost_worker()) return finish(std::move(*v));
+    if (end == Kernel::RunEnd::kQueueEmpty) return finish(deadlock_verdict(matcher_, cfg_.ranks, now, work_owed().size()));
+    if (end == Kernel::RunEnd::kEventLimit) {
+      Verdict v;
+      v.kind = HangKind::kStarvation;
+      v.at_ns = now;
+      v.headline = "starvation: the event budget ran out with requests still owed a schedule";
+      return finish(std::move(v));
+    }
+    if (auto v = check_stalled_collectives(matcher_, cfg_.ranks, now, cfg_.bounds)) return finish(std::move(*v));
+    if (auto v = check_starvation(work_owed(), now, cfg_.bounds)) return finish(std::move(*v));
+    if (now >= cfg_.bounds.horizon_ns) {
+      Verdict v;
+      v.kind = HangKind::kStarvation;
+      v.at_ns = now;
+      v.headline = "starvation: the horizon passed with requests still owed a schedule";
+      return finish(std::move(v));
+    }
+    next_check_ns += cfg_.bounds.check_period_ns;
+  }
+}
+
+}  // namespace hcsim

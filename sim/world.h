@@ -1,0 +1,87 @@
+// SimWorld: the simulated world behind the Runtime interface. Actors are coroutines resumed by the
+// kernel; time is virtual; collectives go through the matcher; L3 calls through the storage model.
+// `run` drives the kernel, checks the hang bounds every period and returns the verdict.
+//
+//   SimWorld w(cfg, storage, arrivals, request_count);
+//   Runtime& rt = w.add_actor(0, ActorKind::kScheduler);
+//   w.spawn(rt, rank0.scheduler_loop(rt));
+//   Verdict v = w.run();
+#pragma once
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "policy/runtime.h"
+#include "policy/task.h"
+#include "sim/collectives.h"
+#include "sim/diagnosis.h"
+#include "sim/event_log.h"
+#include "sim/hang_detector.h"
+#include "sim/kernel.h"
+#include "sim/storage.h"
+
+namespace hcsim {
+
+struct WorldConfig {
+  int ranks = 1;
+  CollectiveCost collective;
+  DetectorBounds bounds;
+  std::uint64_t events_max = 200'000'000;
+  std::size_t log_kept_max = std::size_t{1} << 20;
+};
+
+struct Arrival {
+  TimeNs time_ns = 0;
+  RequestId request = kNoRequest;
+};
+
+class SimWorld {
+ public:
+  SimWorld(WorldConfig cfg, StorageModel& storage, std::vector<Arrival> arrivals, std::size_t request_count);
+  ~SimWorld();
+  SimWorld(const SimWorld&) = delete;
+  SimWorld& operator=(const SimWorld&) = delete;
+
+  Runtime& add_actor(int rank, ActorKind kind);
+  void spawn(Runtime& rt, Task<> task);
+  Verdict run();
+
+  const EventLog& log() const { return log_; }
+  EventLog take_log() { return std::move(log_); }
+  const Kernel& kernel() const { return kernel_; }
+  const CollectiveMatcher& collectives() const { return matcher_; }
+  std::vector<ActorState> actor_states() const;
+  // Per request: when the first rank started it, and which ranks have not finished it.
+  std::vector<WorkItem> work_owed() const;
+
+ private:
+  class ActorRuntime;
+  struct Signal {
+    std::string name;
+    int rank = 0;
+    ActorKind producer = ActorKind::kScheduler;
+    std::vector<std::coroutine_handle<>> waiters;
+  };
+
+  Verdict finish(Verdict v);
+  std::optional<Verdict> lost_worker() const;
+
+  WorldConfig cfg_;
+  Kernel kernel_;
+  StorageModel& storage_;
+  CollectiveMatcher matcher_;
+  EventLog log_;
+  std::vector<std::unique_ptr<ActorRuntime>> actors_;
+  std::vector<Task<>> tasks_;  // by actor index
+  std::vector<Signal> signals_;
+  std::vector<Arrival> arrivals_;
+  std::size_t next_arrival_ = 0;
+  std::size_t request_count_;
+  std::vector<TimeNs> work_started_ns_;         // by request, -1 if not started
+  std::vector<std::vector<bool>> work_finished_;  // by request, by rank
+  std::size_t finishes_ = 0;
+};
+
+}  // namespace hcsim

@@ -1,0 +1,347 @@
+// hcsim: the hicache-sim command. Reads like its --help: one function per subcommand.
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/program_options.hpp>
+
+#include "policy/fixes.h"
+#include "sim/scenario.h"
+#include "sim/simulation.h"
+#include "tools/bench.h"
+#include "tools/report.h"
+
+namespace hcsim {
+extern const char* const kSeedScenarioJson;
+}
+
+namespace {
+
+namespace po = boost::program_options;
+using namespace hcsim;
+
+constexpr int kExitOk = 0;
+constexpr int kExitInternal = 1;
+constexpr int kExitBadInput = 2;
+constexpr int kExitUnexpected = 3;
+
+struct BadInput : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+const char* const kUsage = R"(hcsim: deterministic simulation of SGLang HiCache L3 prefetch termination
+
+usage: hcsim COMMAND [options]
+
+commands:
+  run SCENARIO      simulate one scenario and explain the verdict
+  demo              the seed bug (incident S1) under pre-fix and seed-fix, side by side
+  scan SCENARIO     sweep one injected delay and show where a hang begins
+  verify SCENARIO.. run every expectation a scenario declares; fail if any differs
+  bench             kernel events per second and seed-scenario runs per second
+  fixes             list the named upstream fixes and presets
+
+Run 'hcsim COMMAND --help' for a command's options and examples.
+
+exit codes: 0 ok, 1 internal error, 2 bad input (file, JSON pointer and reason on stderr),
+            3 a verdict differs from --expect or from a scenario's expectation
+)";
+
+// Options shared by run, scan and verify: which upstream code and policy to run.
+struct VariantArgs {
+  std::string preset = "pre-fix";
+  std::vector<std::string> fixes;
+  std::string policy;
+  std::optional<std::uint64_t> seed;
+};
+
+void add_variant_options(po::options_description& d, VariantArgs& a) {
+  d.add_options()
+      ("preset", po::value(&a.preset)->default_value("pre-fix"), "pre-fix | seed-fix | timeout-bounded (see 'hcsim fixes')")
+      ("fix", po::value(&a.fixes)->composing(), "add a named upstream fix to the preset (repeatable)")
+      ("policy", po::value(&a.policy), "override the scenario's policy: best_effort | wait_complete | timeout")
+      ("seed", po::value<std::uint64_t>(), "random seed (default: the scenario's)");
+}
+
+std::string variant_name(const VariantArgs& a) {
+  std::string v = a.preset;
+  for (const auto& f : a.fixes) v += "+" + f;
+  return v;
+}
+
+RunOptions run_options(const VariantArgs& a) {
+  RunOptions o;
+  std::string error;
+  auto fixes = parse_variant(variant_name(a), &error);
+  if (!fixes) throw BadInput(error + " (run 'hcsim fixes' for the names)");
+  o.fixes = *fixes;
+  if (!a.policy.empty()) {
+    o.policy = policy_by_name(a.policy);
+    if (!o.policy) throw BadInput("--policy: expected best_effort, wait_complete or timeout; got '" + a.policy + "'");
+  }
+  o.seed = a.seed;
+  return o;
+}
+
+bool parse(const std::vector<std::string>& args, po::options_description& visible, po::positional_options_description* pos,
+           po::variables_map& vm, const char* help_text) {
+  po::options_description all;
+  all.add(visible);
+  po::command_line_parser p(args);
+  p.options(all);
+  if (pos) p.positional(*pos);
+  po::store(p.run(), vm);
+  po::notify(vm);
+  if (vm.count("help")) {
+    std::cout << help_text << "\n" << visible << "\n";
+    return false;
+  }
+  return true;
+}
+
+double wall_ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+int cmd_run(const std::vector<std::string>& args) {
+  VariantArgs va;
+  std::string path, dot, expect;
+  po::options_description d("run options");
+  d.add_options()("help,h", "show this help")("scenario", po::value(&path), "scenario JSON file");
+  add_variant_options(d, va);
+  d.add_options()
+      ("dot", po::value(&dot), "write the wait-for graph at the end of the run (Graphviz DOT) to FILE")
+      ("json", "print the report as JSON instead of text")
+      ("expect", po::value(&expect), "hang | complete: exit 3 if the verdict differs");
+  po::positional_options_description pos;
+  pos.add("scenario", 1);
+  po::variables_map vm;
+  if (!parse(args, d, &pos, vm,
+             "usage: hcsim run SCENARIO [options]\n\n"
+             "Simulates SCENARIO and prints the verdict, the collective and ranks involved, what each actor\n"
+             "waits on, where the ranks' published state diverged, per-request outcomes and a digest.\n\n"
+             "examples:\n"
+             "  hcsim run scenarios/himamba-sidecar-lag.json --preset pre-fix --expect hang\n"
+             "  hcsim run scenarios/himamba-sidecar-lag.json --preset seed-fix --dot wait.dot\n"
+             "  hcsim run scenarios/stalled-sidecar-timeout.json --preset timeout-bounded --fix sidecar-hit-sync\n")) {
+    return kExitOk;
+  }
+  if (path.empty()) throw BadInput("run: missing SCENARIO (see 'hcsim run --help')");
+  if (vm.count("seed")) va.seed = vm["seed"].as<std::uint64_t>();
+  if (!expect.empty() && expect != "hang" && expect != "complete") throw BadInput("--expect: expected hang or complete; got '" + expect + "'");
+  const Scenario s = load_scenario_file(path);
+  const RunOptions opt = run_options(va);
+  const auto t0 = std::chrono::steady_clock::now();
+  const RunResult r = simulate(s, opt);
+  const RunLabel label{variant_name(va), wall_ms_since(t0)};
+  if (vm.count("json")) {
+    std::cout << report_json(s, r, label).dump(2) << "\n";
+  } else {
+    print_report(std::cout, s, r, label);
+  }
+  if (!dot.empty()) {
+    std::ofstream f(dot);
+    if (!(f << r.wait_for_dot)) throw BadInput("--dot: cannot write " + dot);
+  }
+  if (!expect.empty() && (expect == "hang") != r.verdict.hang()) {
+    std::cerr << "hcsim: expected " << expect << ", got " << verdict_word(r.verdict) << "\n";
+    return kExitUnexpected;
+  }
+  return kExitOk;
+}
+
+int cmd_demo(const std::vector<std::string>& args) {
+  po::options_description d("demo options");
+  d.add_options()("help,h", "show this help");
+  po::variables_map vm;
+  if (!parse(args, d, nullptr, vm,
+             "usage: hcsim demo\n\n"
+             "Runs the seed bug, incident S1 (HiMamba, TP=2, wait_complete, rank 1's Mamba sidecar read lags),\n"
+             "under pre-fix and under seed-fix (sgl-project/sglang#27550), side by side. Needs no files.\n")) {
+    return kExitOk;
+  }
+  const Scenario s = parse_scenario(kSeedScenarioJson, "scenarios/himamba-sidecar-lag.json (built in)");
+  std::vector<std::pair<std::string, RunResult>> runs;
+  std::vector<double> walls;
+  for (const char* preset : {"pre-fix", "seed-fix"}) {
+    VariantArgs va;
+    va.preset = preset;
+    const auto t0 = std::chrono::steady_clock::now();
+    runs.emplace_back(preset, simulate(s, run_options(va)));
+    walls.push_back(wall_ms_since(t0));
+  }
+  std::cout << "hicache-sim demo: " << s.description << "\n\n";
+  auto row = [&](const char* name, auto cell) {
+    std::printf("  %-12s", name);
+    for (const auto& [preset, r] : runs) std::printf("  %-44s", cell(r).c_str());
+    std::printf("\n");
+  };
+  std::printf("  %-12s", "");
+  for (const auto& [preset, r] : runs) std::printf("  %-44s", preset.c_str());
+  std::printf("\n");
+  row("fixes", [](const RunResult& r) { return r.policy.fixes.names(); });
+  row("verdict", [](const RunResult& r) { return verdict_word(r.verdict); });
+  row("at", [](const RunResult& r) { return format_ms(r.verdict.at_ns); });
+  row("collective", [](const RunResult& r) {
+    return r.verdict.has_collective ? std::string(group_name(r.verdict.group)) + " seq " + std::to_string(r.verdict.seq) : std::string("-");
+  });
+  for (std::size_t k = 0; k < runs.front().second.ranks.size(); ++k) {
+    const std::string name = "rank " + std::to_string(k);
+    row(name.c_str(), [&](const RunResult& r) {
+      for (const auto& e : r.verdict.entered) {
+        if (e.rank == static_cast<int>(k)) return "entered " + std::string(collective_op_name(e.op)) + "(" + std::to_string(e.size) + ")";
+      }
+      for (const TraceEvent& e : r.log.events()) {
+        if (e.kind == EventKind::kSchedule && e.rank == static_cast<int>(k)) {
+          return "scheduled at " + format_ms(e.time_ns) + ", L3 hit " + std::to_string(e.b);
+        }
+      }
+      return std::string("-");
+    });
+  }
+  std::printf("\n");
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    std::cout << "---- " << runs[i].first << " ----\n";
+    print_report(std::cout, s, runs[i].second, RunLabel{runs[i].first, walls[i]});
+    std::cout << "\n";
+  }
+  return kExitOk;
+}
+
+int cmd_scan(const std::vector<std::string>& args) {
+  VariantArgs va;
+  std::string path, values;
+  int rule = 0;
+  po::options_description d("scan options");
+  d.add_options()("help,h", "show this help")("scenario", po::value(&path), "scenario JSON file")
+      ("rule", po::value(&rule)->default_value(0), "index of the delay rule to vary (in the scenario's /delays)")
+      ("values-us", po::value(&values), "FROM:TO:STEP, the fixed delay in microseconds");
+  add_variant_options(d, va);
+  po::positional_options_description pos;
+  pos.add("scenario", 1);
+  po::variables_map vm;
+  if (!parse(args, d, &pos, vm,
+             "usage: hcsim scan SCENARIO --values-us FROM:TO:STEP [--rule N] [variant options]\n\n"
+             "Re-runs SCENARIO with delay rule N set to each fixed delay and prints the verdict per value,\n"
+             "then where the verdict changes: a hang that comes from timing shows a boundary.\n\n"
+             "example:\n"
+             "  hcsim scan scenarios/himamba-sidecar-lag.json --values-us 0:1000:50 --preset pre-fix\n")) {
+    return kExitOk;
+  }
+  if (path.empty()) throw BadInput("scan: missing SCENARIO (see 'hcsim scan --help')");
+  if (vm.count("seed")) va.seed = vm["seed"].as<std::uint64_t>();
+  long long from = 0, to = 0, step = 0;
+  if (std::sscanf(values.c_str(), "%lld:%lld:%lld", &from, &to, &step) != 3 || step <= 0 || to < from || from < 0 ||
+      (to - from) / step > 100'000) {
+    throw BadInput("--values-us: expected FROM:TO:STEP with 0 <= FROM <= TO, STEP > 0 and at most 100000 steps; got '" + values + "'");
+  }
+  Scenario s = load_scenario_file(path);
+  if (rule < 0 || static_cast<std::size_t>(rule) >= s.delays.size()) {
+    throw BadInput(path + ": /delays/" + std::to_string(rule) + ": no such delay rule (the scenario has " + std::to_string(s.delays.size()) + ")");
+  }
+  const RunOptions opt = run_options(va);
+  std::printf("scan of %s, delay rule %d (%s), variant %s\n", s.name.c_str(), rule, describe(s.delays[static_cast<std::size_t>(rule)]).c_str(),
+              variant_name(va).c_str());
+  std::printf("  %12s  %-28s %-14s %s\n", "delay_us", "verdict", "at", "collective");
+  std::optional<bool> previous;
+  long long previous_value = 0;
+  std::vector<std::string> boundaries;
+  for (long long us = from; us <= to; us += step) {
+    s.delays[static_cast<std::size_t>(rule)].effect = DelayRule::Effect::kFixed;
+    s.delays[static_cast<std::size_t>(rule)].a_ns = us * 1000;
+    const RunResult r = simulate(s, opt);
+    std::printf("  %12lld  %-28s %-14s %s\n", us, verdict_word(r.verdict).c_str(), format_ms(r.verdict.at_ns).c_str(), collective_line(r.verdict).c_str());
+    if (previous && *previous != r.verdict.hang()) {
+      boundaries.push_back((r.verdict.hang() ? "hang begins between " : "hang ends between ") + std::to_string(previous_value) + " and " +
+                           std::to_string(us) + " us");
+    }
+    previous = r.verdict.hang();
+    previous_value = us;
+  }
+  if (boundaries.empty()) std::printf("no change of verdict over the range\n");
+  for (const auto& b : boundaries) std::printf("%s\n", b.c_str());
+  return kExitOk;
+}
+
+int cmd_verify(const std::vector<std::string>& args) {
+  std::vector<std::string> paths;
+  po::options_description d("verify options");
+  d.add_options()("help,h", "show this help")("scenario", po::value(&paths)->composing(), "scenario JSON files");
+  po::positional_options_description pos;
+  pos.add("scenario", -1);
+  po::variables_map vm;
+  if (!parse(args, d, &pos, vm,
+             "usage: hcsim verify SCENARIO...\n\n"
+             "Runs every expectation each scenario declares (variant, policy, verdict) and prints one line per\n"
+             "expectation; exits 3 if any verdict differs.\n\n"
+             "example:\n  hcsim verify scenarios/*.json\n")) {
+    return kExitOk;
+  }
+  if (paths.empty()) throw BadInput("verify: no SCENARIO given (see 'hcsim verify --help')");
+  int differ = 0, total = 0;
+  for (const auto& path : paths) {
+    const Scenario s = load_scenario_file(path);
+    for (const Expectation& e : s.expect) {
+      RunOptions o;
+      o.fixes = e.fixes;
+      o.policy = e.policy;
+      const RunResult r = simulate(s, o);
+      const bool ok = e.any_hang ? r.verdict.hang() : r.verdict.kind == e.verdict;
+      ++total;
+      differ += ok ? 0 : 1;
+      const std::string want = e.any_hang ? "hang" : (e.verdict == HangKind::kNone ? "complete" : std::string(hang_kind_name(e.verdict)));
+      std::printf("%-4s %-32s %-36s %-14s expected %-20s got %s at %s\n", ok ? "ok" : "DIFF", s.name.c_str(), e.variant.c_str(),
+                  std::string(policy_name(e.policy.value_or(s.policy.policy))).c_str(), want.c_str(), verdict_word(r.verdict).c_str(),
+                  format_ms(r.verdict.at_ns).c_str());
+    }
+  }
+  std::printf("%d expectation(s), %d differ\n", total, differ);
+  return differ ? kExitUnexpected : kExitOk;
+}
+
+int cmd_fixes(const std::vector<std::string>&) {
+  std::printf("named upstream fixes:\n");
+  for (const FixInfo& f : all_fixes()) std::printf("  %-24s %-42s %s\n", std::string(f.name).c_str(), std::string(f.upstream).c_str(), std::string(f.summary).c_str());
+  std::printf("\npresets:\n");
+  for (const PresetInfo& p : all_presets()) std::printf("  %-16s %-44s %s\n", std::string(p.name).c_str(), p.fixes.names().c_str(), std::string(p.summary).c_str());
+  std::printf("\nA variant is PRESET[+FIX]..., e.g. timeout-bounded+sidecar-hit-sync; on the command line: --preset P --fix F.\n");
+  return kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    std::cout << kUsage;
+    return args.empty() ? kExitBadInput : kExitOk;
+  }
+  const std::string command = args[0];
+  args.erase(args.begin());
+  try {
+    if (command == "run") return cmd_run(args);
+    if (command == "demo") return cmd_demo(args);
+    if (command == "scan") return cmd_scan(args);
+    if (command == "verify") return cmd_verify(args);
+    if (command == "bench") return cmd_bench(args);
+    if (command == "fixes") return cmd_fixes(args);
+    std::cerr << "hcsim: unknown command '" << command << "'\n\n" << kUsage;
+    return kExitBadInput;
+  } catch (const ScenarioError& e) {
+    std::cerr << "hcsim: " << e.what() << "\n";
+    return kExitBadInput;
+  } catch (const BadInput& e) {
+    std::cerr << "hcsim: " << e.what() << "\n";
+    return kExitBadInput;
+  } catch (const po::error& e) {
+    std::cerr << "hcsim " << command << ": " << e.what() << " (see 'hcsim " << command << " --help')\n";
+    return kExitBadInput;
+  } catch (const std::exception& e) {
+    std::cerr << "hcsim: internal error: " << e.what() << "\n";
+    return kExitInternal;
+  }
+}

@@ -1,0 +1,29 @@
+// Human and JSON reports of one simulated run.
+#pragma once
+
+#include <iosfwd>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "sim/scenario.h"
+#include "sim/simulation.h"
+
+namespace hcsim {
+
+struct RunLabel {
+  std::string variant;  // what the user asked for: "pre-fix", "seed-fix+sidecar-hit-sync"
+  double wall_ms = 0.0;
+};
+
+std::string format_ms(TimeNs t);
+std::string verdict_word(const Verdict& v);  // "complete" or "HANG collective_mismatch"
+std::string collective_line(const Verdict& v);
+
+void print_report(std::ostream& out, const Scenario& s, const RunResult& r, const RunLabel& label);
+nlohmann::json report_json(const Scenario& s, const RunResult& r, const RunLabel& label);
+
+// The first point where ranks disagree on what they published for a request, or "" if none.
+std::string rank_divergence(const RunResult& r, const Scenario& s);
+
+}  // namespace hcsim

@@ -70,14 +70,20 @@ void HostSlotPool::end_write(Runtime& rt, std::int32_t slot, std::int32_t op_id)
 void HostSlotPool::to_tree(Runtime& rt, std::int32_t slot) {
   HCSIM_ASSERT(slot >= 0 && slot < capacity());
   Slot& s = slots_[slot];
-  if (s.owner != SlotOwner::kOperation) violation(rt, slot, kNoRequest);
+  if (s.owner != SlotOwner::kOperation) {
+    violation(rt, slot, kNoRequest);
+    return;  // the tree does not take a slot its operation does not own
+  }
   s = {SlotOwner::kTree, -1};
 }
 
 void HostSlotPool::queue_release(Runtime& rt, std::int32_t slot) {
   HCSIM_ASSERT(slot >= 0 && slot < capacity());
   Slot& s = slots_[slot];
-  if (s.owner != SlotOwner::kOperation && s.owner != SlotOwner::kTree) violation(rt, slot, kNoRequest);
+  if (s.owner != SlotOwner::kOperation && s.owner != SlotOwner::kTree) {
+    violation(rt, slot, kNoRequest);
+    return;  // releasing what is free, queued or being written would free it twice
+  }
   s.owner = SlotOwner::kReleaseQueued;
 }
 

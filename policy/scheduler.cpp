@@ -114,7 +114,10 @@ Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
   bool batch_is_full = false;
   const std::vector<RequestId> order = waiting_queue_;
   for (RequestId rid : order) {
-    if (batch_is_full) break;
+    if (batch_is_full) {
+      rt.emit(EventKind::kBatchFull, rid, budget_tokens, static_cast<std::int64_t>(batch.size()));
+      break;
+    }
     bool ready = false;
     if (cfg_.fixes.has(Fix::kBulkProgressCheck)) {
       auto it = bulk_ready_.find(rid);
@@ -130,7 +133,7 @@ Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
     const std::int64_t extend_tokens = req.input_tokens - host_hit_tokens;
     rt.emit(EventKind::kMatch, rid, 0, host_hit_tokens, extend_tokens);
     if (extend_tokens > budget_tokens) {  // AddReqResult.NO_TOKEN
-      batch_is_full = true;
+      rt.emit(EventKind::kBatchFull, rid, budget_tokens, static_cast<std::int64_t>(batch.size()));
       break;
     }
     budget_tokens -= extend_tokens;

@@ -35,6 +35,7 @@ constexpr std::array<KindInfo, kEventKindCount> kKinds = {{
     {"match", {"device_tokens", "host_hit_tokens", "extend_tokens"}},
     {"schedule", {"extend_tokens", "storage_hit_tokens", "host_hit_tokens"}},
     {"forward", {"batch_tokens", "batch_requests", ""}},
+    {"batch_full", {"budget_tokens_left", "batch_requests", ""}},
     {"slot_violation", {"slot", "pool", "owner"}},
     {"collective_enter", {"group", "sequence", "payload_size"}},
     {"collective_exit", {"group", "sequence", "op"}},

@@ -33,11 +33,12 @@ enum class EventKind : std::uint8_t {
   kMatch,              // scheduler: match_prefix after the commit
   kSchedule,           // scheduler: request added to the batch
   kForward,            // scheduler: batch forward entered
+  kBatchFull,          // scheduler: the admission walk stopped here, budget left
   kSlotViolation,      // host slot written or freed by an actor that does not own it
   kCollectiveEnter,    // world: an actor entered a collective
   kCollectiveExit,     // world: the collective completed for that actor
 };
-inline constexpr int kEventKindCount = 17;
+inline constexpr int kEventKindCount = 18;
 std::string_view event_name(EventKind k);
 // Names of the fields a, b, c for a kind; an empty name means the field is unused.
 const std::array<std::string_view, 3>& event_field_names(EventKind k);

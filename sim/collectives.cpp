@@ -42,22 +42,14 @@ std::uint64_t CollectiveMatcher::enter(Kernel& kernel, int rank, WorldCall& call
   p.handles[static_cast<std::size_t>(rank)] = h;
   p.calls[static_cast<std::size_t>(rank)] = &call;
   const CollectiveEntry& first = p.entries.front();
-  if ((first.op != entry.op || first.size != entry.size) && !mismatch_) {
-    Verdict v;
-    v.kind = HangKind::kCollectiveMismatch;
-    v.at_ns = kernel.now_ns();
-    v.has_collective = true;
-    v.group = call.group;
-    v.seq = seq;
-    v.entered = p.entries;
-    for (int r = 0; r < ranks_; ++r) {
-      if (!p.handles[static_cast<std::size_t>(r)]) v.missing_ranks.push_back(r);
+  if (first.op != entry.op || first.size != entry.size) {
+    p.mismatched = true;
+    if (!mismatch_) {
+      mismatch_ = MismatchPoint{call.group, seq, kernel.now_ns()};
+      kernel.stop();  // the world decides what follows
     }
-    mismatch_ = std::move(v);
-    kernel.stop();
-    return seq;
   }
-  if (p.entries.size() == static_cast<std::size_t>(ranks_)) {
+  if (!p.mismatched && p.entries.size() == static_cast<std::size_t>(ranks_)) {
     complete(kernel, call.group, seq, p);
     g.pending.erase(it);
   }

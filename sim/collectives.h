@@ -33,13 +33,20 @@ class CollectiveMatcher {
     std::vector<std::coroutine_handle<>> handles;   // by rank; null until entered
     std::vector<WorldCall*> calls;                  // by rank
     TimeNs first_arrival_ns = 0;
+    bool mismatched = false;                        // never completes
+  };
+  struct MismatchPoint {
+    Group group = Group::kScheduler;
+    std::uint64_t seq = 0;
+    TimeNs at_ns = 0;
   };
 
   // Enters `call` for `rank`, returning the sequence number it got. Completes the collective when
-  // the last member enters; records a mismatch (and stops the kernel) on a conflicting entry.
+  // the last member enters; a conflicting entry marks the sequence mismatched (it never completes)
+  // and records the first such point.
   std::uint64_t enter(Kernel& kernel, int rank, WorldCall& call, std::coroutine_handle<> h);
 
-  const std::optional<Verdict>& mismatch() const { return mismatch_; }
+  const std::optional<MismatchPoint>& mismatch() const { return mismatch_; }
   // Collectives some member has entered and some has not, per group, by sequence.
   const std::map<std::uint64_t, Pending>& pending(Group g) const { return groups_[static_cast<std::size_t>(g)].pending; }
   std::uint64_t next_seq(Group g, int rank) const;
@@ -57,7 +64,7 @@ class CollectiveMatcher {
   int ranks_;
   CollectiveCost cost_;
   std::vector<GroupState> groups_;
-  std::optional<Verdict> mismatch_;
+  std::optional<MismatchPoint> mismatch_;
   std::uint64_t completed_ = 0;
 };
 

@@ -29,6 +29,27 @@ std::optional<Verdict> oldest_partial_collective(const CollectiveMatcher& m, int
   return oldest;
 }
 
+Verdict mismatch_verdict(const CollectiveMatcher& m, int ranks, TimeNs now_ns) {
+  HCSIM_ASSERT(m.mismatch().has_value());
+  const auto& point = *m.mismatch();
+  const auto& pending = m.pending(point.group);
+  auto it = pending.find(point.seq);
+  HCSIM_ASSERT(it != pending.end());  // a mismatched sequence never completes
+  Verdict v;
+  v.kind = HangKind::kCollectiveMismatch;
+  v.at_ns = point.at_ns;
+  v.has_collective = true;
+  v.group = point.group;
+  v.seq = point.seq;
+  v.entered = it->second.entries;
+  for (int r = 0; r < ranks; ++r) {
+    if (!it->second.handles[static_cast<std::size_t>(r)]) v.missing_ranks.push_back(r);
+  }
+  v.headline = "collective mismatch: ranks entered different collectives at one sequence number";
+  (void)now_ns;
+  return v;
+}
+
 std::optional<Verdict> check_stalled_collectives(const CollectiveMatcher& m, int ranks, TimeNs now_ns,
                                                  const DetectorBounds& bounds) {
   auto v = oldest_partial_collective(m, ranks, now_ns, HangKind::kCollectiveMismatch);

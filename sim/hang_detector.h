@@ -16,6 +16,7 @@ namespace hcsim {
 
 struct DetectorBounds {
   TimeNs check_period_ns = 10'000'000;        // how often the bounds below are checked
+  TimeNs settle_ns = 1'000'000;               // after a mismatch, let ranks a little behind arrive
   TimeNs collective_stall_ns = 10'000'000'000;  // a member this late is taken as never coming
   TimeNs starvation_ns = 30'000'000'000;
   TimeNs horizon_ns = 120'000'000'000;
@@ -29,6 +30,9 @@ struct WorkItem {
 
 // The oldest collective that some members entered and others did not, as a verdict of `kind`.
 std::optional<Verdict> oldest_partial_collective(const CollectiveMatcher& m, int ranks, TimeNs now_ns, HangKind kind);
+
+// The verdict for the matcher's first mismatched sequence: who entered it with what, who did not.
+Verdict mismatch_verdict(const CollectiveMatcher& m, int ranks, TimeNs now_ns);
 
 std::optional<Verdict> check_stalled_collectives(const CollectiveMatcher& m, int ranks, TimeNs now_ns,
                                                  const DetectorBounds& bounds);

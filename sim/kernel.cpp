@@ -42,6 +42,7 @@ Kernel::RunEnd Kernel::run(TimeNs time_max_ns, std::uint64_t events_max) {
     ++events_processed_;
     e.handle.resume();
   }
+  stop_requested_ = false;
   return RunEnd::kStopped;
 }
 

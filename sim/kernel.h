@@ -26,8 +26,8 @@ class Kernel {
   TimeNs next_time_ns() const;
 
   void schedule_at(TimeNs time_ns, std::coroutine_handle<> h);
+  // Makes the current (or next) run() return after the event being processed; run() consumes it.
   void stop() { stop_requested_ = true; }
-  bool stopped() const { return stop_requested_; }
 
   enum class RunEnd { kQueueEmpty, kStopped, kReachedTime, kEventLimit };
   // Resumes events in order while their time is <= time_max_ns, at most `events_max` of them.

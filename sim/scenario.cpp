@@ -140,6 +140,14 @@ std::optional<StorageOp> storage_op_by_name(std::string_view n) {
   return std::nullopt;
 }
 
+const std::string kOwnContent = "#";
+
+std::string prefix_name(const Node& n) {
+  std::string name = n.str();
+  if (name.empty() || name.starts_with(kOwnContent)) n.fail("expected a non-empty prefix name not starting with '" + kOwnContent + "'");
+  return name;
+}
+
 std::vector<int> rank_list(const Node& n, int tp) {
   std::vector<int> out;
   for (const Node& r : n.array(1)) out.push_back(static_cast<int>(r.integer(0, tp - 1)));
@@ -303,9 +311,9 @@ Scenario parse_scenario(const std::string& text, const std::string& source) {
     s.policy.ranks.assign(static_cast<std::size_t>(tp), defaults);
     if (auto o = n->find("overrides")) {
       for (auto& [key, value] : o->members()) {
-        char* end = nullptr;
-        const long r = std::strtol(key.c_str(), &end, 10);
-        if (key.empty() || *end != '\0' || r < 0 || r >= tp) value.fail("expected a rank index in [0, " + std::to_string(tp - 1) + "] as the key");
+        int r = -1;
+        for (int k = 0; k < tp; ++k) r = key == std::to_string(k) ? k : r;
+        if (r < 0) value.fail("expected a rank index in [0, " + std::to_string(tp - 1) + "] as the key, written plainly (\"3\")");
         read_resources(value, s.policy.ranks[static_cast<std::size_t>(r)]);
       }
     }
@@ -324,12 +332,13 @@ Scenario parse_scenario(const std::string& text, const std::string& source) {
     if (auto v = n->find("forward_ns_per_token")) s.world.collective.forward_ns_per_token = v->integer(0, 1'000'000'000);
   }
   if (auto n = root.find("bounds")) {
-    n->object({"horizon_ms", "starvation_ms", "collective_stall_ms", "check_period_ms"});
+    n->object({"horizon_ms", "starvation_ms", "collective_stall_ms", "check_period_ms", "settle_us"});
     auto& b = s.world.bounds;
     if (auto v = n->find("horizon_ms")) b.horizon_ns = v->duration(1'000'000, 1.0, kMaxMs);
     if (auto v = n->find("starvation_ms")) b.starvation_ns = v->duration(1'000'000, 1.0, kMaxMs);
     if (auto v = n->find("collective_stall_ms")) b.collective_stall_ns = v->duration(1'000'000, 1.0, kMaxMs);
     if (auto v = n->find("check_period_ms")) b.check_period_ns = v->duration(1'000'000, 0.001, kMaxMs);
+    if (auto v = n->find("settle_us")) b.settle_ns = v->duration(1000, 0.0, kMaxUs);
   }
 
   std::map<std::string, RequestId> ids;
@@ -341,7 +350,8 @@ Scenario parse_scenario(const std::string& text, const std::string& source) {
     if (!ids.emplace(req.name, req.id).second) r.at("name").fail("duplicate request name \"" + req.name + "\"");
     req.arrival_ns = r.at("arrival_us").duration(1000, 0.0, kMaxUs);
     req.input_tokens = static_cast<std::int32_t>(r.at("input_tokens").integer(1, 1 << 24));
-    const std::string prefix = r.has("prefix") ? r.at("prefix").str() : req.name;
+    // Without a prefix a request's content is its own: a chain no named prefix can produce.
+    const std::string prefix = r.has("prefix") ? prefix_name(r.at("prefix")) : kOwnContent + req.name;
     req.pages = prefix_page_keys(prefix, req.input_tokens / s.policy.page_size_tokens);
     s.workload.push_back(std::move(req));
   }
@@ -349,10 +359,11 @@ Scenario parse_scenario(const std::string& text, const std::string& source) {
     for (const Node& o : n->array()) {
       o.object({"prefix", "kv_pages", "sidecar_at_pages", "ranks"});
       L3Contents c;
-      c.prefix = o.at("prefix").str();
+      c.prefix = prefix_name(o.at("prefix"));
       c.kv_pages = static_cast<std::int32_t>(o.at("kv_pages").integer(0, 1 << 24));
       if (auto v = o.find("sidecar_at_pages")) {
-        for (const Node& p : v->array()) c.sidecar_at_pages.push_back(static_cast<std::int32_t>(p.integer(1, std::max(c.kv_pages, 1))));
+        if (c.kv_pages == 0 && !v->array().empty()) v->fail("a sidecar object needs a page to follow; kv_pages is 0");
+        for (const Node& p : v->array()) c.sidecar_at_pages.push_back(static_cast<std::int32_t>(p.integer(1, c.kv_pages)));
       }
       if (auto v = o.find("ranks")) c.ranks = rank_list(*v, tp);
       s.l3.push_back(std::move(c));

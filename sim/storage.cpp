@@ -101,7 +101,8 @@ StoragePlan StorageModel::plan(int rank, WorldCall& call, TimeNs now_ns) {
       case DelayRule::Effect::kUniform: plan.duration_ns += rule_streams_[i].uniform_ns(r.a_ns, r.b_ns); break;
       case DelayRule::Effect::kLognormal: plan.duration_ns += rule_streams_[i].lognormal_ns(r.a_ns, r.sigma); break;
       case DelayRule::Effect::kNever: plan.never_completes = true; break;
-      case DelayRule::Effect::kFail:
+      case DelayRule::Effect::kFail:  // fails after the call latency, with nothing transferred
+        plan.duration_ns = cfg_.call_latency_ns;
         plan.result = 0;
         if (call.storage_op == StorageOp::kHitQuery) std::fill(call.present.begin(), call.present.end(), 0);
         break;

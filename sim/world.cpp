@@ -214,9 +214,9 @@ Verdict SimWorld::run() {
     const auto end = kernel_.run(std::min(next_check_ns, cfg_.bounds.horizon_ns), budget);
     const TimeNs now = kernel_.now_ns();
     if (matcher_.mismatch()) {
-      Verdict v = *matcher_.mismatch();
-      v.headline = "collective mismatch: ranks entered different collectives at one sequence number";
-      return finish(std::move(v));
+      // Ranks slightly behind still reach the mismatched sequence (or block before it); let them.
+      kernel_.run(matcher_.mismatch()->at_ns + cfg_.bounds.settle_ns, budget);
+      return finish(mismatch_verdict(matcher_, cfg_.ranks, kernel_.now_ns()));
     }
     if (finishes_ == request_count_ * static_cast<std::size_t>(cfg_.ranks) && next_arrival_ == arrivals_.size()) {
       Verdict v;

@@ -52,11 +52,11 @@ std::string fields(const TraceEvent& e) {
   return s;
 }
 
-// What a rank published for a request: registration, the commit into its tree, the match that
-// followed, the schedule. Identical on every rank unless the ranks diverged.
+// What a rank published or decided for a request: registration, the commit into its tree, the
+// match that followed, the schedule, or the admission walk stopping at it. Identical on every rank unless the ranks diverged.
 bool published(EventKind k) {
   return k == EventKind::kRegister || k == EventKind::kRegisterSkip || k == EventKind::kCommit ||
-         k == EventKind::kMatch || k == EventKind::kSchedule;
+         k == EventKind::kMatch || k == EventKind::kSchedule || k == EventKind::kBatchFull;
 }
 std::string published_text(const TraceEvent& e) {
   if (e.kind == EventKind::kRegister) return "register prefetch_tokens=" + std::to_string(e.a);  // op ids differ legitimately
@@ -96,7 +96,7 @@ std::string rank_divergence(const RunResult& r, const Scenario& s) {
         const auto& v = by_rank[static_cast<std::size_t>(k)];
         out << "    rank " << k << ": ";
         for (std::size_t j = i; j < v.size() && j < i + 2; ++j) out << (j > i ? "; then " : "") << v[j];
-        if (v.size() <= i) out << "(nothing)";
+        if (v.size() <= i) out << "(nothing published)";
         out << "\n";
       }
       return out.str();

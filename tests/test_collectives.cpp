@@ -1,0 +1,353 @@
+// CollectiveMatcher: reductions, broadcast, per-group sequencing, mismatches and stalled partials,
+// driven by a Kernel and small coroutines that enter hand-built WorldCalls.
+#include <catch2/catch.hpp>
+
+#include <coroutine>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "policy/runtime.h"
+#include "policy/task.h"
+#include "sim/collectives.h"
+#include "sim/diagnosis.h"
+#include "sim/hang_detector.h"
+#include "sim/kernel.h"
+
+namespace {
+
+using namespace hcsim;
+
+constexpr TimeNs kLatency = 1'000;
+
+struct Env {
+  explicit Env(int ranks) : matcher(ranks, CollectiveCost{kLatency, 1'000'000, 200}) {}
+  Kernel kernel;
+  CollectiveMatcher matcher;
+};
+
+WorldCall collective(Group g, CollectiveOp op, std::vector<std::int64_t>& payload) {
+  WorldCall c;
+  c.kind = WorldCall::Kind::kCollective;
+  c.group = g;
+  c.op = op;
+  c.payload = std::span<std::int64_t>(payload);
+  return c;
+}
+
+// What the world does for an actor's collective: hand it and the actor's handle to the matcher.
+struct Enter {
+  Env& env;
+  int rank;
+  WorldCall& call;
+  std::uint64_t& seq;
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) const { seq = env.matcher.enter(env.kernel, rank, call, h); }
+  void await_resume() const noexcept {}
+};
+
+struct Resumed {
+  TimeNs at_ns;
+  int rank;
+  std::uint64_t seq;
+  bool operator==(const Resumed&) const = default;
+};
+
+// Enters each call in turn; records when it was resumed and with which sequence number.
+Task<> member(Env& env, int rank, std::vector<WorldCall*> calls, std::vector<Resumed>& log) {
+  for (WorldCall* c : calls) {
+    std::uint64_t seq = 0;
+    co_await Enter{env, rank, *c, seq};
+    log.push_back({env.kernel.now_ns(), rank, seq});
+  }
+}
+
+// Keeps the member tasks alive for the whole test (the world owns them in real runs).
+struct Members {
+  std::vector<Task<>> tasks;
+  void start(Env& env, TimeNs at, Task<> t) {
+    tasks.push_back(std::move(t));
+    env.kernel.schedule_at(at, tasks.back().handle());
+  }
+};
+
+}  // namespace
+
+TEST_CASE("collectives: 2-rank all_reduce MIN and MAX reduce element-wise and resume at now + latency",
+          "[collectives]") {
+  const auto op = GENERATE(CollectiveOp::kAllReduceMin, CollectiveOp::kAllReduceMax);
+  Env env(2);
+  std::vector<std::int64_t> p0{5, 1, 7, -3};
+  std::vector<std::int64_t> p1{3, 4, 7, -8};
+  WorldCall c0 = collective(Group::kScheduler, op, p0);
+  WorldCall c1 = collective(Group::kScheduler, op, p1);
+  std::vector<Resumed> log;
+  Members m;
+  m.start(env, 100, member(env, 0, {&c0}, log));
+  m.start(env, 250, member(env, 1, {&c1}, log));  // the last member arrives at 250
+
+  REQUIRE(env.kernel.run(1'000'000) == Kernel::RunEnd::kQueueEmpty);
+  const std::vector<std::int64_t> expected =
+      op == CollectiveOp::kAllReduceMin ? std::vector<std::int64_t>{3, 1, 7, -8} : std::vector<std::int64_t>{5, 4, 7, -3};
+  REQUIRE(p0 == expected);
+  REQUIRE(p1 == expected);
+  // Both resumed at the last arrival plus the latency, in rank order.
+  REQUIRE(log == std::vector<Resumed>{{250 + kLatency, 0, 0}, {250 + kLatency, 1, 0}});
+  REQUIRE(env.matcher.completed() == 1);
+  REQUIRE(env.matcher.pending(Group::kScheduler).empty());
+  REQUIRE_FALSE(env.matcher.mismatch());
+  for (const auto& t : m.tasks) REQUIRE(t.done());
+}
+
+TEST_CASE("collectives: broadcast copies rank 0's payload to every other rank", "[collectives]") {
+  Env env(3);
+  std::vector<std::int64_t> p0{11, 22, 33};
+  std::vector<std::int64_t> p1{0, 0, 0};
+  std::vector<std::int64_t> p2{-1, -2, -3};
+  WorldCall c0 = collective(Group::kPrefetch, CollectiveOp::kBroadcast, p0);
+  WorldCall c1 = collective(Group::kPrefetch, CollectiveOp::kBroadcast, p1);
+  WorldCall c2 = collective(Group::kPrefetch, CollectiveOp::kBroadcast, p2);
+  std::vector<Resumed> log;
+  Members m;
+  // Rank 0 is the root even though it is not the first to arrive.
+  m.start(env, 10, member(env, 2, {&c2}, log));
+  m.start(env, 20, member(env, 1, {&c1}, log));
+  m.start(env, 30, member(env, 0, {&c0}, log));
+
+  REQUIRE(env.kernel.run(1'000'000) == Kernel::RunEnd::kQueueEmpty);
+  const std::vector<std::int64_t> expected{11, 22, 33};
+  REQUIRE(p0 == expected);
+  REQUIRE(p1 == expected);
+  REQUIRE(p2 == expected);
+  REQUIRE(log == std::vector<Resumed>{{30 + kLatency, 0, 0}, {30 + kLatency, 1, 0}, {30 + kLatency, 2, 0}});
+}
+
+TEST_CASE("collectives: a matched forward costs latency + base + per-token compute", "[collectives]") {
+  Env env(2);
+  std::vector<std::int64_t> p0{2100};
+  std::vector<std::int64_t> p1{2100};
+  WorldCall c0 = collective(Group::kScheduler, CollectiveOp::kForward, p0);
+  WorldCall c1 = collective(Group::kScheduler, CollectiveOp::kForward, p1);
+  REQUIRE(CollectiveMatcher::size_of(c0) == 2100);  // a forward's size is its token count
+  std::vector<Resumed> log;
+  Members m;
+  m.start(env, 0, member(env, 0, {&c0}, log));
+  m.start(env, 0, member(env, 1, {&c1}, log));
+  REQUIRE(env.kernel.run(1'000'000'000) == Kernel::RunEnd::kQueueEmpty);
+  const TimeNs done = kLatency + 1'000'000 + 200 * 2100;
+  REQUIRE(log == std::vector<Resumed>{{done, 0, 0}, {done, 1, 0}});
+  REQUIRE(p0 == std::vector<std::int64_t>{2100});  // a forward carries no reduction
+}
+
+TEST_CASE("collectives: sequence numbers advance per rank per group; groups are independent", "[collectives]") {
+  Env env(2);
+  // Scheduler group: two all-reduces per rank. Prefetch group: one broadcast per rank, entered by a
+  // second actor of each rank while its scheduler is still inside a scheduler-group collective.
+  std::vector<std::int64_t> s0a{1}, s0b{10}, s1a{2}, s1b{20}, f0{7}, f1{0};
+  WorldCall cs0a = collective(Group::kScheduler, CollectiveOp::kAllReduceMax, s0a);
+  WorldCall cs0b = collective(Group::kScheduler, CollectiveOp::kAllReduceMin, s0b);
+  WorldCall cs1a = collective(Group::kScheduler, CollectiveOp::kAllReduceMax, s1a);
+  WorldCall cs1b = collective(Group::kScheduler, CollectiveOp::kAllReduceMin, s1b);
+  WorldCall cf0 = collective(Group::kPrefetch, CollectiveOp::kBroadcast, f0);
+  WorldCall cf1 = collective(Group::kPrefetch, CollectiveOp::kBroadcast, f1);
+  std::vector<Resumed> sched_log, prefetch_log;
+  Members m;
+  m.start(env, 0, member(env, 0, {&cs0a, &cs0b}, sched_log));
+  m.start(env, 5, member(env, 0, {&cf0}, prefetch_log));
+  m.start(env, 6, member(env, 1, {&cf1}, prefetch_log));
+  m.start(env, 50'000, member(env, 1, {&cs1a, &cs1b}, sched_log));
+
+  // Before rank 1's scheduler arrives: the prefetch broadcast completed on its own.
+  REQUIRE(env.kernel.run(40'000) == Kernel::RunEnd::kReachedTime);
+  REQUIRE(prefetch_log == std::vector<Resumed>{{6 + kLatency, 0, 0}, {6 + kLatency, 1, 0}});
+  REQUIRE(f1 == std::vector<std::int64_t>{7});
+  REQUIRE(sched_log.empty());
+  REQUIRE(env.matcher.pending(Group::kScheduler).size() == 1);
+  REQUIRE(env.matcher.pending(Group::kPrefetch).empty());
+  REQUIRE(env.matcher.next_seq(Group::kScheduler, 0) == 1);
+  REQUIRE(env.matcher.next_seq(Group::kScheduler, 1) == 0);
+  REQUIRE(env.matcher.next_seq(Group::kPrefetch, 0) == 1);
+  REQUIRE(env.matcher.next_seq(Group::kPrefetch, 1) == 1);
+
+  REQUIRE(env.kernel.run(1'000'000) == Kernel::RunEnd::kQueueEmpty);
+  const TimeNs first = 50'000 + kLatency;
+  const TimeNs second = first + kLatency;
+  REQUIRE(sched_log == std::vector<Resumed>{{first, 0, 0}, {first, 1, 0}, {second, 0, 1}, {second, 1, 1}});
+  REQUIRE(s0a == std::vector<std::int64_t>{2});
+  REQUIRE(s1b == std::vector<std::int64_t>{10});
+  REQUIRE(env.matcher.next_seq(Group::kScheduler, 0) == 2);
+  REQUIRE(env.matcher.next_seq(Group::kScheduler, 1) == 2);
+  REQUIRE(env.matcher.next_seq(Group::kPrefetch, 0) == 1);  // untouched by scheduler traffic
+  REQUIRE(env.matcher.next_seq(Group::kPrefetch, 1) == 1);
+  REQUIRE(env.matcher.completed() == 3);
+  REQUIRE_FALSE(env.matcher.mismatch());
+}
+
+TEST_CASE("collectives: all_reduce(MAX) against forward at one sequence is a mismatch that stops the kernel",
+          "[collectives]") {
+  Env env(2);
+  std::vector<std::int64_t> vote{1, 0};
+  std::vector<std::int64_t> tokens{2100};
+  WorldCall c0 = collective(Group::kScheduler, CollectiveOp::kAllReduceMax, vote);
+  WorldCall c1 = collective(Group::kScheduler, CollectiveOp::kForward, tokens);
+  // Something that would run after the mismatch if the kernel kept going.
+  std::vector<Resumed> log, later;
+  std::vector<std::int64_t> q0{0}, q1{0};
+  WorldCall after0 = collective(Group::kPrefetch, CollectiveOp::kAllReduceMin, q0);
+  WorldCall after1 = collective(Group::kPrefetch, CollectiveOp::kAllReduceMin, q1);
+  Members m;
+  m.start(env, 1'000, member(env, 0, {&c0}, log));
+  m.start(env, 2'000, member(env, 1, {&c1}, log));
+  m.start(env, 3'000, member(env, 0, {&after0}, later));
+  m.start(env, 3'000, member(env, 1, {&after1}, later));
+
+  // The kernel stops right after the conflicting entry.
+  REQUIRE(env.kernel.run(1'000'000'000) == Kernel::RunEnd::kStopped);
+  REQUIRE(env.kernel.now_ns() == 2'000);
+  REQUIRE(env.kernel.pending() == 2);  // the t=3000 members never started
+  REQUIRE(log.empty());
+  REQUIRE(later.empty());
+
+  const auto& point = env.matcher.mismatch();
+  REQUIRE(point);
+  REQUIRE(point->group == Group::kScheduler);
+  REQUIRE(point->seq == 0);
+  REQUIRE(point->at_ns == 2'000);
+
+  const Verdict v = mismatch_verdict(env.matcher, 2, env.kernel.now_ns());
+  REQUIRE(v.kind == HangKind::kCollectiveMismatch);
+  REQUIRE(v.hang());
+  REQUIRE(v.at_ns == 2'000);
+  REQUIRE(v.has_collective);
+  REQUIRE(v.group == Group::kScheduler);
+  REQUIRE(v.seq == 0);
+  REQUIRE(v.entered.size() == 2);
+  CHECK(v.entered[0].rank == 0);
+  CHECK(v.entered[0].op == CollectiveOp::kAllReduceMax);
+  CHECK(v.entered[0].size == 2);
+  CHECK(v.entered[0].at_ns == 1'000);
+  CHECK(v.entered[1].rank == 1);
+  CHECK(v.entered[1].op == CollectiveOp::kForward);
+  CHECK(v.entered[1].size == 2100);  // a forward's size is its token count
+  CHECK(v.entered[1].at_ns == 2'000);
+  CHECK(v.missing_ranks.empty());
+  REQUIRE_THAT(v.headline, Catch::Contains("collective mismatch"));
+
+  // Nothing completed: neither payload was touched, and the sequence stays pending for good.
+  REQUIRE(env.matcher.completed() == 0);
+  REQUIRE(vote == std::vector<std::int64_t>{1, 0});
+  REQUIRE(tokens == std::vector<std::int64_t>{2100});
+  REQUIRE(env.matcher.pending(Group::kScheduler).at(0).mismatched);
+
+  // Running on (the world lets late ranks settle) never completes the mismatched sequence, and
+  // keeps the first mismatch point; unrelated groups still work.
+  REQUIRE(env.kernel.run(1'000'000'000) == Kernel::RunEnd::kQueueEmpty);
+  REQUIRE(log.empty());
+  REQUIRE(later.size() == 2);
+  REQUIRE(env.matcher.completed() == 1);
+  REQUIRE(env.matcher.mismatch()->at_ns == 2'000);
+}
+
+TEST_CASE("collectives: same op with a different size is also a mismatch", "[collectives]") {
+  Env env(2);
+  std::vector<std::int64_t> p0{1, 2};
+  std::vector<std::int64_t> p1{1, 2, 3};
+  WorldCall c0 = collective(Group::kPrefetch, CollectiveOp::kAllReduceMin, p0);
+  WorldCall c1 = collective(Group::kPrefetch, CollectiveOp::kAllReduceMin, p1);
+  std::vector<Resumed> log;
+  Members m;
+  m.start(env, 0, member(env, 0, {&c0}, log));
+  m.start(env, 0, member(env, 1, {&c1}, log));
+  REQUIRE(env.kernel.run(1'000'000) == Kernel::RunEnd::kStopped);
+  REQUIRE(env.matcher.mismatch());
+  const Verdict v = mismatch_verdict(env.matcher, 2, env.kernel.now_ns());
+  REQUIRE(v.group == Group::kPrefetch);
+  REQUIRE(v.entered.size() == 2);
+  REQUIRE(v.entered[0].size == 2);
+  REQUIRE(v.entered[1].size == 3);
+  REQUIRE(log.empty());
+}
+
+TEST_CASE("collectives: a 3-rank mismatch names the rank that has not entered yet", "[collectives]") {
+  Env env(3);
+  std::vector<std::int64_t> p0{0, 0}, p1{5};
+  WorldCall c0 = collective(Group::kScheduler, CollectiveOp::kAllReduceMax, p0);
+  WorldCall c1 = collective(Group::kScheduler, CollectiveOp::kForward, p1);
+  std::vector<Resumed> log;
+  Members m;
+  m.start(env, 10, member(env, 0, {&c0}, log));
+  m.start(env, 20, member(env, 1, {&c1}, log));
+  REQUIRE(env.kernel.run(1'000'000) == Kernel::RunEnd::kStopped);
+  const Verdict v = mismatch_verdict(env.matcher, 3, env.kernel.now_ns());
+  REQUIRE(v.missing_ranks == std::vector<int>{2});
+  REQUIRE(v.entered.size() == 2);
+}
+
+TEST_CASE("collectives: a partial collective is pending, and a stall only once the bound has passed",
+          "[collectives][hang]") {
+  Env env(2);
+  std::vector<std::int64_t> p0{1, 0};
+  WorldCall c0 = collective(Group::kScheduler, CollectiveOp::kAllReduceMax, p0);
+  std::vector<Resumed> log;
+  Members m;
+  const TimeNs entered_at = 7'000;
+  m.start(env, entered_at, member(env, 0, {&c0}, log));  // rank 1 never comes
+
+  REQUIRE(env.kernel.run(1'000'000) == Kernel::RunEnd::kQueueEmpty);
+  REQUIRE(log.empty());
+  REQUIRE_FALSE(env.matcher.mismatch());
+
+  const auto& pending = env.matcher.pending(Group::kScheduler);
+  REQUIRE(pending.size() == 1);
+  REQUIRE(pending.count(0) == 1);
+  const auto& p = pending.at(0);
+  REQUIRE(p.first_arrival_ns == entered_at);
+  REQUIRE(p.entries.size() == 1);
+  REQUIRE(p.entries[0].rank == 0);
+  REQUIRE(p.handles[0]);
+  REQUIRE_FALSE(p.handles[1]);
+  REQUIRE(env.matcher.pending(Group::kPrefetch).empty());
+
+  // oldest_partial_collective has no bound: it names the partial at once, with the missing rank.
+  const auto oldest = oldest_partial_collective(env.matcher, 2, entered_at + 1, HangKind::kDeadlock);
+  REQUIRE(oldest);
+  REQUIRE(oldest->kind == HangKind::kDeadlock);
+  REQUIRE(oldest->group == Group::kScheduler);
+  REQUIRE(oldest->seq == 0);
+  REQUIRE(oldest->missing_ranks == std::vector<int>{1});
+  REQUIRE(oldest->entered.size() == 1);
+
+  // check_stalled_collectives waits for the stall bound ("a member this late is taken as never coming").
+  DetectorBounds bounds;
+  bounds.collective_stall_ns = 10'000'000;
+  REQUIRE_FALSE(check_stalled_collectives(env.matcher, 2, entered_at, bounds));
+  REQUIRE_FALSE(check_stalled_collectives(env.matcher, 2, entered_at + bounds.collective_stall_ns - 1, bounds));
+  const auto stalled = check_stalled_collectives(env.matcher, 2, entered_at + bounds.collective_stall_ns, bounds);
+  REQUIRE(stalled);
+  REQUIRE(stalled->kind == HangKind::kCollectiveMismatch);
+  REQUIRE(stalled->at_ns == entered_at + bounds.collective_stall_ns);
+  REQUIRE(stalled->group == Group::kScheduler);
+  REQUIRE(stalled->seq == 0);
+  REQUIRE(stalled->missing_ranks == std::vector<int>{1});
+  REQUIRE(stalled->entered.at(0).op == CollectiveOp::kAllReduceMax);
+  REQUIRE(stalled->entered.at(0).size == 2);
+  REQUIRE_THAT(stalled->headline, Catch::Contains("1 rank(s) never entered") && Catch::Contains("10 ms"));
+}
+
+TEST_CASE("collectives: the oldest partial collective across groups is reported", "[collectives][hang]") {
+  Env env(2);
+  std::vector<std::int64_t> ps{0}, pf{0};
+  WorldCall cs = collective(Group::kScheduler, CollectiveOp::kAllReduceMin, ps);
+  WorldCall cf = collective(Group::kPrefetch, CollectiveOp::kAllReduceMin, pf);
+  std::vector<Resumed> log;
+  Members m;
+  m.start(env, 500, member(env, 0, {&cs}, log));  // scheduler partial: rank 1 missing, later
+  m.start(env, 100, member(env, 1, {&cf}, log));  // prefetch partial: rank 0 missing, older
+  REQUIRE(env.kernel.run(1'000'000) == Kernel::RunEnd::kQueueEmpty);
+  const auto v = oldest_partial_collective(env.matcher, 2, 1'000, HangKind::kDeadlock);
+  REQUIRE(v);
+  REQUIRE(v->group == Group::kPrefetch);
+  REQUIRE(v->missing_ranks == std::vector<int>{0});
+  REQUIRE(v->entered.at(0).at_ns == 100);
+}

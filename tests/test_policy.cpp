@@ -1,0 +1,433 @@
+// Policy building blocks: the termination predicate against upstream's policy matrix, the timeout
+// formulas, fix presets and variants, host slot ownership, and HiMamba's host radix tree rule.
+#include <catch2/catch.hpp>
+
+#include <array>
+#include <coroutine>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "policy/fixes.h"
+#include "policy/host_radix_tree.h"
+#include "policy/host_slot_pool.h"
+#include "policy/policy_config.h"
+#include "policy/prefetch_operation.h"
+#include "policy/runtime.h"
+#include "policy/termination.h"
+
+namespace {
+
+using namespace hcsim;
+
+// ---------------------------------------------------------------------------------------------
+// The upstream policy matrix (domain doc 3.3, from upstream test_hicache_prefetch_termination.py).
+//
+// Row 1 (best_effort, kv_done F, pool T, pool_done F, timed_out F) -> terminate is not asserted
+// here: best_effort terminates without a vote in this model, so local_can_terminate is never asked
+// for it (it asserts policy != best_effort and would abort the test run). Rows 2-9 follow.
+
+struct Row {
+  int number;  // as numbered upstream, best_effort being row 1
+  PrefetchPolicy policy;
+  bool kv_done, has_pool, pool_done, timed_out;
+  bool expected;
+};
+
+constexpr bool T = true;
+constexpr bool F = false;
+constexpr std::array<Row, 8> kMatrix = {{
+    {2, PrefetchPolicy::kWaitComplete, T, F, F, F, T},
+    {3, PrefetchPolicy::kWaitComplete, T, T, F, F, F},
+    {4, PrefetchPolicy::kWaitComplete, T, T, T, F, T},
+    {5, PrefetchPolicy::kTimeout, T, T, F, F, F},
+    {6, PrefetchPolicy::kTimeout, T, T, F, T, T},
+    {7, PrefetchPolicy::kTimeout, F, T, F, T, T},
+    {8, PrefetchPolicy::kTimeout, T, T, T, F, T},
+    {9, PrefetchPolicy::kWaitComplete, F, T, F, F, F},
+}};
+
+bool decide(const FixSet& fixes, const Row& r) {
+  TerminationInputs in;
+  in.kv_done = r.kv_done;
+  in.has_pool = r.has_pool;
+  in.pool_done = r.pool_done;
+  in.timed_out = r.timed_out;
+  return local_can_terminate(r.policy, fixes, in);
+}
+
+// The rows where `preset` disagrees with upstream's expectation.
+std::vector<int> failing_rows(std::string_view preset) {
+  const auto fixes = preset_by_name(preset);
+  REQUIRE(fixes);
+  std::vector<int> failing;
+  for (const Row& r : kMatrix) {
+    if (decide(*fixes, r) != r.expected) failing.push_back(r.number);
+  }
+  return failing;
+}
+
+}  // namespace
+
+TEST_CASE("termination: timeout-bounded passes every row of the upstream matrix", "[policy][termination]") {
+  REQUIRE(failing_rows("timeout-bounded").empty());
+}
+
+TEST_CASE("termination: seed-fix fails only row 6, where the guard overrides an expired timeout",
+          "[policy][termination]") {
+  REQUIRE(failing_rows("seed-fix") == std::vector<int>{6});
+  // Row 6: timeout policy, KV done, sidecar pending, timed out -> seed-fix keeps waiting (#27550).
+  REQUIRE_FALSE(decide(*preset_by_name("seed-fix"), kMatrix[4]));
+  REQUIRE(kMatrix[4].number == 6);
+}
+
+TEST_CASE("termination: pre-fix fails rows 3 and 5, terminating with the sidecar pending", "[policy][termination]") {
+  REQUIRE(failing_rows("pre-fix") == std::vector<int>{3, 5});
+  for (const Row& r : kMatrix) {
+    if (r.number == 3 || r.number == 5) {
+      INFO("row " << r.number);
+      REQUIRE(decide(*preset_by_name("pre-fix"), r));  // says "can terminate" though the sidecar is pending
+      REQUIRE(r.has_pool);
+      REQUIRE_FALSE(r.pool_done);
+    }
+  }
+}
+
+TEST_CASE("timeout: linear and capped formulas", "[policy][timeout]") {
+  const auto linear = TimeoutConfig::linear_defaults();
+  const auto capped = TimeoutConfig::capped_defaults();
+  // Linear (1 s + 0.25 s per 1024 tokens): 16 pages of 64 = 1024 tokens.
+  REQUIRE(prefetch_timeout_ns(linear, 16, 64) == 1'250'000'000);
+  REQUIRE(prefetch_timeout_ns(linear, 0, 64) == 1'000'000'000);
+  // Capped (2 s + 0.1 s per 1024 tokens, at most 30 s).
+  REQUIRE(prefetch_timeout_ns(capped, 16, 64) == 2'100'000'000);
+  REQUIRE(prefetch_timeout_ns(capped, 1024, 1) == 2'100'000'000);
+  REQUIRE(prefetch_timeout_ns(capped, 15'625, 64) == 30'000'000'000);  // 1,000,000 tokens: 99.6 s -> 30 s
+  // The linear formula has no cap.
+  REQUIRE(prefetch_timeout_ns(linear, 15'625, 64) == 1'000'000'000 + 250'000'000LL * 1'000'000 / 1024);
+}
+
+TEST_CASE("termination_inputs: an empty hash_value is never kv_done (#9397)", "[policy][termination]") {
+  PolicyConfig cfg;
+  PrefetchOperation op;
+  op.completed_tokens = 0;  // 0 == 0 * page_size must not count as done
+  REQUIRE(op.hash_value.empty());
+  REQUIRE_FALSE(termination_inputs(cfg, op, 0).kv_done);
+
+  op.hash_value = {1, 2, 3};
+  op.completed_tokens = 2 * cfg.page_size_tokens;
+  REQUIRE_FALSE(termination_inputs(cfg, op, 0).kv_done);
+  op.completed_tokens = 3 * cfg.page_size_tokens;
+  REQUIRE(termination_inputs(cfg, op, 0).kv_done);
+
+  // The sidecar fields pass straight through.
+  op.has_pool_transfers = true;
+  op.pool_transfers_done = false;
+  const auto in = termination_inputs(cfg, op, 0);
+  REQUIRE(in.has_pool);
+  REQUIRE_FALSE(in.pool_done);
+}
+
+TEST_CASE("termination_inputs: timed_out counts from the operation's own start time", "[policy][termination]") {
+  PolicyConfig cfg;  // capped defaults, page 64
+  PrefetchOperation op;
+  op.hash_value.assign(16, 7);  // 1024 tokens: 2.1 s
+  op.start_time_ns = 5'000'000'000;
+  const TimeNs budget = 2'100'000'000;
+  REQUIRE_FALSE(termination_inputs(cfg, op, op.start_time_ns + budget).timed_out);  // not past it yet
+  REQUIRE(termination_inputs(cfg, op, op.start_time_ns + budget + 1).timed_out);
+  // Had it counted from 0, it would already be out at 2.1 s + 1.
+  REQUIRE_FALSE(termination_inputs(cfg, op, budget + 1).timed_out);
+}
+
+TEST_CASE("fixes: presets and variant expressions", "[policy][fixes]") {
+  std::string error;
+  const auto pre = parse_variant("pre-fix", &error);
+  REQUIRE(pre);
+  REQUIRE(*pre == FixSet{});
+  REQUIRE(pre->names() == "none");
+
+  const auto seed = parse_variant("seed-fix", &error);
+  REQUIRE(seed);
+  REQUIRE(*seed == FixSet{}.with(Fix::kPoolTransferGuard));
+
+  const auto v = parse_variant("timeout-bounded+sidecar-hit-sync", &error);
+  REQUIRE(v);
+  CHECK(v->has(Fix::kPoolTransferGuard));
+  CHECK(v->has(Fix::kTimeoutBeatsGuard));
+  CHECK(v->has(Fix::kSidecarHitSync));
+  CHECK_FALSE(v->has(Fix::kBulkProgressCheck));
+  CHECK_FALSE(v->has(Fix::kRegistrationConsensus));
+  REQUIRE(v->names() == "pool-transfer-guard,timeout-beats-guard,sidecar-hit-sync");
+
+  // Several fixes chain.
+  const auto many = parse_variant("pre-fix+bulk-progress-check+registration-consensus", &error);
+  REQUIRE(many);
+  REQUIRE(*many == FixSet{}.with(Fix::kBulkProgressCheck).with(Fix::kRegistrationConsensus));
+}
+
+TEST_CASE("fixes: an unknown preset or fix is refused with an error naming it", "[policy][fixes]") {
+  std::string error;
+  REQUIRE_FALSE(parse_variant("post-fix", &error));
+  REQUIRE_THAT(error, Catch::Contains("unknown preset") && Catch::Contains("post-fix"));
+
+  error.clear();
+  REQUIRE_FALSE(parse_variant("seed-fix+sidecar-sync", &error));
+  REQUIRE_THAT(error, Catch::Contains("unknown fix") && Catch::Contains("sidecar-sync"));
+
+  error.clear();
+  REQUIRE_FALSE(parse_variant("seed-fix+sidecar-hit-sync+nonsense", &error));
+  REQUIRE_THAT(error, Catch::Contains("nonsense"));
+
+  REQUIRE_FALSE(preset_by_name("timeout"));
+  REQUIRE_FALSE(parse_variant("", nullptr));  // no error string asked for: still refused
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host slot pool
+
+namespace {
+
+// A Runtime that records what is emitted and refuses every world call.
+class RecordingRuntime : public Runtime {
+ public:
+  struct Emitted {
+    EventKind kind;
+    RequestId request;
+    std::int64_t a, b, c;
+  };
+  std::vector<Emitted> events;
+
+  int rank() const override { return 0; }
+  int world_size() const override { return 1; }
+  ActorKind actor() const override { return ActorKind::kScheduler; }
+  TimeNs now_ns() const override { return 0; }
+  SignalId make_signal(std::string_view, ActorKind) override { return 0; }
+  void notify(SignalId) override {}
+  int take_arrivals(std::span<RequestId>) override { return 0; }
+  void work_started(RequestId) override {}
+  void work_finished(RequestId) override {}
+  void emit(EventKind kind, RequestId request, std::int64_t a, std::int64_t b, std::int64_t c) override {
+    events.push_back({kind, request, a, b, c});
+  }
+
+ protected:
+  bool submit(WorldCall&, std::coroutine_handle<>) override { return false; }
+};
+
+}  // namespace
+
+TEST_CASE("slots: alloc is all or nothing", "[policy][slots]") {
+  HostSlotPool pool(SlotPoolKind::kKv, 4);
+  std::vector<std::int32_t> out;
+  REQUIRE(pool.alloc(3, 1, out));
+  REQUIRE(out == std::vector<std::int32_t>{0, 1, 2});  // lowest slots first
+  REQUIRE(pool.available() == 1);
+  for (auto s : out) REQUIRE(pool.owner(s) == SlotOwner::kOperation);
+
+  std::vector<std::int32_t> more{99};
+  REQUIRE_FALSE(pool.alloc(2, 2, more));  // only 1 left
+  REQUIRE(more == std::vector<std::int32_t>{99});  // nothing appended
+  REQUIRE(pool.available() == 1);
+  REQUIRE(pool.owner(3) == SlotOwner::kFree);
+
+  REQUIRE(pool.alloc(1, 2, more));
+  REQUIRE(more == std::vector<std::int32_t>{99, 3});
+  REQUIRE(pool.available() == 0);
+  REQUIRE(pool.violations() == 0);
+}
+
+TEST_CASE("slots: the normal lifecycle has no violation and returns the slot", "[policy][slots]") {
+  RecordingRuntime rt;
+  HostSlotPool pool(SlotPoolKind::kSidecar, 2);
+  std::vector<std::int32_t> s;
+  REQUIRE(pool.alloc(1, 7, s));
+  const auto slot = s.at(0);
+  pool.begin_write(rt, slot, 7);
+  REQUIRE(pool.owner(slot) == SlotOwner::kWriting);
+  pool.end_write(rt, slot, 7);
+  REQUIRE(pool.owner(slot) == SlotOwner::kOperation);
+  pool.to_tree(rt, slot);
+  REQUIRE(pool.owner(slot) == SlotOwner::kTree);
+  pool.queue_release(rt, slot);
+  REQUIRE(pool.owner(slot) == SlotOwner::kReleaseQueued);
+  REQUIRE(pool.available() == 1);
+  pool.free(rt, slot);
+  REQUIRE(pool.owner(slot) == SlotOwner::kFree);
+  REQUIRE(pool.available() == 2);
+  REQUIRE(pool.violations() == 0);
+  REQUIRE(rt.events.empty());
+  // The freed slot is handed out again.
+  std::vector<std::int32_t> again;
+  REQUIRE(pool.alloc(2, 8, again));
+  REQUIRE(again.front() == slot);
+}
+
+TEST_CASE("slots: a double free is a violation and emits slot_violation", "[policy][slots]") {
+  RecordingRuntime rt;
+  HostSlotPool pool(SlotPoolKind::kKv, 2);
+  std::vector<std::int32_t> s;
+  REQUIRE(pool.alloc(1, 1, s));
+  pool.free(rt, s[0]);
+  REQUIRE(pool.violations() == 0);
+  REQUIRE(pool.available() == 2);
+
+  pool.free(rt, s[0]);
+  REQUIRE(pool.violations() == 1);
+  REQUIRE(pool.available() == 2);  // not pushed onto the free stack twice
+  REQUIRE(rt.events.size() == 1);
+  const auto& e = rt.events[0];
+  REQUIRE(e.kind == EventKind::kSlotViolation);
+  REQUIRE(e.a == s[0]);                                          // slot
+  REQUIRE(e.b == static_cast<std::int64_t>(SlotPoolKind::kKv));  // pool
+  REQUIRE(e.c == static_cast<std::int64_t>(SlotOwner::kFree));   // owner at the time
+
+  // A double free must not let two allocations share the slot.
+  std::vector<std::int32_t> a, b;
+  REQUIRE(pool.alloc(2, 2, a));
+  REQUIRE_FALSE(pool.alloc(1, 3, b));
+}
+
+TEST_CASE("slots: committing or releasing a free slot is reported and leaves the pool intact", "[policy][slots]") {
+  RecordingRuntime rt;
+  HostSlotPool pool(SlotPoolKind::kKv, 2);
+  std::vector<std::int32_t> s;
+  REQUIRE(pool.alloc(1, 1, s));
+  pool.free(rt, s[0]);
+  pool.to_tree(rt, s[0]);        // the tree takes a slot nobody owns
+  pool.queue_release(rt, s[0]);  // and a release is queued for it
+  REQUIRE(pool.violations() == 2);
+  REQUIRE(pool.owner(s[0]) == SlotOwner::kFree);
+  pool.free(rt, s[0]);  // the queued release drains: a double free, not a second stack entry
+  REQUIRE(pool.violations() == 3);
+  REQUIRE(pool.available() == 2);
+  std::vector<std::int32_t> all;
+  REQUIRE(pool.alloc(2, 2, all));  // both slots, each once
+  REQUIRE(all[0] != all[1]);
+}
+
+TEST_CASE("slots: a free during a write is a violation", "[policy][slots]") {
+  RecordingRuntime rt;
+  HostSlotPool pool(SlotPoolKind::kSidecar, 1);
+  std::vector<std::int32_t> s;
+  REQUIRE(pool.alloc(1, 4, s));
+  pool.begin_write(rt, s[0], 4);
+  pool.free(rt, s[0]);
+  REQUIRE(pool.violations() == 1);
+  REQUIRE(rt.events.size() == 1);
+  REQUIRE(rt.events[0].kind == EventKind::kSlotViolation);
+  REQUIRE(rt.events[0].a == s[0]);
+  REQUIRE(rt.events[0].b == static_cast<std::int64_t>(SlotPoolKind::kSidecar));
+  REQUIRE(rt.events[0].c == static_cast<std::int64_t>(SlotOwner::kWriting));
+  // The late end_write of the raced write is not reported a second time.
+  pool.end_write(rt, s[0], 4);
+  REQUIRE(pool.violations() == 1);
+}
+
+TEST_CASE("slots: begin_write into a slot owned by another operation is a violation", "[policy][slots]") {
+  RecordingRuntime rt;
+  HostSlotPool pool(SlotPoolKind::kKv, 2);
+  std::vector<std::int32_t> mine, theirs;
+  REQUIRE(pool.alloc(1, 1, mine));
+  REQUIRE(pool.alloc(1, 2, theirs));
+  pool.begin_write(rt, theirs[0], 1);  // op 1 writes into op 2's slot
+  REQUIRE(pool.violations() == 1);
+  REQUIRE(rt.events.size() == 1);
+  REQUIRE(rt.events[0].kind == EventKind::kSlotViolation);
+  REQUIRE(rt.events[0].a == theirs[0]);
+  REQUIRE(rt.events[0].c == static_cast<std::int64_t>(SlotOwner::kOperation));
+  REQUIRE(pool.owner(theirs[0]) == SlotOwner::kOperation);  // ownership stays with op 2
+  // Op 2 can still write its own slot.
+  pool.begin_write(rt, theirs[0], 2);
+  REQUIRE(pool.owner(theirs[0]) == SlotOwner::kWriting);
+  REQUIRE(pool.violations() == 1);
+
+  // Writing a slot already in the tree is a violation too.
+  pool.end_write(rt, theirs[0], 2);
+  pool.to_tree(rt, theirs[0]);
+  pool.begin_write(rt, theirs[0], 2);
+  REQUIRE(pool.violations() == 2);
+  REQUIRE(pool.owner(theirs[0]) == SlotOwner::kTree);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host radix tree
+
+TEST_CASE("radix tree: a prefix is usable only up to the deepest node with sidecar state", "[policy][radix]") {
+  HostRadixTree tree(64);
+  const std::vector<PageKey> pages{101, 102, 103};
+  const std::vector<std::int32_t> slots{0, 1, 2};
+  const auto r = tree.insert(pages, 0, slots);
+  REQUIRE(r.inserted_pages == 3);
+  REQUIRE(r.matched_pages == 0);
+  REQUIRE(r.leaf != HostRadixTree::kRoot);
+  REQUIRE(tree.node_count() == 4);  // root + 3
+
+  const std::vector<PageKey> query{101, 102, 103, 104};
+  // KV present, but no Mamba state anywhere: HiMamba matches nothing.
+  REQUIRE(tree.match_pages(query) == 0);
+  REQUIRE(tree.kv_match_pages(query) == 3);
+
+  tree.attach_sidecar(r.leaf, 9);
+  REQUIRE(tree.sidecar_slot(r.leaf) == 9);
+  REQUIRE(tree.match_pages(query) == 3);
+  REQUIRE(tree.match_pages(pages) == 3);
+  // A query that stops above the state node cannot use it.
+  REQUIRE(tree.match_pages(std::span<const PageKey>(pages).first(2)) == 0);
+  REQUIRE(tree.kv_match_pages(std::span<const PageKey>(pages).first(2)) == 2);
+  // A diverging query matches nothing past the divergence.
+  REQUIRE(tree.match_pages(std::vector<PageKey>{101, 999, 103}) == 0);
+  REQUIRE(tree.kv_match_pages(std::vector<PageKey>{101, 999, 103}) == 1);
+}
+
+TEST_CASE("radix tree: the deepest node with state wins", "[policy][radix]") {
+  HostRadixTree tree(64);
+  const std::vector<PageKey> pages{1, 2, 3, 4, 5};
+  const auto r = tree.insert(pages, 0, std::vector<std::int32_t>{0, 1, 2, 3, 4});
+  REQUIRE(r.inserted_pages == 5);
+  // Find the node of page 2 by inserting its prefix again (an existing path: all matched).
+  const auto two = tree.insert(std::span<const PageKey>(pages).first(2), 0, std::vector<std::int32_t>{0, 1});
+  REQUIRE(two.inserted_pages == 0);
+  REQUIRE(two.matched_pages == 2);
+
+  tree.attach_sidecar(two.leaf, 1);
+  REQUIRE(tree.match_pages(pages) == 2);
+  tree.attach_sidecar(r.leaf, 2);
+  REQUIRE(tree.match_pages(pages) == 5);
+  REQUIRE(tree.match_pages(std::span<const PageKey>(pages).first(4)) == 2);  // the deeper state is out of reach
+  REQUIRE(tree.kv_match_pages(pages) == 5);
+}
+
+TEST_CASE("radix tree: inserting over an existing path reports matched pages", "[policy][radix]") {
+  HostRadixTree tree(64);
+  const std::vector<PageKey> base{10, 20, 30};
+  const auto first = tree.insert(base, 0, std::vector<std::int32_t>{0, 1, 2});
+  REQUIRE(first.inserted_pages == 3);
+
+  // The same pages plus one, all backed by new slots: 3 matched, 1 inserted.
+  const std::vector<PageKey> longer{10, 20, 30, 40};
+  const auto second = tree.insert(longer, 0, std::vector<std::int32_t>{5, 6, 7, 8});
+  REQUIRE(second.matched_pages == 3);
+  REQUIRE(second.inserted_pages == 1);
+  REQUIRE(tree.node_count() == 5);
+  REQUIRE(tree.kv_match_pages(longer) == 4);
+
+  // Only pages from first_new count: page 20 is an anchor, 30 matched, 40 matched, 50 inserted.
+  const std::vector<PageKey> extended{10, 20, 30, 40, 50};
+  const auto third = tree.insert(extended, 2, std::vector<std::int32_t>{9, 10, 11});
+  REQUIRE(third.matched_pages == 2);
+  REQUIRE(third.inserted_pages == 1);
+  REQUIRE(tree.node_count() == 6);
+
+  // A path sharing only page 10 branches off.
+  const auto branch = tree.insert(std::vector<PageKey>{10, 21}, 1, std::vector<std::int32_t>{12});
+  REQUIRE(branch.matched_pages == 0);
+  REQUIRE(branch.inserted_pages == 1);
+  REQUIRE(tree.kv_match_pages(std::vector<PageKey>{10, 21, 30}) == 2);
+  REQUIRE(tree.kv_match_pages(extended) == 5);
+  // Still no sidecar state anywhere: HiMamba matches nothing.
+  REQUIRE(tree.match_pages(extended) == 0);
+}

@@ -34,7 +34,7 @@ struct L3Contents {
 };
 
 struct Expectation {
-  std::string variant;  // "pre-fix", "timeout-bounded+sidecar-hit-sync"
+  std::string variant;  // a variant expression, PRESET[+FIX]... (policy/fixes.h)
   FixSet fixes;
   std::optional<PrefetchPolicy> policy;  // unset: the scenario's policy
   HangKind verdict = HangKind::kNone;    // kNone: complete

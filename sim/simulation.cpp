@@ -66,4 +66,17 @@ RunResult simulate(const Scenario& scenario, const RunOptions& options) {
   return result;
 }
 
+ExpectationCheck check_expectation(const Scenario& scenario, const Expectation& expectation) {
+  RunOptions o;
+  o.fixes = expectation.fixes;
+  o.policy = expectation.policy;
+  ExpectationCheck c;
+  c.result = simulate(scenario, o);
+  c.met = expectation.any_hang ? c.result.verdict.hang() : c.result.verdict.kind == expectation.verdict;
+  c.expected = expectation.any_hang ? "hang"
+               : expectation.verdict == HangKind::kNone ? "complete"
+                                                        : std::string(hang_kind_name(expectation.verdict));
+  return c;
+}
+
 }  // namespace hcsim

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "policy/fixes.h"
@@ -44,5 +45,13 @@ struct RunResult {
 };
 
 RunResult simulate(const Scenario& scenario, const RunOptions& options);
+
+// One declared expectation of a scenario, run and judged.
+struct ExpectationCheck {
+  RunResult result;
+  bool met = false;
+  std::string expected;  // "complete", "hang", "collective_mismatch", ...
+};
+ExpectationCheck check_expectation(const Scenario& scenario, const Expectation& expectation);
 
 }  // namespace hcsim

@@ -50,17 +50,10 @@ TEST_CASE("every shipped scenario meets each expectation it declares") {
   for (const auto& path : paths) {
     const Scenario s = load_scenario_file(path);
     for (const Expectation& e : s.expect) {
-      RunOptions o;
-      o.fixes = e.fixes;
-      o.policy = e.policy;
-      const RunResult r = simulate(s, o);
-      INFO(path << " variant " << e.variant << " policy " << policy_name(e.policy.value_or(s.policy.policy)) << ": "
-                << r.verdict.headline);
-      if (e.any_hang) {
-        CHECK(r.verdict.hang());
-      } else {
-        CHECK(hang_kind_name(r.verdict.kind) == hang_kind_name(e.verdict));
-      }
+      const ExpectationCheck c = check_expectation(s, e);
+      INFO(path << " variant " << e.variant << " policy " << policy_name(e.policy.value_or(s.policy.policy)) << ": expected "
+                << c.expected << ", got " << c.result.verdict.headline);
+      CHECK(c.met);
     }
   }
 }

@@ -286,17 +286,13 @@ int cmd_verify(const std::vector<std::string>& args) {
   for (const auto& path : paths) {
     const Scenario s = load_scenario_file(path);
     for (const Expectation& e : s.expect) {
-      RunOptions o;
-      o.fixes = e.fixes;
-      o.policy = e.policy;
-      const RunResult r = simulate(s, o);
-      const bool ok = e.any_hang ? r.verdict.hang() : r.verdict.kind == e.verdict;
+      const ExpectationCheck c = check_expectation(s, e);
+      const Verdict& v = c.result.verdict;
       ++total;
-      differ += ok ? 0 : 1;
-      const std::string want = e.any_hang ? "hang" : (e.verdict == HangKind::kNone ? "complete" : std::string(hang_kind_name(e.verdict)));
-      std::printf("%-4s %-32s %-36s %-14s expected %-20s got %s at %s\n", ok ? "ok" : "DIFF", s.name.c_str(), e.variant.c_str(),
-                  std::string(policy_name(e.policy.value_or(s.policy.policy))).c_str(), want.c_str(), verdict_word(r.verdict).c_str(),
-                  format_ms(r.verdict.at_ns).c_str());
+      differ += c.met ? 0 : 1;
+      std::printf("%-4s %-32s %-36s %-14s expected %-20s got %s at %s\n", c.met ? "ok" : "DIFF", s.name.c_str(), e.variant.c_str(),
+                  std::string(policy_name(e.policy.value_or(s.policy.policy))).c_str(), c.expected.c_str(), verdict_word(v).c_str(),
+                  format_ms(v.at_ns).c_str());
     }
   }
   std::printf("%d expectation(s), %d differ\n", total, differ);

@@ -1,5 +1,8 @@
 // hcsim: the hicache-sim command. Reads like its --help: one function per subcommand.
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -41,7 +44,9 @@ commands:
   run SCENARIO      simulate one scenario and explain the verdict
   demo              the seed bug (incident S1) under pre-fix and seed-fix, side by side
   scan SCENARIO     sweep one injected delay and show where a hang begins
-  verify SCENARIO.. run every expectation a scenario declares; fail if any differs
+  run --all         run every expectation of every scenario in the library, as a table
+  list              the scenario library: descriptions, upstream references, expected verdicts
+  verify SCENARIO.. run every expectation the given scenarios declare; fail if any differs
   bench             kernel events per second and seed-scenario runs per second
   fixes             list the named upstream fixes and presets
 
@@ -107,11 +112,48 @@ double wall_ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// The scenario library: every *.json under `dir`, in incident order (S1, S2, ..., S15), then name.
+std::vector<Scenario> load_library(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) throw BadInput(dir + ": not a directory of scenarios (run from the project root, or pass --scenarios DIR)");
+  std::vector<Scenario> library;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.path().extension() == ".json") library.push_back(load_scenario_file(e.path().string()));
+  }
+  if (library.empty()) throw BadInput(dir + ": holds no *.json scenario");
+  auto number = [](const Scenario& s) { return s.incident.size() > 1 ? std::atoi(s.incident.c_str() + 1) : 1 << 30; };
+  std::sort(library.begin(), library.end(), [&](const Scenario& a, const Scenario& b) {
+    return number(a) != number(b) ? number(a) < number(b) : a.name < b.name;
+  });
+  return library;
+}
+
+// Runs every declared expectation of each scenario; one line each, then a total. Exit 3 on any miss.
+int verify_library(const std::vector<Scenario>& library) {
+  int differ = 0, total = 0;
+  for (const Scenario& s : library) {
+    for (const Expectation& e : s.expect) {
+      const ExpectationCheck c = check_expectation(s, e);
+      const Verdict& v = c.result.verdict;
+      ++total;
+      differ += c.met ? 0 : 1;
+      std::printf("%-4s %-4s %-32s %-40s %-14s expected %-20s got %s at %s\n", c.met ? "ok" : "DIFF", s.incident.c_str(), s.name.c_str(),
+                  e.variant.c_str(), std::string(policy_name(e.policy.value_or(s.policy.policy))).c_str(), c.expected.c_str(),
+                  verdict_word(v).c_str(), format_ms(v.at_ns).c_str());
+    }
+  }
+  std::printf("%d expectation(s) in %zu scenario(s), %d differ\n", total, library.size(), differ);
+  return differ ? kExitUnexpected : kExitOk;
+}
+
 int cmd_run(const std::vector<std::string>& args) {
   VariantArgs va;
-  std::string path, dot, expect;
+  std::string path, dot, expect, library_dir = "scenarios";
   po::options_description d("run options");
-  d.add_options()("help,h", "show this help")("scenario", po::value(&path), "scenario JSON file");
+  d.add_options()("help,h", "show this help")("scenario", po::value(&path), "scenario JSON file")
+      ("all", "run every expectation of every scenario in the library instead (exit 3 if any differs)")
+      ("scenarios", po::value(&library_dir)->default_value("scenarios"), "the library directory for --all");
   add_variant_options(d, va);
   d.add_options()
       ("dot", po::value(&dot), "write the wait-for graph at the end of the run (Graphviz DOT) to FILE")
@@ -121,14 +163,20 @@ int cmd_run(const std::vector<std::string>& args) {
   pos.add("scenario", 1);
   po::variables_map vm;
   if (!parse(args, d, &pos, vm,
-             "usage: hcsim run SCENARIO [options]\n\n"
+             "usage: hcsim run SCENARIO [options]\n"
+             "       hcsim run --all [--scenarios DIR]\n\n"
              "Simulates SCENARIO and prints the verdict, the collective and ranks involved, what each actor\n"
              "waits on, where the ranks' published state diverged, per-request outcomes and a digest.\n\n"
              "examples:\n"
              "  hcsim run scenarios/himamba-sidecar-lag.json --preset pre-fix --expect hang\n"
              "  hcsim run scenarios/himamba-sidecar-lag.json --preset seed-fix --dot wait.dot\n"
-             "  hcsim run scenarios/stalled-sidecar-timeout.json --preset timeout-bounded --fix sidecar-hit-sync\n")) {
+             "  hcsim run scenarios/stalled-sidecar-timeout.json --preset timeout-bounded --fix sidecar-hit-sync\n"
+             "  hcsim run --all\n")) {
     return kExitOk;
+  }
+  if (vm.count("all")) {
+    if (!path.empty()) throw BadInput("run: give a SCENARIO or --all, not both");
+    return verify_library(load_library(library_dir));
   }
   if (path.empty()) throw BadInput("run: missing SCENARIO (see 'hcsim run --help')");
   if (vm.count("seed")) va.seed = vm["seed"].as<std::uint64_t>();
@@ -282,21 +330,38 @@ int cmd_verify(const std::vector<std::string>& args) {
     return kExitOk;
   }
   if (paths.empty()) throw BadInput("verify: no SCENARIO given (see 'hcsim verify --help')");
-  int differ = 0, total = 0;
-  for (const auto& path : paths) {
-    const Scenario s = load_scenario_file(path);
-    for (const Expectation& e : s.expect) {
-      const ExpectationCheck c = check_expectation(s, e);
-      const Verdict& v = c.result.verdict;
-      ++total;
-      differ += c.met ? 0 : 1;
-      std::printf("%-4s %-32s %-36s %-14s expected %-20s got %s at %s\n", c.met ? "ok" : "DIFF", s.name.c_str(), e.variant.c_str(),
-                  std::string(policy_name(e.policy.value_or(s.policy.policy))).c_str(), c.expected.c_str(), verdict_word(v).c_str(),
-                  format_ms(v.at_ns).c_str());
-    }
+  std::vector<Scenario> library;
+  for (const auto& path : paths) library.push_back(load_scenario_file(path));
+  return verify_library(library);
+}
+
+int cmd_list(const std::vector<std::string>& args) {
+  std::string dir = "scenarios";
+  po::options_description d("list options");
+  d.add_options()("help,h", "show this help")("scenarios", po::value(&dir)->default_value("scenarios"), "the library directory");
+  po::positional_options_description pos;
+  pos.add("scenarios", 1);
+  po::variables_map vm;
+  if (!parse(args, d, &pos, vm,
+             "usage: hcsim list [DIR]\n\n"
+             "Lists the scenario library: incident id, name and description, the upstream references, and the\n"
+             "verdict each scenario expects per variant (and policy, where it overrides the scenario's).\n")) {
+    return kExitOk;
   }
-  std::printf("%d expectation(s), %d differ\n", total, differ);
-  return differ ? kExitUnexpected : kExitOk;
+  for (const Scenario& s : load_library(dir)) {
+    std::printf("%-4s %-32s tp %-2d %-13s %s\n", s.incident.empty() ? "-" : s.incident.c_str(), s.name.c_str(), s.world.ranks,
+                std::string(policy_name(s.policy.policy)).c_str(), s.description.c_str());
+    std::string refs;
+    for (const auto& u : s.upstream) refs += (refs.empty() ? "" : ", ") + u;
+    std::printf("       upstream  %s\n", refs.empty() ? "-" : refs.c_str());
+    std::string expects;
+    for (const Expectation& e : s.expect) {
+      const std::string want = e.any_hang ? "hang" : e.verdict == HangKind::kNone ? "complete" : std::string(hang_kind_name(e.verdict));
+      expects += (expects.empty() ? "" : "; ") + e.variant + (e.policy ? " (" + std::string(policy_name(*e.policy)) + ")" : "") + ": " + want;
+    }
+    std::printf("       expects   %s\n", expects.c_str());
+  }
+  return kExitOk;
 }
 
 int cmd_fixes(const std::vector<std::string>&) {
@@ -323,6 +388,7 @@ int main(int argc, char** argv) {
     if (command == "demo") return cmd_demo(args);
     if (command == "scan") return cmd_scan(args);
     if (command == "verify") return cmd_verify(args);
+    if (command == "list") return cmd_list(args);
     if (command == "bench") return cmd_bench(args);
     if (command == "fixes") return cmd_fixes(args);
     std::cerr << "hcsim: unknown command '" << command << "'\n\n" << kUsage;

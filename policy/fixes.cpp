@@ -12,7 +12,7 @@ constexpr std::array<FixInfo, kFixCount> kFixes = {{
     {Fix::kPoolTransferGuard, "pool-transfer-guard", "sgl-project/sglang#27550",
      "KV complete with a sidecar transfer pending votes 'cannot terminate' before the MAX all-reduce"},
     {Fix::kTimeoutBeatsGuard, "timeout-beats-guard", "sgl-project/sglang#35181 (issue #35012)",
-     "completion needs KV and sidecars done, but an expired timeout terminates regardless"},
+     "completion needs KV and sidecars done (as the guard), but an expired timeout terminates regardless"},
     {Fix::kSidecarHitSync, "sidecar-hit-sync", "sgl-project/sglang#27264",
      "MIN-reduce [completed tokens, sidecar hit pages] so every rank commits the same sidecar state"},
     {Fix::kBulkProgressCheck, "bulk-progress-check", "sgl-project/sglang#33029 (issue #30760)",

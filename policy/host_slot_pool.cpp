@@ -77,14 +77,15 @@ void HostSlotPool::to_tree(Runtime& rt, std::int32_t slot) {
   s = {SlotOwner::kTree, -1};
 }
 
-void HostSlotPool::queue_release(Runtime& rt, std::int32_t slot) {
+bool HostSlotPool::queue_release(Runtime& rt, std::int32_t slot) {
   HCSIM_ASSERT(slot >= 0 && slot < capacity());
   Slot& s = slots_[slot];
   if (s.owner != SlotOwner::kOperation && s.owner != SlotOwner::kTree) {
     violation(rt, slot, kNoRequest);
-    return;  // releasing what is free, queued or being written would free it twice
+    return false;  // releasing what is free, queued or being written would free it twice
   }
   s.owner = SlotOwner::kReleaseQueued;
+  return true;
 }
 
 void HostSlotPool::free(Runtime& rt, std::int32_t slot) {

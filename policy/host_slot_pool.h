@@ -37,7 +37,8 @@ class HostSlotPool {
   void begin_write(Runtime& rt, std::int32_t slot, std::int32_t op_id);
   void end_write(Runtime& rt, std::int32_t slot, std::int32_t op_id);
   void to_tree(Runtime& rt, std::int32_t slot);
-  void queue_release(Runtime& rt, std::int32_t slot);
+  // False (and a violation) if the slot was not the caller's to release: do not queue it then.
+  [[nodiscard]] bool queue_release(Runtime& rt, std::int32_t slot);
   void free(Runtime& rt, std::int32_t slot);
 
  private:

@@ -45,8 +45,7 @@ Task<> Rank::io_thread(Runtime& rt) {
     rt.emit(EventKind::kTransferEnd, rid, op->completed_tokens, op->id);
     // append_host_mem_release(host_indices[completed_tokens:])
     for (std::size_t i = static_cast<std::size_t>(op->completed_tokens / page); i < op->host_indices.size(); ++i) {
-      kv_pool_.queue_release(rt, op->host_indices[i]);
-      kv_release_queue_.push_back(op->host_indices[i]);
+      release_kv_slot_later(rt, op->host_indices[i]);
     }
   }
 }

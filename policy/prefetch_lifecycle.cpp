@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <limits>
+#include <optional>
 
 #include "policy/assert.h"
 #include "policy/rank.h"
@@ -17,31 +18,23 @@ Task<> Rank::prefetch_from_storage(Runtime& rt, RequestId rid, std::int32_t host
   const std::int32_t prefetch_pages = static_cast<std::int32_t>(req.pages.size()) - host_hit_pages;
   const std::int64_t prefetch_tokens = static_cast<std::int64_t>(prefetch_pages) * cfg_.page_size_tokens;
   // Every predicate below is rank-local (domain doc 4 step 2b-e).
-  SkipReason reason = SkipReason::kGroupDeclined;
-  bool can_register = true;
+  std::optional<SkipReason> skip;
   if (prefetch_tokens < cfg_.prefetch_threshold_tokens) {
-    can_register = false;
-    reason = SkipReason::kThreshold;
+    skip = SkipReason::kThreshold;
   } else if (prefetch_tokens_occupied_ >= prefetch_capacity_limit_) {
-    can_register = false;
-    reason = SkipReason::kRateLimited;
+    skip = SkipReason::kRateLimited;
   } else if (kv_pool_.available() < prefetch_pages) {
-    can_register = false;
-    reason = SkipReason::kKvAlloc;
+    skip = SkipReason::kKvAlloc;
   } else if (cfg_.sidecar && sidecar_pool_.available() < 1) {
-    can_register = false;
-    reason = SkipReason::kSidecarAlloc;
+    skip = SkipReason::kSidecarAlloc;
   }
   if (cfg_.fixes.has(Fix::kRegistrationConsensus) && tp_size() > 1) {
-    std::array<std::int64_t, 1> vote{can_register ? 1 : 0};
+    std::array<std::int64_t, 1> vote{skip ? 0 : 1};
     co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMin, vote);
-    if (can_register && vote[0] == 0) {
-      can_register = false;
-      reason = SkipReason::kGroupDeclined;
-    }
+    if (!skip && vote[0] == 0) skip = SkipReason::kGroupDeclined;
   }
-  if (!can_register) {
-    rt.emit(EventKind::kRegisterSkip, rid, prefetch_tokens, static_cast<std::int64_t>(reason));
+  if (skip) {
+    rt.emit(EventKind::kRegisterSkip, rid, prefetch_tokens, static_cast<std::int64_t>(*skip));
     co_return;
   }
 
@@ -96,7 +89,8 @@ Task<bool> Rank::check_prefetch_progress(Runtime& rt, RequestId rid) {
     std::span<std::int64_t> payload(agreed.data(), sync_sidecar ? 2 : 1);
     co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMin, payload);
   }
-  finish_prefetch(rt, rid, agreed[0], agreed[1]);
+  // HM00d reads mamba_loaded after the MIN, from whatever this rank's IO thread has by then.
+  finish_prefetch(rt, rid, agreed[0], sync_sidecar ? agreed[1] : op.sidecar_hit_pages);
   co_return true;
 }
 
@@ -179,12 +173,14 @@ void Rank::finish_prefetch(Runtime& rt, RequestId rid, std::int64_t min_complete
   rt.emit(EventKind::kCommit, rid, min_completed,
           static_cast<std::int64_t>(inserted.matched_pages) * cfg_.page_size_tokens, sidecar_loaded ? 1 : 0);
   // Read on this rank beyond the group MIN: released at the next drain.
-  for (std::int32_t i = min_pages; i < local_pages; ++i) {
-    kv_pool_.queue_release(rt, entry.host_indices[static_cast<std::size_t>(i)]);
-    kv_release_queue_.push_back(entry.host_indices[static_cast<std::size_t>(i)]);
-  }
+  for (std::int32_t i = min_pages; i < local_pages; ++i) release_kv_slot_later(rt, entry.host_indices[static_cast<std::size_t>(i)]);
   loaded_tokens_[rid] = min_completed - static_cast<std::int64_t>(inserted.matched_pages) * cfg_.page_size_tokens;
   release_ongoing(rid);
+}
+
+void Rank::release_kv_slot_later(Runtime& rt, std::int32_t slot) {
+  HCSIM_ASSERT(kv_release_queue_.size() < static_cast<std::size_t>(kv_pool_.capacity()));  // each slot at most once
+  if (kv_pool_.queue_release(rt, slot)) kv_release_queue_.push_back(slot);
 }
 
 void Rank::release_ongoing(RequestId rid) {

@@ -25,8 +25,7 @@ struct PrefetchOperation {
   bool has_pool_transfers = false;
   std::int32_t sidecar_slot = -1;
   bool pool_transfers_done = true;         // upstream: not bool(pool_transfers)
-  std::int64_t kv_hit_pages = 0;           // pool_storage_result
-  std::int64_t sidecar_hit_pages = 0;
+  std::int64_t sidecar_hit_pages = 0;      // pool_storage_result's Mamba entry (V-B: sum of successes)
 
   bool increment(std::int64_t tokens) {
     if (terminated) return false;

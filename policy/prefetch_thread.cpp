@@ -28,21 +28,15 @@ Task<> Rank::prefetch_thread(Runtime& rt) {
 
     if (hit_tokens[0] < std::max(cfg_.prefetch_threshold_tokens, cfg_.page_size_tokens)) {
       rt.emit(EventKind::kRevoke, rid, hit_tokens[0], op->id);
+      HCSIM_ASSERT(revoke_queue_.size() < workload_.size());  // one revoke per registered request at most
       revoke_queue_.push_back(rid);
-      for (std::int32_t slot : op->host_indices) {  // sidecar slots are not released here (HM00d)
-        kv_pool_.queue_release(rt, slot);
-        kv_release_queue_.push_back(slot);
-      }
+      for (std::int32_t slot : op->host_indices) release_kv_slot_later(rt, slot);  // not the sidecar slot (HM00d)
       op->host_indices.clear();
       continue;
     }
     const auto agreed_pages = static_cast<std::size_t>(hit_tokens[0] / cfg_.page_size_tokens);
     op->hash_value.assign(op->token_pages.begin(), op->token_pages.begin() + static_cast<std::ptrdiff_t>(agreed_pages));
-    op->kv_hit_pages = static_cast<std::int64_t>(agreed_pages);
-    for (std::size_t i = agreed_pages; i < op->host_indices.size(); ++i) {
-      kv_pool_.queue_release(rt, op->host_indices[i]);
-      kv_release_queue_.push_back(op->host_indices[i]);
-    }
+    for (std::size_t i = agreed_pages; i < op->host_indices.size(); ++i) release_kv_slot_later(rt, op->host_indices[i]);
     op->host_indices.resize(agreed_pages);
     prefetch_buffer_.push(rt, std::move(op));
   }

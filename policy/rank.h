@@ -67,9 +67,13 @@ class Rank {
   Task<bool> check_prefetch_progress(Runtime& rt, RequestId rid);
   Task<> bulk_check_prefetch_progress(Runtime& rt);
   bool best_effort() const { return cfg_.policy == PrefetchPolicy::kBestEffort; }
+  // match_prefix on the host tree: HiMamba's rule with a sidecar, the plain KV prefix without.
+  std::int32_t host_match_pages(const RequestSpec& req) const;
   bool local_can_terminate_now(Runtime& rt, const PrefetchOperation& op) const;
   void finish_prefetch(Runtime& rt, RequestId rid, std::int64_t min_completed, std::int64_t sidecar_hits);
   void release_ongoing(RequestId rid);
+  // append_host_mem_release: the slot goes back at the next drain, if it was ours to release.
+  void release_kv_slot_later(Runtime& rt, std::int32_t slot);
 
   const PolicyConfig& cfg_;
   const std::vector<RequestSpec>& workload_;
@@ -93,7 +97,6 @@ class Rank {
   Channel<PrefetchOperationPtr> prefetch_buffer_;  // prefetch thread -> IO thread
   std::deque<RequestId> revoke_queue_;             // prefetch thread -> scheduler drain
   std::deque<std::int32_t> kv_release_queue_;      // any -> scheduler drain, one slot per page
-  std::deque<std::int32_t> sidecar_release_queue_;
 };
 
 }  // namespace hcsim

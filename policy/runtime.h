@@ -72,6 +72,11 @@ class WorldAwait {
   WorldCall call_;
 };
 
+// Threading contract: the actors of one rank share state (the prefetch operation, queues, slot
+// pools) without locks of their own, as upstream's Python threads rely on the GIL. A world that
+// runs actors on threads must run each rank's actors under one rank lock that it releases only
+// inside world calls, and must implement wait() so that a notify() made under that lock is never
+// missed. The simulator, with one actor running at a time, meets this trivially.
 class Runtime {
  public:
   virtual ~Runtime() = default;

@@ -73,16 +73,19 @@ Task<> Rank::add_request_to_queue(Runtime& rt, RequestId rid) {
   waiting_queue_.push_back(rid);
   rt.work_started(rid);
   rt.emit(EventKind::kArrive, rid, req.input_tokens);
-  const std::int32_t host_hit_pages = tree_.match_pages(req.pages);
-  co_await prefetch_from_storage(rt, rid, host_hit_pages);
+  co_await prefetch_from_storage(rt, rid, host_match_pages(req));
+}
+
+std::int32_t Rank::host_match_pages(const RequestSpec& req) const {
+  return cfg_.sidecar ? tree_.match_pages(req.pages) : tree_.kv_match_pages(req.pages);
 }
 
 // check_hicache_events -> drain_storage_control_queues: MIN-agree on how many items of each queue
-// every rank can drain, then drain exactly that many.
+// every rank can drain, then drain exactly that many. HM00d frees sidecar slots directly, so only
+// the revoke and KV release queues are drained here.
 Task<> Rank::drain_storage_control_queues(Runtime& rt) {
-  std::array<std::int64_t, 3> counts{static_cast<std::int64_t>(revoke_queue_.size()),
-                                     static_cast<std::int64_t>(kv_release_queue_.size()),
-                                     static_cast<std::int64_t>(sidecar_release_queue_.size())};
+  std::array<std::int64_t, 2> counts{static_cast<std::int64_t>(revoke_queue_.size()),
+                                     static_cast<std::int64_t>(kv_release_queue_.size())};
   if (tp_size() > 1) co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMin, counts);
   for (std::int64_t i = 0; i < counts[0]; ++i) {
     const RequestId rid = revoke_queue_.front();
@@ -97,25 +100,24 @@ Task<> Rank::drain_storage_control_queues(Runtime& rt) {
     kv_pool_.free(rt, kv_release_queue_.front());
     kv_release_queue_.pop_front();
   }
-  for (std::int64_t i = 0; i < counts[2]; ++i) {
-    sidecar_pool_.free(rt, sidecar_release_queue_.front());
-    sidecar_release_queue_.pop_front();
-  }
 }
 
 // _get_new_batch_prefill_raw: walk the waiting queue in order; a request whose prefetch is still
 // running is skipped (`continue`); the walk `break`s when this rank's budget is exhausted, which
-// depends on rank-local memory and on the rank-local host tree.
+// depends on rank-local memory and on the rank-local host tree. As PrefillAdder: device memory
+// always bounds (NO_TOKEN), the prefill token budget only once the batch holds a request, and
+// budgets count whole pages.
 Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
   if (cfg_.fixes.has(Fix::kBulkProgressCheck)) co_await bulk_check_prefetch_progress(rt);
-  std::int64_t budget_tokens = std::min(cfg_.max_prefill_tokens, resources_.device_free_tokens);
+  std::int64_t device_left_tokens = resources_.device_free_tokens;
+  std::int64_t prefill_left_tokens = cfg_.max_prefill_tokens;
   std::vector<RequestId> batch;
   std::int64_t batch_tokens = 0;
   bool batch_is_full = false;
   const std::vector<RequestId> order = waiting_queue_;
   for (RequestId rid : order) {
     if (batch_is_full) {
-      rt.emit(EventKind::kBatchFull, rid, budget_tokens, static_cast<std::int64_t>(batch.size()));
+      rt.emit(EventKind::kBatchFull, rid, std::min(device_left_tokens, prefill_left_tokens), static_cast<std::int64_t>(batch.size()));
       break;
     }
     bool ready = false;
@@ -128,22 +130,23 @@ Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
     if (!ready) continue;
     const RequestSpec& req = workload_[static_cast<std::size_t>(rid)];
     // init_next_round_input: match_prefix again, now seeing any host nodes just inserted.
-    const std::int64_t host_hit_tokens =
-        static_cast<std::int64_t>(tree_.match_pages(req.pages)) * cfg_.page_size_tokens;
+    const std::int64_t host_hit_tokens = static_cast<std::int64_t>(host_match_pages(req)) * cfg_.page_size_tokens;
     const std::int64_t extend_tokens = req.input_tokens - host_hit_tokens;
+    const std::int64_t extend_paged = (extend_tokens + cfg_.page_size_tokens - 1) / cfg_.page_size_tokens * cfg_.page_size_tokens;
     rt.emit(EventKind::kMatch, rid, 0, host_hit_tokens, extend_tokens);
-    if (extend_tokens > budget_tokens) {  // AddReqResult.NO_TOKEN
-      rt.emit(EventKind::kBatchFull, rid, budget_tokens, static_cast<std::int64_t>(batch.size()));
+    if (extend_paged > device_left_tokens || (!batch.empty() && extend_paged > prefill_left_tokens)) {
+      rt.emit(EventKind::kBatchFull, rid, std::min(device_left_tokens, prefill_left_tokens), static_cast<std::int64_t>(batch.size()));
       break;
     }
-    budget_tokens -= extend_tokens;
+    device_left_tokens -= extend_paged;
+    prefill_left_tokens -= extend_paged;
     batch_tokens += extend_tokens;
     batch.push_back(rid);
     auto loaded = loaded_tokens_.find(rid);
     const std::int64_t storage_hit_tokens = loaded == loaded_tokens_.end() ? 0 : loaded->second;
     if (loaded != loaded_tokens_.end()) loaded_tokens_.erase(loaded);
     rt.emit(EventKind::kSchedule, rid, extend_tokens, storage_hit_tokens, host_hit_tokens);
-    if (budget_tokens < cfg_.page_size_tokens) batch_is_full = true;
+    if (device_left_tokens < cfg_.page_size_tokens || prefill_left_tokens <= 0) batch_is_full = true;
   }
   bulk_ready_.clear();
   if (batch.empty()) {

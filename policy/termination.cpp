@@ -1,6 +1,7 @@
 #include "policy/termination.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "policy/assert.h"
 
@@ -8,9 +9,14 @@ namespace hcsim {
 
 TimeNs prefetch_timeout_ns(const TimeoutConfig& cfg, std::int64_t hit_pages, std::int32_t page_size_tokens) {
   HCSIM_ASSERT(hit_pages >= 0 && page_size_tokens > 0);
-  // Integer nanoseconds: per_ki_token * tokens / 1024, exact for page sizes dividing 1024.
+  // Integer nanoseconds: per_ki_token * tokens / 1024, saturating at the largest time.
   const std::int64_t tokens = hit_pages * page_size_tokens;
-  const TimeNs scaled = cfg.base_ns + cfg.per_ki_token_ns * tokens / 1024;
+  TimeNs product = 0;
+  TimeNs scaled = 0;
+  if (__builtin_mul_overflow(cfg.per_ki_token_ns, tokens, &product) ||
+      __builtin_add_overflow(cfg.base_ns, product / 1024, &scaled)) {
+    scaled = std::numeric_limits<TimeNs>::max();
+  }
   if (cfg.formula == TimeoutFormula::kCapped) return std::min(cfg.max_ns, scaled);
   return scaled;
 }
@@ -18,7 +24,7 @@ TimeNs prefetch_timeout_ns(const TimeoutConfig& cfg, std::int64_t hit_pages, std
 bool local_can_terminate(PrefetchPolicy policy, const FixSet& fixes, const TerminationInputs& in) {
   HCSIM_ASSERT(policy != PrefetchPolicy::kBestEffort);  // decided before any vote
   const bool pool_pending = in.has_pool && !in.pool_done;
-  if (fixes.has(Fix::kTimeoutBeatsGuard) && fixes.has(Fix::kPoolTransferGuard)) {
+  if (fixes.has(Fix::kTimeoutBeatsGuard)) {
     // #35181: completion includes the sidecars; the timeout is an independent condition.
     const bool completed = in.kv_done && !pool_pending;
     if (policy == PrefetchPolicy::kWaitComplete) return completed;

@@ -31,14 +31,13 @@ constexpr std::array<KindInfo, kEventKindCount> kKinds = {{
     {"transfer_end", {"completed_tokens", "op", ""}},
     {"terminate_vote", {"can_terminate", "terminated", "group_decision"}},
     {"terminate", {"completed_tokens", "group_min_tokens", "op"}},
-    {"commit", {"inserted_tokens", "matched_tokens", "sidecar_loaded"}},
+    {"commit", {"prefix_tokens", "matched_tokens", "sidecar_loaded"}},
     {"match", {"device_tokens", "host_hit_tokens", "extend_tokens"}},
     {"schedule", {"extend_tokens", "storage_hit_tokens", "host_hit_tokens"}},
     {"forward", {"batch_tokens", "batch_requests", ""}},
     {"batch_full", {"budget_tokens_left", "batch_requests", ""}},
     {"slot_violation", {"slot", "pool", "owner"}},
     {"collective_enter", {"group", "sequence", "payload_size"}},
-    {"collective_exit", {"group", "sequence", "op"}},
 }};
 }  // namespace
 

@@ -50,15 +50,13 @@ std::uint64_t CollectiveMatcher::enter(Kernel& kernel, int rank, WorldCall& call
     }
   }
   if (!p.mismatched && p.entries.size() == static_cast<std::size_t>(ranks_)) {
-    complete(kernel, call.group, seq, p);
+    complete(kernel, p);
     g.pending.erase(it);
   }
   return seq;
 }
 
-void CollectiveMatcher::complete(Kernel& kernel, Group g, std::uint64_t seq, Pending& p) {
-  (void)g;
-  (void)seq;
+void CollectiveMatcher::complete(Kernel& kernel, Pending& p) {
   WorldCall& root = *p.calls[0];
   const std::size_t n = root.payload.size();
   switch (root.op) {

@@ -59,7 +59,7 @@ class CollectiveMatcher {
     std::vector<std::uint64_t> next_seq;  // by rank
     std::map<std::uint64_t, Pending> pending;
   };
-  void complete(Kernel& kernel, Group g, std::uint64_t seq, Pending& p);
+  void complete(Kernel& kernel, Pending& p);
 
   int ranks_;
   CollectiveCost cost_;

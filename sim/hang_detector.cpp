@@ -29,7 +29,7 @@ std::optional<Verdict> oldest_partial_collective(const CollectiveMatcher& m, int
   return oldest;
 }
 
-Verdict mismatch_verdict(const CollectiveMatcher& m, int ranks, TimeNs now_ns) {
+Verdict mismatch_verdict(const CollectiveMatcher& m, int ranks) {
   HCSIM_ASSERT(m.mismatch().has_value());
   const auto& point = *m.mismatch();
   const auto& pending = m.pending(point.group);
@@ -46,7 +46,6 @@ Verdict mismatch_verdict(const CollectiveMatcher& m, int ranks, TimeNs now_ns) {
     if (!it->second.handles[static_cast<std::size_t>(r)]) v.missing_ranks.push_back(r);
   }
   v.headline = "collective mismatch: ranks entered different collectives at one sequence number";
-  (void)now_ns;
   return v;
 }
 

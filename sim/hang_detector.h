@@ -32,7 +32,7 @@ struct WorkItem {
 std::optional<Verdict> oldest_partial_collective(const CollectiveMatcher& m, int ranks, TimeNs now_ns, HangKind kind);
 
 // The verdict for the matcher's first mismatched sequence: who entered it with what, who did not.
-Verdict mismatch_verdict(const CollectiveMatcher& m, int ranks, TimeNs now_ns);
+Verdict mismatch_verdict(const CollectiveMatcher& m, int ranks);
 
 std::optional<Verdict> check_stalled_collectives(const CollectiveMatcher& m, int ranks, TimeNs now_ns,
                                                  const DetectorBounds& bounds);

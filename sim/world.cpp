@@ -216,7 +216,7 @@ Verdict SimWorld::run() {
     if (matcher_.mismatch()) {
       // Ranks slightly behind still reach the mismatched sequence (or block before it); let them.
       kernel_.run(matcher_.mismatch()->at_ns + cfg_.bounds.settle_ns, budget);
-      return finish(mismatch_verdict(matcher_, cfg_.ranks, kernel_.now_ns()));
+      return finish(mismatch_verdict(matcher_, cfg_.ranks));
     }
     if (finishes_ == request_count_ * static_cast<std::size_t>(cfg_.ranks) && next_arrival_ == arrivals_.size()) {
       Verdict v;

@@ -215,7 +215,7 @@ TEST_CASE("collectives: all_reduce(MAX) against forward at one sequence is a mis
   REQUIRE(point->seq == 0);
   REQUIRE(point->at_ns == 2'000);
 
-  const Verdict v = mismatch_verdict(env.matcher, 2, env.kernel.now_ns());
+  const Verdict v = mismatch_verdict(env.matcher, 2);
   REQUIRE(v.kind == HangKind::kCollectiveMismatch);
   REQUIRE(v.hang());
   REQUIRE(v.at_ns == 2'000);
@@ -261,7 +261,7 @@ TEST_CASE("collectives: same op with a different size is also a mismatch", "[col
   m.start(env, 0, member(env, 1, {&c1}, log));
   REQUIRE(env.kernel.run(1'000'000) == Kernel::RunEnd::kStopped);
   REQUIRE(env.matcher.mismatch());
-  const Verdict v = mismatch_verdict(env.matcher, 2, env.kernel.now_ns());
+  const Verdict v = mismatch_verdict(env.matcher, 2);
   REQUIRE(v.group == Group::kPrefetch);
   REQUIRE(v.entered.size() == 2);
   REQUIRE(v.entered[0].size == 2);
@@ -279,7 +279,7 @@ TEST_CASE("collectives: a 3-rank mismatch names the rank that has not entered ye
   m.start(env, 10, member(env, 0, {&c0}, log));
   m.start(env, 20, member(env, 1, {&c1}, log));
   REQUIRE(env.kernel.run(1'000'000) == Kernel::RunEnd::kStopped);
-  const Verdict v = mismatch_verdict(env.matcher, 3, env.kernel.now_ns());
+  const Verdict v = mismatch_verdict(env.matcher, 3);
   REQUIRE(v.missing_ranks == std::vector<int>{2});
   REQUIRE(v.entered.size() == 2);
 }

@@ -2,6 +2,8 @@
 // formulas, fix presets and variants, host slot ownership, and HiMamba's host radix tree rule.
 #include <catch2/catch.hpp>
 
+#include <limits>
+
 #include <array>
 #include <coroutine>
 #include <cstdint>
@@ -108,6 +110,13 @@ TEST_CASE("timeout: linear and capped formulas", "[policy][timeout]") {
   REQUIRE(prefetch_timeout_ns(capped, 15'625, 64) == 30'000'000'000);  // 1,000,000 tokens: 99.6 s -> 30 s
   // The linear formula has no cap.
   REQUIRE(prefetch_timeout_ns(linear, 15'625, 64) == 1'000'000'000 + 250'000'000LL * 1'000'000 / 1024);
+}
+
+TEST_CASE("timeout: a huge per-token budget saturates instead of overflowing", "[policy][timeout]") {
+  TimeoutConfig linear = TimeoutConfig::linear_defaults();
+  linear.per_ki_token_ns = std::int64_t{86'400'000} * 1'000'000;  // a day per 1024 tokens
+  CHECK(prefetch_timeout_ns(linear, 2'000, 64) > linear.base_ns);
+  CHECK(prefetch_timeout_ns(linear, std::int64_t{1} << 24, 1024) == std::numeric_limits<TimeNs>::max());
 }
 
 TEST_CASE("termination_inputs: an empty hash_value is never kv_done (#9397)", "[policy][termination]") {
@@ -252,7 +261,7 @@ TEST_CASE("slots: the normal lifecycle has no violation and returns the slot", "
   REQUIRE(pool.owner(slot) == SlotOwner::kOperation);
   pool.to_tree(rt, slot);
   REQUIRE(pool.owner(slot) == SlotOwner::kTree);
-  pool.queue_release(rt, slot);
+  REQUIRE(pool.queue_release(rt, slot));
   REQUIRE(pool.owner(slot) == SlotOwner::kReleaseQueued);
   REQUIRE(pool.available() == 1);
   pool.free(rt, slot);
@@ -298,7 +307,7 @@ TEST_CASE("slots: committing or releasing a free slot is reported and leaves the
   REQUIRE(pool.alloc(1, 1, s));
   pool.free(rt, s[0]);
   pool.to_tree(rt, s[0]);        // the tree takes a slot nobody owns
-  pool.queue_release(rt, s[0]);  // and a release is queued for it
+  REQUIRE_FALSE(pool.queue_release(rt, s[0]));  // and a release is refused for it
   REQUIRE(pool.violations() == 2);
   REQUIRE(pool.owner(s[0]) == SlotOwner::kFree);
   pool.free(rt, s[0]);  // the queued release drains: a double free, not a second stack entry

@@ -27,14 +27,14 @@ SlotOwner HostSlotPool::owner(std::int32_t slot) const {
   return slots_[slot].owner;
 }
 
-bool HostSlotPool::alloc(std::int32_t count, std::int32_t op_id, std::vector<std::int32_t>& out) {
+bool HostSlotPool::alloc(TimeNs now_ns, std::int32_t count, std::int32_t op_id, std::vector<std::int32_t>& out) {
   HCSIM_ASSERT(count >= 0);
   if (count > available()) return false;
   for (std::int32_t i = 0; i < count; ++i) {
     const std::int32_t s = free_stack_.back();
     free_stack_.pop_back();
     HCSIM_ASSERT(slots_[s].owner == SlotOwner::kFree);
-    slots_[s] = {SlotOwner::kOperation, op_id};
+    slots_[s] = {SlotOwner::kOperation, op_id, now_ns};
     out.push_back(s);
   }
   return true;
@@ -54,6 +54,7 @@ void HostSlotPool::begin_write(Runtime& rt, std::int32_t slot, std::int32_t op_i
     return;  // the write goes into memory somebody else owns; ownership stays theirs
   }
   s.owner = SlotOwner::kWriting;
+  s.since_ns = rt.now_ns();
 }
 
 void HostSlotPool::end_write(Runtime& rt, std::int32_t slot, std::int32_t op_id) {
@@ -61,10 +62,19 @@ void HostSlotPool::end_write(Runtime& rt, std::int32_t slot, std::int32_t op_id)
   Slot& s = slots_[slot];
   if (s.owner == SlotOwner::kWriting && s.op_id == op_id) {
     s.owner = SlotOwner::kOperation;
+    s.since_ns = rt.now_ns();
     return;
   }
   // Already flagged at begin_write or at the free that raced it; a write never lands twice.
-  (void)rt;
+}
+
+std::vector<HostSlotPool::Record> HostSlotPool::census() const {
+  std::vector<Record> out;
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    const Slot& s = slots_[i];
+    if (s.owner != SlotOwner::kFree) out.push_back({kind_, static_cast<std::int32_t>(i), s.owner, s.op_id, s.since_ns});
+  }
+  return out;
 }
 
 void HostSlotPool::to_tree(Runtime& rt, std::int32_t slot) {
@@ -74,7 +84,7 @@ void HostSlotPool::to_tree(Runtime& rt, std::int32_t slot) {
     violation(rt, slot, kNoRequest);
     return;  // the tree does not take a slot its operation does not own
   }
-  s = {SlotOwner::kTree, -1};
+  s = {SlotOwner::kTree, -1, rt.now_ns()};
 }
 
 bool HostSlotPool::queue_release(Runtime& rt, std::int32_t slot) {
@@ -85,6 +95,7 @@ bool HostSlotPool::queue_release(Runtime& rt, std::int32_t slot) {
     return false;  // releasing what is free, queued or being written would free it twice
   }
   s.owner = SlotOwner::kReleaseQueued;
+  s.since_ns = rt.now_ns();
   return true;
 }
 
@@ -96,7 +107,7 @@ void HostSlotPool::free(Runtime& rt, std::int32_t slot) {
     return;
   }
   if (s.owner == SlotOwner::kWriting) violation(rt, slot, kNoRequest);  // freed under a write
-  s = {SlotOwner::kFree, -1};
+  s = {SlotOwner::kFree, -1, rt.now_ns()};
   free_stack_.push_back(slot);
 }
 

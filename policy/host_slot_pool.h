@@ -32,7 +32,17 @@ class HostSlotPool {
   SlotOwner owner(std::int32_t slot) const;
 
   // All or nothing: appends `count` slots owned by operation `op_id` to `out`, or returns false.
-  bool alloc(std::int32_t count, std::int32_t op_id, std::vector<std::int32_t>& out);
+  bool alloc(TimeNs now_ns, std::int32_t count, std::int32_t op_id, std::vector<std::int32_t>& out);
+
+  struct Record {
+    SlotPoolKind pool = SlotPoolKind::kKv;
+    std::int32_t slot = 0;
+    SlotOwner owner = SlotOwner::kFree;
+    std::int32_t op_id = -1;  // the owning operation, -1 for the tree
+    TimeNs since_ns = 0;      // when the slot came to its owner
+  };
+  // Every slot that is not free, in slot order.
+  std::vector<Record> census() const;
 
   void begin_write(Runtime& rt, std::int32_t slot, std::int32_t op_id);
   void end_write(Runtime& rt, std::int32_t slot, std::int32_t op_id);
@@ -45,6 +55,7 @@ class HostSlotPool {
   struct Slot {
     SlotOwner owner = SlotOwner::kFree;
     std::int32_t op_id = -1;
+    TimeNs since_ns = 0;
   };
   void violation(Runtime& rt, std::int32_t slot, RequestId request);
 

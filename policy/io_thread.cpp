@@ -27,6 +27,7 @@ Task<> Rank::io_thread(Runtime& rt) {
       if (read_pages > 0) op->increment(read_pages * page);  // refused once terminated
       rt.emit(EventKind::kKvBatchDone, rid, read_pages, op->completed_tokens, op->id);
       if (op->completed_tokens != before + count * page) {  // short read, or terminated meanwhile
+        if (!op->terminated) op->failed = true;
         op->mark_terminate();
         break;
       }
@@ -42,6 +43,7 @@ Task<> Rank::io_thread(Runtime& rt) {
       rt.emit(EventKind::kSidecarDone, rid, got, op->sidecar_slot, op->id);
     }
     op->pool_transfers_done = true;  // unconditionally, on every path
+    op->io_released = true;
     rt.emit(EventKind::kTransferEnd, rid, op->completed_tokens, op->id);
     // append_host_mem_release(host_indices[completed_tokens:])
     for (std::size_t i = static_cast<std::size_t>(op->completed_tokens / page); i < op->host_indices.size(); ++i) {

@@ -43,11 +43,11 @@ Task<> Rank::prefetch_from_storage(Runtime& rt, RequestId rid, std::int32_t host
   op->request_id = rid;
   op->start_time_ns = rt.now_ns();
   op->token_pages.assign(req.pages.begin() + host_hit_pages, req.pages.end());
-  const bool kv_ok = kv_pool_.alloc(prefetch_pages, op->id, op->host_indices);
+  const bool kv_ok = kv_pool_.alloc(rt.now_ns(), prefetch_pages, op->id, op->host_indices);
   HCSIM_ASSERT(kv_ok);
   if (cfg_.sidecar) {
     std::vector<std::int32_t> slot;
-    const bool sidecar_ok = sidecar_pool_.alloc(1, op->id, slot);
+    const bool sidecar_ok = sidecar_pool_.alloc(rt.now_ns(), 1, op->id, slot);
     HCSIM_ASSERT(sidecar_ok);
     op->has_pool_transfers = true;
     op->sidecar_slot = slot[0];
@@ -59,6 +59,8 @@ Task<> Rank::prefetch_from_storage(Runtime& rt, RequestId rid, std::int32_t host
   entry.host_indices = op->host_indices;
   entry.prefetch_tokens = prefetch_tokens;
   ongoing_prefetch_.emplace(rid, std::move(entry));
+  HCSIM_ASSERT(static_cast<std::size_t>(op->id) == ops_.size());
+  ops_.push_back(op);
   prefetch_tokens_occupied_ += prefetch_tokens;
   rt.emit(EventKind::kRegister, rid, prefetch_tokens, op->id, op->sidecar_slot);
   prefetch_queue_.push(rt, std::move(op));
@@ -79,7 +81,10 @@ Task<bool> Rank::check_prefetch_progress(Runtime& rt, RequestId rid) {
     if (tp_size() > 1) co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMax, vote);
     const bool decided = vote[0] == 0 || vote[1] == 1;
     rt.emit(EventKind::kTerminateVote, rid, can ? 1 : 0, op.terminated ? 1 : 0, decided ? 1 : 0);
-    if (!decided) co_return false;
+    if (!decided) {
+      check_termination_bound(rt, op);
+      co_return false;
+    }
   }
   // controller.terminate_prefetch: mark, then read.
   op.mark_terminate();
@@ -120,7 +125,10 @@ Task<> Rank::bulk_check_prefetch_progress(Runtime& rt) {
     auto it = ongoing_prefetch_.find(rid);
     if (it == ongoing_prefetch_.end()) continue;
     rt.emit(EventKind::kTerminateVote, rid, can[i] ? 1 : 0, it->second.op->terminated ? 1 : 0, decided ? 1 : 0);
-    if (!decided) continue;
+    if (!decided) {
+      check_termination_bound(rt, *it->second.op);
+      continue;
+    }
     it->second.op->mark_terminate();
     completed[2 * i] = it->second.op->completed_tokens;
     completed[2 * i + 1] = it->second.op->sidecar_hit_pages;
@@ -162,8 +170,9 @@ void Rank::finish_prefetch(Runtime& rt, RequestId rid, std::int64_t min_complete
   }
   // HM00d: mamba_loaded comes from this rank's pool_storage_result unless synced (#27264).
   const bool sidecar_loaded = sidecar_hits >= 1;
+  const bool sidecar_attached = op.has_pool_transfers && inserted.inserted_pages > 0 && sidecar_loaded;
   if (op.has_pool_transfers) {
-    if (inserted.inserted_pages > 0 && sidecar_loaded) {
+    if (sidecar_attached) {
       tree_.attach_sidecar(inserted.leaf, op.sidecar_slot);
       sidecar_pool_.to_tree(rt, op.sidecar_slot);
     } else {
@@ -171,11 +180,13 @@ void Rank::finish_prefetch(Runtime& rt, RequestId rid, std::int64_t min_complete
     }
   }
   rt.emit(EventKind::kCommit, rid, min_completed,
-          static_cast<std::int64_t>(inserted.matched_pages) * cfg_.page_size_tokens, sidecar_loaded ? 1 : 0);
+          static_cast<std::int64_t>(inserted.matched_pages) * cfg_.page_size_tokens, sidecar_attached ? 1 : 0);
   // Read on this rank beyond the group MIN: released at the next drain.
   for (std::int32_t i = min_pages; i < local_pages; ++i) release_kv_slot_later(rt, entry.host_indices[static_cast<std::size_t>(i)]);
   loaded_tokens_[rid] = min_completed - static_cast<std::int64_t>(inserted.matched_pages) * cfg_.page_size_tokens;
-  release_ongoing(rid);
+  const bool all_hit = !op.hash_value.empty() && min_completed == static_cast<std::int64_t>(op.hash_value.size()) * cfg_.page_size_tokens;
+  const OpEnd end = op.failed ? OpEnd::kFailed : (all_hit && (!op.has_pool_transfers || sidecar_loaded)) ? OpEnd::kCompleted : OpEnd::kTerminated;
+  release_ongoing(rt, rid, end);
 }
 
 void Rank::release_kv_slot_later(Runtime& rt, std::int32_t slot) {
@@ -183,12 +194,38 @@ void Rank::release_kv_slot_later(Runtime& rt, std::int32_t slot) {
   if (kv_pool_.queue_release(rt, slot)) kv_release_queue_.push_back(slot);
 }
 
-void Rank::release_ongoing(RequestId rid) {
+void Rank::release_ongoing(Runtime& rt, RequestId rid, OpEnd end) {
   auto it = ongoing_prefetch_.find(rid);
   HCSIM_ASSERT(it != ongoing_prefetch_.end());
+  PrefetchOperation& op = *it->second.op;
+  op.ended = true;
+  rt.emit(EventKind::kOpEnd, rid, static_cast<std::int64_t>(end), op.completed_tokens, op.id);
   prefetch_tokens_occupied_ -= it->second.prefetch_tokens;
   HCSIM_ASSERT(prefetch_tokens_occupied_ >= 0);
   ongoing_prefetch_.erase(it);
+}
+
+void Rank::check_termination_bound(Runtime& rt, PrefetchOperation& op) {
+  if (cfg_.policy != PrefetchPolicy::kTimeout || op.late_reported) return;
+  const auto hit_pages = static_cast<std::int64_t>(op.hash_value.size());
+  const TimeNs bound_ns = prefetch_timeout_ns(cfg_.timeout, hit_pages, cfg_.page_size_tokens) + 2 * pass_ns_max_;
+  const TimeNs elapsed_ns = rt.now_ns() - op.start_time_ns;
+  if (elapsed_ns <= bound_ns) return;
+  op.late_reported = true;
+  rt.emit(EventKind::kTerminationLate, op.request_id, elapsed_ns, bound_ns, op.id);
+}
+
+std::vector<HostSlotPool::Record> Rank::leaked_slots() const {
+  std::vector<HostSlotPool::Record> leaked;
+  for (const HostSlotPool* pool : {&kv_pool_, &sidecar_pool_}) {
+    for (const auto& r : pool->census()) {
+      const bool queued_forever = r.owner == SlotOwner::kReleaseQueued;
+      const bool orphaned = r.owner == SlotOwner::kOperation && r.op_id >= 0 &&
+                            ops_[static_cast<std::size_t>(r.op_id)]->ended && ops_[static_cast<std::size_t>(r.op_id)]->io_released;
+      if (queued_forever || orphaned) leaked.push_back(r);
+    }
+  }
+  return leaked;
 }
 
 }  // namespace hcsim

@@ -6,11 +6,16 @@
 
 #include <cstdint>
 #include <memory>
+#include <string_view>
 #include <vector>
 
 #include "policy/runtime.h"
 
 namespace hcsim {
+
+// How an operation ended, on one rank; each operation ends exactly once (an invariant).
+enum class OpEnd : std::uint8_t { kCompleted, kTerminated, kRevoked, kAborted, kFailed };
+std::string_view op_end_name(OpEnd e);
 
 struct PrefetchOperation {
   std::int32_t id = 0;
@@ -26,6 +31,11 @@ struct PrefetchOperation {
   std::int32_t sidecar_slot = -1;
   bool pool_transfers_done = true;         // upstream: not bool(pool_transfers)
   std::int64_t sidecar_hit_pages = 0;      // pool_storage_result's Mamba entry (V-B: sum of successes)
+  // Bookkeeping of this model, not upstream fields:
+  bool failed = false;        // a KV read came back short while the operation was live
+  bool io_released = false;   // the IO thread is done with it (or it never reached IO: revoked)
+  bool ended = false;         // the scheduler gave it its terminal state
+  bool late_reported = false; // the termination bound was reported as missed
 
   bool increment(std::int64_t tokens) {
     if (terminated) return false;

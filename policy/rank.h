@@ -48,6 +48,11 @@ class Rank {
   std::size_t waiting() const { return waiting_queue_.size(); }
   std::size_t ongoing() const { return ongoing_prefetch_.size(); }
 
+  // Host slots nobody will free: owned by an operation that ended and that the IO thread is done
+  // with, or queued for a release no drain took. Slots being written by a transfer still in
+  // flight, or owned by a live operation, are not leaked.
+  std::vector<HostSlotPool::Record> leaked_slots() const;
+
  private:
   struct Ongoing {
     PrefetchOperationPtr op;
@@ -71,7 +76,10 @@ class Rank {
   std::int32_t host_match_pages(const RequestSpec& req) const;
   bool local_can_terminate_now(Runtime& rt, const PrefetchOperation& op) const;
   void finish_prefetch(Runtime& rt, RequestId rid, std::int64_t min_completed, std::int64_t sidecar_hits);
-  void release_ongoing(RequestId rid);
+  // Ends the operation on this rank: its terminal state, the anchor, the rate-limit tokens.
+  void release_ongoing(Runtime& rt, RequestId rid, OpEnd end);
+  // A timeout-policy operation past its deadline plus two passes is reported once (an invariant).
+  void check_termination_bound(Runtime& rt, PrefetchOperation& op);
   // append_host_mem_release: the slot goes back at the next drain, if it was ours to release.
   void release_kv_slot_later(Runtime& rt, std::int32_t slot);
 
@@ -92,6 +100,8 @@ class Rank {
   std::int64_t prefetch_tokens_occupied_ = 0;
   std::int64_t prefetch_capacity_limit_ = 0;
   std::int32_t next_op_id_ = 0;
+  std::vector<PrefetchOperationPtr> ops_;           // every operation of this rank, by id
+  TimeNs pass_ns_max_ = 0;                          // the longest scheduler pass so far
 
   Channel<PrefetchOperationPtr> prefetch_queue_;   // scheduler -> prefetch thread
   Channel<PrefetchOperationPtr> prefetch_buffer_;  // prefetch thread -> IO thread

@@ -37,9 +37,11 @@ void Rank::bind(Runtime& rt) {
 Task<> Rank::scheduler_loop(Runtime& rt) {
   HCSIM_ASSERT(rt.rank() == rank_ && rt.actor() == ActorKind::kScheduler);
   for (;;) {  // bounded by the world, which stops resuming actors at its horizon
+    const TimeNs pass_start_ns = rt.now_ns();
     co_await recv_requests(rt);
     co_await drain_storage_control_queues(rt);
     co_await get_new_batch_prefill_and_forward(rt);
+    pass_ns_max_ = std::max(pass_ns_max_, rt.now_ns() - pass_start_ns);
   }
 }
 
@@ -94,7 +96,7 @@ Task<> Rank::drain_storage_control_queues(Runtime& rt) {
     if (it == ongoing_prefetch_.end()) continue;  // keyed by rid: a stale revoke pops nothing
     // HM00d prefetch_abort: the sidecar slot is freed here; the KV slots went back via the queue.
     if (it->second.op->sidecar_slot >= 0) sidecar_pool_.free(rt, it->second.op->sidecar_slot);
-    release_ongoing(rid);
+    release_ongoing(rt, rid, OpEnd::kRevoked);
   }
   for (std::int64_t i = 0; i < counts[1]; ++i) {
     kv_pool_.free(rt, kv_release_queue_.front());

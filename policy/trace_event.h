@@ -1,7 +1,7 @@
 // The one event schema both worlds emit: what happened, when, on which rank and actor, for which
 // request, with up to three integer fields whose names depend on the kind.
 //
-//   t=10.700ms rank 1 scheduler commit req=0 prefix_tokens=2048 matched_tokens=0 sidecar_loaded=0
+//   t=10.700ms rank 1 scheduler commit req=0 prefix_tokens=2048 matched_tokens=0 sidecar_attached=0
 #pragma once
 
 #include <array>
@@ -34,10 +34,12 @@ enum class EventKind : std::uint8_t {
   kSchedule,           // scheduler: request added to the batch
   kForward,            // scheduler: batch forward entered
   kBatchFull,          // scheduler: the admission walk stopped here, budget left
+  kOpEnd,              // scheduler: the operation's terminal state on this rank
+  kTerminationLate,    // scheduler: a timeout-policy operation outlived its bound
   kSlotViolation,      // host slot written or freed by an actor that does not own it
   kCollectiveEnter,    // world: an actor entered a collective
 };
-inline constexpr int kEventKindCount = 17;
+inline constexpr int kEventKindCount = 19;
 std::string_view event_name(EventKind k);
 // Names of the fields a, b, c for a kind; an empty name means the field is unused.
 const std::array<std::string_view, 3>& event_field_names(EventKind k);

@@ -3,7 +3,9 @@
 #include <cmath>
 #include <fstream>
 #include <limits>
+#include <algorithm>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -237,7 +239,7 @@ DelayRule read_delay(const Node& n, int tp, const std::map<std::string, RequestI
 }
 
 Expectation read_expectation(const Node& n) {
-  n.object({"variant", "policy", "verdict", "note"});
+  n.object({"variant", "policy", "verdict", "violations", "note"});
   Expectation e;
   e.variant = n.at("variant").str();
   std::string error;
@@ -259,6 +261,20 @@ Expectation read_expectation(const Node& n) {
       }
     }
     if (!found) n.at("verdict").expected("one of complete, hang, deadlock, collective_mismatch, starvation, lost_worker");
+  }
+  if (auto v = n.find("violations")) {
+    static const std::set<std::string> kNames = {"matching_collectives", "identical_published_prefix", "one_terminal_state",
+                                                 "termination_bound", "slot_ownership", "slot_conservation"};
+    std::vector<std::string> names;
+    for (const Node& name : v->array()) {
+      if (!kNames.count(name.str())) {
+        name.expected("an invariant name: matching_collectives, identical_published_prefix, one_terminal_state, "
+                      "termination_bound, slot_ownership, slot_conservation");
+      }
+      names.push_back(name.str());
+    }
+    std::sort(names.begin(), names.end());
+    e.violations = std::move(names);
   }
   return e;
 }
@@ -332,13 +348,14 @@ Scenario parse_scenario(const std::string& text, const std::string& source) {
     if (auto v = n->find("forward_ns_per_token")) s.world.collective.forward_ns_per_token = v->integer(0, 1'000'000'000);
   }
   if (auto n = root.find("bounds")) {
-    n->object({"horizon_ms", "starvation_ms", "collective_stall_ms", "check_period_ms", "settle_us"});
+    n->object({"horizon_ms", "starvation_ms", "collective_stall_ms", "check_period_ms", "settle_us", "quiesce_ms"});
     auto& b = s.world.bounds;
     if (auto v = n->find("horizon_ms")) b.horizon_ns = v->duration(1'000'000, 1.0, kMaxMs);
     if (auto v = n->find("starvation_ms")) b.starvation_ns = v->duration(1'000'000, 1.0, kMaxMs);
     if (auto v = n->find("collective_stall_ms")) b.collective_stall_ns = v->duration(1'000'000, 1.0, kMaxMs);
     if (auto v = n->find("check_period_ms")) b.check_period_ns = v->duration(1'000'000, 0.001, kMaxMs);
     if (auto v = n->find("settle_us")) b.settle_ns = v->duration(1000, 0.0, kMaxUs);
+    if (auto v = n->find("quiesce_ms")) b.quiesce_ns = v->duration(1'000'000, 0.0, kMaxMs);
   }
 
   std::map<std::string, RequestId> ids;

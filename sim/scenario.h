@@ -39,6 +39,7 @@ struct Expectation {
   std::optional<PrefetchPolicy> policy;  // unset: the scenario's policy
   HangKind verdict = HangKind::kNone;    // kNone: complete
   bool any_hang = false;                 // "hang" without a kind
+  std::optional<std::vector<std::string>> violations;  // the invariants expected to break, exactly
 };
 
 struct Scenario {

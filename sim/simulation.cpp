@@ -48,6 +48,17 @@ RunResult simulate(const Scenario& scenario, const RunOptions& options) {
     world.spawn(io, rank.io_thread(io));
   }
 
+  auto leaked_now = [&] {
+    std::int64_t n = 0;
+    for (const auto& rank : ranks) n += static_cast<std::int64_t>(rank->leaked_slots().size());
+    return n;
+  };
+  world.on_check([&](TimeNs now) {
+    const std::int64_t n = leaked_now();
+    if (result.leaks_over_time.empty() ? n > 0 : n != result.leaks_over_time.back().leaked_slots) {
+      result.leaks_over_time.push_back({now, n});
+    }
+  });
   result.verdict = world.run();
   result.kernel_events = world.kernel().events_processed();
   result.collectives_completed = world.collectives().completed();
@@ -63,6 +74,13 @@ RunResult simulate(const Scenario& scenario, const RunOptions& options) {
     result.ranks.push_back(s);
   }
   result.log = world.take_log();
+  InvariantInputs inputs;
+  inputs.verdict = &result.verdict;
+  inputs.log = &result.log;
+  inputs.ranks = tp;
+  inputs.end_ns = result.end_ns;
+  for (const auto& rank : ranks) inputs.leaked.push_back(rank->leaked_slots());
+  result.invariants = check_invariants(inputs);
   return result;
 }
 
@@ -76,6 +94,14 @@ ExpectationCheck check_expectation(const Scenario& scenario, const Expectation& 
   c.expected = expectation.any_hang ? "hang"
                : expectation.verdict == HangKind::kNone ? "complete"
                                                         : std::string(hang_kind_name(expectation.verdict));
+  if (expectation.violations) {
+    std::vector<std::string> got = violated_names(c.result.invariants);
+    std::sort(got.begin(), got.end());
+    c.met = c.met && got == *expectation.violations;
+    std::string list;
+    for (const auto& n : *expectation.violations) list += (list.empty() ? "" : ",") + n;
+    c.expected += "; violates: " + (list.empty() ? std::string("none") : list);
+  }
   return c;
 }
 

@@ -14,6 +14,7 @@
 #include "policy/policy_config.h"
 #include "sim/diagnosis.h"
 #include "sim/event_log.h"
+#include "sim/invariants.h"
 #include "sim/scenario.h"
 
 namespace hcsim {
@@ -42,6 +43,8 @@ struct RunResult {
   TimeNs end_ns = 0;
   std::vector<RankSummary> ranks;
   std::string wait_for_dot;  // Graphviz of who waits on whom at the end
+  std::vector<InvariantResult> invariants;
+  std::vector<LeakSample> leaks_over_time;  // leaked host slots, sampled whenever the count changed
 };
 
 RunResult simulate(const Scenario& scenario, const RunOptions& options);
@@ -50,7 +53,7 @@ RunResult simulate(const Scenario& scenario, const RunOptions& options);
 struct ExpectationCheck {
   RunResult result;
   bool met = false;
-  std::string expected;  // "complete", "hang", "collective_mismatch", ...
+  std::string expected;  // "complete", "hang", "collective_mismatch", ... and "; violates: ..." if declared
 };
 ExpectationCheck check_expectation(const Scenario& scenario, const Expectation& expectation);
 

@@ -155,6 +155,17 @@ std::optional<Verdict> SimWorld::lost_worker() const {
   return std::nullopt;
 }
 
+TimeNs SimWorld::last_due_transfer_ns() const {
+  TimeNs last = kernel_.now_ns();
+  for (std::size_t i = 0; i < actors_.size(); ++i) {
+    const ActorRuntime& a = *actors_[i];
+    if (!tasks_[i].done() && a.wait == WaitKind::kStorage && !a.plan.never_completes) {
+      last = std::max(last, a.since_ns + a.plan.duration_ns);
+    }
+  }
+  return last;
+}
+
 std::vector<ActorState> SimWorld::actor_states() const {
   std::vector<ActorState> out;
   for (std::size_t i = 0; i < actors_.size(); ++i) {
@@ -219,6 +230,15 @@ Verdict SimWorld::run() {
       return finish(mismatch_verdict(matcher_, cfg_.ranks));
     }
     if (finishes_ == request_count_ * static_cast<std::size_t>(cfg_.ranks) && next_arrival_ == arrivals_.size()) {
+      // Quiescence: no new work; let in-flight transfers land and releases drain, then stop.
+      const TimeNs quiet_ns = std::min(std::max(now, last_due_transfer_ns()) + cfg_.bounds.quiesce_ns, cfg_.bounds.horizon_ns);
+      while (kernel_.now_ns() < quiet_ns && !matcher_.mismatch()) {
+        if (kernel_.run(quiet_ns, budget) != Kernel::RunEnd::kStopped) break;
+      }
+      if (matcher_.mismatch()) {
+        kernel_.run(matcher_.mismatch()->at_ns + cfg_.bounds.settle_ns, budget);
+        return finish(mismatch_verdict(matcher_, cfg_.ranks));
+      }
       Verdict v;
       v.at_ns = now;
       v.headline = "complete: every request was scheduled on every rank";
@@ -233,6 +253,7 @@ Verdict SimWorld::run() {
       v.headline = "starvation: the event budget ran out with requests still owed a schedule";
       return finish(std::move(v));
     }
+    if (sampler_) sampler_(now);
     if (auto v = check_stalled_collectives(matcher_, cfg_.ranks, now, cfg_.bounds)) return finish(std::move(*v));
     if (auto v = check_starvation(work_owed(), now, cfg_.bounds)) return finish(std::move(*v));
     if (now >= cfg_.bounds.horizon_ns) {

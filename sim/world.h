@@ -8,6 +8,7 @@
 //   Verdict v = w.run();
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -46,6 +47,8 @@ class SimWorld {
 
   Runtime& add_actor(int rank, ActorKind kind);
   void spawn(Runtime& rt, Task<> task);
+  // Called at every check period with the time, e.g. to sample state for a time series.
+  void on_check(std::function<void(TimeNs)> sampler) { sampler_ = std::move(sampler); }
   Verdict run();
 
   const EventLog& log() const { return log_; }
@@ -67,6 +70,8 @@ class SimWorld {
 
   Verdict finish(Verdict v);
   std::optional<Verdict> lost_worker() const;
+  // The latest time a storage call now in flight will complete (calls that never do excluded).
+  TimeNs last_due_transfer_ns() const;
 
   WorldConfig cfg_;
   Kernel kernel_;
@@ -82,6 +87,7 @@ class SimWorld {
   std::vector<TimeNs> work_started_ns_;         // by request, -1 if not started
   std::vector<std::vector<bool>> work_finished_;  // by request, by rank
   std::size_t finishes_ = 0;
+  std::function<void(TimeNs)> sampler_;
 };
 
 }  // namespace hcsim

@@ -232,18 +232,18 @@ class RecordingRuntime : public Runtime {
 TEST_CASE("slots: alloc is all or nothing", "[policy][slots]") {
   HostSlotPool pool(SlotPoolKind::kKv, 4);
   std::vector<std::int32_t> out;
-  REQUIRE(pool.alloc(3, 1, out));
+  REQUIRE(pool.alloc(0, 3, 1, out));
   REQUIRE(out == std::vector<std::int32_t>{0, 1, 2});  // lowest slots first
   REQUIRE(pool.available() == 1);
   for (auto s : out) REQUIRE(pool.owner(s) == SlotOwner::kOperation);
 
   std::vector<std::int32_t> more{99};
-  REQUIRE_FALSE(pool.alloc(2, 2, more));  // only 1 left
+  REQUIRE_FALSE(pool.alloc(0, 2, 2, more));  // only 1 left
   REQUIRE(more == std::vector<std::int32_t>{99});  // nothing appended
   REQUIRE(pool.available() == 1);
   REQUIRE(pool.owner(3) == SlotOwner::kFree);
 
-  REQUIRE(pool.alloc(1, 2, more));
+  REQUIRE(pool.alloc(0, 1, 2, more));
   REQUIRE(more == std::vector<std::int32_t>{99, 3});
   REQUIRE(pool.available() == 0);
   REQUIRE(pool.violations() == 0);
@@ -253,7 +253,7 @@ TEST_CASE("slots: the normal lifecycle has no violation and returns the slot", "
   RecordingRuntime rt;
   HostSlotPool pool(SlotPoolKind::kSidecar, 2);
   std::vector<std::int32_t> s;
-  REQUIRE(pool.alloc(1, 7, s));
+  REQUIRE(pool.alloc(0, 1, 7, s));
   const auto slot = s.at(0);
   pool.begin_write(rt, slot, 7);
   REQUIRE(pool.owner(slot) == SlotOwner::kWriting);
@@ -271,7 +271,7 @@ TEST_CASE("slots: the normal lifecycle has no violation and returns the slot", "
   REQUIRE(rt.events.empty());
   // The freed slot is handed out again.
   std::vector<std::int32_t> again;
-  REQUIRE(pool.alloc(2, 8, again));
+  REQUIRE(pool.alloc(0, 2, 8, again));
   REQUIRE(again.front() == slot);
 }
 
@@ -279,7 +279,7 @@ TEST_CASE("slots: a double free is a violation and emits slot_violation", "[poli
   RecordingRuntime rt;
   HostSlotPool pool(SlotPoolKind::kKv, 2);
   std::vector<std::int32_t> s;
-  REQUIRE(pool.alloc(1, 1, s));
+  REQUIRE(pool.alloc(0, 1, 1, s));
   pool.free(rt, s[0]);
   REQUIRE(pool.violations() == 0);
   REQUIRE(pool.available() == 2);
@@ -296,15 +296,15 @@ TEST_CASE("slots: a double free is a violation and emits slot_violation", "[poli
 
   // A double free must not let two allocations share the slot.
   std::vector<std::int32_t> a, b;
-  REQUIRE(pool.alloc(2, 2, a));
-  REQUIRE_FALSE(pool.alloc(1, 3, b));
+  REQUIRE(pool.alloc(0, 2, 2, a));
+  REQUIRE_FALSE(pool.alloc(0, 1, 3, b));
 }
 
 TEST_CASE("slots: committing or releasing a free slot is reported and leaves the pool intact", "[policy][slots]") {
   RecordingRuntime rt;
   HostSlotPool pool(SlotPoolKind::kKv, 2);
   std::vector<std::int32_t> s;
-  REQUIRE(pool.alloc(1, 1, s));
+  REQUIRE(pool.alloc(0, 1, 1, s));
   pool.free(rt, s[0]);
   pool.to_tree(rt, s[0]);        // the tree takes a slot nobody owns
   REQUIRE_FALSE(pool.queue_release(rt, s[0]));  // and a release is refused for it
@@ -314,7 +314,7 @@ TEST_CASE("slots: committing or releasing a free slot is reported and leaves the
   REQUIRE(pool.violations() == 3);
   REQUIRE(pool.available() == 2);
   std::vector<std::int32_t> all;
-  REQUIRE(pool.alloc(2, 2, all));  // both slots, each once
+  REQUIRE(pool.alloc(0, 2, 2, all));  // both slots, each once
   REQUIRE(all[0] != all[1]);
 }
 
@@ -322,7 +322,7 @@ TEST_CASE("slots: a free during a write is a violation", "[policy][slots]") {
   RecordingRuntime rt;
   HostSlotPool pool(SlotPoolKind::kSidecar, 1);
   std::vector<std::int32_t> s;
-  REQUIRE(pool.alloc(1, 4, s));
+  REQUIRE(pool.alloc(0, 1, 4, s));
   pool.begin_write(rt, s[0], 4);
   pool.free(rt, s[0]);
   REQUIRE(pool.violations() == 1);
@@ -340,8 +340,8 @@ TEST_CASE("slots: begin_write into a slot owned by another operation is a violat
   RecordingRuntime rt;
   HostSlotPool pool(SlotPoolKind::kKv, 2);
   std::vector<std::int32_t> mine, theirs;
-  REQUIRE(pool.alloc(1, 1, mine));
-  REQUIRE(pool.alloc(1, 2, theirs));
+  REQUIRE(pool.alloc(0, 1, 1, mine));
+  REQUIRE(pool.alloc(0, 1, 2, theirs));
   pool.begin_write(rt, theirs[0], 1);  // op 1 writes into op 2's slot
   REQUIRE(pool.violations() == 1);
   REQUIRE(rt.events.size() == 1);

@@ -138,9 +138,11 @@ int verify_library(const std::vector<Scenario>& library) {
       const Verdict& v = c.result.verdict;
       ++total;
       differ += c.met ? 0 : 1;
-      std::printf("%-4s %-4s %-32s %-40s %-14s expected %-20s got %s at %s\n", c.met ? "ok" : "DIFF", s.incident.c_str(), s.name.c_str(),
-                  e.variant.c_str(), std::string(policy_name(e.policy.value_or(s.policy.policy))).c_str(), c.expected.c_str(),
-                  verdict_word(v).c_str(), format_ms(v.at_ns).c_str());
+      std::string violated;
+      for (const auto& n : violated_names(c.result.invariants)) violated += (violated.empty() ? "" : ",") + n;
+      std::printf("%-4s %-4s %-30s %-38s %-13s expected %-20s got %s at %s; violates: %s\n", c.met ? "ok" : "DIFF", s.incident.c_str(),
+                  s.name.c_str(), e.variant.c_str(), std::string(policy_name(e.policy.value_or(s.policy.policy))).c_str(), c.expected.c_str(),
+                  verdict_word(v).c_str(), format_ms(v.at_ns).c_str(), violated.empty() ? "none" : violated.c_str());
     }
   }
   std::printf("%d expectation(s) in %zu scenario(s), %d differ\n", total, library.size(), differ);

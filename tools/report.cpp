@@ -6,7 +6,6 @@
 #include <sstream>
 #include <vector>
 
-#include "policy/host_slot_pool.h"
 
 namespace hcsim {
 
@@ -134,16 +133,15 @@ void print_report(std::ostream& out, const Scenario& s, const RunResult& r, cons
   }
   const std::string divergence = rank_divergence(r, s);
   if (!divergence.empty()) out << "divergence " << divergence;
-  std::int64_t violations = 0;
-  for (const auto& k : r.ranks) violations += k.slot_violations;
-  if (violations > 0) {
-    out << "slots      " << violations << " host-slot ownership violation(s):\n";
-    for (const TraceEvent& e : r.log.events()) {
-      if (e.kind != EventKind::kSlotViolation) continue;
-      out << "           rank " << e.rank << " " << actor_name(e.actor) << " at " << format_ms(e.time_ns) << ": "
-          << (e.b == 0 ? "KV" : "sidecar") << " slot " << e.a << " touched while "
-          << slot_owner_name(static_cast<SlotOwner>(e.c)) << "\n";
-    }
+  out << "invariants";
+  for (const InvariantResult& inv : r.invariants) {
+    out << (&inv == &r.invariants.front() ? " " : "           ") << (inv.held ? "held      " : "VIOLATED  ") << inv.name << "\n";
+    for (const auto& d : inv.details) out << "                     " << d << "\n";
+  }
+  if (!r.leaks_over_time.empty()) {
+    out << "leaks      leaked host slots over simulated time:";
+    for (const auto& s : r.leaks_over_time) out << " " << s.leaked_slots << " @" << format_ms(s.at_ns);
+    out << "\n";
   }
   out << "requests\n";
   for (const RequestSpec& req : s.workload) {
@@ -203,9 +201,8 @@ nlohmann::json report_json(const Scenario& s, const RunResult& r, const RunLabel
     }
     j["requests"].push_back(q);
   }
-  std::int64_t violations = 0;
-  for (const auto& k : r.ranks) violations += k.slot_violations;
-  j["slot_violations"] = violations;
+  for (const InvariantResult& inv : r.invariants) j["invariants"][inv.name] = {{"held", inv.held}, {"details", inv.details}};
+  for (const auto& s : r.leaks_over_time) j["leaks_over_time"].push_back({{"at_ns", s.at_ns}, {"leaked_slots", s.leaked_slots}});
   j["kernel_events"] = r.kernel_events;
   j["logged_events"] = r.log.count();
   j["end_ns"] = r.end_ns;

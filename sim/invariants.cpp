@@ -1,0 +1,149 @@
+#include "sim/invariants.h"
+
+#include <cstdio>
+#include <map>
+#include <tuple>
+
+#include "policy/assert.h"
+
+namespace hcsim {
+
+namespace {
+
+constexpr std::size_t kDetailsMax = 8;
+
+void add_detail(InvariantResult& r, const std::string& line) {
+  r.held = false;
+  if (r.details.size() < kDetailsMax) r.details.push_back(line);
+}
+
+std::string ms(TimeNs t) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3f ms", static_cast<double>(t) / 1e6);
+  return buf;
+}
+
+InvariantResult matching_collectives(const Verdict& v) {
+  InvariantResult r{"matching_collectives", true, {}};
+  const bool unmatched = v.kind == HangKind::kCollectiveMismatch || (v.kind == HangKind::kDeadlock && v.has_collective);
+  if (unmatched) {
+    add_detail(r, std::string(group_name(v.group)) + " seq " + std::to_string(v.seq) + " never completed: " + v.headline);
+  }
+  return r;
+}
+
+InvariantResult identical_published_prefix(const EventLog& log, int ranks, bool complete) {
+  InvariantResult r{"identical_published_prefix", true, {}};
+  // request -> rank -> (prefix tokens, sidecar loaded) of its commits, in order
+  std::map<RequestId, std::vector<std::vector<std::pair<std::int64_t, std::int64_t>>>> commits;
+  for (const TraceEvent& e : log.events()) {
+    if (e.kind != EventKind::kCommit) continue;
+    auto& by_rank = commits[e.request];
+    by_rank.resize(static_cast<std::size_t>(ranks));
+    by_rank[static_cast<std::size_t>(e.rank)].push_back({e.a, e.c});
+  }
+  for (const auto& [rid, by_rank] : commits) {
+    for (int k = 1; k < ranks; ++k) {
+      const auto& mine = by_rank[static_cast<std::size_t>(k)];
+      const auto& first = by_rank[0];
+      const std::size_t n = std::min(mine.size(), first.size());
+      for (std::size_t i = 0; i < n; ++i) {
+        if (mine[i] == first[i]) continue;
+        add_detail(r, "request " + std::to_string(rid) + ": rank 0 published " + std::to_string(first[i].first) + " tokens" +
+                          (first[i].second ? " with sidecar state" : " without sidecar state") + ", rank " + std::to_string(k) + " " +
+                          std::to_string(mine[i].first) + (mine[i].second ? " with" : " without"));
+      }
+      if (complete && mine.size() != first.size()) {
+        add_detail(r, "request " + std::to_string(rid) + ": rank 0 committed " + std::to_string(first.size()) + " time(s), rank " +
+                          std::to_string(k) + " " + std::to_string(mine.size()));
+      }
+    }
+  }
+  return r;
+}
+
+InvariantResult one_terminal_state(const EventLog& log, bool complete) {
+  InvariantResult r{"one_terminal_state", true, {}};
+  std::map<std::pair<int, std::int64_t>, int> ends;  // (rank, op) -> terminal events
+  std::map<std::pair<int, std::int64_t>, RequestId> registered;
+  for (const TraceEvent& e : log.events()) {
+    if (e.kind == EventKind::kRegister) registered[{e.rank, e.b}] = e.request;
+    if (e.kind == EventKind::kOpEnd) ++ends[{e.rank, e.c}];
+  }
+  for (const auto& [key, count] : ends) {
+    if (count > 1) add_detail(r, "rank " + std::to_string(key.first) + " op " + std::to_string(key.second) + " ended " + std::to_string(count) + " times");
+  }
+  if (complete) {
+    for (const auto& [key, rid] : registered) {
+      if (!ends.count(key)) {
+        add_detail(r, "rank " + std::to_string(key.first) + " op " + std::to_string(key.second) + " (request " + std::to_string(rid) +
+                          ") never reached a terminal state");
+      }
+    }
+  }
+  return r;
+}
+
+InvariantResult termination_bound(const EventLog& log) {
+  InvariantResult r{"termination_bound", true, {}};
+  for (const TraceEvent& e : log.events()) {
+    if (e.kind != EventKind::kTerminationLate) continue;
+    add_detail(r, "rank " + std::to_string(e.rank) + " request " + std::to_string(e.request) + ": not terminated " + ms(e.a) +
+                      " after its start, bound " + ms(e.b));
+  }
+  return r;
+}
+
+InvariantResult slot_ownership(const EventLog& log) {
+  InvariantResult r{"slot_ownership", true, {}};
+  for (const TraceEvent& e : log.events()) {
+    if (e.kind != EventKind::kSlotViolation) continue;
+    const auto owner = static_cast<SlotOwner>(e.c);
+    const char* what = owner == SlotOwner::kFree ? "touched after it was freed (use-after-free or double free)"
+                       : owner == SlotOwner::kWriting ? "freed or reused while a write was in flight"
+                                                      : "touched by an actor that does not own it";
+    add_detail(r, "rank " + std::to_string(e.rank) + " " + std::string(actor_name(e.actor)) + " at " + ms(e.time_ns) + ": " +
+                      (e.b == 0 ? "KV" : "sidecar") + " slot " + std::to_string(e.a) + " " + what + " (owner: " +
+                      std::string(slot_owner_name(owner)) + ")");
+  }
+  return r;
+}
+
+InvariantResult slot_conservation(const InvariantInputs& in) {
+  InvariantResult r{"slot_conservation", true, {}};
+  for (int k = 0; k < in.ranks; ++k) {
+    for (const auto& s : in.leaked[static_cast<std::size_t>(k)]) {
+      add_detail(r, "rank " + std::to_string(k) + " " + (s.pool == SlotPoolKind::kKv ? "KV" : "sidecar") + " slot " +
+                        std::to_string(s.slot) + " leaked: " + std::string(slot_owner_name(s.owner)) +
+                        (s.op_id >= 0 ? " by ended op " + std::to_string(s.op_id) : "") + " since " + ms(s.since_ns) + ", age " +
+                        ms(in.end_ns - s.since_ns));
+    }
+  }
+  return r;
+}
+
+}  // namespace
+
+std::vector<InvariantResult> check_invariants(const InvariantInputs& in) {
+  HCSIM_ASSERT(in.verdict && in.log && in.ranks > 0 && static_cast<int>(in.leaked.size()) == in.ranks);
+  const bool complete = !in.verdict->hang();
+  std::vector<InvariantResult> out;
+  out.push_back(matching_collectives(*in.verdict));
+  out.push_back(identical_published_prefix(*in.log, in.ranks, complete));
+  out.push_back(one_terminal_state(*in.log, complete));
+  out.push_back(termination_bound(*in.log));
+  out.push_back(slot_ownership(*in.log));
+  // Conservation is a property of quiescence: only a complete run has reached it.
+  out.push_back(complete ? slot_conservation(in) : InvariantResult{"slot_conservation", true, {}});
+  return out;
+}
+
+std::vector<std::string> violated_names(const std::vector<InvariantResult>& results) {
+  std::vector<std::string> names;
+  for (const auto& r : results) {
+    if (!r.held) names.push_back(r.name);
+  }
+  return names;
+}
+
+}  // namespace hcsim

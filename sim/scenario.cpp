@@ -187,8 +187,12 @@ void read_policy(const Node& n, PolicyConfig& p) {
   if (auto v = n.find("max_prefill_tokens")) p.max_prefill_tokens = v->integer(1, std::int64_t{1} << 32);
 }
 
-DelayRule read_delay(const Node& n, int tp, const std::map<std::string, RequestId>& ids) {
-  n.object({"op", "ranks", "requests", "from_us", "to_us", "fixed_us", "uniform_us", "lognormal", "never", "fail", "note"});
+DelayRule read_delay(const Node& n, int tp, const std::map<std::string, RequestId>& ids, bool jitter = false) {
+  if (jitter) {
+    n.object({"op", "ranks", "requests", "from_us", "to_us", "fixed_us", "uniform_us", "lognormal", "note"});
+  } else {
+    n.object({"op", "ranks", "requests", "from_us", "to_us", "fixed_us", "uniform_us", "lognormal", "never", "fail", "note"});
+  }
   DelayRule r;
   r.op = n.at("op").choice<StorageOp>(storage_op_by_name, "hit_query, kv_get, sidecar_get");
   if (auto v = n.find("ranks")) r.ranks = rank_list(*v, tp);
@@ -234,7 +238,10 @@ DelayRule read_delay(const Node& n, int tp, const std::map<std::string, RequestI
     if (!v->boolean()) v->fail("expected true (omit the key otherwise)");
     r.effect = DelayRule::Effect::kFail;
   }
-  if (effects != 1) n.fail("expected exactly one effect: fixed_us, uniform_us, lognormal, never or fail");
+  if (effects != 1) {
+    n.fail(jitter ? "expected exactly one effect: fixed_us, uniform_us or lognormal"
+                  : "expected exactly one effect: fixed_us, uniform_us, lognormal, never or fail");
+  }
   return r;
 }
 
@@ -301,7 +308,7 @@ Scenario parse_scenario(const std::string& text, const std::string& source) {
   }
   const Node root(doc, source, "");
   root.object({"name", "description", "incident", "upstream", "seed", "tp", "policy", "scheduler", "ranks", "storage",
-               "collective", "l3", "requests", "delays", "bounds", "expect"});
+               "collective", "l3", "requests", "delays", "perturbations", "bounds", "expect"});
   Scenario s;
   s.path = source;
   s.name = root.at("name").str();
@@ -388,6 +395,24 @@ Scenario parse_scenario(const std::string& text, const std::string& source) {
   }
   if (auto n = root.find("delays")) {
     for (const Node& d : n->array()) s.delays.push_back(read_delay(d, tp, ids));
+  }
+  if (auto n = root.find("perturbations")) {
+    n->object({"jitter", "device_free_pages", "arrival_us", "note"});
+    if (auto v = n->find("jitter")) {
+      for (const Node& d : v->array()) s.perturbations.jitter.push_back(read_delay(d, tp, ids, /*jitter=*/true));
+    }
+    if (auto v = n->find("device_free_pages")) {
+      auto b = v->array(2);
+      if (b.size() != 2) v->fail("expected [low, high]");
+      s.perturbations.device_free_pages_lo = static_cast<std::int32_t>(b[0].integer(-(1 << 20), 1 << 20));
+      s.perturbations.device_free_pages_hi = static_cast<std::int32_t>(b[1].integer(s.perturbations.device_free_pages_lo, 1 << 20));
+    }
+    if (auto v = n->find("arrival_us")) {
+      auto b = v->array(2);
+      if (b.size() != 2) v->fail("expected [low, high]");
+      s.perturbations.arrival_lo_ns = b[0].duration(1000, 0.0, kMaxUs);
+      s.perturbations.arrival_hi_ns = b[1].duration(1000, static_cast<double>(s.perturbations.arrival_lo_ns) / 1000.0, kMaxUs);
+    }
   }
   for (const Node& e : root.at("expect").array(1)) s.expect.push_back(read_expectation(e));
   return s;

@@ -42,6 +42,15 @@ struct Expectation {
   std::optional<std::vector<std::string>> violations;  // the invariants expected to break, exactly
 };
 
+// Random perturbations a scenario declares; every run draws them from its seed (hcsim run --seeds).
+struct Perturbations {
+  std::vector<DelayRule> jitter;         // added to every matching storage call
+  std::int32_t device_free_pages_lo = 0;  // per rank: device_free_tokens += pages * page_size,
+  std::int32_t device_free_pages_hi = 0;  //   pages uniform in [lo, hi]
+  TimeNs arrival_lo_ns = 0;               // per request: arrival += uniform in [lo, hi]
+  TimeNs arrival_hi_ns = 0;
+};
+
 struct Scenario {
   std::string path;
   std::string name;
@@ -54,6 +63,7 @@ struct Scenario {
   StorageConfig storage;
   std::vector<L3Contents> l3;
   std::vector<DelayRule> delays;
+  Perturbations perturbations;
   std::vector<RequestSpec> workload;
   std::vector<Expectation> expect;
 };

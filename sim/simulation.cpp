@@ -5,6 +5,7 @@
 
 #include "policy/assert.h"
 #include "policy/rank.h"
+#include "sim/random.h"
 #include "sim/wait_for_graph.h"
 #include "sim/world.h"
 
@@ -19,7 +20,14 @@ RunResult simulate(const Scenario& scenario, const RunOptions& options) {
   const int tp = scenario.world.ranks;
   HCSIM_ASSERT(static_cast<int>(result.policy.ranks.size()) == tp);
 
-  StorageModel storage(scenario.storage, tp, scenario.delays, result.seed);
+  // The scenario's random perturbations, each from its own stream of this run's seed.
+  const Perturbations& p = scenario.perturbations;
+  RandomStream skew(result.seed, "perturb/device_free_pages");
+  for (RankResources& r : result.policy.ranks) {
+    const auto pages = skew.uniform_ns(p.device_free_pages_lo, p.device_free_pages_hi);
+    r.device_free_tokens = std::max<std::int64_t>(0, r.device_free_tokens + pages * result.policy.page_size_tokens);
+  }
+  StorageModel storage(scenario.storage, tp, scenario.delays, result.seed, p.jitter);
   for (const L3Contents& c : scenario.l3) {
     const auto keys = prefix_page_keys(c.prefix, c.kv_pages);
     for (int r = 0; r < tp; ++r) {
@@ -33,7 +41,10 @@ RunResult simulate(const Scenario& scenario, const RunOptions& options) {
   // Ranks outlive the world, whose destructor destroys the actor coroutines that refer to them.
   std::vector<std::unique_ptr<Rank>> ranks;
   std::vector<Arrival> arrivals;
-  for (const RequestSpec& req : scenario.workload) arrivals.push_back({req.arrival_ns, req.id});
+  RandomStream arrival_jitter(result.seed, "perturb/arrival");
+  for (const RequestSpec& req : scenario.workload) {
+    arrivals.push_back({req.arrival_ns + arrival_jitter.uniform_ns(p.arrival_lo_ns, p.arrival_hi_ns), req.id});
+  }
   SimWorld world(scenario.world, storage, std::move(arrivals), scenario.workload.size());
 
   for (int r = 0; r < tp; ++r) {

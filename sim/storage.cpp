@@ -21,12 +21,40 @@ std::string describe(const DelayRule& r) {
   return s;
 }
 
-StorageModel::StorageModel(StorageConfig cfg, int ranks, std::vector<DelayRule> rules, std::uint64_t seed)
-    : cfg_(cfg), kv_(static_cast<std::size_t>(ranks)), sidecar_(static_cast<std::size_t>(ranks)), rules_(std::move(rules)) {
+StorageModel::StorageModel(StorageConfig cfg, int ranks, std::vector<DelayRule> rules, std::uint64_t seed, std::vector<DelayRule> jitter)
+    : cfg_(cfg),
+      kv_(static_cast<std::size_t>(ranks)),
+      sidecar_(static_cast<std::size_t>(ranks)),
+      rules_(std::move(rules)),
+      jitter_(std::move(jitter)) {
   HCSIM_ASSERT(ranks > 0 && cfg.read_bytes_per_ns > 0.0 && cfg.call_latency_ns >= 0);
   rule_streams_.reserve(rules_.size());
   for (std::size_t i = 0; i < rules_.size(); ++i) rule_streams_.emplace_back(seed, "delay/" + std::to_string(i));
+  for (std::size_t i = 0; i < jitter_.size(); ++i) {
+    HCSIM_ASSERT(jitter_[i].effect != DelayRule::Effect::kNever && jitter_[i].effect != DelayRule::Effect::kFail);
+    jitter_streams_.emplace_back(seed, "jitter/" + std::to_string(i));
+  }
 }
+
+namespace {
+bool matches(const DelayRule& r, int rank, const WorldCall& call, TimeNs now_ns) {
+  if (r.op != call.storage_op || now_ns < r.from_ns || now_ns >= r.to_ns) return false;
+  if (!r.ranks.empty() && std::find(r.ranks.begin(), r.ranks.end(), rank) == r.ranks.end()) return false;
+  return r.requests.empty() || std::find(r.requests.begin(), r.requests.end(), call.request) != r.requests.end();
+}
+
+TimeNs draw(const DelayRule& r, RandomStream& stream) {
+  switch (r.effect) {
+    case DelayRule::Effect::kFixed: return r.a_ns;
+    case DelayRule::Effect::kUniform: return stream.uniform_ns(r.a_ns, r.b_ns);
+    case DelayRule::Effect::kLognormal: return stream.lognormal_ns(r.a_ns, r.sigma);
+    case DelayRule::Effect::kNever:
+    case DelayRule::Effect::kFail: break;
+  }
+  HCSIM_ASSERT(false);
+  return 0;
+}
+}  // namespace
 
 void StorageModel::add_kv_page(int rank, PageKey key) {
   HCSIM_ASSERT(!sealed_);
@@ -92,22 +120,21 @@ StoragePlan StorageModel::plan(int rank, WorldCall& call, TimeNs now_ns) {
 
   for (std::size_t i = 0; i < rules_.size(); ++i) {
     const DelayRule& r = rules_[i];
-    if (r.op != call.storage_op || now_ns < r.from_ns || now_ns >= r.to_ns) continue;
-    if (!r.ranks.empty() && std::find(r.ranks.begin(), r.ranks.end(), rank) == r.ranks.end()) continue;
-    if (!r.requests.empty() && std::find(r.requests.begin(), r.requests.end(), call.request) == r.requests.end()) continue;
+    if (!matches(r, rank, call, now_ns)) continue;
     plan.rule = static_cast<int>(i);
-    switch (r.effect) {
-      case DelayRule::Effect::kFixed: plan.duration_ns += r.a_ns; break;
-      case DelayRule::Effect::kUniform: plan.duration_ns += rule_streams_[i].uniform_ns(r.a_ns, r.b_ns); break;
-      case DelayRule::Effect::kLognormal: plan.duration_ns += rule_streams_[i].lognormal_ns(r.a_ns, r.sigma); break;
-      case DelayRule::Effect::kNever: plan.never_completes = true; break;
-      case DelayRule::Effect::kFail:  // fails after the call latency, with nothing transferred
-        plan.duration_ns = cfg_.call_latency_ns;
-        plan.result = 0;
-        if (call.storage_op == StorageOp::kHitQuery) std::fill(call.present.begin(), call.present.end(), 0);
-        break;
+    if (r.effect == DelayRule::Effect::kNever) {
+      plan.never_completes = true;
+    } else if (r.effect == DelayRule::Effect::kFail) {  // fails after the call latency, with nothing transferred
+      plan.duration_ns = cfg_.call_latency_ns;
+      plan.result = 0;
+      if (call.storage_op == StorageOp::kHitQuery) std::fill(call.present.begin(), call.present.end(), 0);
+    } else {
+      plan.duration_ns += draw(r, rule_streams_[i]);
     }
     break;  // the first matching rule decides
+  }
+  for (std::size_t i = 0; i < jitter_.size(); ++i) {
+    if (matches(jitter_[i], rank, call, now_ns)) plan.duration_ns += draw(jitter_[i], jitter_streams_[i]);
   }
   return plan;
 }

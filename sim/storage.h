@@ -48,7 +48,9 @@ struct StoragePlan {
 
 class StorageModel {
  public:
-  StorageModel(StorageConfig cfg, int ranks, std::vector<DelayRule> rules, std::uint64_t seed);
+  // `rules`: the first match decides a call's injected delay or fault. `jitter`: every match adds
+  // its draw on top (a scenario's random perturbations); never or fail are not jitter.
+  StorageModel(StorageConfig cfg, int ranks, std::vector<DelayRule> rules, std::uint64_t seed, std::vector<DelayRule> jitter = {});
 
   void add_kv_page(int rank, PageKey key);
   void add_sidecar(int rank, PageKey key);
@@ -69,6 +71,8 @@ class StorageModel {
   std::vector<std::vector<PageKey>> sidecar_;  // per rank, sorted
   std::vector<DelayRule> rules_;
   std::vector<RandomStream> rule_streams_;     // one stream per rule: "delay/<index>"
+  std::vector<DelayRule> jitter_;
+  std::vector<RandomStream> jitter_streams_;   // "jitter/<index>"
   bool sealed_ = false;
 };
 

@@ -8,12 +8,14 @@
 #include <iostream>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <boost/program_options.hpp>
 
 #include "policy/fixes.h"
 #include "sim/scenario.h"
+#include "sim/seed_sweep.h"
 #include "sim/simulation.h"
 #include "tools/bench.h"
 #include "tools/report.h"
@@ -76,6 +78,19 @@ std::string variant_name(const VariantArgs& a) {
   std::string v = a.preset;
   for (const auto& f : a.fixes) v += "+" + f;
   return v;
+}
+
+// The command-line flags that select a variant expression, for reproduce lines.
+std::string variant_flags(const std::string& variant) {
+  std::string flags;
+  std::size_t start = 0;
+  for (bool first = true; start <= variant.size(); first = false) {
+    const std::size_t plus = variant.find('+', start);
+    flags += (first ? " --preset " : " --fix ") + variant.substr(start, plus == std::string::npos ? std::string::npos : plus - start);
+    if (plus == std::string::npos) break;
+    start = plus + 1;
+  }
+  return flags;
 }
 
 RunOptions run_options(const VariantArgs& a) {
@@ -149,6 +164,40 @@ int verify_library(const std::vector<Scenario>& library) {
   return differ ? kExitUnexpected : kExitOk;
 }
 
+// hcsim run --seeds: the hang rate with its 95% interval, broken invariants, and the first seed to
+// look at, with the command that reproduces it.
+int run_seeds(const Scenario& s, const RunOptions& opt, const std::string& variant, const std::string& path, std::int64_t count,
+              int jobs, const std::string& expect) {
+  if (count < 1 || count > 100'000'000) throw BadInput("--seeds: expected a count in [1, 1e8]");
+  if (jobs < 1 || jobs > 1024) throw BadInput("--jobs: expected a thread count in [1, 1024]");
+  const std::uint64_t first = opt.seed.value_or(s.seed);
+  const SeedSweep sweep = sweep_seeds(s, opt, first, count, jobs);
+  const auto n = static_cast<std::int64_t>(sweep.runs.size());
+  const Interval ci = wilson_interval(sweep.hangs, n);
+  std::printf("seeds      %llu..%llu of %s, variant %s, policy %s\n", static_cast<unsigned long long>(first),
+              static_cast<unsigned long long>(first + static_cast<std::uint64_t>(n) - 1), s.name.c_str(), variant.c_str(),
+              std::string(policy_name(opt.policy.value_or(s.policy.policy))).c_str());
+  std::printf("hangs      %lld of %lld = %.1f%% (95%% Wilson interval %.1f%% to %.1f%%)", static_cast<long long>(sweep.hangs),
+              static_cast<long long>(n), 100.0 * static_cast<double>(sweep.hangs) / static_cast<double>(n), 100.0 * ci.low, 100.0 * ci.high);
+  for (const auto& [kind, k] : sweep.hang_kinds) std::printf("; %s %lld", kind.c_str(), static_cast<long long>(k));
+  std::printf("\ninvariants %lld run(s) broke at least one", static_cast<long long>(sweep.runs_with_violations));
+  for (const auto& [name, k] : sweep.violations) std::printf("; %s %lld", name.c_str(), static_cast<long long>(k));
+  std::printf("\n");
+  auto show = [&](const char* label, std::optional<std::uint64_t> seed) {
+    if (!seed) return;
+    const SeedRun& r = sweep.runs[static_cast<std::size_t>(*seed - first)];
+    std::printf("%-10s seed %llu: %s at %s; reproduce: hcsim run %s%s --seed %llu\n", label, static_cast<unsigned long long>(*seed),
+                r.kind == HangKind::kNone ? "complete" : ("HANG " + std::string(hang_kind_name(r.kind))).c_str(), format_ms(r.at_ns).c_str(),
+                path.c_str(), variant_flags(variant).c_str(), static_cast<unsigned long long>(*seed));
+  };
+  show("first hang", sweep.first_hang_seed);
+  if (sweep.first_failing_seed != sweep.first_hang_seed) show("first fail", sweep.first_failing_seed);
+  std::printf("wall       %.2f s, %.0f runs/s on %d thread(s)\n", sweep.wall_s, static_cast<double>(n) / sweep.wall_s, jobs);
+  if (expect == "complete" && sweep.hangs > 0) return kExitUnexpected;
+  if (expect == "hang" && sweep.hangs < n) return kExitUnexpected;
+  return kExitOk;
+}
+
 int cmd_run(const std::vector<std::string>& args) {
   VariantArgs va;
   std::string path, dot, expect, library_dir = "scenarios";
@@ -158,6 +207,8 @@ int cmd_run(const std::vector<std::string>& args) {
       ("scenarios", po::value(&library_dir)->default_value("scenarios"), "the library directory for --all");
   add_variant_options(d, va);
   d.add_options()
+      ("seeds", po::value<std::int64_t>(), "run N seeds (from --seed) with the scenario's perturbations; report the hang rate")
+      ("jobs,j", po::value<int>(), "threads for --seeds (default: all cores)")
       ("dot", po::value(&dot), "write the wait-for graph at the end of the run (Graphviz DOT) to FILE")
       ("json", "print the report as JSON instead of text")
       ("expect", po::value(&expect), "hang | complete: exit 3 if the verdict differs");
@@ -173,6 +224,7 @@ int cmd_run(const std::vector<std::string>& args) {
              "  hcsim run scenarios/himamba-sidecar-lag.json --preset pre-fix --expect hang\n"
              "  hcsim run scenarios/himamba-sidecar-lag.json --preset seed-fix --dot wait.dot\n"
              "  hcsim run scenarios/stalled-sidecar-timeout.json --preset timeout-bounded --fix sidecar-hit-sync\n"
+             "  hcsim run scenarios/himamba-sidecar-lag.json --seeds 1000          # hang rate, first failing seed\n"
              "  hcsim run --all\n")) {
     return kExitOk;
   }
@@ -185,6 +237,10 @@ int cmd_run(const std::vector<std::string>& args) {
   if (!expect.empty() && expect != "hang" && expect != "complete") throw BadInput("--expect: expected hang or complete; got '" + expect + "'");
   const Scenario s = load_scenario_file(path);
   const RunOptions opt = run_options(va);
+  if (vm.count("seeds")) {
+    const int jobs = vm.count("jobs") ? vm["jobs"].as<int>() : static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
+    return run_seeds(s, opt, variant_name(va), path, vm["seeds"].as<std::int64_t>(), jobs, expect);
+  }
   const auto t0 = std::chrono::steady_clock::now();
   const RunResult r = simulate(s, opt);
   const RunLabel label{variant_name(va), wall_ms_since(t0)};

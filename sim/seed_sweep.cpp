@@ -1,0 +1,57 @@
+#include "sim/seed_sweep.h"
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <thread>
+
+#include "policy/assert.h"
+
+namespace hcsim {
+
+SeedSweep sweep_seeds(const Scenario& scenario, const RunOptions& options, std::uint64_t first_seed, std::int64_t count, int jobs) {
+  HCSIM_ASSERT(count > 0 && jobs > 0);
+  SeedSweep sweep;
+  sweep.runs.resize(static_cast<std::size_t>(count));
+  std::atomic<std::int64_t> next{0};
+  const auto t0 = std::chrono::steady_clock::now();
+  auto worker = [&] {
+    for (std::int64_t i = next++; i < count; i = next++) {
+      RunOptions o = options;
+      o.seed = first_seed + static_cast<std::uint64_t>(i);
+      const RunResult r = simulate(scenario, o);
+      sweep.runs[static_cast<std::size_t>(i)] = {*o.seed, r.verdict.kind, r.verdict.at_ns, violated_names(r.invariants), r.log.digest()};
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int j = 1; j < std::min<std::int64_t>(jobs, count); ++j) threads.emplace_back(worker);
+  worker();
+  for (auto& t : threads) t.join();
+  sweep.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  for (const SeedRun& r : sweep.runs) {
+    const bool hang = r.kind != HangKind::kNone;
+    if (hang) {
+      ++sweep.hangs;
+      ++sweep.hang_kinds[std::string(hang_kind_name(r.kind))];
+      if (!sweep.first_hang_seed) sweep.first_hang_seed = r.seed;
+    }
+    if (!r.violated.empty()) ++sweep.runs_with_violations;
+    for (const auto& v : r.violated) ++sweep.violations[v];
+    if ((hang || !r.violated.empty()) && !sweep.first_failing_seed) sweep.first_failing_seed = r.seed;
+  }
+  return sweep;
+}
+
+Interval wilson_interval(std::int64_t k, std::int64_t n) {
+  HCSIM_ASSERT(n > 0 && k >= 0 && k <= n);
+  constexpr double z = 1.959963984540054;
+  const double nn = static_cast<double>(n);
+  const double p = static_cast<double>(k) / nn;
+  const double denom = 1.0 + z * z / nn;
+  const double center = (p + z * z / (2.0 * nn)) / denom;
+  const double half = z * std::sqrt(p * (1.0 - p) / nn + z * z / (4.0 * nn * nn)) / denom;
+  return {std::max(0.0, center - half), std::min(1.0, center + half)};
+}
+
+}  // namespace hcsim

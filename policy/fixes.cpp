@@ -19,6 +19,8 @@ constexpr std::array<FixInfo, kFixCount> kFixes = {{
      "one progress collective per pass over the waiting queue, before the admission walk"},
     {Fix::kRegistrationConsensus, "registration-consensus", "sgl-project/sglang#38268 family",
      "ranks MIN-agree on registering a prefetch, so all register it or none does"},
+    {Fix::kSidecarReleaseByIo, "sidecar-release-by-io", "sgl-project/sglang#31668 (issue #31445)",
+     "when an operation ends early, pool_transfers_done decides who frees its sidecar slot: the IO thread if still reading"},
 }};
 
 constexpr FixSet kSeedFix = FixSet{}.with(Fix::kPoolTransferGuard);

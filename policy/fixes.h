@@ -24,8 +24,9 @@ enum class Fix : std::uint8_t {
   kSidecarHitSync,        // sidecar hit pages MIN-reduced with completed tokens before the commit
   kBulkProgressCheck,     // one progress collective per pass over the whole waiting queue
   kRegistrationConsensus, // ranks agree (MIN) on registering a prefetch before any registers it
+  kSidecarReleaseByIo,    // a sidecar slot still being read is freed by the IO thread, not the scheduler
 };
-inline constexpr int kFixCount = 5;
+inline constexpr int kFixCount = 6;
 
 struct FixInfo {
   Fix fix;

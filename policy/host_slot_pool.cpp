@@ -65,7 +65,9 @@ void HostSlotPool::end_write(Runtime& rt, std::int32_t slot, std::int32_t op_id)
     s.since_ns = rt.now_ns();
     return;
   }
-  // Already flagged at begin_write or at the free that raced it; a write never lands twice.
+  // Freed under the write: flagged at the free. Re-allocated since: the write lands in memory that
+  // now belongs to another owner, which is the corruption itself.
+  if (s.owner != SlotOwner::kFree) violation(rt, slot, kNoRequest);
 }
 
 std::vector<HostSlotPool::Record> HostSlotPool::census() const {

@@ -44,6 +44,7 @@ Task<> Rank::io_thread(Runtime& rt) {
     }
     op->pool_transfers_done = true;  // unconditionally, on every path
     op->io_released = true;
+    if (op->io_frees_sidecar) sidecar_pool_.free(rt, op->sidecar_slot);  // sidecar-release-by-io
     rt.emit(EventKind::kTransferEnd, rid, op->completed_tokens, op->id);
     // append_host_mem_release(host_indices[completed_tokens:])
     for (std::size_t i = static_cast<std::size_t>(op->completed_tokens / page); i < op->host_indices.size(); ++i) {

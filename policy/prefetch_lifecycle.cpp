@@ -176,7 +176,7 @@ void Rank::finish_prefetch(Runtime& rt, RequestId rid, std::int64_t min_complete
       tree_.attach_sidecar(inserted.leaf, op.sidecar_slot);
       sidecar_pool_.to_tree(rt, op.sidecar_slot);
     } else {
-      sidecar_pool_.free(rt, op.sidecar_slot);  // even if the IO thread is still writing it
+      release_sidecar_slot(rt, op);  // pre-#31668: freed even if the IO thread is still writing it
     }
   }
   rt.emit(EventKind::kCommit, rid, min_completed,
@@ -187,6 +187,33 @@ void Rank::finish_prefetch(Runtime& rt, RequestId rid, std::int64_t min_complete
   const bool all_hit = !op.hash_value.empty() && min_completed == static_cast<std::int64_t>(op.hash_value.size()) * cfg_.page_size_tokens;
   const OpEnd end = op.failed ? OpEnd::kFailed : (all_hit && (!op.has_pool_transfers || sidecar_loaded)) ? OpEnd::kCompleted : OpEnd::kTerminated;
   release_ongoing(rt, rid, end);
+}
+
+// release_aborted_request (HR263 / HM00d): terminate, then a barrier, but only on a rank that has
+// the operation: a rank-local predicate in front of a collective.
+Task<> Rank::release_aborted_request(Runtime& rt, RequestId rid) {
+  auto it = ongoing_prefetch_.find(rid);
+  if (it == ongoing_prefetch_.end()) co_return;
+  PrefetchOperationPtr op = it->second.op;  // keeps the operation across the barrier
+  op->mark_terminate();
+  const std::int64_t completed = op->completed_tokens;
+  if (tp_size() > 1) co_await rt.collective(Group::kScheduler, CollectiveOp::kBarrier, std::span<std::int64_t>{});
+  it = ongoing_prefetch_.find(rid);
+  HCSIM_ASSERT(it != ongoing_prefetch_.end());
+  // host_indices[:completed] go back through the queue; the IO thread releases the rest.
+  const auto completed_pages = static_cast<std::size_t>(completed / cfg_.page_size_tokens);
+  for (std::size_t i = 0; i < completed_pages; ++i) release_kv_slot_later(rt, it->second.host_indices[i]);
+  if (op->sidecar_slot >= 0) release_sidecar_slot(rt, *op);
+  release_ongoing(rt, rid, OpEnd::kAborted);
+}
+
+void Rank::release_sidecar_slot(Runtime& rt, PrefetchOperation& op) {
+  HCSIM_ASSERT(op.sidecar_slot >= 0);
+  if (cfg_.fixes.has(Fix::kSidecarReleaseByIo) && !op.pool_transfers_done && !op.io_released) {
+    op.io_frees_sidecar = true;
+    return;
+  }
+  sidecar_pool_.free(rt, op.sidecar_slot);
 }
 
 void Rank::release_kv_slot_later(Runtime& rt, std::int32_t slot) {

@@ -64,12 +64,17 @@ class Rank {
   // Scheduler pass (scheduler.cpp).
   Task<> recv_requests(Runtime& rt);
   Task<> add_request_to_queue(Runtime& rt, RequestId rid);
+  Task<> abort_request(Runtime& rt, RequestId rid);
   Task<> drain_storage_control_queues(Runtime& rt);
   Task<> get_new_batch_prefill_and_forward(Runtime& rt);
 
   // HiMamba cache prefetch lifecycle (prefetch_lifecycle.cpp).
   Task<> prefetch_from_storage(Runtime& rt, RequestId rid, std::int32_t host_hit_pages);
   Task<bool> check_prefetch_progress(Runtime& rt, RequestId rid);
+  Task<> release_aborted_request(Runtime& rt, RequestId rid);
+  // The scheduler is done with an operation's sidecar slot: free it, or leave it to the IO thread
+  // if it is still reading into it and sidecar-release-by-io is in force.
+  void release_sidecar_slot(Runtime& rt, PrefetchOperation& op);
   Task<> bulk_check_prefetch_progress(Runtime& rt);
   bool best_effort() const { return cfg_.policy == PrefetchPolicy::kBestEffort; }
   // match_prefix on the host tree: HiMamba's rule with a sidecar, the plain KV prefix without.

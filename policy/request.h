@@ -16,6 +16,7 @@ struct RequestSpec {
   RequestId id = kNoRequest;
   std::string name;
   TimeNs arrival_ns = 0;
+  TimeNs abort_ns = -1;        // the client aborts it at this time; -1: never
   std::int32_t input_tokens = 0;
   std::vector<PageKey> pages;  // one key per full page of the input
 };

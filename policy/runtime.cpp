@@ -19,6 +19,7 @@ std::string_view collective_op_name(CollectiveOp op) {
     case CollectiveOp::kAllReduceMax: return "all_reduce(MAX)";
     case CollectiveOp::kBroadcast: return "broadcast";
     case CollectiveOp::kForward: return "forward";
+    case CollectiveOp::kBarrier: return "barrier";
   }
   HCSIM_ASSERT(false);
   return {};

@@ -28,7 +28,7 @@ enum class Group : std::uint8_t { kScheduler, kPrefetch };
 inline constexpr int kGroupCount = 2;
 std::string_view group_name(Group g);
 
-enum class CollectiveOp : std::uint8_t { kAllReduceMin, kAllReduceMax, kBroadcast, kForward };
+enum class CollectiveOp : std::uint8_t { kAllReduceMin, kAllReduceMax, kBroadcast, kForward, kBarrier };
 std::string_view collective_op_name(CollectiveOp op);
 
 enum class StorageOp : std::uint8_t {
@@ -93,6 +93,8 @@ class Runtime {
   // Requests handed to this rank by the outside world since the last call (upstream: what TP
   // rank 0 receives from the tokenizer). Returns how many were written into `out`.
   virtual int take_arrivals(std::span<RequestId> out) = 0;
+  // Client aborts received since the last call (upstream: abort_request from the tokenizer).
+  virtual int take_aborts(std::span<RequestId> out) = 0;
   // Work accounting for completion and starvation: a request is owed a schedule from arrival on.
   virtual void work_started(RequestId request) = 0;
   virtual void work_finished(RequestId request) = 0;

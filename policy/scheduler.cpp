@@ -45,26 +45,38 @@ Task<> Rank::scheduler_loop(Runtime& rt) {
   }
 }
 
-// TP rank 0 receives from the tokenizer and broadcasts (broadcast_pyobj: the size, then the data),
-// so every rank's waiting queue holds the same requests in the same order.
+// TP rank 0 receives from the tokenizer and broadcasts (broadcast_pyobj: the sizes, then the data),
+// so every rank's waiting queue holds the same requests in the same order, and sees the same aborts.
 Task<> Rank::recv_requests(Runtime& rt) {
   std::array<RequestId, kArrivalsPerPassMax> arrivals{};
-  std::int64_t count = rank_ == 0 ? rt.take_arrivals(arrivals) : 0;
+  std::array<RequestId, kArrivalsPerPassMax> aborts{};
+  std::array<std::int64_t, 2> counts{rank_ == 0 ? rt.take_arrivals(arrivals) : 0, rank_ == 0 ? rt.take_aborts(aborts) : 0};
   std::vector<std::int64_t> ids;
-  if (tp_size() > 1) {
-    std::array<std::int64_t, 1> size{count};
-    co_await rt.collective(Group::kScheduler, CollectiveOp::kBroadcast, size);
-    count = size[0];
-    if (count > 0) {
-      ids.resize(static_cast<std::size_t>(count));
-      if (rank_ == 0) std::copy_n(arrivals.begin(), count, ids.begin());
-      co_await rt.collective(Group::kScheduler, CollectiveOp::kBroadcast, ids);
-    }
-  } else {
-    ids.assign(arrivals.begin(), arrivals.begin() + count);
+  if (rank_ == 0) {
+    ids.assign(arrivals.begin(), arrivals.begin() + counts[0]);
+    ids.insert(ids.end(), aborts.begin(), aborts.begin() + counts[1]);
   }
-  HCSIM_ASSERT(static_cast<std::size_t>(count) <= kArrivalsPerPassMax);
-  for (std::int64_t id : ids) co_await add_request_to_queue(rt, static_cast<RequestId>(id));
+  if (tp_size() > 1) {
+    co_await rt.collective(Group::kScheduler, CollectiveOp::kBroadcast, counts);
+    ids.resize(static_cast<std::size_t>(counts[0] + counts[1]));
+    if (!ids.empty()) co_await rt.collective(Group::kScheduler, CollectiveOp::kBroadcast, ids);
+  }
+  HCSIM_ASSERT(counts[0] >= 0 && counts[1] >= 0 && static_cast<std::size_t>(counts[0] + counts[1]) == ids.size());
+  for (std::int64_t i = 0; i < counts[0]; ++i) co_await add_request_to_queue(rt, static_cast<RequestId>(ids[static_cast<std::size_t>(i)]));
+  for (std::int64_t i = counts[0]; i < counts[0] + counts[1]; ++i) co_await abort_request(rt, static_cast<RequestId>(ids[static_cast<std::size_t>(i)]));
+}
+
+// abort_request: a request still waiting leaves the queue, then release_aborted_request; one that
+// was already scheduled has nothing left to abort.
+Task<> Rank::abort_request(Runtime& rt, RequestId rid) {
+  auto it = std::find(waiting_queue_.begin(), waiting_queue_.end(), rid);
+  const bool waiting = it != waiting_queue_.end();
+  rt.emit(EventKind::kAbort, rid, waiting ? 1 : 0, ongoing_prefetch_.count(rid) ? 1 : 0);
+  if (!waiting) co_return;
+  waiting_queue_.erase(it);
+  loaded_tokens_.erase(rid);
+  co_await release_aborted_request(rt, rid);
+  rt.work_finished(rid);  // an aborted request is owed nothing more
 }
 
 // _add_request_to_queue -> _prefetch_kvcache: match the host tree, prefetch the rest from L3.
@@ -95,7 +107,7 @@ Task<> Rank::drain_storage_control_queues(Runtime& rt) {
     auto it = ongoing_prefetch_.find(rid);
     if (it == ongoing_prefetch_.end()) continue;  // keyed by rid: a stale revoke pops nothing
     // HM00d prefetch_abort: the sidecar slot is freed here; the KV slots went back via the queue.
-    if (it->second.op->sidecar_slot >= 0) sidecar_pool_.free(rt, it->second.op->sidecar_slot);
+    release_sidecar_slot(rt, *it->second.op);
     release_ongoing(rt, rid, OpEnd::kRevoked);
   }
   for (std::int64_t i = 0; i < counts[1]; ++i) {

@@ -38,6 +38,7 @@ constexpr std::array<KindInfo, kEventKindCount> kKinds = {{
     {"batch_full", {"budget_tokens_left", "batch_requests", ""}},
     {"op_end", {"state", "completed_tokens", "op"}},
     {"termination_late", {"elapsed_ns", "bound_ns", "op"}},
+    {"abort", {"was_waiting", "had_prefetch", ""}},
     {"slot_violation", {"slot", "pool", "owner"}},
     {"collective_enter", {"group", "sequence", "payload_size"}},
 }};

@@ -73,7 +73,8 @@ void CollectiveMatcher::complete(Kernel& kernel, Pending& p) {
     case CollectiveOp::kBroadcast:  // from the group's first rank
       for (WorldCall* c : p.calls) std::copy(root.payload.begin(), root.payload.end(), c->payload.begin());
       break;
-    case CollectiveOp::kForward: break;
+    case CollectiveOp::kForward:
+    case CollectiveOp::kBarrier: break;
   }
   TimeNs cost = cost_.latency_ns;
   if (root.op == CollectiveOp::kForward) cost += cost_.forward_base_ns + cost_.forward_ns_per_token * root.payload[0];

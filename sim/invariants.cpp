@@ -99,9 +99,10 @@ InvariantResult slot_ownership(const EventLog& log) {
   for (const TraceEvent& e : log.events()) {
     if (e.kind != EventKind::kSlotViolation) continue;
     const auto owner = static_cast<SlotOwner>(e.c);
-    const char* what = owner == SlotOwner::kFree ? "touched after it was freed (use-after-free or double free)"
+    const char* what = owner == SlotOwner::kFree      ? "touched after it was freed (use-after-free or double free)"
                        : owner == SlotOwner::kWriting ? "freed or reused while a write was in flight"
-                                                      : "touched by an actor that does not own it";
+                       : owner == SlotOwner::kOperation ? "written while another operation owns it (freed and handed on)"
+                                                        : "touched by an actor that does not own it";
     add_detail(r, "rank " + std::to_string(e.rank) + " " + std::string(actor_name(e.actor)) + " at " + ms(e.time_ns) + ": " +
                       (e.b == 0 ? "KV" : "sidecar") + " slot " + std::to_string(e.a) + " " + what + " (owner: " +
                       std::string(slot_owner_name(owner)) + ")");

@@ -367,13 +367,17 @@ Scenario parse_scenario(const std::string& text, const std::string& source) {
 
   std::map<std::string, RequestId> ids;
   for (const Node& r : root.at("requests").array(1)) {
-    r.object({"name", "arrival_us", "input_tokens", "prefix"});
+    r.object({"name", "arrival_us", "input_tokens", "prefix", "abort_us"});
     RequestSpec req;
     req.id = static_cast<RequestId>(s.workload.size());
     req.name = r.at("name").str();
     if (!ids.emplace(req.name, req.id).second) r.at("name").fail("duplicate request name \"" + req.name + "\"");
     req.arrival_ns = r.at("arrival_us").duration(1000, 0.0, kMaxUs);
     req.input_tokens = static_cast<std::int32_t>(r.at("input_tokens").integer(1, 1 << 24));
+    if (auto v = r.find("abort_us")) {
+      req.abort_ns = v->duration(1000, 0.0, kMaxUs);
+      if (req.abort_ns < req.arrival_ns) v->fail("expected an abort at or after the request's arrival_us");
+    }
     // Without a prefix a request's content is its own: a chain no named prefix can produce.
     const std::string prefix = r.has("prefix") ? prefix_name(r.at("prefix")) : kOwnContent + req.name;
     req.pages = prefix_page_keys(prefix, req.input_tokens / s.policy.page_size_tokens);

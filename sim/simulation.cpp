@@ -45,7 +45,11 @@ RunResult simulate(const Scenario& scenario, const RunOptions& options) {
   for (const RequestSpec& req : scenario.workload) {
     arrivals.push_back({req.arrival_ns + arrival_jitter.uniform_ns(p.arrival_lo_ns, p.arrival_hi_ns), req.id});
   }
-  SimWorld world(scenario.world, storage, std::move(arrivals), scenario.workload.size());
+  std::vector<Arrival> aborts;
+  for (const RequestSpec& req : scenario.workload) {
+    if (req.abort_ns >= 0) aborts.push_back({req.abort_ns, req.id});
+  }
+  SimWorld world(scenario.world, storage, std::move(arrivals), scenario.workload.size(), std::move(aborts));
 
   for (int r = 0; r < tp; ++r) {
     ranks.push_back(std::make_unique<Rank>(result.policy, scenario.workload, r));

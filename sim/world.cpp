@@ -27,14 +27,8 @@ class SimWorld::ActorRuntime final : public Runtime {
     s.waiters.clear();
   }
 
-  int take_arrivals(std::span<RequestId> out) override {
-    int n = 0;
-    while (w_.next_arrival_ < w_.arrivals_.size() && static_cast<std::size_t>(n) < out.size() &&
-           w_.arrivals_[w_.next_arrival_].time_ns <= now_ns()) {
-      out[static_cast<std::size_t>(n++)] = w_.arrivals_[w_.next_arrival_++].request;
-    }
-    return n;
-  }
+  int take_arrivals(std::span<RequestId> out) override { return take_due(w_.arrivals_, w_.next_arrival_, out); }
+  int take_aborts(std::span<RequestId> out) override { return take_due(w_.aborts_, w_.next_abort_, out); }
   void work_started(RequestId r) override {
     HCSIM_ASSERT(r >= 0 && static_cast<std::size_t>(r) < w_.request_count_);
     auto& t = w_.work_started_ns_[static_cast<std::size_t>(r)];
@@ -58,6 +52,15 @@ class SimWorld::ActorRuntime final : public Runtime {
   const WorldCall* call = nullptr;
   std::uint64_t seq = 0;
   StoragePlan plan;
+
+ private:
+  int take_due(const std::vector<Arrival>& stream, std::size_t& next, std::span<RequestId> out) const {
+    int n = 0;
+    while (next < stream.size() && static_cast<std::size_t>(n) < out.size() && stream[next].time_ns <= now_ns()) {
+      out[static_cast<std::size_t>(n++)] = stream[next++].request;
+    }
+    return n;
+  }
 
  protected:
   bool submit(WorldCall& c, std::coroutine_handle<> h) override {
@@ -96,17 +99,21 @@ class SimWorld::ActorRuntime final : public Runtime {
   ActorKind kind_;
 };
 
-SimWorld::SimWorld(WorldConfig cfg, StorageModel& storage, std::vector<Arrival> arrivals, std::size_t request_count)
+SimWorld::SimWorld(WorldConfig cfg, StorageModel& storage, std::vector<Arrival> arrivals, std::size_t request_count,
+                   std::vector<Arrival> aborts)
     : cfg_(cfg),
       storage_(storage),
       matcher_(cfg.ranks, cfg.collective),
       log_(cfg.log_kept_max),
       arrivals_(std::move(arrivals)),
+      aborts_(std::move(aborts)),
       request_count_(request_count),
       work_started_ns_(request_count, -1),
       work_finished_(request_count, std::vector<bool>(static_cast<std::size_t>(cfg.ranks), false)) {
   HCSIM_ASSERT(cfg.ranks > 0 && cfg.bounds.check_period_ns > 0);
-  std::stable_sort(arrivals_.begin(), arrivals_.end(), [](const Arrival& a, const Arrival& b) { return a.time_ns < b.time_ns; });
+  auto by_time = [](const Arrival& a, const Arrival& b) { return a.time_ns < b.time_ns; };
+  std::stable_sort(arrivals_.begin(), arrivals_.end(), by_time);
+  std::stable_sort(aborts_.begin(), aborts_.end(), by_time);
 }
 
 SimWorld::~SimWorld() = default;

@@ -40,7 +40,9 @@ struct Arrival {
 
 class SimWorld {
  public:
-  SimWorld(WorldConfig cfg, StorageModel& storage, std::vector<Arrival> arrivals, std::size_t request_count);
+  // `aborts` are client aborts, delivered like arrivals.
+  SimWorld(WorldConfig cfg, StorageModel& storage, std::vector<Arrival> arrivals, std::size_t request_count,
+           std::vector<Arrival> aborts = {});
   ~SimWorld();
   SimWorld(const SimWorld&) = delete;
   SimWorld& operator=(const SimWorld&) = delete;
@@ -83,6 +85,8 @@ class SimWorld {
   std::vector<Signal> signals_;
   std::vector<Arrival> arrivals_;
   std::size_t next_arrival_ = 0;
+  std::vector<Arrival> aborts_;
+  std::size_t next_abort_ = 0;
   std::size_t request_count_;
   std::vector<TimeNs> work_started_ns_;         // by request, -1 if not started
   std::vector<std::vector<bool>> work_finished_;  // by request, by rank

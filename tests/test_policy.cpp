@@ -217,6 +217,7 @@ class RecordingRuntime : public Runtime {
   SignalId make_signal(std::string_view, ActorKind) override { return 0; }
   void notify(SignalId) override {}
   int take_arrivals(std::span<RequestId>) override { return 0; }
+  int take_aborts(std::span<RequestId>) override { return 0; }
   void work_started(RequestId) override {}
   void work_finished(RequestId) override {}
   void emit(EventKind kind, RequestId request, std::int64_t a, std::int64_t b, std::int64_t c) override {

@@ -21,6 +21,10 @@ constexpr std::array<FixInfo, kFixCount> kFixes = {{
      "ranks MIN-agree on registering a prefetch, so all register it or none does"},
     {Fix::kSidecarReleaseByIo, "sidecar-release-by-io", "sgl-project/sglang#31668 (issue #31445)",
      "when an operation ends early, pool_transfers_done decides who frees its sidecar slot: the IO thread if still reading"},
+    {Fix::kIoWorkerPool, "io-worker-pool", "sgl-project/sglang#31797",
+     "prefetch_io_workers = 4: one long transfer no longer blocks every operation queued behind it"},
+    {Fix::kNegativeCache, "negative-cache", "sgl-project/sglang#31315",
+     "a key whose read failed is reported absent by hit queries for 10 s, so one stale replica costs one timeout"},
 }};
 
 constexpr FixSet kSeedFix = FixSet{}.with(Fix::kPoolTransferGuard);

@@ -25,8 +25,10 @@ enum class Fix : std::uint8_t {
   kBulkProgressCheck,     // one progress collective per pass over the whole waiting queue
   kRegistrationConsensus, // ranks agree (MIN) on registering a prefetch before any registers it
   kSidecarReleaseByIo,    // a sidecar slot still being read is freed by the IO thread, not the scheduler
+  kIoWorkerPool,          // four IO workers per rank instead of one FIFO thread
+  kNegativeCache,         // keys whose read failed count as absent to hit queries for a TTL
 };
-inline constexpr int kFixCount = 6;
+inline constexpr int kFixCount = 8;
 
 struct FixInfo {
   Fix fix;

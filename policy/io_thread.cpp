@@ -27,6 +27,9 @@ Task<> Rank::io_thread(Runtime& rt) {
       if (read_pages > 0) op->increment(read_pages * page);  // refused once terminated
       rt.emit(EventKind::kKvBatchDone, rid, read_pages, op->completed_tokens, op->id);
       if (op->completed_tokens != before + count * page) {  // short read, or terminated meanwhile
+        if (read_pages < count && cfg_.fixes.has(Fix::kNegativeCache) && negative_until_.size() < kNegativeCacheMax) {
+          negative_until_[keys[static_cast<std::size_t>(read_pages)]] = rt.now_ns() + kNegativeCacheTtlNs;
+        }
         if (!op->terminated) op->failed = true;
         op->mark_terminate();
         break;

@@ -18,6 +18,15 @@ Task<> Rank::prefetch_thread(Runtime& rt) {
     sidecar_present.assign(op->token_pages.size(), 0);
     auto hit_pages = co_await rt.storage(StorageOp::kHitQuery, rid, op->token_pages, sidecar_present);
     HCSIM_ASSERT(hit_pages >= 0 && static_cast<std::size_t>(hit_pages) <= op->token_pages.size());
+    if (cfg_.fixes.has(Fix::kNegativeCache)) {  // a recently failed key ends the hit
+      for (std::int64_t i = 0; i < hit_pages; ++i) {
+        auto neg = negative_until_.find(op->token_pages[static_cast<std::size_t>(i)]);
+        if (neg != negative_until_.end() && neg->second > rt.now_ns()) {
+          hit_pages = i;
+          break;
+        }
+      }
+    }
     if (op->has_pool_transfers) {
       while (hit_pages > 0 && !sidecar_present[static_cast<std::size_t>(hit_pages - 1)]) --hit_pages;
     }

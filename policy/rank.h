@@ -40,7 +40,8 @@ class Rank {
 
   Task<> scheduler_loop(Runtime& rt);
   Task<> prefetch_thread(Runtime& rt);
-  Task<> io_thread(Runtime& rt);
+  Task<> io_thread(Runtime& rt);  // one per IO worker, all on one FIFO
+  int io_workers() const { return cfg_.fixes.has(Fix::kIoWorkerPool) ? 4 : 1; }
 
   const HostRadixTree& tree() const { return tree_; }
   const HostSlotPool& kv_pool() const { return kv_pool_; }
@@ -112,6 +113,10 @@ class Rank {
   Channel<PrefetchOperationPtr> prefetch_buffer_;  // prefetch thread -> IO thread
   std::deque<RequestId> revoke_queue_;             // prefetch thread -> scheduler drain
   std::deque<std::int32_t> kv_release_queue_;      // any -> scheduler drain, one slot per page
+  // negative-cache: keys whose read failed, absent to hit queries until the time given.
+  std::map<PageKey, TimeNs> negative_until_;
+  static constexpr TimeNs kNegativeCacheTtlNs = 10'000'000'000;
+  static constexpr std::size_t kNegativeCacheMax = 1 << 16;
 };
 
 }  // namespace hcsim

@@ -107,7 +107,7 @@ Task<> Rank::drain_storage_control_queues(Runtime& rt) {
     auto it = ongoing_prefetch_.find(rid);
     if (it == ongoing_prefetch_.end()) continue;  // keyed by rid: a stale revoke pops nothing
     // HM00d prefetch_abort: the sidecar slot is freed here; the KV slots went back via the queue.
-    release_sidecar_slot(rt, *it->second.op);
+    if (it->second.op->sidecar_slot >= 0) release_sidecar_slot(rt, *it->second.op);
     release_ongoing(rt, rid, OpEnd::kRevoked);
   }
   for (std::int64_t i = 0; i < counts[1]; ++i) {

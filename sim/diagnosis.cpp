@@ -26,6 +26,13 @@ std::string ms(TimeNs t) {
 }
 }  // namespace
 
+std::string actor_label(int rank, ActorKind kind, int index) {
+  std::string s = "rank " + std::to_string(rank) + " " + std::string(actor_name(kind));
+  return index > 0 ? s + " " + std::to_string(index) : s;
+}
+
+std::string actor_label(const ActorState& a) { return actor_label(a.rank, a.actor, a.index); }
+
 std::string describe_wait(const ActorState& a) {
   switch (a.wait) {
     case WaitKind::kRunnable: return "runnable";

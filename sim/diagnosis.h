@@ -24,6 +24,7 @@ enum class WaitKind : std::uint8_t { kRunnable, kSleep, kSignal, kCollective, kS
 struct ActorState {
   int rank = 0;
   ActorKind actor = ActorKind::kScheduler;
+  int index = 0;  // among the rank's actors of this kind (IO workers)
   WaitKind wait = WaitKind::kRunnable;
   TimeNs since_ns = 0;
   Group group = Group::kScheduler;  // kCollective
@@ -39,6 +40,8 @@ struct ActorState {
   std::string error;                 // kDied
 };
 std::string describe_wait(const ActorState& a);
+std::string actor_label(const ActorState& a);  // "rank 1 io", "rank 1 io 2"
+std::string actor_label(int rank, ActorKind kind, int index);
 
 struct CollectiveEntry {
   int rank = 0;

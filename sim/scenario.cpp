@@ -245,8 +245,8 @@ DelayRule read_delay(const Node& n, int tp, const std::map<std::string, RequestI
   return r;
 }
 
-Expectation read_expectation(const Node& n) {
-  n.object({"variant", "policy", "verdict", "violations", "note"});
+Expectation read_expectation(const Node& n, const std::map<std::string, RequestId>& ids) {
+  n.object({"variant", "policy", "verdict", "violations", "outcomes", "note"});
   Expectation e;
   e.variant = n.at("variant").str();
   std::string error;
@@ -282,6 +282,19 @@ Expectation read_expectation(const Node& n) {
     }
     std::sort(names.begin(), names.end());
     e.violations = std::move(names);
+  }
+  if (auto v = n.find("outcomes")) {
+    for (auto& [name, o] : v->members()) {
+      auto id = ids.find(name);
+      if (id == ids.end()) o.fail("no request named \"" + name + "\" in /requests");
+      o.object({"storage_hit_tokens", "scheduled_within_ms", "scheduled_after_ms"});
+      Expectation::Outcome out;
+      out.request = id->second;
+      if (auto x = o.find("storage_hit_tokens")) out.storage_hit_tokens = x->integer(0, std::int64_t{1} << 40);
+      if (auto x = o.find("scheduled_within_ms")) out.scheduled_within_ns = x->duration(1'000'000, 0.0, kMaxMs);
+      if (auto x = o.find("scheduled_after_ms")) out.scheduled_after_ns = x->duration(1'000'000, 0.0, kMaxMs);
+      e.outcomes.push_back(out);
+    }
   }
   return e;
 }
@@ -342,11 +355,12 @@ Scenario parse_scenario(const std::string& text, const std::string& source) {
     }
   }
   if (auto n = root.find("storage")) {
-    n->object({"call_latency_us", "read_gbps", "kv_page_bytes", "sidecar_bytes"});
+    n->object({"call_latency_us", "read_gbps", "kv_page_bytes", "sidecar_bytes", "stale_get_timeout_us"});
     if (auto v = n->find("call_latency_us")) s.storage.call_latency_ns = v->duration(1000, 0.0, kMaxUs);
     if (auto v = n->find("read_gbps")) s.storage.read_bytes_per_ns = v->number(0.001, 10'000.0);
     if (auto v = n->find("kv_page_bytes")) s.storage.kv_page_bytes = v->integer(0, std::int64_t{1} << 34);
     if (auto v = n->find("sidecar_bytes")) s.storage.sidecar_bytes = v->integer(0, std::int64_t{1} << 36);
+    if (auto v = n->find("stale_get_timeout_us")) s.storage.stale_get_timeout_ns = v->duration(1000, 0.0, kMaxUs);
   }
   if (auto n = root.find("collective")) {
     n->object({"latency_us", "forward_base_us", "forward_ns_per_token"});
@@ -385,13 +399,17 @@ Scenario parse_scenario(const std::string& text, const std::string& source) {
   }
   if (auto n = root.find("l3")) {
     for (const Node& o : n->array()) {
-      o.object({"prefix", "kv_pages", "sidecar_at_pages", "ranks"});
+      o.object({"prefix", "kv_pages", "sidecar_at_pages", "stale_pages", "ranks"});
       L3Contents c;
       c.prefix = prefix_name(o.at("prefix"));
       c.kv_pages = static_cast<std::int32_t>(o.at("kv_pages").integer(0, 1 << 24));
       if (auto v = o.find("sidecar_at_pages")) {
         if (c.kv_pages == 0 && !v->array().empty()) v->fail("a sidecar object needs a page to follow; kv_pages is 0");
         for (const Node& p : v->array()) c.sidecar_at_pages.push_back(static_cast<std::int32_t>(p.integer(1, c.kv_pages)));
+      }
+      if (auto v = o.find("stale_pages")) {
+        if (c.kv_pages == 0 && !v->array().empty()) v->fail("a stale page must be one of the kv_pages; kv_pages is 0");
+        for (const Node& p : v->array()) c.stale_pages.push_back(static_cast<std::int32_t>(p.integer(1, c.kv_pages)));
       }
       if (auto v = o.find("ranks")) c.ranks = rank_list(*v, tp);
       s.l3.push_back(std::move(c));
@@ -418,7 +436,7 @@ Scenario parse_scenario(const std::string& text, const std::string& source) {
       s.perturbations.arrival_hi_ns = b[1].duration(1000, static_cast<double>(s.perturbations.arrival_lo_ns) / 1000.0, kMaxUs);
     }
   }
-  for (const Node& e : root.at("expect").array(1)) s.expect.push_back(read_expectation(e));
+  for (const Node& e : root.at("expect").array(1)) s.expect.push_back(read_expectation(e, ids));
   return s;
 }
 

@@ -30,6 +30,7 @@ struct L3Contents {
   std::string prefix;
   std::int32_t kv_pages = 0;
   std::vector<std::int32_t> sidecar_at_pages;  // a sidecar object holds the state after page n
+  std::vector<std::int32_t> stale_pages;       // found by hit queries, but reads of them time out
   std::vector<int> ranks;                      // empty: every rank
 };
 
@@ -40,6 +41,13 @@ struct Expectation {
   HangKind verdict = HangKind::kNone;    // kNone: complete
   bool any_hang = false;                 // "hang" without a kind
   std::optional<std::vector<std::string>> violations;  // the invariants expected to break, exactly
+  struct Outcome {                                     // per request, on every rank
+    RequestId request = kNoRequest;
+    std::optional<std::int64_t> storage_hit_tokens;    // tokens loaded from L3, exactly
+    std::optional<TimeNs> scheduled_within_ns;         // from arrival to schedule, at most
+    std::optional<TimeNs> scheduled_after_ns;          // from arrival to schedule, at least
+  };
+  std::vector<Outcome> outcomes;
 };
 
 // Random perturbations a scenario declares; every run draws them from its seed (hcsim run --seeds).

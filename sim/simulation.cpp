@@ -34,6 +34,7 @@ RunResult simulate(const Scenario& scenario, const RunOptions& options) {
       if (!c.ranks.empty() && std::find(c.ranks.begin(), c.ranks.end(), r) == c.ranks.end()) continue;
       for (PageKey k : keys) storage.add_kv_page(r, k);
       for (std::int32_t p : c.sidecar_at_pages) storage.add_sidecar(r, keys[static_cast<std::size_t>(p - 1)]);
+      for (std::int32_t p : c.stale_pages) storage.add_stale_page(r, keys[static_cast<std::size_t>(p - 1)]);
     }
   }
   storage.seal();
@@ -56,11 +57,13 @@ RunResult simulate(const Scenario& scenario, const RunOptions& options) {
     Rank& rank = *ranks.back();
     Runtime& sched = world.add_actor(r, ActorKind::kScheduler);
     Runtime& prefetch = world.add_actor(r, ActorKind::kPrefetch);
-    Runtime& io = world.add_actor(r, ActorKind::kIo);
     rank.bind(sched);
     world.spawn(sched, rank.scheduler_loop(sched));
     world.spawn(prefetch, rank.prefetch_thread(prefetch));
-    world.spawn(io, rank.io_thread(io));
+    for (int k = 0; k < rank.io_workers(); ++k) {
+      Runtime& io = world.add_actor(r, ActorKind::kIo);
+      world.spawn(io, rank.io_thread(io));
+    }
   }
 
   auto leaked_now = [&] {
@@ -116,6 +119,35 @@ ExpectationCheck check_expectation(const Scenario& scenario, const Expectation& 
     std::string list;
     for (const auto& n : *expectation.violations) list += (list.empty() ? "" : ",") + n;
     c.expected += "; violates: " + (list.empty() ? std::string("none") : list);
+  }
+  for (const Expectation::Outcome& o : expectation.outcomes) {
+    const std::string& name = scenario.workload[static_cast<std::size_t>(o.request)].name;
+    for (int rank = 0; rank < scenario.world.ranks; ++rank) {
+      const TraceEvent* arrive = nullptr;
+      const TraceEvent* schedule = nullptr;
+      for (const TraceEvent& e : c.result.log.events()) {
+        if (e.request != o.request || e.rank != rank) continue;
+        if (e.kind == EventKind::kArrive && !arrive) arrive = &e;
+        if (e.kind == EventKind::kSchedule && !schedule) schedule = &e;
+      }
+      const bool scheduled = arrive && schedule;
+      const TimeNs wait_ns = scheduled ? schedule->time_ns - arrive->time_ns : 0;
+      bool ok = scheduled;
+      if (scheduled && o.storage_hit_tokens) ok = ok && schedule->b == *o.storage_hit_tokens;
+      if (scheduled && o.scheduled_within_ns) ok = ok && wait_ns <= *o.scheduled_within_ns;
+      if (scheduled && o.scheduled_after_ns) ok = ok && wait_ns >= *o.scheduled_after_ns;
+      if (!ok) {
+        c.met = false;
+        c.expected += "; " + name + " on rank " + std::to_string(rank) + " " +
+                      (scheduled ? "loaded " + std::to_string(schedule->b) + " tokens after " + std::to_string(wait_ns / 1'000'000) + " ms"
+                                 : std::string("was not scheduled"));
+      }
+    }
+    std::string want;
+    if (o.storage_hit_tokens) want += " L3 " + std::to_string(*o.storage_hit_tokens) + " tokens";
+    if (o.scheduled_within_ns) want += " within " + std::to_string(*o.scheduled_within_ns / 1'000'000) + " ms";
+    if (o.scheduled_after_ns) want += " after " + std::to_string(*o.scheduled_after_ns / 1'000'000) + " ms";
+    c.expected += "; " + name + ":" + want;
   }
   return c;
 }

@@ -25,6 +25,7 @@ StorageModel::StorageModel(StorageConfig cfg, int ranks, std::vector<DelayRule> 
     : cfg_(cfg),
       kv_(static_cast<std::size_t>(ranks)),
       sidecar_(static_cast<std::size_t>(ranks)),
+      stale_(static_cast<std::size_t>(ranks)),
       rules_(std::move(rules)),
       jitter_(std::move(jitter)) {
   HCSIM_ASSERT(ranks > 0 && cfg.read_bytes_per_ns > 0.0 && cfg.call_latency_ns >= 0);
@@ -66,8 +67,13 @@ void StorageModel::add_sidecar(int rank, PageKey key) {
   sidecar_.at(static_cast<std::size_t>(rank)).push_back(key);
 }
 
+void StorageModel::add_stale_page(int rank, PageKey key) {
+  HCSIM_ASSERT(!sealed_);
+  stale_.at(static_cast<std::size_t>(rank)).push_back(key);
+}
+
 void StorageModel::seal() {
-  for (auto* tables : {&kv_, &sidecar_}) {
+  for (auto* tables : {&kv_, &sidecar_, &stale_}) {
     for (auto& v : *tables) {
       std::sort(v.begin(), v.end());
       v.erase(std::unique(v.begin(), v.end()), v.end());
@@ -105,6 +111,15 @@ StoragePlan StorageModel::plan(int rank, WorldCall& call, TimeNs now_ns) {
     case StorageOp::kKvGet: {
       std::int64_t leading = 0;
       while (static_cast<std::size_t>(leading) < call.keys.size() && has_kv(rank, call.keys[static_cast<std::size_t>(leading)])) ++leading;
+      // A stale page in the run ends the read there, after the get's timeout.
+      const auto& stale = stale_[static_cast<std::size_t>(rank)];
+      for (std::int64_t i = 0; i < leading; ++i) {
+        if (std::binary_search(stale.begin(), stale.end(), call.keys[static_cast<std::size_t>(i)])) {
+          leading = i;
+          plan.duration_ns += cfg_.stale_get_timeout_ns;
+          break;
+        }
+      }
       plan.result = leading;
       bytes = leading * cfg_.kv_page_bytes;
       break;
@@ -116,7 +131,7 @@ StoragePlan StorageModel::plan(int rank, WorldCall& call, TimeNs now_ns) {
       break;
     }
   }
-  plan.duration_ns = cfg_.call_latency_ns + static_cast<TimeNs>(std::llround(static_cast<double>(bytes) / cfg_.read_bytes_per_ns));
+  plan.duration_ns += cfg_.call_latency_ns + static_cast<TimeNs>(std::llround(static_cast<double>(bytes) / cfg_.read_bytes_per_ns));
 
   for (std::size_t i = 0; i < rules_.size(); ++i) {
     const DelayRule& r = rules_[i];

@@ -36,6 +36,7 @@ struct StorageConfig {
   double read_bytes_per_ns = 5.0;  // 5 GB/s
   std::int64_t kv_page_bytes = 0;
   std::int64_t sidecar_bytes = 0;
+  TimeNs stale_get_timeout_ns = 1'000'000'000;  // a read of a stale page fails after this long
 };
 
 // What the model answers for one call: when it completes (or never) and its result.
@@ -54,6 +55,8 @@ class StorageModel {
 
   void add_kv_page(int rank, PageKey key);
   void add_sidecar(int rank, PageKey key);
+  // A stale page: hit queries find it, reads of it time out (metadata outlived the data).
+  void add_stale_page(int rank, PageKey key);
   void seal();  // sorts the contents; call before the first query
 
   // Plans `call` (a kStorage WorldCall) started by `rank` at `now_ns`; fills `call.present`.
@@ -69,6 +72,7 @@ class StorageModel {
   StorageConfig cfg_;
   std::vector<std::vector<PageKey>> kv_;       // per rank, sorted
   std::vector<std::vector<PageKey>> sidecar_;  // per rank, sorted
+  std::vector<std::vector<PageKey>> stale_;    // per rank, sorted
   std::vector<DelayRule> rules_;
   std::vector<RandomStream> rule_streams_;     // one stream per rule: "delay/<index>"
   std::vector<DelayRule> jitter_;

@@ -24,7 +24,6 @@ struct EdgeProps {
 };
 using Graph = boost::adjacency_list<boost::vecS, boost::vecS, boost::directedS, VertexProps, EdgeProps>;
 
-std::string actor_vertex_name(int rank, ActorKind a) { return "rank " + std::to_string(rank) + " " + std::string(actor_name(a)); }
 
 }  // namespace
 
@@ -39,10 +38,10 @@ std::string wait_for_graph_dot(const Verdict& verdict, const CollectiveMatcher& 
     return v;
   };
   for (const ActorState& a : verdict.actors) {
-    vertex(actor_vertex_name(a.rank, a.actor), actor_vertex_name(a.rank, a.actor) + "\\n" + describe_wait(a), "box");
+    vertex(actor_label(a), actor_label(a) + "\\n" + describe_wait(a), "box");
   }
   for (const ActorState& a : verdict.actors) {
-    const auto from = by_name.at(actor_vertex_name(a.rank, a.actor));
+    const auto from = by_name.at(actor_label(a));
     switch (a.wait) {
       case WaitKind::kCollective: {
         // Waits on every member that has not entered this sequence with the same collective.
@@ -64,13 +63,13 @@ std::string wait_for_graph_dot(const Verdict& verdict, const CollectiveMatcher& 
             }
           }
           if (why.empty()) continue;
-          boost::add_edge(from, by_name.at(actor_vertex_name(b.rank, b.actor)),
+          boost::add_edge(from, by_name.at(actor_label(b)),
                           EdgeProps{std::string(group_name(a.group)) + ": " + why}, g);
         }
         break;
       }
       case WaitKind::kSignal: {
-        const std::string producer = actor_vertex_name(a.rank, a.producer);
+        const std::string producer = actor_label(a.rank, a.producer, 0);
         if (by_name.count(producer)) boost::add_edge(from, by_name.at(producer), EdgeProps{a.signal_name}, g);
         break;
       }

@@ -9,7 +9,8 @@ namespace hcsim {
 // What one actor is blocked on; kept compact because it is written on every world call.
 class SimWorld::ActorRuntime final : public Runtime {
  public:
-  ActorRuntime(SimWorld& w, int rank, ActorKind kind) : w_(w), rank_(rank), kind_(kind) {}
+  ActorRuntime(SimWorld& w, int rank, ActorKind kind, int index) : w_(w), rank_(rank), kind_(kind), index_(index) {}
+  int index() const { return index_; }
 
   int rank() const override { return rank_; }
   int world_size() const override { return w_.cfg_.ranks; }
@@ -97,6 +98,7 @@ class SimWorld::ActorRuntime final : public Runtime {
   SimWorld& w_;
   int rank_;
   ActorKind kind_;
+  int index_;
 };
 
 SimWorld::SimWorld(WorldConfig cfg, StorageModel& storage, std::vector<Arrival> arrivals, std::size_t request_count,
@@ -120,7 +122,9 @@ SimWorld::~SimWorld() = default;
 
 Runtime& SimWorld::add_actor(int rank, ActorKind kind) {
   HCSIM_ASSERT(rank >= 0 && rank < cfg_.ranks);
-  actors_.push_back(std::make_unique<ActorRuntime>(*this, rank, kind));
+  int index = 0;
+  for (const auto& a : actors_) index += a->rank() == rank && a->actor() == kind ? 1 : 0;
+  actors_.push_back(std::make_unique<ActorRuntime>(*this, rank, kind, index));
   tasks_.emplace_back();
   return *actors_.back();
 }
@@ -155,8 +159,8 @@ std::optional<Verdict> SimWorld::lost_worker() const {
     Verdict v;
     v.kind = HangKind::kLostWorker;
     v.at_ns = kernel_.now_ns();
-    v.headline = "lost worker: rank " + std::to_string(actors_[i]->rank()) + " " +
-                 std::string(actor_name(actors_[i]->actor())) + " ended; whoever waits on it waits forever";
+    v.headline = "lost worker: " + actor_label(actors_[i]->rank(), actors_[i]->actor(), actors_[i]->index()) +
+                 " ended; whoever waits on it waits forever";
     return v;
   }
   return std::nullopt;
@@ -180,6 +184,7 @@ std::vector<ActorState> SimWorld::actor_states() const {
     ActorState s;
     s.rank = a.rank();
     s.actor = a.actor();
+    s.index = a.index();
     s.wait = a.wait;
     s.since_ns = a.since_ns;
     if (tasks_[i].done()) {

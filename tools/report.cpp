@@ -127,7 +127,7 @@ void print_report(std::ostream& out, const Scenario& s, const RunResult& r, cons
     out << "actors\n";
     for (const auto& a : v.actors) {
       char head[48];
-      std::snprintf(head, sizeof head, "  rank %d %-9s ", a.rank, std::string(actor_name(a.actor)).c_str());
+      std::snprintf(head, sizeof head, "  %-18s ", actor_label(a).c_str());
       out << head << describe_wait(a) << "\n";
     }
   }
@@ -190,7 +190,9 @@ nlohmann::json report_json(const Scenario& s, const RunResult& r, const RunLabel
     c["missing_ranks"] = v.missing_ranks;
     j["collective"] = c;
   }
-  for (const auto& a : v.actors) j["actors"].push_back({{"rank", a.rank}, {"actor", actor_name(a.actor)}, {"waits", describe_wait(a)}});
+  for (const auto& a : v.actors) {
+    j["actors"].push_back({{"rank", a.rank}, {"actor", actor_name(a.actor)}, {"index", a.index}, {"waits", describe_wait(a)}});
+  }
   j["divergence"] = rank_divergence(r, s);
   for (const RequestSpec& req : s.workload) {
     json q{{"request", req.name}};

@@ -13,6 +13,8 @@
 #include <coroutine>
 #include <cstdint>
 #include <span>
+#include <stdexcept>
+#include <string>
 #include <string_view>
 
 #include "policy/trace_event.h"
@@ -54,6 +56,12 @@ struct WorldCall {
   std::span<const PageKey> keys;
   std::span<std::uint8_t> present;      // kHitQuery output, one entry per key
   std::int64_t result = 0;
+  bool raised = false;                  // the call raised: the awaiting actor gets an exception
+};
+
+// What an actor sees when a world call raised (an L3 client that throws, as upstream's may).
+struct WorldCallRaised : std::runtime_error {
+  using std::runtime_error::runtime_error;
 };
 
 class Runtime;
@@ -65,7 +73,10 @@ class WorldAwait {
   WorldAwait(Runtime& rt, const WorldCall& call) : rt_(rt), call_(call) {}
   bool await_ready() const noexcept { return false; }
   bool await_suspend(std::coroutine_handle<> h);
-  std::int64_t await_resume() const noexcept { return call_.result; }
+  std::int64_t await_resume() const {
+    if (call_.raised) throw WorldCallRaised(std::string("L3 ") + std::string(storage_op_name(call_.storage_op)) + " raised");
+    return call_.result;
+  }
 
  private:
   Runtime& rt_;

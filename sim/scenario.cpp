@@ -191,7 +191,7 @@ DelayRule read_delay(const Node& n, int tp, const std::map<std::string, RequestI
   if (jitter) {
     n.object({"op", "ranks", "requests", "from_us", "to_us", "fixed_us", "uniform_us", "lognormal", "note"});
   } else {
-    n.object({"op", "ranks", "requests", "from_us", "to_us", "fixed_us", "uniform_us", "lognormal", "never", "fail", "note"});
+    n.object({"op", "ranks", "requests", "from_us", "to_us", "fixed_us", "uniform_us", "lognormal", "never", "fail", "raises", "note"});
   }
   DelayRule r;
   r.op = n.at("op").choice<StorageOp>(storage_op_by_name, "hit_query, kv_get, sidecar_get");
@@ -238,9 +238,14 @@ DelayRule read_delay(const Node& n, int tp, const std::map<std::string, RequestI
     if (!v->boolean()) v->fail("expected true (omit the key otherwise)");
     r.effect = DelayRule::Effect::kFail;
   }
+  if (auto v = n.find("raises")) {
+    ++effects;
+    if (!v->boolean()) v->fail("expected true (omit the key otherwise)");
+    r.effect = DelayRule::Effect::kRaise;
+  }
   if (effects != 1) {
     n.fail(jitter ? "expected exactly one effect: fixed_us, uniform_us or lognormal"
-                  : "expected exactly one effect: fixed_us, uniform_us, lognormal, never or fail");
+                  : "expected exactly one effect: fixed_us, uniform_us, lognormal, never, fail or raises");
   }
   return r;
 }

@@ -17,6 +17,7 @@ std::string describe(const DelayRule& r) {
     case DelayRule::Effect::kLognormal: s += " +lognormal(median " + std::to_string(r.a_ns / 1000) + "us)"; break;
     case DelayRule::Effect::kNever: s += " never completes"; break;
     case DelayRule::Effect::kFail: s += " fails"; break;
+    case DelayRule::Effect::kRaise: s += " raises"; break;
   }
   return s;
 }
@@ -32,7 +33,8 @@ StorageModel::StorageModel(StorageConfig cfg, int ranks, std::vector<DelayRule> 
   rule_streams_.reserve(rules_.size());
   for (std::size_t i = 0; i < rules_.size(); ++i) rule_streams_.emplace_back(seed, "delay/" + std::to_string(i));
   for (std::size_t i = 0; i < jitter_.size(); ++i) {
-    HCSIM_ASSERT(jitter_[i].effect != DelayRule::Effect::kNever && jitter_[i].effect != DelayRule::Effect::kFail);
+    HCSIM_ASSERT(jitter_[i].effect == DelayRule::Effect::kFixed || jitter_[i].effect == DelayRule::Effect::kUniform ||
+                 jitter_[i].effect == DelayRule::Effect::kLognormal);
     jitter_streams_.emplace_back(seed, "jitter/" + std::to_string(i));
   }
 }
@@ -50,7 +52,8 @@ TimeNs draw(const DelayRule& r, RandomStream& stream) {
     case DelayRule::Effect::kUniform: return stream.uniform_ns(r.a_ns, r.b_ns);
     case DelayRule::Effect::kLognormal: return stream.lognormal_ns(r.a_ns, r.sigma);
     case DelayRule::Effect::kNever:
-    case DelayRule::Effect::kFail: break;
+    case DelayRule::Effect::kFail:
+    case DelayRule::Effect::kRaise: break;
   }
   HCSIM_ASSERT(false);
   return 0;
@@ -139,6 +142,10 @@ StoragePlan StorageModel::plan(int rank, WorldCall& call, TimeNs now_ns) {
     plan.rule = static_cast<int>(i);
     if (r.effect == DelayRule::Effect::kNever) {
       plan.never_completes = true;
+    } else if (r.effect == DelayRule::Effect::kRaise) {
+      plan.raises = true;
+      plan.duration_ns = cfg_.call_latency_ns;
+      plan.result = 0;
     } else if (r.effect == DelayRule::Effect::kFail) {  // fails after the call latency, with nothing transferred
       plan.duration_ns = cfg_.call_latency_ns;
       plan.result = 0;

@@ -18,7 +18,7 @@
 namespace hcsim {
 
 struct DelayRule {
-  enum class Effect : std::uint8_t { kFixed, kUniform, kLognormal, kNever, kFail };
+  enum class Effect : std::uint8_t { kFixed, kUniform, kLognormal, kNever, kFail, kRaise };
   StorageOp op = StorageOp::kKvGet;
   std::vector<int> ranks;             // empty: every rank
   std::vector<RequestId> requests;    // empty: every request
@@ -42,6 +42,7 @@ struct StorageConfig {
 // What the model answers for one call: when it completes (or never) and its result.
 struct StoragePlan {
   bool never_completes = false;
+  bool raises = false;  // the call throws after the call latency
   TimeNs duration_ns = 0;
   std::int64_t result = 0;
   int rule = -1;  // index of the delay rule applied, -1 if none

@@ -88,6 +88,7 @@ class SimWorld::ActorRuntime final : public Runtime {
         wait = WaitKind::kStorage;
         plan = w_.storage_.plan(rank_, c, k.now_ns());
         c.result = plan.result;
+        c.raised = plan.raises;
         if (!plan.never_completes) k.schedule_at(k.now_ns() + plan.duration_ns, h);
         break;
     }
@@ -153,17 +154,18 @@ std::vector<WorkItem> SimWorld::work_owed() const {
   return owed;
 }
 
-std::optional<Verdict> SimWorld::lost_worker() const {
-  for (std::size_t i = 0; i < tasks_.size(); ++i) {
-    if (!tasks_[i].done()) continue;
-    Verdict v;
-    v.kind = HangKind::kLostWorker;
-    v.at_ns = kernel_.now_ns();
-    v.headline = "lost worker: " + actor_label(actors_[i]->rank(), actors_[i]->actor(), actors_[i]->index()) +
-                 " ended; whoever waits on it waits forever";
-    return v;
+Verdict SimWorld::finish(Verdict v) {
+  v.actors = actor_states();
+  // Stuck (not mismatched) with a dead actor on the scene: whoever waits, waits on a worker that is gone.
+  if (v.kind == HangKind::kStarvation || v.kind == HangKind::kDeadlock) {
+    for (const ActorState& a : v.actors) {
+      if (a.wait != WaitKind::kDied) continue;
+      v.headline = "lost worker: " + actor_label(a) + " died (" + a.error + "), and the run then " + v.headline;
+      v.kind = HangKind::kLostWorker;
+      break;
+    }
   }
-  return std::nullopt;
+  return v;
 }
 
 TimeNs SimWorld::last_due_transfer_ns() const {
@@ -225,11 +227,6 @@ std::vector<ActorState> SimWorld::actor_states() const {
   return out;
 }
 
-Verdict SimWorld::finish(Verdict v) {
-  v.actors = actor_states();
-  return v;
-}
-
 Verdict SimWorld::run() {
   TimeNs next_check_ns = cfg_.bounds.check_period_ns;
   for (;;) {
@@ -256,7 +253,6 @@ Verdict SimWorld::run() {
       v.headline = "complete: every request was scheduled on every rank";
       return finish(std::move(v));
     }
-    if (auto v = lost_worker()) return finish(std::move(*v));
     if (end == Kernel::RunEnd::kQueueEmpty) return finish(deadlock_verdict(matcher_, cfg_.ranks, now, work_owed().size()));
     if (end == Kernel::RunEnd::kEventLimit) {
       Verdict v;

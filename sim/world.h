@@ -71,7 +71,6 @@ class SimWorld {
   };
 
   Verdict finish(Verdict v);
-  std::optional<Verdict> lost_worker() const;
   // The latest time a storage call now in flight will complete (calls that never do excluded).
   TimeNs last_due_transfer_ns() const;
 

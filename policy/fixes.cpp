@@ -9,30 +9,51 @@ namespace hcsim {
 namespace {
 
 constexpr std::array<FixInfo, kFixCount> kFixes = {{
-    {Fix::kPoolTransferGuard, "pool-transfer-guard", "sgl-project/sglang#27550",
+    {Fix::kCompletionRaceGuard, true, "completion-race-guard", "sgl-project/sglang#9397",
+     "a prefetch is complete only once hash_value is set: 0 of 0 pages is not done"},
+    {Fix::kFailedReadTerminates, true, "failed-read-terminates", "sgl-project/sglang#9971",
+     "a short L3 read marks the operation terminated (failed), so wait_complete does not wait on it forever"},
+    {Fix::kRevokeMarksTerminated, true, "revoke-marks-terminated", "sgl-project/sglang#16747",
+     "a prefetch revoked below the threshold is marked terminated"},
+    {Fix::kPoolTransferGuard, false, "pool-transfer-guard", "sgl-project/sglang#27550",
      "KV complete with a sidecar transfer pending votes 'cannot terminate' before the MAX all-reduce"},
-    {Fix::kTimeoutBeatsGuard, "timeout-beats-guard", "sgl-project/sglang#35181 (issue #35012)",
+    {Fix::kTimeoutBeatsGuard, false, "timeout-beats-guard", "sgl-project/sglang#35181 (issue #35012)",
      "completion needs KV and sidecars done (as the guard), but an expired timeout terminates regardless"},
-    {Fix::kSidecarHitSync, "sidecar-hit-sync", "sgl-project/sglang#27264",
+    {Fix::kSidecarHitSync, false, "sidecar-hit-sync", "sgl-project/sglang#27264",
      "MIN-reduce [completed tokens, sidecar hit pages] so every rank commits the same sidecar state"},
-    {Fix::kBulkProgressCheck, "bulk-progress-check", "sgl-project/sglang#33029 (issue #30760)",
+    {Fix::kBulkProgressCheck, false, "bulk-progress-check", "sgl-project/sglang#33029 (issue #30760)",
      "one progress collective per pass over the waiting queue, before the admission walk"},
-    {Fix::kRegistrationConsensus, "registration-consensus", "sgl-project/sglang#38268 family",
+    {Fix::kRegistrationConsensus, false, "registration-consensus", "sgl-project/sglang#38268 family",
      "ranks MIN-agree on registering a prefetch, so all register it or none does"},
-    {Fix::kSidecarReleaseByIo, "sidecar-release-by-io", "sgl-project/sglang#31668 (issue #31445)",
+    {Fix::kSidecarReleaseByIo, false, "sidecar-release-by-io", "sgl-project/sglang#31668 (issue #31445)",
      "when an operation ends early, pool_transfers_done decides who frees its sidecar slot: the IO thread if still reading"},
-    {Fix::kIoWorkerPool, "io-worker-pool", "sgl-project/sglang#31797",
+    {Fix::kIoWorkerPool, false, "io-worker-pool", "sgl-project/sglang#31797",
      "prefetch_io_workers = 4: one long transfer no longer blocks every operation queued behind it"},
-    {Fix::kNegativeCache, "negative-cache", "sgl-project/sglang#31315",
+    {Fix::kNegativeCache, false, "negative-cache", "sgl-project/sglang#31315",
      "a key whose read failed is reported absent by hit queries for 10 s, so one stale replica costs one timeout"},
+    {Fix::kTransferStallTimeout, false, "transfer-stall-timeout", "ai-dynamo/nixl#2047, vllm-project/vllm#46019",
+     "an L3 read still in flight after 10 s fails; its late completion is counted and dropped"},
 }};
 
-constexpr FixSet kSeedFix = FixSet{}.with(Fix::kPoolTransferGuard);
-constexpr std::array<PresetInfo, 3> kPresets = {{
-    {"pre-fix", FixSet{}, "HiMamba before #27550: KV completion alone ends a prefetch"},
+constexpr FixSet baseline_fixes() {
+  FixSet s;
+  for (const auto& f : kFixes) s = f.baseline ? s.with(f.fix) : s;
+  return s;
+}
+constexpr FixSet every_fix() {
+  FixSet s;
+  for (const auto& f : kFixes) s = s.with(f.fix);
+  return s;
+}
+
+constexpr FixSet kBaseline = baseline_fixes();
+constexpr FixSet kSeedFix = kBaseline.with(Fix::kPoolTransferGuard);
+constexpr std::array<PresetInfo, 4> kPresets = {{
+    {"pre-fix", kBaseline, "HiMamba before #27550: KV completion alone ends a prefetch"},
     {"seed-fix", kSeedFix, "#27550: wait for sidecar transfers, even past a timeout"},
     {"timeout-bounded", kSeedFix.with(Fix::kTimeoutBeatsGuard),
      "#27550 with #35181 semantics: wait for sidecars, but never past the timeout"},
+    {"all-fixes", every_fix(), "every named fix: the fully fixed model"},
 }};
 
 }  // namespace
@@ -53,13 +74,17 @@ std::optional<Fix> fix_by_name(std::string_view name) {
 }
 
 std::string FixSet::names() const {
-  std::string out;
+  std::string added;
+  std::string removed;
   for (const auto& f : kFixes) {
-    if (!has(f.fix)) continue;
-    if (!out.empty()) out += ',';
-    out += f.name;
+    std::string& list = f.baseline ? removed : added;
+    if (f.baseline == has(f.fix)) continue;  // a baseline fix present, or an extra fix absent
+    if (!list.empty()) list.append(",");
+    list.append(f.name);
   }
-  return out.empty() ? "none" : out;
+  std::string out = added.empty() ? std::string("none") : added;
+  if (!removed.empty()) out.append("; without ").append(removed);
+  return out;
 }
 
 std::span<const PresetInfo> all_presets() { return kPresets; }
@@ -72,23 +97,23 @@ std::optional<FixSet> preset_by_name(std::string_view name) {
 }
 
 std::optional<FixSet> parse_variant(std::string_view expr, std::string* error) {
-  auto plus = expr.find('+');
-  auto preset = preset_by_name(expr.substr(0, plus));
+  const auto op = expr.find_first_of("+~");
+  auto preset = preset_by_name(expr.substr(0, op));
   if (!preset) {
-    if (error) *error = "unknown preset '" + std::string(expr.substr(0, plus)) + "'";
+    if (error) *error = "unknown preset '" + std::string(expr.substr(0, op)) + "'";
     return std::nullopt;
   }
   FixSet set = *preset;
-  while (plus != std::string_view::npos) {
-    auto next = expr.find('+', plus + 1);
-    auto name = expr.substr(plus + 1, next == std::string_view::npos ? next : next - plus - 1);
+  for (auto at = op; at != std::string_view::npos;) {
+    const auto next = expr.find_first_of("+~", at + 1);
+    const auto name = expr.substr(at + 1, next == std::string_view::npos ? next : next - at - 1);
     auto fix = fix_by_name(name);
     if (!fix) {
       if (error) *error = "unknown fix '" + std::string(name) + "'";
       return std::nullopt;
     }
-    set = set.with(*fix);
-    plus = next;
+    set = expr[at] == '+' ? set.with(*fix) : set.without(*fix);
+    at = next;
   }
   return set;
 }

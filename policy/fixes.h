@@ -1,11 +1,14 @@
 // Named upstream fixes and the presets built from them.
 //
-// Each fix is named after what it changes and cites the upstream change that made it. A preset is a
-// named set of fixes ("which upstream code am I running"); a variant expression adds fixes to one:
+// Each fix is named after what it changes and cites the upstream change that made it. Fixes merged
+// before the modelled era are "baseline": in every preset, removable to show the bug they fixed. A
+// preset is a named set of fixes ("which upstream code am I running"); a variant expression adds
+// (+) or removes (~) fixes:
 //
-//   pre-fix                          no fix (HiMamba before sgl-project/sglang#27550)
-//   seed-fix                         pool-transfer-guard
-//   timeout-bounded+sidecar-hit-sync pool-transfer-guard, timeout-beats-guard, sidecar-hit-sync
+//   pre-fix                           the baseline only (HiMamba before sgl-project/sglang#27550)
+//   seed-fix                          + pool-transfer-guard
+//   timeout-bounded+sidecar-hit-sync  + pool-transfer-guard, timeout-beats-guard, sidecar-hit-sync
+//   pre-fix~completion-race-guard     the baseline without #9397
 //
 // Only policy/ branches on a fix; everything else passes a FixSet through.
 #pragma once
@@ -19,6 +22,9 @@
 namespace hcsim {
 
 enum class Fix : std::uint8_t {
+  kCompletionRaceGuard,   // baseline: an empty hash_value is never complete
+  kFailedReadTerminates,  // baseline: a short read terminates the operation
+  kRevokeMarksTerminated, // baseline: a revoked operation is marked terminated
   kPoolTransferGuard,     // KV complete but sidecar pending votes "cannot terminate"
   kTimeoutBeatsGuard,     // an expired timeout terminates even with a sidecar pending
   kSidecarHitSync,        // sidecar hit pages MIN-reduced with completed tokens before the commit
@@ -27,11 +33,13 @@ enum class Fix : std::uint8_t {
   kSidecarReleaseByIo,    // a sidecar slot still being read is freed by the IO thread, not the scheduler
   kIoWorkerPool,          // four IO workers per rank instead of one FIFO thread
   kNegativeCache,         // keys whose read failed count as absent to hit queries for a TTL
+  kTransferStallTimeout,  // an L3 read in flight for 10 s counts as failed; its late completion is dropped
 };
-inline constexpr int kFixCount = 8;
+inline constexpr int kFixCount = 12;
 
 struct FixInfo {
   Fix fix;
+  bool baseline;  // merged before the modelled era: part of every preset
   std::string_view name;
   std::string_view upstream;  // the change that introduced it
   std::string_view summary;
@@ -49,8 +57,15 @@ class FixSet {
     s.bits_ |= 1U << static_cast<unsigned>(f);
     return s;
   }
+  constexpr FixSet without(Fix f) const {
+    FixSet s = *this;
+    s.bits_ &= ~(1U << static_cast<unsigned>(f));
+    return s;
+  }
   constexpr bool operator==(const FixSet&) const = default;
-  std::string names() const;  // "pool-transfer-guard,timeout-beats-guard" or "none"
+  // The fixes beyond the baseline, and any baseline fix missing:
+  // "pool-transfer-guard,timeout-beats-guard", "none", "none; without completion-race-guard".
+  std::string names() const;
 
  private:
   std::uint32_t bits_ = 0;
@@ -64,7 +79,7 @@ struct PresetInfo {
 std::span<const PresetInfo> all_presets();
 std::optional<FixSet> preset_by_name(std::string_view name);
 
-// Parses "PRESET[+FIX]..." into a fix set; on failure returns nullopt and says why in `error`.
+// Parses "PRESET[+FIX|~FIX]..." into a fix set; on failure returns nullopt and says why in `error`.
 std::optional<FixSet> parse_variant(std::string_view expr, std::string* error);
 
 }  // namespace hcsim

@@ -20,7 +20,7 @@ Task<> Rank::io_thread(Runtime& rt) {
       const std::span<const PageKey> keys(op->hash_value.data() + first, static_cast<std::size_t>(count));
       const std::span<const std::int32_t> slots(op->host_indices.data() + first, static_cast<std::size_t>(count));
       for (std::int32_t s : slots) kv_pool_.begin_write(rt, s, op->id);
-      const std::int64_t read_pages = co_await rt.storage(StorageOp::kKvGet, rid, keys);
+      const std::int64_t read_pages = co_await rt.storage(StorageOp::kKvGet, rid, keys, {}, stall_timeout_ns());
       HCSIM_ASSERT(read_pages >= 0 && read_pages <= count);
       for (std::int32_t s : slots) kv_pool_.end_write(rt, s, op->id);
       const std::int64_t before = op->completed_tokens;
@@ -30,8 +30,12 @@ Task<> Rank::io_thread(Runtime& rt) {
         if (read_pages < count && cfg_.fixes.has(Fix::kNegativeCache) && negative_until_.size() < kNegativeCacheMax) {
           negative_until_[keys[static_cast<std::size_t>(read_pages)]] = rt.now_ns() + kNegativeCacheTtlNs;
         }
-        if (!op->terminated) op->failed = true;
-        op->mark_terminate();
+        // #9971: a failed read ends the operation; before it, the read just stopped, and
+        // wait_complete waited on pages that would never come.
+        if (!op->terminated && cfg_.fixes.has(Fix::kFailedReadTerminates)) {
+          op->failed = true;
+          op->mark_terminate();
+        }
         break;
       }
     }
@@ -40,7 +44,7 @@ Task<> Rank::io_thread(Runtime& rt) {
     if (op->has_pool_transfers && op->completed_tokens == hit_pages * page) {
       const std::span<const PageKey> trailing(op->hash_value.data() + hit_pages - 1, 1);
       sidecar_pool_.begin_write(rt, op->sidecar_slot, op->id);
-      const std::int64_t got = co_await rt.storage(StorageOp::kSidecarGet, rid, trailing);
+      const std::int64_t got = co_await rt.storage(StorageOp::kSidecarGet, rid, trailing, {}, stall_timeout_ns());
       sidecar_pool_.end_write(rt, op->sidecar_slot, op->id);
       op->sidecar_hit_pages = got;  // V-B: sum of successes
       rt.emit(EventKind::kSidecarDone, rid, got, op->sidecar_slot, op->id);

@@ -42,6 +42,8 @@ class Rank {
   Task<> prefetch_thread(Runtime& rt);
   Task<> io_thread(Runtime& rt);  // one per IO worker, all on one FIFO
   int io_workers() const { return cfg_.fixes.has(Fix::kIoWorkerPool) ? 4 : 1; }
+  // transfer-stall-timeout: how long an L3 read may stay in flight; 0: forever.
+  TimeNs stall_timeout_ns() const { return cfg_.fixes.has(Fix::kTransferStallTimeout) ? 10'000'000'000 : 0; }
 
   const HostRadixTree& tree() const { return tree_; }
   const HostSlotPool& kv_pool() const { return kv_pool_; }

@@ -55,6 +55,7 @@ struct WorldCall {
   RequestId request = kNoRequest;
   std::span<const PageKey> keys;
   std::span<std::uint8_t> present;      // kHitQuery output, one entry per key
+  TimeNs timeout_ns = 0;                // kStorage: fail the call if it has not completed by then; 0: wait
   std::int64_t result = 0;
   bool raised = false;                  // the call raised: the awaiting actor gets an exception
 };
@@ -133,14 +134,17 @@ class Runtime {
     c.payload = payload;
     return {*this, c};
   }
-  WorldAwait storage(StorageOp op, RequestId request, std::span<const PageKey> keys,
-                     std::span<std::uint8_t> present = {}) {
+  // An L3 call. With `timeout_ns`, a call not done by then fails (result 0) and its late
+  // completion, if any, is dropped.
+  WorldAwait storage(StorageOp op, RequestId request, std::span<const PageKey> keys, std::span<std::uint8_t> present = {},
+                     TimeNs timeout_ns = 0) {
     WorldCall c;
     c.kind = WorldCall::Kind::kStorage;
     c.storage_op = op;
     c.request = request;
     c.keys = keys;
     c.present = present;
+    c.timeout_ns = timeout_ns;
     return {*this, c};
   }
 

@@ -40,7 +40,8 @@ TerminationInputs termination_inputs(const PolicyConfig& cfg, const PrefetchOper
   TerminationInputs in;
   const auto hit_pages = static_cast<std::int64_t>(op.hash_value.size());
   // #9397: an empty hash_value is never complete (0 == 0 must not count as done).
-  in.kv_done = hit_pages > 0 && op.completed_tokens == hit_pages * cfg.page_size_tokens;
+  const bool hit_known = hit_pages > 0 || !cfg.fixes.has(Fix::kCompletionRaceGuard);
+  in.kv_done = hit_known && op.completed_tokens == hit_pages * cfg.page_size_tokens;
   in.has_pool = op.has_pool_transfers;
   in.pool_done = op.pool_transfers_done;
   in.timed_out = now_ns - op.start_time_ns > prefetch_timeout_ns(cfg.timeout, hit_pages, cfg.page_size_tokens);

@@ -87,6 +87,11 @@ class SimWorld::ActorRuntime final : public Runtime {
       case WorldCall::Kind::kStorage:
         wait = WaitKind::kStorage;
         plan = w_.storage_.plan(rank_, c, k.now_ns());
+        if (c.timeout_ns > 0 && !plan.raises && (plan.never_completes || plan.duration_ns > c.timeout_ns)) {
+          plan.never_completes = false;  // the caller gives up; the late completion is dropped
+          plan.duration_ns = c.timeout_ns;
+          plan.result = 0;
+        }
         c.result = plan.result;
         c.raised = plan.raises;
         if (!plan.never_completes) k.schedule_at(k.now_ns() + plan.duration_ns, h);

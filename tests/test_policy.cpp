@@ -121,10 +121,15 @@ TEST_CASE("timeout: a huge per-token budget saturates instead of overflowing", "
 
 TEST_CASE("termination_inputs: an empty hash_value is never kv_done (#9397)", "[policy][termination]") {
   PolicyConfig cfg;
+  cfg.fixes = *preset_by_name("pre-fix");
   PrefetchOperation op;
   op.completed_tokens = 0;  // 0 == 0 * page_size must not count as done
   REQUIRE(op.hash_value.empty());
   REQUIRE_FALSE(termination_inputs(cfg, op, 0).kv_done);
+  // Without the guard, the race #9397 fixed: 0 of 0 pages reads as complete.
+  PolicyConfig racy = cfg;
+  racy.fixes = cfg.fixes.without(Fix::kCompletionRaceGuard);
+  REQUIRE(termination_inputs(racy, op, 0).kv_done);
 
   op.hash_value = {1, 2, 3};
   op.completed_tokens = 2 * cfg.page_size_tokens;
@@ -156,12 +161,25 @@ TEST_CASE("fixes: presets and variant expressions", "[policy][fixes]") {
   std::string error;
   const auto pre = parse_variant("pre-fix", &error);
   REQUIRE(pre);
-  REQUIRE(*pre == FixSet{});
+  // pre-fix is the baseline: the fixes merged before the modelled era, and nothing else.
+  FixSet baseline;
+  for (const FixInfo& f : all_fixes()) baseline = f.baseline ? baseline.with(f.fix) : baseline;
+  REQUIRE(*pre == baseline);
+  REQUIRE(pre->has(Fix::kCompletionRaceGuard));
+  REQUIRE_FALSE(pre->has(Fix::kPoolTransferGuard));
   REQUIRE(pre->names() == "none");
 
   const auto seed = parse_variant("seed-fix", &error);
   REQUIRE(seed);
-  REQUIRE(*seed == FixSet{}.with(Fix::kPoolTransferGuard));
+  REQUIRE(*seed == baseline.with(Fix::kPoolTransferGuard));
+
+  const auto racy = parse_variant("pre-fix~completion-race-guard", &error);
+  REQUIRE(racy);
+  REQUIRE(*racy == baseline.without(Fix::kCompletionRaceGuard));
+  REQUIRE(racy->names() == "none; without completion-race-guard");
+  const auto all = parse_variant("all-fixes", &error);
+  REQUIRE(all);
+  for (const FixInfo& f : all_fixes()) CHECK(all->has(f.fix));
 
   const auto v = parse_variant("timeout-bounded+sidecar-hit-sync", &error);
   REQUIRE(v);
@@ -175,7 +193,7 @@ TEST_CASE("fixes: presets and variant expressions", "[policy][fixes]") {
   // Several fixes chain.
   const auto many = parse_variant("pre-fix+bulk-progress-check+registration-consensus", &error);
   REQUIRE(many);
-  REQUIRE(*many == FixSet{}.with(Fix::kBulkProgressCheck).with(Fix::kRegistrationConsensus));
+  REQUIRE(*many == baseline.with(Fix::kBulkProgressCheck).with(Fix::kRegistrationConsensus));
 }
 
 TEST_CASE("fixes: an unknown preset or fix is refused with an error naming it", "[policy][fixes]") {

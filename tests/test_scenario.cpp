@@ -101,7 +101,7 @@ TEST_CASE("scenario: a small valid scenario parses", "[scenario]") {
   REQUIRE(s.delays[0].a_ns == 488'000'000);
 
   REQUIRE(s.expect.size() == 2);
-  REQUIRE(s.expect[0].fixes == FixSet{});
+  REQUIRE(s.expect[0].fixes == *preset_by_name("pre-fix"));
   REQUIRE_FALSE(s.expect[0].policy);
   REQUIRE(s.expect[0].verdict == HangKind::kCollectiveMismatch);
   REQUIRE(s.expect[1].fixes == *parse_variant("timeout-bounded+sidecar-hit-sync", nullptr));

@@ -1,5 +1,8 @@
 // Seed sweeps: results do not depend on the thread count, a reported seed reproduces its run,
 // perturbations make outcomes vary by seed, and the interval is the Wilson score interval.
+#include <algorithm>
+#include <filesystem>
+
 #include <catch2/catch.hpp>
 
 #include "policy/fixes.h"
@@ -50,4 +53,43 @@ TEST_CASE("wilson interval") {
   const Interval all = wilson_interval(10, 10);
   CHECK(all.high == Approx(1.0).margin(1e-12));
   CHECK(all.low == Approx(0.7225).margin(1e-3));
+}
+
+namespace {
+std::vector<Scenario> library() {
+  std::vector<Scenario> out;
+  for (const auto& e : std::filesystem::directory_iterator("scenarios")) {
+    if (e.path().extension() == ".json") out.push_back(load_scenario_file(e.path().string()));
+  }
+  std::sort(out.begin(), out.end(), [](const Scenario& a, const Scenario& b) { return a.name < b.name; });
+  return out;
+}
+}  // namespace
+
+TEST_CASE("all-fixes holds its declared verdict over seeds of every scenario, breaking no invariant") {
+  for (const Scenario& s : library()) {
+    const auto declared = std::find_if(s.expect.begin(), s.expect.end(), [](const Expectation& e) { return e.variant == "all-fixes"; });
+    REQUIRE(declared != s.expect.end());
+    RunOptions o;
+    o.fixes = declared->fixes;
+    const SeedSweep sweep = sweep_seeds(s, o, 1, 40, 2);
+    INFO(s.name);
+    CHECK(sweep.runs_with_violations == 0);
+    for (const SeedRun& r : sweep.runs) CHECK(hang_kind_name(r.kind) == hang_kind_name(declared->verdict));
+  }
+}
+
+TEST_CASE("every pre-fix hang of the library reproduces from its seed") {
+  for (const Scenario& s : library()) {
+    RunOptions o;
+    o.fixes = *preset_by_name("pre-fix");
+    const SeedSweep sweep = sweep_seeds(s, o, 1, 20, 2);
+    if (!sweep.first_failing_seed) continue;
+    o.seed = *sweep.first_failing_seed;
+    const RunResult again = simulate(s, o);
+    const SeedRun& logged = sweep.runs[static_cast<std::size_t>(*o.seed - 1)];
+    INFO(s.name << " seed " << *o.seed);
+    CHECK(again.verdict.kind == logged.kind);
+    CHECK(again.log.digest() == logged.digest);
+  }
 }

@@ -62,14 +62,16 @@ exit codes: 0 ok, 1 internal error, 2 bad input (file, JSON pointer and reason o
 struct VariantArgs {
   std::string preset = "pre-fix";
   std::vector<std::string> fixes;
+  std::vector<std::string> without;
   std::string policy;
   std::optional<std::uint64_t> seed;
 };
 
 void add_variant_options(po::options_description& d, VariantArgs& a) {
   d.add_options()
-      ("preset", po::value(&a.preset)->default_value("pre-fix"), "pre-fix | seed-fix | timeout-bounded (see 'hcsim fixes')")
+      ("preset", po::value(&a.preset)->default_value("pre-fix"), "pre-fix | seed-fix | timeout-bounded | all-fixes (see 'hcsim fixes')")
       ("fix", po::value(&a.fixes)->composing(), "add a named upstream fix to the preset (repeatable)")
+      ("without", po::value(&a.without)->composing(), "remove a fix from the preset, e.g. a baseline one (repeatable)")
       ("policy", po::value(&a.policy), "override the scenario's policy: best_effort | wait_complete | timeout")
       ("seed", po::value<std::uint64_t>(), "random seed (default: the scenario's)");
 }
@@ -77,18 +79,18 @@ void add_variant_options(po::options_description& d, VariantArgs& a) {
 std::string variant_name(const VariantArgs& a) {
   std::string v = a.preset;
   for (const auto& f : a.fixes) v += "+" + f;
+  for (const auto& f : a.without) v += "~" + f;
   return v;
 }
 
 // The command-line flags that select a variant expression, for reproduce lines.
 std::string variant_flags(const std::string& variant) {
-  std::string flags;
-  std::size_t start = 0;
-  for (bool first = true; start <= variant.size(); first = false) {
-    const std::size_t plus = variant.find('+', start);
-    flags += (first ? " --preset " : " --fix ") + variant.substr(start, plus == std::string::npos ? std::string::npos : plus - start);
-    if (plus == std::string::npos) break;
-    start = plus + 1;
+  auto at = variant.find_first_of("+~");
+  std::string flags = " --preset " + variant.substr(0, at);
+  while (at != std::string::npos) {
+    const auto next = variant.find_first_of("+~", at + 1);
+    flags += (variant[at] == '+' ? " --fix " : " --without ") + variant.substr(at + 1, next == std::string::npos ? next : next - at - 1);
+    at = next;
   }
   return flags;
 }
@@ -164,12 +166,42 @@ int verify_library(const std::vector<Scenario>& library) {
   return differ ? kExitUnexpected : kExitOk;
 }
 
+int jobs_option(const po::variables_map& vm) {
+  const int jobs = vm.count("jobs") ? vm["jobs"].as<int>() : static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
+  if (jobs < 1 || jobs > 1024) throw BadInput("--jobs: expected a thread count in [1, 1024]");
+  return jobs;
+}
+
+// hcsim run --all --seeds N: one variant over N seeds of every scenario, a line each.
+int sweep_library(const std::vector<Scenario>& library, VariantArgs va, const po::variables_map& vm, const std::string& expect) {
+  if (vm.count("seed")) va.seed = vm["seed"].as<std::uint64_t>();
+  const RunOptions opt = run_options(va);
+  const std::int64_t count = vm["seeds"].as<std::int64_t>();
+  if (count < 1 || count > 100'000'000) throw BadInput("--seeds: expected a count in [1, 1e8]");
+  const int jobs = jobs_option(vm);
+  std::int64_t hanging = 0, violating = 0;
+  std::printf("%-4s %-30s %-22s %-34s %s\n", "", "scenario", "hangs", "95% interval", "invariants broken (runs), first failing seed");
+  for (const Scenario& s : library) {
+    const SeedSweep sweep = sweep_seeds(s, opt, opt.seed.value_or(s.seed), count, jobs);
+    const Interval ci = wilson_interval(sweep.hangs, count);
+    std::string broken;
+    for (const auto& [name, k] : sweep.violations) broken += (broken.empty() ? "" : ", ") + name + " " + std::to_string(k);
+    if (sweep.first_failing_seed) broken += (broken.empty() ? "" : "; ") + std::string("seed ") + std::to_string(*sweep.first_failing_seed);
+    std::printf("%-4s %-30s %6lld of %-10lld %5.1f%% to %5.1f%%%17s %s\n", s.incident.c_str(), s.name.c_str(), static_cast<long long>(sweep.hangs),
+                static_cast<long long>(count), 100.0 * ci.low, 100.0 * ci.high, "", broken.empty() ? "none" : broken.c_str());
+    hanging += sweep.hangs > 0 ? 1 : 0;
+    violating += sweep.runs_with_violations > 0 ? 1 : 0;
+  }
+  std::printf("%zu scenario(s) x %lld seed(s), variant %s: %lld with hangs, %lld with broken invariants\n", library.size(),
+              static_cast<long long>(count), variant_name(va).c_str(), static_cast<long long>(hanging), static_cast<long long>(violating));
+  return expect == "complete" && hanging > 0 ? kExitUnexpected : kExitOk;
+}
+
 // hcsim run --seeds: the hang rate with its 95% interval, broken invariants, and the first seed to
 // look at, with the command that reproduces it.
 int run_seeds(const Scenario& s, const RunOptions& opt, const std::string& variant, const std::string& path, std::int64_t count,
               int jobs, const std::string& expect) {
   if (count < 1 || count > 100'000'000) throw BadInput("--seeds: expected a count in [1, 1e8]");
-  if (jobs < 1 || jobs > 1024) throw BadInput("--jobs: expected a thread count in [1, 1024]");
   const std::uint64_t first = opt.seed.value_or(s.seed);
   const SeedSweep sweep = sweep_seeds(s, opt, first, count, jobs);
   const auto n = static_cast<std::int64_t>(sweep.runs.size());
@@ -225,11 +257,13 @@ int cmd_run(const std::vector<std::string>& args) {
              "  hcsim run scenarios/himamba-sidecar-lag.json --preset seed-fix --dot wait.dot\n"
              "  hcsim run scenarios/stalled-sidecar-timeout.json --preset timeout-bounded --fix sidecar-hit-sync\n"
              "  hcsim run scenarios/himamba-sidecar-lag.json --seeds 1000          # hang rate, first failing seed\n"
-             "  hcsim run --all\n")) {
+             "  hcsim run --all\n"
+             "  hcsim run --all --seeds 1000 --preset all-fixes                     # every scenario, 1000 seeds each\n")) {
     return kExitOk;
   }
   if (vm.count("all")) {
     if (!path.empty()) throw BadInput("run: give a SCENARIO or --all, not both");
+    if (vm.count("seeds")) return sweep_library(load_library(library_dir), va, vm, expect);
     return verify_library(load_library(library_dir));
   }
   if (path.empty()) throw BadInput("run: missing SCENARIO (see 'hcsim run --help')");
@@ -237,10 +271,7 @@ int cmd_run(const std::vector<std::string>& args) {
   if (!expect.empty() && expect != "hang" && expect != "complete") throw BadInput("--expect: expected hang or complete; got '" + expect + "'");
   const Scenario s = load_scenario_file(path);
   const RunOptions opt = run_options(va);
-  if (vm.count("seeds")) {
-    const int jobs = vm.count("jobs") ? vm["jobs"].as<int>() : static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
-    return run_seeds(s, opt, variant_name(va), path, vm["seeds"].as<std::int64_t>(), jobs, expect);
-  }
+  if (vm.count("seeds")) return run_seeds(s, opt, variant_name(va), path, vm["seeds"].as<std::int64_t>(), jobs_option(vm), expect);
   const auto t0 = std::chrono::steady_clock::now();
   const RunResult r = simulate(s, opt);
   const RunLabel label{variant_name(va), wall_ms_since(t0)};
@@ -424,10 +455,15 @@ int cmd_list(const std::vector<std::string>& args) {
 
 int cmd_fixes(const std::vector<std::string>&) {
   std::printf("named upstream fixes:\n");
-  for (const FixInfo& f : all_fixes()) std::printf("  %-24s %-42s %s\n", std::string(f.name).c_str(), std::string(f.upstream).c_str(), std::string(f.summary).c_str());
+  for (const FixInfo& f : all_fixes()) {
+    std::printf("  %-24s %-9s %-44s %s\n", std::string(f.name).c_str(), f.baseline ? "baseline" : "", std::string(f.upstream).c_str(),
+                std::string(f.summary).c_str());
+  }
   std::printf("\npresets:\n");
   for (const PresetInfo& p : all_presets()) std::printf("  %-16s %-44s %s\n", std::string(p.name).c_str(), p.fixes.names().c_str(), std::string(p.summary).c_str());
-  std::printf("\nA variant is PRESET[+FIX]..., e.g. timeout-bounded+sidecar-hit-sync; on the command line: --preset P --fix F.\n");
+  std::printf("\nBaseline fixes (merged before the modelled era) are in every preset; the presets list what they add.\n"
+              "A variant is PRESET[+FIX|~FIX]..., e.g. timeout-bounded+sidecar-hit-sync or pre-fix~completion-race-guard;\n"
+              "on the command line: --preset P --fix F --without F.\n");
   return kExitOk;
 }
 

@@ -33,6 +33,10 @@ constexpr std::array<FixInfo, kFixCount> kFixes = {{
      "a key whose read failed is reported absent by hit queries for 10 s, so one stale replica costs one timeout"},
     {Fix::kTransferStallTimeout, false, "transfer-stall-timeout", "ai-dynamo/nixl#2047, vllm-project/vllm#46019",
      "an L3 read still in flight after 10 s fails; its late completion is counted and dropped"},
+    {Fix::kUnconditionalWritingCheck, false, "unconditional-writing-check", "sgl-project/sglang#27489 (issue #26921)",
+     "writing_check joins its MIN all-reduce even when this rank has no write in flight"},
+    {Fix::kWriteReserveCommit, false, "write-reserve-commit", "sgl-project/sglang#31425 (issue #28429)",
+     "a write-through backup is reserved on every rank, MIN-agreed, then committed or aborted on every rank"},
 }};
 
 constexpr FixSet baseline_fixes() {

@@ -34,8 +34,10 @@ enum class Fix : std::uint8_t {
   kIoWorkerPool,          // four IO workers per rank instead of one FIFO thread
   kNegativeCache,         // keys whose read failed count as absent to hit queries for a TTL
   kTransferStallTimeout,  // an L3 read in flight for 10 s counts as failed; its late completion is dropped
+  kUnconditionalWritingCheck,  // writing_check always joins its MIN all-reduce, even with nothing in flight
+  kWriteReserveCommit,    // write-through backups are reserved, MIN-agreed, then committed or aborted everywhere
 };
-inline constexpr int kFixCount = 12;
+inline constexpr int kFixCount = 14;
 
 struct FixInfo {
   Fix fix;

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -43,6 +44,11 @@ class HostSlotPool {
   };
   // Every slot that is not free, in slot order.
   std::vector<Record> census() const;
+
+  struct Leak {
+    Record record;
+    std::string owner;  // who holds it and why nobody will free it
+  };
 
   void begin_write(Runtime& rt, std::int32_t slot, std::int32_t op_id);
   void end_write(Runtime& rt, std::int32_t slot, std::int32_t op_id);

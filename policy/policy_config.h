@@ -47,6 +47,7 @@ struct PolicyConfig {
   std::int32_t prefetch_threshold_tokens = 256;
   std::int32_t storage_batch_pages = 128;
   bool sidecar = true;                          // hybrid Mamba: one sidecar object per prefetch
+  bool write_through = false;                   // back up each forward's new pages to host (write_through)
   std::int64_t max_prefill_tokens = 16384;      // the admission walk's token budget
   TimeNs scheduler_pass_ns = 1'000'000;         // one scheduler iteration without a forward
   std::vector<RankResources> ranks;             // one entry per TP rank

@@ -242,14 +242,23 @@ void Rank::check_termination_bound(Runtime& rt, PrefetchOperation& op) {
   rt.emit(EventKind::kTerminationLate, op.request_id, elapsed_ns, bound_ns, op.id);
 }
 
-std::vector<HostSlotPool::Record> Rank::leaked_slots() const {
-  std::vector<HostSlotPool::Record> leaked;
+std::vector<HostSlotPool::Leak> Rank::leaked_slots(TimeNs now_ns) const {
+  std::vector<HostSlotPool::Leak> leaked;
   for (const HostSlotPool* pool : {&kv_pool_, &sidecar_pool_}) {
     for (const auto& r : pool->census()) {
-      const bool queued_forever = r.owner == SlotOwner::kReleaseQueued;
-      const bool orphaned = r.owner == SlotOwner::kOperation && r.op_id >= 0 &&
-                            ops_[static_cast<std::size_t>(r.op_id)]->ended && ops_[static_cast<std::size_t>(r.op_id)]->io_released;
-      if (queued_forever || orphaned) leaked.push_back(r);
+      if (r.owner == SlotOwner::kReleaseQueued) {
+        leaked.push_back({r, "the release queue, which no MIN-agreed drain took"});
+      } else if (r.owner == SlotOwner::kOperation && r.op_id >= kWriteOwnerBase) {
+        // A write-through backup acked long ago and never drained: its slots stay locked.
+        const std::int32_t wid = r.op_id - kWriteOwnerBase;
+        auto w = ongoing_write_through_.find(wid);
+        if (w != ongoing_write_through_.end() && now_ns - w->second.acked_ns > kAckDrainGraceNs) {
+          leaked.push_back({r, "write-through backup " + std::to_string(wid) + ", acked and never drained"});
+        }
+      } else if (r.owner == SlotOwner::kOperation && r.op_id >= 0) {
+        const PrefetchOperation& op = *ops_[static_cast<std::size_t>(r.op_id)];
+        if (op.ended && op.io_released) leaked.push_back({r, "prefetch op " + std::to_string(r.op_id) + ", which ended"});
+      }
     }
   }
   return leaked;

@@ -51,10 +51,10 @@ class Rank {
   std::size_t waiting() const { return waiting_queue_.size(); }
   std::size_t ongoing() const { return ongoing_prefetch_.size(); }
 
-  // Host slots nobody will free: owned by an operation that ended and that the IO thread is done
-  // with, or queued for a release no drain took. Slots being written by a transfer still in
-  // flight, or owned by a live operation, are not leaked.
-  std::vector<HostSlotPool::Record> leaked_slots() const;
+  // Host slots nobody will free: owned by a prefetch that ended and that the IO thread is done
+  // with, queued for a release no drain took, or held by a write-through backup acked long ago and
+  // never drained. Slots being written by a transfer in flight, or owned by live work, are not.
+  std::vector<HostSlotPool::Leak> leaked_slots(TimeNs now_ns) const;
 
  private:
   struct Ongoing {
@@ -70,6 +70,10 @@ class Rank {
   Task<> abort_request(Runtime& rt, RequestId rid);
   Task<> drain_storage_control_queues(Runtime& rt);
   Task<> get_new_batch_prefill_and_forward(Runtime& rt);
+
+  // Write-through (write_through.cpp): back up a forward's new pages to host, and drain the acks.
+  Task<> write_backup(Runtime& rt, RequestId rid);
+  Task<> writing_check(Runtime& rt);
 
   // HiMamba cache prefetch lifecycle (prefetch_lifecycle.cpp).
   Task<> prefetch_from_storage(Runtime& rt, RequestId rid, std::int32_t host_hit_pages);
@@ -115,6 +119,20 @@ class Rank {
   Channel<PrefetchOperationPtr> prefetch_buffer_;  // prefetch thread -> IO thread
   std::deque<RequestId> revoke_queue_;             // prefetch thread -> scheduler drain
   std::deque<std::int32_t> kv_release_queue_;      // any -> scheduler drain, one slot per page
+  struct WriteThrough {
+    RequestId request = kNoRequest;
+    std::int32_t first_page = 0;            // pages [first_page, first_page + slots.size()) of the request
+    std::vector<std::int32_t> slots;
+    TimeNs acked_ns = 0;                    // when its device-to-host copy was acknowledged
+  };
+  std::map<std::int32_t, WriteThrough> ongoing_write_through_;  // by write id
+  std::deque<std::int32_t> ack_write_queue_;                    // write ids, in ack order
+  std::int32_t next_write_id_ = 0;
+  // Write slots are owned by "operation" ids above every prefetch id.
+  static constexpr std::int32_t kWriteOwnerBase = 1 << 24;
+  // An acked write not drained after this long is leaked (its lock and slots are never released).
+  static constexpr TimeNs kAckDrainGraceNs = 10'000'000;
+
   // negative-cache: keys whose read failed, absent to hit queries until the time given.
   std::map<PageKey, TimeNs> negative_until_;
   static constexpr TimeNs kNegativeCacheTtlNs = 10'000'000'000;

@@ -39,6 +39,8 @@ Task<> Rank::scheduler_loop(Runtime& rt) {
   for (;;) {  // bounded by the world, which stops resuming actors at its horizon
     const TimeNs pass_start_ns = rt.now_ns();
     co_await recv_requests(rt);
+    // check_hicache_events: writing_check, then the storage control queues.
+    if (cfg_.write_through) co_await writing_check(rt);
     co_await drain_storage_control_queues(rt);
     co_await get_new_batch_prefill_and_forward(rt);
     pass_ns_max_ = std::max(pass_ns_max_, rt.now_ns() - pass_start_ns);
@@ -173,7 +175,10 @@ Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
   // different batches launch forwards that never match.
   std::array<std::int64_t, 1> forward{batch_tokens};
   co_await rt.collective(Group::kScheduler, CollectiveOp::kForward, forward);
-  for (RequestId rid : batch) rt.work_finished(rid);
+  for (RequestId rid : batch) {
+    if (cfg_.write_through) co_await write_backup(rt, rid);
+    rt.work_finished(rid);
+  }
 }
 
 }  // namespace hcsim

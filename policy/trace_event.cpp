@@ -39,6 +39,8 @@ constexpr std::array<KindInfo, kEventKindCount> kKinds = {{
     {"op_end", {"state", "completed_tokens", "op"}},
     {"termination_late", {"elapsed_ns", "bound_ns", "op"}},
     {"abort", {"was_waiting", "had_prefetch", ""}},
+    {"write_backup", {"pages", "committed", "write"}},
+    {"write_acked", {"pages", "matched_pages", "write"}},
     {"slot_violation", {"slot", "pool", "owner"}},
     {"collective_enter", {"group", "sequence", "payload_size"}},
 }};

@@ -113,10 +113,10 @@ InvariantResult slot_ownership(const EventLog& log) {
 InvariantResult slot_conservation(const InvariantInputs& in) {
   InvariantResult r{"slot_conservation", true, {}};
   for (int k = 0; k < in.ranks; ++k) {
-    for (const auto& s : in.leaked[static_cast<std::size_t>(k)]) {
+    for (const auto& leak : in.leaked[static_cast<std::size_t>(k)]) {
+      const auto& s = leak.record;
       add_detail(r, "rank " + std::to_string(k) + " " + (s.pool == SlotPoolKind::kKv ? "KV" : "sidecar") + " slot " +
-                        std::to_string(s.slot) + " leaked: " + std::string(slot_owner_name(s.owner)) +
-                        (s.op_id >= 0 ? " by ended op " + std::to_string(s.op_id) : "") + " since " + ms(s.since_ns) + ", age " +
+                        std::to_string(s.slot) + " leaked: held by " + leak.owner + " since " + ms(s.since_ns) + ", age " +
                         ms(in.end_ns - s.since_ns));
     }
   }

@@ -36,7 +36,7 @@ struct InvariantInputs {
   const EventLog* log = nullptr;
   int ranks = 0;
   TimeNs end_ns = 0;
-  std::vector<std::vector<HostSlotPool::Record>> leaked;  // by rank, at the end
+  std::vector<std::vector<HostSlotPool::Leak>> leaked;  // by rank, at the end
 };
 
 std::vector<InvariantResult> check_invariants(const InvariantInputs& in);

@@ -164,7 +164,8 @@ void read_resources(const Node& n, RankResources& r) {
 }
 
 void read_policy(const Node& n, PolicyConfig& p) {
-  n.object({"name", "timeout", "page_size", "prefetch_threshold_tokens", "storage_batch_pages", "sidecar", "max_prefill_tokens"});
+  n.object({"name", "timeout", "page_size", "prefetch_threshold_tokens", "storage_batch_pages", "sidecar", "max_prefill_tokens",
+            "write_through"});
   p.policy = n.at("name").choice<PrefetchPolicy>(policy_by_name, "best_effort, wait_complete, timeout");
   if (auto t = n.find("timeout")) {
     t->object({"formula", "base_ms", "per_ki_token_ms", "max_ms"});
@@ -184,6 +185,7 @@ void read_policy(const Node& n, PolicyConfig& p) {
   if (auto v = n.find("prefetch_threshold_tokens")) p.prefetch_threshold_tokens = static_cast<std::int32_t>(v->integer(0, 1 << 24));
   if (auto v = n.find("storage_batch_pages")) p.storage_batch_pages = static_cast<std::int32_t>(v->integer(1, 1 << 16));
   if (auto v = n.find("sidecar")) p.sidecar = v->boolean();
+  if (auto v = n.find("write_through")) p.write_through = v->boolean();
   if (auto v = n.find("max_prefill_tokens")) p.max_prefill_tokens = v->integer(1, std::int64_t{1} << 32);
 }
 

@@ -66,13 +66,13 @@ RunResult simulate(const Scenario& scenario, const RunOptions& options) {
     }
   }
 
-  auto leaked_now = [&] {
+  auto leaked_at = [&](TimeNs now) {
     std::int64_t n = 0;
-    for (const auto& rank : ranks) n += static_cast<std::int64_t>(rank->leaked_slots().size());
+    for (const auto& rank : ranks) n += static_cast<std::int64_t>(rank->leaked_slots(now).size());
     return n;
   };
   world.on_check([&](TimeNs now) {
-    const std::int64_t n = leaked_now();
+    const std::int64_t n = leaked_at(now);
     if (result.leaks_over_time.empty() ? n > 0 : n != result.leaks_over_time.back().leaked_slots) {
       result.leaks_over_time.push_back({now, n});
     }
@@ -97,7 +97,7 @@ RunResult simulate(const Scenario& scenario, const RunOptions& options) {
   inputs.log = &result.log;
   inputs.ranks = tp;
   inputs.end_ns = result.end_ns;
-  for (const auto& rank : ranks) inputs.leaked.push_back(rank->leaked_slots());
+  for (const auto& rank : ranks) inputs.leaked.push_back(rank->leaked_slots(result.end_ns));
   result.invariants = check_invariants(inputs);
   return result;
 }

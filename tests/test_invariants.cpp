@@ -22,13 +22,13 @@ const InvariantResult& find(const std::vector<InvariantResult>& all, const std::
 }
 
 std::vector<InvariantResult> check(const EventLog& log, const Verdict& v, int ranks = 2,
-                                   std::vector<std::vector<HostSlotPool::Record>> leaked = {}) {
+                                   std::vector<std::vector<HostSlotPool::Leak>> leaked = {}) {
   InvariantInputs in;
   in.verdict = &v;
   in.log = &log;
   in.ranks = ranks;
   in.end_ns = 100;
-  in.leaked = leaked.empty() ? std::vector<std::vector<HostSlotPool::Record>>(static_cast<std::size_t>(ranks)) : leaked;
+  in.leaked = leaked.empty() ? std::vector<std::vector<HostSlotPool::Leak>>(static_cast<std::size_t>(ranks)) : leaked;
   return check_invariants(in);
 }
 
@@ -89,7 +89,7 @@ TEST_CASE("invariants: termination late, slot violations, mismatches and leaks a
   std::sort(names.begin(), names.end());
   CHECK(names == std::vector<std::string>{"matching_collectives", "slot_ownership", "termination_bound"});
 
-  HostSlotPool::Record leak{SlotPoolKind::kKv, 9, SlotOwner::kReleaseQueued, 0, 40};
+  HostSlotPool::Leak leak{{SlotPoolKind::kKv, 9, SlotOwner::kReleaseQueued, 0, 40}, "the release queue"};
   const auto leak_results = check(clean_log(), Verdict{}, 2, {{leak}, {}});
   const auto& cons = find(leak_results, "slot_conservation");
   REQUIRE_FALSE(cons.held);

@@ -1,0 +1,64 @@
+// Write-through (HR263 / HM00d write_backup and writing_check, incident S6): after a forward, each
+// request's new pages are backed up to host slots allocated on this rank, which can fail on one
+// rank alone when its host pool is fuller. writing_check drains the acks by a MIN-agreed count, and
+// before #27489 skipped that all-reduce when this rank had nothing in flight: a rank-local
+// predicate in front of a collective. The device-to-host copy is acknowledged at once.
+#include <algorithm>
+#include <array>
+
+#include "policy/assert.h"
+#include "policy/rank.h"
+
+namespace hcsim {
+
+Task<> Rank::write_backup(Runtime& rt, RequestId rid) {
+  const RequestSpec& req = workload_[static_cast<std::size_t>(rid)];
+  const std::int32_t first_page = tree_.kv_match_pages(req.pages);
+  const auto pages = static_cast<std::int32_t>(req.pages.size()) - first_page;
+  if (pages <= 0) co_return;  // already on host: nothing to back up, on every rank alike
+  const std::int32_t wid = next_write_id_++;
+  std::vector<std::int32_t> slots;
+  bool reserved = kv_pool_.alloc(rt.now_ns(), pages, kWriteOwnerBase + wid, slots);
+  if (cfg_.fixes.has(Fix::kWriteReserveCommit) && tp_size() > 1) {
+    std::array<std::int64_t, 1> all_reserved{reserved ? 1 : 0};
+    co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMin, all_reserved);
+    if (reserved && all_reserved[0] == 0) {  // another rank could not: abort here too
+      for (std::int32_t s : slots) kv_pool_.free(rt, s);
+      reserved = false;
+    }
+  }
+  rt.emit(EventKind::kWriteBackup, rid, pages, reserved ? 1 : 0, wid);
+  if (!reserved) co_return;
+  HCSIM_ASSERT(ongoing_write_through_.size() < static_cast<std::size_t>(kv_pool_.capacity()));
+  ongoing_write_through_.emplace(wid, WriteThrough{rid, first_page, std::move(slots), rt.now_ns()});
+  ack_write_queue_.push_back(wid);
+}
+
+Task<> Rank::writing_check(Runtime& rt) {
+  const bool unconditional = cfg_.fixes.has(Fix::kUnconditionalWritingCheck) || cfg_.fixes.has(Fix::kWriteReserveCommit);
+  // "all ranks have the same ongoing_write_through, can skip sync if empty": not so.
+  if (!unconditional && ongoing_write_through_.empty()) co_return;
+  std::array<std::int64_t, 1> acks{static_cast<std::int64_t>(ack_write_queue_.size())};
+  if (tp_size() > 1) co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMin, acks);
+  for (std::int64_t i = 0; i < acks[0]; ++i) {
+    const std::int32_t wid = ack_write_queue_.front();
+    ack_write_queue_.pop_front();
+    auto it = ongoing_write_through_.find(wid);
+    HCSIM_ASSERT(it != ongoing_write_through_.end());
+    const WriteThrough& w = it->second;
+    const RequestSpec& req = workload_[static_cast<std::size_t>(w.request)];
+    const auto end = static_cast<std::size_t>(w.first_page) + w.slots.size();
+    // The host tree may have grown since the backup: insert from the deepest node present.
+    const std::int32_t present = std::min<std::int32_t>(tree_.kv_match_pages(req.pages), static_cast<std::int32_t>(end));
+    const std::int32_t first_new = std::max(present, w.first_page);
+    const std::span<const PageKey> prefix(req.pages.data(), end);
+    const std::span<const std::int32_t> fresh(w.slots.data() + (first_new - w.first_page), end - static_cast<std::size_t>(first_new));
+    const auto inserted = tree_.insert(prefix, first_new, fresh);
+    for (std::int32_t k = 0; k < first_new - w.first_page; ++k) kv_pool_.free(rt, w.slots[static_cast<std::size_t>(k)]);
+    for (std::int32_t s : fresh) kv_pool_.to_tree(rt, s);
+    rt.emit(EventKind::kWriteAcked, w.request, static_cast<std::int64_t>(w.slots.size()), inserted.matched_pages + (first_new - w.first_page), wid);
+    ongoing_write_through_.erase(it);
+  }
+}
+
+}  // namespace hcsim

@@ -37,6 +37,8 @@ constexpr std::array<FixInfo, kFixCount> kFixes = {{
      "writing_check joins its MIN all-reduce even when this rank has no write in flight"},
     {Fix::kWriteReserveCommit, false, "write-reserve-commit", "sgl-project/sglang#31425 (issue #28429)",
      "a write-through backup is reserved on every rank, MIN-agreed, then committed or aborted on every rank"},
+    {Fix::kIoExceptionGuard, false, "io-exception-guard", "sgl-project/sglang#36882",
+     "the IO thread catches a read that raises: the operation fails, the thread lives on"},
 }};
 
 constexpr FixSet baseline_fixes() {

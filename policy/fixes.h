@@ -36,8 +36,9 @@ enum class Fix : std::uint8_t {
   kTransferStallTimeout,  // an L3 read in flight for 10 s counts as failed; its late completion is dropped
   kUnconditionalWritingCheck,  // writing_check always joins its MIN all-reduce, even with nothing in flight
   kWriteReserveCommit,    // write-through backups are reserved, MIN-agreed, then committed or aborted everywhere
+  kIoExceptionGuard,      // an L3 read that raises fails its operation; the IO thread lives on
 };
-inline constexpr int kFixCount = 14;
+inline constexpr int kFixCount = 15;
 
 struct FixInfo {
   Fix fix;

@@ -75,6 +75,11 @@ class Rank {
   Task<> write_backup(Runtime& rt, RequestId rid);
   Task<> writing_check(Runtime& rt);
 
+  // IO (io_thread.cpp).
+  Task<> page_transfer(Runtime& rt, PrefetchOperation& op);
+  Task<std::int64_t> read_into(Runtime& rt, HostSlotPool& pool, std::span<const std::int32_t> slots, StorageOp op,
+                               const PrefetchOperation& prefetch, std::span<const PageKey> keys);
+
   // HiMamba cache prefetch lifecycle (prefetch_lifecycle.cpp).
   Task<> prefetch_from_storage(Runtime& rt, RequestId rid, std::int32_t host_hit_pages);
   Task<bool> check_prefetch_progress(Runtime& rt, RequestId rid);

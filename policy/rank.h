@@ -41,6 +41,7 @@ class Rank {
   Task<> scheduler_loop(Runtime& rt);
   Task<> prefetch_thread(Runtime& rt);
   Task<> io_thread(Runtime& rt);  // one per IO worker, all on one FIFO
+  Task<> backup_thread(Runtime& rt);  // write-through: host pages to L3
   int io_workers() const { return cfg_.fixes.has(Fix::kIoWorkerPool) ? 4 : 1; }
   // transfer-stall-timeout: how long an L3 read may stay in flight; 0: forever.
   TimeNs stall_timeout_ns() const { return cfg_.fixes.has(Fix::kTransferStallTimeout) ? 10'000'000'000 : 0; }
@@ -132,6 +133,14 @@ class Rank {
   };
   std::map<std::int32_t, WriteThrough> ongoing_write_through_;  // by write id
   std::deque<std::int32_t> ack_write_queue_;                    // write ids, in ack order
+  struct Backup {
+    std::int32_t id = 0;
+    RequestId request = kNoRequest;
+    std::vector<PageKey> pages;             // host pages to write to L3
+  };
+  Channel<Backup> backup_queue_;                                // scheduler -> backup thread
+  std::deque<std::int32_t> ack_backup_queue_;                   // backup thread -> scheduler drain
+  std::int32_t next_backup_id_ = 0;
   std::int32_t next_write_id_ = 0;
   // Write slots are owned by "operation" ids above every prefetch id.
   static constexpr std::int32_t kWriteOwnerBase = 1 << 24;

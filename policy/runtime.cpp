@@ -30,6 +30,7 @@ std::string_view storage_op_name(StorageOp op) {
     case StorageOp::kHitQuery: return "hit_query";
     case StorageOp::kKvGet: return "kv_get";
     case StorageOp::kSidecarGet: return "sidecar_get";
+    case StorageOp::kKvSet: return "kv_set";
   }
   HCSIM_ASSERT(false);
   return {};

@@ -37,8 +37,9 @@ enum class StorageOp : std::uint8_t {
   kHitQuery,    // result: leading KV keys present; `present[i]` = sidecar object at key i exists
   kKvGet,       // result: leading pages read into host memory
   kSidecarGet,  // result: 1 if the sidecar object at keys[0] was read, else 0
+  kKvSet,       // result: pages written to L3 (present for later queries from then on)
 };
-inline constexpr int kStorageOpCount = 3;
+inline constexpr int kStorageOpCount = 4;
 std::string_view storage_op_name(StorageOp op);
 
 // One request from an actor to the world. It lives in the awaiting coroutine frame until the world

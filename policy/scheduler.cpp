@@ -23,7 +23,8 @@ Rank::Rank(const PolicyConfig& cfg, const std::vector<RequestSpec>& workload, in
       sidecar_pool_(SlotPoolKind::kSidecar, resources_.host_sidecar_slots),
       tree_(resources_.host_kv_pages + 1),
       prefetch_queue_(kWaitingQueueMax),
-      prefetch_buffer_(kWaitingQueueMax) {
+      prefetch_buffer_(kWaitingQueueMax),
+      backup_queue_(kWaitingQueueMax) {
   HCSIM_ASSERT(cfg.page_size_tokens > 0 && cfg.storage_batch_pages > 0);
   // CC350: int(0.8 * (host.size - device.size)); the device pool is not modelled, so of host.size.
   prefetch_capacity_limit_ = static_cast<std::int64_t>(resources_.host_kv_pages) * cfg.page_size_tokens * 8 / 10;
@@ -32,6 +33,7 @@ Rank::Rank(const PolicyConfig& cfg, const std::vector<RequestSpec>& workload, in
 void Rank::bind(Runtime& rt) {
   prefetch_queue_.bind(rt, "prefetch_queue", ActorKind::kScheduler);
   prefetch_buffer_.bind(rt, "prefetch_buffer", ActorKind::kPrefetch);
+  backup_queue_.bind(rt, "backup_queue", ActorKind::kScheduler);
 }
 
 Task<> Rank::scheduler_loop(Runtime& rt) {
@@ -97,10 +99,11 @@ std::int32_t Rank::host_match_pages(const RequestSpec& req) const {
 }
 
 // check_hicache_events -> drain_storage_control_queues: MIN-agree on how many items of each queue
-// every rank can drain, then drain exactly that many. HM00d frees sidecar slots directly, so only
-// the revoke and KV release queues are drained here.
+// (revokes, L3 backup acks, KV releases) every rank can drain, then drain exactly that many. HM00d
+// frees sidecar slots directly, so they have no queue here.
 Task<> Rank::drain_storage_control_queues(Runtime& rt) {
-  std::array<std::int64_t, 2> counts{static_cast<std::int64_t>(revoke_queue_.size()),
+  std::array<std::int64_t, 3> counts{static_cast<std::int64_t>(revoke_queue_.size()),
+                                     static_cast<std::int64_t>(ack_backup_queue_.size()),
                                      static_cast<std::int64_t>(kv_release_queue_.size())};
   if (tp_size() > 1) co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMin, counts);
   for (std::int64_t i = 0; i < counts[0]; ++i) {
@@ -112,7 +115,8 @@ Task<> Rank::drain_storage_control_queues(Runtime& rt) {
     if (it->second.op->sidecar_slot >= 0) release_sidecar_slot(rt, *it->second.op);
     release_ongoing(rt, rid, OpEnd::kRevoked);
   }
-  for (std::int64_t i = 0; i < counts[1]; ++i) {
+  for (std::int64_t i = 0; i < counts[1]; ++i) ack_backup_queue_.pop_front();  // the node is backed up in L3
+  for (std::int64_t i = 0; i < counts[2]; ++i) {
     kv_pool_.free(rt, kv_release_queue_.front());
     kv_release_queue_.pop_front();
   }

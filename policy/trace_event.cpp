@@ -9,6 +9,7 @@ std::string_view actor_name(ActorKind a) {
     case ActorKind::kScheduler: return "scheduler";
     case ActorKind::kPrefetch: return "prefetch";
     case ActorKind::kIo: return "io";
+    case ActorKind::kBackup: return "backup";
     case ActorKind::kWorld: return "world";
   }
   HCSIM_ASSERT(false);
@@ -41,6 +42,7 @@ constexpr std::array<KindInfo, kEventKindCount> kKinds = {{
     {"abort", {"was_waiting", "had_prefetch", ""}},
     {"write_backup", {"pages", "committed", "write"}},
     {"write_acked", {"pages", "matched_pages", "write"}},
+    {"backup_done", {"pages", "pages_written", "backup"}},
     {"slot_violation", {"slot", "pool", "owner"}},
     {"collective_enter", {"group", "sequence", "payload_size"}},
 }};

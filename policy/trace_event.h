@@ -14,8 +14,8 @@ using TimeNs = std::int64_t;
 using RequestId = std::int32_t;
 inline constexpr RequestId kNoRequest = -1;
 
-enum class ActorKind : std::uint8_t { kScheduler, kPrefetch, kIo, kWorld };
-inline constexpr int kActorKindCount = 4;
+enum class ActorKind : std::uint8_t { kScheduler, kPrefetch, kIo, kBackup, kWorld };
+inline constexpr int kActorKindCount = 5;
 std::string_view actor_name(ActorKind a);
 
 enum class EventKind : std::uint8_t {
@@ -39,10 +39,11 @@ enum class EventKind : std::uint8_t {
   kAbort,              // scheduler: a client abort reached the request
   kWriteBackup,        // scheduler: a write-through backup of a request's new pages, or its failure
   kWriteAcked,         // scheduler: writing_check drained a backup's ack into the host tree
+  kBackupDone,         // backup thread: host pages written to L3
   kSlotViolation,      // host slot written or freed by an actor that does not own it
   kCollectiveEnter,    // world: an actor entered a collective
 };
-inline constexpr int kEventKindCount = 22;
+inline constexpr int kEventKindCount = 23;
 std::string_view event_name(EventKind k);
 // Names of the fields a, b, c for a kind; an empty name means the field is unused.
 const std::array<std::string_view, 3>& event_field_names(EventKind k);

@@ -1,4 +1,4 @@
-// Write-through (HR263 / HM00d write_backup and writing_check, incident S6): after a forward, each
+// Write-through (HR263 / HM00d write_backup, writing_check and the backup thread, incident S6): after a forward, each
 // request's new pages are backed up to host slots allocated on this rank, which can fail on one
 // rank alone when its host pool is fuller. writing_check drains the acks by a MIN-agreed count, and
 // before #27489 skipped that all-reduce when this rank had nothing in flight: a rank-local
@@ -57,7 +57,22 @@ Task<> Rank::writing_check(Runtime& rt) {
     for (std::int32_t k = 0; k < first_new - w.first_page; ++k) kv_pool_.free(rt, w.slots[static_cast<std::size_t>(k)]);
     for (std::int32_t s : fresh) kv_pool_.to_tree(rt, s);
     rt.emit(EventKind::kWriteAcked, w.request, static_cast<std::int64_t>(w.slots.size()), inserted.matched_pages + (first_new - w.first_page), wid);
+    // write_through also backs the pages up to L3, on the backup thread.
+    backup_queue_.push(rt, Backup{next_backup_id_++, w.request, std::vector<PageKey>(req.pages.begin() + w.first_page, req.pages.begin() + static_cast<std::ptrdiff_t>(end))});
     ongoing_write_through_.erase(it);
+  }
+}
+
+// backup_thread_func: backup_queue -> _page_backup (L2 to L3 writes) -> ack_backup_queue, whose
+// count the scheduler's drain MIN-agrees on.
+Task<> Rank::backup_thread(Runtime& rt) {
+  HCSIM_ASSERT(rt.rank() == rank_ && rt.actor() == ActorKind::kBackup);
+  for (;;) {  // bounded by the world, as the scheduler loop
+    Backup b = co_await backup_queue_.pop(rt);
+    const std::int64_t written = co_await rt.storage(StorageOp::kKvSet, b.request, b.pages);
+    rt.emit(EventKind::kBackupDone, b.request, static_cast<std::int64_t>(b.pages.size()), written, b.id);
+    HCSIM_ASSERT(ack_backup_queue_.size() < static_cast<std::size_t>(kv_pool_.capacity()));
+    ack_backup_queue_.push_back(b.id);
   }
 }
 

@@ -25,7 +25,8 @@ std::string ms(TimeNs t) {
 
 InvariantResult matching_collectives(const Verdict& v) {
   InvariantResult r{"matching_collectives", true, {}};
-  const bool unmatched = v.kind == HangKind::kCollectiveMismatch || (v.kind == HangKind::kDeadlock && v.has_collective);
+  // A mismatch, or any stuck run that left a collective half entered (a deadlock, or a lost worker).
+  const bool unmatched = v.kind == HangKind::kCollectiveMismatch || (v.hang() && v.has_collective);
   if (unmatched) {
     add_detail(r, std::string(group_name(v.group)) + " seq " + std::to_string(v.seq) + " never completed: " + v.headline);
   }

@@ -196,7 +196,7 @@ DelayRule read_delay(const Node& n, int tp, const std::map<std::string, RequestI
     n.object({"op", "ranks", "requests", "from_us", "to_us", "fixed_us", "uniform_us", "lognormal", "never", "fail", "raises", "note"});
   }
   DelayRule r;
-  r.op = n.at("op").choice<StorageOp>(storage_op_by_name, "hit_query, kv_get, sidecar_get");
+  r.op = n.at("op").choice<StorageOp>(storage_op_by_name, "hit_query, kv_get, sidecar_get, kv_set");
   if (auto v = n.find("ranks")) r.ranks = rank_list(*v, tp);
   if (auto v = n.find("requests")) {
     for (const Node& name : v->array(1)) {
@@ -258,7 +258,7 @@ Expectation read_expectation(const Node& n, const std::map<std::string, RequestI
   e.variant = n.at("variant").str();
   std::string error;
   auto fixes = parse_variant(e.variant, &error);
-  if (!fixes) n.at("variant").fail(error + " (expected PRESET[+FIX]...; see hcsim run --help)");
+  if (!fixes) n.at("variant").fail(error + " (expected PRESET[+FIX|~FIX]...; see hcsim fixes)");
   e.fixes = *fixes;
   if (auto v = n.find("policy")) e.policy = v->choice<PrefetchPolicy>(policy_by_name, "best_effort, wait_complete, timeout");
   const std::string verdict = n.at("verdict").str();
@@ -285,6 +285,7 @@ Expectation read_expectation(const Node& n, const std::map<std::string, RequestI
         name.expected("an invariant name: matching_collectives, identical_published_prefix, one_terminal_state, "
                       "termination_bound, slot_ownership, slot_conservation");
       }
+      if (std::find(names.begin(), names.end(), name.str()) != names.end()) name.fail("\"" + name.str() + "\" is listed twice");
       names.push_back(name.str());
     }
     std::sort(names.begin(), names.end());

@@ -41,14 +41,14 @@ RunResult simulate(const Scenario& scenario, const RunOptions& options) {
 
   // Ranks outlive the world, whose destructor destroys the actor coroutines that refer to them.
   std::vector<std::unique_ptr<Rank>> ranks;
+  // A request's abort moves with its arrival: the client's timeline shifts as a whole.
   std::vector<Arrival> arrivals;
+  std::vector<Arrival> aborts;
   RandomStream arrival_jitter(result.seed, "perturb/arrival");
   for (const RequestSpec& req : scenario.workload) {
-    arrivals.push_back({req.arrival_ns + arrival_jitter.uniform_ns(p.arrival_lo_ns, p.arrival_hi_ns), req.id});
-  }
-  std::vector<Arrival> aborts;
-  for (const RequestSpec& req : scenario.workload) {
-    if (req.abort_ns >= 0) aborts.push_back({req.abort_ns, req.id});
+    const TimeNs shift_ns = arrival_jitter.uniform_ns(p.arrival_lo_ns, p.arrival_hi_ns);
+    arrivals.push_back({req.arrival_ns + shift_ns, req.id});
+    if (req.abort_ns >= 0) aborts.push_back({req.abort_ns + shift_ns, req.id});
   }
   SimWorld world(scenario.world, storage, std::move(arrivals), scenario.workload.size(), std::move(aborts));
 
@@ -64,6 +64,8 @@ RunResult simulate(const Scenario& scenario, const RunOptions& options) {
       Runtime& io = world.add_actor(r, ActorKind::kIo);
       world.spawn(io, rank.io_thread(io));
     }
+    Runtime& backup = world.add_actor(r, ActorKind::kBackup);
+    world.spawn(backup, rank.backup_thread(backup));
   }
 
   auto leaked_at = [&](TimeNs now) {

@@ -127,6 +127,11 @@ StoragePlan StorageModel::plan(int rank, WorldCall& call, TimeNs now_ns) {
       bytes = leading * cfg_.kv_page_bytes;
       break;
     }
+    case StorageOp::kKvSet: {  // the pages exist for this rank's later queries once the call returns
+      plan.result = static_cast<std::int64_t>(call.keys.size());
+      bytes = plan.result * cfg_.kv_page_bytes;
+      break;
+    }
     case StorageOp::kSidecarGet: {
       HCSIM_ASSERT(call.keys.size() == 1);
       plan.result = has_sidecar(rank, call.keys[0]) ? 1 : 0;
@@ -157,6 +162,15 @@ StoragePlan StorageModel::plan(int rank, WorldCall& call, TimeNs now_ns) {
   }
   for (std::size_t i = 0; i < jitter_.size(); ++i) {
     if (matches(jitter_[i], rank, call, now_ns)) plan.duration_ns += draw(jitter_[i], jitter_streams_[i]);
+  }
+  if (call.storage_op == StorageOp::kKvSet && !plan.never_completes && !plan.raises) {
+    // Visible from when the call is planned: a rank never queries pages it is still writing. A
+    // failed set (result 0) writes nothing.
+    auto& v = kv_[static_cast<std::size_t>(rank)];
+    for (std::size_t i = 0; i < static_cast<std::size_t>(plan.result); ++i) {
+      auto at = std::lower_bound(v.begin(), v.end(), call.keys[i]);
+      if (at == v.end() || *at != call.keys[i]) v.insert(at, call.keys[i]);
+    }
   }
   return plan;
 }

@@ -154,3 +154,22 @@ TEST_CASE("world: a collective one rank never enters while it keeps running is a
   CHECK(v.missing_ranks == std::vector<int>{1});
   CHECK(v.at_ns >= 20'000'000);
 }
+
+TEST_CASE("storage: pages set on one rank are found by that rank's later hit queries only") {
+  StorageModel storage(StorageConfig{}, 2, {}, 1);
+  storage.seal();
+  const std::array<PageKey, 3> keys{11, 12, 13};
+  std::array<std::uint8_t, 3> present{};
+  WorldCall query;
+  query.kind = WorldCall::Kind::kStorage;
+  query.storage_op = StorageOp::kHitQuery;
+  query.keys = keys;
+  query.present = present;
+  CHECK(storage.plan(0, query, 0).result == 0);
+  WorldCall set = query;
+  set.storage_op = StorageOp::kKvSet;
+  set.present = {};
+  CHECK(storage.plan(0, set, 0).result == 3);
+  CHECK(storage.plan(0, query, 1).result == 3);
+  CHECK(storage.plan(1, query, 1).result == 0);
+}

@@ -32,7 +32,7 @@ constexpr std::array<FixInfo, kFixCount> kFixes = {{
     {Fix::kNegativeCache, false, "negative-cache", "sgl-project/sglang#31315",
      "a key whose read failed is reported absent by hit queries for 10 s, so one stale replica costs one timeout"},
     {Fix::kTransferStallTimeout, false, "transfer-stall-timeout", "ai-dynamo/nixl#2047, vllm-project/vllm#46019",
-     "an L3 read still in flight after 10 s fails; its late completion is counted and dropped"},
+     "an L3 read still in flight after 10 s fails; a late completion is dropped"},
     {Fix::kUnconditionalWritingCheck, false, "unconditional-writing-check", "sgl-project/sglang#27489 (issue #26921)",
      "writing_check joins its MIN all-reduce even when this rank has no write in flight"},
     {Fix::kWriteReserveCommit, false, "write-reserve-commit", "sgl-project/sglang#31425 (issue #28429)",

@@ -33,7 +33,7 @@ enum class Fix : std::uint8_t {
   kSidecarReleaseByIo,    // a sidecar slot still being read is freed by the IO thread, not the scheduler
   kIoWorkerPool,          // four IO workers per rank instead of one FIFO thread
   kNegativeCache,         // keys whose read failed count as absent to hit queries for a TTL
-  kTransferStallTimeout,  // an L3 read in flight for 10 s counts as failed; its late completion is dropped
+  kTransferStallTimeout,  // an L3 read in flight for 10 s counts as failed; a late completion is dropped
   kUnconditionalWritingCheck,  // writing_check always joins its MIN all-reduce, even with nothing in flight
   kWriteReserveCommit,    // write-through backups are reserved, MIN-agreed, then committed or aborted everywhere
   kIoExceptionGuard,      // an L3 read that raises fails its operation; the IO thread lives on

@@ -81,10 +81,7 @@ Task<bool> Rank::check_prefetch_progress(Runtime& rt, RequestId rid) {
     if (tp_size() > 1) co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMax, vote);
     const bool decided = vote[0] == 0 || vote[1] == 1;
     rt.emit(EventKind::kTerminateVote, rid, can ? 1 : 0, op.terminated ? 1 : 0, decided ? 1 : 0);
-    if (!decided) {
-      check_termination_bound(rt, op);
-      co_return false;
-    }
+    if (!decided) co_return false;
   }
   // controller.terminate_prefetch: mark, then read.
   op.mark_terminate();
@@ -125,10 +122,7 @@ Task<> Rank::bulk_check_prefetch_progress(Runtime& rt) {
     auto it = ongoing_prefetch_.find(rid);
     if (it == ongoing_prefetch_.end()) continue;
     rt.emit(EventKind::kTerminateVote, rid, can[i] ? 1 : 0, it->second.op->terminated ? 1 : 0, decided ? 1 : 0);
-    if (!decided) {
-      check_termination_bound(rt, *it->second.op);
-      continue;
-    }
+    if (!decided) continue;
     it->second.op->mark_terminate();
     completed[2 * i] = it->second.op->completed_tokens;
     completed[2 * i + 1] = it->second.op->sidecar_hit_pages;
@@ -230,16 +224,6 @@ void Rank::release_ongoing(Runtime& rt, RequestId rid, OpEnd end) {
   prefetch_tokens_occupied_ -= it->second.prefetch_tokens;
   HCSIM_ASSERT(prefetch_tokens_occupied_ >= 0);
   ongoing_prefetch_.erase(it);
-}
-
-void Rank::check_termination_bound(Runtime& rt, PrefetchOperation& op) {
-  if (cfg_.policy != PrefetchPolicy::kTimeout || op.late_reported) return;
-  const auto hit_pages = static_cast<std::int64_t>(op.hash_value.size());
-  const TimeNs bound_ns = prefetch_timeout_ns(cfg_.timeout, hit_pages, cfg_.page_size_tokens) + 2 * pass_ns_max_;
-  const TimeNs elapsed_ns = rt.now_ns() - op.start_time_ns;
-  if (elapsed_ns <= bound_ns) return;
-  op.late_reported = true;
-  rt.emit(EventKind::kTerminationLate, op.request_id, elapsed_ns, bound_ns, op.id);
 }
 
 std::vector<HostSlotPool::Leak> Rank::leaked_slots(TimeNs now_ns) const {

@@ -35,7 +35,6 @@ struct PrefetchOperation {
   bool failed = false;        // a KV read came back short while the operation was live
   bool io_released = false;   // the IO thread is done with it (or it never reached IO: revoked)
   bool ended = false;         // the scheduler gave it its terminal state
-  bool late_reported = false; // the termination bound was reported as missed
   bool io_frees_sidecar = false;  // sidecar-release-by-io: the IO thread frees the slot when done
 
   bool increment(std::int64_t tokens) {

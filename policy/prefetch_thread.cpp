@@ -38,6 +38,7 @@ Task<> Rank::prefetch_thread(Runtime& rt) {
     if (hit_tokens[0] < std::max(cfg_.prefetch_threshold_tokens, cfg_.page_size_tokens)) {
       rt.emit(EventKind::kRevoke, rid, hit_tokens[0], op->id);
       op->io_released = true;  // never reaches the IO thread
+      if (op->io_frees_sidecar) sidecar_pool_.free(rt, op->sidecar_slot);  // left to us by an early end
       if (cfg_.fixes.has(Fix::kRevokeMarksTerminated)) op->mark_terminate();  // #16747
       HCSIM_ASSERT(revoke_queue_.size() < workload_.size());  // one revoke per registered request at most
       revoke_queue_.push_back(rid);

@@ -96,8 +96,6 @@ class Rank {
   void finish_prefetch(Runtime& rt, RequestId rid, std::int64_t min_completed, std::int64_t sidecar_hits);
   // Ends the operation on this rank: its terminal state, the anchor, the rate-limit tokens.
   void release_ongoing(Runtime& rt, RequestId rid, OpEnd end);
-  // A timeout-policy operation past its deadline plus two passes is reported once (an invariant).
-  void check_termination_bound(Runtime& rt, PrefetchOperation& op);
   // append_host_mem_release: the slot goes back at the next drain, if it was ours to release.
   void release_kv_slot_later(Runtime& rt, std::int32_t slot);
 
@@ -119,7 +117,6 @@ class Rank {
   std::int64_t prefetch_capacity_limit_ = 0;
   std::int32_t next_op_id_ = 0;
   std::vector<PrefetchOperationPtr> ops_;           // every operation of this rank, by id
-  TimeNs pass_ns_max_ = 0;                          // the longest scheduler pass so far
 
   Channel<PrefetchOperationPtr> prefetch_queue_;   // scheduler -> prefetch thread
   Channel<PrefetchOperationPtr> prefetch_buffer_;  // prefetch thread -> IO thread

@@ -39,13 +39,11 @@ void Rank::bind(Runtime& rt) {
 Task<> Rank::scheduler_loop(Runtime& rt) {
   HCSIM_ASSERT(rt.rank() == rank_ && rt.actor() == ActorKind::kScheduler);
   for (;;) {  // bounded by the world, which stops resuming actors at its horizon
-    const TimeNs pass_start_ns = rt.now_ns();
     co_await recv_requests(rt);
     // check_hicache_events: writing_check, then the storage control queues.
     if (cfg_.write_through) co_await writing_check(rt);
     co_await drain_storage_control_queues(rt);
     co_await get_new_batch_prefill_and_forward(rt);
-    pass_ns_max_ = std::max(pass_ns_max_, rt.now_ns() - pass_start_ns);
   }
 }
 

@@ -38,7 +38,6 @@ constexpr std::array<KindInfo, kEventKindCount> kKinds = {{
     {"forward", {"batch_tokens", "batch_requests", ""}},
     {"batch_full", {"budget_tokens_left", "batch_requests", ""}},
     {"op_end", {"state", "completed_tokens", "op"}},
-    {"termination_late", {"elapsed_ns", "bound_ns", "op"}},
     {"abort", {"was_waiting", "had_prefetch", ""}},
     {"write_backup", {"pages", "committed", "write"}},
     {"write_acked", {"pages", "matched_pages", "write"}},

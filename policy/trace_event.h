@@ -35,7 +35,6 @@ enum class EventKind : std::uint8_t {
   kForward,            // scheduler: batch forward entered
   kBatchFull,          // scheduler: the admission walk stopped here, budget left
   kOpEnd,              // scheduler: the operation's terminal state on this rank
-  kTerminationLate,    // scheduler: a timeout-policy operation outlived its bound
   kAbort,              // scheduler: a client abort reached the request
   kWriteBackup,        // scheduler: a write-through backup of a request's new pages, or its failure
   kWriteAcked,         // scheduler: writing_check drained a backup's ack into the host tree
@@ -43,7 +42,7 @@ enum class EventKind : std::uint8_t {
   kSlotViolation,      // host slot written or freed by an actor that does not own it
   kCollectiveEnter,    // world: an actor entered a collective
 };
-inline constexpr int kEventKindCount = 23;
+inline constexpr int kEventKindCount = 22;
 std::string_view event_name(EventKind k);
 // Names of the fields a, b, c for a kind; an empty name means the field is unused.
 const std::array<std::string_view, 3>& event_field_names(EventKind k);

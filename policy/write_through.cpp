@@ -14,19 +14,21 @@ namespace hcsim {
 Task<> Rank::write_backup(Runtime& rt, RequestId rid) {
   const RequestSpec& req = workload_[static_cast<std::size_t>(rid)];
   const std::int32_t first_page = tree_.kv_match_pages(req.pages);
-  const auto pages = static_cast<std::int32_t>(req.pages.size()) - first_page;
-  if (pages <= 0) co_return;  // already on host: nothing to back up, on every rank alike
-  const std::int32_t wid = next_write_id_++;
+  const auto pages = static_cast<std::int32_t>(req.pages.size()) - first_page;  // rank-local: host trees may differ
   std::vector<std::int32_t> slots;
-  bool reserved = kv_pool_.alloc(rt.now_ns(), pages, kWriteOwnerBase + wid, slots);
+  const std::int32_t wid = next_write_id_;
+  bool reserved = pages > 0 && kv_pool_.alloc(rt.now_ns(), pages, kWriteOwnerBase + wid, slots);
   if (cfg_.fixes.has(Fix::kWriteReserveCommit) && tp_size() > 1) {
-    std::array<std::int64_t, 1> all_reserved{reserved ? 1 : 0};
+    // Every rank votes, also one with nothing to back up (it does not object).
+    std::array<std::int64_t, 1> all_reserved{reserved || pages <= 0 ? 1 : 0};
     co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMin, all_reserved);
     if (reserved && all_reserved[0] == 0) {  // another rank could not: abort here too
       for (std::int32_t s : slots) kv_pool_.free(rt, s);
       reserved = false;
     }
   }
+  if (pages <= 0) co_return;  // already on host: nothing to back up
+  ++next_write_id_;
   rt.emit(EventKind::kWriteBackup, rid, pages, reserved ? 1 : 0, wid);
   if (!reserved) co_return;
   HCSIM_ASSERT(ongoing_write_through_.size() < static_cast<std::size_t>(kv_pool_.capacity()));

@@ -5,6 +5,7 @@
 #include <tuple>
 
 #include "policy/assert.h"
+#include "policy/termination.h"
 
 namespace hcsim {
 
@@ -85,12 +86,29 @@ InvariantResult one_terminal_state(const EventLog& log, bool complete) {
   return r;
 }
 
-InvariantResult termination_bound(const EventLog& log) {
+// From the events: an operation starts at its registration, its deadline follows from the agreed
+// hit, and it ends at its terminal event, or is still open when the run ends.
+InvariantResult termination_bound(const InvariantInputs& in) {
   InvariantResult r{"termination_bound", true, {}};
-  for (const TraceEvent& e : log.events()) {
-    if (e.kind != EventKind::kTerminationLate) continue;
-    add_detail(r, "rank " + std::to_string(e.rank) + " request " + std::to_string(e.request) + ": not terminated " + ms(e.a) +
-                      " after its start, bound " + ms(e.b));
+  if (in.policy->policy != PrefetchPolicy::kTimeout) return r;
+  struct Op {
+    RequestId request = kNoRequest;
+    TimeNs start_ns = 0;
+    std::int64_t hit_pages = 0;
+    TimeNs end_ns = -1;
+  };
+  std::map<std::pair<int, std::int64_t>, Op> ops;  // (rank, op id)
+  for (const TraceEvent& e : in.log->events()) {
+    if (e.kind == EventKind::kRegister) ops[{e.rank, e.b}] = Op{e.request, e.time_ns, 0, -1};
+    if (e.kind == EventKind::kHitQuery) ops[{e.rank, e.c}].hit_pages = e.b / in.policy->page_size_tokens;
+    if (e.kind == EventKind::kOpEnd) ops[{e.rank, e.c}].end_ns = e.time_ns;
+  }
+  for (const auto& [key, op] : ops) {
+    const TimeNs bound_ns = prefetch_timeout_ns(in.policy->timeout, op.hit_pages, in.policy->page_size_tokens) + 2 * in.pass_slack_ns;
+    const TimeNs lived_ns = (op.end_ns >= 0 ? op.end_ns : in.end_ns) - op.start_ns;
+    if (lived_ns <= bound_ns) continue;
+    add_detail(r, "rank " + std::to_string(key.first) + " request " + std::to_string(op.request) + ": " +
+                      (op.end_ns >= 0 ? "terminated " : "still open ") + ms(lived_ns) + " after its start, bound " + ms(bound_ns));
   }
   return r;
 }
@@ -127,13 +145,13 @@ InvariantResult slot_conservation(const InvariantInputs& in) {
 }  // namespace
 
 std::vector<InvariantResult> check_invariants(const InvariantInputs& in) {
-  HCSIM_ASSERT(in.verdict && in.log && in.ranks > 0 && static_cast<int>(in.leaked.size()) == in.ranks);
+  HCSIM_ASSERT(in.verdict && in.log && in.policy && in.ranks > 0 && static_cast<int>(in.leaked.size()) == in.ranks);
   const bool complete = !in.verdict->hang();
   std::vector<InvariantResult> out;
   out.push_back(matching_collectives(*in.verdict));
   out.push_back(identical_published_prefix(*in.log, in.ranks, complete));
   out.push_back(one_terminal_state(*in.log, complete));
-  out.push_back(termination_bound(*in.log));
+  out.push_back(termination_bound(in));
   out.push_back(slot_ownership(*in.log));
   // Conservation is a property of quiescence: only a complete run has reached it.
   out.push_back(complete ? slot_conservation(in) : InvariantResult{"slot_conservation", true, {}});

@@ -4,7 +4,8 @@
 //   matching_collectives         every group's members entered the same collectives
 //   identical_published_prefix   every rank committed the same prefix and sidecar state per request
 //   one_terminal_state           every operation ended exactly once (and, in a complete run, ended)
-//   termination_bound            no timeout-policy operation outlived its deadline plus two passes
+//   termination_bound            no timeout-policy operation outlived its deadline (from its agreed
+//                                hit) plus two scheduler passes, judged from the events
 //   slot_ownership               no write into, or free of, a slot the actor did not own
 //   slot_conservation            at quiescence, every host slot is free, in the tree, or owned by
 //                                live work (leaks listed with their owner and age)
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "policy/host_slot_pool.h"
+#include "policy/policy_config.h"
 #include "sim/diagnosis.h"
 #include "sim/event_log.h"
 
@@ -34,6 +36,8 @@ struct LeakSample {
 struct InvariantInputs {
   const Verdict* verdict = nullptr;
   const EventLog* log = nullptr;
+  const PolicyConfig* policy = nullptr;  // the termination bound of the timeout policy
+  TimeNs pass_slack_ns = 0;              // what one scheduler pass may take, at most
   int ranks = 0;
   TimeNs end_ns = 0;
   std::vector<std::vector<HostSlotPool::Leak>> leaked;  // by rank, at the end

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "policy/assert.h"
+#include "policy/prefetch_operation.h"
 #include "sim/random.h"
 
 namespace hcsim {
@@ -295,12 +296,19 @@ Expectation read_expectation(const Node& n, const std::map<std::string, RequestI
     for (auto& [name, o] : v->members()) {
       auto id = ids.find(name);
       if (id == ids.end()) o.fail("no request named \"" + name + "\" in /requests");
-      o.object({"storage_hit_tokens", "scheduled_within_ms", "scheduled_after_ms"});
+      o.object({"storage_hit_tokens", "scheduled_within_ms", "scheduled_after_ms", "ended"});
       Expectation::Outcome out;
       out.request = id->second;
       if (auto x = o.find("storage_hit_tokens")) out.storage_hit_tokens = x->integer(0, std::int64_t{1} << 40);
       if (auto x = o.find("scheduled_within_ms")) out.scheduled_within_ns = x->duration(1'000'000, 0.0, kMaxMs);
       if (auto x = o.find("scheduled_after_ms")) out.scheduled_after_ns = x->duration(1'000'000, 0.0, kMaxMs);
+      if (auto x = o.find("ended")) {
+        const std::string e = x->str();
+        bool known = e == "not_registered";
+        for (auto end : {OpEnd::kCompleted, OpEnd::kTerminated, OpEnd::kRevoked, OpEnd::kAborted, OpEnd::kFailed}) known = known || op_end_name(end) == e;
+        if (!known) x->expected("one of completed, terminated, revoked, aborted, failed, not_registered");
+        out.ended = e;
+      }
       e.outcomes.push_back(out);
     }
   }

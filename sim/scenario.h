@@ -46,6 +46,7 @@ struct Expectation {
     std::optional<std::int64_t> storage_hit_tokens;    // tokens loaded from L3, exactly
     std::optional<TimeNs> scheduled_within_ns;         // from arrival to schedule, at most
     std::optional<TimeNs> scheduled_after_ns;          // from arrival to schedule, at least
+    std::optional<std::string> ended;                  // its prefetch's terminal state, or "not_registered"
   };
   std::vector<Outcome> outcomes;
 };

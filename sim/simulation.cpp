@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "policy/assert.h"
+#include "policy/prefetch_operation.h"
 #include "policy/rank.h"
 #include "sim/random.h"
 #include "sim/wait_for_graph.h"
@@ -97,6 +98,11 @@ RunResult simulate(const Scenario& scenario, const RunOptions& options) {
   InvariantInputs inputs;
   inputs.verdict = &result.verdict;
   inputs.log = &result.log;
+  inputs.policy = &result.policy;
+  // A pass: its own pause, its collectives, and the largest forward the budget allows.
+  const CollectiveCost& cost = scenario.world.collective;
+  inputs.pass_slack_ns = result.policy.scheduler_pass_ns + 16 * cost.latency_ns + cost.forward_base_ns +
+                         cost.forward_ns_per_token * result.policy.max_prefill_tokens;
   inputs.ranks = tp;
   inputs.end_ns = result.end_ns;
   for (const auto& rank : ranks) inputs.leaked.push_back(rank->leaked_slots(result.end_ns));
@@ -124,31 +130,40 @@ ExpectationCheck check_expectation(const Scenario& scenario, const Expectation& 
   }
   for (const Expectation::Outcome& o : expectation.outcomes) {
     const std::string& name = scenario.workload[static_cast<std::size_t>(o.request)].name;
+    const bool timing = o.storage_hit_tokens || o.scheduled_within_ns || o.scheduled_after_ns;
     for (int rank = 0; rank < scenario.world.ranks; ++rank) {
       const TraceEvent* arrive = nullptr;
       const TraceEvent* schedule = nullptr;
+      const TraceEvent* end = nullptr;
+      bool registered = false;
       for (const TraceEvent& e : c.result.log.events()) {
         if (e.request != o.request || e.rank != rank) continue;
         if (e.kind == EventKind::kArrive && !arrive) arrive = &e;
         if (e.kind == EventKind::kSchedule && !schedule) schedule = &e;
+        if (e.kind == EventKind::kRegister) registered = true;
+        if (e.kind == EventKind::kOpEnd) end = &e;
       }
       const bool scheduled = arrive && schedule;
       const TimeNs wait_ns = scheduled ? schedule->time_ns - arrive->time_ns : 0;
-      bool ok = scheduled;
+      const std::string ended = !registered ? "not_registered" : end ? std::string(op_end_name(static_cast<OpEnd>(end->a))) : "open";
+      bool ok = !timing || scheduled;
       if (scheduled && o.storage_hit_tokens) ok = ok && schedule->b == *o.storage_hit_tokens;
       if (scheduled && o.scheduled_within_ns) ok = ok && wait_ns <= *o.scheduled_within_ns;
       if (scheduled && o.scheduled_after_ns) ok = ok && wait_ns >= *o.scheduled_after_ns;
+      if (o.ended) ok = ok && ended == *o.ended;
       if (!ok) {
         c.met = false;
         c.expected += "; " + name + " on rank " + std::to_string(rank) + " " +
                       (scheduled ? "loaded " + std::to_string(schedule->b) + " tokens after " + std::to_string(wait_ns / 1'000'000) + " ms"
-                                 : std::string("was not scheduled"));
+                                 : std::string("was not scheduled")) +
+                      ", prefetch " + ended;
       }
     }
     std::string want;
     if (o.storage_hit_tokens) want += " L3 " + std::to_string(*o.storage_hit_tokens) + " tokens";
     if (o.scheduled_within_ns) want += " within " + std::to_string(*o.scheduled_within_ns / 1'000'000) + " ms";
     if (o.scheduled_after_ns) want += " after " + std::to_string(*o.scheduled_after_ns / 1'000'000) + " ms";
+    if (o.ended) want += " prefetch " + *o.ended;
     c.expected += "; " + name + ":" + want;
   }
   return c;

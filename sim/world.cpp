@@ -240,17 +240,19 @@ Verdict SimWorld::run() {
     const TimeNs now = kernel_.now_ns();
     if (matcher_.mismatch()) {
       // Ranks slightly behind still reach the mismatched sequence (or block before it); let them.
-      kernel_.run(matcher_.mismatch()->at_ns + cfg_.bounds.settle_ns, budget);
+      kernel_.run(matcher_.mismatch()->at_ns + cfg_.bounds.settle_ns, cfg_.events_max - std::min(cfg_.events_max, kernel_.events_processed()));
       return finish(mismatch_verdict(matcher_, cfg_.ranks));
     }
     if (finishes_ == request_count_ * static_cast<std::size_t>(cfg_.ranks) && next_arrival_ == arrivals_.size()) {
       // Quiescence: no new work; let in-flight transfers land and releases drain, then stop.
-      const TimeNs quiet_ns = std::min(std::max(now, last_due_transfer_ns()) + cfg_.bounds.quiesce_ns, cfg_.bounds.horizon_ns);
-      while (kernel_.now_ns() < quiet_ns && !matcher_.mismatch()) {
-        if (kernel_.run(quiet_ns, budget) != Kernel::RunEnd::kStopped) break;
+      // A transfer started meanwhile pushes the end out, within the horizon and the event budget.
+      for (TimeNs quiet_ns = now; !matcher_.mismatch();) {
+        quiet_ns = std::min(std::max(quiet_ns, last_due_transfer_ns() + cfg_.bounds.quiesce_ns), cfg_.bounds.horizon_ns);
+        if (kernel_.now_ns() >= quiet_ns || kernel_.events_processed() >= cfg_.events_max) break;
+        kernel_.run(quiet_ns, cfg_.events_max - kernel_.events_processed());
       }
       if (matcher_.mismatch()) {
-        kernel_.run(matcher_.mismatch()->at_ns + cfg_.bounds.settle_ns, budget);
+        kernel_.run(matcher_.mismatch()->at_ns + cfg_.bounds.settle_ns, cfg_.events_max - std::min(cfg_.events_max, kernel_.events_processed()));
         return finish(mismatch_verdict(matcher_, cfg_.ranks));
       }
       Verdict v;

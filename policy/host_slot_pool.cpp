@@ -22,6 +22,15 @@ HostSlotPool::HostSlotPool(SlotPoolKind kind, std::int32_t capacity) : kind_(kin
   for (std::int32_t s = capacity - 1; s >= 0; --s) free_stack_.push_back(s);
 }
 
+void HostSlotPool::occupy_resident(std::int32_t count) {
+  HCSIM_ASSERT(count >= 0 && count <= available());
+  for (std::int32_t i = 0; i < count; ++i) {
+    const std::int32_t s = free_stack_.back();
+    free_stack_.pop_back();
+    slots_[s] = {SlotOwner::kTree, -1, 0};
+  }
+}
+
 SlotOwner HostSlotPool::owner(std::int32_t slot) const {
   HCSIM_ASSERT(slot >= 0 && slot < capacity());
   return slots_[slot].owner;

@@ -32,6 +32,9 @@ class HostSlotPool {
   std::int64_t violations() const { return violations_; }
   SlotOwner owner(std::int32_t slot) const;
 
+  // Takes `count` slots for data resident in the host tree before the run (occupancy skew).
+  void occupy_resident(std::int32_t count);
+
   // All or nothing: appends `count` slots owned by operation `op_id` to `out`, or returns false.
   bool alloc(TimeNs now_ns, std::int32_t count, std::int32_t op_id, std::vector<std::int32_t>& out);
 

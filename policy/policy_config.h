@@ -36,6 +36,7 @@ struct TimeoutConfig {
 struct RankResources {
   std::int64_t device_free_tokens = 1 << 20;  // the admission budget's memory bound on this rank
   std::int32_t host_kv_pages = 4096;          // host KV pool, in pages
+  std::int32_t host_kv_occupied_pages = 0;    // of which held from the start by resident host data
   std::int32_t host_sidecar_slots = 64;       // host Mamba state slots
 };
 

@@ -26,6 +26,7 @@ Rank::Rank(const PolicyConfig& cfg, const std::vector<RequestSpec>& workload, in
       prefetch_buffer_(kWaitingQueueMax),
       backup_queue_(kWaitingQueueMax) {
   HCSIM_ASSERT(cfg.page_size_tokens > 0 && cfg.storage_batch_pages > 0);
+  kv_pool_.occupy_resident(resources_.host_kv_occupied_pages);
   // CC350: int(0.8 * (host.size - device.size)); the device pool is not modelled, so of host.size.
   prefetch_capacity_limit_ = static_cast<std::int64_t>(resources_.host_kv_pages) * cfg.page_size_tokens * 8 / 10;
 }

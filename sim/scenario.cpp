@@ -158,10 +158,14 @@ std::vector<int> rank_list(const Node& n, int tp) {
 }
 
 void read_resources(const Node& n, RankResources& r) {
-  n.object({"device_free_tokens", "host_kv_pages", "host_sidecar_slots"});
+  n.object({"device_free_tokens", "host_kv_pages", "host_kv_occupied_pages", "host_sidecar_slots"});
   if (auto v = n.find("device_free_tokens")) r.device_free_tokens = v->integer(0, std::int64_t{1} << 40);
   if (auto v = n.find("host_kv_pages")) r.host_kv_pages = static_cast<std::int32_t>(v->integer(1, 1 << 24));
   if (auto v = n.find("host_sidecar_slots")) r.host_sidecar_slots = static_cast<std::int32_t>(v->integer(1, 1 << 20));
+  if (auto v = n.find("host_kv_occupied_pages")) {
+    r.host_kv_occupied_pages = static_cast<std::int32_t>(v->integer(0, 1 << 24));
+    if (r.host_kv_occupied_pages > r.host_kv_pages) v->fail("expected at most host_kv_pages (" + std::to_string(r.host_kv_pages) + ")");
+  }
 }
 
 void read_policy(const Node& n, PolicyConfig& p) {

@@ -174,7 +174,7 @@ Verdict SimWorld::finish(Verdict v) {
 }
 
 TimeNs SimWorld::last_due_transfer_ns() const {
-  TimeNs last = kernel_.now_ns();
+  TimeNs last = 0;
   for (std::size_t i = 0; i < actors_.size(); ++i) {
     const ActorRuntime& a = *actors_[i];
     if (!tasks_[i].done() && a.wait == WaitKind::kStorage && !a.plan.never_completes) {
@@ -246,10 +246,12 @@ Verdict SimWorld::run() {
     if (finishes_ == request_count_ * static_cast<std::size_t>(cfg_.ranks) && next_arrival_ == arrivals_.size()) {
       // Quiescence: no new work; let in-flight transfers land and releases drain, then stop.
       // A transfer started meanwhile pushes the end out, within the horizon and the event budget.
+      // Each round either reaches quiet_ns, or is stopped by an actor, or ends the loop.
       for (TimeNs quiet_ns = now; !matcher_.mismatch();) {
-        quiet_ns = std::min(std::max(quiet_ns, last_due_transfer_ns() + cfg_.bounds.quiesce_ns), cfg_.bounds.horizon_ns);
+        quiet_ns = std::min(std::max(now, last_due_transfer_ns()) + cfg_.bounds.quiesce_ns, cfg_.bounds.horizon_ns);
         if (kernel_.now_ns() >= quiet_ns || kernel_.events_processed() >= cfg_.events_max) break;
-        kernel_.run(quiet_ns, cfg_.events_max - kernel_.events_processed());
+        const auto round = kernel_.run(quiet_ns, cfg_.events_max - kernel_.events_processed());
+        if (round == Kernel::RunEnd::kQueueEmpty || round == Kernel::RunEnd::kEventLimit) break;
       }
       if (matcher_.mismatch()) {
         kernel_.run(matcher_.mismatch()->at_ns + cfg_.bounds.settle_ns, cfg_.events_max - std::min(cfg_.events_max, kernel_.events_processed()));

@@ -71,7 +71,7 @@ class SimWorld {
   };
 
   Verdict finish(Verdict v);
-  // The latest time a storage call now in flight will complete (calls that never do excluded).
+  // The latest time a storage call now in flight will complete (calls that never do excluded), or 0.
   TimeNs last_due_transfer_ns() const;
 
   WorldConfig cfg_;

@@ -44,6 +44,7 @@ constexpr std::array<KindInfo, kEventKindCount> kKinds = {{
     {"backup_done", {"pages", "pages_written", "backup"}},
     {"slot_violation", {"slot", "pool", "owner"}},
     {"collective_enter", {"group", "sequence", "payload_size"}},
+    {"storage_call", {"op", "duration_ns", "result"}},
 }};
 }  // namespace
 

@@ -41,8 +41,12 @@ enum class EventKind : std::uint8_t {
   kBackupDone,         // backup thread: host pages written to L3
   kSlotViolation,      // host slot written or freed by an actor that does not own it
   kCollectiveEnter,    // world: an actor entered a collective
+  kStorageCall,        // world: an L3 call started, with how long it takes and what it returns
 };
-inline constexpr int kEventKindCount = 22;
+inline constexpr int kEventKindCount = 23;
+// kStorageCall's duration field for a call that never returns, and for one that raises.
+inline constexpr std::int64_t kStorageNever = -1;
+inline constexpr std::int64_t kStorageRaises = -2;
 std::string_view event_name(EventKind k);
 // Names of the fields a, b, c for a kind; an empty name means the field is unused.
 const std::array<std::string_view, 3>& event_field_names(EventKind k);

@@ -51,6 +51,13 @@ RunResult simulate(const Scenario& scenario, const RunOptions& options) {
     arrivals.push_back({req.arrival_ns + shift_ns, req.id});
     if (req.abort_ns >= 0) aborts.push_back({req.abort_ns + shift_ns, req.id});
   }
+  if (options.replay) {
+    arrivals = options.replay->arrivals;
+    aborts = options.replay->aborts;
+    storage.replay_from(&options.replay->storage);
+  }
+  result.arrivals = arrivals;
+  result.aborts = aborts;
   SimWorld world(scenario.world, storage, std::move(arrivals), scenario.workload.size(), std::move(aborts));
 
   for (int r = 0; r < tp; ++r) {
@@ -95,6 +102,8 @@ RunResult simulate(const Scenario& scenario, const RunOptions& options) {
     result.ranks.push_back(s);
   }
   result.log = world.take_log();
+  result.replayed_calls = storage.replayed_calls();
+  result.modelled_calls = storage.modelled_calls();
   InvariantInputs inputs;
   inputs.verdict = &result.verdict;
   inputs.log = &result.log;

@@ -15,6 +15,7 @@
 #include "sim/diagnosis.h"
 #include "sim/event_log.h"
 #include "sim/invariants.h"
+#include "sim/recording.h"
 #include "sim/scenario.h"
 
 namespace hcsim {
@@ -23,6 +24,7 @@ struct RunOptions {
   FixSet fixes;
   std::optional<PrefetchPolicy> policy;  // unset: the scenario's
   std::optional<std::uint64_t> seed;     // unset: the scenario's
+  const Recording* replay = nullptr;     // drive arrivals, aborts and L3 timings from a trace
 };
 
 struct RankSummary {
@@ -45,6 +47,10 @@ struct RunResult {
   std::string wait_for_dot;  // Graphviz of who waits on whom at the end
   std::vector<InvariantResult> invariants;
   std::vector<LeakSample> leaks_over_time;  // leaked host slots, sampled whenever the count changed
+  std::vector<Arrival> arrivals;            // as this run had them (perturbed or replayed)
+  std::vector<Arrival> aborts;
+  std::int64_t replayed_calls = 0;          // L3 calls served from a recording
+  std::int64_t modelled_calls = 0;          // L3 calls a recording did not have
 };
 
 RunResult simulate(const Scenario& scenario, const RunOptions& options);

@@ -163,6 +163,24 @@ StoragePlan StorageModel::plan(int rank, WorldCall& call, TimeNs now_ns) {
   for (std::size_t i = 0; i < jitter_.size(); ++i) {
     if (matches(jitter_[i], rank, call, now_ns)) plan.duration_ns += draw(jitter_[i], jitter_streams_[i]);
   }
+  if (recorded_) {
+    const int op = static_cast<int>(call.storage_op);
+    const int ordinal = call_ordinals_[{rank, op, call.request}]++;
+    auto it = recorded_->find({rank, op, call.request, ordinal});
+    if (it != recorded_->end()) {
+      ++replayed_calls_;
+      const StorageResponse& r = it->second;
+      plan.never_completes = r.duration_ns == kStorageNever;
+      plan.raises = r.duration_ns == kStorageRaises;
+      plan.duration_ns = r.duration_ns >= 0 ? r.duration_ns : cfg_.call_latency_ns;
+      if (r.result != plan.result && call.storage_op == StorageOp::kHitQuery) {
+        for (std::size_t i = static_cast<std::size_t>(std::max<std::int64_t>(r.result, 0)); i < call.present.size(); ++i) call.present[i] = 0;
+      }
+      plan.result = r.result;
+    } else {
+      ++modelled_calls_;
+    }
+  }
   if (call.storage_op == StorageOp::kKvSet && !plan.never_completes && !plan.raises) {
     // Visible from when the call is planned: a rank never queries pages it is still writing. A
     // failed set (result 0) writes nothing.

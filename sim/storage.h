@@ -8,12 +8,15 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
+#include <tuple>
 #include <string>
 #include <vector>
 
 #include "policy/runtime.h"
 #include "sim/random.h"
+#include "sim/recording.h"
 
 namespace hcsim {
 
@@ -63,6 +66,11 @@ class StorageModel {
   // Plans `call` (a kStorage WorldCall) started by `rank` at `now_ns`; fills `call.present`.
   StoragePlan plan(int rank, WorldCall& call, TimeNs now_ns);
 
+  // Serve the recorded duration and result of every call the recording has (see recording.h).
+  void replay_from(const std::map<StorageCallKey, StorageResponse>* recorded) { recorded_ = recorded; }
+  std::int64_t replayed_calls() const { return replayed_calls_; }
+  std::int64_t modelled_calls() const { return modelled_calls_; }
+
   const std::vector<DelayRule>& rules() const { return rules_; }
   const StorageConfig& config() const { return cfg_; }
 
@@ -78,6 +86,10 @@ class StorageModel {
   std::vector<RandomStream> rule_streams_;     // one stream per rule: "delay/<index>"
   std::vector<DelayRule> jitter_;
   std::vector<RandomStream> jitter_streams_;   // "jitter/<index>"
+  const std::map<StorageCallKey, StorageResponse>* recorded_ = nullptr;
+  std::map<std::tuple<int, int, RequestId>, int> call_ordinals_;
+  std::int64_t replayed_calls_ = 0;
+  std::int64_t modelled_calls_ = 0;
   bool sealed_ = false;
 };
 

@@ -94,6 +94,8 @@ class SimWorld::ActorRuntime final : public Runtime {
         }
         c.result = plan.result;
         c.raised = plan.raises;
+        emit(EventKind::kStorageCall, c.request, static_cast<std::int64_t>(c.storage_op),
+             plan.raises ? kStorageRaises : plan.never_completes ? kStorageNever : plan.duration_ns, plan.result);
         if (!plan.never_completes) k.schedule_at(k.now_ns() + plan.duration_ns, h);
         break;
     }

@@ -21,6 +21,7 @@
 #include "sim/event_log.h"
 #include "sim/hang_detector.h"
 #include "sim/kernel.h"
+#include "sim/recording.h"
 #include "sim/storage.h"
 
 namespace hcsim {
@@ -31,11 +32,6 @@ struct WorldConfig {
   DetectorBounds bounds;
   std::uint64_t events_max = 200'000'000;
   std::size_t log_kept_max = std::size_t{1} << 20;
-};
-
-struct Arrival {
-  TimeNs time_ns = 0;
-  RequestId request = kNoRequest;
 };
 
 class SimWorld {

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -17,6 +18,7 @@
 #include "sim/scenario.h"
 #include "sim/seed_sweep.h"
 #include "sim/simulation.h"
+#include "sim/trace_file.h"
 #include "tools/bench.h"
 #include "tools/report.h"
 
@@ -49,6 +51,7 @@ commands:
   run --all         run every expectation of every scenario in the library, as a table
   list              the scenario library: descriptions, upstream references, expected verdicts
   verify SCENARIO.. run every expectation the given scenarios declare; fail if any differs
+  replay TRACE      re-run a recorded trace (hcsim run --record) and say where it departs
   bench             kernel events per second and seed-scenario runs per second
   fixes             list the named upstream fixes and presets
 
@@ -230,6 +233,130 @@ int run_seeds(const Scenario& s, const RunOptions& opt, const std::string& varia
   return kExitOk;
 }
 
+// hcsim run --record: the run as a trace, with its scenario verbatim so a replay needs nothing else.
+void record_trace(const std::string& out_path, const std::string& scenario_path, const Scenario& s, const RunResult& r,
+                  const std::string& variant) {
+  std::ifstream in(scenario_path, std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  TraceHeader h;
+  h.scenario_json = text;
+  h.scenario_name = s.name;
+  h.variant = variant;
+  h.policy = std::string(policy_name(r.policy.policy));
+  h.seed = r.seed;
+  h.build = "hcsim 0.1.0";
+  h.world = "sim";
+  h.verdict = std::string(hang_kind_name(r.verdict.kind));
+  h.verdict_at_ns = r.verdict.at_ns;
+  h.log_hash = r.log.digest();
+  h.arrivals = r.arrivals;
+  h.aborts = r.aborts;
+  std::ofstream out(out_path, std::ios::binary);
+  write_trace(out, h, r.log);
+  if (!out.flush()) throw BadInput("--record: cannot write " + out_path);
+  if (r.log.truncated()) {
+    std::cerr << "hcsim: recorded the first " << r.log.events().size() << " of " << r.log.count() << " events\n";
+  }
+}
+
+int cmd_replay(const std::vector<std::string>& args) {
+  std::string path, preset, policy;
+  std::vector<std::string> fixes, without;
+  po::options_description d("replay options");
+  d.add_options()("help,h", "show this help")("trace", po::value(&path), "trace file (JSON Lines)")
+      ("preset", po::value(&preset), "replay under this preset instead of the recorded variant")
+      ("fix", po::value(&fixes)->composing(), "add a named fix (repeatable): would it have avoided the failure?")
+      ("without", po::value(&without)->composing(), "remove a fix (repeatable)")
+      ("policy", po::value(&policy), "replay under this policy instead of the recorded one");
+  po::positional_options_description pos;
+  pos.add("trace", 1);
+  po::variables_map vm;
+  if (!parse(args, d, &pos, vm,
+             "usage: hcsim replay TRACE [--preset P] [--fix F]... [--without F]... [--policy P]\n\n"
+             "Re-runs the model driven by the trace's recorded arrivals, aborts and L3 call timings and results\n"
+             "instead of its seed. Prints the report, whether the verdict and event-log hash match the\n"
+             "recording, and the first event where the replay departs from it. With --fix and friends: would\n"
+             "that upstream code have avoided the recorded failure? A trace cut off mid-line replays up to its\n"
+             "end, which is reported with what was in flight there.\n\n"
+             "examples:\n"
+             "  hcsim run scenarios/himamba-sidecar-lag-tp4.json --record /tmp/qwen35.jsonl\n"
+             "  hcsim replay /tmp/qwen35.jsonl --fix pool-transfer-guard\n")) {
+    return kExitOk;
+  }
+  if (path.empty()) throw BadInput("replay: missing TRACE (see 'hcsim replay --help')");
+  const TraceRead trace = read_trace(path);
+  const Scenario s = parse_scenario(trace.header.scenario_json, path + " (its scenario)");
+  VariantArgs va;
+  std::string recorded_variant = trace.header.variant;
+  const auto first_op = recorded_variant.find_first_of("+~");
+  va.preset = preset.empty() ? recorded_variant.substr(0, first_op) : preset;
+  std::string extra = preset.empty() && first_op != std::string::npos ? recorded_variant.substr(first_op) : "";
+  for (std::size_t at = 0; at < extra.size();) {  // the recorded additions and removals, then ours
+    const auto next = extra.find_first_of("+~", at + 1);
+    (extra[at] == '+' ? va.fixes : va.without).push_back(extra.substr(at + 1, next == std::string::npos ? next : next - at - 1));
+    at = next == std::string::npos ? extra.size() : next;
+  }
+  va.fixes.insert(va.fixes.end(), fixes.begin(), fixes.end());
+  va.without.insert(va.without.end(), without.begin(), without.end());
+  va.policy = policy.empty() ? trace.header.policy : policy;
+  va.seed = trace.header.seed;
+  RunOptions opt = run_options(va);
+  const Recording recording = recording_of(trace);
+  opt.replay = &recording;
+  const auto t0 = std::chrono::steady_clock::now();
+  const RunResult r = simulate(s, opt);
+  print_report(std::cout, s, r, RunLabel{variant_name(va), wall_ms_since(t0)});
+
+  const auto& recorded = trace.events;
+  const auto& replayed = r.log.events();
+  const std::size_t same = first_departure(recorded, replayed);
+  std::printf("replay     recorded %s under %s: %s at %s; %zu event(s) in the file%s\n", trace.header.scenario_name.c_str(),
+              trace.header.variant.c_str(), trace.header.verdict.c_str(), format_ms(trace.header.verdict_at_ns).c_str(), recorded.size(),
+              trace.cut_mid_line ? ", then a line cut off" : "");
+  std::printf("           L3 calls: %lld from the recording, %lld modelled\n", static_cast<long long>(r.replayed_calls),
+              static_cast<long long>(r.modelled_calls));
+  if (same == recorded.size() && !trace.cut_mid_line && r.log.count() == trace.header.events) {
+    std::printf("           the replay follows the recording event for event\n");
+  } else if (same == recorded.size()) {
+    std::printf("           the replay follows the recording through its last event (line %zu)\n", trace.lines);
+  } else {
+    auto show = [](const TraceEvent& e) {
+      return format_ms(e.time_ns) + " rank " + std::to_string(e.rank) + " " + std::string(actor_name(e.actor)) + " " +
+             std::string(event_name(e.kind)) + " request " + std::to_string(e.request) + " [" + std::to_string(e.a) + ", " +
+             std::to_string(e.b) + ", " + std::to_string(e.c) + "]";
+    };
+    std::printf("           the replay departs at line %zu: recorded %s\n", same + 2, show(recorded[same]).c_str());
+    std::printf("           %*s replayed %s\n", static_cast<int>(std::to_string(same + 2).size()) + 25, "",
+                same < replayed.size() ? show(replayed[same]).c_str() : "(nothing)");
+  }
+  if (trace.cut_mid_line || trace.events_capped) {
+    const TimeNs end_ns = recorded.empty() ? 0 : recorded.back().time_ns;
+    std::printf("           the recording ends at line %zu, t=%s%s; in flight then:\n", trace.lines, format_ms(end_ns).c_str(),
+                trace.cut_mid_line ? " (the next line is cut off)" : " (the reader's event limit)");
+    int in_flight = 0;
+    for (const TraceEvent& e : recorded) {
+      if (e.kind != EventKind::kStorageCall) continue;
+      if (e.b >= 0 && e.time_ns + e.b <= end_ns) continue;
+      ++in_flight;
+      std::printf("             rank %d %s: %s for request %d%s\n", e.rank, std::string(actor_name(e.actor)).c_str(),
+                  std::string(storage_op_name(static_cast<StorageOp>(e.a))).c_str(), e.request,
+                  e.b >= 0 ? (", due at " + format_ms(e.time_ns + e.b)).c_str() : e.b == kStorageNever ? ", never returning" : ", raising");
+    }
+    if (in_flight == 0) std::printf("             no L3 call\n");
+  }
+  const bool recorded_hang = trace.header.verdict != "none";
+  if (r.verdict.hang() == recorded_hang && r.log.digest() == trace.header.log_hash) {
+    std::printf("           same verdict and event-log hash as the recording\n");
+  } else if (recorded_hang && !r.verdict.hang()) {
+    std::printf("           the recorded %s is avoided under %s\n", trace.header.verdict.c_str(), variant_name(va).c_str());
+  } else if (!recorded_hang && r.verdict.hang()) {
+    std::printf("           the recording completed; under %s the run hangs\n", variant_name(va).c_str());
+  } else {
+    std::printf("           verdict %s (recorded: %s)\n", verdict_word(r.verdict).c_str(), trace.header.verdict.c_str());
+  }
+  return kExitOk;
+}
+
 int cmd_run(const std::vector<std::string>& args) {
   VariantArgs va;
   std::string path, dot, expect, library_dir = "scenarios";
@@ -242,6 +369,7 @@ int cmd_run(const std::vector<std::string>& args) {
       ("seeds", po::value<std::int64_t>(), "run N seeds (from --seed) with the scenario's perturbations; report the hang rate")
       ("jobs,j", po::value<int>(), "threads for --seeds (default: all cores)")
       ("dot", po::value(&dot), "write the wait-for graph at the end of the run (Graphviz DOT) to FILE")
+      ("record", po::value<std::string>(), "write the run as a trace (JSON Lines, docs/trace-format.md) to FILE")
       ("json", "print the report as JSON instead of text")
       ("expect", po::value(&expect), "hang | complete: exit 3 if the verdict differs");
   po::positional_options_description pos;
@@ -284,6 +412,7 @@ int cmd_run(const std::vector<std::string>& args) {
     std::ofstream f(dot);
     if (!(f << r.wait_for_dot)) throw BadInput("--dot: cannot write " + dot);
   }
+  if (vm.count("record")) record_trace(vm["record"].as<std::string>(), path, s, r, variant_name(va));
   if (!expect.empty() && (expect == "hang") != r.verdict.hang()) {
     std::cerr << "hcsim: expected " << expect << ", got " << verdict_word(r.verdict) << "\n";
     return kExitUnexpected;
@@ -483,11 +612,15 @@ int main(int argc, char** argv) {
     if (command == "scan") return cmd_scan(args);
     if (command == "verify") return cmd_verify(args);
     if (command == "list") return cmd_list(args);
+    if (command == "replay") return cmd_replay(args);
     if (command == "bench") return cmd_bench(args);
     if (command == "fixes") return cmd_fixes(args);
     std::cerr << "hcsim: unknown command '" << command << "'\n\n" << kUsage;
     return kExitBadInput;
   } catch (const ScenarioError& e) {
+    std::cerr << "hcsim: " << e.what() << "\n";
+    return kExitBadInput;
+  } catch (const TraceError& e) {
     std::cerr << "hcsim: " << e.what() << "\n";
     return kExitBadInput;
   } catch (const BadInput& e) {

@@ -1,0 +1,230 @@
+#include "sim/trace_file.h"
+
+#include <fstream>
+#include <istream>
+#include <ostream>
+
+#include <nlohmann/json.hpp>
+
+#include "policy/assert.h"
+
+namespace hcsim {
+
+namespace {
+
+using nlohmann::json;
+
+json arrivals_json(const std::vector<Arrival>& v) {
+  json a = json::array();
+  for (const Arrival& x : v) a.push_back({x.request, x.time_ns});
+  return a;
+}
+
+// Reads one line of at most `max` bytes. Returns false at the end of the stream; `complete` tells
+// whether the line ended with a newline. A longer line is an error, so memory stays bounded.
+bool read_line(std::istream& in, std::string& line, std::size_t max, bool& complete, const std::string& file, std::size_t number) {
+  line.clear();
+  complete = false;
+  char c;
+  while (in.get(c)) {
+    if (c == '\n') {
+      complete = true;
+      return true;
+    }
+    if (line.size() >= max) throw TraceError(file, number, "", "line longer than " + std::to_string(max) + " bytes");
+    line.push_back(c);
+  }
+  return !line.empty();
+}
+
+std::optional<ActorKind> actor_by_name(const std::string& n) {
+  for (int i = 0; i < kActorKindCount; ++i) {
+    if (actor_name(static_cast<ActorKind>(i)) == n) return static_cast<ActorKind>(i);
+  }
+  return std::nullopt;
+}
+
+std::optional<EventKind> kind_by_name(const std::string& n) {
+  for (int i = 0; i < kEventKindCount; ++i) {
+    if (event_name(static_cast<EventKind>(i)) == n) return static_cast<EventKind>(i);
+  }
+  return std::nullopt;
+}
+
+std::int64_t integer(const json& j, const char* key, const std::string& file, std::size_t line, std::int64_t lo, std::int64_t hi) {
+  if (!j.contains(key)) throw TraceError(file, line, key, "missing");
+  const json& v = j.at(key);
+  if (!v.is_number_integer()) throw TraceError(file, line, key, "expected an integer");
+  const auto x = v.get<std::int64_t>();
+  if (x < lo || x > hi) throw TraceError(file, line, key, "expected a value in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  return x;
+}
+
+std::string text(const json& j, const char* key, const std::string& file, std::size_t line) {
+  if (!j.contains(key) || !j.at(key).is_string()) throw TraceError(file, line, key, "expected a string");
+  return j.at(key).get<std::string>();
+}
+
+std::vector<Arrival> read_arrivals(const json& j, const char* key, const std::string& file) {
+  std::vector<Arrival> out;
+  if (!j.contains(key) || !j.at(key).is_array()) throw TraceError(file, 1, key, "expected an array of [request, t_ns]");
+  for (const json& a : j.at(key)) {
+    if (!a.is_array() || a.size() != 2 || !a[0].is_number_integer() || !a[1].is_number_integer()) {
+      throw TraceError(file, 1, key, "expected [request, t_ns] pairs");
+    }
+    out.push_back({a[1].get<TimeNs>(), a[0].get<RequestId>()});
+  }
+  return out;
+}
+
+TraceHeader parse_header(const std::string& line, const std::string& file) {
+  json h;
+  try {
+    h = json::parse(line);
+  } catch (const json::parse_error& e) {
+    throw TraceError(file, 1, "", std::string("the header is not valid JSON: ") + e.what());
+  }
+  if (!h.is_object() || h.value("format", "") != "hcsim-trace") throw TraceError(file, 1, "format", "expected \"hcsim-trace\": not a hicache-sim trace");
+  const auto version = integer(h, "version", file, 1, 0, 1'000'000);
+  if (version != kTraceFormatVersion) {
+    throw TraceError(file, 1, "version", "this build reads version " + std::to_string(kTraceFormatVersion) + "; the trace is " + std::to_string(version));
+  }
+  TraceHeader t;
+  if (!h.contains("scenario") || !h.at("scenario").is_object()) throw TraceError(file, 1, "scenario", "expected the scenario object");
+  t.scenario_json = h.at("scenario").dump();
+  t.scenario_name = text(h, "scenario_name", file, 1);
+  t.variant = text(h, "variant", file, 1);
+  t.policy = text(h, "policy", file, 1);
+  t.seed = static_cast<std::uint64_t>(integer(h, "seed", file, 1, 0, INT64_MAX));
+  t.build = text(h, "build", file, 1);
+  t.world = text(h, "world", file, 1);
+  t.events = static_cast<std::uint64_t>(integer(h, "events", file, 1, 0, INT64_MAX));
+  t.verdict = text(h, "verdict", file, 1);
+  t.verdict_at_ns = integer(h, "verdict_at_ns", file, 1, 0, INT64_MAX);
+  if (!h.contains("digest") || !h.at("digest").is_number_unsigned()) throw TraceError(file, 1, "digest", "expected an unsigned integer");
+  t.log_hash = h.at("digest").get<std::uint64_t>();
+  t.arrivals = read_arrivals(h, "arrivals", file);
+  t.aborts = read_arrivals(h, "aborts", file);
+  return t;
+}
+
+TraceEvent parse_event(const std::string& line, const std::string& file, std::size_t number) {
+  json j;
+  try {
+    j = json::parse(line);
+  } catch (const json::parse_error& e) {
+    throw TraceError(file, number, "", std::string("not valid JSON: ") + e.what());
+  }
+  if (!j.is_object()) throw TraceError(file, number, "", "expected an event object");
+  TraceEvent e;
+  e.time_ns = integer(j, "t_ns", file, number, 0, INT64_MAX);
+  e.rank = static_cast<std::int16_t>(integer(j, "rank", file, number, 0, 1023));
+  const auto actor = actor_by_name(text(j, "actor", file, number));
+  if (!actor) throw TraceError(file, number, "actor", "unknown actor \"" + j.at("actor").get<std::string>() + "\"");
+  e.actor = *actor;
+  const auto kind = kind_by_name(text(j, "kind", file, number));
+  if (!kind) throw TraceError(file, number, "kind", "unknown kind \"" + j.at("kind").get<std::string>() + "\"");
+  e.kind = *kind;
+  e.request = static_cast<RequestId>(integer(j, "request", file, number, -1, INT32_MAX));
+  if (!j.contains("fields") || !j.at("fields").is_object()) throw TraceError(file, number, "fields", "expected an object");
+  const json& f = j.at("fields");
+  const auto& names = event_field_names(e.kind);
+  std::int64_t* slots[3] = {&e.a, &e.b, &e.c};
+  std::size_t named = 0;
+  for (std::size_t i = 0; i < 3; ++i) {
+    if (names[i].empty()) continue;
+    ++named;
+    const std::string key(names[i]);
+    *slots[i] = integer(f, key.c_str(), file, number, INT64_MIN, INT64_MAX);
+  }
+  if (f.size() != named) throw TraceError(file, number, "fields", "expected exactly the fields of kind " + std::string(event_name(e.kind)));
+  return e;
+}
+
+}  // namespace
+
+void write_trace(std::ostream& out, const TraceHeader& h, const EventLog& log) {
+  json header = {{"format", "hcsim-trace"},
+                 {"version", kTraceFormatVersion},
+                 {"build", h.build},
+                 {"world", h.world},
+                 {"scenario_name", h.scenario_name},
+                 {"variant", h.variant},
+                 {"policy", h.policy},
+                 {"seed", h.seed},
+                 {"events", log.count()},
+                 {"verdict", h.verdict},
+                 {"verdict_at_ns", h.verdict_at_ns},
+                 {"digest", h.log_hash},
+                 {"arrivals", arrivals_json(h.arrivals)},
+                 {"aborts", arrivals_json(h.aborts)},
+                 {"scenario", json::parse(h.scenario_json)}};
+  out << header.dump() << '\n';
+  for (const TraceEvent& e : log.events()) {
+    json fields = json::object();
+    const auto& names = event_field_names(e.kind);
+    const std::int64_t values[3] = {e.a, e.b, e.c};
+    for (std::size_t i = 0; i < 3; ++i) {
+      if (!names[i].empty()) fields[std::string(names[i])] = values[i];
+    }
+    out << json{{"t_ns", e.time_ns}, {"rank", e.rank}, {"actor", actor_name(e.actor)}, {"kind", event_name(e.kind)},
+                {"request", e.request}, {"fields", fields}}
+               .dump()
+        << '\n';
+  }
+}
+
+TraceRead read_trace(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw TraceError(path, 0, "", "cannot open the file");
+  TraceRead t;
+  std::string line;
+  bool complete = false;
+  if (!read_line(in, line, kTraceHeaderBytesMax, complete, path, 1)) throw TraceError(path, 1, "", "empty file: no header");
+  if (!complete) throw TraceError(path, 1, "", "the header line is cut off: nothing to replay");
+  t.header = parse_header(line, path);
+  t.lines = 1;
+  for (std::size_t number = 2;; ++number) {
+    if (!read_line(in, line, kTraceLineBytesMax, complete, path, number)) break;
+    if (!complete) {  // the last line, cut mid-way: the trace ends before it
+      t.cut_mid_line = true;
+      break;
+    }
+    if (t.events.size() >= kTraceEventsMax) {
+      t.events_capped = true;
+      break;
+    }
+    t.events.push_back(parse_event(line, path, number));
+    t.lines = number;
+  }
+  return t;
+}
+
+std::size_t first_departure(const std::vector<TraceEvent>& recorded, const std::vector<TraceEvent>& replayed) {
+  std::size_t i = 0;
+  for (; i < recorded.size() && i < replayed.size(); ++i) {
+    const TraceEvent& a = recorded[i];
+    const TraceEvent& b = replayed[i];
+    if (a.time_ns != b.time_ns || a.rank != b.rank || a.actor != b.actor || a.kind != b.kind || a.request != b.request || a.a != b.a ||
+        a.b != b.b || a.c != b.c) {
+      break;
+    }
+  }
+  return i;
+}
+
+Recording recording_of(const TraceRead& trace) {
+  Recording r;
+  r.arrivals = trace.header.arrivals;
+  r.aborts = trace.header.aborts;
+  std::map<std::tuple<int, int, RequestId>, int> ordinals;
+  for (const TraceEvent& e : trace.events) {
+    if (e.kind != EventKind::kStorageCall) continue;
+    const int op = static_cast<int>(e.a);
+    const int ordinal = ordinals[{e.rank, op, e.request}]++;
+    r.storage[{e.rank, op, e.request, ordinal}] = {e.b, e.c};
+  }
+  return r;
+}
+
+}  // namespace hcsim

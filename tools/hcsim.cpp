@@ -20,6 +20,7 @@
 #include "sim/simulation.h"
 #include "sim/trace_file.h"
 #include "tools/bench.h"
+#include "tools/chrome_trace.h"
 #include "tools/report.h"
 
 namespace hcsim {
@@ -52,6 +53,7 @@ commands:
   list              the scenario library: descriptions, upstream references, expected verdicts
   verify SCENARIO.. run every expectation the given scenarios declare; fail if any differs
   replay TRACE      re-run a recorded trace (hcsim run --record) and say where it departs
+  export TRACE      a trace as a Chrome/Perfetto timeline (--chrome) or a wait-for graph (--dot)
   bench             kernel events per second and seed-scenario runs per second
   fixes             list the named upstream fixes and presets
 
@@ -357,6 +359,52 @@ int cmd_replay(const std::vector<std::string>& args) {
   return kExitOk;
 }
 
+int cmd_export(const std::vector<std::string>& args) {
+  std::string path, chrome, dot;
+  po::options_description d("export options");
+  d.add_options()("help,h", "show this help")("trace", po::value(&path), "trace file (JSON Lines)")
+      ("chrome", po::value(&chrome), "write Chrome Trace Event JSON (Perfetto, speedscope, chrome://tracing) to FILE")
+      ("dot", po::value(&dot), "replay the trace and write the wait-for graph at its end (Graphviz DOT) to FILE");
+  po::positional_options_description pos;
+  pos.add("trace", 1);
+  po::variables_map vm;
+  if (!parse(args, d, &pos, vm,
+             "usage: hcsim export [--chrome OUT.json] [--dot OUT.dot] TRACE\n\n"
+             "Turns a trace into a timeline: one process per rank, one track per actor, L3 calls as async\n"
+             "slices, forwards as complete slices, policy decisions as instants with their fields, queue\n"
+             "depths and prefetch occupancy as counters, flows from each prefetch to its termination.\n\n"
+             "example:\n"
+             "  hcsim export --chrome /tmp/qwen35.json --dot /tmp/qwen35.dot traces/qwen35-tp4-wait-complete-hang.jsonl\n")) {
+    return kExitOk;
+  }
+  if (path.empty()) throw BadInput("export: missing TRACE (see 'hcsim export --help')");
+  if (chrome.empty() && dot.empty()) throw BadInput("export: say what to write: --chrome FILE and/or --dot FILE");
+  const TraceRead trace = read_trace(path);
+  const Scenario s = parse_scenario(trace.header.scenario_json, path + " (its scenario)");
+  if (!chrome.empty()) {
+    std::ofstream out(chrome, std::ios::binary);
+    out << chrome_trace(trace, s).dump() << "\n";
+    if (!out.flush()) throw BadInput("--chrome: cannot write " + chrome);
+    std::printf("wrote %s: %zu events of %s\n", chrome.c_str(), trace.events.size(), path.c_str());
+  }
+  if (!dot.empty()) {
+    std::string error;
+    auto fixes = parse_variant(trace.header.variant, &error);
+    if (!fixes) throw TraceError(path, 1, "variant", error);
+    const Recording recording = recording_of(trace);
+    RunOptions opt;
+    opt.fixes = *fixes;
+    opt.policy = policy_by_name(trace.header.policy);
+    opt.seed = trace.header.seed;
+    opt.replay = &recording;
+    const RunResult r = simulate(s, opt);
+    std::ofstream out(dot, std::ios::binary);
+    if (!(out << r.wait_for_dot)) throw BadInput("--dot: cannot write " + dot);
+    std::printf("wrote %s: the wait-for graph at %s (%s)\n", dot.c_str(), format_ms(r.verdict.at_ns).c_str(), verdict_word(r.verdict).c_str());
+  }
+  return kExitOk;
+}
+
 int cmd_run(const std::vector<std::string>& args) {
   VariantArgs va;
   std::string path, dot, expect, library_dir = "scenarios";
@@ -613,6 +661,7 @@ int main(int argc, char** argv) {
     if (command == "verify") return cmd_verify(args);
     if (command == "list") return cmd_list(args);
     if (command == "replay") return cmd_replay(args);
+    if (command == "export") return cmd_export(args);
     if (command == "bench") return cmd_bench(args);
     if (command == "fixes") return cmd_fixes(args);
     std::cerr << "hcsim: unknown command '" << command << "'\n\n" << kUsage;

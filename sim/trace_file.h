@@ -1,7 +1,7 @@
 // The trace file (docs/trace-format.md): JSON Lines, a header line then one event per line, as
 // written by `hcsim run --record` and read by `hcsim replay` and `hcsim export`.
 //
-//   {"format":"hcsim-trace","version":1,"scenario_name":"himamba-sidecar-lag","variant":"pre-fix",...}
+//   {"format":"hcsim-trace","version":1,"scenario_name":"himamba-sidecar-lag","variant":"PRESET+FIX",...}
 //   {"t_ns":10700000,"rank":1,"actor":"scheduler","kind":"commit","request":0,"fields":{"prefix_tokens":2048,...}}
 //
 // Reading is strict and bounded: a malformed line is an error naming the file, line and field; a

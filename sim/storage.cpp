@@ -176,7 +176,9 @@ StoragePlan StorageModel::plan(int rank, WorldCall& call, TimeNs now_ns) {
       if (r.result != plan.result && call.storage_op == StorageOp::kHitQuery) {
         for (std::size_t i = static_cast<std::size_t>(std::max<std::int64_t>(r.result, 0)); i < call.present.size(); ++i) call.present[i] = 0;
       }
-      plan.result = r.result;
+      // Never more than this call could return: a trace from other contents, or a damaged one.
+      const auto most = call.storage_op == StorageOp::kSidecarGet ? std::int64_t{1} : static_cast<std::int64_t>(call.keys.size());
+      plan.result = std::clamp<std::int64_t>(r.result, 0, most);
     } else {
       ++modelled_calls_;
     }

@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include "policy/assert.h"
+#include "policy/fixes.h"
+#include "policy/policy_config.h"
 
 namespace hcsim {
 
@@ -68,11 +70,16 @@ std::string text(const json& j, const char* key, const std::string& file, std::s
 std::vector<Arrival> read_arrivals(const json& j, const char* key, const std::string& file) {
   std::vector<Arrival> out;
   if (!j.contains(key) || !j.at(key).is_array()) throw TraceError(file, 1, key, "expected an array of [request, t_ns]");
-  for (const json& a : j.at(key)) {
+  for (std::size_t i = 0; i < j.at(key).size(); ++i) {
+    const json& a = j.at(key)[i];
+    const std::string where = std::string(key) + "[" + std::to_string(i) + "]";
     if (!a.is_array() || a.size() != 2 || !a[0].is_number_integer() || !a[1].is_number_integer()) {
-      throw TraceError(file, 1, key, "expected [request, t_ns] pairs");
+      throw TraceError(file, 1, where, "expected [request, t_ns]");
     }
-    out.push_back({a[1].get<TimeNs>(), a[0].get<RequestId>()});
+    const auto request = a[0].get<std::int64_t>();
+    const auto t = a[1].get<std::int64_t>();
+    if (request < 0 || request > INT32_MAX || t < 0) throw TraceError(file, 1, where, "expected a request id >= 0 and a time >= 0");
+    out.push_back({t, static_cast<RequestId>(request)});
   }
   return out;
 }
@@ -84,7 +91,9 @@ TraceHeader parse_header(const std::string& line, const std::string& file) {
   } catch (const json::parse_error& e) {
     throw TraceError(file, 1, "", std::string("the header is not valid JSON: ") + e.what());
   }
-  if (!h.is_object() || h.value("format", "") != "hcsim-trace") throw TraceError(file, 1, "format", "expected \"hcsim-trace\": not a hicache-sim trace");
+  if (!h.is_object() || !h.contains("format") || !h.at("format").is_string() || h.at("format").get<std::string>() != "hcsim-trace") {
+    throw TraceError(file, 1, "format", "expected \"hcsim-trace\": not a hicache-sim trace");
+  }
   const auto version = integer(h, "version", file, 1, 0, 1'000'000);
   if (version != kTraceFormatVersion) {
     throw TraceError(file, 1, "version", "this build reads version " + std::to_string(kTraceFormatVersion) + "; the trace is " + std::to_string(version));
@@ -100,6 +109,13 @@ TraceHeader parse_header(const std::string& line, const std::string& file) {
   t.world = text(h, "world", file, 1);
   t.events = static_cast<std::uint64_t>(integer(h, "events", file, 1, 0, INT64_MAX));
   t.verdict = text(h, "verdict", file, 1);
+  bool known_verdict = false;
+  for (const char* v : {"none", "deadlock", "collective_mismatch", "starvation", "lost_worker"}) known_verdict = known_verdict || t.verdict == v;
+  if (!known_verdict) throw TraceError(file, 1, "verdict", "expected none, deadlock, collective_mismatch, starvation or lost_worker");
+  if (t.world != "sim" && t.world != "gpu") throw TraceError(file, 1, "world", "expected \"sim\" or \"gpu\"");
+  std::string error;
+  if (!parse_variant(t.variant, &error)) throw TraceError(file, 1, "variant", error);
+  if (!policy_by_name(t.policy)) throw TraceError(file, 1, "policy", "expected best_effort, wait_complete or timeout");
   t.verdict_at_ns = integer(h, "verdict_at_ns", file, 1, 0, INT64_MAX);
   if (!h.contains("digest") || !h.at("digest").is_number_unsigned()) throw TraceError(file, 1, "digest", "expected an unsigned integer");
   t.log_hash = h.at("digest").get<std::uint64_t>();
@@ -211,6 +227,34 @@ std::size_t first_departure(const std::vector<TraceEvent>& recorded, const std::
     }
   }
   return i;
+}
+
+void check_against(const TraceRead& trace, int ranks, std::size_t requests, TimeNs horizon_ns, const std::string& path) {
+  for (const auto* list : {&trace.header.arrivals, &trace.header.aborts}) {
+    const char* key = list == &trace.header.arrivals ? "arrivals" : "aborts";
+    if (list->size() > requests) throw TraceError(path, 1, key, "more entries than the scenario's " + std::to_string(requests) + " requests");
+    std::vector<bool> seen(requests, false);
+    for (std::size_t i = 0; i < list->size(); ++i) {
+      const Arrival& a = (*list)[i];
+      const std::string where = std::string(key) + "[" + std::to_string(i) + "]";
+      if (static_cast<std::size_t>(a.request) >= requests) throw TraceError(path, 1, where, "no request " + std::to_string(a.request) + " in the scenario");
+      if (seen[static_cast<std::size_t>(a.request)]) throw TraceError(path, 1, where, "request " + std::to_string(a.request) + " listed twice");
+      if (a.time_ns > horizon_ns) throw TraceError(path, 1, where, "after the scenario's horizon");
+      seen[static_cast<std::size_t>(a.request)] = true;
+    }
+  }
+  for (std::size_t i = 0; i < trace.events.size(); ++i) {
+    const TraceEvent& e = trace.events[i];
+    const std::size_t line = i + 2;
+    if (e.rank >= ranks) throw TraceError(path, line, "rank", "the scenario has " + std::to_string(ranks) + " rank(s)");
+    if (e.request >= 0 && static_cast<std::size_t>(e.request) >= requests) throw TraceError(path, line, "request", "no such request in the scenario");
+    if (e.kind != EventKind::kStorageCall) continue;
+    if (e.a < 0 || e.a >= kStorageOpCount) throw TraceError(path, line, "fields.op", "expected 0 to " + std::to_string(kStorageOpCount - 1));
+    if (e.b != kStorageNever && e.b != kStorageRaises && (e.b < 0 || e.b > horizon_ns)) {
+      throw TraceError(path, line, "fields.duration_ns", "expected -1 (never), -2 (raises) or 0 to the horizon");
+    }
+    if (e.c < 0 || e.c > (std::int64_t{1} << 24)) throw TraceError(path, line, "fields.result", "expected 0 to 2^24");
+  }
 }
 
 Recording recording_of(const TraceRead& trace) {

@@ -41,7 +41,16 @@ struct TraceHeader {
 class TraceError : public std::runtime_error {
  public:
   TraceError(const std::string& file, std::size_t line, const std::string& field, const std::string& message)
-      : std::runtime_error(file + ":" + std::to_string(line) + ": " + (field.empty() ? "" : field + ": ") + message) {}
+      : std::runtime_error(printable(file + ":" + std::to_string(line) + ": " + (field.empty() ? "" : field + ": ") + message)) {}
+
+ private:
+  // A damaged trace may hold any bytes; the message shows only printable ASCII.
+  static std::string printable(std::string s) {
+    for (char& c : s) {
+      if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
+    }
+    return s;
+  }
 };
 
 void write_trace(std::ostream& out, const TraceHeader& header, const EventLog& log);
@@ -56,9 +65,14 @@ struct TraceRead {
 
 inline constexpr std::size_t kTraceHeaderBytesMax = std::size_t{32} << 20;
 inline constexpr std::size_t kTraceLineBytesMax = std::size_t{1} << 20;
-inline constexpr std::size_t kTraceEventsMax = std::size_t{1} << 24;
+inline constexpr std::size_t kTraceEventsMax = std::size_t{1} << 21;
 
 TraceRead read_trace(const std::string& path);
+
+// Checks what a trace says against the scenario it embeds (request ids, ranks, L3 call fields,
+// the variant and policy), so nothing out of range reaches the model: an error names file, line
+// and field.
+void check_against(const TraceRead& trace, int ranks, std::size_t requests, TimeNs horizon_ns, const std::string& path);
 
 // What a replay feeds the model: arrivals, aborts and each recorded L3 call's duration and result.
 Recording recording_of(const TraceRead& trace);

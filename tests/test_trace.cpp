@@ -149,3 +149,37 @@ TEST_CASE("replaying the TP=4 seed hang with pool-transfer-guard avoids it") {
   CHECK_FALSE(fixed.verdict.hang());
   CHECK(first_departure(t.events, fixed.log.events()) < t.events.size());  // and says where it parts
 }
+
+TEST_CASE("a trace's values are checked against its scenario before they reach the model") {
+  const std::string path = temp_path("checked.jsonl");
+  record("scenarios/himamba-sidecar-lag.json", "pre-fix", path);
+  const TraceRead good = read_trace(path);
+  const Scenario s = parse_scenario(good.header.scenario_json, "embedded");
+  auto error_of = [&](TraceRead t) {
+    try {
+      check_against(t, s.world.ranks, s.workload.size(), s.world.bounds.horizon_ns, "t.jsonl");
+    } catch (const TraceError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  CHECK(error_of(good) == "no error");
+  TraceRead t = good;
+  t.header.arrivals[0].request = 5;
+  CHECK(error_of(t).find("t.jsonl:1: arrivals[0]: no request 5") != std::string::npos);
+  t = good;
+  t.header.arrivals.push_back(t.header.arrivals.front());  // the scenario has one request
+  CHECK(error_of(t).find("t.jsonl:1: arrivals: more entries than the scenario's 1 requests") != std::string::npos);
+  t = good;
+  t.events[3].rank = 9;
+  CHECK(error_of(t).find("t.jsonl:5: rank:") != std::string::npos);
+  auto call = std::find_if(good.events.begin(), good.events.end(), [](const TraceEvent& e) { return e.kind == EventKind::kStorageCall; });
+  REQUIRE(call != good.events.end());
+  const std::size_t index = static_cast<std::size_t>(call - good.events.begin());
+  t = good;
+  t.events[index].b = INT64_MAX;
+  CHECK(error_of(t).find("fields.duration_ns") != std::string::npos);
+  t = good;
+  t.events[index].a = -1;
+  CHECK(error_of(t).find("fields.op") != std::string::npos);
+}

@@ -70,7 +70,7 @@ json chrome_trace(const TraceRead& trace, const Scenario& scenario) {
     switch (e.kind) {
       case EventKind::kStorageCall: {  // an async slice: calls of IO workers may overlap
         const std::string name(storage_op_name(static_cast<StorageOp>(e.a)));
-        const TimeNs done = e.b >= 0 ? e.time_ns + e.b : end_ns;
+        const TimeNs done = e.b >= 0 && e.b <= INT64_MAX - e.time_ns ? e.time_ns + e.b : end_ns;
         const json args = {{"request", e.request}, {"result", e.c}, {"duration_ns", e.b}};
         events.push_back({{"ph", "b"}, {"cat", "l3"}, {"name", name}, {"id", async_id}, {"pid", e.rank}, {"tid", tid}, {"ts", us(e.time_ns)}, {"args", args}});
         events.push_back({{"ph", "e"}, {"cat", "l3"}, {"name", name}, {"id", async_id}, {"pid", e.rank}, {"tid", tid}, {"ts", us(std::max(done, e.time_ns))}});
@@ -113,7 +113,9 @@ json chrome_trace(const TraceRead& trace, const Scenario& scenario) {
     }
     if (e.kind == EventKind::kOpEnd) {
       counter(e, "ongoing_prefetches", --ongoing[e.rank]);
-      counter(e, "prefetch_tokens_held", held_tokens[e.rank] -= op_tokens[{e.rank, e.c}]);
+      auto held = op_tokens.find({e.rank, e.c});
+      counter(e, "prefetch_tokens_held", held_tokens[e.rank] -= held == op_tokens.end() ? 0 : held->second);
+      if (held != op_tokens.end()) op_tokens.erase(held);
     }
   }
   return {{"traceEvents", events},

@@ -288,6 +288,8 @@ int cmd_replay(const std::vector<std::string>& args) {
   if (path.empty()) throw BadInput("replay: missing TRACE (see 'hcsim replay --help')");
   const TraceRead trace = read_trace(path);
   const Scenario s = parse_scenario(trace.header.scenario_json, path + " (its scenario)");
+  check_against(trace, s.world.ranks, s.workload.size(), s.world.bounds.horizon_ns, path);
+  const bool same_code = preset.empty() && fixes.empty() && without.empty() && policy.empty();
   VariantArgs va;
   std::string recorded_variant = trace.header.variant;
   const auto first_op = recorded_variant.find_first_of("+~");
@@ -331,10 +333,10 @@ int cmd_replay(const std::vector<std::string>& args) {
     std::printf("           %*s replayed %s\n", static_cast<int>(std::to_string(same + 2).size()) + 25, "",
                 same < replayed.size() ? show(replayed[same]).c_str() : "(nothing)");
   }
-  if (trace.cut_mid_line || trace.events_capped) {
+  if (trace.cut_mid_line || trace.events_capped || recorded.size() < trace.header.events) {
     const TimeNs end_ns = recorded.empty() ? 0 : recorded.back().time_ns;
     std::printf("           the recording ends at line %zu, t=%s%s; in flight then:\n", trace.lines, format_ms(end_ns).c_str(),
-                trace.cut_mid_line ? " (the next line is cut off)" : " (the reader's event limit)");
+                trace.cut_mid_line ? " (the next line is cut off)" : trace.events_capped ? " (the reader's event limit)" : " (a whole line boundary)");
     int in_flight = 0;
     for (const TraceEvent& e : recorded) {
       if (e.kind != EventKind::kStorageCall) continue;
@@ -347,7 +349,8 @@ int cmd_replay(const std::vector<std::string>& args) {
     if (in_flight == 0) std::printf("             no L3 call\n");
   }
   const bool recorded_hang = trace.header.verdict != "none";
-  if (r.verdict.hang() == recorded_hang && r.log.digest() == trace.header.log_hash) {
+  const bool reproduced = std::string(hang_kind_name(r.verdict.kind)) == trace.header.verdict && r.log.digest() == trace.header.log_hash;
+  if (reproduced) {
     std::printf("           same verdict and event-log hash as the recording\n");
   } else if (recorded_hang && !r.verdict.hang()) {
     std::printf("           the recorded %s is avoided under %s\n", trace.header.verdict.c_str(), variant_name(va).c_str());
@@ -355,6 +358,12 @@ int cmd_replay(const std::vector<std::string>& args) {
     std::printf("           the recording completed; under %s the run hangs\n", variant_name(va).c_str());
   } else {
     std::printf("           verdict %s (recorded: %s)\n", verdict_word(r.verdict).c_str(), trace.header.verdict.c_str());
+  }
+  // Under the recorded code, a whole trace must reproduce; under other code, differing is the answer.
+  const bool whole = !trace.cut_mid_line && !trace.events_capped && recorded.size() == trace.header.events;
+  if (same_code && whole && !reproduced) {
+    std::cerr << "hcsim: the replay did not reproduce the recording (a changed model, or a trace from another build)\n";
+    return kExitUnexpected;
   }
   return kExitOk;
 }
@@ -381,6 +390,7 @@ int cmd_export(const std::vector<std::string>& args) {
   if (chrome.empty() && dot.empty()) throw BadInput("export: say what to write: --chrome FILE and/or --dot FILE");
   const TraceRead trace = read_trace(path);
   const Scenario s = parse_scenario(trace.header.scenario_json, path + " (its scenario)");
+  check_against(trace, s.world.ranks, s.workload.size(), s.world.bounds.horizon_ns, path);
   if (!chrome.empty()) {
     std::ofstream out(chrome, std::ios::binary);
     out << chrome_trace(trace, s).dump() << "\n";

@@ -46,11 +46,8 @@ class Rank {
   // transfer-stall-timeout: how long an L3 read may stay in flight; 0: forever.
   TimeNs stall_timeout_ns() const { return cfg_.fixes.has(Fix::kTransferStallTimeout) ? 10'000'000'000 : 0; }
 
-  const HostRadixTree& tree() const { return tree_; }
   const HostSlotPool& kv_pool() const { return kv_pool_; }
   const HostSlotPool& sidecar_pool() const { return sidecar_pool_; }
-  std::size_t waiting() const { return waiting_queue_.size(); }
-  std::size_t ongoing() const { return ongoing_prefetch_.size(); }
 
   // Host slots nobody will free: owned by a prefetch that ended and that the IO thread is done
   // with, queued for a release no drain took, or held by a write-through backup acked long ago and

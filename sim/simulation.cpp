@@ -95,10 +95,6 @@ RunResult simulate(const Scenario& scenario, const RunOptions& options) {
   for (const auto& rank : ranks) {
     RankSummary s;
     s.slot_violations = rank->kv_pool().violations() + rank->sidecar_pool().violations();
-    s.tree_nodes = rank->tree().node_count();
-    s.host_kv_free = rank->kv_pool().available();
-    s.waiting = rank->waiting();
-    s.ongoing = rank->ongoing();
     result.ranks.push_back(s);
   }
   result.log = world.take_log();

@@ -29,10 +29,6 @@ struct RunOptions {
 
 struct RankSummary {
   std::int64_t slot_violations = 0;
-  std::int32_t tree_nodes = 0;
-  std::int32_t host_kv_free = 0;
-  std::size_t waiting = 0;
-  std::size_t ongoing = 0;
 };
 
 struct RunResult {

@@ -159,6 +159,35 @@ TraceEvent parse_event(const std::string& line, const std::string& file, std::si
 
 }  // namespace
 
+TraceHeader trace_header_of(const std::string& scenario_json, const Scenario& scenario, const RunResult& run, const std::string& variant) {
+  TraceHeader h;
+  h.scenario_json = scenario_json;
+  h.scenario_name = scenario.name;
+  h.variant = variant;
+  h.policy = std::string(policy_name(run.policy.policy));
+  h.seed = run.seed;
+  h.build = "hcsim 0.1.0";
+  h.world = "sim";
+  h.verdict = std::string(hang_kind_name(run.verdict.kind));
+  h.verdict_at_ns = run.verdict.at_ns;
+  h.log_hash = run.log.digest();
+  h.arrivals = run.arrivals;
+  h.aborts = run.aborts;
+  return h;
+}
+
+RunOptions replay_options(const TraceRead& trace, const Recording& recording) {
+  RunOptions o;
+  std::string error;
+  const auto fixes = parse_variant(trace.header.variant, &error);
+  HCSIM_ASSERT(fixes);  // the reader checked the variant
+  o.fixes = *fixes;
+  o.policy = policy_by_name(trace.header.policy);
+  o.seed = trace.header.seed;
+  o.replay = &recording;
+  return o;
+}
+
 void write_trace(std::ostream& out, const TraceHeader& h, const EventLog& log) {
   json header = {{"format", "hcsim-trace"},
                  {"version", kTraceFormatVersion},

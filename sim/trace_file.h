@@ -17,6 +17,8 @@
 #include "policy/trace_event.h"
 #include "sim/event_log.h"
 #include "sim/recording.h"
+#include "sim/scenario.h"
+#include "sim/simulation.h"
 
 namespace hcsim {
 
@@ -53,6 +55,9 @@ class TraceError : public std::runtime_error {
   }
 };
 
+// The header of a simulated run of `scenario_json` (the scenario file's text) under `variant`.
+TraceHeader trace_header_of(const std::string& scenario_json, const Scenario& scenario, const RunResult& run, const std::string& variant);
+
 void write_trace(std::ostream& out, const TraceHeader& header, const EventLog& log);
 
 struct TraceRead {
@@ -80,5 +85,9 @@ Recording recording_of(const TraceRead& trace);
 // The index of the first event where `replayed` departs from `recorded` (their common length if
 // one is a prefix of the other).
 std::size_t first_departure(const std::vector<TraceEvent>& recorded, const std::vector<TraceEvent>& replayed);
+
+// Options that replay `trace` under the code it recorded (its variant, policy and seed), driven by
+// `recording`, which must outlive the run.
+RunOptions replay_options(const TraceRead& trace, const Recording& recording);
 
 }  // namespace hcsim

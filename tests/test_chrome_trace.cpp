@@ -23,14 +23,9 @@ TraceRead recorded(const std::string& path, const char* variant) {
   RunOptions o;
   o.fixes = *parse_variant(variant, nullptr);
   const RunResult r = simulate(s, o);
-  TraceHeader h;
   std::ifstream in(path, std::ios::binary);
-  h.scenario_json.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  h.scenario_name = s.name;
-  h.variant = variant;
-  h.policy = std::string(policy_name(r.policy.policy));
-  h.verdict = std::string(hang_kind_name(r.verdict.kind));
-  h.arrivals = r.arrivals;
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const TraceHeader h = trace_header_of(text, s, r, variant);
   const std::string out = (std::filesystem::temp_directory_path() / "hcsim-test-chrome.jsonl").string();
   std::ofstream f(out, std::ios::binary);
   write_trace(f, h, r.log);

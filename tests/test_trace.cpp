@@ -29,18 +29,7 @@ RunResult record(const std::string& path, const char* variant, const std::string
   RunOptions o;
   o.fixes = *parse_variant(variant, nullptr);
   RunResult r = simulate(s, o);
-  TraceHeader h;
-  h.scenario_json = read_all(path);
-  h.scenario_name = s.name;
-  h.variant = variant;
-  h.policy = std::string(policy_name(r.policy.policy));
-  h.seed = r.seed;
-  h.build = "test";
-  h.verdict = std::string(hang_kind_name(r.verdict.kind));
-  h.verdict_at_ns = r.verdict.at_ns;
-  h.log_hash = r.log.digest();
-  h.arrivals = r.arrivals;
-  h.aborts = r.aborts;
+  const TraceHeader h = trace_header_of(read_all(path), s, r, variant);
   std::ofstream f(out, std::ios::binary);
   write_trace(f, h, r.log);
   return r;
@@ -49,11 +38,8 @@ RunResult record(const std::string& path, const char* variant, const std::string
 RunResult replay(const TraceRead& t, FixSet fixes) {
   const Scenario s = parse_scenario(t.header.scenario_json, "embedded");
   const Recording rec = recording_of(t);
-  RunOptions o;
+  RunOptions o = replay_options(t, rec);
   o.fixes = fixes;
-  o.policy = policy_by_name(t.header.policy);
-  o.seed = t.header.seed;
-  o.replay = &rec;
   return simulate(s, o);
 }
 

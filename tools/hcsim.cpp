@@ -239,20 +239,8 @@ int run_seeds(const Scenario& s, const RunOptions& opt, const std::string& varia
 void record_trace(const std::string& out_path, const std::string& scenario_path, const Scenario& s, const RunResult& r,
                   const std::string& variant) {
   std::ifstream in(scenario_path, std::ios::binary);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  TraceHeader h;
-  h.scenario_json = text;
-  h.scenario_name = s.name;
-  h.variant = variant;
-  h.policy = std::string(policy_name(r.policy.policy));
-  h.seed = r.seed;
-  h.build = "hcsim 0.1.0";
-  h.world = "sim";
-  h.verdict = std::string(hang_kind_name(r.verdict.kind));
-  h.verdict_at_ns = r.verdict.at_ns;
-  h.log_hash = r.log.digest();
-  h.arrivals = r.arrivals;
-  h.aborts = r.aborts;
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const TraceHeader h = trace_header_of(text, s, r, variant);
   std::ofstream out(out_path, std::ios::binary);
   write_trace(out, h, r.log);
   if (!out.flush()) throw BadInput("--record: cannot write " + out_path);
@@ -398,15 +386,8 @@ int cmd_export(const std::vector<std::string>& args) {
     std::printf("wrote %s: %zu events of %s\n", chrome.c_str(), trace.events.size(), path.c_str());
   }
   if (!dot.empty()) {
-    std::string error;
-    auto fixes = parse_variant(trace.header.variant, &error);
-    if (!fixes) throw TraceError(path, 1, "variant", error);
     const Recording recording = recording_of(trace);
-    RunOptions opt;
-    opt.fixes = *fixes;
-    opt.policy = policy_by_name(trace.header.policy);
-    opt.seed = trace.header.seed;
-    opt.replay = &recording;
+    const RunOptions opt = replay_options(trace, recording);
     const RunResult r = simulate(s, opt);
     std::ofstream out(dot, std::ios::binary);
     if (!(out << r.wait_for_dot)) throw BadInput("--dot: cannot write " + dot);

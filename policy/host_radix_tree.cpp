@@ -68,6 +68,17 @@ std::int32_t HostRadixTree::kv_match_pages(std::span<const PageKey> pages) const
   return n;
 }
 
+void HostRadixTree::kv_slots(std::span<const PageKey> pages, std::int32_t first, std::int32_t count,
+                             std::vector<std::int32_t>& out) const {
+  HCSIM_ASSERT(first >= 0 && count >= 0 && static_cast<std::size_t>(first + count) <= pages.size());
+  std::int32_t node = kRoot;
+  for (std::int32_t i = 0; i < first + count; ++i) {
+    node = child(node, pages[static_cast<std::size_t>(i)]);
+    HCSIM_ASSERT(node > kRoot);  // the prefix is present
+    if (i >= first) out.push_back(nodes_[node].kv_slot);
+  }
+}
+
 void HostRadixTree::attach_sidecar(std::int32_t node, std::int32_t slot) {
   HCSIM_ASSERT(node > kRoot && node < node_count() && slot >= 0);
   HCSIM_ASSERT(nodes_[node].sidecar_slot < 0);

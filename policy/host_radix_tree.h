@@ -31,6 +31,8 @@ class HostRadixTree {
   std::int32_t match_pages(std::span<const PageKey> pages) const;
   // Length in pages of the longest prefix present at all (KV only).
   std::int32_t kv_match_pages(std::span<const PageKey> pages) const;
+  // Appends the host KV slots of pages [first, first + count) of a present prefix to `out`.
+  void kv_slots(std::span<const PageKey> pages, std::int32_t first, std::int32_t count, std::vector<std::int32_t>& out) const;
 
   void attach_sidecar(std::int32_t node, std::int32_t slot);
   std::int32_t sidecar_slot(std::int32_t node) const;

@@ -17,7 +17,7 @@ Task<std::int64_t> Rank::read_into(Runtime& rt, HostSlotPool& pool, std::span<co
   std::int64_t result = 0;
   bool raised = false;
   try {
-    result = co_await rt.storage(op, prefetch.request_id, keys, {}, stall_timeout_ns());
+    result = co_await rt.storage(op, prefetch.request_id, keys, {}, stall_timeout_ns(), slots);
   } catch (const WorldCallRaised&) {
     raised = true;
   }

@@ -131,6 +131,7 @@ class Rank {
     std::int32_t id = 0;
     RequestId request = kNoRequest;
     std::vector<PageKey> pages;             // host pages to write to L3
+    std::vector<std::int32_t> slots;        // their host slots
   };
   Channel<Backup> backup_queue_;                                // scheduler -> backup thread
   std::deque<std::int32_t> ack_backup_queue_;                   // backup thread -> scheduler drain

@@ -56,6 +56,9 @@ struct WorldCall {
   RequestId request = kNoRequest;
   std::span<const PageKey> keys;
   std::span<std::uint8_t> present;      // kHitQuery output, one entry per key
+  // kStorage: the host slots a get reads into or a set writes from, one per key; kForward: the
+  // host KV slots the batch loads back to the device. Worlds without real memory ignore them.
+  std::span<const std::int32_t> slots;
   TimeNs timeout_ns = 0;                // kStorage: fail the call if it has not completed by then; 0: wait
   std::int64_t result = 0;
   bool raised = false;                  // the call raised: the awaiting actor gets an exception
@@ -135,10 +138,20 @@ class Runtime {
     c.payload = payload;
     return {*this, c};
   }
+  // The forward of a batch of `tokens[0]` tokens, after loading `load_back_slots` from host to device.
+  WorldAwait forward(std::span<std::int64_t, 1> tokens, std::span<const std::int32_t> load_back_slots) {
+    WorldCall c;
+    c.kind = WorldCall::Kind::kCollective;
+    c.group = Group::kScheduler;
+    c.op = CollectiveOp::kForward;
+    c.payload = tokens;
+    c.slots = load_back_slots;
+    return {*this, c};
+  }
   // An L3 call. With `timeout_ns`, a call not done by then fails (result 0) and its late
   // completion, if any, is dropped.
   WorldAwait storage(StorageOp op, RequestId request, std::span<const PageKey> keys, std::span<std::uint8_t> present = {},
-                     TimeNs timeout_ns = 0) {
+                     TimeNs timeout_ns = 0, std::span<const std::int32_t> slots = {}) {
     WorldCall c;
     c.kind = WorldCall::Kind::kStorage;
     c.storage_op = op;
@@ -146,6 +159,7 @@ class Runtime {
     c.keys = keys;
     c.present = present;
     c.timeout_ns = timeout_ns;
+    c.slots = slots;
     return {*this, c};
   }
 

@@ -131,6 +131,7 @@ Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
   std::int64_t device_left_tokens = resources_.device_free_tokens;
   std::int64_t prefill_left_tokens = cfg_.max_prefill_tokens;
   std::vector<RequestId> batch;
+  std::vector<std::int32_t> load_back_slots;  // the batch's host hits, loaded to the device
   std::int64_t batch_tokens = 0;
   bool batch_is_full = false;
   const std::vector<RequestId> order = waiting_queue_;
@@ -165,6 +166,7 @@ Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
     const std::int64_t storage_hit_tokens = loaded == loaded_tokens_.end() ? 0 : loaded->second;
     if (loaded != loaded_tokens_.end()) loaded_tokens_.erase(loaded);
     rt.emit(EventKind::kSchedule, rid, extend_tokens, storage_hit_tokens, host_hit_tokens);
+    tree_.kv_slots(req.pages, 0, static_cast<std::int32_t>(host_hit_tokens / cfg_.page_size_tokens), load_back_slots);
     if (device_left_tokens < cfg_.page_size_tokens || prefill_left_tokens <= 0) batch_is_full = true;
   }
   bulk_ready_.clear();
@@ -177,7 +179,7 @@ Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
   // The forward is a collective whose payload is the batch's token count: ranks that built
   // different batches launch forwards that never match.
   std::array<std::int64_t, 1> forward{batch_tokens};
-  co_await rt.collective(Group::kScheduler, CollectiveOp::kForward, forward);
+  co_await rt.forward(forward, load_back_slots);
   for (RequestId rid : batch) {
     if (cfg_.write_through) co_await write_backup(rt, rid);
     rt.work_finished(rid);

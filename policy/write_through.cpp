@@ -60,7 +60,9 @@ Task<> Rank::writing_check(Runtime& rt) {
     for (std::int32_t s : fresh) kv_pool_.to_tree(rt, s);
     rt.emit(EventKind::kWriteAcked, w.request, static_cast<std::int64_t>(w.slots.size()), inserted.matched_pages + (first_new - w.first_page), wid);
     // write_through also backs the pages up to L3, on the backup thread.
-    backup_queue_.push(rt, Backup{next_backup_id_++, w.request, std::vector<PageKey>(req.pages.begin() + w.first_page, req.pages.begin() + static_cast<std::ptrdiff_t>(end))});
+    Backup b{next_backup_id_++, w.request, std::vector<PageKey>(req.pages.begin() + w.first_page, req.pages.begin() + static_cast<std::ptrdiff_t>(end)), {}};
+    tree_.kv_slots(prefix, w.first_page, static_cast<std::int32_t>(end) - w.first_page, b.slots);
+    backup_queue_.push(rt, std::move(b));
     ongoing_write_through_.erase(it);
   }
 }
@@ -71,7 +73,7 @@ Task<> Rank::backup_thread(Runtime& rt) {
   HCSIM_ASSERT(rt.rank() == rank_ && rt.actor() == ActorKind::kBackup);
   for (;;) {  // bounded by the world, as the scheduler loop
     Backup b = co_await backup_queue_.pop(rt);
-    const std::int64_t written = co_await rt.storage(StorageOp::kKvSet, b.request, b.pages);
+    const std::int64_t written = co_await rt.storage(StorageOp::kKvSet, b.request, b.pages, {}, 0, b.slots);
     rt.emit(EventKind::kBackupDone, b.request, static_cast<std::int64_t>(b.pages.size()), written, b.id);
     HCSIM_ASSERT(ack_backup_queue_.size() < static_cast<std::size_t>(kv_pool_.capacity()));
     ack_backup_queue_.push_back(b.id);

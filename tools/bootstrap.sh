@@ -7,6 +7,7 @@ packages=(
   g++ meson ninja-build pkg-config
   libboost-graph-dev libboost-program-options-dev
   nlohmann-json3-dev catch2
+  libgloo-dev
 )
 
 missing=()

@@ -16,6 +16,19 @@ std::uint64_t CollectiveMatcher::next_seq(Group g, int rank) const {
   return groups_[static_cast<std::size_t>(g)].next_seq.at(static_cast<std::size_t>(rank));
 }
 
+const OpenCollective* CollectiveMatcher::oldest_open(Group g, std::uint64_t& seq) const {
+  const auto& pending = groups_[static_cast<std::size_t>(g)].pending;
+  if (pending.empty()) return nullptr;
+  seq = pending.begin()->first;
+  return &pending.begin()->second;
+}
+
+const OpenCollective* CollectiveMatcher::find_open(Group g, std::uint64_t seq) const {
+  const auto& pending = groups_[static_cast<std::size_t>(g)].pending;
+  auto it = pending.find(seq);
+  return it == pending.end() ? nullptr : &it->second;
+}
+
 std::int64_t CollectiveMatcher::size_of(const WorldCall& call) {
   if (call.op == CollectiveOp::kForward) {
     HCSIM_ASSERT(call.payload.size() == 1);

@@ -24,21 +24,13 @@ struct CollectiveCost {
   TimeNs forward_ns_per_token = 200;
 };
 
-class CollectiveMatcher {
+class CollectiveMatcher final : public CollectiveLedger {
  public:
   CollectiveMatcher(int ranks, CollectiveCost cost);
 
-  struct Pending {
-    std::vector<CollectiveEntry> entries;           // in arrival order
+  struct Pending : OpenCollective {
     std::vector<std::coroutine_handle<>> handles;   // by rank; null until entered
     std::vector<WorldCall*> calls;                  // by rank
-    TimeNs first_arrival_ns = 0;
-    bool mismatched = false;                        // never completes
-  };
-  struct MismatchPoint {
-    Group group = Group::kScheduler;
-    std::uint64_t seq = 0;
-    TimeNs at_ns = 0;
   };
 
   // Enters `call` for `rank`, returning the sequence number it got. Completes the collective when
@@ -47,6 +39,9 @@ class CollectiveMatcher {
   std::uint64_t enter(Kernel& kernel, int rank, WorldCall& call, std::coroutine_handle<> h);
 
   const std::optional<MismatchPoint>& mismatch() const { return mismatch_; }
+  const OpenCollective* oldest_open(Group g, std::uint64_t& seq) const override;
+  const OpenCollective* find_open(Group g, std::uint64_t seq) const override;
+  std::optional<MismatchPoint> first_mismatch() const override { return mismatch_; }
   // Collectives some member has entered and some has not, per group, by sequence.
   const std::map<std::uint64_t, Pending>& pending(Group g) const { return groups_[static_cast<std::size_t>(g)].pending; }
   std::uint64_t next_seq(Group g, int rank) const;

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -48,6 +49,37 @@ struct CollectiveEntry {
   CollectiveOp op = CollectiveOp::kAllReduceMin;
   std::int64_t size = 0;
   TimeNs at_ns = 0;
+};
+
+// A collective some members entered and not all have left.
+struct OpenCollective {
+  std::vector<CollectiveEntry> entries;  // in arrival order, one per rank at most
+  TimeNs first_arrival_ns = 0;
+  bool mismatched = false;               // members entered different (op, size): never completes
+  bool entered(int rank) const {
+    for (const CollectiveEntry& e : entries) {
+      if (e.rank == rank) return true;
+    }
+    return false;
+  }
+};
+
+struct MismatchPoint {
+  Group group = Group::kScheduler;
+  std::uint64_t seq = 0;
+  TimeNs at_ns = 0;
+};
+
+// What diagnosis needs of a world's collectives: the simulator's matcher and the GPU backend's
+// flight recorder both answer it, so both build the same verdict and wait-for graph.
+class CollectiveLedger {
+ public:
+  virtual ~CollectiveLedger() = default;
+  // The open collective of `g` with the lowest sequence (its sequence in `seq`), or null.
+  virtual const OpenCollective* oldest_open(Group g, std::uint64_t& seq) const = 0;
+  virtual const OpenCollective* find_open(Group g, std::uint64_t seq) const = 0;
+  // Where members first entered different collectives at one sequence, if they have.
+  virtual std::optional<MismatchPoint> first_mismatch() const = 0;
 };
 
 struct Verdict {

@@ -6,50 +6,48 @@
 
 namespace hcsim {
 
-std::optional<Verdict> oldest_partial_collective(const CollectiveMatcher& m, int ranks, TimeNs now_ns, HangKind kind) {
+std::optional<Verdict> oldest_partial_collective(const CollectiveLedger& m, int ranks, TimeNs now_ns, HangKind kind) {
   std::optional<Verdict> oldest;
   for (int gi = 0; gi < kGroupCount; ++gi) {
     const auto g = static_cast<Group>(gi);
-    for (const auto& [seq, p] : m.pending(g)) {
-      if (oldest && oldest->entered.front().at_ns <= p.first_arrival_ns) continue;
-      Verdict v;
-      v.kind = kind;
-      v.at_ns = now_ns;
-      v.has_collective = true;
-      v.group = g;
-      v.seq = seq;
-      v.entered = p.entries;
-      for (int r = 0; r < ranks; ++r) {
-        if (!p.handles[static_cast<std::size_t>(r)]) v.missing_ranks.push_back(r);
-      }
-      oldest = std::move(v);
-      break;  // per group, the lowest sequence is the oldest
+    std::uint64_t seq = 0;
+    const OpenCollective* p = m.oldest_open(g, seq);  // per group, the lowest sequence is the oldest
+    if (!p || (oldest && oldest->entered.front().at_ns <= p->first_arrival_ns)) continue;
+    Verdict v;
+    v.kind = kind;
+    v.at_ns = now_ns;
+    v.has_collective = true;
+    v.group = g;
+    v.seq = seq;
+    v.entered = p->entries;
+    for (int r = 0; r < ranks; ++r) {
+      if (!p->entered(r)) v.missing_ranks.push_back(r);
     }
+    oldest = std::move(v);
   }
   return oldest;
 }
 
-Verdict mismatch_verdict(const CollectiveMatcher& m, int ranks) {
-  HCSIM_ASSERT(m.mismatch().has_value());
-  const auto& point = *m.mismatch();
-  const auto& pending = m.pending(point.group);
-  auto it = pending.find(point.seq);
-  HCSIM_ASSERT(it != pending.end());  // a mismatched sequence never completes
+Verdict mismatch_verdict(const CollectiveLedger& m, int ranks) {
+  const auto point = m.first_mismatch();
+  HCSIM_ASSERT(point.has_value());
+  const OpenCollective* p = m.find_open(point->group, point->seq);
+  HCSIM_ASSERT(p);  // a mismatched sequence never completes
   Verdict v;
   v.kind = HangKind::kCollectiveMismatch;
-  v.at_ns = point.at_ns;
+  v.at_ns = point->at_ns;
   v.has_collective = true;
-  v.group = point.group;
-  v.seq = point.seq;
-  v.entered = it->second.entries;
+  v.group = point->group;
+  v.seq = point->seq;
+  v.entered = p->entries;
   for (int r = 0; r < ranks; ++r) {
-    if (!it->second.handles[static_cast<std::size_t>(r)]) v.missing_ranks.push_back(r);
+    if (!p->entered(r)) v.missing_ranks.push_back(r);
   }
   v.headline = "collective mismatch: ranks entered different collectives at one sequence number";
   return v;
 }
 
-std::optional<Verdict> check_stalled_collectives(const CollectiveMatcher& m, int ranks, TimeNs now_ns,
+std::optional<Verdict> check_stalled_collectives(const CollectiveLedger& m, int ranks, TimeNs now_ns,
                                                  const DetectorBounds& bounds) {
   auto v = oldest_partial_collective(m, ranks, now_ns, HangKind::kCollectiveMismatch);
   if (!v || now_ns - v->entered.front().at_ns < bounds.collective_stall_ns) return std::nullopt;
@@ -74,7 +72,7 @@ std::optional<Verdict> check_starvation(const std::vector<WorkItem>& owed, TimeN
   return std::nullopt;
 }
 
-Verdict deadlock_verdict(const CollectiveMatcher& m, int ranks, TimeNs now_ns, std::size_t work_owed) {
+Verdict deadlock_verdict(const CollectiveLedger& m, int ranks, TimeNs now_ns, std::size_t work_owed) {
   auto v = oldest_partial_collective(m, ranks, now_ns, HangKind::kDeadlock);
   Verdict out = v ? std::move(*v) : Verdict{};
   out.kind = HangKind::kDeadlock;

@@ -31,14 +31,14 @@ struct WorkItem {
 };
 
 // The oldest collective that some members entered and others did not, as a verdict of `kind`.
-std::optional<Verdict> oldest_partial_collective(const CollectiveMatcher& m, int ranks, TimeNs now_ns, HangKind kind);
+std::optional<Verdict> oldest_partial_collective(const CollectiveLedger& m, int ranks, TimeNs now_ns, HangKind kind);
 
-// The verdict for the matcher's first mismatched sequence: who entered it with what, who did not.
-Verdict mismatch_verdict(const CollectiveMatcher& m, int ranks);
+// The verdict for the first mismatched sequence: who entered it with what, who did not.
+Verdict mismatch_verdict(const CollectiveLedger& m, int ranks);
 
-std::optional<Verdict> check_stalled_collectives(const CollectiveMatcher& m, int ranks, TimeNs now_ns,
+std::optional<Verdict> check_stalled_collectives(const CollectiveLedger& m, int ranks, TimeNs now_ns,
                                                  const DetectorBounds& bounds);
 std::optional<Verdict> check_starvation(const std::vector<WorkItem>& owed, TimeNs now_ns, const DetectorBounds& bounds);
-Verdict deadlock_verdict(const CollectiveMatcher& m, int ranks, TimeNs now_ns, std::size_t work_owed);
+Verdict deadlock_verdict(const CollectiveLedger& m, int ranks, TimeNs now_ns, std::size_t work_owed);
 
 }  // namespace hcsim

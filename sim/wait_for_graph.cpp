@@ -27,7 +27,7 @@ using Graph = boost::adjacency_list<boost::vecS, boost::vecS, boost::directedS, 
 
 }  // namespace
 
-std::string wait_for_graph_dot(const Verdict& verdict, const CollectiveMatcher& collectives) {
+std::string wait_for_graph_dot(const Verdict& verdict, const CollectiveLedger& collectives) {
   Graph g;
   std::map<std::string, Graph::vertex_descriptor> by_name;
   auto vertex = [&](const std::string& name, const std::string& label, const std::string& shape) {
@@ -45,17 +45,15 @@ std::string wait_for_graph_dot(const Verdict& verdict, const CollectiveMatcher& 
     switch (a.wait) {
       case WaitKind::kCollective: {
         // Waits on every member that has not entered this sequence with the same collective.
-        const auto& pending = collectives.pending(a.group);
-        auto it = pending.find(a.seq);
+        const OpenCollective* p = collectives.find_open(a.group, a.seq);
         for (const ActorState& b : verdict.actors) {
           if (b.actor != a.actor || b.rank == a.rank) continue;
           std::string why;
-          if (it != pending.end()) {
-            const auto& p = it->second;
-            if (!p.handles[static_cast<std::size_t>(b.rank)]) {
+          if (p) {
+            if (!p->entered(b.rank)) {
               why = "has not entered seq " + std::to_string(a.seq);
             } else {
-              for (const auto& e : p.entries) {
+              for (const auto& e : p->entries) {
                 if (e.rank == b.rank && (e.op != a.op || e.size != a.size)) {
                   why = "entered " + std::string(collective_op_name(e.op)) + "(" + std::to_string(e.size) + ") at seq " + std::to_string(a.seq);
                 }

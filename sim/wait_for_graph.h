@@ -7,11 +7,10 @@
 
 #include <string>
 
-#include "sim/collectives.h"
 #include "sim/diagnosis.h"
 
 namespace hcsim {
 
-std::string wait_for_graph_dot(const Verdict& verdict, const CollectiveMatcher& collectives);
+std::string wait_for_graph_dot(const Verdict& verdict, const CollectiveLedger& collectives);
 
 }  // namespace hcsim

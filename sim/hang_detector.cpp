@@ -72,6 +72,16 @@ std::optional<Verdict> check_starvation(const std::vector<WorkItem>& owed, TimeN
   return std::nullopt;
 }
 
+void name_lost_worker(Verdict& v) {
+  if (v.kind != HangKind::kStarvation && v.kind != HangKind::kDeadlock) return;
+  for (const ActorState& a : v.actors) {
+    if (a.wait != WaitKind::kDied) continue;
+    v.headline = "lost worker: " + actor_label(a) + " died (" + a.error + "), and the run then " + v.headline;
+    v.kind = HangKind::kLostWorker;
+    return;
+  }
+}
+
 Verdict deadlock_verdict(const CollectiveLedger& m, int ranks, TimeNs now_ns, std::size_t work_owed) {
   auto v = oldest_partial_collective(m, ranks, now_ns, HangKind::kDeadlock);
   Verdict out = v ? std::move(*v) : Verdict{};

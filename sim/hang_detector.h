@@ -39,6 +39,10 @@ Verdict mismatch_verdict(const CollectiveLedger& m, int ranks);
 std::optional<Verdict> check_stalled_collectives(const CollectiveLedger& m, int ranks, TimeNs now_ns,
                                                  const DetectorBounds& bounds);
 std::optional<Verdict> check_starvation(const std::vector<WorkItem>& owed, TimeNs now_ns, const DetectorBounds& bounds);
+// A verdict of stuck (not mismatched) actors with a dead actor on the scene becomes lost worker:
+// whoever waits, waits on a worker that is gone. Needs `v.actors`.
+void name_lost_worker(Verdict& v);
+
 Verdict deadlock_verdict(const CollectiveLedger& m, int ranks, TimeNs now_ns, std::size_t work_owed);
 
 }  // namespace hcsim

@@ -163,15 +163,7 @@ std::vector<WorkItem> SimWorld::work_owed() const {
 
 Verdict SimWorld::finish(Verdict v) {
   v.actors = actor_states();
-  // Stuck (not mismatched) with a dead actor on the scene: whoever waits, waits on a worker that is gone.
-  if (v.kind == HangKind::kStarvation || v.kind == HangKind::kDeadlock) {
-    for (const ActorState& a : v.actors) {
-      if (a.wait != WaitKind::kDied) continue;
-      v.headline = "lost worker: " + actor_label(a) + " died (" + a.error + "), and the run then " + v.headline;
-      v.kind = HangKind::kLostWorker;
-      break;
-    }
-  }
+  name_lost_worker(v);
   return v;
 }
 

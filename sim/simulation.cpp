@@ -12,23 +12,24 @@
 
 namespace hcsim {
 
-RunResult simulate(const Scenario& scenario, const RunOptions& options) {
-  RunResult result;
-  result.policy = scenario.policy;
-  result.policy.fixes = options.fixes;
-  if (options.policy) result.policy.policy = *options.policy;
-  result.seed = options.seed.value_or(scenario.seed);
+RunSetup prepare_run(const Scenario& scenario, const RunOptions& options) {
+  RunSetup setup;
+  setup.policy = scenario.policy;
+  setup.policy.fixes = options.fixes;
+  if (options.policy) setup.policy.policy = *options.policy;
+  setup.seed = options.seed.value_or(scenario.seed);
   const int tp = scenario.world.ranks;
-  HCSIM_ASSERT(static_cast<int>(result.policy.ranks.size()) == tp);
+  HCSIM_ASSERT(static_cast<int>(setup.policy.ranks.size()) == tp);
 
   // The scenario's random perturbations, each from its own stream of this run's seed.
   const Perturbations& p = scenario.perturbations;
-  RandomStream skew(result.seed, "perturb/device_free_pages");
-  for (RankResources& r : result.policy.ranks) {
+  RandomStream skew(setup.seed, "perturb/device_free_pages");
+  for (RankResources& r : setup.policy.ranks) {
     const auto pages = skew.uniform_ns(p.device_free_pages_lo, p.device_free_pages_hi);
-    r.device_free_tokens = std::max<std::int64_t>(0, r.device_free_tokens + pages * result.policy.page_size_tokens);
+    r.device_free_tokens = std::max<std::int64_t>(0, r.device_free_tokens + pages * setup.policy.page_size_tokens);
   }
-  StorageModel storage(scenario.storage, tp, scenario.delays, result.seed, p.jitter);
+  setup.storage = std::make_unique<StorageModel>(scenario.storage, tp, scenario.delays, setup.seed, p.jitter);
+  StorageModel& storage = *setup.storage;
   for (const L3Contents& c : scenario.l3) {
     const auto keys = prefix_page_keys(c.prefix, c.kv_pages);
     for (int r = 0; r < tp; ++r) {
@@ -40,41 +41,52 @@ RunResult simulate(const Scenario& scenario, const RunOptions& options) {
   }
   storage.seal();
 
-  // Ranks outlive the world, whose destructor destroys the actor coroutines that refer to them.
-  std::vector<std::unique_ptr<Rank>> ranks;
   // A request's abort moves with its arrival: the client's timeline shifts as a whole.
-  std::vector<Arrival> arrivals;
-  std::vector<Arrival> aborts;
-  RandomStream arrival_jitter(result.seed, "perturb/arrival");
+  RandomStream arrival_jitter(setup.seed, "perturb/arrival");
   for (const RequestSpec& req : scenario.workload) {
     const TimeNs shift_ns = arrival_jitter.uniform_ns(p.arrival_lo_ns, p.arrival_hi_ns);
-    arrivals.push_back({req.arrival_ns + shift_ns, req.id});
-    if (req.abort_ns >= 0) aborts.push_back({req.abort_ns + shift_ns, req.id});
+    setup.arrivals.push_back({req.arrival_ns + shift_ns, req.id});
+    if (req.abort_ns >= 0) setup.aborts.push_back({req.abort_ns + shift_ns, req.id});
   }
   if (options.replay) {
-    arrivals = options.replay->arrivals;
-    aborts = options.replay->aborts;
+    setup.arrivals = options.replay->arrivals;
+    setup.aborts = options.replay->aborts;
     storage.replay_from(&options.replay->storage);
   }
-  result.arrivals = arrivals;
-  result.aborts = aborts;
-  SimWorld world(scenario.world, storage, std::move(arrivals), scenario.workload.size(), std::move(aborts));
+  return setup;
+}
 
-  for (int r = 0; r < tp; ++r) {
-    ranks.push_back(std::make_unique<Rank>(result.policy, scenario.workload, r));
-    Rank& rank = *ranks.back();
-    Runtime& sched = world.add_actor(r, ActorKind::kScheduler);
-    Runtime& prefetch = world.add_actor(r, ActorKind::kPrefetch);
-    rank.bind(sched);
-    world.spawn(sched, rank.scheduler_loop(sched));
-    world.spawn(prefetch, rank.prefetch_thread(prefetch));
-    for (int k = 0; k < rank.io_workers(); ++k) {
-      Runtime& io = world.add_actor(r, ActorKind::kIo);
-      world.spawn(io, rank.io_thread(io));
-    }
-    Runtime& backup = world.add_actor(r, ActorKind::kBackup);
-    world.spawn(backup, rank.backup_thread(backup));
+void judge_run(const Scenario& scenario, const std::vector<std::unique_ptr<Rank>>& ranks, RunResult& result) {
+  for (const auto& rank : ranks) {
+    RankSummary s;
+    s.slot_violations = rank->kv_pool().violations() + rank->sidecar_pool().violations();
+    result.ranks.push_back(s);
   }
+  InvariantInputs inputs;
+  inputs.verdict = &result.verdict;
+  inputs.log = &result.log;
+  inputs.policy = &result.policy;
+  // A pass: its own pause, its collectives, and the largest forward the budget allows.
+  const CollectiveCost& cost = scenario.world.collective;
+  inputs.pass_slack_ns = result.policy.scheduler_pass_ns + 16 * cost.latency_ns + cost.forward_base_ns +
+                         cost.forward_ns_per_token * result.policy.max_prefill_tokens;
+  inputs.ranks = scenario.world.ranks;
+  inputs.end_ns = result.end_ns;
+  for (const auto& rank : ranks) inputs.leaked.push_back(rank->leaked_slots(result.end_ns));
+  result.invariants = check_invariants(inputs);
+}
+
+RunResult simulate(const Scenario& scenario, const RunOptions& options) {
+  RunSetup setup = prepare_run(scenario, options);
+  RunResult result;
+  result.policy = setup.policy;
+  result.seed = setup.seed;
+  result.arrivals = setup.arrivals;
+  result.aborts = setup.aborts;
+  StorageModel& storage = *setup.storage;
+  SimWorld world(scenario.world, storage, std::move(setup.arrivals), scenario.workload.size(), std::move(setup.aborts));
+  // Ranks outlive the world, whose destructor destroys the actor coroutines that refer to them.
+  const std::vector<std::unique_ptr<Rank>> ranks = spawn_ranks(world, result.policy, scenario.workload);
 
   auto leaked_at = [&](TimeNs now) {
     std::int64_t n = 0;
@@ -92,26 +104,10 @@ RunResult simulate(const Scenario& scenario, const RunOptions& options) {
   result.collectives_completed = world.collectives().completed();
   result.end_ns = world.kernel().now_ns();
   result.wait_for_dot = wait_for_graph_dot(result.verdict, world.collectives());
-  for (const auto& rank : ranks) {
-    RankSummary s;
-    s.slot_violations = rank->kv_pool().violations() + rank->sidecar_pool().violations();
-    result.ranks.push_back(s);
-  }
   result.log = world.take_log();
   result.replayed_calls = storage.replayed_calls();
   result.modelled_calls = storage.modelled_calls();
-  InvariantInputs inputs;
-  inputs.verdict = &result.verdict;
-  inputs.log = &result.log;
-  inputs.policy = &result.policy;
-  // A pass: its own pause, its collectives, and the largest forward the budget allows.
-  const CollectiveCost& cost = scenario.world.collective;
-  inputs.pass_slack_ns = result.policy.scheduler_pass_ns + 16 * cost.latency_ns + cost.forward_base_ns +
-                         cost.forward_ns_per_token * result.policy.max_prefill_tokens;
-  inputs.ranks = tp;
-  inputs.end_ns = result.end_ns;
-  for (const auto& rank : ranks) inputs.leaked.push_back(rank->leaked_slots(result.end_ns));
-  result.invariants = check_invariants(inputs);
+  judge_run(scenario, ranks, result);
   return result;
 }
 

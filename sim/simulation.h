@@ -6,17 +6,20 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "policy/fixes.h"
 #include "policy/policy_config.h"
+#include "policy/rank.h"
 #include "sim/diagnosis.h"
 #include "sim/event_log.h"
 #include "sim/invariants.h"
 #include "sim/recording.h"
 #include "sim/scenario.h"
+#include "sim/storage.h"
 
 namespace hcsim {
 
@@ -50,6 +53,43 @@ struct RunResult {
 };
 
 RunResult simulate(const Scenario& scenario, const RunOptions& options);
+
+// What every world's run of a scenario starts from: the policy as run, the seed, the L3 model
+// with the scenario's contents and delays, and the arrivals and aborts (perturbed or replayed).
+struct RunSetup {
+  PolicyConfig policy;
+  std::uint64_t seed = 0;
+  std::unique_ptr<StorageModel> storage;
+  std::vector<Arrival> arrivals;
+  std::vector<Arrival> aborts;
+};
+RunSetup prepare_run(const Scenario& scenario, const RunOptions& options);
+
+// Creates every rank of the scenario and spawns its actors in `world` (SimWorld or ThreadWorld).
+// The ranks must outlive the world's actors.
+template <typename World>
+std::vector<std::unique_ptr<Rank>> spawn_ranks(World& world, const PolicyConfig& policy, const std::vector<RequestSpec>& workload) {
+  std::vector<std::unique_ptr<Rank>> ranks;
+  for (int r = 0; r < static_cast<int>(policy.ranks.size()); ++r) {
+    ranks.push_back(std::make_unique<Rank>(policy, workload, r));
+    Rank& rank = *ranks.back();
+    Runtime& sched = world.add_actor(r, ActorKind::kScheduler);
+    Runtime& prefetch = world.add_actor(r, ActorKind::kPrefetch);
+    rank.bind(sched);
+    world.spawn(sched, rank.scheduler_loop(sched));
+    world.spawn(prefetch, rank.prefetch_thread(prefetch));
+    for (int k = 0; k < rank.io_workers(); ++k) {
+      Runtime& io = world.add_actor(r, ActorKind::kIo);
+      world.spawn(io, rank.io_thread(io));
+    }
+    Runtime& backup = world.add_actor(r, ActorKind::kBackup);
+    world.spawn(backup, rank.backup_thread(backup));
+  }
+  return ranks;
+}
+
+// The end of every world's run: slot counts and the invariants, from the log and the ranks.
+void judge_run(const Scenario& scenario, const std::vector<std::unique_ptr<Rank>>& ranks, RunResult& result);
 
 // One declared expectation of a scenario, run and judged.
 struct ExpectationCheck {

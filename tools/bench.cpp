@@ -1,11 +1,19 @@
 #include "tools/bench.h"
 
+#include <algorithm>
 #include <chrono>
+#include <thread>
+#include <utility>
+#include <vector>
 #include <cstdio>
 #include <iostream>
 
 #include <boost/program_options.hpp>
 
+#ifdef HCSIM_HAVE_CUDA
+#include "backend/cuda_bench.h"
+#endif
+#include "backend/gloo_mesh.h"
 #include "policy/task.h"
 #include "sim/kernel.h"
 #include "sim/scenario.h"
@@ -81,6 +89,48 @@ ScenarioFigures bench_scenario(const Scenario& s, const char* preset, double sec
 
 }  // namespace
 
+namespace {
+
+// One policy agreement round (the descriptor exchange every collective makes) over Gloo on
+// loopback, per TP size: the median of many rounds, each rank on its own thread.
+double agreement_round_us(int tp, int rounds) {
+  GlooMesh mesh(tp);
+  std::vector<double> per_round(static_cast<std::size_t>(rounds));
+  std::vector<std::thread> ranks;
+  for (int r = 0; r < tp; ++r) {
+    ranks.emplace_back([&, r] {
+      std::vector<std::int64_t> frame(16, r);
+      std::vector<std::int64_t> frames(16 * static_cast<std::size_t>(tp));
+      for (int i = 0; i < rounds; ++i) {
+        const auto t0 = std::chrono::steady_clock::now();
+        mesh.all_gather(GlooChannel::kScheduler, r, frame, frames);
+        if (r == 0) per_round[static_cast<std::size_t>(i)] = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+      }
+    });
+  }
+  for (auto& t : ranks) t.join();
+  std::sort(per_round.begin(), per_round.end());
+  return per_round[per_round.size() / 2];
+}
+
+int bench_gpu() {
+#ifdef HCSIM_HAVE_CUDA
+  for (const auto& [page_bytes, pages] : {std::pair<std::int64_t, std::int32_t>{4096, 16384}, {65536, 2048}}) {
+    const LoadBackFigure f = measure_load_back(page_bytes, pages, 21);
+    std::printf("load-back %3lld KiB pages x %5d: gather kernel %.1f GB/s, cudaMemcpyBatchAsync %.1f GB/s, bulk pinned cudaMemcpy %.1f GB/s; "
+                "gather at %.0f%% of bulk; %s\n",
+                static_cast<long long>(page_bytes / 1024), pages, f.gather_gbps, f.batch_memcpy_gbps, f.bulk_memcpy_gbps,
+                100.0 * f.gather_gbps / f.bulk_memcpy_gbps, f.verified ? "verified" : "CHECKSUM MISMATCH");
+  }
+#else
+  std::printf("load-back: this hcsim was built without CUDA\n");
+#endif
+  for (int tp : {2, 4, 8}) std::printf("policy agreement round over Gloo, TP %d: %.1f us (median of 2000)\n", tp, agreement_round_us(tp, 2000));
+  return 0;
+}
+
+}  // namespace
+
 int cmd_bench(const std::vector<std::string>& args) {
   namespace po = boost::program_options;
   double seconds = 1.0;
@@ -89,7 +139,9 @@ int cmd_bench(const std::vector<std::string>& args) {
   d.add_options()("help,h", "show this help")
       ("seconds", po::value(&seconds)->default_value(1.0), "time spent on each scenario measurement")
       ("actors", po::value(&actors)->default_value(1000), "kernel benchmark: concurrent actors")
-      ("iterations", po::value(&iterations)->default_value(5000), "kernel benchmark: sleeps per actor");
+      ("iterations", po::value(&iterations)->default_value(5000), "kernel benchmark: sleeps per actor")
+      ("gpu", "instead: load-back bandwidth (gather of 4 KiB and 64 KiB pages) against a bulk pinned cudaMemcpy in\n"
+              "the same run, and the cost of one policy agreement round over Gloo at TP 2, 4 and 8");
   po::variables_map vm;
   po::store(po::command_line_parser(args).options(d).run(), vm);
   po::notify(vm);
@@ -105,6 +157,7 @@ int cmd_bench(const std::vector<std::string>& args) {
     std::cerr << "hcsim bench: --seconds in (0, 600], --actors in [1, 1e6], --iterations in [1, 1e8]\n";
     return 2;
   }
+  if (vm.count("gpu")) return bench_gpu();
   const KernelFigures k = bench_kernel(actors, iterations);
   std::printf("kernel: %.2f M events/s (%llu events, %d actors)\n", k.events_per_s / 1e6, static_cast<unsigned long long>(k.events), actors);
   const Scenario s = parse_scenario(kSeedScenarioJson, "seed scenario (built in)");

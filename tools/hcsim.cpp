@@ -2,8 +2,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
-#include <filesystem>
 #include <cstdio>
+#include <filesystem>
+#include <map>
 #include <fstream>
 #include <iterator>
 #include <iostream>
@@ -14,6 +15,7 @@
 
 #include <boost/program_options.hpp>
 
+#include "backend/gpu_run.h"
 #include "policy/fixes.h"
 #include "sim/scenario.h"
 #include "sim/seed_sweep.h"
@@ -36,6 +38,7 @@ constexpr int kExitOk = 0;
 constexpr int kExitInternal = 1;
 constexpr int kExitBadInput = 2;
 constexpr int kExitUnexpected = 3;
+constexpr int kExitWatchdog = 4;
 
 struct BadInput : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -55,12 +58,15 @@ commands:
   replay TRACE      re-run a recorded trace (hcsim run --record) and say where it departs
   export TRACE      a trace as a Chrome/Perfetto timeline (--chrome) or a wait-for graph (--dot)
   bench             kernel events per second and seed-scenario runs per second
+  gpu SCENARIO      run a scenario on the GPU backend: threads, Gloo, CUDA, files as L3
+  validate SCENARIO run a scenario in both worlds and compare decisions, verdicts and times
   fixes             list the named upstream fixes and presets
 
 Run 'hcsim COMMAND --help' for a command's options and examples.
 
 exit codes: 0 ok, 1 internal error, 2 bad input (file, JSON pointer and reason on stderr),
-            3 a verdict differs from --expect or from a scenario's expectation
+            3 a verdict differs from --expect or from a scenario's expectation (validate: the worlds differ)
+            4 hcsim gpu: the watchdog found a hang, wrote its diagnosis and the trace, and ended the run
 )";
 
 // Options shared by run, scan and verify: which upstream code and policy to run.
@@ -237,10 +243,11 @@ int run_seeds(const Scenario& s, const RunOptions& opt, const std::string& varia
 
 // hcsim run --record: the run as a trace, with its scenario verbatim so a replay needs nothing else.
 void record_trace(const std::string& out_path, const std::string& scenario_path, const Scenario& s, const RunResult& r,
-                  const std::string& variant) {
+                  const std::string& variant, const std::string& world = "sim") {
   std::ifstream in(scenario_path, std::ios::binary);
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const TraceHeader h = trace_header_of(text, s, r, variant);
+  TraceHeader h = trace_header_of(text, s, r, variant);
+  h.world = world;
   std::ofstream out(out_path, std::ios::binary);
   write_trace(out, h, r.log);
   if (!out.flush()) throw BadInput("--record: cannot write " + out_path);
@@ -635,6 +642,223 @@ int cmd_fixes(const std::vector<std::string>&) {
   return kExitOk;
 }
 
+
+// Options shared by gpu and validate: where and how the real world runs.
+struct GpuArgs {
+  std::string device = "cuda";
+  int ranks_per_gpu = 0;
+  std::int64_t watchdog_ms = 1000;
+  std::int64_t page_bytes = 64 * 1024;
+};
+
+void add_gpu_options(po::options_description& d, GpuArgs& a) {
+  d.add_options()
+      ("device", po::value(&a.device)->default_value("cuda"), "cuda | host (host memory, no GPU: the CPU side alone)")
+      ("ranks-per-gpu", po::value(&a.ranks_per_gpu)->default_value(0), "ranks placed on each GPU; 0: every rank shares GPU 0")
+      ("watchdog-ms", po::value(&a.watchdog_ms)->default_value(1000), "declare a hang when a collective stays open, or nothing progresses, this long")
+      ("page-bytes", po::value(&a.page_bytes)->default_value(64 * 1024), "real bytes of a KV page and a sidecar object in memory and on disk (timing follows the scenario)");
+}
+
+GpuRunOptions gpu_options(const GpuArgs& a) {
+  GpuRunOptions g;
+  if (a.device != "cuda" && a.device != "host") throw BadInput("--device: expected cuda or host; got '" + a.device + "'");
+  g.device = a.device == "cuda" ? DeviceKind::kCuda : DeviceKind::kHost;
+  if (a.ranks_per_gpu < 0) throw BadInput("--ranks-per-gpu: expected 0 or more");
+  g.ranks_per_gpu = a.ranks_per_gpu;
+  if (a.watchdog_ms < 10 || a.watchdog_ms > 3'600'000) throw BadInput("--watchdog-ms: expected 10 to 3600000");
+  g.watchdog_ns = a.watchdog_ms * 1'000'000;
+  if (a.page_bytes < 16 || a.page_bytes % 16 != 0 || a.page_bytes > (std::int64_t{64} << 20)) {
+    throw BadInput("--page-bytes: expected a multiple of 16 from 16 to 67108864");
+  }
+  g.page_bytes = a.page_bytes;
+  g.sidecar_bytes = a.page_bytes;
+  return g;
+}
+
+void print_gpu_section(std::ostream& out, const GpuRunResult& g) {
+  const ThreadWorldStats& st = g.stats;
+  out << "gpu world: " << g.device << "\n";
+  out << "  L3 files: " << st.storage_calls << " calls, " << st.pages_read << " objects read, " << st.pages_written << " written, "
+      << st.pages_corrupt << " corrupt; " << st.storage_overruns << " call(s) slower than the model";
+  if (st.storage_overruns > 0) out << " (worst by " << st.storage_overrun_max_ns / 1'000 << " us)";
+  out << "\n  forwards: " << st.forwards << ", pages loaded back to the device: " << st.load_back_pages << "\n";
+  out << "  host slots leaked at exit: " << g.leaked_slots_at_exit << "\n";
+  if (!st.watchdog_fired) return;
+  out << "watchdog: fired at " << st.watchdog_fired_ns / 1'000'000 << " ms: " << st.watchdog_reason << "\n";
+  out << "flight recorder (last collectives per rank):\n";
+  for (const auto& ring : g.flight) {
+    const std::size_t from = ring.size() > 4 ? ring.size() - 4 : 0;
+    for (std::size_t i = from; i < ring.size(); ++i) {
+      const CollectiveRecord& c = ring[i];
+      out << "  rank " << c.rank << " " << group_name(c.group) << " seq " << c.seq << " " << collective_op_name(c.op) << "(" << c.size
+          << ") entered " << c.enter_ns / 1'000 << " us, " << (c.exit_ns < 0 ? std::string("never left") : "left " + std::to_string(c.exit_ns / 1'000) + " us") << "\n";
+    }
+  }
+  if (st.actors_abandoned > 0) out << "  " << st.actors_abandoned << " actor thread(s) could not be stopped; the process exits\n";
+}
+
+int cmd_gpu(const std::vector<std::string>& args) {
+  VariantArgs va;
+  GpuArgs ga;
+  std::string path, record, dot, expect;
+  po::options_description d("gpu options");
+  d.add_options()("help,h", "show this help")("scenario", po::value(&path), "scenario JSON file");
+  add_variant_options(d, va);
+  add_gpu_options(d, ga);
+  d.add_options()
+      ("record", po::value(&record), "write the run as a trace to FILE (a hang is always recorded: default hcsim-gpu-hang.jsonl)")
+      ("dot", po::value(&dot), "write the wait-for graph to FILE")
+      ("json", "print the report as JSON")
+      ("expect", po::value(&expect), "hang | complete: exit 3 if the verdict differs");
+  po::positional_options_description pos;
+  pos.add("scenario", 1);
+  po::variables_map vm;
+  if (!parse(args, d, &pos, vm,
+             "usage: hcsim gpu SCENARIO [options]\n\n"
+             "Runs SCENARIO in the real world: one OS thread per actor, policy collectives on Gloo CPU groups over\n"
+             "loopback, the forward as a CUDA kernel with load-back of its host hits, L3 as files read into pinned\n"
+             "memory with the scenario's delays as real waits. A watchdog reads the flight recorder: when a\n"
+             "collective stays open or nothing progresses for --watchdog-ms, it prints the simulator's diagnosis,\n"
+             "aborts the groups, writes the trace and exits with code 4. The trace replays in the simulator.\n\n"
+             "examples:\n"
+             "  hcsim gpu scenarios/himamba-sidecar-lag.json --preset pre-fix     # hangs; the watchdog explains\n"
+             "  hcsim gpu scenarios/himamba-sidecar-lag.json --preset seed-fix --record run.jsonl\n"
+             "  hcsim replay hcsim-gpu-hang.jsonl                                 # the GPU hang in the simulator\n"
+             "  hcsim gpu scenarios/himamba-sidecar-lag.json --device host        # no GPU: CPU side only\n")) {
+    return kExitOk;
+  }
+  if (path.empty()) throw BadInput("gpu: missing SCENARIO (see 'hcsim gpu --help')");
+  if (vm.count("seed")) va.seed = vm["seed"].as<std::uint64_t>();
+  if (!expect.empty() && expect != "hang" && expect != "complete") throw BadInput("--expect: expected hang or complete; got '" + expect + "'");
+  const Scenario s = load_scenario_file(path);
+  const RunOptions opt = run_options(va);
+  const auto t0 = std::chrono::steady_clock::now();
+  const GpuRunResult g = run_on_gpu(s, opt, gpu_options(ga));
+  const RunLabel label{variant_name(va) + " (gpu)", wall_ms_since(t0)};
+  if (vm.count("json")) {
+    std::cout << report_json(s, g.run, label).dump(2) << "\n";
+  } else {
+    print_report(std::cout, s, g.run, label);
+    print_gpu_section(std::cout, g);
+  }
+  if (!dot.empty()) {
+    std::ofstream f(dot);
+    if (!(f << g.run.wait_for_dot)) throw BadInput("--dot: cannot write " + dot);
+  }
+  if (record.empty() && g.stats.watchdog_fired) record = "hcsim-gpu-hang.jsonl";
+  if (!record.empty()) {
+    record_trace(record, path, s, g.run, variant_name(va), "gpu");
+    std::cout << "trace: " << record << "\n";
+  }
+  std::cout.flush();
+  int code = !expect.empty() && (expect == "hang") != g.run.verdict.hang() ? kExitUnexpected : kExitOk;
+  if (g.stats.watchdog_fired) code = kExitWatchdog;
+  if (g.stats.actors_abandoned > 0) std::_Exit(code);  // threads stuck in calls nothing interrupts
+  return code;
+}
+
+// What validate compares per request and rank: the termination decisions in order.
+std::map<std::pair<RequestId, int>, std::vector<std::string>> decisions_of(const RunResult& r) {
+  std::map<std::pair<RequestId, int>, std::vector<std::string>> out;
+  for (const TraceEvent& e : r.log.events()) {
+    std::string d;
+    switch (e.kind) {
+      case EventKind::kRegister: d = "register"; break;
+      case EventKind::kRegisterSkip: d = "skip(" + std::to_string(e.a) + ")"; break;
+      case EventKind::kRevoke: d = "revoke"; break;
+      case EventKind::kTerminate: d = "terminate"; break;
+      case EventKind::kOpEnd: d = "end(" + std::string(op_end_name(static_cast<OpEnd>(e.a))) + ")"; break;
+      case EventKind::kSchedule: d = "schedule(L3 " + std::to_string(e.b) + ")"; break;
+      default: continue;
+    }
+    out[{e.request, e.rank}].push_back(std::move(d));
+  }
+  return out;
+}
+
+TimeNs first_time(const RunResult& r, EventKind kind, RequestId request, int rank) {
+  for (const TraceEvent& e : r.log.events()) {
+    if (e.kind == kind && e.request == request && e.rank == rank) return e.time_ns;
+  }
+  return -1;
+}
+
+int cmd_validate(const std::vector<std::string>& args) {
+  GpuArgs ga;
+  std::vector<std::string> paths;
+  po::options_description d("validate options");
+  d.add_options()("help,h", "show this help")("scenario", po::value(&paths)->composing(), "scenario JSON files");
+  add_gpu_options(d, ga);
+  po::positional_options_description pos;
+  pos.add("scenario", -1);
+  po::variables_map vm;
+  if (!parse(args, d, &pos, vm,
+             "usage: hcsim validate SCENARIO... [options]\n\n"
+             "Runs every expectation (variant and policy) each scenario declares in the simulator and on the GPU\n"
+             "backend, and compares per request and rank the sequence of termination decisions (register, skip,\n"
+             "revoke, terminate, terminal state, schedule with its L3 tokens), which must be identical, and the\n"
+             "verdicts, which must agree. Prefetch end and schedule times are reported with their difference.\n"
+             "Exit 3 if any run differs.\n\n"
+             "examples:\n"
+             "  hcsim validate scenarios/himamba-sidecar-lag.json\n"
+             "  hcsim validate scenarios/*.json --device host\n")) {
+    return kExitOk;
+  }
+  if (paths.empty()) throw BadInput("validate: missing SCENARIO (see 'hcsim validate --help')");
+  const GpuRunOptions gopt = gpu_options(ga);
+  int differ = 0;
+  int runs = 0;
+  for (const std::string& path : paths) {
+    const Scenario s = load_scenario_file(path);
+    for (const Expectation& e : s.expect) {
+      RunOptions o;
+      o.fixes = e.fixes;
+      o.policy = e.policy;
+      const RunResult sim = simulate(s, o);
+      const GpuRunResult gpu = run_on_gpu(s, o, gopt);
+      ++runs;
+      const auto ds = decisions_of(sim);
+      const auto dg = decisions_of(gpu.run);
+      std::string why;
+      if (sim.verdict.kind != gpu.run.verdict.kind) {
+        why = "verdict sim " + verdict_word(sim.verdict) + ", gpu " + verdict_word(gpu.run.verdict);
+      } else if (sim.verdict.has_collective && (sim.verdict.group != gpu.run.verdict.group || sim.verdict.seq != gpu.run.verdict.seq)) {
+        why = "collective sim " + std::string(group_name(sim.verdict.group)) + " seq " + std::to_string(sim.verdict.seq) + ", gpu " +
+              std::string(group_name(gpu.run.verdict.group)) + " seq " + std::to_string(gpu.run.verdict.seq);
+      } else if (ds != dg) {
+        for (const auto& [key, seq] : ds) {
+          auto it = dg.find(key);
+          if (it == dg.end() || it->second != seq) {
+            why = "decisions of " + s.workload[static_cast<std::size_t>(key.first)].name + " on rank " + std::to_string(key.second) + " differ";
+            break;
+          }
+        }
+        if (why.empty()) why = "the gpu run made decisions the simulator did not";
+      }
+      TimeNs worst_ns = 0;
+      for (const auto& [key, seq] : ds) {
+        for (EventKind k : {EventKind::kOpEnd, EventKind::kSchedule}) {
+          const TimeNs a = first_time(sim, k, key.first, key.second);
+          const TimeNs b = first_time(gpu.run, k, key.first, key.second);
+          if (a >= 0 && b >= 0) worst_ns = std::max(worst_ns, b > a ? b - a : a - b);
+        }
+      }
+      differ += why.empty() ? 0 : 1;
+      std::printf("%-6s %-34s %-16s %-13s %-20s times within %.2f ms%s%s\n", why.empty() ? "same" : "DIFFER", s.name.c_str(),
+                  e.variant.c_str(), std::string(policy_name(e.policy.value_or(s.policy.policy))).c_str(),
+                  verdict_word(gpu.run.verdict).c_str(), static_cast<double>(worst_ns) / 1e6, why.empty() ? "" : ": ", why.c_str());
+      std::fflush(stdout);
+      if (gpu.stats.actors_abandoned > 0) {
+        std::printf("validate: actor threads of the last gpu run could not be stopped; ending here\n");
+        std::fflush(stdout);
+        std::_Exit(kExitInternal);
+      }
+    }
+  }
+  std::printf("%d run(s) in both worlds, %d differ\n", runs, differ);
+  return differ == 0 ? kExitOk : kExitUnexpected;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -655,6 +879,8 @@ int main(int argc, char** argv) {
     if (command == "export") return cmd_export(args);
     if (command == "bench") return cmd_bench(args);
     if (command == "fixes") return cmd_fixes(args);
+    if (command == "gpu") return cmd_gpu(args);
+    if (command == "validate") return cmd_validate(args);
     std::cerr << "hcsim: unknown command '" << command << "'\n\n" << kUsage;
     return kExitBadInput;
   } catch (const ScenarioError& e) {
@@ -662,6 +888,9 @@ int main(int argc, char** argv) {
     return kExitBadInput;
   } catch (const TraceError& e) {
     std::cerr << "hcsim: " << e.what() << "\n";
+    return kExitBadInput;
+  } catch (const DeviceUnavailable& e) {
+    std::cerr << "hcsim: " << e.what() << " (--device host runs without a GPU)\n";
     return kExitBadInput;
   } catch (const BadInput& e) {
     std::cerr << "hcsim: " << e.what() << "\n";

@@ -1,0 +1,74 @@
+// FlightRecorder: every collective's entry and exit on every rank (group, sequence, op, size,
+// time), as PyTorch's NCCL flight recorder keeps them, and the collectives still open. The
+// watchdog reads a snapshot of it, which answers the same ledger questions as the simulator's
+// matcher, so a GPU hang gets the simulator's diagnosis.
+//
+//   std::uint64_t seq = fr.enter(rank, Group::kScheduler, CollectiveOp::kForward, 2100, now);
+//   ... fr.exit(rank, Group::kScheduler, seq, now);
+//   auto snap = fr.snapshot();  mismatch_verdict(snap, ranks);
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "sim/diagnosis.h"
+
+namespace hcsim {
+
+struct CollectiveRecord {
+  int rank = 0;
+  Group group = Group::kScheduler;
+  std::uint64_t seq = 0;
+  CollectiveOp op = CollectiveOp::kAllReduceMin;
+  std::int64_t size = 0;
+  TimeNs enter_ns = 0;
+  TimeNs exit_ns = -1;  // -1: not left
+};
+
+class FlightRecorder {
+ public:
+  explicit FlightRecorder(int ranks, std::size_t kept_per_rank = 4096);
+
+  // Thread-safe. enter() gives the rank's next sequence number in `group`.
+  std::uint64_t enter(int rank, Group group, CollectiveOp op, std::int64_t size, TimeNs now_ns);
+  void exit(int rank, Group group, std::uint64_t seq, TimeNs now_ns);
+
+  // A consistent copy for diagnosis, taken under the recorder's lock.
+  class Snapshot final : public CollectiveLedger {
+   public:
+    const OpenCollective* oldest_open(Group g, std::uint64_t& seq) const override;
+    const OpenCollective* find_open(Group g, std::uint64_t seq) const override;
+    std::optional<MismatchPoint> first_mismatch() const override { return mismatch; }
+
+    std::array<std::map<std::uint64_t, OpenCollective>, kGroupCount> open;
+    std::optional<MismatchPoint> mismatch;
+    std::vector<std::vector<CollectiveRecord>> recent;  // by rank, oldest first
+    std::uint64_t completed = 0;
+  };
+  Snapshot snapshot() const;
+
+  std::uint64_t completed() const;
+  // When the oldest collective still open was first entered, or -1 if none is open.
+  TimeNs oldest_open_since_ns() const;
+
+ private:
+  struct Open {
+    OpenCollective collective;
+    int exited = 0;
+  };
+  int ranks_;
+  std::size_t kept_per_rank_;
+  mutable std::mutex mu_;
+  std::array<std::vector<std::uint64_t>, kGroupCount> next_seq_;  // by group, by rank
+  std::array<std::map<std::uint64_t, Open>, kGroupCount> open_;
+  std::optional<MismatchPoint> mismatch_;
+  std::vector<std::deque<CollectiveRecord>> recent_;  // by rank, bounded by kept_per_rank
+  std::uint64_t completed_ = 0;
+};
+
+}  // namespace hcsim

@@ -1,0 +1,106 @@
+#include "backend/gpu_run.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+
+#include "backend/file_l3.h"
+#include "policy/assert.h"
+#include "sim/wait_for_graph.h"
+
+namespace hcsim {
+
+namespace {
+
+std::filesystem::path fresh_l3_dir() {
+  static std::atomic<int> runs{0};
+  return std::filesystem::temp_directory_path() /
+         ("hcsim-l3-" + std::to_string(::getpid()) + "-" + std::to_string(runs.fetch_add(1)));
+}
+
+// The scenario's L3 contents as files: the pages and sidecar objects every rank's model holds.
+void populate(FileL3& l3, const Scenario& scenario) {
+  std::vector<std::byte> page(static_cast<std::size_t>(l3.kv_page_bytes()));
+  std::vector<std::byte> state(static_cast<std::size_t>(l3.sidecar_bytes()));
+  for (const L3Contents& c : scenario.l3) {
+    const auto keys = prefix_page_keys(c.prefix, c.kv_pages);
+    for (int r = 0; r < scenario.world.ranks; ++r) {
+      if (!c.ranks.empty() && std::find(c.ranks.begin(), c.ranks.end(), r) == c.ranks.end()) continue;
+      for (PageKey k : keys) {
+        FileL3::fill(k, page);
+        if (!l3.put_kv(r, k, page.data())) throw std::runtime_error("cannot write L3 file under " + l3.root().string());
+      }
+      for (std::int32_t p : c.sidecar_at_pages) {
+        const PageKey k = keys[static_cast<std::size_t>(p - 1)];
+        FileL3::fill(k, state);
+        if (!l3.put_sidecar(r, k, state.data())) throw std::runtime_error("cannot write L3 file under " + l3.root().string());
+      }
+      for (std::int32_t p : c.stale_pages) l3.put_stale_kv(r, keys[static_cast<std::size_t>(p - 1)]);
+    }
+  }
+}
+
+PoolGeometry geometry_of(const PolicyConfig& policy, const GpuRunOptions& gpu) {
+  PoolGeometry g;
+  g.ranks = static_cast<int>(policy.ranks.size());
+  g.ranks_per_gpu = gpu.ranks_per_gpu;
+  for (const RankResources& r : policy.ranks) {
+    g.kv_slots = std::max(g.kv_slots, r.host_kv_pages);
+    g.sidecar_slots = std::max(g.sidecar_slots, r.host_sidecar_slots);
+  }
+  g.kv_page_bytes = gpu.page_bytes;
+  g.sidecar_bytes = gpu.sidecar_bytes;
+  // Load-back goes in chunks of the device pool: one batch's worth of pages is plenty.
+  g.device_pages = std::max<std::int32_t>(1, static_cast<std::int32_t>(policy.max_prefill_tokens / policy.page_size_tokens));
+  g.activation_floats = policy.max_prefill_tokens * 2;
+  return g;
+}
+
+}  // namespace
+
+GpuRunResult run_on_gpu(const Scenario& scenario, const RunOptions& options, const GpuRunOptions& gpu) {
+  RunSetup setup = prepare_run(scenario, options);
+  GpuRunResult out;
+  RunResult& result = out.run;
+  result.policy = setup.policy;
+  result.seed = setup.seed;
+  result.arrivals = setup.arrivals;
+  result.aborts = setup.aborts;
+
+  auto device = make_device(gpu.device, geometry_of(result.policy, gpu));
+  out.device = device->describe();
+  const bool own_dir = gpu.l3_dir.empty();
+  FileL3 l3(own_dir ? fresh_l3_dir() : gpu.l3_dir, scenario.world.ranks, gpu.page_bytes, gpu.sidecar_bytes, own_dir);
+  populate(l3, scenario);
+
+  ThreadWorldConfig cfg;
+  cfg.world = scenario.world;
+  cfg.watchdog_ns = gpu.watchdog_ns;
+  auto world = std::make_unique<ThreadWorld>(cfg, *setup.storage, l3, *device, std::move(setup.arrivals), scenario.workload.size(),
+                                             std::move(setup.aborts));
+  auto ranks = spawn_ranks(*world, result.policy, scenario.workload);
+  result.verdict = world->run();
+  out.stats = world->stats();
+  const FlightRecorder::Snapshot flight = world->recorder().snapshot();
+  out.flight = flight.recent;
+  result.collectives_completed = flight.completed;
+  result.end_ns = world->now_ns();
+  result.wait_for_dot = wait_for_graph_dot(result.verdict, flight);
+  result.log = world->take_log();
+  if (out.stats.actors_abandoned > 0) {
+    // Threads still run actor code that uses the ranks, the world and the device: they must
+    // outlive this call, and the caller must end the process (hcsim does, with _exit).
+    (void)world.release();
+    (void)device.release();
+    const auto* kept = new std::vector<std::unique_ptr<Rank>>(std::move(ranks));
+    judge_run(scenario, *kept, result);
+    return out;
+  }
+  world.reset();  // joins the actors' threads; the coroutine frames go with it
+  judge_run(scenario, ranks, result);
+  for (const auto& rank : ranks) out.leaked_slots_at_exit += static_cast<std::int64_t>(rank->leaked_slots(result.end_ns).size());
+  return out;
+}
+
+}  // namespace hcsim

@@ -1,0 +1,139 @@
+// ThreadWorld: the real world behind the Runtime interface. Every actor is an OS thread, time is
+// steady_clock since the start, collectives run on Gloo (the forward also on the device), L3 calls
+// read and write files with the scenario's injected delays as real waits. A watchdog (the thread
+// that calls run()) declares the verdict from the flight recorder, with the simulator's diagnosis.
+//
+//   ThreadWorld w(cfg, storage, l3, device, arrivals, request_count, aborts);
+//   Runtime& rt = w.add_actor(0, ActorKind::kScheduler);
+//   w.spawn(rt, rank0.scheduler_loop(rt));
+//   Verdict v = w.run();   // returns when the run completed or the watchdog fired
+//
+// Threading (the contract in policy/runtime.h): a rank's actors run under the rank's lock, which a
+// world call releases while it waits. Stopping: once every request is done the world asks to stop;
+// schedulers agree on it inside their next collective (a stop bit in the descriptor every rank
+// exchanges), so no rank is left alone in a collective; other actors stop at their next wait.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "backend/device.h"
+#include "backend/file_l3.h"
+#include "backend/flight_recorder.h"
+#include "backend/gloo_mesh.h"
+#include "policy/runtime.h"
+#include "policy/task.h"
+#include "sim/event_log.h"
+#include "sim/hang_detector.h"
+#include "sim/recording.h"
+#include "sim/storage.h"
+#include "sim/world.h"
+
+namespace hcsim {
+
+struct ThreadWorldConfig {
+  WorldConfig world;                          // ranks, forward cost, hang bounds
+  TimeNs watchdog_ns = 1'000'000'000;         // a collective open this long, or no progress this long
+  TimeNs join_grace_ns = 2'000'000'000;       // how long stopping actors may take before being abandoned
+};
+
+// What the real run measured beside the verdict.
+struct ThreadWorldStats {
+  bool watchdog_fired = false;
+  std::string watchdog_reason;          // why it fired
+  TimeNs watchdog_fired_ns = 0;
+  int actors_abandoned = 0;             // threads that did not stop in time (the process must _exit)
+  std::int64_t storage_calls = 0;
+  std::int64_t storage_overruns = 0;    // calls whose real I/O outlasted the model's duration
+  TimeNs storage_overrun_max_ns = 0;
+  std::int64_t pages_read = 0;
+  std::int64_t pages_written = 0;
+  std::int64_t pages_corrupt = 0;       // read pages not holding their key's contents
+  std::int64_t load_back_pages = 0;
+  std::int64_t forwards = 0;
+  std::string transport_error;          // the first collective the transport failed, if any
+};
+
+class ThreadWorld {
+ public:
+  ThreadWorld(ThreadWorldConfig cfg, StorageModel& storage, FileL3& l3, Device& device, std::vector<Arrival> arrivals,
+              std::size_t request_count, std::vector<Arrival> aborts);
+  ~ThreadWorld();
+  ThreadWorld(const ThreadWorld&) = delete;
+  ThreadWorld& operator=(const ThreadWorld&) = delete;
+
+  Runtime& add_actor(int rank, ActorKind kind);
+  void spawn(Runtime& rt, Task<> task);
+  void on_check(std::function<void(TimeNs)> sampler) { sampler_ = std::move(sampler); }
+  // Starts the actors and watches them; returns the verdict once they stopped or were abandoned.
+  Verdict run();
+
+  const EventLog& log() const { return log_; }
+  EventLog take_log() { return std::move(log_); }
+  const FlightRecorder& recorder() const { return recorder_; }
+  const ThreadWorldStats& stats() const { return stats_; }
+  TimeNs now_ns() const;
+  std::vector<ActorState> actor_states() const;
+  std::vector<WorkItem> work_owed() const;
+
+ private:
+  class ActorRuntime;
+  struct RankSync {
+    std::mutex mu;                 // the rank lock
+    std::condition_variable cv;    // signals, and stop
+  };
+  struct Signal {
+    std::string name;
+    int rank = 0;
+    ActorKind producer = ActorKind::kScheduler;
+    std::uint64_t generation = 0;  // bumped by notify, under the rank lock
+  };
+
+  Verdict finish(Verdict v);
+  Verdict watch();
+  void stop_actors(bool abort);
+  bool all_work_done() const;
+  TimeNs last_due_transfer_ns() const;
+
+  ThreadWorldConfig cfg_;
+  StorageModel& storage_;
+  FileL3& l3_;
+  Device& device_;
+  std::unique_ptr<GlooMesh> mesh_;
+  FlightRecorder recorder_;
+  EventLog log_;
+  std::vector<std::unique_ptr<RankSync>> ranks_;
+  std::vector<std::unique_ptr<ActorRuntime>> actors_;
+  std::vector<Task<>> tasks_;
+  std::vector<std::thread> threads_;
+  std::vector<Signal> signals_;        // fixed once the actors start
+  std::vector<Arrival> arrivals_;
+  std::vector<Arrival> aborts_;
+  std::chrono::steady_clock::time_point start_;
+
+  mutable std::mutex world_mu_;        // everything below, and the log
+  std::condition_variable world_cv_;   // storage waits, stop, actor exits
+  std::size_t next_arrival_ = 0;
+  std::size_t next_abort_ = 0;
+  std::size_t request_count_;
+  std::vector<TimeNs> work_started_ns_;
+  std::vector<std::vector<bool>> work_finished_;
+  std::size_t finishes_ = 0;
+  TimeNs last_progress_ns_ = 0;        // the last world call that completed
+  int actors_running_ = 0;
+  std::mutex storage_mu_;              // the storage model's plans
+  ThreadWorldStats stats_;
+  std::function<void(TimeNs)> sampler_;
+
+  std::atomic<bool> stop_{false};      // graceful: every request is done
+  std::atomic<bool> abort_{false};     // the watchdog fired, or the transport failed
+};
+
+}  // namespace hcsim

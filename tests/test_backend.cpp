@@ -1,0 +1,151 @@
+// The GPU backend's CPU side: the thread world over Gloo on loopback, files as L3 and host memory
+// as the device (no GPU needed). The seed bug hangs for real, the watchdog names the collective
+// the simulator names, the fix completes, and the trace replays in the simulator.
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "backend/file_l3.h"
+#include "backend/flight_recorder.h"
+#include "backend/gloo_mesh.h"
+#include "backend/gpu_run.h"
+#include "policy/fixes.h"
+#include "sim/hang_detector.h"
+#include "sim/trace_file.h"
+
+using namespace hcsim;
+
+namespace {
+
+GpuRunOptions host_world() {
+  GpuRunOptions g;
+  g.device = DeviceKind::kHost;
+  g.watchdog_ns = 500'000'000;
+  g.page_bytes = 4096;
+  g.sidecar_bytes = 4096;
+  return g;
+}
+
+RunOptions variant(const char* preset) {
+  RunOptions o;
+  o.fixes = *preset_by_name(preset);
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("flight recorder: a mismatch at one sequence gives the simulator's verdict") {
+  FlightRecorder fr(2);
+  REQUIRE(fr.enter(0, Group::kScheduler, CollectiveOp::kBroadcast, 2, 10) == 0);
+  REQUIRE(fr.enter(1, Group::kScheduler, CollectiveOp::kBroadcast, 2, 11) == 0);
+  fr.exit(0, Group::kScheduler, 0, 20);
+  fr.exit(1, Group::kScheduler, 0, 21);
+  REQUIRE(fr.completed() == 1);
+  REQUIRE(fr.oldest_open_since_ns() == -1);
+  REQUIRE(fr.enter(0, Group::kScheduler, CollectiveOp::kForward, 52, 30) == 1);
+  REQUIRE(fr.enter(1, Group::kScheduler, CollectiveOp::kForward, 2100, 31) == 1);
+  REQUIRE(fr.oldest_open_since_ns() == 30);
+  const FlightRecorder::Snapshot snap = fr.snapshot();
+  const Verdict v = mismatch_verdict(snap, 2);
+  REQUIRE(v.kind == HangKind::kCollectiveMismatch);
+  REQUIRE(v.group == Group::kScheduler);
+  REQUIRE(v.seq == 1);
+  REQUIRE(v.at_ns == 31);
+  REQUIRE(v.entered.size() == 2);
+  REQUIRE(v.entered[1].size == 2100);
+  REQUIRE(snap.recent[0].back().exit_ns == -1);
+}
+
+TEST_CASE("gloo mesh: all_gather on loopback, and a member that never comes is given up") {
+  GlooMesh mesh(2, std::chrono::milliseconds(300));
+  std::vector<std::vector<std::int64_t>> got(2);
+  std::vector<std::thread> ranks;
+  for (int r = 0; r < 2; ++r) {
+    ranks.emplace_back([&, r] {
+      const std::vector<std::int64_t> mine{r, 10 * r};
+      got[static_cast<std::size_t>(r)].assign(4, -1);
+      mesh.all_gather(GlooChannel::kScheduler, r, mine, got[static_cast<std::size_t>(r)]);
+    });
+  }
+  for (auto& t : ranks) t.join();
+  REQUIRE(got[0] == std::vector<std::int64_t>{0, 0, 1, 10});
+  REQUIRE(got[1] == got[0]);
+  std::vector<std::int64_t> out(4);
+  REQUIRE_THROWS_AS(mesh.all_gather(GlooChannel::kPrefetch, 0, std::vector<std::int64_t>{1, 2}, out), CollectiveFailed);
+}
+
+TEST_CASE("file L3: objects hold their key's contents; a stale object exists and cannot be read") {
+  const auto root = std::filesystem::temp_directory_path() / "hcsim-test-file-l3";
+  FileL3 l3(root, 1, 4096, 64, true);
+  std::vector<std::byte> page(4096);
+  FileL3::fill(7, page);
+  REQUIRE(l3.put_kv(0, 7, page.data()));
+  l3.put_stale_kv(0, 8);
+  std::vector<std::byte> back(4096);
+  REQUIRE(l3.get_kv(0, 7, back.data()));
+  REQUIRE(back == page);
+  REQUIRE(l3.has_kv(0, 8));
+  REQUIRE_FALSE(l3.get_kv(0, 8, back.data()));
+  REQUIRE_FALSE(l3.has_kv(0, 9));
+  REQUIRE_FALSE(FileL3::holds(9, page));
+}
+
+TEST_CASE("thread world: the seed bug hangs for real and the watchdog names the mismatched forward") {
+  const Scenario s = load_scenario_file("scenarios/himamba-sidecar-lag.json");
+  const GpuRunResult g = run_on_gpu(s, variant("pre-fix"), host_world());
+  const Verdict& v = g.run.verdict;
+  REQUIRE(g.stats.watchdog_fired);
+  REQUIRE(g.stats.actors_abandoned == 0);
+  REQUIRE(v.kind == HangKind::kCollectiveMismatch);
+  REQUIRE(v.group == Group::kScheduler);
+  REQUIRE(v.entered.size() == 2);
+  for (const CollectiveEntry& e : v.entered) {
+    REQUIRE(e.op == CollectiveOp::kForward);
+    REQUIRE(e.size == (e.rank == 0 ? 52 : 2100));  // rank 0 loaded the L3 hit, rank 1 did not
+  }
+  REQUIRE(g.run.wait_for_dot.find("forward(2100)") != std::string::npos);
+  REQUIRE(g.stats.pages_read == 66);  // 32 KV pages and 1 sidecar object per rank, from files
+  REQUIRE(g.stats.pages_corrupt == 0);
+
+  // The trace of the real run replays in the simulator with the same verdict.
+  const auto path = std::filesystem::temp_directory_path() / "hcsim-test-gpu-hang.jsonl";
+  {
+    std::ifstream in("scenarios/himamba-sidecar-lag.json");
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    TraceHeader h = trace_header_of(text, s, g.run, "pre-fix");
+    h.world = "gpu";
+    std::ofstream out(path);
+    write_trace(out, h, g.run.log);
+  }
+  const TraceRead trace = read_trace(path.string());
+  REQUIRE(trace.header.world == "gpu");
+  const Recording rec = recording_of(trace);
+  const RunResult replayed = simulate(s, replay_options(trace, rec));
+  REQUIRE(replayed.verdict.kind == HangKind::kCollectiveMismatch);
+  REQUIRE(replayed.replayed_calls > 0);
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("thread world: seed-fix completes with the sidecar lag, the same decisions as the simulator, no leak") {
+  const Scenario s = load_scenario_file("scenarios/himamba-sidecar-lag.json");
+  const GpuRunResult g = run_on_gpu(s, variant("seed-fix"), host_world());
+  REQUIRE_FALSE(g.stats.watchdog_fired);
+  REQUIRE(g.run.verdict.kind == HangKind::kNone);
+  REQUIRE(g.run.verdict.at_ns >= 488'000'000);  // it waited out the lagging sidecar read
+  REQUIRE(g.leaked_slots_at_exit == 0);
+  REQUIRE(g.stats.load_back_pages == 64);       // both ranks load the 32-page hit back
+  const RunResult sim = simulate(s, variant("seed-fix"));
+  auto schedules = [](const RunResult& r) {
+    std::vector<std::pair<int, std::int64_t>> out;
+    for (const TraceEvent& e : r.log.events()) {
+      if (e.kind == EventKind::kSchedule) out.emplace_back(e.rank, e.b);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  REQUIRE(schedules(g.run) == schedules(sim));
+}

@@ -88,31 +88,31 @@ void guarded(const char* what, const std::atomic<bool>& aborted, F&& f) {
 
 }  // namespace
 
+namespace {
+
+using ReduceFn = void (*)(void*, const void*, const void*, std::size_t);
+
+template <typename T>
+void all_reduce_in_place(const std::shared_ptr<gloo::rendezvous::Context>& ctx, std::uint32_t tag, std::span<T> values, ReduceFn fn) {
+  gloo::AllreduceOptions opts(ctx);
+  opts.setInput(values.data(), values.size());
+  opts.setOutput(values.data(), values.size());
+  opts.setReduceFunction(fn);
+  opts.setTag(tag);
+  gloo::allreduce(opts);
+}
+
+}  // namespace
+
 void GlooMesh::all_reduce(GlooChannel ch, int rank, std::span<std::int64_t> values, GlooReduce op) {
   Endpoint& e = endpoint(ch, rank);
-  guarded("gloo all_reduce", aborted_, [&] {
-    gloo::AllreduceOptions opts(e.context);
-    opts.setInput(values.data(), values.size());
-    opts.setOutput(values.data(), values.size());
-    using Fn = void (*)(void*, const void*, const void*, std::size_t);
-    opts.setReduceFunction(op == GlooReduce::kMin ? static_cast<Fn>(&gloo::min<std::int64_t>)
-                                                  : static_cast<Fn>(&gloo::max<std::int64_t>));
-    opts.setTag(e.next_tag++);
-    gloo::allreduce(opts);
-  });
+  const ReduceFn fn = op == GlooReduce::kMin ? static_cast<ReduceFn>(&gloo::min<std::int64_t>) : static_cast<ReduceFn>(&gloo::max<std::int64_t>);
+  guarded("gloo all_reduce", aborted_, [&] { all_reduce_in_place(e.context, e.next_tag++, values, fn); });
 }
 
 void GlooMesh::all_reduce_sum(GlooChannel ch, int rank, std::span<float> values) {
   Endpoint& e = endpoint(ch, rank);
-  guarded("gloo all_reduce", aborted_, [&] {
-    gloo::AllreduceOptions opts(e.context);
-    opts.setInput(values.data(), values.size());
-    opts.setOutput(values.data(), values.size());
-    using Fn = void (*)(void*, const void*, const void*, std::size_t);
-    opts.setReduceFunction(static_cast<Fn>(&gloo::sum<float>));
-    opts.setTag(e.next_tag++);
-    gloo::allreduce(opts);
-  });
+  guarded("gloo all_reduce", aborted_, [&] { all_reduce_in_place(e.context, e.next_tag++, values, static_cast<ReduceFn>(&gloo::sum<float>)); });
 }
 
 void GlooMesh::broadcast(GlooChannel ch, int rank, std::span<std::int64_t> values) {

@@ -56,7 +56,6 @@ class GlooMesh {
 
   // Closes every connection; safe from any thread, idempotent.
   void abort();
-  bool aborted() const { return aborted_.load(); }
 
  private:
   struct Endpoint;

@@ -26,7 +26,7 @@ void populate(FileL3& l3, const Scenario& scenario) {
   for (const L3Contents& c : scenario.l3) {
     const auto keys = prefix_page_keys(c.prefix, c.kv_pages);
     for (int r = 0; r < scenario.world.ranks; ++r) {
-      if (!c.ranks.empty() && std::find(c.ranks.begin(), c.ranks.end(), r) == c.ranks.end()) continue;
+      if (!c.on_rank(r)) continue;
       for (PageKey k : keys) {
         FileL3::fill(k, page);
         if (!l3.put_kv(r, k, page.data())) throw std::runtime_error("cannot write L3 file under " + l3.root().string());

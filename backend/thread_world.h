@@ -17,7 +17,6 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -71,11 +70,9 @@ class ThreadWorld {
 
   Runtime& add_actor(int rank, ActorKind kind);
   void spawn(Runtime& rt, Task<> task);
-  void on_check(std::function<void(TimeNs)> sampler) { sampler_ = std::move(sampler); }
   // Starts the actors and watches them; returns the verdict once they stopped or were abandoned.
   Verdict run();
 
-  const EventLog& log() const { return log_; }
   EventLog take_log() { return std::move(log_); }
   const FlightRecorder& recorder() const { return recorder_; }
   const ThreadWorldStats& stats() const { return stats_; }
@@ -130,7 +127,6 @@ class ThreadWorld {
   int actors_running_ = 0;
   std::mutex storage_mu_;              // the storage model's plans
   ThreadWorldStats stats_;
-  std::function<void(TimeNs)> sampler_;
 
   std::atomic<bool> stop_{false};      // graceful: every request is done
   std::atomic<bool> abort_{false};     // the watchdog fired, or the transport failed

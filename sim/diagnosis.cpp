@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "policy/assert.h"
+#include "sim/collectives.h"
 
 namespace hcsim {
 
@@ -32,6 +33,41 @@ std::string actor_label(int rank, ActorKind kind, int index) {
 }
 
 std::string actor_label(const ActorState& a) { return actor_label(a.rank, a.actor, a.index); }
+
+void describe_blocked_call(ActorState& s, const WorldCall& call, std::uint64_t seq, const std::string& signal_name,
+                           ActorKind producer, bool never_completes, TimeNs due_ns) {
+  switch (s.wait) {
+    case WaitKind::kCollective:
+      s.group = call.group;
+      s.op = call.op;
+      s.size = CollectiveMatcher::size_of(call);
+      s.seq = seq;
+      break;
+    case WaitKind::kSignal:
+      s.signal_name = signal_name;
+      s.producer = producer;
+      break;
+    case WaitKind::kStorage:
+      s.storage_op = call.storage_op;
+      s.request = call.request;
+      s.never_completes = never_completes;
+      s.due_ns = due_ns;
+      break;
+    default: break;
+  }
+}
+
+void describe_ended(ActorState& s, const std::exception_ptr& error) {
+  s.wait = error ? WaitKind::kDied : WaitKind::kFinished;
+  if (!error) return;
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    s.error = e.what();
+  } catch (...) {
+    s.error = "unknown exception";
+  }
+}
 
 std::string describe_wait(const ActorState& a) {
   switch (a.wait) {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -41,6 +42,12 @@ struct ActorState {
   std::string error;                 // kDied
 };
 std::string describe_wait(const ActorState& a);
+// What an actor blocked in `call` waits on, as both worlds describe it. `signal_name` and
+// `producer` are the signal's (kWait); `never_completes` and `due_ns` the storage call's.
+void describe_blocked_call(ActorState& s, const WorldCall& call, std::uint64_t seq, const std::string& signal_name,
+                           ActorKind producer, bool never_completes, TimeNs due_ns);
+// An actor whose coroutine returned: finished, or died of `error`.
+void describe_ended(ActorState& s, const std::exception_ptr& error);
 std::string actor_label(const ActorState& a);  // "rank 1 io", "rank 1 io 2"
 std::string actor_label(int rank, ActorKind kind, int index);
 

@@ -6,6 +6,19 @@
 
 namespace hcsim {
 
+std::vector<WorkItem> owed_work(const std::vector<TimeNs>& started_ns, const std::vector<std::vector<bool>>& finished, int ranks) {
+  std::vector<WorkItem> owed;
+  for (std::size_t r = 0; r < started_ns.size(); ++r) {
+    if (started_ns[r] < 0) continue;
+    WorkItem w{static_cast<RequestId>(r), started_ns[r], {}};
+    for (int k = 0; k < ranks; ++k) {
+      if (!finished[r][static_cast<std::size_t>(k)]) w.ranks_pending.push_back(k);
+    }
+    if (!w.ranks_pending.empty()) owed.push_back(std::move(w));
+  }
+  return owed;
+}
+
 std::optional<Verdict> oldest_partial_collective(const CollectiveLedger& m, int ranks, TimeNs now_ns, HangKind kind) {
   std::optional<Verdict> oldest;
   for (int gi = 0; gi < kGroupCount; ++gi) {

@@ -30,6 +30,9 @@ struct WorkItem {
   std::vector<int> ranks_pending;
 };
 
+// Per request started (started_ns >= 0), the ranks that have not finished it.
+std::vector<WorkItem> owed_work(const std::vector<TimeNs>& started_ns, const std::vector<std::vector<bool>>& finished, int ranks);
+
 // The oldest collective that some members entered and others did not, as a verdict of `kind`.
 std::optional<Verdict> oldest_partial_collective(const CollectiveLedger& m, int ranks, TimeNs now_ns, HangKind kind);
 

@@ -6,6 +6,7 @@
 // A scenario declares its expected verdict per variant (a preset plus fixes) and policy.
 #pragma once
 
+#include <algorithm>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -32,6 +33,7 @@ struct L3Contents {
   std::vector<std::int32_t> sidecar_at_pages;  // a sidecar object holds the state after page n
   std::vector<std::int32_t> stale_pages;       // found by hit queries, but reads of them time out
   std::vector<int> ranks;                      // empty: every rank
+  bool on_rank(int rank) const { return ranks.empty() || std::find(ranks.begin(), ranks.end(), rank) != ranks.end(); }
 };
 
 struct Expectation {

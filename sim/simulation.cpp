@@ -33,7 +33,7 @@ RunSetup prepare_run(const Scenario& scenario, const RunOptions& options) {
   for (const L3Contents& c : scenario.l3) {
     const auto keys = prefix_page_keys(c.prefix, c.kv_pages);
     for (int r = 0; r < tp; ++r) {
-      if (!c.ranks.empty() && std::find(c.ranks.begin(), c.ranks.end(), r) == c.ranks.end()) continue;
+      if (!c.on_rank(r)) continue;
       for (PageKey k : keys) storage.add_kv_page(r, k);
       for (std::int32_t p : c.sidecar_at_pages) storage.add_sidecar(r, keys[static_cast<std::size_t>(p - 1)]);
       for (std::int32_t p : c.stale_pages) storage.add_stale_page(r, keys[static_cast<std::size_t>(p - 1)]);

@@ -148,18 +148,7 @@ void SimWorld::spawn(Runtime& rt, Task<> task) {
   HCSIM_ASSERT(false);  // not an actor of this world
 }
 
-std::vector<WorkItem> SimWorld::work_owed() const {
-  std::vector<WorkItem> owed;
-  for (std::size_t r = 0; r < request_count_; ++r) {
-    if (work_started_ns_[r] < 0) continue;
-    WorkItem w{static_cast<RequestId>(r), work_started_ns_[r], {}};
-    for (int k = 0; k < cfg_.ranks; ++k) {
-      if (!work_finished_[r][static_cast<std::size_t>(k)]) w.ranks_pending.push_back(k);
-    }
-    if (!w.ranks_pending.empty()) owed.push_back(std::move(w));
-  }
-  return owed;
-}
+std::vector<WorkItem> SimWorld::work_owed() const { return owed_work(work_started_ns_, work_finished_, cfg_.ranks); }
 
 Verdict SimWorld::finish(Verdict v) {
   v.actors = actor_states();
@@ -189,37 +178,11 @@ std::vector<ActorState> SimWorld::actor_states() const {
     s.wait = a.wait;
     s.since_ns = a.since_ns;
     if (tasks_[i].done()) {
-      s.wait = tasks_[i].exception() ? WaitKind::kDied : WaitKind::kFinished;
-      if (tasks_[i].exception()) {
-        try {
-          std::rethrow_exception(tasks_[i].exception());
-        } catch (const std::exception& e) {
-          s.error = e.what();
-        } catch (...) {
-          s.error = "unknown exception";
-        }
-      }
+      describe_ended(s, tasks_[i].exception());
     } else if (a.call) {
-      const WorldCall& c = *a.call;
-      switch (a.wait) {
-        case WaitKind::kCollective:
-          s.group = c.group;
-          s.op = c.op;
-          s.size = CollectiveMatcher::size_of(c);
-          s.seq = a.seq;
-          break;
-        case WaitKind::kSignal:
-          s.signal_name = signals_.at(static_cast<std::size_t>(c.signal)).name;
-          s.producer = signals_.at(static_cast<std::size_t>(c.signal)).producer;
-          break;
-        case WaitKind::kStorage:
-          s.storage_op = c.storage_op;
-          s.request = c.request;
-          s.never_completes = a.plan.never_completes;
-          s.due_ns = a.since_ns + a.plan.duration_ns;
-          break;
-        default: break;
-      }
+      const Signal* sig = a.wait == WaitKind::kSignal ? &signals_.at(static_cast<std::size_t>(a.call->signal)) : nullptr;
+      describe_blocked_call(s, *a.call, a.seq, sig ? sig->name : std::string(), sig ? sig->producer : ActorKind::kScheduler,
+                            a.plan.never_completes, a.since_ns + a.plan.duration_ns);
     }
     out.push_back(std::move(s));
   }

@@ -181,6 +181,14 @@ class CudaDevice final : public Device {
       ranks_.push_back(std::make_unique<RankResources>());
       allocate(*ranks_.back(), rank);
     }
+    // CUDA loads a kernel's module at its first launch (lazy loading: tens of ms). Launch each
+    // kernel once here, so that cost does not land in a run's first forward.
+    std::vector<float> activations(1);
+    for (int rank = 0; rank < geometry_.ranks; ++rank) {
+      forward(rank, 0, 0, activations);
+      const std::int32_t slot = 0;
+      if (geometry_.kv_slots > 0 && geometry_.device_pages > 0) load_back(rank, std::span<const std::int32_t>(&slot, 1));
+    }
     description_ = describe_gpus();
   }
 

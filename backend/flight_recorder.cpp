@@ -45,7 +45,16 @@ void FlightRecorder::exit(int rank, Group group, std::uint64_t seq, TimeNs now_n
   auto& open = open_[static_cast<std::size_t>(group)];
   auto it = open.find(seq);
   HCSIM_ASSERT(it != open.end() && it->second.collective.entered(rank));
-  if (++it->second.exited == ranks_) {
+  Open& o = it->second;
+  o.exit_sum_ns += now_ns;
+  if (++o.exited == ranks_) {
+    const OpenCollective& c = o.collective;
+    if (!c.mismatched && c.entries.front().op != CollectiveOp::kForward) {
+      TimeNs last_entry_ns = 0;
+      for (const CollectiveEntry& e : c.entries) last_entry_ns = std::max(last_entry_ns, e.at_ns);
+      round_sum_ns_ += std::max<TimeNs>(0, o.exit_sum_ns / ranks_ - last_entry_ns);
+      ++rounds_;
+    }
     open.erase(it);
     ++completed_;
   }
@@ -76,6 +85,7 @@ FlightRecorder::Snapshot FlightRecorder::snapshot() const {
   s.mismatch = mismatch_;
   for (const auto& ring : recent_) s.recent.emplace_back(ring.begin(), ring.end());
   s.completed = completed_;
+  if (rounds_ > 0) s.mean_round_ns = round_sum_ns_ / static_cast<TimeNs>(rounds_);
   return s;
 }
 

@@ -49,6 +49,9 @@ class FlightRecorder {
     std::optional<MismatchPoint> mismatch;
     std::vector<std::vector<CollectiveRecord>> recent;  // by rank, oldest first
     std::uint64_t completed = 0;
+    // The mean cost of one policy collective (not a forward): from the last member's entry to the
+    // members' mean exit, as the simulator's collective latency models it. -1: none completed.
+    TimeNs mean_round_ns = -1;
   };
   Snapshot snapshot() const;
 
@@ -60,6 +63,7 @@ class FlightRecorder {
   struct Open {
     OpenCollective collective;
     int exited = 0;
+    TimeNs exit_sum_ns = 0;
   };
   int ranks_;
   std::size_t kept_per_rank_;
@@ -69,6 +73,8 @@ class FlightRecorder {
   std::optional<MismatchPoint> mismatch_;
   std::vector<std::deque<CollectiveRecord>> recent_;  // by rank, bounded by kept_per_rank
   std::uint64_t completed_ = 0;
+  TimeNs round_sum_ns_ = 0;      // over completed policy collectives
+  std::uint64_t rounds_ = 0;
 };
 
 }  // namespace hcsim

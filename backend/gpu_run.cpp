@@ -85,6 +85,7 @@ GpuRunResult run_on_gpu(const Scenario& scenario, const RunOptions& options, con
   const FlightRecorder::Snapshot flight = world->recorder().snapshot();
   out.flight = flight.recent;
   result.collectives_completed = flight.completed;
+  out.mean_collective_round_ns = flight.mean_round_ns;
   result.end_ns = world->now_ns();
   result.wait_for_dot = wait_for_graph_dot(result.verdict, flight);
   result.log = world->take_log();

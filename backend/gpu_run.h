@@ -34,6 +34,7 @@ struct GpuRunResult {
   ThreadWorldStats stats;
   std::vector<std::vector<CollectiveRecord>> flight;  // the flight recorder, by rank, oldest first
   std::int64_t leaked_slots_at_exit = 0;
+  TimeNs mean_collective_round_ns = -1;        // measured policy collective cost; -1: none completed
 };
 
 // Throws DeviceUnavailable when the device kind cannot be had.

@@ -1,5 +1,7 @@
 #include "backend/thread_world.h"
 
+#include <sys/prctl.h>
+
 #include <algorithm>
 
 #include "policy/assert.h"
@@ -9,10 +11,12 @@ namespace hcsim {
 
 namespace {
 
-// The descriptor every member sends before a collective's payload: op, size, stop bit, and up to
-// kInline payload words, so the policy's small collectives take one exchange.
-constexpr std::size_t kInline = 13;
-constexpr std::size_t kFrameWords = 3 + kInline;
+// The descriptor every member sends before a collective's payload: op, size, stop bit, the
+// member's model time, and up to kInline payload words, so the policy's small collectives take one
+// exchange.
+constexpr std::size_t kHeaderWords = 4;
+constexpr std::size_t kInline = 12;
+constexpr std::size_t kFrameWords = kHeaderWords + kInline;
 
 GlooChannel channel_of(const WorldCall& c) {
   if (c.op == CollectiveOp::kForward) return GlooChannel::kData;
@@ -40,6 +44,7 @@ class ThreadWorld::ActorRuntime final : public Runtime {
     Signal& s = w_.signals_.at(static_cast<std::size_t>(signal));
     HCSIM_ASSERT(s.rank == rank_);
     ++s.generation;  // under the rank lock, which this actor holds
+    s.notified_model_ns = std::max(s.notified_model_ns, model_ns_);
     w_.ranks_[static_cast<std::size_t>(rank_)]->cv.notify_all();
   }
 
@@ -99,7 +104,7 @@ class ThreadWorld::ActorRuntime final : public Runtime {
   int take_due(const std::vector<Arrival>& stream, std::size_t& next, std::span<RequestId> out) const {
     std::lock_guard<std::mutex> lock(w_.world_mu_);
     int n = 0;
-    const TimeNs now = w_.now_ns();
+    const TimeNs now = model_ns_;
     while (next < stream.size() && static_cast<std::size_t>(n) < out.size() && stream[next].time_ns <= now) {
       out[static_cast<std::size_t>(n++)] = stream[next++].request;
     }
@@ -125,13 +130,30 @@ class ThreadWorld::ActorRuntime final : public Runtime {
 
   std::chrono::steady_clock::time_point at(TimeNs t_ns) const { return w_.start_ + std::chrono::nanoseconds(t_ns); }
 
+  // Pacing: a sleep ends at the model's time for it, so a real collective slower than its model
+  // shortens the next sleep instead of delaying every later scheduler pass. Passes then happen at
+  // the model's instants, and collective sequence numbers line up with the simulator's, as long as
+  // the sleeps can absorb the excess; the worst lag behind the model is reported.
   bool sleep(const WorldCall& c) {
     HCSIM_ASSERT(c.duration_ns >= 0);
     set_state(WaitKind::kSleep, c);
-    const auto deadline = at(w_.now_ns() + c.duration_ns);
+    note_lag(c.duration_ns);
+    model_ns_ += c.duration_ns;
+    return wait_for_model_time();
+  }
+
+  // Waits until the real clock reaches this actor's model time. True if the world aborted.
+  bool wait_for_model_time() {
     auto& cv = w_.ranks_[static_cast<std::size_t>(rank_)]->cv;
-    cv.wait_until(*held, deadline, [&] { return w_.abort_.load(); });
+    cv.wait_until(*held, at(model_ns_), [&] { return w_.abort_.load(); });
     return w_.abort_.load();
+  }
+
+  void note_lag(TimeNs sleep_ns) {
+    const TimeNs lag_ns = w_.now_ns() - model_ns_;
+    std::lock_guard<std::mutex> lock(w_.world_mu_);
+    w_.stats_.model_lag_max_ns = std::max(w_.stats_.model_lag_max_ns, lag_ns);
+    if (lag_ns >= sleep_ns) ++w_.stats_.sleeps_behind_model;
   }
 
   bool wait_signal(const WorldCall& c) {
@@ -140,7 +162,9 @@ class ThreadWorld::ActorRuntime final : public Runtime {
     const std::uint64_t seen = s.generation;
     auto& cv = w_.ranks_[static_cast<std::size_t>(rank_)]->cv;
     cv.wait(*held, [&] { return s.generation != seen || w_.stop_.load() || w_.abort_.load(); });
-    return s.generation == seen;
+    if (s.generation == seen) return true;
+    model_ns_ = std::max(model_ns_, s.notified_model_ns);
+    return false;
   }
 
   bool collective(WorldCall& c) {
@@ -167,8 +191,13 @@ class ThreadWorld::ActorRuntime final : public Runtime {
       parked = true;
     }
     held->lock();
-    if (!parked) w_.recorder_.exit(rank_, c.group, my_seq, now_ns());
-    return parked;
+    if (parked) return true;
+    w_.recorder_.exit(rank_, c.group, my_seq, now_ns());
+    // As the simulator's matcher: the collective ends its cost after its last member entered.
+    const CollectiveCost& cost = w_.cfg_.world.collective;
+    model_ns_ = last_entry_model_ns_ + cost.latency_ns;
+    if (c.op == CollectiveOp::kForward) model_ns_ += cost.forward_base_ns + cost.forward_ns_per_token * size;
+    return wait_for_model_time();
   }
 
   // The collective itself, without the rank lock. True if the actor must park.
@@ -183,6 +212,7 @@ class ThreadWorld::ActorRuntime final : public Runtime {
       w_.stats_.load_back_pages += static_cast<std::int64_t>(c.slots.size());
     }
     const int ranks = world_size();
+    last_entry_model_ns_ = model_ns_;
     if (ranks == 1) return false;
     GlooMesh& mesh = *w_.mesh_;
     const GlooChannel ch = channel_of(c);
@@ -190,8 +220,9 @@ class ThreadWorld::ActorRuntime final : public Runtime {
     frame[0] = static_cast<std::int64_t>(c.op);
     frame[1] = size;
     frame[2] = w_.stop_.load() ? 1 : 0;
+    frame[3] = model_ns_;
     const bool inline_payload = c.op != CollectiveOp::kForward && c.payload.size() <= kInline;
-    if (inline_payload) std::copy(c.payload.begin(), c.payload.end(), frame.begin() + 3);
+    if (inline_payload) std::copy(c.payload.begin(), c.payload.end(), frame.begin() + kHeaderWords);
     std::vector<std::int64_t> frames(kFrameWords * static_cast<std::size_t>(ranks));
     mesh.all_gather(ch, rank_, frame, frames);
     bool stop = false;
@@ -205,6 +236,7 @@ class ThreadWorld::ActorRuntime final : public Runtime {
         return true;
       }
       stop = stop || f[2] != 0;
+      last_entry_model_ns_ = std::max(last_entry_model_ns_, f[3]);
     }
     if (stop) return true;  // every member saw the same frames: all stop here
     switch (c.op) {
@@ -217,7 +249,7 @@ class ThreadWorld::ActorRuntime final : public Runtime {
         }
         for (std::size_t i = 0; i < c.payload.size(); ++i) {
           for (int r = 0; r < ranks; ++r) {
-            const std::int64_t v = frames[kFrameWords * static_cast<std::size_t>(r) + 3 + i];
+            const std::int64_t v = frames[kFrameWords * static_cast<std::size_t>(r) + kHeaderWords + i];
             c.payload[i] = is_min ? std::min(c.payload[i], v) : std::max(c.payload[i], v);
           }
         }
@@ -227,7 +259,7 @@ class ThreadWorld::ActorRuntime final : public Runtime {
         if (!inline_payload) {
           mesh.broadcast(ch, rank_, c.payload);
         } else {
-          std::copy(frames.begin() + 3, frames.begin() + 3 + static_cast<std::ptrdiff_t>(c.payload.size()), c.payload.begin());
+          std::copy(frames.begin() + kHeaderWords, frames.begin() + kHeaderWords + static_cast<std::ptrdiff_t>(c.payload.size()), c.payload.begin());
         }
         break;
       case CollectiveOp::kForward:
@@ -242,7 +274,7 @@ class ThreadWorld::ActorRuntime final : public Runtime {
     StoragePlan p;
     {
       std::lock_guard<std::mutex> lock(w_.storage_mu_);
-      p = w_.storage_.plan(rank_, c, now_ns());
+      p = w_.storage_.plan(rank_, c, model_ns_);
     }
     if (c.timeout_ns > 0 && !p.raises && (p.never_completes || p.duration_ns > c.timeout_ns)) {
       p.never_completes = false;  // the caller gives up; the late completion is dropped
@@ -275,10 +307,14 @@ class ThreadWorld::ActorRuntime final : public Runtime {
         w_.world_cv_.wait(lock, [&] { return w_.stop_.load() || w_.abort_.load(); });
         parked = true;
       } else {
-        parked = w_.world_cv_.wait_until(lock, at(start_ns + p.duration_ns), [&] { return w_.abort_.load(); });
+        // At least the modelled duration in real time too: an actor behind the model's clock
+        // must not see its I/O end sooner than the simulator's would.
+        const TimeNs end_ns = std::max(model_ns_, start_ns) + p.duration_ns;
+        parked = w_.world_cv_.wait_until(lock, at(end_ns), [&] { return w_.abort_.load(); });
       }
     }
     held->lock();
+    if (!parked) model_ns_ += p.duration_ns;
     return parked;
   }
 
@@ -334,6 +370,8 @@ class ThreadWorld::ActorRuntime final : public Runtime {
   ActorKind kind_;
   int index_;
   std::vector<float> activations_;
+  TimeNs model_ns_ = 0;             // where this actor is on the model's clock (<= the real one)
+  TimeNs last_entry_model_ns_ = 0;  // of the current collective's members
 };
 
 ThreadWorld::ThreadWorld(ThreadWorldConfig cfg, StorageModel& storage, FileL3& l3, Device& device, std::vector<Arrival> arrivals,
@@ -357,7 +395,24 @@ ThreadWorld::ThreadWorld(ThreadWorldConfig cfg, StorageModel& storage, FileL3& l
   // Gloo gives up a little after the watchdog would have fired, so no thread waits in it forever.
   if (cfg.world.ranks > 1) {
     mesh_ = std::make_unique<GlooMesh>(cfg.world.ranks, std::chrono::milliseconds(cfg.watchdog_ns / 1'000'000 + 250));
+    warm_up_mesh();
   }
+}
+
+// A fresh Gloo connection's first exchanges cost milliseconds: pay them before the clock starts.
+void ThreadWorld::warm_up_mesh() {
+  constexpr int kRounds = 8;
+  std::vector<std::thread> members;
+  for (int r = 0; r < cfg_.world.ranks; ++r) {
+    members.emplace_back([this, r] {
+      std::array<std::int64_t, kFrameWords> frame{};
+      std::vector<std::int64_t> frames(kFrameWords * static_cast<std::size_t>(cfg_.world.ranks));
+      for (int i = 0; i < kRounds; ++i) {
+        for (GlooChannel ch : {GlooChannel::kScheduler, GlooChannel::kPrefetch, GlooChannel::kData}) mesh_->all_gather(ch, r, frame, frames);
+      }
+    });
+  }
+  for (auto& m : members) m.join();
 }
 
 ThreadWorld::~ThreadWorld() {
@@ -460,6 +515,9 @@ Verdict ThreadWorld::run() {
   actors_running_ = static_cast<int>(actors_.size());
   for (std::size_t i = 0; i < actors_.size(); ++i) {
     threads_.emplace_back([this, i] {
+      // Linux lets a timed wait overrun by the thread's timer slack, 50 us by default: a 1 ms
+      // scheduler pass would drift from the model's by that much each time.
+      (void)::prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
       ActorRuntime& a = *actors_[i];
       {
         std::unique_lock<std::mutex> lock(ranks_[static_cast<std::size_t>(a.rank())]->mu);

@@ -8,6 +8,12 @@
 //   w.spawn(rt, rank0.scheduler_loop(rt));
 //   Verdict v = w.run();   // returns when the run completed or the watchdog fired
 //
+// Pacing: every actor keeps a clock that follows the simulator's rules: a sleep or a storage call
+// ends its duration after it began, a collective its cost after its last member entered, a signal
+// wait when it was notified. A call never ends before its model time, and real excess (a Gloo round
+// costs more than the modelled one) is absorbed by the next sleep, so scheduler passes happen at the
+// model's instants and events keep the simulator's order within the margin the lag leaves.
+//
 // Threading (the contract in policy/runtime.h): a rank's actors run under the rank's lock, which a
 // world call releases while it waits. Stopping: once every request is done the world asks to stop;
 // schedulers agree on it inside their next collective (a stop bit in the descriptor every rank
@@ -58,6 +64,8 @@ struct ThreadWorldStats {
   std::int64_t load_back_pages = 0;
   std::int64_t forwards = 0;
   std::string transport_error;          // the first collective the transport failed, if any
+  TimeNs model_lag_max_ns = 0;          // worst lag of an actor behind the model's clock at a sleep
+  std::int64_t sleeps_behind_model = 0; // sleeps that could not absorb the lag: the run lost the model's pace
 };
 
 class ThreadWorld {
@@ -91,8 +99,10 @@ class ThreadWorld {
     int rank = 0;
     ActorKind producer = ActorKind::kScheduler;
     std::uint64_t generation = 0;  // bumped by notify, under the rank lock
+    TimeNs notified_model_ns = 0;  // the notifier's model time at its latest notify
   };
 
+  void warm_up_mesh();
   Verdict finish(Verdict v);
   Verdict watch();
   void stop_actors(bool abort);

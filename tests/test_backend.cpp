@@ -1,6 +1,8 @@
 // The GPU backend's CPU side: the thread world over Gloo on loopback, files as L3 and host memory
 // as the device (no GPU needed). The seed bug hangs for real, the watchdog names the collective
 // the simulator names, the fix completes, and the trace replays in the simulator.
+#include <unistd.h>
+
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -79,7 +81,7 @@ TEST_CASE("gloo mesh: all_gather on loopback, and a member that never comes is g
 }
 
 TEST_CASE("file L3: objects hold their key's contents; a stale object exists and cannot be read") {
-  const auto root = std::filesystem::temp_directory_path() / "hcsim-test-file-l3";
+  const auto root = std::filesystem::temp_directory_path() / ("hcsim-test-file-l3-" + std::to_string(::getpid()));
   FileL3 l3(root, 1, 4096, 64, true);
   std::vector<std::byte> page(4096);
   FileL3::fill(7, page);

@@ -843,7 +843,13 @@ int cmd_validate(const std::vector<std::string>& args) {
         for (const auto& [key, seq] : ds) {
           auto it = dg.find(key);
           if (it == dg.end() || it->second != seq) {
-            why = "decisions of " + s.workload[static_cast<std::size_t>(key.first)].name + " on rank " + std::to_string(key.second) + " differ";
+            auto joined = [](const std::vector<std::string>& v) {
+              std::string out;
+              for (const std::string& d : v) out += (out.empty() ? "" : " ") + d;
+              return out.empty() ? std::string("none") : out;
+            };
+            why = "decisions of " + s.workload[static_cast<std::size_t>(key.first)].name + " on rank " + std::to_string(key.second) +
+                  ": sim [" + joined(seq) + "], gpu [" + (it == dg.end() ? std::string("none") : joined(it->second)) + "]";
             break;
           }
         }

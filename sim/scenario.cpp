@@ -12,6 +12,7 @@
 
 #include "policy/assert.h"
 #include "policy/prefetch_operation.h"
+#include "sim/json_words.h"
 #include "sim/random.h"
 
 namespace hcsim {
@@ -20,26 +21,6 @@ namespace {
 
 using nlohmann::json;
 
-std::string type_name(const json& j) {
-  if (j.is_number_integer()) return "an integer";
-  if (j.is_number()) return "a number";
-  if (j.is_string()) return "a string";
-  if (j.is_boolean()) return "a boolean";
-  if (j.is_array()) return "an array";
-  if (j.is_object()) return "an object";
-  return "null";
-}
-
-std::string escape_pointer(const std::string& key) {
-  std::string out;
-  for (char c : key) {
-    if (c == '~') out += "~0";
-    else if (c == '/') out += "~1";
-    else out += c;
-  }
-  return out;
-}
-
 // A JSON value with the place it came from, so every error can say where and what was expected.
 class Node {
  public:
@@ -47,7 +28,7 @@ class Node {
 
   [[noreturn]] void fail(const std::string& message) const { throw ScenarioError(file_, pointer_, message); }
   [[noreturn]] void expected(const std::string& what) const {
-    fail("expected " + what + "; got " + (j_.is_string() ? "\"" + j_.get<std::string>() + "\"" : type_name(j_)));
+    fail("expected " + what + "; got " + (j_.is_string() ? "\"" + j_.get<std::string>() + "\"" : json_type_name(j_)));
   }
 
   const json& raw() const { return j_; }
@@ -63,17 +44,17 @@ class Node {
         ok = ok || key == a;
         list += (list.empty() ? "" : ", ") + std::string(a);
       }
-      if (!ok) Node(value, file_, pointer_ + "/" + escape_pointer(key)).fail("unknown key (allowed here: " + list + ")");
+      if (!ok) Node(value, file_, pointer_ + "/" + json_pointer_escape(key)).fail("unknown key (allowed here: " + list + ")");
     }
   }
   bool has(const char* key) const { return j_.contains(key); }
   Node at(const char* key) const {
     if (!j_.contains(key)) fail(std::string("missing required key \"") + key + "\"");
-    return Node(j_.at(key), file_, pointer_ + "/" + escape_pointer(key));
+    return Node(j_.at(key), file_, pointer_ + "/" + json_pointer_escape(key));
   }
   std::optional<Node> find(const char* key) const {
     if (!j_.contains(key)) return std::nullopt;
-    return Node(j_.at(key), file_, pointer_ + "/" + escape_pointer(key));
+    return Node(j_.at(key), file_, pointer_ + "/" + json_pointer_escape(key));
   }
   std::vector<Node> array(std::size_t min_size = 0) const {
     if (!j_.is_array()) expected("an array");
@@ -85,7 +66,7 @@ class Node {
   std::vector<std::pair<std::string, Node>> members() const {
     if (!j_.is_object()) expected("an object");
     std::vector<std::pair<std::string, Node>> out;
-    for (const auto& [key, value] : j_.items()) out.emplace_back(key, Node(value, file_, pointer_ + "/" + escape_pointer(key)));
+    for (const auto& [key, value] : j_.items()) out.emplace_back(key, Node(value, file_, pointer_ + "/" + json_pointer_escape(key)));
     return out;
   }
 

@@ -23,13 +23,8 @@ std::string describe(const DelayRule& r) {
 }
 
 StorageModel::StorageModel(StorageConfig cfg, int ranks, std::vector<DelayRule> rules, std::uint64_t seed, std::vector<DelayRule> jitter)
-    : cfg_(cfg),
-      kv_(static_cast<std::size_t>(ranks)),
-      sidecar_(static_cast<std::size_t>(ranks)),
-      stale_(static_cast<std::size_t>(ranks)),
-      rules_(std::move(rules)),
-      jitter_(std::move(jitter)) {
-  HCSIM_ASSERT(ranks > 0 && cfg.read_bytes_per_ns > 0.0 && cfg.call_latency_ns >= 0);
+    : cfg_(cfg), stores_(static_cast<std::size_t>(ranks)), rules_(std::move(rules)), jitter_(std::move(jitter)) {
+  HCSIM_ASSERT(ranks > 0 && cfg.read_bytes_per_ns > 0.0 && cfg.call_latency_ns >= 0 && cfg.kv_capacity_pages >= 0);
   rule_streams_.reserve(rules_.size());
   for (std::size_t i = 0; i < rules_.size(); ++i) rule_streams_.emplace_back(seed, "delay/" + std::to_string(i));
   for (std::size_t i = 0; i < jitter_.size(); ++i) {
@@ -62,42 +57,66 @@ TimeNs draw(const DelayRule& r, RandomStream& stream) {
 
 void StorageModel::add_kv_page(int rank, PageKey key) {
   HCSIM_ASSERT(!sealed_);
-  kv_.at(static_cast<std::size_t>(rank)).push_back(key);
+  use_kv(stores_.at(static_cast<std::size_t>(rank)), key);
 }
 
 void StorageModel::add_sidecar(int rank, PageKey key) {
   HCSIM_ASSERT(!sealed_);
-  sidecar_.at(static_cast<std::size_t>(rank)).push_back(key);
+  stores_.at(static_cast<std::size_t>(rank)).sidecars.insert(key);
 }
 
 void StorageModel::add_stale_page(int rank, PageKey key) {
   HCSIM_ASSERT(!sealed_);
-  stale_.at(static_cast<std::size_t>(rank)).push_back(key);
+  stores_.at(static_cast<std::size_t>(rank)).stale.insert(key);
 }
 
 void StorageModel::seal() {
-  for (auto* tables : {&kv_, &sidecar_, &stale_}) {
-    for (auto& v : *tables) {
-      std::sort(v.begin(), v.end());
-      v.erase(std::unique(v.begin(), v.end()), v.end());
-    }
-  }
+  for (RankStore& store : stores_) evict_over_capacity(store);
   sealed_ = true;
 }
 
-bool StorageModel::has_kv(int rank, PageKey key) const {
-  const auto& v = kv_[static_cast<std::size_t>(rank)];
-  return std::binary_search(v.begin(), v.end(), key);
-}
+bool StorageModel::has_kv(int rank, PageKey key) const { return stores_[static_cast<std::size_t>(rank)].kv_use.contains(key); }
 
 bool StorageModel::has_sidecar(int rank, PageKey key) const {
-  const auto& v = sidecar_[static_cast<std::size_t>(rank)];
-  return std::binary_search(v.begin(), v.end(), key);
+  return stores_[static_cast<std::size_t>(rank)].sidecars.contains(key);
+}
+
+std::int64_t StorageModel::kv_pages(int rank) const {
+  return static_cast<std::int64_t>(stores_.at(static_cast<std::size_t>(rank)).kv_use.size());
+}
+
+std::int64_t StorageModel::evicted_kv_pages(int rank) const { return stores_.at(static_cast<std::size_t>(rank)).evicted_kv_pages; }
+
+void StorageModel::use_kv(RankStore& store, PageKey key) {
+  const std::uint64_t use = store.next_use++;
+  auto [it, added] = store.kv_use.try_emplace(key, use);
+  if (!added) {
+    store.by_use.erase(it->second);
+    it->second = use;
+  }
+  store.by_use.emplace(use, key);
+  HCSIM_ASSERT(store.by_use.size() == store.kv_use.size());
+}
+
+// A page's sidecar object and stale mark go with it: they describe data the store no longer has.
+void StorageModel::evict_over_capacity(RankStore& store) {
+  if (cfg_.kv_capacity_pages == 0) return;
+  while (static_cast<std::int64_t>(store.kv_use.size()) > cfg_.kv_capacity_pages) {  // bounded: one page per round
+    const auto oldest = store.by_use.begin();
+    HCSIM_ASSERT(oldest != store.by_use.end());
+    const PageKey key = oldest->second;
+    store.by_use.erase(oldest);
+    store.kv_use.erase(key);
+    store.sidecars.erase(key);
+    store.stale.erase(key);
+    ++store.evicted_kv_pages;
+  }
+  HCSIM_ASSERT(store.by_use.size() == store.kv_use.size());
 }
 
 StoragePlan StorageModel::plan(int rank, WorldCall& call, TimeNs now_ns) {
   HCSIM_ASSERT(sealed_ && call.kind == WorldCall::Kind::kStorage);
-  HCSIM_ASSERT(rank >= 0 && static_cast<std::size_t>(rank) < kv_.size());
+  HCSIM_ASSERT(rank >= 0 && static_cast<std::size_t>(rank) < stores_.size());
   StoragePlan plan;
   std::int64_t bytes = 0;
   switch (call.storage_op) {
@@ -115,9 +134,9 @@ StoragePlan StorageModel::plan(int rank, WorldCall& call, TimeNs now_ns) {
       std::int64_t leading = 0;
       while (static_cast<std::size_t>(leading) < call.keys.size() && has_kv(rank, call.keys[static_cast<std::size_t>(leading)])) ++leading;
       // A stale page in the run ends the read there, after the get's timeout.
-      const auto& stale = stale_[static_cast<std::size_t>(rank)];
+      const auto& stale = stores_[static_cast<std::size_t>(rank)].stale;
       for (std::int64_t i = 0; i < leading; ++i) {
-        if (std::binary_search(stale.begin(), stale.end(), call.keys[static_cast<std::size_t>(i)])) {
+        if (stale.contains(call.keys[static_cast<std::size_t>(i)])) {
           leading = i;
           plan.duration_ns += cfg_.stale_get_timeout_ns;
           break;
@@ -183,14 +202,17 @@ StoragePlan StorageModel::plan(int rank, WorldCall& call, TimeNs now_ns) {
       ++modelled_calls_;
     }
   }
-  if (call.storage_op == StorageOp::kKvSet && !plan.never_completes && !plan.raises) {
-    // Visible from when the call is planned: a rank never queries pages it is still writing. A
-    // failed set (result 0) writes nothing.
-    auto& v = kv_[static_cast<std::size_t>(rank)];
+  if (!plan.never_completes && !plan.raises && call.storage_op != StorageOp::kSidecarGet) {
+    // Written pages, and pages a query found or a read returned, are used now, when the call is
+    // planned: a rank never queries pages it is still writing. A failed call (result 0) uses none.
+    RankStore& store = stores_[static_cast<std::size_t>(rank)];
+    const bool writes = call.storage_op == StorageOp::kKvSet;
+    HCSIM_ASSERT(plan.result >= 0 && static_cast<std::size_t>(plan.result) <= call.keys.size());
     for (std::size_t i = 0; i < static_cast<std::size_t>(plan.result); ++i) {
-      auto at = std::lower_bound(v.begin(), v.end(), call.keys[i]);
-      if (at == v.end() || *at != call.keys[i]) v.insert(at, call.keys[i]);
+      // A replayed result may count pages this model does not hold: only a write adds pages.
+      if (writes || store.kv_use.contains(call.keys[i])) use_kv(store, call.keys[i]);
     }
+    evict_over_capacity(store);
   }
   return plan;
 }

@@ -1,7 +1,8 @@
 // StorageModel: the simulated L3 store of every rank. A call costs a fixed latency plus its bytes
 // over the read bandwidth (upstream's sim backend: 100 us, 5 GB/s), plus whatever the first
 // matching delay rule injects. KV presence is per page and per rank; sidecar objects are keyed by
-// the page their state belongs to.
+// the page their state belongs to. With a capacity, each rank's store keeps at most that many KV
+// pages: a kv_set past it evicts the least recently used pages (and their sidecar objects).
 //
 //   rule {op: sidecar_get, ranks: [1], requests: [R], delay: fixed 488 ms}
 //   -> rank 1's sidecar read for R takes 100 us + bytes/bw + 488 ms; other reads are unaffected.
@@ -10,6 +11,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <tuple>
 #include <string>
 #include <vector>
@@ -40,6 +42,9 @@ struct StorageConfig {
   std::int64_t kv_page_bytes = 0;
   std::int64_t sidecar_bytes = 0;
   TimeNs stale_get_timeout_ns = 1'000'000'000;  // a read of a stale page fails after this long
+  // Per rank; 0: unbounded. A kv_set past it evicts least recently used pages; a page is used when
+  // written, found by a hit query or read.
+  std::int64_t kv_capacity_pages = 0;
 };
 
 // What the model answers for one call: when it completes (or never) and its result.
@@ -61,7 +66,8 @@ class StorageModel {
   void add_sidecar(int rank, PageKey key);
   // A stale page: hit queries find it, reads of it time out (metadata outlived the data).
   void add_stale_page(int rank, PageKey key);
-  void seal();  // sorts the contents; call before the first query
+  // Call before the first query. Contents added beyond the capacity are evicted, first added first.
+  void seal();
 
   // Plans `call` (a kStorage WorldCall) started by `rank` at `now_ns`; fills `call.present`.
   StoragePlan plan(int rank, WorldCall& call, TimeNs now_ns);
@@ -73,15 +79,26 @@ class StorageModel {
 
   const std::vector<DelayRule>& rules() const { return rules_; }
   const StorageConfig& config() const { return cfg_; }
+  std::int64_t kv_pages(int rank) const;           // KV pages held now
+  std::int64_t evicted_kv_pages(int rank) const;   // by the capacity, since the start
 
  private:
+  // One rank's store. Every held KV page has exactly one use tick, so `by_use` orders them for LRU.
+  struct RankStore {
+    std::map<PageKey, std::uint64_t> kv_use;   // page -> its last use
+    std::map<std::uint64_t, PageKey> by_use;   // last use -> page, least recent first
+    std::set<PageKey> sidecars;
+    std::set<PageKey> stale;
+    std::uint64_t next_use = 0;
+    std::int64_t evicted_kv_pages = 0;
+  };
   bool has_kv(int rank, PageKey key) const;
   bool has_sidecar(int rank, PageKey key) const;
+  void use_kv(RankStore& store, PageKey key);  // adds the page, or refreshes it
+  void evict_over_capacity(RankStore& store);
 
   StorageConfig cfg_;
-  std::vector<std::vector<PageKey>> kv_;       // per rank, sorted
-  std::vector<std::vector<PageKey>> sidecar_;  // per rank, sorted
-  std::vector<std::vector<PageKey>> stale_;    // per rank, sorted
+  std::vector<RankStore> stores_;              // per rank
   std::vector<DelayRule> rules_;
   std::vector<RandomStream> rule_streams_;     // one stream per rule: "delay/<index>"
   std::vector<DelayRule> jitter_;

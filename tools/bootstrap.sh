@@ -8,6 +8,7 @@ packages=(
   libboost-graph-dev libboost-program-options-dev
   nlohmann-json3-dev catch2
   libgloo-dev
+  parallel
 )
 
 missing=()

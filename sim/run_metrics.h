@@ -1,0 +1,37 @@
+// RunMetrics: what a sweep records of one run, read off its result and event log. Times are the
+// simulator's; every figure is a deterministic function of the run.
+//
+//   RunMetrics m = run_metrics(scenario, simulate(scenario, options));
+//   m.sched_p99_us;  m.tokens_lost;  m.kv_bytes_discarded;
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sim/simulation.h"
+
+namespace hcsim {
+
+struct RunMetrics {
+  HangKind verdict = HangKind::kNone;
+  std::vector<std::string> violated;       // invariants that broke, in the judge's order
+  std::int64_t requests = 0;
+  std::int64_t scheduled = 0;              // on rank 0
+  std::int64_t starved = 0;                // never scheduled on rank 0
+  std::int64_t sched_p50_us = 0;           // arrival to schedule on rank 0, over scheduled requests
+  std::int64_t sched_p99_us = 0;
+  std::int64_t tokens_loaded = 0;          // from L3 into the batch, on rank 0
+  std::int64_t tokens_lost = 0;            // registered for prefetch but cut off by termination, on rank 0
+  std::int64_t kv_bytes_discarded = 0;     // KV read from L3 beyond what was committed, over all ranks
+  std::uint64_t events = 0;                // kernel events
+  std::int64_t end_us = 0;
+  std::uint64_t digest = 0;
+};
+
+RunMetrics run_metrics(const Scenario& scenario, const RunResult& result);
+
+// The nearest-rank percentile `p` (0 to 100) of `values`, which it sorts; 0 if empty.
+std::int64_t percentile(std::vector<std::int64_t>& values, int p);
+
+}  // namespace hcsim

@@ -1,0 +1,473 @@
+// Workloads: the generators are deterministic by seed and share page keys exactly where inputs
+// share a prefix; Mooncake traces regroup to any page size and name bad lines by file:line and
+// field; L3 capacity evicts the least recently used page; a generated workload runs, and its
+// write-through fills L3.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "policy/fixes.h"
+#include "sim/scenario.h"
+#include "sim/simulation.h"
+#include "sim/storage.h"
+#include "sim/workload.h"
+#include "sim/world.h"
+
+namespace {
+
+using namespace hcsim;
+using nlohmann::json;
+
+const char* const kSource = "tests/inline-workload.json";
+
+// The message of the ScenarioError that `f` throws; fails the test if none is thrown.
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const ScenarioError& e) {
+    return e.what();
+  }
+  FAIL("no ScenarioError was thrown");
+  return {};
+}
+
+void require_error(const std::string& what, const std::string& where, const std::string& expected) {
+  INFO(what);
+  REQUIRE_THAT(what, Catch::StartsWith(where + ": "));
+  REQUIRE_THAT(what, Catch::Contains(expected));
+}
+
+// A file in a fresh temporary folder, removed with it.
+class TempFile {
+ public:
+  TempFile(const std::string& name, const std::string& text) {
+    dir_ = std::filesystem::temp_directory_path() / ("hcsim-workload-" + std::to_string(::getpid()) + "-" + std::to_string(next_++));
+    std::filesystem::create_directories(dir_);
+    std::ofstream(dir_ / name, std::ios::binary) << text;
+    path_ = (dir_ / name).string();
+  }
+  ~TempFile() { std::filesystem::remove_all(dir_); }
+  const std::string& path() const { return path_; }
+  std::string dir() const { return dir_.string(); }
+
+ private:
+  static inline int next_ = 0;
+  std::filesystem::path dir_;
+  std::string path_;
+};
+
+std::string trace_line(std::int64_t timestamp_ms, std::int32_t input_tokens, const std::vector<std::uint64_t>& hash_ids) {
+  return json{{"timestamp", timestamp_ms}, {"input_length", input_tokens}, {"output_length", 16}, {"hash_ids", hash_ids}}.dump() + "\n";
+}
+
+bool extends(const std::vector<PageKey>& longer, const std::vector<PageKey>& shorter) {
+  return longer.size() >= shorter.size() && std::equal(shorter.begin(), shorter.end(), longer.begin());
+}
+
+std::size_t common_pages(const std::vector<PageKey>& a, const std::vector<PageKey>& b) {
+  std::size_t n = 0;
+  while (n < a.size() && n < b.size() && a[n] == b[n]) ++n;
+  return n;
+}
+
+WorkloadSpec poisson_spec(std::uint64_t seed) {
+  return parse_workload(json{{"kind", "poisson"}, {"requests", 40}, {"rate_per_s", 100.0}, {"input_tokens", {700, 3000}},
+                             {"prefixes", 3}, {"shared_prefix_tokens", 1000}, {"seed", seed}}
+                            .dump(),
+                        kSource);
+}
+
+const std::string kConversationTrace = "/work/shared/traces-public/conversation_trace.jsonl";
+
+}  // namespace
+
+TEST_CASE("poisson: deterministic by seed; requests with one prefix share exactly its full pages", "[workload]") {
+  const auto a = generate_requests(poisson_spec(7), 64, "");
+  const auto b = generate_requests(poisson_spec(7), 64, "");
+  const auto c = generate_requests(poisson_spec(8), 64, "");
+  REQUIRE(a.size() == 40);
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    CHECK(a[i].id == static_cast<RequestId>(i));
+    CHECK(a[i].name == std::string("r").append(std::to_string(i)));
+    CHECK(a[i].arrival_ns == b[i].arrival_ns);
+    CHECK(a[i].pages == b[i].pages);
+    CHECK(a[i].input_tokens >= 700);
+    CHECK(a[i].input_tokens <= 3000);
+    CHECK(a[i].pages.size() == static_cast<std::size_t>(a[i].input_tokens / 64));
+    if (i > 0) CHECK(a[i].arrival_ns >= a[i - 1].arrival_ns);
+  }
+  bool differs = false;
+  for (std::size_t i = 0; i < a.size(); ++i) differs = differs || a[i].arrival_ns != c[i].arrival_ns || a[i].pages != c[i].pages;
+  CHECK(differs);
+  // 40 requests at 100/s: the last arrives near 0.4 s.
+  CHECK(a.back().arrival_ns > 100'000'000);
+  CHECK(a.back().arrival_ns < 1'600'000'000);
+
+  // Grouped by their first page: at most 3 prefixes. Within one, two requests share the full
+  // pages of the prefix that both inputs hold (15 of the 1000 tokens at most); the page across the
+  // prefix's end (tokens 960..1023) is each request's own.
+  std::map<PageKey, std::vector<const RequestSpec*>> by_prefix;
+  for (const RequestSpec& r : a) by_prefix[r.pages.front()].push_back(&r);
+  CHECK(by_prefix.size() >= 2);
+  CHECK(by_prefix.size() <= 3);
+  std::size_t pairs_with_whole_prefix = 0;
+  for (const auto& [first, group] : by_prefix) {
+    for (std::size_t i = 1; i < group.size(); ++i) {
+      const auto shared_tokens = std::min({group[0]->input_tokens, group[i]->input_tokens, 1000});
+      CHECK(common_pages(group[0]->pages, group[i]->pages) == static_cast<std::size_t>(shared_tokens / 64));
+      pairs_with_whole_prefix += shared_tokens == 1000 ? 1 : 0;
+    }
+  }
+  CHECK(pairs_with_whole_prefix > 10);
+  for (auto x = by_prefix.begin(); x != by_prefix.end(); ++x) {
+    for (auto y = std::next(x); y != by_prefix.end(); ++y) CHECK(common_pages(x->second[0]->pages, y->second[0]->pages) == 0);
+  }
+}
+
+TEST_CASE("conversations: each turn extends the previous turn's keys and arrives a think time later", "[workload]") {
+  const WorkloadSpec w = parse_workload(R"({"kind": "conversations", "conversations": 4, "turns": [2, 5], "think_time_ms": 3000,
+                                            "turn_tokens": [100, 900], "seed": 3})",
+                                        kSource);
+  const auto requests = generate_requests(w, 64, "");
+  const auto again = generate_requests(w, 64, "");
+  REQUIRE(again.size() == requests.size());
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    CHECK(again[i].arrival_ns == requests[i].arrival_ns);
+    CHECK(again[i].pages == requests[i].pages);
+  }
+  REQUIRE(requests.size() >= 8);
+  REQUIRE(requests.size() <= 20);
+  // A conversation is a chain of requests, each extending the one before and arriving a think time
+  // later (every turn has at least one full page here: 100 tokens or more at page 64).
+  std::vector<std::vector<const RequestSpec*>> conversations;
+  for (const RequestSpec& r : requests) {
+    auto it = std::find_if(conversations.begin(), conversations.end(), [&](const auto& conv) {
+      return !r.pages.empty() && !conv.back()->pages.empty() && extends(r.pages, conv.back()->pages) &&
+             r.arrival_ns - conv.back()->arrival_ns == 3'000'000'000;
+    });
+    if (it == conversations.end()) {
+      conversations.push_back({&r});
+    } else {
+      it->push_back(&r);
+    }
+  }
+  CHECK(conversations.size() == 4);
+  for (const auto& conv : conversations) {
+    CHECK(conv.size() >= 2);
+    CHECK(conv.size() <= 5);
+    CHECK(conv.front()->arrival_ns <= 3'000'000'000);
+    for (std::size_t k = 1; k < conv.size(); ++k) {
+      CHECK(conv[k]->input_tokens - conv[k - 1]->input_tokens >= 100);
+      CHECK(conv[k]->input_tokens - conv[k - 1]->input_tokens <= 900);
+      CHECK(conv[k]->pages.size() > conv[k - 1]->pages.size());
+    }
+  }
+}
+
+TEST_CASE("mooncake: 512-token blocks regroup to pages of 64 and of 1024", "[workload][mooncake]") {
+  // r0 and r1 share block 0 only; r2 shares blocks 0..2 with r0; r3's last block is partial.
+  const TempFile trace("trace.jsonl", trace_line(0, 2048, {10, 11, 12, 13}) + trace_line(5, 2048, {10, 21, 22, 23}) +
+                                          trace_line(5, 1600, {10, 11, 12, 30}) + "\n" + trace_line(2, 1000, {10, 40}));
+
+  SECTION("page 64: 8 pages per block, each its own key; a partial block keeps its full pages") {
+    const auto r = load_mooncake_trace(trace.path(), 64);
+    REQUIRE(r.size() == 4);
+    // Sorted by timestamp, stable: lines 1 (0 ms), 5 (2 ms), 2 and 3 (5 ms).
+    CHECK(r[0].input_tokens == 2048);
+    CHECK(r[1].input_tokens == 1000);
+    CHECK(r[2].input_tokens == 2048);
+    CHECK(r[3].input_tokens == 1600);
+    CHECK(r[1].arrival_ns == 2'000'000);
+    CHECK(r[1].name == "r1");
+    CHECK(r[0].pages.size() == 32);
+    CHECK(r[1].pages.size() == 15);  // 1000 / 64
+    CHECK(r[3].pages.size() == 25);
+    CHECK(common_pages(r[0].pages, r[2].pages) == 8);   // block 10 only
+    CHECK(common_pages(r[0].pages, r[1].pages) == 8);
+    CHECK(common_pages(r[0].pages, r[3].pages) == 24);  // blocks 10, 11, 12
+    std::vector<PageKey> block0(r[0].pages.begin(), r[0].pages.begin() + 8);
+    std::sort(block0.begin(), block0.end());
+    CHECK(std::adjacent_find(block0.begin(), block0.end()) == block0.end());
+  }
+  SECTION("page 1024: a page spans two blocks and depends on both") {
+    const auto r = load_mooncake_trace(trace.path(), 1024);
+    CHECK(r[0].pages.size() == 2);
+    CHECK(r[1].pages.empty());  // 1000 tokens: no full page
+    CHECK(r[3].pages.size() == 1);
+    CHECK(common_pages(r[0].pages, r[2].pages) == 0);  // blocks (10, 11) against (10, 21)
+    CHECK(common_pages(r[0].pages, r[3].pages) == 1);  // (10, 11) alike; (12, 13) against a partial 30
+  }
+  SECTION("keys are functions of the ids, whichever file holds them; limit takes the first lines") {
+    const TempFile other("other.jsonl", trace_line(9, 1600, {10, 11, 12, 77}));
+    const auto mine = load_mooncake_trace(trace.path(), 64);
+    const auto theirs = load_mooncake_trace(other.path(), 64);
+    CHECK(common_pages(mine[3].pages, theirs[0].pages) == 24);
+    CHECK(mooncake_page_keys(std::vector<std::uint64_t>{10, 11, 12, 13}, 2048, 64) == mine[0].pages);
+    const auto first_two = load_mooncake_trace(trace.path(), 64, 2);
+    REQUIRE(first_two.size() == 2);
+    CHECK(first_two[1].input_tokens == 2048);  // lines 1 and 2, then sorted
+    CHECK(first_two[1].arrival_ns == 5'000'000);
+  }
+  SECTION("a workload spec names the trace relative to its base folder") {
+    const WorkloadSpec w = parse_workload(R"({"kind": "mooncake", "path": "trace.jsonl", "limit": 3})", kSource);
+    CHECK(generate_requests(w, 64, trace.dir()).size() == 3);
+  }
+}
+
+TEST_CASE("mooncake: a bad line is named by file:line and field", "[workload][mooncake]") {
+  const std::string good = trace_line(0, 1024, {1, 2});
+  struct Case {
+    std::string line;
+    std::string pointer;
+    std::string expected;
+  };
+  const std::vector<Case> cases = {
+      {trace_line(0, 1100, {1, 2}), "/hash_ids", "expected ceil(input_length/512) = 3 ids; got 2"},
+      {R"({"timestamp": 0, "input_length": 0, "output_length": 1, "hash_ids": []})" "\n", "/input_length", "expected an integer in [1, 16777216]; got 0"},
+      {R"({"timestamp": -5, "input_length": 10, "output_length": 1, "hash_ids": [1]})" "\n", "/timestamp", "expected a number in [0, "},
+      {R"({"timestamp": 0, "input_length": 10, "output_length": 1, "hash_ids": [-1]})" "\n", "/hash_ids/0", "expected a non-negative integer"},
+      {R"({"timestamp": 0, "input_length": 10, "output_length": 1, "hash_ids": [1], "session": 3})" "\n", "/session", "unknown key"},
+      {R"({"timestamp": 0, "input_length": 10, "hash_ids": [1]})" "\n", "/", "missing required key \"output_length\""},
+      {R"({"timestamp": 0, "input_length": 10, "output_length": 1, "hash_ids": "1"})" "\n", "/hash_ids", "expected an array"},
+      {"{\"timestamp\": 0,\n", "/", "not valid JSON"},
+  };
+  for (const Case& c : cases) {
+    const TempFile trace("bad.jsonl", good + "\n" + c.line + good);  // the bad line is line 3
+    require_error(error_of([&] { (void)load_mooncake_trace(trace.path(), 64); }), trace.path() + ":3: " + c.pointer, c.expected);
+  }
+  const TempFile empty("empty.jsonl", "\n\n");
+  require_error(error_of([&] { (void)load_mooncake_trace(empty.path(), 64); }), empty.path() + ": /", "no requests");
+  require_error(error_of([&] { (void)load_mooncake_trace("/nonexistent/t.jsonl", 64); }), "/nonexistent/t.jsonl: /", "cannot open");
+}
+
+TEST_CASE("workload specs are strict: each error names the source and pointer", "[workload]") {
+  const json base = {{"kind", "poisson"}, {"requests", 4}, {"rate_per_s", 1.0}, {"input_tokens", {64, 128}},
+                     {"prefixes", 1}, {"shared_prefix_tokens", 64}};
+  CHECK(std::get<PoissonWorkload>(parse_workload(base.dump(), kSource).kind).seed == 1);
+  auto with = [&](const char* key, json value) {
+    json j = base;
+    j[key] = std::move(value);
+    return j.dump();
+  };
+  auto without = [&](const char* key) {
+    json j = base;
+    j.erase(key);
+    return j.dump();
+  };
+  const std::string src = kSource;
+  require_error(error_of([&] { parse_workload(with("bogus", 1), kSource); }), src + ": /bogus", "unknown key");
+  require_error(error_of([&] { parse_workload(with("kind", "bursty"), kSource); }), src + ": /kind",
+                "expected one of poisson, conversations, mooncake; got \"bursty\"");
+  require_error(error_of([&] { parse_workload(with("input_tokens", {128, 64}), kSource); }), src + ": /input_tokens/1",
+                "expected an integer in [128, 16777216]; got 64");
+  require_error(error_of([&] { parse_workload(with("input_tokens", {64}), kSource); }), src + ": /input_tokens", "expected [low, high]");
+  require_error(error_of([&] { parse_workload(with("rate_per_s", 0), kSource); }), src + ": /rate_per_s", "expected a number in");
+  require_error(error_of([&] { parse_workload(with("requests", 70000), kSource); }), src + ": /requests", "[1, 65535]");
+  require_error(error_of([&] { parse_workload(with("l3_capacity_pages", -1), kSource); }), src + ": /l3_capacity_pages", "expected an integer");
+  require_error(error_of([&] { parse_workload(without("prefixes"), kSource); }), src + ": /", "missing required key \"prefixes\"");
+  require_error(error_of([&] { parse_workload(R"({"kind": "mooncake", "path": "t.jsonl", "turns": [1, 2]})", kSource); }), src + ": /turns",
+                "unknown key (allowed here: kind, path, limit, l3_capacity_pages)");
+  require_error(error_of([&] {
+                  parse_workload(R"({"kind": "conversations", "conversations": 1000, "turns": [1, 100], "think_time_ms": 1, "turn_tokens": [1, 2]})",
+                                 kSource);
+                }),
+                src + ": /turns", "expected at most 65535");
+  // Embedded in a larger document, errors carry the pointer from its root.
+  const json doc = {{"workload", {{"kind", "poisson"}}}};
+  require_error(error_of([&] { read_workload(doc.at("workload"), "x.json", "/workload"); }), "x.json: /workload", "missing required key \"requests\"");
+  require_error(error_of([&] { (void)generate_requests(parse_workload(with("rate_per_s", 1e-6), kSource), 64, ""); }), src + ": /rate_per_s",
+                "after one day");
+}
+
+TEST_CASE("L3 capacity: a write past it evicts the least recently used page and its sidecar", "[workload][storage]") {
+  StorageConfig cfg;
+  cfg.kv_capacity_pages = 3;
+  StorageModel storage(cfg, 2, {}, 1);
+  storage.add_kv_page(0, 100);
+  storage.add_sidecar(0, 100);
+  storage.seal();
+  auto call = [&](int rank, StorageOp op, std::vector<PageKey> keys) {
+    std::vector<std::uint8_t> present(keys.size(), 0);
+    WorldCall c;
+    c.kind = WorldCall::Kind::kStorage;
+    c.storage_op = op;
+    c.request = 0;
+    c.keys = keys;
+    c.present = present;
+    return storage.plan(rank, c, 0).result;
+  };
+  CHECK(call(0, StorageOp::kKvSet, {1, 2}) == 2);  // 100, 1, 2: full
+  CHECK(storage.kv_pages(0) == 3);
+  CHECK(call(0, StorageOp::kHitQuery, {100}) == 1);  // 100 is now the most recent; 1 the least
+  CHECK(call(0, StorageOp::kKvSet, {3}) == 1);       // evicts 1
+  CHECK(storage.evicted_kv_pages(0) == 1);
+  CHECK(call(0, StorageOp::kHitQuery, {1}) == 0);
+  CHECK(call(0, StorageOp::kHitQuery, {100, 3}) == 2);
+  CHECK(call(0, StorageOp::kKvGet, {2}) == 1);  // a read refreshes too: 100 is now the least recent
+  CHECK(call(0, StorageOp::kKvSet, {4}) == 1);  // evicts 100, and its sidecar object
+  CHECK(call(0, StorageOp::kSidecarGet, {100}) == 0);
+  CHECK(call(0, StorageOp::kHitQuery, {2, 3, 4}) == 3);
+  CHECK(storage.kv_pages(0) == 3);
+  // Each rank has its own store and its own capacity.
+  CHECK(storage.kv_pages(1) == 0);
+  CHECK(call(1, StorageOp::kKvSet, {1, 2, 3, 4, 5}) == 5);  // a write larger than the store keeps its last pages
+  CHECK(call(1, StorageOp::kHitQuery, {3, 4, 5}) == 3);
+  CHECK(call(1, StorageOp::kHitQuery, {1}) == 0);
+  CHECK(storage.evicted_kv_pages(1) == 2);
+
+  StorageModel unbounded(StorageConfig{}, 1, {}, 1);
+  unbounded.seal();
+  std::vector<PageKey> many(5000);
+  for (std::size_t i = 0; i < many.size(); ++i) many[i] = 1000 + i;
+  std::vector<std::uint8_t> present(many.size(), 0);
+  WorldCall set;
+  set.kind = WorldCall::Kind::kStorage;
+  set.storage_op = StorageOp::kKvSet;
+  set.keys = many;
+  CHECK(unbounded.plan(0, set, 0).result == 5000);
+  CHECK(unbounded.kv_pages(0) == 5000);
+  CHECK(unbounded.evicted_kv_pages(0) == 0);
+}
+
+namespace {
+
+// simulate()'s steps, keeping the L3 model to look into after the run.
+struct RunWithStorage {
+  Verdict verdict;
+  EventLog log;
+  std::unique_ptr<StorageModel> storage;
+};
+RunWithStorage run_keeping_storage(const Scenario& s, const RunOptions& o) {
+  RunSetup setup = prepare_run(s, o);
+  SimWorld world(s.world, *setup.storage, std::move(setup.arrivals), s.workload.size(), std::move(setup.aborts));
+  const std::vector<std::unique_ptr<Rank>> ranks = spawn_ranks(world, setup.policy, s.workload);
+  RunWithStorage out;
+  out.verdict = world.run();
+  out.log = world.take_log();
+  out.storage = std::move(setup.storage);
+  return out;
+}
+
+std::int64_t l3_hit_pages(StorageModel& storage, int rank, const RequestSpec& r) {
+  std::vector<std::uint8_t> present(r.pages.size(), 0);
+  WorldCall c;
+  c.kind = WorldCall::Kind::kStorage;
+  c.storage_op = StorageOp::kHitQuery;
+  c.request = r.id;
+  c.keys = r.pages;
+  c.present = present;
+  return storage.plan(rank, c, 0).result;
+}
+
+// The kSchedule event of each (rank, request): a = extend tokens, b = L3 hit tokens, c = host hit tokens.
+std::map<std::pair<int, RequestId>, TraceEvent> schedules_of(const EventLog& log) {
+  std::map<std::pair<int, RequestId>, TraceEvent> out;
+  for (const TraceEvent& e : log.events()) {
+    if (e.kind == EventKind::kSchedule) out.emplace(std::make_pair(e.rank, e.request), e);
+  }
+  return out;
+}
+
+// Two identical 2048-token requests (one prefix covers them whole), 0.3 s apart at seed 4.
+Scenario two_identical_requests(std::int64_t l3_capacity_pages) {
+  const json spec = {{"kind", "poisson"}, {"requests", 2}, {"rate_per_s", 2}, {"input_tokens", {2048, 2048}}, {"prefixes", 1},
+                     {"shared_prefix_tokens", 2048}, {"seed", 4}, {"l3_capacity_pages", l3_capacity_pages}};
+  Scenario s = load_scenario_file("scenarios/himamba-sidecar-lag.json");
+  apply_workload(s, parse_workload(spec.dump(), kSource), "");
+  return s;
+}
+
+RunOptions seed_fix() {
+  RunOptions o;
+  o.fixes = *preset_by_name("seed-fix");
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("apply_workload: the scenario runs the workload from an empty L3 that write-through fills", "[workload][simulate]") {
+  Scenario s = two_identical_requests(0);
+  REQUIRE(s.workload.size() == 2);
+  REQUIRE(s.l3.empty());
+  REQUIRE(s.policy.write_through);
+  REQUIRE(s.storage.kv_capacity_pages == 0);
+  REQUIRE(s.delays.empty());  // the lag rule named the replaced request R
+  REQUIRE(s.expect.empty());
+  REQUIRE(s.workload[0].pages == s.workload[1].pages);
+  REQUIRE(s.workload[0].pages.size() == 32);
+  REQUIRE(s.workload[1].arrival_ns - s.workload[0].arrival_ns > 50'000'000);
+
+  const RunResult r = simulate(s, seed_fix());
+  INFO(r.verdict.headline);
+  REQUIRE(!r.verdict.hang());
+  const auto schedules = schedules_of(r.log);
+  std::map<int, std::int64_t> backed_up_pages;
+  for (const TraceEvent& e : r.log.events()) {
+    if (e.kind == EventKind::kBackupDone && e.request == 0) backed_up_pages[e.rank] += e.b;
+  }
+  const RunWithStorage kept = run_keeping_storage(s, seed_fix());
+  REQUIRE(kept.log.digest() == r.log.digest());
+  for (int rank = 0; rank < s.world.ranks; ++rank) {
+    CHECK(backed_up_pages[rank] == 32);  // r0's pages went to L3 by write-through...
+    CHECK(l3_hit_pages(*kept.storage, rank, s.workload[1]) == 32);  // ...and are there for r1
+    REQUIRE(schedules.count({rank, 0}));
+    REQUIRE(schedules.count({rank, 1}));
+    CHECK(schedules.at({rank, 0}).b == 0);  // L3 was empty
+    // HiMamba serves a prefix only up to a page with Mamba state; write-through backs up KV alone,
+    // so neither the host tree nor L3 (trimmed to its last sidecar object) serves r1.
+    CHECK(schedules.at({rank, 1}).b == 0);
+    CHECK(schedules.at({rank, 1}).c == 0);
+  }
+
+  SECTION("without a sidecar, r1 is served from the host tree the write-through filled first") {
+    s.policy.sidecar = false;
+    const RunResult plain = simulate(s, seed_fix());
+    REQUIRE(!plain.verdict.hang());
+    const auto plain_schedules = schedules_of(plain.log);
+    for (int rank = 0; rank < s.world.ranks; ++rank) {
+      CHECK(plain_schedules.at({rank, 1}).c == 2048);
+      CHECK(plain_schedules.at({rank, 1}).b == 0);
+    }
+  }
+}
+
+TEST_CASE("apply_workload: an L3 capacity bounds what write-through keeps", "[workload][simulate]") {
+  const Scenario s = two_identical_requests(8);
+  REQUIRE(s.storage.kv_capacity_pages == 8);
+  const RunWithStorage kept = run_keeping_storage(s, seed_fix());
+  REQUIRE(!kept.verdict.hang());
+  for (int rank = 0; rank < s.world.ranks; ++rank) {
+    CHECK(kept.storage->kv_pages(rank) == 8);
+    CHECK(kept.storage->evicted_kv_pages(rank) == 24);  // r0 wrote 32 pages; r1's were on host already
+    // The write's last pages stay: a hit query, which counts the leading run, finds none.
+    CHECK(l3_hit_pages(*kept.storage, rank, s.workload[1]) == 0);
+    const std::vector<PageKey> tail(s.workload[1].pages.end() - 8, s.workload[1].pages.end());
+    RequestSpec last_pages;
+    last_pages.pages = tail;
+    CHECK(l3_hit_pages(*kept.storage, rank, last_pages) == 8);
+  }
+}
+
+TEST_CASE("the public Mooncake conversation trace loads whole, in arrival order", "[workload][mooncake]") {
+  if (!std::filesystem::exists(kConversationTrace)) {
+    WARN("skipped: " << kConversationTrace << " is absent");
+    SUCCEED();
+    return;
+  }
+  const auto requests = load_mooncake_trace(kConversationTrace, 64);
+  REQUIRE(requests.size() == 12'031);
+  for (std::size_t i = 1; i < requests.size(); ++i) REQUIRE(requests[i - 1].arrival_ns <= requests[i].arrival_ns);
+  for (const RequestSpec& r : requests) REQUIRE(r.pages.size() == static_cast<std::size_t>(r.input_tokens / 64));
+  CHECK(load_mooncake_trace(kConversationTrace, 1024).size() == 12'031);
+}

@@ -10,6 +10,13 @@
 
 namespace hcsim {
 
+// Sees every event as it is appended, also those past what the log keeps (a long run's metrics).
+class EventTap {
+ public:
+  virtual ~EventTap() = default;
+  virtual void on_event(const TraceEvent& e) = 0;
+};
+
 class EventLog {
  public:
   explicit EventLog(std::size_t kept_max = std::size_t{1} << 20) : kept_max_(kept_max) {}
@@ -24,7 +31,10 @@ class EventLog {
     mix(static_cast<std::uint64_t>(e.c));
     ++count_;
     if (events_.size() < kept_max_) events_.push_back(e);
+    if (tap_ != nullptr) tap_->on_event(e);
   }
+
+  void tap(EventTap* t) { tap_ = t; }
 
   std::uint64_t digest() const { return digest_; }
   std::uint64_t count() const { return count_; }
@@ -42,6 +52,7 @@ class EventLog {
   std::vector<TraceEvent> events_;
   std::uint64_t count_ = 0;
   std::uint64_t digest_ = 0xcbf29ce484222325ULL;
+  EventTap* tap_ = nullptr;
 };
 
 }  // namespace hcsim

@@ -1,7 +1,8 @@
-// RunMetrics: what a sweep records of one run, read off its result and event log. Times are the
-// simulator's; every figure is a deterministic function of the run.
+// RunMetrics: what a sweep records of one run, gathered from its events as they happen (a long
+// run's log keeps only its first events). Times are the simulator's; every figure is a
+// deterministic function of the run.
 //
-//   RunMetrics m = run_metrics(scenario, simulate(scenario, options));
+//   RunMetrics m = simulate_for_metrics(scenario, options);
 //   m.sched_p99_us;  m.tokens_lost;  m.kv_bytes_discarded;
 #pragma once
 
@@ -29,7 +30,7 @@ struct RunMetrics {
   std::uint64_t digest = 0;
 };
 
-RunMetrics run_metrics(const Scenario& scenario, const RunResult& result);
+RunMetrics simulate_for_metrics(const Scenario& scenario, RunOptions options);
 
 // The nearest-rank percentile `p` (0 to 100) of `values`, which it sorts; 0 if empty.
 std::int64_t percentile(std::vector<std::int64_t>& values, int p);

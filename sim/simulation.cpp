@@ -85,6 +85,7 @@ RunResult simulate(const Scenario& scenario, const RunOptions& options) {
   result.aborts = setup.aborts;
   StorageModel& storage = *setup.storage;
   SimWorld world(scenario.world, storage, std::move(setup.arrivals), scenario.workload.size(), std::move(setup.aborts));
+  if (options.tap != nullptr) world.tap_events(options.tap);
   // Ranks outlive the world, whose destructor destroys the actor coroutines that refer to them.
   const std::vector<std::unique_ptr<Rank>> ranks = spawn_ranks(world, result.policy, scenario.workload);
 
@@ -105,6 +106,7 @@ RunResult simulate(const Scenario& scenario, const RunOptions& options) {
   result.end_ns = world.kernel().now_ns();
   result.wait_for_dot = wait_for_graph_dot(result.verdict, world.collectives());
   result.log = world.take_log();
+  result.log.tap(nullptr);  // the tap is the caller's, for this run only
   result.replayed_calls = storage.replayed_calls();
   result.modelled_calls = storage.modelled_calls();
   judge_run(scenario, ranks, result);

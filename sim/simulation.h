@@ -28,6 +28,7 @@ struct RunOptions {
   std::optional<PrefetchPolicy> policy;  // unset: the scenario's
   std::optional<std::uint64_t> seed;     // unset: the scenario's
   const Recording* replay = nullptr;     // drive arrivals, aborts and L3 timings from a trace
+  EventTap* tap = nullptr;               // sees every event, also those past what the log keeps
 };
 
 struct RankSummary {

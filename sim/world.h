@@ -51,6 +51,7 @@ class SimWorld {
 
   const EventLog& log() const { return log_; }
   EventLog take_log() { return std::move(log_); }
+  void tap_events(EventTap* tap) { log_.tap(tap); }
   const Kernel& kernel() const { return kernel_; }
   const CollectiveMatcher& collectives() const { return matcher_; }
   std::vector<ActorState> actor_states() const;

@@ -310,7 +310,7 @@ SweepStats run_sweep(const SweepConfig& c) {
       try {
         const auto w0 = std::chrono::steady_clock::now();
         const Scenario& s = *g.point_of(run).scenario;
-        const RunMetrics m = run_metrics(s, simulate(s, g.options_of(run)));
+        const RunMetrics m = simulate_for_metrics(s, g.options_of(run));
         std::optional<std::int64_t> wall_us;
         if (c.wall_time) wall_us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - w0).count();
         Row row = format_row(g, run, m, wall_us);

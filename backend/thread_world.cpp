@@ -50,6 +50,10 @@ class ThreadWorld::ActorRuntime final : public Runtime {
 
   int take_arrivals(std::span<RequestId> out) override { return take_due(w_.arrivals_, w_.next_arrival_, out); }
   int take_aborts(std::span<RequestId> out) override { return take_due(w_.aborts_, w_.next_abort_, out); }
+  TimeNs next_arrival_ns() const override {
+    std::lock_guard<std::mutex> lock(w_.world_mu_);
+    return next_due_ns(w_.arrivals_, w_.next_arrival_, w_.aborts_, w_.next_abort_);
+  }
   void work_started(RequestId r) override {
     std::lock_guard<std::mutex> lock(w_.world_mu_);
     HCSIM_ASSERT(r >= 0 && static_cast<std::size_t>(r) < w_.request_count_);

@@ -51,6 +51,9 @@ struct PolicyConfig {
   bool write_through = false;                   // back up each forward's new pages to host (write_through)
   std::int64_t max_prefill_tokens = 16384;      // the admission walk's token budget
   TimeNs scheduler_pass_ns = 1'000'000;         // one scheduler iteration without a forward
+  // Upstream's --sleep-on-idle: a group with nothing waiting, in flight or queued sleeps until the
+  // next request instead of passing every scheduler_pass_ns (off upstream by default).
+  bool sleep_on_idle = false;
   std::vector<RankResources> ranks;             // one entry per TP rank
 };
 

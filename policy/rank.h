@@ -68,6 +68,8 @@ class Rank {
   Task<> abort_request(Runtime& rt, RequestId rid);
   Task<> drain_storage_control_queues(Runtime& rt);
   Task<> get_new_batch_prefill_and_forward(Runtime& rt);
+  Task<> sleep_after_empty_pass(Runtime& rt);
+  bool idle() const;  // nothing waiting, in flight or queued on this rank
 
   // Write-through (write_through.cpp): back up a forward's new pages to host, and drain the acks.
   Task<> write_backup(Runtime& rt, RequestId rid);
@@ -136,11 +138,18 @@ class Rank {
   Channel<Backup> backup_queue_;                                // scheduler -> backup thread
   std::deque<std::int32_t> ack_backup_queue_;                   // backup thread -> scheduler drain
   std::int32_t next_backup_id_ = 0;
+  std::int64_t backups_drained_ = 0;                            // acks popped by the drain
   std::int32_t next_write_id_ = 0;
   // Write slots are owned by "operation" ids above every prefetch id.
   static constexpr std::int32_t kWriteOwnerBase = 1 << 24;
   // An acked write not drained after this long is leaked (its lock and slots are never released).
   static constexpr TimeNs kAckDrainGraceNs = 10'000'000;
+
+ public:
+  // How long after its last step a rank's leaked_slots() can still change (by time alone).
+  static constexpr TimeNs kLeakSettleNs = kAckDrainGraceNs;
+
+ private:
 
   // negative-cache: keys whose read failed, absent to hit queries until the time given.
   std::map<PageKey, TimeNs> negative_until_;

@@ -111,6 +111,9 @@ class Runtime {
   virtual int take_arrivals(std::span<RequestId> out) = 0;
   // Client aborts received since the last call (upstream: abort_request from the tokenizer).
   virtual int take_aborts(std::span<RequestId> out) = 0;
+  // When the next arrival or abort not yet taken is due, or -1 if none is left (upstream: what a
+  // scheduler sleeping on idle wakes for).
+  virtual TimeNs next_arrival_ns() const = 0;
   // Work accounting for completion and starvation: a request is owed a schedule from arrival on.
   virtual void work_started(RequestId request) = 0;
   virtual void work_finished(RequestId request) = 0;

@@ -115,6 +115,7 @@ Task<> Rank::drain_storage_control_queues(Runtime& rt) {
     release_ongoing(rt, rid, OpEnd::kRevoked);
   }
   for (std::int64_t i = 0; i < counts[1]; ++i) ack_backup_queue_.pop_front();  // the node is backed up in L3
+  backups_drained_ += counts[1];
   for (std::int64_t i = 0; i < counts[2]; ++i) {
     kv_pool_.free(rt, kv_release_queue_.front());
     kv_release_queue_.pop_front();
@@ -171,7 +172,7 @@ Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
   }
   bulk_ready_.clear();
   if (batch.empty()) {
-    co_await rt.sleep_ns(cfg_.scheduler_pass_ns);
+    co_await sleep_after_empty_pass(rt);
     co_return;
   }
   std::erase_if(waiting_queue_, [&](RequestId r) { return std::find(batch.begin(), batch.end(), r) != batch.end(); });
@@ -184,6 +185,26 @@ Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
     if (cfg_.write_through) co_await write_backup(rt, rid);
     rt.work_finished(rid);
   }
+}
+
+bool Rank::idle() const {
+  return waiting_queue_.empty() && ongoing_prefetch_.empty() && prefetch_queue_.size() == 0 && prefetch_buffer_.size() == 0 &&
+         revoke_queue_.empty() && kv_release_queue_.empty() && ongoing_write_through_.empty() && ack_write_queue_.empty() &&
+         backup_queue_.size() == 0 && ack_backup_queue_.empty() && backups_drained_ == next_backup_id_;
+}
+
+// An empty pass sleeps one pass. With sleep_on_idle (upstream's maybe_sleep_on_idle) a group whose
+// ranks all have nothing to do sleeps until the next request; they agree first, as a rank with a
+// backup still in flight must keep passing to drain its ack.
+Task<> Rank::sleep_after_empty_pass(Runtime& rt) {
+  TimeNs sleep_ns = cfg_.scheduler_pass_ns;
+  if (cfg_.sleep_on_idle) {
+    std::array<std::int64_t, 1> group_idle{idle() ? 1 : 0};
+    if (tp_size() > 1) co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMin, group_idle);
+    const TimeNs next_ns = rt.next_arrival_ns();
+    if (group_idle[0] == 1 && next_ns > rt.now_ns() + sleep_ns) sleep_ns = next_ns - rt.now_ns();
+  }
+  co_await rt.sleep_ns(sleep_ns);
 }
 
 }  // namespace hcsim

@@ -337,8 +337,9 @@ Scenario parse_scenario(const std::string& text, const std::string& source) {
 
   read_policy(root.at("policy"), s.policy);
   if (auto n = root.find("scheduler")) {
-    n->object({"pass_us"});
+    n->object({"pass_us", "sleep_on_idle"});
     if (auto v = n->find("pass_us")) s.policy.scheduler_pass_ns = v->duration(1000, 1.0, kMaxUs);
+    if (auto v = n->find("sleep_on_idle")) s.policy.sleep_on_idle = v->boolean();
   }
   RankResources defaults;
   s.policy.ranks.assign(static_cast<std::size_t>(tp), defaults);

@@ -94,7 +94,18 @@ RunResult simulate(const Scenario& scenario, const RunOptions& options) {
     for (const auto& rank : ranks) n += static_cast<std::int64_t>(rank->leaked_slots(now).size());
     return n;
   };
+  // Leak status changes only when an actor ran, or a grace period after it: a check with no kernel
+  // event since then would count the same leaks (and a long idle trace has millions of checks).
+  std::uint64_t events_seen = 0;
+  TimeNs last_change_ns = 0;
   world.on_check([&](TimeNs now) {
+    const std::uint64_t events = world.kernel().events_processed();
+    if (events != events_seen) {
+      events_seen = events;
+      last_change_ns = now;
+    } else if (now - last_change_ns > Rank::kLeakSettleNs + scenario.world.bounds.check_period_ns) {
+      return;
+    }
     const std::int64_t n = leaked_at(now);
     if (result.leaks_over_time.empty() ? n > 0 : n != result.leaks_over_time.back().leaked_slots) {
       result.leaks_over_time.push_back({now, n});

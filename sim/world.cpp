@@ -30,16 +30,20 @@ class SimWorld::ActorRuntime final : public Runtime {
 
   int take_arrivals(std::span<RequestId> out) override { return take_due(w_.arrivals_, w_.next_arrival_, out); }
   int take_aborts(std::span<RequestId> out) override { return take_due(w_.aborts_, w_.next_abort_, out); }
+  TimeNs next_arrival_ns() const override { return next_due_ns(w_.arrivals_, w_.next_arrival_, w_.aborts_, w_.next_abort_); }
   void work_started(RequestId r) override {
     HCSIM_ASSERT(r >= 0 && static_cast<std::size_t>(r) < w_.request_count_);
     auto& t = w_.work_started_ns_[static_cast<std::size_t>(r)];
-    if (t < 0) t = now_ns();
+    if (t >= 0) return;
+    t = now_ns();
+    if (w_.finished_ranks_[static_cast<std::size_t>(r)] < w_.cfg_.ranks) w_.owed_by_start_.insert({t, r});
   }
   void work_finished(RequestId r) override {
     HCSIM_ASSERT(r >= 0 && static_cast<std::size_t>(r) < w_.request_count_);
     std::vector<bool>& by_rank = w_.work_finished_[static_cast<std::size_t>(r)];
     HCSIM_ASSERT(!by_rank[static_cast<std::size_t>(rank_)]);
     by_rank[static_cast<std::size_t>(rank_)] = true;
+    if (++w_.finished_ranks_[static_cast<std::size_t>(r)] == w_.cfg_.ranks) w_.owed_by_start_.erase({w_.work_started_ns_[static_cast<std::size_t>(r)], r});
     if (++w_.finishes_ == w_.request_count_ * static_cast<std::size_t>(w_.cfg_.ranks)) w_.kernel_.stop();
   }
 
@@ -119,7 +123,8 @@ SimWorld::SimWorld(WorldConfig cfg, StorageModel& storage, std::vector<Arrival> 
       aborts_(std::move(aborts)),
       request_count_(request_count),
       work_started_ns_(request_count, -1),
-      work_finished_(request_count, std::vector<bool>(static_cast<std::size_t>(cfg.ranks), false)) {
+      work_finished_(request_count, std::vector<bool>(static_cast<std::size_t>(cfg.ranks), false)),
+      finished_ranks_(request_count, 0) {
   HCSIM_ASSERT(cfg.ranks > 0 && cfg.bounds.check_period_ns > 0);
   auto by_time = [](const Arrival& a, const Arrival& b) { return a.time_ns < b.time_ns; };
   std::stable_sort(arrivals_.begin(), arrivals_.end(), by_time);
@@ -229,7 +234,10 @@ Verdict SimWorld::run() {
     }
     if (sampler_) sampler_(now);
     if (auto v = check_stalled_collectives(matcher_, cfg_.ranks, now, cfg_.bounds)) return finish(std::move(*v));
-    if (auto v = check_starvation(work_owed(), now, cfg_.bounds)) return finish(std::move(*v));
+    // The oldest owed request decides whether any starves; only then is the list built.
+    if (!owed_by_start_.empty() && now - owed_by_start_.begin()->first >= cfg_.bounds.starvation_ns) {
+      if (auto v = check_starvation(work_owed(), now, cfg_.bounds)) return finish(std::move(*v));
+    }
     if (now >= cfg_.bounds.horizon_ns) {
       Verdict v;
       v.kind = HangKind::kStarvation;

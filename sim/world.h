@@ -10,6 +10,7 @@
 
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -87,6 +88,8 @@ class SimWorld {
   std::vector<TimeNs> work_started_ns_;         // by request, -1 if not started
   std::vector<std::vector<bool>> work_finished_;  // by request, by rank
   std::size_t finishes_ = 0;
+  std::vector<int> finished_ranks_;                            // by request
+  std::set<std::pair<TimeNs, RequestId>> owed_by_start_;       // started, not finished on every rank
   std::function<void(TimeNs)> sampler_;
 };
 

@@ -281,3 +281,30 @@ TEST_CASE("a complete run stops one quiescence window after its last schedule wh
     CHECK(r.end_ns <= r.verdict.at_ns + s.world.bounds.quiesce_ns + s.policy.scheduler_pass_ns);
   }
 }
+
+TEST_CASE("sleep_on_idle: an idle group sleeps until the next request, and every request is still served") {
+  Scenario s = load_scenario_file("scenarios/himamba-sidecar-lag.json");
+  s.delays.clear();
+  s.perturbations = {};
+  RequestSpec later = s.workload[0];
+  later.id = 1;
+  later.name = std::string(1, 'S');
+  later.arrival_ns = 3'000'000'000;  // three idle seconds after R
+  s.workload.push_back(later);
+  const RunResult passing = run(s, "seed-fix");
+  s.policy.sleep_on_idle = true;
+  const RunResult sleeping = run(s, "seed-fix");
+  for (const RunResult* r : {&passing, &sleeping}) {
+    REQUIRE_FALSE(r->verdict.hang());
+    for (RequestId q : {0, 1}) {
+      const TraceEvent* sched = nullptr;
+      for (const TraceEvent& e : r->log.events()) {
+        if (e.kind == EventKind::kSchedule && e.rank == 0 && e.request == q) sched = &e;
+      }
+      REQUIRE(sched);
+      CHECK(sched->time_ns - s.workload[static_cast<std::size_t>(q)].arrival_ns < 20'000'000);
+    }
+  }
+  // Three thousand idle passes of two ranks are gone.
+  CHECK(sleeping.kernel_events * 10 < passing.kernel_events);
+}

@@ -236,6 +236,7 @@ class RecordingRuntime : public Runtime {
   void notify(SignalId) override {}
   int take_arrivals(std::span<RequestId>) override { return 0; }
   int take_aborts(std::span<RequestId>) override { return 0; }
+  TimeNs next_arrival_ns() const override { return -1; }
   void work_started(RequestId) override {}
   void work_finished(RequestId) override {}
   void emit(EventKind kind, RequestId request, std::int64_t a, std::int64_t b, std::int64_t c) override {

@@ -12,6 +12,7 @@
 
 #include "sim/scenario.h"
 #include "sim/sweep_grid.h"
+#include "tools/plot.h"
 #include "tools/sweep.h"
 
 using namespace hcsim;
@@ -173,5 +174,21 @@ TEST_CASE("a killed sweep resumes: torn rows are cut and redone, nothing is run 
   other.replace(other.find("\"first\": 3"), 10, "\"first\": 4");
   const SweepGrid g2 = parse_sweep_grid(other, "g2.json");
   CHECK_THROWS_WITH(sweep_to(g2, dir / "part", 1), Catch::Contains("holds the results of another grid"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("plots: a heatmap cell per pair of values with its rate and runs; unknown fields are named") {
+  const SweepGrid g = parse_sweep_grid(small_grid(), "g.json");
+  const fs::path dir = fresh_dir("plot");
+  sweep_to(g, dir / "r", 2);
+  const SweepRows rows = read_sweep_rows((dir / "r.jsonl").string());
+  const std::string heat = hang_heatmap_svg(rows, "/delays/0/fixed_us", "variant", {{"policy", "wait_complete"}});
+  CHECK_THAT(heat, Catch::StartsWith("<svg") && Catch::Contains("20 runs"));
+  CHECK_THAT(heat, Catch::Contains("<title>488000, pre-fix: 5 of 5 hang</title>") && Catch::Contains("<title>488000, seed-fix: 0 of 5 hang</title>"));
+  CHECK_THAT(heat, Catch::Contains(">100.0%<") && Catch::Contains(">0.0%<"));
+  CHECK_THROWS_WITH(hang_heatmap_svg(rows, "/tp", "variant", {}), Catch::Contains("no row has the field \"/tp\""));
+  CHECK_THROWS_WITH(hang_heatmap_svg(rows, "variant", "policy", {{"policy", "best_effort"}}), Catch::Contains("no row matches"));
+  const std::string trade = tradeoff_svg(rows, {});
+  CHECK_THAT(trade, Catch::Contains("<title>wait_complete / pre-fix: 5 of 10 hang</title>") && Catch::Contains("<title>timeout / seed-fix: 0 of 10 hang</title>"));
   fs::remove_all(dir);
 }

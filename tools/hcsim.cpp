@@ -24,6 +24,7 @@
 #include "sim/trace_file.h"
 #include "tools/bench.h"
 #include "tools/chrome_trace.h"
+#include "tools/plot.h"
 #include "tools/report.h"
 #include "tools/sweep.h"
 
@@ -65,6 +66,7 @@ commands:
   fixes             list the named upstream fixes and presets
   sweep GRID        every run of a grid of policies, fixes, knobs and seeds: CSV, JSON Lines, summary
   merge SHARD...    join the outputs of a sharded sweep into the unsharded one
+  plot RESULTS      SVG figures from a sweep: hang-rate heatmap over two axes; latency against waste
 
 Run 'hcsim COMMAND --help' for a command's options and examples.
 
@@ -991,6 +993,52 @@ int cmd_merge(const std::vector<std::string>& args) {
   return kExitOk;
 }
 
+int cmd_plot(const std::vector<std::string>& args) {
+  std::string results, out;
+  std::vector<std::string> heatmap, where;
+  po::options_description d("plot options");
+  d.add_options()("help,h", "show this help")("results", po::value(&results), "a sweep's PREFIX.jsonl")
+      ("heatmap", po::value(&heatmap)->multitoken(), "X Y: hang rate over two fields (axis names, or policy, variant, tp, page_size)")
+      ("tradeoff", "time to schedule against KV read then discarded, a point per (policy, variant)")
+      ("where", po::value(&where)->composing(), "FIELD=VALUE: only rows with this value (repeatable)")
+      ("out,o", po::value(&out), "the SVG file to write");
+  po::positional_options_description pos;
+  pos.add("results", 1);
+  po::variables_map vm;
+  if (!parse(args, d, &pos, vm,
+             "usage: hcsim plot RESULTS.jsonl (--heatmap X Y | --tradeoff) [--where FIELD=VALUE]... -o FILE.svg\n\n"
+             "Draws a figure from a sweep's results as a self-contained SVG. A heatmap shows the hang rate, its 95%\n"
+             "Wilson interval and the run count per pair of values of two fields, other fields pooled unless fixed\n"
+             "with --where. The trade-off plot puts each (policy, variant) at its p99 time to schedule and its KV\n"
+             "bytes read then discarded per run; a hollow mark means some of its runs hang.\n\n"
+             "examples:\n"
+             "  hcsim plot results/seed-family.jsonl --heatmap /delays/0/fixed_us variant --where policy=timeout -o hang.svg\n"
+             "  hcsim plot results/seed-family.jsonl --tradeoff --where /tp=2 -o tradeoff.svg\n")) {
+    return kExitOk;
+  }
+  if (results.empty()) throw BadInput("plot: missing RESULTS (see 'hcsim plot --help')");
+  if (out.empty()) throw BadInput("plot: missing -o FILE.svg");
+  if (heatmap.empty() == (vm.count("tradeoff") == 0)) throw BadInput("plot: give one of --heatmap X Y and --tradeoff");
+  if (!heatmap.empty() && heatmap.size() != 2) throw BadInput("--heatmap: expected two fields, X and Y");
+  RowFilters filters;
+  for (const std::string& w : where) {
+    const auto eq = w.find('=');
+    if (eq == std::string::npos || eq == 0) throw BadInput("--where: expected FIELD=VALUE; got '" + w + "'");
+    filters.emplace_back(w.substr(0, eq), w.substr(eq + 1));
+  }
+  std::string svg;
+  try {
+    const SweepRows rows = read_sweep_rows(results);
+    svg = heatmap.empty() ? tradeoff_svg(rows, filters) : hang_heatmap_svg(rows, heatmap[0], heatmap[1], filters);
+  } catch (const std::runtime_error& e) {
+    throw BadInput("plot: " + results + ": " + e.what());
+  }
+  std::ofstream f(out);
+  if (!(f << svg)) throw BadInput("plot: cannot write " + out);
+  std::printf("wrote %s\n", out.c_str());
+  return kExitOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -1015,6 +1063,7 @@ int main(int argc, char** argv) {
     if (command == "validate") return cmd_validate(args);
     if (command == "sweep") return cmd_sweep(args);
     if (command == "merge") return cmd_merge(args);
+    if (command == "plot") return cmd_plot(args);
     std::cerr << "hcsim: unknown command '" << command << "'\n\n" << kUsage;
     return kExitBadInput;
   } catch (const ScenarioError& e) {

@@ -60,11 +60,16 @@ std::int64_t integer_at(const json& obj, const char* key, const std::string& sou
 
 }  // namespace
 
+std::string value_label(const json& v) {
+  for (const char* key : {"name", "note"}) {
+    if (v.is_object() && v.contains(key) && v[key].is_string()) return v[key].get<std::string>();
+  }
+  return v.is_string() ? v.get<std::string>() : v.dump();
+}
+
 std::string SweepAxis::label(std::size_t i) const {
   HCSIM_ASSERT(i < values.size());
-  const json& v = values[i];
-  if (v.is_object() && v.contains("name") && v["name"].is_string()) return v["name"].get<std::string>();  // a named workload
-  return v.is_string() ? v.get<std::string>() : v.dump();
+  return value_label(values[i]);
 }
 
 const SweepPoint& SweepGrid::point_of(std::int64_t run) const {

@@ -21,6 +21,10 @@
 
 namespace hcsim {
 
+// A value as a table cell: a string as is, an object by its "name" (a workload) or "note" (a
+// delay rule), anything else as compact JSON.
+std::string value_label(const nlohmann::json& value);
+
 struct SweepAxis {
   std::string name;                    // "variant", "workload" or a JSON pointer into the scenario
   std::vector<nlohmann::json> values;

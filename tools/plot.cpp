@@ -24,9 +24,7 @@ std::string field_of(const json& row, const std::string& field) {
   } else if (row.contains(field)) {
     v = &row[field];
   }
-  if (v == nullptr) return "";
-  if (v->is_object() && v->contains("name") && (*v)["name"].is_string()) return (*v)["name"].get<std::string>();
-  return v->is_string() ? v->get<std::string>() : v->dump();
+  return v == nullptr ? std::string() : value_label(*v);
 }
 
 std::vector<const json*> kept_rows(const SweepRows& rows, const RowFilters& filters) {

@@ -494,7 +494,7 @@ void write_summary(const SweepRows& rows, std::ostream& out, const std::string& 
     std::string point;
     for (const auto& [name, value] : r["axes"].items()) {
       if (name == "variant" || name == "/policy/name") continue;
-      point += (point.empty() ? "" : ", ") + name + " = " + (value.is_string() ? value.get<std::string>() : value.dump());
+      point += (point.empty() ? "" : ", ") + name + " = " + value_label(value);
     }
     if (point.empty()) point = "(base)";
     if (!tables.contains(table)) table_order.push_back(table);

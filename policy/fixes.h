@@ -81,6 +81,8 @@ struct PresetInfo {
 };
 std::span<const PresetInfo> all_presets();
 std::optional<FixSet> preset_by_name(std::string_view name);
+// The preset a run without a named variant uses: the upstream code before the modelled fixes.
+inline constexpr std::string_view kDefaultPreset = "pre-fix";
 
 // Parses "PRESET[+FIX|~FIX]..." into a fix set; on failure returns nullopt and says why in `error`.
 std::optional<FixSet> parse_variant(std::string_view expr, std::string* error);

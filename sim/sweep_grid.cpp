@@ -123,9 +123,9 @@ SweepGrid parse_sweep_grid(const std::string& text, const std::string& source) {
     if (doc["seeds"].contains("first")) g.first_seed = static_cast<std::uint64_t>(integer_at(doc["seeds"], "first", source, "/seeds", 0, std::int64_t{1} << 62));
     if (doc["seeds"].contains("count")) g.seeds = integer_at(doc["seeds"], "count", source, "/seeds", 1, kRunsMax);
   }
-  std::string default_variant = "pre-fix";
+  std::string default_variant(kDefaultPreset);
   if (doc.contains("variant")) {
-    if (!doc["variant"].is_string()) throw ScenarioError(source, "/variant", "expected a variant expression, e.g. \"seed-fix\"");
+    if (!doc["variant"].is_string()) throw ScenarioError(source, "/variant", "expected a variant expression, PRESET[+FIX|~FIX]... (hcsim fixes lists them)");
     default_variant = doc["variant"].get<std::string>();
   }
 

@@ -77,7 +77,7 @@ exit codes: 0 ok, 1 internal error, 2 bad input (file, JSON pointer and reason o
 
 // Options shared by run, scan and verify: which upstream code and policy to run.
 struct VariantArgs {
-  std::string preset = "pre-fix";
+  std::string preset{kDefaultPreset};
   std::vector<std::string> fixes;
   std::vector<std::string> without;
   std::string policy;
@@ -86,7 +86,7 @@ struct VariantArgs {
 
 void add_variant_options(po::options_description& d, VariantArgs& a) {
   d.add_options()
-      ("preset", po::value(&a.preset)->default_value("pre-fix"), "pre-fix | seed-fix | timeout-bounded | all-fixes (see 'hcsim fixes')")
+      ("preset", po::value(&a.preset)->default_value(std::string(kDefaultPreset)), "pre-fix | seed-fix | timeout-bounded | all-fixes (see 'hcsim fixes')")
       ("fix", po::value(&a.fixes)->composing(), "add a named upstream fix to the preset (repeatable)")
       ("without", po::value(&a.without)->composing(), "remove a fix from the preset, e.g. a baseline one (repeatable)")
       ("policy", po::value(&a.policy), "override the scenario's policy: best_effort | wait_complete | timeout")

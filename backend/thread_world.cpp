@@ -48,11 +48,18 @@ class ThreadWorld::ActorRuntime final : public Runtime {
     w_.ranks_[static_cast<std::size_t>(rank_)]->cv.notify_all();
   }
 
-  int take_arrivals(std::span<RequestId> out) override { return take_due(w_.arrivals_, w_.next_arrival_, out); }
-  int take_aborts(std::span<RequestId> out) override { return take_due(w_.aborts_, w_.next_abort_, out); }
+  // Due by the actor's model time, as the simulator delivers them.
+  int take_arrivals(std::span<RequestId> out) override {
+    std::lock_guard<std::mutex> lock(w_.world_mu_);
+    return w_.requests_.take_arrivals(model_ns_, out);
+  }
+  int take_aborts(std::span<RequestId> out) override {
+    std::lock_guard<std::mutex> lock(w_.world_mu_);
+    return w_.requests_.take_aborts(model_ns_, out);
+  }
   TimeNs next_arrival_ns() const override {
     std::lock_guard<std::mutex> lock(w_.world_mu_);
-    return next_due_ns(w_.arrivals_, w_.next_arrival_, w_.aborts_, w_.next_abort_);
+    return w_.requests_.next_due_ns();
   }
   void work_started(RequestId r) override {
     std::lock_guard<std::mutex> lock(w_.world_mu_);
@@ -102,17 +109,6 @@ class ThreadWorld::ActorRuntime final : public Runtime {
     call = nullptr;
     w_.last_progress_ns_ = w_.now_ns();
     return false;
-  }
-
- private:
-  int take_due(const std::vector<Arrival>& stream, std::size_t& next, std::span<RequestId> out) const {
-    std::lock_guard<std::mutex> lock(w_.world_mu_);
-    int n = 0;
-    const TimeNs now = model_ns_;
-    while (next < stream.size() && static_cast<std::size_t>(n) < out.size() && stream[next].time_ns <= now) {
-      out[static_cast<std::size_t>(n++)] = stream[next++].request;
-    }
-    return n;
   }
 
   void set_state(WaitKind k, const WorldCall& c) {
@@ -386,15 +382,11 @@ ThreadWorld::ThreadWorld(ThreadWorldConfig cfg, StorageModel& storage, FileL3& l
       device_(device),
       recorder_(cfg.world.ranks),
       log_(cfg.world.log_kept_max),
-      arrivals_(std::move(arrivals)),
-      aborts_(std::move(aborts)),
+      requests_(std::move(arrivals), std::move(aborts)),
       request_count_(request_count),
       work_started_ns_(request_count, -1),
       work_finished_(request_count, std::vector<bool>(static_cast<std::size_t>(cfg.world.ranks), false)) {
   HCSIM_ASSERT(cfg.world.ranks > 0 && cfg.watchdog_ns > 0);
-  auto by_time = [](const Arrival& a, const Arrival& b) { return a.time_ns < b.time_ns; };
-  std::stable_sort(arrivals_.begin(), arrivals_.end(), by_time);
-  std::stable_sort(aborts_.begin(), aborts_.end(), by_time);
   for (int r = 0; r < cfg.world.ranks; ++r) ranks_.push_back(std::make_unique<RankSync>());
   // Gloo gives up a little after the watchdog would have fired, so no thread waits in it forever.
   if (cfg.world.ranks > 1) {
@@ -449,7 +441,7 @@ void ThreadWorld::spawn(Runtime& rt, Task<> task) {
 }
 
 bool ThreadWorld::all_work_done() const {
-  return finishes_ == request_count_ * static_cast<std::size_t>(cfg_.world.ranks) && next_arrival_ == arrivals_.size();
+  return finishes_ == request_count_ * static_cast<std::size_t>(cfg_.world.ranks) && requests_.arrivals_taken();
 }
 
 std::vector<WorkItem> ThreadWorld::work_owed() const { return owed_work(work_started_ns_, work_finished_, cfg_.world.ranks); }

@@ -38,6 +38,7 @@
 #include "sim/event_log.h"
 #include "sim/hang_detector.h"
 #include "sim/recording.h"
+#include "sim/request_stream.h"
 #include "sim/storage.h"
 #include "sim/world.h"
 
@@ -121,14 +122,11 @@ class ThreadWorld {
   std::vector<Task<>> tasks_;
   std::vector<std::thread> threads_;
   std::vector<Signal> signals_;        // fixed once the actors start
-  std::vector<Arrival> arrivals_;
-  std::vector<Arrival> aborts_;
   std::chrono::steady_clock::time_point start_;
 
   mutable std::mutex world_mu_;        // everything below, and the log
   std::condition_variable world_cv_;   // storage waits, stop, actor exits
-  std::size_t next_arrival_ = 0;
-  std::size_t next_abort_ = 0;
+  RequestStream requests_;
   std::size_t request_count_;
   std::vector<TimeNs> work_started_ns_;
   std::vector<std::vector<bool>> work_finished_;

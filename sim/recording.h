@@ -18,15 +18,6 @@ struct Arrival {
   RequestId request = kNoRequest;
 };
 
-// The earlier of two streams' next due times (each sorted, `next` the first not taken), or -1.
-inline TimeNs next_due_ns(const std::vector<Arrival>& a, std::size_t next_a, const std::vector<Arrival>& b, std::size_t next_b) {
-  const TimeNs ta = next_a < a.size() ? a[next_a].time_ns : -1;
-  const TimeNs tb = next_b < b.size() ? b[next_b].time_ns : -1;
-  if (ta < 0) return tb;
-  if (tb < 0) return ta;
-  return ta < tb ? ta : tb;
-}
-
 struct StorageResponse {
   std::int64_t duration_ns = 0;  // or kStorageNever, kStorageRaises
   std::int64_t result = 0;

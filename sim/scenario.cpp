@@ -12,7 +12,7 @@
 
 #include "policy/assert.h"
 #include "policy/prefetch_operation.h"
-#include "sim/json_words.h"
+#include "sim/json_node.h"
 #include "sim/random.h"
 
 namespace hcsim {
@@ -20,99 +20,6 @@ namespace hcsim {
 namespace {
 
 using nlohmann::json;
-
-// A JSON value with the place it came from, so every error can say where and what was expected.
-class Node {
- public:
-  Node(const json& j, const std::string& file, std::string pointer) : j_(j), file_(file), pointer_(std::move(pointer)) {}
-
-  [[noreturn]] void fail(const std::string& message) const { throw ScenarioError(file_, pointer_, message); }
-  [[noreturn]] void expected(const std::string& what) const {
-    fail("expected " + what + "; got " + (j_.is_string() ? "\"" + j_.get<std::string>() + "\"" : json_type_name(j_)));
-  }
-
-  const json& raw() const { return j_; }
-  const std::string& pointer() const { return pointer_; }
-
-  // Objects: rejects keys outside `allowed`.
-  void object(std::initializer_list<const char*> allowed) const {
-    if (!j_.is_object()) expected("an object");
-    for (const auto& [key, value] : j_.items()) {
-      bool ok = false;
-      std::string list;
-      for (const char* a : allowed) {
-        ok = ok || key == a;
-        list += (list.empty() ? "" : ", ") + std::string(a);
-      }
-      if (!ok) Node(value, file_, pointer_ + "/" + json_pointer_escape(key)).fail("unknown key (allowed here: " + list + ")");
-    }
-  }
-  bool has(const char* key) const { return j_.contains(key); }
-  Node at(const char* key) const {
-    if (!j_.contains(key)) fail(std::string("missing required key \"") + key + "\"");
-    return Node(j_.at(key), file_, pointer_ + "/" + json_pointer_escape(key));
-  }
-  std::optional<Node> find(const char* key) const {
-    if (!j_.contains(key)) return std::nullopt;
-    return Node(j_.at(key), file_, pointer_ + "/" + json_pointer_escape(key));
-  }
-  std::vector<Node> array(std::size_t min_size = 0) const {
-    if (!j_.is_array()) expected("an array");
-    if (j_.size() < min_size) fail("expected at least " + std::to_string(min_size) + " element(s)");
-    std::vector<Node> out;
-    for (std::size_t i = 0; i < j_.size(); ++i) out.emplace_back(j_[i], file_, pointer_ + "/" + std::to_string(i));
-    return out;
-  }
-  std::vector<std::pair<std::string, Node>> members() const {
-    if (!j_.is_object()) expected("an object");
-    std::vector<std::pair<std::string, Node>> out;
-    for (const auto& [key, value] : j_.items()) out.emplace_back(key, Node(value, file_, pointer_ + "/" + json_pointer_escape(key)));
-    return out;
-  }
-
-  std::string str() const {
-    if (!j_.is_string()) expected("a string");
-    return j_.get<std::string>();
-  }
-  bool boolean() const {
-    if (!j_.is_boolean()) expected("a boolean");
-    return j_.get<bool>();
-  }
-  std::int64_t integer(std::int64_t lo, std::int64_t hi) const {
-    if (!j_.is_number_integer()) expected("an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
-    const auto v = j_.get<std::int64_t>();
-    if (v < lo || v > hi) fail("expected an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]; got " + std::to_string(v));
-    return v;
-  }
-  double number(double lo, double hi) const {
-    std::ostringstream range;
-    range << "a number in [" << lo << ", " << hi << "]";
-    if (!j_.is_number()) expected(range.str());
-    const auto v = j_.get<double>();
-    if (!std::isfinite(v) || v < lo || v > hi) {
-      std::ostringstream got;
-      got << v;
-      fail("expected " + range.str() + "; got " + got.str());
-    }
-    return v;
-  }
-  // A duration in `unit_ns` units (1000 for "_us", 1e6 for "_ms"), as integer nanoseconds.
-  TimeNs duration(TimeNs unit_ns, double lo, double hi) const {
-    return static_cast<TimeNs>(std::llround(number(lo, hi) * static_cast<double>(unit_ns)));
-  }
-  template <typename T>
-  T choice(std::optional<T> (*by_name)(std::string_view), const std::string& choices) const {
-    if (!j_.is_string()) expected("one of " + choices);
-    auto v = by_name(j_.get<std::string>());
-    if (!v) expected("one of " + choices);
-    return *v;
-  }
-
- private:
-  const json& j_;
-  const std::string& file_;
-  std::string pointer_;
-};
 
 constexpr double kMaxMs = 86'400'000.0;  // one day: no scenario needs longer
 constexpr double kMaxUs = kMaxMs * 1000.0;
@@ -126,19 +33,19 @@ std::optional<StorageOp> storage_op_by_name(std::string_view n) {
 
 const std::string kOwnContent = "#";
 
-std::string prefix_name(const Node& n) {
+std::string prefix_name(const JsonNode& n) {
   std::string name = n.str();
   if (name.empty() || name.starts_with(kOwnContent)) n.fail("expected a non-empty prefix name not starting with '" + kOwnContent + "'");
   return name;
 }
 
-std::vector<int> rank_list(const Node& n, int tp) {
+std::vector<int> rank_list(const JsonNode& n, int tp) {
   std::vector<int> out;
-  for (const Node& r : n.array(1)) out.push_back(static_cast<int>(r.integer(0, tp - 1)));
+  for (const JsonNode& r : n.array(1)) out.push_back(static_cast<int>(r.integer(0, tp - 1)));
   return out;
 }
 
-void read_resources(const Node& n, RankResources& r) {
+void read_resources(const JsonNode& n, RankResources& r) {
   n.object({"device_free_tokens", "host_kv_pages", "host_kv_occupied_pages", "host_sidecar_slots"});
   if (auto v = n.find("device_free_tokens")) r.device_free_tokens = v->integer(0, std::int64_t{1} << 40);
   if (auto v = n.find("host_kv_pages")) r.host_kv_pages = static_cast<std::int32_t>(v->integer(1, 1 << 24));
@@ -149,7 +56,7 @@ void read_resources(const Node& n, RankResources& r) {
   }
 }
 
-void read_policy(const Node& n, PolicyConfig& p) {
+void read_policy(const JsonNode& n, PolicyConfig& p) {
   n.object({"name", "timeout", "page_size", "prefetch_threshold_tokens", "storage_batch_pages", "sidecar", "max_prefill_tokens",
             "write_through"});
   p.policy = n.at("name").choice<PrefetchPolicy>(policy_by_name, "best_effort, wait_complete, timeout");
@@ -175,7 +82,7 @@ void read_policy(const Node& n, PolicyConfig& p) {
   if (auto v = n.find("max_prefill_tokens")) p.max_prefill_tokens = v->integer(1, std::int64_t{1} << 32);
 }
 
-DelayRule read_delay(const Node& n, int tp, const std::map<std::string, RequestId>& ids, bool jitter = false) {
+DelayRule read_delay(const JsonNode& n, int tp, const std::map<std::string, RequestId>& ids, bool jitter = false) {
   if (jitter) {
     n.object({"op", "ranks", "requests", "from_us", "to_us", "fixed_us", "uniform_us", "lognormal", "note"});
   } else {
@@ -185,7 +92,7 @@ DelayRule read_delay(const Node& n, int tp, const std::map<std::string, RequestI
   r.op = n.at("op").choice<StorageOp>(storage_op_by_name, "hit_query, kv_get, sidecar_get, kv_set");
   if (auto v = n.find("ranks")) r.ranks = rank_list(*v, tp);
   if (auto v = n.find("requests")) {
-    for (const Node& name : v->array(1)) {
+    for (const JsonNode& name : v->array(1)) {
       auto it = ids.find(name.str());
       if (it == ids.end()) name.fail("no request named \"" + name.str() + "\" in /requests");
       r.requests.push_back(it->second);
@@ -238,7 +145,7 @@ DelayRule read_delay(const Node& n, int tp, const std::map<std::string, RequestI
   return r;
 }
 
-Expectation read_expectation(const Node& n, const std::map<std::string, RequestId>& ids) {
+Expectation read_expectation(const JsonNode& n, const std::map<std::string, RequestId>& ids) {
   n.object({"variant", "policy", "verdict", "violations", "outcomes", "note"});
   Expectation e;
   e.variant = n.at("variant").str();
@@ -266,7 +173,7 @@ Expectation read_expectation(const Node& n, const std::map<std::string, RequestI
     static const std::set<std::string> kNames = {"matching_collectives", "identical_published_prefix", "one_terminal_state",
                                                  "termination_bound", "slot_ownership", "slot_conservation"};
     std::vector<std::string> names;
-    for (const Node& name : v->array()) {
+    for (const JsonNode& name : v->array()) {
       if (!kNames.count(name.str())) {
         name.expected("an invariant name: matching_collectives, identical_published_prefix, one_terminal_state, "
                       "termination_bound, slot_ownership, slot_conservation");
@@ -314,13 +221,8 @@ std::vector<PageKey> prefix_page_keys(const std::string& prefix, std::int32_t pa
 }
 
 Scenario parse_scenario(const std::string& text, const std::string& source) {
-  json doc;
-  try {
-    doc = json::parse(text);
-  } catch (const json::parse_error& e) {
-    throw ScenarioError(source, "", std::string("not valid JSON: ") + e.what());
-  }
-  const Node root(doc, source, "");
+  const json doc = parse_json(text, source);
+  const JsonNode root(doc, source, "");
   root.object({"name", "description", "incident", "upstream", "seed", "tp", "policy", "scheduler", "ranks", "storage",
                "collective", "l3", "requests", "delays", "perturbations", "bounds", "expect"});
   Scenario s;
@@ -329,7 +231,7 @@ Scenario parse_scenario(const std::string& text, const std::string& source) {
   s.description = root.at("description").str();
   if (auto v = root.find("incident")) s.incident = v->str();
   if (auto v = root.find("upstream")) {
-    for (const Node& u : v->array()) s.upstream.push_back(u.str());
+    for (const JsonNode& u : v->array()) s.upstream.push_back(u.str());
   }
   if (auto v = root.find("seed")) s.seed = static_cast<std::uint64_t>(v->integer(0, std::numeric_limits<std::int64_t>::max()));
   const int tp = static_cast<int>(root.at("tp").integer(1, 64));
@@ -382,7 +284,7 @@ Scenario parse_scenario(const std::string& text, const std::string& source) {
   }
 
   std::map<std::string, RequestId> ids;
-  for (const Node& r : root.at("requests").array(1)) {
+  for (const JsonNode& r : root.at("requests").array(1)) {
     r.object({"name", "arrival_us", "input_tokens", "prefix", "abort_us"});
     RequestSpec req;
     req.id = static_cast<RequestId>(s.workload.size());
@@ -400,30 +302,30 @@ Scenario parse_scenario(const std::string& text, const std::string& source) {
     s.workload.push_back(std::move(req));
   }
   if (auto n = root.find("l3")) {
-    for (const Node& o : n->array()) {
+    for (const JsonNode& o : n->array()) {
       o.object({"prefix", "kv_pages", "sidecar_at_pages", "stale_pages", "ranks"});
       L3Contents c;
       c.prefix = prefix_name(o.at("prefix"));
       c.kv_pages = static_cast<std::int32_t>(o.at("kv_pages").integer(0, 1 << 24));
       if (auto v = o.find("sidecar_at_pages")) {
         if (c.kv_pages == 0 && !v->array().empty()) v->fail("a sidecar object needs a page to follow; kv_pages is 0");
-        for (const Node& p : v->array()) c.sidecar_at_pages.push_back(static_cast<std::int32_t>(p.integer(1, c.kv_pages)));
+        for (const JsonNode& p : v->array()) c.sidecar_at_pages.push_back(static_cast<std::int32_t>(p.integer(1, c.kv_pages)));
       }
       if (auto v = o.find("stale_pages")) {
         if (c.kv_pages == 0 && !v->array().empty()) v->fail("a stale page must be one of the kv_pages; kv_pages is 0");
-        for (const Node& p : v->array()) c.stale_pages.push_back(static_cast<std::int32_t>(p.integer(1, c.kv_pages)));
+        for (const JsonNode& p : v->array()) c.stale_pages.push_back(static_cast<std::int32_t>(p.integer(1, c.kv_pages)));
       }
       if (auto v = o.find("ranks")) c.ranks = rank_list(*v, tp);
       s.l3.push_back(std::move(c));
     }
   }
   if (auto n = root.find("delays")) {
-    for (const Node& d : n->array()) s.delays.push_back(read_delay(d, tp, ids));
+    for (const JsonNode& d : n->array()) s.delays.push_back(read_delay(d, tp, ids));
   }
   if (auto n = root.find("perturbations")) {
     n->object({"jitter", "device_free_pages", "arrival_us", "note"});
     if (auto v = n->find("jitter")) {
-      for (const Node& d : v->array()) s.perturbations.jitter.push_back(read_delay(d, tp, ids, /*jitter=*/true));
+      for (const JsonNode& d : v->array()) s.perturbations.jitter.push_back(read_delay(d, tp, ids, /*jitter=*/true));
     }
     if (auto v = n->find("device_free_pages")) {
       auto b = v->array(2);
@@ -438,7 +340,7 @@ Scenario parse_scenario(const std::string& text, const std::string& source) {
       s.perturbations.arrival_hi_ns = b[1].duration(1000, static_cast<double>(s.perturbations.arrival_lo_ns) / 1000.0, kMaxUs);
     }
   }
-  for (const Node& e : root.at("expect").array(1)) s.expect.push_back(read_expectation(e, ids));
+  for (const JsonNode& e : root.at("expect").array(1)) s.expect.push_back(read_expectation(e, ids));
   return s;
 }
 

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "policy/assert.h"
+#include "sim/json_node.h"
 #include "sim/scenario.h"
 #include "sim/workload.h"
 
@@ -35,27 +36,6 @@ std::uint64_t fnv1a(std::uint64_t h, const std::string& text) {
     h *= 0x100000001b3ULL;
   }
   return h;
-}
-
-void only_keys(const json& obj, const std::string& source, const std::string& at, std::initializer_list<const char*> keys) {
-  if (!obj.is_object()) throw ScenarioError(source, at, "expected an object");
-  for (const auto& [key, value] : obj.items()) {
-    bool known = false;
-    for (const char* k : keys) known = known || key == k;
-    if (!known) {
-      std::string list;
-      for (const char* k : keys) list += (list.empty() ? "" : ", ") + std::string(k);
-      throw ScenarioError(source, at + "/" + key, "unknown field; expected one of " + list);
-    }
-  }
-}
-
-std::int64_t integer_at(const json& obj, const char* key, const std::string& source, const std::string& at, std::int64_t lo, std::int64_t hi) {
-  const json& v = obj.at(key);
-  if (!v.is_number_integer()) throw ScenarioError(source, at + "/" + key, "expected an integer");
-  const auto n = v.get<std::int64_t>();
-  if (n < lo || n > hi) throw ScenarioError(source, at + "/" + key, "expected " + std::to_string(lo) + " to " + std::to_string(hi) + "; got " + std::to_string(n));
-  return n;
 }
 
 }  // namespace
@@ -96,58 +76,41 @@ bool in_shard(std::int64_t run, int shard, int shards) {
 SweepGrid load_sweep_grid(const std::string& path) { return parse_sweep_grid(read_text(path, "grid file", kGridBytesMax), path); }
 
 SweepGrid parse_sweep_grid(const std::string& text, const std::string& source) {
-  json doc;
-  try {
-    doc = json::parse(text);
-  } catch (const json::parse_error& e) {
-    throw ScenarioError(source, "", std::string("not valid JSON: ") + e.what());
-  }
-  only_keys(doc, source, "", {"scenario", "variant", "seeds", "axes", "description"});
+  const json doc = parse_json(text, source);
+  const JsonNode root(doc, source, "");
+  root.object({"scenario", "variant", "seeds", "axes", "description"});
   SweepGrid g;
   g.path = source;
-  if (!doc.contains("scenario") || !doc["scenario"].is_string()) throw ScenarioError(source, "/scenario", "expected the base scenario's path (relative to this file)");
   const std::filesystem::path grid_dir = std::filesystem::path(source).parent_path();
-  const std::filesystem::path scenario_rel = doc["scenario"].get<std::string>();
+  const std::filesystem::path scenario_rel = root.at("scenario").str();
   g.scenario_path = (scenario_rel.is_absolute() ? scenario_rel : grid_dir / scenario_rel).lexically_normal().string();
   const std::string scenario_text = read_text(g.scenario_path, "scenario (from " + source + ": /scenario)", 16 << 20);
-  json base;
-  try {
-    base = json::parse(scenario_text);
-  } catch (const json::parse_error& e) {
-    throw ScenarioError(g.scenario_path, "", std::string("not valid JSON: ") + e.what());
-  }
+  const json base = parse_json(scenario_text, g.scenario_path);
   (void)parse_scenario(scenario_text, g.scenario_path);  // the base must stand on its own
 
-  if (doc.contains("seeds")) {
-    only_keys(doc["seeds"], source, "/seeds", {"first", "count"});
-    if (doc["seeds"].contains("first")) g.first_seed = static_cast<std::uint64_t>(integer_at(doc["seeds"], "first", source, "/seeds", 0, std::int64_t{1} << 62));
-    if (doc["seeds"].contains("count")) g.seeds = integer_at(doc["seeds"], "count", source, "/seeds", 1, kRunsMax);
+  if (const auto seeds = root.find("seeds")) {
+    seeds->object({"first", "count"});
+    if (const auto v = seeds->find("first")) g.first_seed = static_cast<std::uint64_t>(v->integer(0, std::int64_t{1} << 62));
+    if (const auto v = seeds->find("count")) g.seeds = v->integer(1, kRunsMax);
   }
   std::string default_variant(kDefaultPreset);
-  if (doc.contains("variant")) {
-    if (!doc["variant"].is_string()) throw ScenarioError(source, "/variant", "expected a variant expression, PRESET[+FIX|~FIX]... (hcsim fixes lists them)");
-    default_variant = doc["variant"].get<std::string>();
-  }
+  if (const auto v = root.find("variant")) default_variant = v->str();
 
-  if (!doc.contains("axes") || !doc["axes"].is_array()) throw ScenarioError(source, "/axes", "expected an array of {\"name\": ..., \"values\": [...]}");
   std::set<std::string> names;
   std::size_t points = 1;
-  for (std::size_t i = 0; i < doc["axes"].size(); ++i) {
-    const std::string at = "/axes/" + std::to_string(i);
-    const json& a = doc["axes"][i];
-    only_keys(a, source, at, {"name", "values"});
-    if (!a.contains("name") || !a["name"].is_string()) throw ScenarioError(source, at + "/name", "expected \"variant\" or a JSON pointer into the scenario, e.g. \"/tp\"");
+  for (const JsonNode& a : root.at("axes").array()) {
+    a.object({"name", "values"});
+    const JsonNode name = a.at("name");
     SweepAxis axis;
-    axis.name = a["name"].get<std::string>();
+    axis.name = name.str();
     if (axis.name != "variant" && axis.name != "workload" && (axis.name.empty() || axis.name[0] != '/')) {
-      throw ScenarioError(source, at + "/name",
-                          "expected \"variant\", \"workload\" or a JSON pointer into the scenario, e.g. \"/tp\"; got \"" + axis.name + "\"");
+      name.expected("\"variant\", \"workload\" or a JSON pointer into the scenario, e.g. \"/tp\"");
     }
-    if (!names.insert(axis.name).second) throw ScenarioError(source, at + "/name", "axis \"" + axis.name + "\" appears twice");
-    if (!a.contains("values") || !a["values"].is_array() || a["values"].empty()) throw ScenarioError(source, at + "/values", "expected a non-empty array");
-    for (const json& v : a["values"]) axis.values.push_back(v);
+    if (!names.insert(axis.name).second) name.fail("axis \"" + axis.name + "\" appears twice");
+    const JsonNode values = a.at("values");
+    for (const JsonNode& v : values.array(1)) axis.values.push_back(v.raw());
     points *= axis.values.size();
-    if (points > kPointsMax) throw ScenarioError(source, at + "/values", "the grid has more than " + std::to_string(kPointsMax) + " points");
+    if (points > kPointsMax) values.fail("the grid has more than " + std::to_string(kPointsMax) + " points");
     g.axes.push_back(std::move(axis));
   }
   if (static_cast<std::int64_t>(points) > kRunsMax / g.seeds) throw ScenarioError(source, "/seeds/count", "the grid has more than 2^40 runs");

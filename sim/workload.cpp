@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "policy/assert.h"
-#include "sim/json_words.h"
+#include "sim/json_node.h"
 #include "sim/random.h"
 
 namespace hcsim {
@@ -26,92 +26,12 @@ constexpr double kArrivalMsMax = 86'400'000.0;  // one day, as a scenario's arri
 constexpr TimeNs kArrivalNsMax = static_cast<TimeNs>(kArrivalMsMax) * 1'000'000;
 constexpr std::int64_t kTraceBytesMax = std::int64_t{1} << 30;
 
-std::string format_number(double v) {
-  std::ostringstream s;
-  s << v;
-  return s.str();
-}
-
-// A JSON value with where it came from (a file, or a file's line, and a JSON pointer), so every
-// error says where and what was expected.
-class Field {
- public:
-  Field(const json& j, const std::string& file, std::int64_t line, std::string pointer)
-      : j_(j), file_(file), line_(line), pointer_(std::move(pointer)) {}
-
-  [[noreturn]] void fail(const std::string& message) const {
-    throw ScenarioError(line_ > 0 ? file_ + ":" + std::to_string(line_) : file_, pointer_, message);
-  }
-  [[noreturn]] void expected(const std::string& what) const {
-    fail("expected " + what + "; got " + (j_.is_string() ? "\"" + j_.get<std::string>() + "\"" : json_type_name(j_)));
-  }
-
-  const json& raw() const { return j_; }
-
-  // Messages are built only on failure: a trace checks hundreds of thousands of fields.
-  void object(std::initializer_list<const char*> allowed) const {
-    if (!j_.is_object()) expected("an object");
-    for (const auto& [key, value] : j_.items()) {
-      if (std::any_of(allowed.begin(), allowed.end(), [&](const char* a) { return key == a; })) continue;
-      std::string list;
-      for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-      child(value, key).fail("unknown key (allowed here: " + list + ")");
-    }
-  }
-  Field at(const char* key) const {
-    if (!j_.contains(key)) fail(std::string("missing required key \"") + key + "\"");
-    return child(j_.at(key), key);
-  }
-  std::optional<Field> find(const char* key) const {
-    if (!j_.contains(key)) return std::nullopt;
-    return child(j_.at(key), key);
-  }
-
-  std::string str() const {
-    if (!j_.is_string()) expected("a string");
-    return j_.get<std::string>();
-  }
-  std::int64_t integer(std::int64_t lo, std::int64_t hi) const {
-    HCSIM_ASSERT(lo <= hi);
-    const auto range = [&] { return "an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]"; };
-    if (!j_.is_number_integer()) expected(range());
-    if (j_.is_number_unsigned() && j_.get<std::uint64_t>() > static_cast<std::uint64_t>(hi)) {
-      fail("expected " + range() + "; got " + std::to_string(j_.get<std::uint64_t>()));
-    }
-    const auto v = j_.get<std::int64_t>();
-    if (v < lo || v > hi) fail("expected " + range() + "; got " + std::to_string(v));
-    return v;
-  }
-  double number(double lo, double hi) const {
-    const auto range = [&] { return "a number in [" + format_number(lo) + ", " + format_number(hi) + "]"; };
-    if (!j_.is_number()) expected(range());
-    const auto v = j_.get<double>();
-    if (!std::isfinite(v) || v < lo || v > hi) fail("expected " + range() + "; got " + format_number(v));
-    return v;
-  }
-  // [low, high] with lo <= low <= high <= hi.
-  std::pair<std::int32_t, std::int32_t> int_range(std::int32_t lo, std::int32_t hi) const {
-    if (!j_.is_array() || j_.size() != 2) expected("[low, high]");
-    const auto low = static_cast<std::int32_t>(child(j_[0], "0").integer(lo, hi));
-    const auto high = static_cast<std::int32_t>(child(j_[1], "1").integer(low, hi));
-    return {low, high};
-  }
-
- private:
-  Field child(const json& j, const std::string& key) const { return Field(j, file_, line_, pointer_ + "/" + json_pointer_escape(key)); }
-
-  const json& j_;
-  const std::string& file_;
-  std::int64_t line_;
-  std::string pointer_;
-};
-
-std::uint64_t read_seed(const Field& spec) {
+std::uint64_t read_seed(const JsonNode& spec) {
   auto v = spec.find("seed");
   return v ? static_cast<std::uint64_t>(v->integer(0, std::numeric_limits<std::int64_t>::max())) : 1;
 }
 
-PoissonWorkload read_poisson(const Field& n) {
+PoissonWorkload read_poisson(const JsonNode& n) {
   n.object({"kind", "requests", "rate_per_s", "input_tokens", "prefixes", "shared_prefix_tokens", "seed", "l3_capacity_pages"});
   PoissonWorkload p;
   p.requests = static_cast<std::int32_t>(n.at("requests").integer(1, kWorkloadRequestsMax));
@@ -123,21 +43,21 @@ PoissonWorkload read_poisson(const Field& n) {
   return p;
 }
 
-ConversationWorkload read_conversations(const Field& n) {
+ConversationWorkload read_conversations(const JsonNode& n) {
   n.object({"kind", "conversations", "turns", "think_time_ms", "turn_tokens", "seed", "l3_capacity_pages"});
   ConversationWorkload c;
   c.conversations = static_cast<std::int32_t>(n.at("conversations").integer(1, kWorkloadRequestsMax));
-  const Field turns = n.at("turns");
+  const JsonNode turns = n.at("turns");
   std::tie(c.turns_lo, c.turns_hi) = turns.int_range(1, kWorkloadRequestsMax);
   if (std::int64_t{c.conversations} * c.turns_hi > kWorkloadRequestsMax) {
     turns.fail("conversations x turns[1] = " + std::to_string(std::int64_t{c.conversations} * c.turns_hi) +
                " requests; expected at most " + std::to_string(kWorkloadRequestsMax));
   }
-  const Field think = n.at("think_time_ms");
+  const JsonNode think = n.at("think_time_ms");
   const double think_ms = think.number(0.0, kArrivalMsMax);
   if (think_ms * c.turns_hi > kArrivalMsMax) think.fail("expected turns[1] x think_time_ms within one day (86400000 ms)");
   c.think_time_ns = static_cast<TimeNs>(std::llround(think_ms * 1e6));
-  const Field tokens = n.at("turn_tokens");
+  const JsonNode tokens = n.at("turn_tokens");
   std::tie(c.turn_tokens_lo, c.turn_tokens_hi) = tokens.int_range(1, kWorkloadInputTokensMax);
   if (std::int64_t{c.turns_hi} * c.turn_tokens_hi > kWorkloadInputTokensMax) {
     tokens.fail("turns[1] x turn_tokens[1] = " + std::to_string(std::int64_t{c.turns_hi} * c.turn_tokens_hi) +
@@ -147,7 +67,7 @@ ConversationWorkload read_conversations(const Field& n) {
   return c;
 }
 
-MooncakeWorkload read_mooncake(const Field& n) {
+MooncakeWorkload read_mooncake(const JsonNode& n) {
   n.object({"kind", "path", "limit", "l3_capacity_pages"});
   MooncakeWorkload m;
   m.path = n.at("path").str();
@@ -281,19 +201,15 @@ bool blank(std::string_view line) {
 // One trace line, as a request without its id and name.
 RequestSpec read_trace_line(std::string_view line, const std::string& path, std::int64_t line_no, std::int32_t page_size_tokens,
                             std::vector<std::uint64_t>& hash_ids) {
-  json doc;
-  try {
-    doc = json::parse(line.begin(), line.end());
-  } catch (const json::parse_error& e) {
-    throw ScenarioError(path + ":" + std::to_string(line_no), "", std::string("not valid JSON: ") + e.what());
-  }
-  const Field n(doc, path, line_no, "");
+  const std::string where = path + ":" + std::to_string(line_no);
+  const json doc = parse_json(line, where);
+  const JsonNode n(doc, where, "");
   n.object({"timestamp", "input_length", "output_length", "hash_ids"});
   RequestSpec req;
   req.arrival_ns = static_cast<TimeNs>(std::llround(n.at("timestamp").number(0.0, kArrivalMsMax) * 1e6));
   req.input_tokens = static_cast<std::int32_t>(n.at("input_length").integer(1, kWorkloadInputTokensMax));
   (void)n.at("output_length").integer(0, kWorkloadInputTokensMax);  // the model generates no tokens; checked all the same
-  const Field ids = n.at("hash_ids");
+  const JsonNode ids = n.at("hash_ids");
   if (!ids.raw().is_array()) ids.expected("an array of block hash ids");
   const std::size_t blocks = static_cast<std::size_t>((req.input_tokens + kMooncakeBlockTokens - 1) / kMooncakeBlockTokens);
   if (ids.raw().size() != blocks) {
@@ -303,8 +219,8 @@ RequestSpec read_trace_line(std::string_view line, const std::string& path, std:
   hash_ids.clear();
   for (std::size_t i = 0; i < blocks; ++i) {
     const json& id = ids.raw()[i];
-    // Field objects only on failure: a trace holds hundreds of thousands of ids.
-    if (!id.is_number_unsigned()) Field(id, path, line_no, "/hash_ids/" + std::to_string(i)).expected("a non-negative integer block hash id");
+    // JsonNode objects only on failure: a trace holds hundreds of thousands of ids.
+    if (!id.is_number_unsigned()) JsonNode(id, where, "/hash_ids/" + std::to_string(i)).expected("a non-negative integer block hash id");
     hash_ids.push_back(id.get<std::uint64_t>());
   }
   req.pages = mooncake_page_keys(hash_ids, req.input_tokens, page_size_tokens);
@@ -314,12 +230,12 @@ RequestSpec read_trace_line(std::string_view line, const std::string& path, std:
 }  // namespace
 
 WorkloadSpec read_workload(const nlohmann::json& doc, const std::string& source, const std::string& pointer) {
-  const Field n(doc, source, 0, pointer);
+  const JsonNode n(doc, source, pointer);
   if (!doc.is_object()) n.expected("an object");
   WorkloadSpec w;
   w.source = source;
   w.pointer = pointer;
-  const Field kind = n.at("kind");
+  const JsonNode kind = n.at("kind");
   const std::string name = kind.str();
   if (name == "poisson") {
     w.kind = read_poisson(n);
@@ -335,12 +251,7 @@ WorkloadSpec read_workload(const nlohmann::json& doc, const std::string& source,
 }
 
 WorkloadSpec parse_workload(const std::string& text, const std::string& source) {
-  json doc;
-  try {
-    doc = json::parse(text);
-  } catch (const json::parse_error& e) {
-    throw ScenarioError(source, "", std::string("not valid JSON: ") + e.what());
-  }
+  const json doc = parse_json(text, source);
   return read_workload(doc, source, "");
 }
 
@@ -355,7 +266,7 @@ std::string describe(const WorkloadSpec& w) {
       << "] tokens, " << p->prefixes << " prefixes of " << p->shared_prefix_tokens << " tokens, seed " << p->seed;
   } else if (const auto* c = std::get_if<ConversationWorkload>(&w.kind)) {
     s << "conversations: " << c->conversations << " of [" << c->turns_lo << ", " << c->turns_hi << "] turns, think "
-      << format_number(static_cast<double>(c->think_time_ns) / 1e6) << " ms, turn [" << c->turn_tokens_lo << ", " << c->turn_tokens_hi
+      << static_cast<double>(c->think_time_ns) / 1e6 << " ms, turn [" << c->turn_tokens_lo << ", " << c->turn_tokens_hi
       << "] tokens, seed " << c->seed;
   } else {
     const auto& m = std::get<MooncakeWorkload>(w.kind);

@@ -28,9 +28,9 @@ class SimWorld::ActorRuntime final : public Runtime {
     s.waiters.clear();
   }
 
-  int take_arrivals(std::span<RequestId> out) override { return take_due(w_.arrivals_, w_.next_arrival_, out); }
-  int take_aborts(std::span<RequestId> out) override { return take_due(w_.aborts_, w_.next_abort_, out); }
-  TimeNs next_arrival_ns() const override { return next_due_ns(w_.arrivals_, w_.next_arrival_, w_.aborts_, w_.next_abort_); }
+  int take_arrivals(std::span<RequestId> out) override { return w_.requests_.take_arrivals(now_ns(), out); }
+  int take_aborts(std::span<RequestId> out) override { return w_.requests_.take_aborts(now_ns(), out); }
+  TimeNs next_arrival_ns() const override { return w_.requests_.next_due_ns(); }
   void work_started(RequestId r) override {
     HCSIM_ASSERT(r >= 0 && static_cast<std::size_t>(r) < w_.request_count_);
     auto& t = w_.work_started_ns_[static_cast<std::size_t>(r)];
@@ -57,15 +57,6 @@ class SimWorld::ActorRuntime final : public Runtime {
   const WorldCall* call = nullptr;
   std::uint64_t seq = 0;
   StoragePlan plan;
-
- private:
-  int take_due(const std::vector<Arrival>& stream, std::size_t& next, std::span<RequestId> out) const {
-    int n = 0;
-    while (next < stream.size() && static_cast<std::size_t>(n) < out.size() && stream[next].time_ns <= now_ns()) {
-      out[static_cast<std::size_t>(n++)] = stream[next++].request;
-    }
-    return n;
-  }
 
  protected:
   bool submit(WorldCall& c, std::coroutine_handle<> h) override {
@@ -119,16 +110,12 @@ SimWorld::SimWorld(WorldConfig cfg, StorageModel& storage, std::vector<Arrival> 
       storage_(storage),
       matcher_(cfg.ranks, cfg.collective),
       log_(cfg.log_kept_max),
-      arrivals_(std::move(arrivals)),
-      aborts_(std::move(aborts)),
+      requests_(std::move(arrivals), std::move(aborts)),
       request_count_(request_count),
       work_started_ns_(request_count, -1),
       work_finished_(request_count, std::vector<bool>(static_cast<std::size_t>(cfg.ranks), false)),
       finished_ranks_(request_count, 0) {
   HCSIM_ASSERT(cfg.ranks > 0 && cfg.bounds.check_period_ns > 0);
-  auto by_time = [](const Arrival& a, const Arrival& b) { return a.time_ns < b.time_ns; };
-  std::stable_sort(arrivals_.begin(), arrivals_.end(), by_time);
-  std::stable_sort(aborts_.begin(), aborts_.end(), by_time);
 }
 
 SimWorld::~SimWorld() = default;
@@ -205,7 +192,7 @@ Verdict SimWorld::run() {
       kernel_.run(matcher_.mismatch()->at_ns + cfg_.bounds.settle_ns, cfg_.events_max - std::min(cfg_.events_max, kernel_.events_processed()));
       return finish(mismatch_verdict(matcher_, cfg_.ranks));
     }
-    if (finishes_ == request_count_ * static_cast<std::size_t>(cfg_.ranks) && next_arrival_ == arrivals_.size()) {
+    if (finishes_ == request_count_ * static_cast<std::size_t>(cfg_.ranks) && requests_.arrivals_taken()) {
       // Quiescence: no new work; let in-flight transfers land and releases drain, then stop.
       // A transfer started meanwhile pushes the end out, within the horizon and the event budget.
       // Each round either reaches quiet_ns, or is stopped by an actor, or ends the loop.

@@ -23,6 +23,7 @@
 #include "sim/hang_detector.h"
 #include "sim/kernel.h"
 #include "sim/recording.h"
+#include "sim/request_stream.h"
 #include "sim/storage.h"
 
 namespace hcsim {
@@ -80,10 +81,7 @@ class SimWorld {
   std::vector<std::unique_ptr<ActorRuntime>> actors_;
   std::vector<Task<>> tasks_;  // by actor index
   std::vector<Signal> signals_;
-  std::vector<Arrival> arrivals_;
-  std::size_t next_arrival_ = 0;
-  std::vector<Arrival> aborts_;
-  std::size_t next_abort_ = 0;
+  RequestStream requests_;
   std::size_t request_count_;
   std::vector<TimeNs> work_started_ns_;         // by request, -1 if not started
   std::vector<std::vector<bool>> work_finished_;  // by request, by rank

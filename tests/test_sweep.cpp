@@ -91,7 +91,7 @@ TEST_CASE("a grid runs point by point, seed by seed, and each point is the scena
 TEST_CASE("a bad grid is named by file and pointer, a value the scenario rejects with the scenario's reason") {
   const std::string scenario = fs::absolute("scenarios/himamba-sidecar-lag.json").string();
   const std::string head = cat(R"({"scenario": ")", scenario, R"(", )");
-  CHECK_THAT(error_of(cat(head, R"("axes": [], "sede": 1})")), Catch::Contains("g.json: /sede: unknown field"));
+  CHECK_THAT(error_of(cat(head, R"("axes": [], "sede": 1})")), Catch::Contains("g.json: /sede: unknown key"));
   CHECK_THAT(error_of(cat(head, R"("axes": [{"name": "/tp", "values": [2, 0]}]})")),
              Catch::Contains("g.json: /axes/0/values/1: the scenario rejects the point (/tp = 0)") && Catch::Contains("/tp"));
   CHECK_THAT(error_of(cat(head, R"("axes": [{"name": "variant", "values": ["pre-fix+no-such-fix"]}]})")),

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -88,7 +89,12 @@ WorkloadSpec poisson_spec(std::uint64_t seed) {
                         kSource);
 }
 
-const std::string kConversationTrace = "/work/shared/traces-public/conversation_trace.jsonl";
+// The public traces sit beside a checkout, never in it (tests run from the project root);
+// HCSIM_TRACES names another folder.
+std::string conversation_trace() {
+  const char* dir = std::getenv("HCSIM_TRACES");
+  return std::string(dir != nullptr ? dir : "../shared/traces-public") + "/conversation_trace.jsonl";
+}
 
 }  // namespace
 
@@ -460,14 +466,14 @@ TEST_CASE("apply_workload: an L3 capacity bounds what write-through keeps", "[wo
 }
 
 TEST_CASE("the public Mooncake conversation trace loads whole, in arrival order", "[workload][mooncake]") {
-  if (!std::filesystem::exists(kConversationTrace)) {
-    WARN("skipped: " << kConversationTrace << " is absent");
+  if (!std::filesystem::exists(conversation_trace())) {
+    WARN("skipped: " << conversation_trace() << " is absent");
     SUCCEED();
     return;
   }
-  const auto requests = load_mooncake_trace(kConversationTrace, 64);
+  const auto requests = load_mooncake_trace(conversation_trace(), 64);
   REQUIRE(requests.size() == 12'031);
   for (std::size_t i = 1; i < requests.size(); ++i) REQUIRE(requests[i - 1].arrival_ns <= requests[i].arrival_ns);
   for (const RequestSpec& r : requests) REQUIRE(r.pages.size() == static_cast<std::size_t>(r.input_tokens / 64));
-  CHECK(load_mooncake_trace(kConversationTrace, 1024).size() == 12'031);
+  CHECK(load_mooncake_trace(conversation_trace(), 1024).size() == 12'031);
 }

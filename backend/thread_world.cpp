@@ -357,6 +357,15 @@ class ThreadWorld::ActorRuntime final : public Runtime {
           ++n;
         }
         break;
+      case StorageOp::kSidecarSet:
+        HCSIM_ASSERT(c.slots.size() == 1 && c.keys.size() == 1);
+        if (planned > 0) {
+          // As for kv_set: the slot gets the key's contents, standing in for the device's state.
+          std::byte* slot = dev.sidecar_slot(rank_, c.slots[0]);
+          FileL3::fill(c.keys[0], std::span<std::byte>(slot, static_cast<std::size_t>(l3.sidecar_bytes())));
+          if (l3.put_sidecar(rank_, c.keys[0], slot)) n = 1;
+        }
+        break;
     }
     std::lock_guard<std::mutex> lock(w_.world_mu_);
     if (c.storage_op == StorageOp::kKvGet || c.storage_op == StorageOp::kSidecarGet) w_.stats_.pages_read += n;

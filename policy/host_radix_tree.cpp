@@ -1,5 +1,8 @@
 #include "policy/host_radix_tree.h"
 
+#include <algorithm>
+#include <functional>
+
 #include "policy/assert.h"
 
 namespace hcsim {
@@ -16,29 +19,100 @@ std::int32_t HostRadixTree::child(std::int32_t node, PageKey key) const {
   return it == children.end() ? -1 : it->second;
 }
 
+std::int32_t HostRadixTree::new_node(std::int32_t parent, PageKey key, std::int32_t kv_slot) {
+  HCSIM_ASSERT(live_nodes_ < node_capacity_);
+  std::int32_t id = 0;
+  if (free_nodes_.empty()) {
+    id = static_cast<std::int32_t>(nodes_.size());
+    nodes_.emplace_back();
+  } else {
+    id = free_nodes_.back();
+    free_nodes_.pop_back();
+  }
+  Node& n = nodes_[id];
+  n.key = key;
+  n.parent = parent;
+  n.kv_slot = kv_slot;
+  n.last_use = tick_;
+  nodes_[parent].children.emplace(key, id);
+  ++live_nodes_;
+  refile(parent);  // no longer a leaf
+  refile(id);
+  return id;
+}
+
+void HostRadixTree::LruHeap::push(Recency r) {
+  entries.push_back(r);
+  std::push_heap(entries.begin(), entries.end(), std::greater<>{});
+}
+
+HostRadixTree::Recency HostRadixTree::LruHeap::pop() {
+  std::pop_heap(entries.begin(), entries.end(), std::greater<>{});
+  const Recency r = entries.back();
+  entries.pop_back();
+  return r;
+}
+
+bool HostRadixTree::evictable_leaf(std::int32_t node) const {
+  const Node& n = nodes_[node];
+  return node != kRoot && n.parent >= 0 && n.lock_ref == 0 && n.children.empty();
+}
+
+bool HostRadixTree::evictable_sidecar(std::int32_t node) const {
+  const Node& n = nodes_[node];
+  return node != kRoot && n.parent >= 0 && n.lock_ref == 0 && n.sidecar_slot >= 0;
+}
+
+bool HostRadixTree::still_filed(Recency r, bool (HostRadixTree::*evictable)(std::int32_t) const, std::uint64_t Node::*filed) {
+  Node& n = nodes_[r.second];
+  if (n.*filed != r.first) return false;  // a newer entry stands for the node, or none should
+  if ((this->*evictable)(r.second)) return true;
+  n.*filed = kNever;  // the node's next refile files it again
+  return false;
+}
+
+void HostRadixTree::compact(LruHeap& heap, bool (HostRadixTree::*evictable)(std::int32_t) const, std::uint64_t Node::*filed) {
+  if (heap.entries.size() <= 2 * static_cast<std::size_t>(live_nodes_) + 64) return;
+  std::erase_if(heap.entries, [&](const Recency& r) { return !still_filed(r, evictable, filed); });
+  std::make_heap(heap.entries.begin(), heap.entries.end(), std::greater<>{});
+}
+
+void HostRadixTree::refile(std::int32_t node) {
+  Node& n = nodes_[node];
+  if (evictable_leaf(node) && n.leaf_filed != n.last_use) {
+    n.leaf_filed = n.last_use;
+    leaf_lru_.push({n.last_use, node});
+    compact(leaf_lru_, &HostRadixTree::evictable_leaf, &Node::leaf_filed);
+  }
+  if (evictable_sidecar(node) && n.sidecar_filed != n.last_use) {
+    n.sidecar_filed = n.last_use;
+    sidecar_lru_.push({n.last_use, node});
+    compact(sidecar_lru_, &HostRadixTree::evictable_sidecar, &Node::sidecar_filed);
+  }
+}
+
 HostRadixTree::InsertResult HostRadixTree::insert(std::span<const PageKey> pages, std::int32_t first_new,
                                                   std::span<const std::int32_t> slots) {
   HCSIM_ASSERT(first_new >= 0 && static_cast<std::size_t>(first_new) <= pages.size());
   HCSIM_ASSERT(slots.size() == pages.size() - first_new);
   InsertResult r;
+  ++tick_;
   std::int32_t node = kRoot;
   bool matching = true;
   for (std::size_t i = 0; i < pages.size(); ++i) {
     std::int32_t next = child(node, pages[i]);
     if (next < 0) {
       HCSIM_ASSERT(static_cast<std::int32_t>(i) >= first_new);  // the anchor path exists
-      HCSIM_ASSERT(node_count() < node_capacity_);
-      next = node_count();
-      Node n;
-      n.key = pages[i];
-      n.kv_slot = slots[i - first_new];
-      nodes_.push_back(std::move(n));
-      nodes_[node].children.emplace(pages[i], next);
+      next = new_node(node, pages[i], slots[i - first_new]);
       ++r.inserted_pages;
       matching = false;
-    } else if (static_cast<std::int32_t>(i) >= first_new) {
-      HCSIM_ASSERT(matching);  // a path never resumes after a new node
-      ++r.matched_pages;
+    } else {
+      if (static_cast<std::int32_t>(i) >= first_new) {
+        HCSIM_ASSERT(matching);  // a path never resumes after a new node
+        ++r.matched_pages;
+      }
+      nodes_[next].last_use = tick_;
+      refile(next);
     }
     node = next;
   }
@@ -79,15 +153,85 @@ void HostRadixTree::kv_slots(std::span<const PageKey> pages, std::int32_t first,
   }
 }
 
+std::int32_t HostRadixTree::node_at(std::span<const PageKey> pages, std::int32_t depth) const {
+  HCSIM_ASSERT(depth >= 0 && static_cast<std::size_t>(depth) <= pages.size());
+  std::int32_t node = kRoot;
+  for (std::int32_t i = 0; i < depth; ++i) {
+    node = child(node, pages[static_cast<std::size_t>(i)]);
+    HCSIM_ASSERT(node > kRoot);  // the prefix is present
+  }
+  return node;
+}
+
+void HostRadixTree::touch(std::span<const PageKey> pages, std::int32_t depth) {
+  HCSIM_ASSERT(depth >= 0 && static_cast<std::size_t>(depth) <= pages.size());
+  ++tick_;
+  std::int32_t node = kRoot;
+  for (std::int32_t i = 0; i < depth; ++i) {
+    node = child(node, pages[static_cast<std::size_t>(i)]);
+    HCSIM_ASSERT(node > kRoot);  // the prefix is present
+    nodes_[node].last_use = tick_;
+    refile(node);
+  }
+}
+
 void HostRadixTree::attach_sidecar(std::int32_t node, std::int32_t slot) {
-  HCSIM_ASSERT(node > kRoot && node < node_count() && slot >= 0);
-  HCSIM_ASSERT(nodes_[node].sidecar_slot < 0);
+  HCSIM_ASSERT(node > kRoot && node < static_cast<std::int32_t>(nodes_.size()) && slot >= 0);
+  HCSIM_ASSERT(nodes_[node].parent >= 0 && nodes_[node].sidecar_slot < 0);
   nodes_[node].sidecar_slot = slot;
+  refile(node);
 }
 
 std::int32_t HostRadixTree::sidecar_slot(std::int32_t node) const {
-  HCSIM_ASSERT(node >= kRoot && node < node_count());
+  HCSIM_ASSERT(node >= kRoot && node < static_cast<std::int32_t>(nodes_.size()));
   return nodes_[node].sidecar_slot;
+}
+
+void HostRadixTree::lock(std::int32_t node) {
+  HCSIM_ASSERT(node >= kRoot && node < static_cast<std::int32_t>(nodes_.size()));
+  if (node == kRoot) return;  // the root is never evicted
+  HCSIM_ASSERT(nodes_[node].parent >= 0);  // alive
+  ++nodes_[node].lock_ref;
+  refile(node);
+}
+
+void HostRadixTree::unlock(std::int32_t node) {
+  HCSIM_ASSERT(node >= kRoot && node < static_cast<std::int32_t>(nodes_.size()));
+  if (node == kRoot) return;
+  HCSIM_ASSERT(nodes_[node].parent >= 0 && nodes_[node].lock_ref > 0);
+  --nodes_[node].lock_ref;
+  refile(node);
+}
+
+std::optional<HostRadixTree::Evicted> HostRadixTree::evict_lru_leaf() {
+  std::int32_t id = -1;
+  while (id < 0 && !leaf_lru_.entries.empty()) {  // bounded: each round drops an entry
+    const Recency r = leaf_lru_.pop();
+    if (still_filed(r, &HostRadixTree::evictable_leaf, &Node::leaf_filed)) id = r.second;
+  }
+  if (id < 0) return std::nullopt;
+  Node& n = nodes_[id];
+  const Evicted out{n.kv_slot, n.sidecar_slot};
+  const std::int32_t parent = n.parent;
+  nodes_[parent].children.erase(n.key);
+  n = Node{};
+  free_nodes_.push_back(id);
+  --live_nodes_;
+  refile(parent);  // may have become a leaf
+  return out;
+}
+
+std::optional<std::int32_t> HostRadixTree::evict_lru_sidecar() {
+  std::int32_t id = -1;
+  while (id < 0 && !sidecar_lru_.entries.empty()) {  // bounded: each round drops an entry
+    const Recency r = sidecar_lru_.pop();
+    if (still_filed(r, &HostRadixTree::evictable_sidecar, &Node::sidecar_filed)) id = r.second;
+  }
+  if (id < 0) return std::nullopt;
+  const std::int32_t slot = nodes_[id].sidecar_slot;
+  nodes_[id].sidecar_slot = -1;
+  nodes_[id].sidecar_filed = kNever;
+  return slot;
 }
 
 }  // namespace hcsim

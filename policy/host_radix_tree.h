@@ -1,14 +1,22 @@
 // HostRadixTree: the host (L2) prefix tree of one rank, one node per page, with HiMamba's rule
 // that a prefix is usable only up to the deepest node holding Mamba state (HM00d
-// `_match_prefix_helper`: best_last_node = deepest node with mamba value or mamba backup).
+// `_match_prefix_helper`: best_last_node = deepest node with mamba value or mamba backup), and
+// upstream's evict_host: least recently used unlocked leaves go first, and Mamba state can be
+// dropped from any unlocked node (a tombstone that keeps the node's KV).
 //
 //   insert(P0 P1 P2, from page 0)  -> 3 pages inserted, leaf = node(P2)
 //   attach_sidecar(node(P2), slot) -> match_pages(P0 P1 P2 P3) == 3; without it, 0
+//   lock(node(P1)); evict_lru_leaf() -> node(P2)'s slots; node(P1) stays while locked
+//
+// Recency is a tick the caller advances on each use of a path; the whole path takes the same
+// tick, so a parent is never less recent than its child and leaves are the natural victims.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "policy/runtime.h"
@@ -24,7 +32,8 @@ class HostRadixTree {
     std::int32_t inserted_pages = 0;  // nodes created
     std::int32_t leaf = 0;            // the node of the last page (root if no page)
   };
-  // Inserts `pages` (from the root); pages [first_new, size) are backed by `slots`.
+  // Inserts `pages` (from the root) and marks the path used; pages [first_new, size) are backed
+  // by `slots`.
   InsertResult insert(std::span<const PageKey> pages, std::int32_t first_new, std::span<const std::int32_t> slots);
 
   // Length in pages of the longest prefix of `pages` ending at a node with sidecar state.
@@ -33,24 +42,73 @@ class HostRadixTree {
   std::int32_t kv_match_pages(std::span<const PageKey> pages) const;
   // Appends the host KV slots of pages [first, first + count) of a present prefix to `out`.
   void kv_slots(std::span<const PageKey> pages, std::int32_t first, std::int32_t count, std::vector<std::int32_t>& out) const;
+  // The node of page `depth - 1` of a present prefix; the root for depth 0.
+  std::int32_t node_at(std::span<const PageKey> pages, std::int32_t depth) const;
+  // Marks the first `depth` pages of a present prefix used now (upstream's last_access_time).
+  void touch(std::span<const PageKey> pages, std::int32_t depth);
 
   void attach_sidecar(std::int32_t node, std::int32_t slot);
   std::int32_t sidecar_slot(std::int32_t node) const;
-  std::int32_t node_count() const { return static_cast<std::int32_t>(nodes_.size()); }
+  std::int32_t node_count() const { return live_nodes_; }
+
+  // inc_lock_ref / dec_lock_ref: a locked node is never evicted, and so neither are its
+  // ancestors, which are never leaves while it lives.
+  void lock(std::int32_t node);
+  void unlock(std::int32_t node);
+
+  struct Evicted {
+    std::int32_t kv_slot = -1;
+    std::int32_t sidecar_slot = -1;  // -1 when the node had no sidecar state
+  };
+  // Removes the least recently used unlocked leaf and returns its slots; none when every leaf
+  // is locked (or the tree is empty).
+  std::optional<Evicted> evict_lru_leaf();
+  // Drops the Mamba state of the least recently used unlocked node holding one; returns its slot.
+  std::optional<std::int32_t> evict_lru_sidecar();
 
   static constexpr std::int32_t kRoot = 0;
 
  private:
+  using Recency = std::pair<std::uint64_t, std::int32_t>;  // (last use tick, node): unique and ordered
   struct Node {
     PageKey key = 0;
+    std::int32_t parent = -1;
     std::int32_t kv_slot = -1;
     std::int32_t sidecar_slot = -1;
+    std::int32_t lock_ref = 0;
+    std::uint64_t last_use = 0;
+    // The recency of the node's newest entry in each eviction order (kNever: none).
+    std::uint64_t leaf_filed = kNever;
+    std::uint64_t sidecar_filed = kNever;
     std::map<PageKey, std::int32_t> children;  // ordered: no hash-order effects
   };
+  static constexpr std::uint64_t kNever = ~std::uint64_t{0};
+  // An eviction order: a min-heap of (recency, node) with lazy deletion. An entry is stale once its
+  // node changed recency, was locked, gained a child, lost its state or died; stale entries are
+  // dropped when they reach the top, and all of them when they outnumber the live nodes.
+  struct LruHeap {
+    std::vector<Recency> entries;
+    void push(Recency r);
+    Recency pop();
+  };
+  bool evictable_leaf(std::int32_t node) const;
+  bool evictable_sidecar(std::int32_t node) const;
+  // Whether an entry still stands for its node; a dropped entry of a node that is not evictable
+  // now unfiles it. compact() drops every stale entry once they outnumber the live nodes.
+  bool still_filed(Recency r, bool (HostRadixTree::*evictable)(std::int32_t) const, std::uint64_t Node::*filed);
+  void compact(LruHeap& heap, bool (HostRadixTree::*evictable)(std::int32_t) const, std::uint64_t Node::*filed);
   std::int32_t child(std::int32_t node, PageKey key) const;
+  std::int32_t new_node(std::int32_t parent, PageKey key, std::int32_t kv_slot);
+  // Re-files a node in the eviction orders after its recency, lock, children or sidecar changed.
+  void refile(std::int32_t node);
 
   std::int32_t node_capacity_;
+  std::int32_t live_nodes_ = 1;
+  std::uint64_t tick_ = 0;
   std::vector<Node> nodes_;
+  std::vector<std::int32_t> free_nodes_;
+  LruHeap leaf_lru_;     // unlocked leaves
+  LruHeap sidecar_lru_;  // unlocked nodes with Mamba state
 };
 
 }  // namespace hcsim

@@ -1,5 +1,7 @@
 #include "policy/host_slot_pool.h"
 
+#include <algorithm>
+
 #include "policy/assert.h"
 
 namespace hcsim {
@@ -16,7 +18,7 @@ std::string_view slot_owner_name(SlotOwner o) {
   return {};
 }
 
-HostSlotPool::HostSlotPool(SlotPoolKind kind, std::int32_t capacity) : kind_(kind), slots_(capacity) {
+HostSlotPool::HostSlotPool(SlotPoolKind kind, std::int32_t capacity) : kind_(kind), slots_(capacity), work_index_(capacity, -1) {
   HCSIM_ASSERT(capacity > 0);
   free_stack_.reserve(capacity);
   for (std::int32_t s = capacity - 1; s >= 0; --s) free_stack_.push_back(s);
@@ -44,6 +46,7 @@ bool HostSlotPool::alloc(TimeNs now_ns, std::int32_t count, std::int32_t op_id, 
     free_stack_.pop_back();
     HCSIM_ASSERT(slots_[s].owner == SlotOwner::kFree);
     slots_[s] = {SlotOwner::kOperation, op_id, now_ns};
+    set_owned_by_work(s, true);
     out.push_back(s);
   }
   return true;
@@ -88,6 +91,34 @@ std::vector<HostSlotPool::Record> HostSlotPool::census() const {
   return out;
 }
 
+void HostSlotPool::set_owned_by_work(std::int32_t slot, bool owned) {
+  std::int32_t& index = work_index_[static_cast<std::size_t>(slot)];
+  if (owned == (index >= 0)) return;
+  if (owned) {
+    index = static_cast<std::int32_t>(owned_by_work_.size());
+    owned_by_work_.push_back(slot);
+    return;
+  }
+  const std::int32_t last = owned_by_work_.back();  // moves into the hole
+  owned_by_work_[static_cast<std::size_t>(index)] = last;
+  work_index_[static_cast<std::size_t>(last)] = index;
+  owned_by_work_.pop_back();
+  index = -1;
+}
+
+std::vector<HostSlotPool::Record> HostSlotPool::work_census() const {
+  std::vector<std::int32_t> slots = owned_by_work_;
+  std::sort(slots.begin(), slots.end());
+  std::vector<Record> out;
+  out.reserve(slots.size());
+  for (std::int32_t i : slots) {
+    const Slot& s = slots_[static_cast<std::size_t>(i)];
+    HCSIM_ASSERT(s.owner != SlotOwner::kFree && s.owner != SlotOwner::kTree);
+    out.push_back({kind_, i, s.owner, s.op_id, s.since_ns});
+  }
+  return out;
+}
+
 void HostSlotPool::to_tree(Runtime& rt, std::int32_t slot) {
   HCSIM_ASSERT(slot >= 0 && slot < capacity());
   Slot& s = slots_[slot];
@@ -96,6 +127,7 @@ void HostSlotPool::to_tree(Runtime& rt, std::int32_t slot) {
     return;  // the tree does not take a slot its operation does not own
   }
   s = {SlotOwner::kTree, -1, rt.now_ns()};
+  set_owned_by_work(slot, false);
 }
 
 bool HostSlotPool::queue_release(Runtime& rt, std::int32_t slot) {
@@ -107,6 +139,7 @@ bool HostSlotPool::queue_release(Runtime& rt, std::int32_t slot) {
   }
   s.owner = SlotOwner::kReleaseQueued;
   s.since_ns = rt.now_ns();
+  set_owned_by_work(slot, true);
   return true;
 }
 
@@ -119,6 +152,7 @@ void HostSlotPool::free(Runtime& rt, std::int32_t slot) {
   }
   if (s.owner == SlotOwner::kWriting) violation(rt, slot, kNoRequest);  // freed under a write
   s = {SlotOwner::kFree, -1, rt.now_ns()};
+  set_owned_by_work(slot, false);
   free_stack_.push_back(slot);
 }
 

@@ -47,6 +47,9 @@ class HostSlotPool {
   };
   // Every slot that is not free, in slot order.
   std::vector<Record> census() const;
+  // Every slot owned by work (an operation, a write, the release queue), in slot order: the
+  // candidates for a leak, without walking the tree's slots.
+  std::vector<Record> work_census() const;
 
   struct Leak {
     Record record;
@@ -71,6 +74,10 @@ class HostSlotPool {
   SlotPoolKind kind_;
   std::vector<Slot> slots_;
   std::vector<std::int32_t> free_stack_;  // lowest slot on top, for readable traces
+  // The slots neither free nor the tree's, in no order, and each slot's index there (-1: absent).
+  std::vector<std::int32_t> owned_by_work_;
+  std::vector<std::int32_t> work_index_;
+  void set_owned_by_work(std::int32_t slot, bool owned);
   std::int64_t violations_ = 0;
 };
 

@@ -50,6 +50,9 @@ struct PolicyConfig {
   bool sidecar = true;                          // hybrid Mamba: one sidecar object per prefetch
   bool write_through = false;                   // back up each forward's new pages to host (write_through)
   std::int64_t max_prefill_tokens = 16384;      // the admission walk's token budget
+  // Upstream's --hicache-ratio, host pool over device pool. The device holds the most recently
+  // used host_kv_pages / ratio pages of the host tree, which evict_host leaves alone.
+  double hicache_ratio = 2.0;
   TimeNs scheduler_pass_ns = 1'000'000;         // one scheduler iteration without a forward
   // Upstream's --sleep-on-idle: a group with nothing waiting, in flight or queued sleeps until the
   // next request instead of passing every scheduler_pass_ns (off upstream by default).

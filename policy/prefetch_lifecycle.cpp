@@ -18,12 +18,16 @@ Task<> Rank::prefetch_from_storage(Runtime& rt, RequestId rid, std::int32_t host
   const std::int32_t prefetch_pages = static_cast<std::int32_t>(req.pages.size()) - host_hit_pages;
   const std::int64_t prefetch_tokens = static_cast<std::int64_t>(prefetch_pages) * cfg_.page_size_tokens;
   // Every predicate below is rank-local (domain doc 4 step 2b-e).
+  tree_.touch(req.pages, host_hit_pages);
+  // protect_host: the anchor path stays on host while the operation lives, evictions included.
+  const std::int32_t anchor_node = tree_.node_at(req.pages, host_hit_pages);
+  tree_.lock(anchor_node);
   std::optional<SkipReason> skip;
   if (prefetch_tokens < cfg_.prefetch_threshold_tokens) {
     skip = SkipReason::kThreshold;
   } else if (prefetch_tokens_occupied_ >= prefetch_capacity_limit_) {
     skip = SkipReason::kRateLimited;
-  } else if (kv_pool_.available() < prefetch_pages) {
+  } else if (evict_host(rt, rid, prefetch_pages, cfg_.sidecar ? 1 : 0); kv_pool_.available() < prefetch_pages) {
     skip = SkipReason::kKvAlloc;
   } else if (cfg_.sidecar && sidecar_pool_.available() < 1) {
     skip = SkipReason::kSidecarAlloc;
@@ -34,6 +38,7 @@ Task<> Rank::prefetch_from_storage(Runtime& rt, RequestId rid, std::int32_t host
     if (!skip && vote[0] == 0) skip = SkipReason::kGroupDeclined;
   }
   if (skip) {
+    tree_.unlock(anchor_node);
     rt.emit(EventKind::kRegisterSkip, rid, prefetch_tokens, static_cast<std::int64_t>(*skip));
     co_return;
   }
@@ -56,6 +61,7 @@ Task<> Rank::prefetch_from_storage(Runtime& rt, RequestId rid, std::int32_t host
   Ongoing entry;
   entry.op = op;
   entry.anchor_pages = host_hit_pages;
+  entry.anchor_node = anchor_node;
   entry.host_indices = op->host_indices;
   entry.prefetch_tokens = prefetch_tokens;
   ongoing_prefetch_.emplace(rid, std::move(entry));
@@ -210,6 +216,31 @@ void Rank::release_sidecar_slot(Runtime& rt, PrefetchOperation& op) {
   sidecar_pool_.free(rt, op.sidecar_slot);
 }
 
+void Rank::evict_host(Runtime& rt, RequestId rid, std::int32_t kv_pages, std::int32_t sidecar_slots) {
+  std::int64_t evicted_pages = 0;
+  std::int64_t evicted_sidecars = 0;
+  // Each round removes a tree node or a node's Mamba state, so the loops end with the tree.
+  // Upstream evicts only host copies of nodes the device has evicted: the device keeps the most
+  // recently used device_cache_pages_, and the least recently used leaves go first.
+  while (kv_pool_.available() < kv_pages && tree_.node_count() - 1 > device_cache_pages_) {
+    const auto victim = tree_.evict_lru_leaf();
+    if (!victim) break;  // every leaf is locked
+    kv_pool_.free(rt, victim->kv_slot);
+    ++evicted_pages;
+    if (victim->sidecar_slot >= 0) {
+      sidecar_pool_.free(rt, victim->sidecar_slot);
+      ++evicted_sidecars;
+    }
+  }
+  while (sidecar_pool_.available() < sidecar_slots) {
+    const auto slot = tree_.evict_lru_sidecar();
+    if (!slot) break;
+    sidecar_pool_.free(rt, *slot);
+    ++evicted_sidecars;
+  }
+  if (evicted_pages + evicted_sidecars > 0) rt.emit(EventKind::kHostEvict, rid, evicted_pages, evicted_sidecars, kv_pages);
+}
+
 void Rank::release_kv_slot_later(Runtime& rt, std::int32_t slot) {
   HCSIM_ASSERT(kv_release_queue_.size() < static_cast<std::size_t>(kv_pool_.capacity()));  // each slot at most once
   if (kv_pool_.queue_release(rt, slot)) kv_release_queue_.push_back(slot);
@@ -220,6 +251,7 @@ void Rank::release_ongoing(Runtime& rt, RequestId rid, OpEnd end) {
   HCSIM_ASSERT(it != ongoing_prefetch_.end());
   PrefetchOperation& op = *it->second.op;
   op.ended = true;
+  tree_.unlock(it->second.anchor_node);
   rt.emit(EventKind::kOpEnd, rid, static_cast<std::int64_t>(end), op.completed_tokens, op.id);
   prefetch_tokens_occupied_ -= it->second.prefetch_tokens;
   HCSIM_ASSERT(prefetch_tokens_occupied_ >= 0);
@@ -229,7 +261,7 @@ void Rank::release_ongoing(Runtime& rt, RequestId rid, OpEnd end) {
 std::vector<HostSlotPool::Leak> Rank::leaked_slots(TimeNs now_ns) const {
   std::vector<HostSlotPool::Leak> leaked;
   for (const HostSlotPool* pool : {&kv_pool_, &sidecar_pool_}) {
-    for (const auto& r : pool->census()) {
+    for (const auto& r : pool->work_census()) {
       if (r.owner == SlotOwner::kReleaseQueued) {
         leaked.push_back({r, "the release queue, which no MIN-agreed drain took"});
       } else if (r.owner == SlotOwner::kOperation && r.op_id >= kWriteOwnerBase) {

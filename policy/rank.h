@@ -58,6 +58,7 @@ class Rank {
   struct Ongoing {
     PrefetchOperationPtr op;
     std::int32_t anchor_pages = 0;          // pages already on host when registered
+    std::int32_t anchor_node = 0;           // their last node, locked while the operation lives
     std::vector<std::int32_t> host_indices; // the tree's own copy: the full allocation
     std::int64_t prefetch_tokens = 0;
   };
@@ -69,6 +70,8 @@ class Rank {
   Task<> drain_storage_control_queues(Runtime& rt);
   Task<> get_new_batch_prefill_and_forward(Runtime& rt);
   Task<> sleep_after_empty_pass(Runtime& rt);
+  // The idle sleeper polls the request sockets with this timeout (upstream's IdleSleeper).
+  static constexpr TimeNs kIdlePollNs = 1'000'000'000;
   bool idle() const;  // nothing waiting, in flight or queued on this rank
 
   // Write-through (write_through.cpp): back up a forward's new pages to host, and drain the acks.
@@ -95,6 +98,9 @@ class Rank {
   void finish_prefetch(Runtime& rt, RequestId rid, std::int64_t min_completed, std::int64_t sidecar_hits);
   // Ends the operation on this rank: its terminal state, the anchor, the rate-limit tokens.
   void release_ongoing(Runtime& rt, RequestId rid, OpEnd end);
+  // evict_host: frees least recently used host tree leaves until `kv_pages` slots are available
+  // and Mamba states until `sidecar_slots` are, or nothing unlocked is left. Rank-local.
+  void evict_host(Runtime& rt, RequestId rid, std::int32_t kv_pages, std::int32_t sidecar_slots);
   // append_host_mem_release: the slot goes back at the next drain, if it was ours to release.
   void release_kv_slot_later(Runtime& rt, std::int32_t slot);
 
@@ -107,6 +113,7 @@ class Rank {
   HostSlotPool kv_pool_;
   HostSlotPool sidecar_pool_;
   HostRadixTree tree_;
+  const std::int32_t device_cache_pages_;  // host tree pages also on the device: not host-evictable
 
   std::vector<RequestId> waiting_queue_;
   std::map<RequestId, Ongoing> ongoing_prefetch_;     // ordered: rank-identical iteration
@@ -126,6 +133,8 @@ class Rank {
     std::int32_t first_page = 0;            // pages [first_page, first_page + slots.size()) of the request
     std::vector<std::int32_t> slots;
     TimeNs acked_ns = 0;                    // when its device-to-host copy was acknowledged
+    std::int32_t prefix_node = 0;           // the node of page first_page - 1, locked until the insert
+    std::int32_t sidecar_slot = -1;         // the request's Mamba state, with a sidecar
   };
   std::map<std::int32_t, WriteThrough> ongoing_write_through_;  // by write id
   std::deque<std::int32_t> ack_write_queue_;                    // write ids, in ack order
@@ -134,11 +143,12 @@ class Rank {
     RequestId request = kNoRequest;
     std::vector<PageKey> pages;             // host pages to write to L3
     std::vector<std::int32_t> slots;        // their host slots
+    std::int32_t sidecar_slot = -1;         // the last page's Mamba state, written to L3 after them
   };
   Channel<Backup> backup_queue_;                                // scheduler -> backup thread
   std::deque<std::int32_t> ack_backup_queue_;                   // backup thread -> scheduler drain
+  std::map<std::int32_t, std::int32_t> backup_nodes_;           // backup id -> its last node, locked until drained
   std::int32_t next_backup_id_ = 0;
-  std::int64_t backups_drained_ = 0;                            // acks popped by the drain
   std::int32_t next_write_id_ = 0;
   // Write slots are owned by "operation" ids above every prefetch id.
   static constexpr std::int32_t kWriteOwnerBase = 1 << 24;

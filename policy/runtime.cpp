@@ -31,6 +31,7 @@ std::string_view storage_op_name(StorageOp op) {
     case StorageOp::kKvGet: return "kv_get";
     case StorageOp::kSidecarGet: return "sidecar_get";
     case StorageOp::kKvSet: return "kv_set";
+    case StorageOp::kSidecarSet: return "sidecar_set";
   }
   HCSIM_ASSERT(false);
   return {};

@@ -38,8 +38,9 @@ enum class StorageOp : std::uint8_t {
   kKvGet,       // result: leading pages read into host memory
   kSidecarGet,  // result: 1 if the sidecar object at keys[0] was read, else 0
   kKvSet,       // result: pages written to L3 (present for later queries from then on)
+  kSidecarSet,  // result: 1 if the sidecar object at keys[0] was written (its KV page is held), else 0
 };
-inline constexpr int kStorageOpCount = 4;
+inline constexpr int kStorageOpCount = 5;
 std::string_view storage_op_name(StorageOp op);
 
 // One request from an actor to the world. It lives in the awaiting coroutine frame until the world

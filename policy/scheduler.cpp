@@ -22,6 +22,7 @@ Rank::Rank(const PolicyConfig& cfg, const std::vector<RequestSpec>& workload, in
       kv_pool_(SlotPoolKind::kKv, resources_.host_kv_pages),
       sidecar_pool_(SlotPoolKind::kSidecar, resources_.host_sidecar_slots),
       tree_(resources_.host_kv_pages + 1),
+      device_cache_pages_(static_cast<std::int32_t>(resources_.host_kv_pages / cfg.hicache_ratio)),
       prefetch_queue_(kWaitingQueueMax),
       prefetch_buffer_(kWaitingQueueMax),
       backup_queue_(kWaitingQueueMax) {
@@ -114,8 +115,13 @@ Task<> Rank::drain_storage_control_queues(Runtime& rt) {
     if (it->second.op->sidecar_slot >= 0) release_sidecar_slot(rt, *it->second.op);
     release_ongoing(rt, rid, OpEnd::kRevoked);
   }
-  for (std::int64_t i = 0; i < counts[1]; ++i) ack_backup_queue_.pop_front();  // the node is backed up in L3
-  backups_drained_ += counts[1];
+  for (std::int64_t i = 0; i < counts[1]; ++i) {  // the nodes are backed up in L3
+    auto locked = backup_nodes_.find(ack_backup_queue_.front());
+    HCSIM_ASSERT(locked != backup_nodes_.end());
+    tree_.unlock(locked->second);
+    backup_nodes_.erase(locked);
+    ack_backup_queue_.pop_front();
+  }
   for (std::int64_t i = 0; i < counts[2]; ++i) {
     kv_pool_.free(rt, kv_release_queue_.front());
     kv_release_queue_.pop_front();
@@ -167,7 +173,9 @@ Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
     const std::int64_t storage_hit_tokens = loaded == loaded_tokens_.end() ? 0 : loaded->second;
     if (loaded != loaded_tokens_.end()) loaded_tokens_.erase(loaded);
     rt.emit(EventKind::kSchedule, rid, extend_tokens, storage_hit_tokens, host_hit_tokens);
-    tree_.kv_slots(req.pages, 0, static_cast<std::int32_t>(host_hit_tokens / cfg_.page_size_tokens), load_back_slots);
+    const auto host_hit_pages = static_cast<std::int32_t>(host_hit_tokens / cfg_.page_size_tokens);
+    tree_.kv_slots(req.pages, 0, host_hit_pages, load_back_slots);
+    tree_.touch(req.pages, host_hit_pages);
     if (device_left_tokens < cfg_.page_size_tokens || prefill_left_tokens <= 0) batch_is_full = true;
   }
   bulk_ready_.clear();
@@ -187,22 +195,24 @@ Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
   }
 }
 
+// L3 backups on the backup thread do not count: the scheduler does not wait for them, and their
+// acks are drained by the first pass after the idle sleep.
 bool Rank::idle() const {
   return waiting_queue_.empty() && ongoing_prefetch_.empty() && prefetch_queue_.size() == 0 && prefetch_buffer_.size() == 0 &&
-         revoke_queue_.empty() && kv_release_queue_.empty() && ongoing_write_through_.empty() && ack_write_queue_.empty() &&
-         backup_queue_.size() == 0 && ack_backup_queue_.empty() && backups_drained_ == next_backup_id_;
+         revoke_queue_.empty() && kv_release_queue_.empty() && ongoing_write_through_.empty() && ack_write_queue_.empty();
 }
 
 // An empty pass sleeps one pass. With sleep_on_idle (upstream's maybe_sleep_on_idle) a group whose
-// ranks all have nothing to do sleeps until the next request; they agree first, as a rank with a
-// backup still in flight must keep passing to drain its ack.
+// ranks all have nothing to do sleeps until the next request or for one poll period, whichever
+// comes first; they agree first, as a rank with queued work must keep passing to drain it.
 Task<> Rank::sleep_after_empty_pass(Runtime& rt) {
   TimeNs sleep_ns = cfg_.scheduler_pass_ns;
   if (cfg_.sleep_on_idle) {
     std::array<std::int64_t, 1> group_idle{idle() ? 1 : 0};
     if (tp_size() > 1) co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMin, group_idle);
     const TimeNs next_ns = rt.next_arrival_ns();
-    if (group_idle[0] == 1 && next_ns > rt.now_ns() + sleep_ns) sleep_ns = next_ns - rt.now_ns();
+    const TimeNs until_ns = next_ns < 0 ? rt.now_ns() + kIdlePollNs : std::min(next_ns, rt.now_ns() + kIdlePollNs);
+    if (group_idle[0] == 1 && until_ns > rt.now_ns() + sleep_ns) sleep_ns = until_ns - rt.now_ns();
   }
   co_await rt.sleep_ns(sleep_ns);
 }

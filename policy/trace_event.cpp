@@ -45,6 +45,7 @@ constexpr std::array<KindInfo, kEventKindCount> kKinds = {{
     {"slot_violation", {"slot", "pool", "owner"}},
     {"collective_enter", {"group", "sequence", "payload_size"}},
     {"storage_call", {"op", "duration_ns", "result"}},
+    {"host_evict", {"pages", "sidecars", "pages_needed"}},
 }};
 }  // namespace
 

@@ -42,8 +42,9 @@ enum class EventKind : std::uint8_t {
   kSlotViolation,      // host slot written or freed by an actor that does not own it
   kCollectiveEnter,    // world: an actor entered a collective
   kStorageCall,        // world: an L3 call started, with how long it takes and what it returns
+  kHostEvict,          // scheduler: evict_host freed host tree pages and Mamba states
 };
-inline constexpr int kEventKindCount = 23;
+inline constexpr int kEventKindCount = 24;
 // kStorageCall's duration field for a call that never returns, and for one that raises.
 inline constexpr std::int64_t kStorageNever = -1;
 inline constexpr std::int64_t kStorageRaises = -2;

@@ -16,23 +16,41 @@ Task<> Rank::write_backup(Runtime& rt, RequestId rid) {
   const std::int32_t first_page = tree_.kv_match_pages(req.pages);
   const auto pages = static_cast<std::int32_t>(req.pages.size()) - first_page;  // rank-local: host trees may differ
   std::vector<std::int32_t> slots;
+  std::vector<std::int32_t> sidecar_slot;  // HiMamba backs the request's Mamba state up with its pages
   const std::int32_t wid = next_write_id_;
-  bool reserved = pages > 0 && kv_pool_.alloc(rt.now_ns(), pages, kWriteOwnerBase + wid, slots);
+  // The present prefix must outlive the backup: the acked pages are inserted below it.
+  const std::int32_t prefix_node = tree_.node_at(req.pages, first_page);
+  tree_.lock(prefix_node);
+  bool reserved = false;
+  if (pages > 0) {
+    const std::int32_t sidecars = cfg_.sidecar ? 1 : 0;
+    // write() returned None: evict_host, then write again.
+    if (kv_pool_.available() < pages || sidecar_pool_.available() < sidecars) evict_host(rt, rid, pages, sidecars);
+    reserved = kv_pool_.available() >= pages && sidecar_pool_.available() >= sidecars;
+    if (reserved) {
+      const bool kv_ok = kv_pool_.alloc(rt.now_ns(), pages, kWriteOwnerBase + wid, slots);
+      const bool sidecar_ok = sidecars == 0 || sidecar_pool_.alloc(rt.now_ns(), 1, kWriteOwnerBase + wid, sidecar_slot);
+      HCSIM_ASSERT(kv_ok && sidecar_ok);
+    }
+  }
   if (cfg_.fixes.has(Fix::kWriteReserveCommit) && tp_size() > 1) {
     // Every rank votes, also one with nothing to back up (it does not object).
     std::array<std::int64_t, 1> all_reserved{reserved || pages <= 0 ? 1 : 0};
     co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMin, all_reserved);
     if (reserved && all_reserved[0] == 0) {  // another rank could not: abort here too
       for (std::int32_t s : slots) kv_pool_.free(rt, s);
+      for (std::int32_t s : sidecar_slot) sidecar_pool_.free(rt, s);
       reserved = false;
     }
   }
+  if (!reserved) tree_.unlock(prefix_node);
   if (pages <= 0) co_return;  // already on host: nothing to back up
   ++next_write_id_;
   rt.emit(EventKind::kWriteBackup, rid, pages, reserved ? 1 : 0, wid);
   if (!reserved) co_return;
   HCSIM_ASSERT(ongoing_write_through_.size() < static_cast<std::size_t>(kv_pool_.capacity()));
-  ongoing_write_through_.emplace(wid, WriteThrough{rid, first_page, std::move(slots), rt.now_ns()});
+  ongoing_write_through_.emplace(wid, WriteThrough{rid, first_page, std::move(slots), rt.now_ns(), prefix_node,
+                                                   sidecar_slot.empty() ? -1 : sidecar_slot[0]});
   ack_write_queue_.push_back(wid);
 }
 
@@ -56,12 +74,24 @@ Task<> Rank::writing_check(Runtime& rt) {
     const std::span<const PageKey> prefix(req.pages.data(), end);
     const std::span<const std::int32_t> fresh(w.slots.data() + (first_new - w.first_page), end - static_cast<std::size_t>(first_new));
     const auto inserted = tree_.insert(prefix, first_new, fresh);
+    tree_.unlock(w.prefix_node);
+    tree_.lock(inserted.leaf);  // the backup thread reads these pages until its ack is drained
+    if (w.sidecar_slot >= 0) {  // the Mamba state after the request's last page
+      if (tree_.sidecar_slot(inserted.leaf) < 0) {
+        tree_.attach_sidecar(inserted.leaf, w.sidecar_slot);
+        sidecar_pool_.to_tree(rt, w.sidecar_slot);
+      } else {
+        sidecar_pool_.free(rt, w.sidecar_slot);  // the node has its state already
+      }
+    }
     for (std::int32_t k = 0; k < first_new - w.first_page; ++k) kv_pool_.free(rt, w.slots[static_cast<std::size_t>(k)]);
     for (std::int32_t s : fresh) kv_pool_.to_tree(rt, s);
     rt.emit(EventKind::kWriteAcked, w.request, static_cast<std::int64_t>(w.slots.size()), inserted.matched_pages + (first_new - w.first_page), wid);
     // write_through also backs the pages up to L3, on the backup thread.
-    Backup b{next_backup_id_++, w.request, std::vector<PageKey>(req.pages.begin() + w.first_page, req.pages.begin() + static_cast<std::ptrdiff_t>(end)), {}};
+    Backup b{next_backup_id_++, w.request, std::vector<PageKey>(req.pages.begin() + w.first_page, req.pages.begin() + static_cast<std::ptrdiff_t>(end)), {},
+             tree_.sidecar_slot(inserted.leaf)};
     tree_.kv_slots(prefix, w.first_page, static_cast<std::int32_t>(end) - w.first_page, b.slots);
+    backup_nodes_.emplace(b.id, inserted.leaf);
     backup_queue_.push(rt, std::move(b));
     ongoing_write_through_.erase(it);
   }
@@ -74,6 +104,11 @@ Task<> Rank::backup_thread(Runtime& rt) {
   for (;;) {  // bounded by the world, as the scheduler loop
     Backup b = co_await backup_queue_.pop(rt);
     const std::int64_t written = co_await rt.storage(StorageOp::kKvSet, b.request, b.pages, {}, 0, b.slots);
+    if (b.sidecar_slot >= 0 && written == static_cast<std::int64_t>(b.pages.size())) {
+      const std::array<PageKey, 1> last{b.pages.back()};
+      const std::array<std::int32_t, 1> slot{b.sidecar_slot};
+      co_await rt.storage(StorageOp::kSidecarSet, b.request, last, {}, 0, slot);
+    }
     rt.emit(EventKind::kBackupDone, b.request, static_cast<std::int64_t>(b.pages.size()), written, b.id);
     HCSIM_ASSERT(ack_backup_queue_.size() < static_cast<std::size_t>(kv_pool_.capacity()));
     ack_backup_queue_.push_back(b.id);

@@ -58,7 +58,7 @@ void read_resources(const JsonNode& n, RankResources& r) {
 
 void read_policy(const JsonNode& n, PolicyConfig& p) {
   n.object({"name", "timeout", "page_size", "prefetch_threshold_tokens", "storage_batch_pages", "sidecar", "max_prefill_tokens",
-            "write_through"});
+            "write_through", "hicache_ratio"});
   p.policy = n.at("name").choice<PrefetchPolicy>(policy_by_name, "best_effort, wait_complete, timeout");
   if (auto t = n.find("timeout")) {
     t->object({"formula", "base_ms", "per_ki_token_ms", "max_ms"});
@@ -80,6 +80,7 @@ void read_policy(const JsonNode& n, PolicyConfig& p) {
   if (auto v = n.find("sidecar")) p.sidecar = v->boolean();
   if (auto v = n.find("write_through")) p.write_through = v->boolean();
   if (auto v = n.find("max_prefill_tokens")) p.max_prefill_tokens = v->integer(1, std::int64_t{1} << 32);
+  if (auto v = n.find("hicache_ratio")) p.hicache_ratio = v->number(1.0, 1000.0);
 }
 
 DelayRule read_delay(const JsonNode& n, int tp, const std::map<std::string, RequestId>& ids, bool jitter = false) {
@@ -89,7 +90,7 @@ DelayRule read_delay(const JsonNode& n, int tp, const std::map<std::string, Requ
     n.object({"op", "ranks", "requests", "from_us", "to_us", "fixed_us", "uniform_us", "lognormal", "never", "fail", "raises", "note"});
   }
   DelayRule r;
-  r.op = n.at("op").choice<StorageOp>(storage_op_by_name, "hit_query, kv_get, sidecar_get, kv_set");
+  r.op = n.at("op").choice<StorageOp>(storage_op_by_name, "hit_query, kv_get, sidecar_get, kv_set, sidecar_set");
   if (auto v = n.find("ranks")) r.ranks = rank_list(*v, tp);
   if (auto v = n.find("requests")) {
     for (const JsonNode& name : v->array(1)) {

@@ -75,43 +75,29 @@ void StorageModel::seal() {
   sealed_ = true;
 }
 
-bool StorageModel::has_kv(int rank, PageKey key) const { return stores_[static_cast<std::size_t>(rank)].kv_use.contains(key); }
+bool StorageModel::has_kv(int rank, PageKey key) const { return stores_[static_cast<std::size_t>(rank)].kv.contains(key); }
 
 bool StorageModel::has_sidecar(int rank, PageKey key) const {
   return stores_[static_cast<std::size_t>(rank)].sidecars.contains(key);
 }
 
 std::int64_t StorageModel::kv_pages(int rank) const {
-  return static_cast<std::int64_t>(stores_.at(static_cast<std::size_t>(rank)).kv_use.size());
+  return static_cast<std::int64_t>(stores_.at(static_cast<std::size_t>(rank)).kv.size());
 }
 
 std::int64_t StorageModel::evicted_kv_pages(int rank) const { return stores_.at(static_cast<std::size_t>(rank)).evicted_kv_pages; }
 
-void StorageModel::use_kv(RankStore& store, PageKey key) {
-  const std::uint64_t use = store.next_use++;
-  auto [it, added] = store.kv_use.try_emplace(key, use);
-  if (!added) {
-    store.by_use.erase(it->second);
-    it->second = use;
-  }
-  store.by_use.emplace(use, key);
-  HCSIM_ASSERT(store.by_use.size() == store.kv_use.size());
-}
+void StorageModel::use_kv(RankStore& store, PageKey key) { store.kv.use(key); }
 
 // A page's sidecar object and stale mark go with it: they describe data the store no longer has.
 void StorageModel::evict_over_capacity(RankStore& store) {
   if (cfg_.kv_capacity_pages == 0) return;
-  while (static_cast<std::int64_t>(store.kv_use.size()) > cfg_.kv_capacity_pages) {  // bounded: one page per round
-    const auto oldest = store.by_use.begin();
-    HCSIM_ASSERT(oldest != store.by_use.end());
-    const PageKey key = oldest->second;
-    store.by_use.erase(oldest);
-    store.kv_use.erase(key);
+  while (static_cast<std::int64_t>(store.kv.size()) > cfg_.kv_capacity_pages) {  // bounded: one page per round
+    const PageKey key = store.kv.pop_oldest();
     store.sidecars.erase(key);
     store.stale.erase(key);
     ++store.evicted_kv_pages;
   }
-  HCSIM_ASSERT(store.by_use.size() == store.kv_use.size());
 }
 
 StoragePlan StorageModel::plan(int rank, WorldCall& call, TimeNs now_ns) {
@@ -157,6 +143,12 @@ StoragePlan StorageModel::plan(int rank, WorldCall& call, TimeNs now_ns) {
       bytes = plan.result * cfg_.sidecar_bytes;
       break;
     }
+    case StorageOp::kSidecarSet: {  // an object describes its KV page: none without the page
+      HCSIM_ASSERT(call.keys.size() == 1);
+      plan.result = has_kv(rank, call.keys[0]) ? 1 : 0;
+      bytes = plan.result * cfg_.sidecar_bytes;
+      break;
+    }
   }
   plan.duration_ns += cfg_.call_latency_ns + static_cast<TimeNs>(std::llround(static_cast<double>(bytes) / cfg_.read_bytes_per_ns));
 
@@ -196,13 +188,17 @@ StoragePlan StorageModel::plan(int rank, WorldCall& call, TimeNs now_ns) {
         for (std::size_t i = static_cast<std::size_t>(std::max<std::int64_t>(r.result, 0)); i < call.present.size(); ++i) call.present[i] = 0;
       }
       // Never more than this call could return: a trace from other contents, or a damaged one.
-      const auto most = call.storage_op == StorageOp::kSidecarGet ? std::int64_t{1} : static_cast<std::int64_t>(call.keys.size());
+      const bool one_object = call.storage_op == StorageOp::kSidecarGet || call.storage_op == StorageOp::kSidecarSet;
+      const auto most = one_object ? std::int64_t{1} : static_cast<std::int64_t>(call.keys.size());
       plan.result = std::clamp<std::int64_t>(r.result, 0, most);
     } else {
       ++modelled_calls_;
     }
   }
-  if (!plan.never_completes && !plan.raises && call.storage_op != StorageOp::kSidecarGet) {
+  if (!plan.never_completes && !plan.raises && call.storage_op == StorageOp::kSidecarSet) {
+    RankStore& store = stores_[static_cast<std::size_t>(rank)];
+    if (plan.result > 0 && store.kv.contains(call.keys[0])) store.sidecars.insert(call.keys[0]);
+  } else if (!plan.never_completes && !plan.raises && call.storage_op != StorageOp::kSidecarGet) {
     // Written pages, and pages a query found or a read returned, are used now, when the call is
     // planned: a rank never queries pages it is still writing. A failed call (result 0) uses none.
     RankStore& store = stores_[static_cast<std::size_t>(rank)];
@@ -210,7 +206,7 @@ StoragePlan StorageModel::plan(int rank, WorldCall& call, TimeNs now_ns) {
     HCSIM_ASSERT(plan.result >= 0 && static_cast<std::size_t>(plan.result) <= call.keys.size());
     for (std::size_t i = 0; i < static_cast<std::size_t>(plan.result); ++i) {
       // A replayed result may count pages this model does not hold: only a write adds pages.
-      if (writes || store.kv_use.contains(call.keys[i])) use_kv(store, call.keys[i]);
+      if (writes || store.kv.contains(call.keys[i])) use_kv(store, call.keys[i]);
     }
     evict_over_capacity(store);
   }

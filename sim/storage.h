@@ -13,10 +13,12 @@
 #include <optional>
 #include <set>
 #include <tuple>
+#include <unordered_set>
 #include <string>
 #include <vector>
 
 #include "policy/runtime.h"
+#include "sim/lru_page_set.h"
 #include "sim/random.h"
 #include "sim/recording.h"
 
@@ -83,13 +85,11 @@ class StorageModel {
   std::int64_t evicted_kv_pages(int rank) const;   // by the capacity, since the start
 
  private:
-  // One rank's store. Every held KV page has exactly one use tick, so `by_use` orders them for LRU.
+  // One rank's store: its KV pages in LRU order, with their sidecar objects and stale marks.
   struct RankStore {
-    std::map<PageKey, std::uint64_t> kv_use;   // page -> its last use
-    std::map<std::uint64_t, PageKey> by_use;   // last use -> page, least recent first
-    std::set<PageKey> sidecars;
-    std::set<PageKey> stale;
-    std::uint64_t next_use = 0;
+    LruPageSet kv;
+    std::unordered_set<PageKey> sidecars;  // lookups only: never iterated
+    std::unordered_set<PageKey> stale;
     std::int64_t evicted_kv_pages = 0;
   };
   bool has_kv(int rank, PageKey key) const;

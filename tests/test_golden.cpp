@@ -308,3 +308,57 @@ TEST_CASE("sleep_on_idle: an idle group sleeps until the next request, and every
   // Three thousand idle passes of two ranks are gone.
   CHECK(sleeping.kernel_events * 10 < passing.kernel_events);
 }
+
+namespace {
+// Write-through fills a 64-page host pool with A, B and C (32 pages each); A comes back later. The
+// device holds 64 / hicache_ratio of the most recent pages, which the host may not evict.
+const char* const kHostEviction = R"({
+  "name": "host-eviction", "description": "LRU host eviction brings a prefix back from L3", "tp": 2,
+  "policy": {"name": "wait_complete", "page_size": 64, "sidecar": false, "write_through": true, "hicache_ratio": 4},
+  "ranks": {"defaults": {"host_kv_pages": 64}},
+  "storage": {"kv_page_bytes": 100000},
+  "requests": [{"name": "A", "arrival_us": 0, "input_tokens": 2048, "prefix": "a"},
+               {"name": "B", "arrival_us": 50000, "input_tokens": 2048, "prefix": "b"},
+               {"name": "C", "arrival_us": 100000, "input_tokens": 2048, "prefix": "c"},
+               {"name": "A2", "arrival_us": 200000, "input_tokens": 2100, "prefix": "a"}],
+  "expect": [{"variant": "pre-fix", "verdict": "complete"}]
+})";
+
+std::int64_t count_events(const RunResult& r, EventKind kind, int rank) {
+  return std::count_if(r.log.events().begin(), r.log.events().end(), [&](const TraceEvent& e) { return e.kind == kind && e.rank == rank; });
+}
+}  // namespace
+
+TEST_CASE("a full host cache evicts its least recently used pages, and an evicted prefix comes back from L3") {
+  Scenario s = parse_scenario(kHostEviction, "host-eviction");
+  s.policy.sidecar = GENERATE(false, true);  // with a sidecar, write-through backs the Mamba state up too
+  INFO("sidecar " << s.policy.sidecar);
+  const RunResult r = run(s, "pre-fix");
+  REQUIRE(r.verdict.kind == HangKind::kNone);
+  for (const auto& inv : r.invariants) CHECK(inv.held);
+  for (int rank = 0; rank < 2; ++rank) {
+    INFO("rank " << rank);
+    CHECK(r.ranks[static_cast<std::size_t>(rank)].slot_violations == 0);
+    // C's backup evicts A's 32 pages; A2's prefetch evicts B's.
+    CHECK(count_events(r, EventKind::kHostEvict, rank) == 2);
+    const TraceEvent* a2 = last_event(r, EventKind::kSchedule, rank);
+    REQUIRE(a2);
+    CHECK(a2->request == 3);
+    CHECK(a2->b == 2048);  // storage_hit_tokens: all 32 pages from L3
+    if (s.policy.sidecar) CHECK(last_event(r, EventKind::kCommit, rank)->c == 1);  // with A's Mamba state
+  }
+
+  // When the device holds the whole pool, nothing may be evicted: C's backup fails, and A2 finds
+  // A still on host.
+  s.policy.hicache_ratio = 1.0;
+  const RunResult held = run(s, "pre-fix");
+  REQUIRE(held.verdict.kind == HangKind::kNone);
+  CHECK(count_events(held, EventKind::kHostEvict, 0) == 0);
+  const TraceEvent* backup = last_event(held, EventKind::kWriteBackup, 0);
+  REQUIRE(backup);
+  CHECK(backup->request == 2);
+  CHECK(backup->b == 0);  // not committed
+  const TraceEvent* a2 = last_event(held, EventKind::kSchedule, 0);
+  CHECK(a2->b == 0);     // nothing from L3
+  CHECK(a2->c == 2048);  // host_hit_tokens
+}

@@ -430,6 +430,72 @@ TEST_CASE("radix tree: the deepest node with state wins", "[policy][radix]") {
   REQUIRE(tree.kv_match_pages(pages) == 5);
 }
 
+TEST_CASE("radix tree: evict_host takes the least recently used unlocked leaf first", "[policy][radix]") {
+  HostRadixTree tree(64);
+  const std::vector<PageKey> a{1, 2, 3};
+  const std::vector<PageKey> b{1, 7};
+  tree.insert(a, 0, std::vector<std::int32_t>{10, 11, 12});
+  tree.insert(b, 1, std::vector<std::int32_t>{20});
+  REQUIRE(tree.node_count() == 5);
+  tree.touch(a, 3);  // a is now more recent than b's leaf
+
+  auto v = tree.evict_lru_leaf();
+  REQUIRE(v);
+  CHECK(v->kv_slot == 20);  // b's own page; page 1 is shared and still has a child
+  CHECK(v->sidecar_slot == -1);
+  CHECK(tree.kv_match_pages(b) == 1);
+
+  // Locking page 2 keeps it and page 1: only page 3 can go.
+  const std::int32_t two = tree.node_at(a, 2);
+  tree.lock(two);
+  v = tree.evict_lru_leaf();
+  REQUIRE(v);
+  CHECK(v->kv_slot == 12);
+  CHECK_FALSE(tree.evict_lru_leaf());
+  CHECK(tree.kv_match_pages(a) == 2);
+  tree.unlock(two);
+  CHECK(tree.evict_lru_leaf()->kv_slot == 11);  // then upwards: the parent became a leaf
+  CHECK(tree.evict_lru_leaf()->kv_slot == 10);
+  CHECK_FALSE(tree.evict_lru_leaf());
+  CHECK(tree.node_count() == 1);
+
+  // Freed nodes are reused: the capacity counts live nodes only.
+  HostRadixTree small(3);
+  small.insert(std::vector<PageKey>{5, 6}, 0, std::vector<std::int32_t>{0, 1});
+  REQUIRE(small.evict_lru_leaf());
+  REQUIRE(small.evict_lru_leaf());
+  const auto again = small.insert(std::vector<PageKey>{8, 9}, 0, std::vector<std::int32_t>{2, 3});
+  CHECK(again.inserted_pages == 2);
+  CHECK(small.kv_match_pages(std::vector<PageKey>{8, 9}) == 2);
+  CHECK(small.kv_match_pages(std::vector<PageKey>{5, 6}) == 0);
+}
+
+TEST_CASE("radix tree: Mamba state is dropped from the least recently used unlocked node, its KV kept", "[policy][radix]") {
+  HostRadixTree tree(64);
+  const std::vector<PageKey> p{1, 2, 3, 4};
+  const auto full = tree.insert(p, 0, std::vector<std::int32_t>{0, 1, 2, 3});
+  const std::int32_t two = tree.node_at(p, 2);
+  tree.attach_sidecar(two, 5);
+  tree.attach_sidecar(full.leaf, 6);
+  tree.touch(p, 4);  // the same tick along the path: the shallower node is filed first
+  REQUIRE(tree.match_pages(p) == 4);
+
+  tree.lock(two);
+  CHECK(tree.evict_lru_sidecar() == std::optional<std::int32_t>{6});  // page 2's state is locked
+  CHECK_FALSE(tree.evict_lru_sidecar());
+  CHECK(tree.match_pages(p) == 2);
+  tree.unlock(two);
+  CHECK(tree.evict_lru_sidecar() == std::optional<std::int32_t>{5});
+  CHECK(tree.match_pages(p) == 0);
+  CHECK(tree.kv_match_pages(p) == 4);  // tombstones: the KV pages stay
+  // A leaf evicted with its state hands both slots back.
+  tree.attach_sidecar(full.leaf, 7);
+  const auto v = tree.evict_lru_leaf();
+  REQUIRE(v);
+  CHECK(v->kv_slot == 3);
+  CHECK(v->sidecar_slot == 7);
+}
+
 TEST_CASE("radix tree: inserting over an existing path reports matched pages", "[policy][radix]") {
   HostRadixTree tree(64);
   const std::vector<PageKey> base{10, 20, 30};

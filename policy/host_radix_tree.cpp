@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <tuple>
 
 #include "policy/assert.h"
 
@@ -13,11 +14,41 @@ HostRadixTree::HostRadixTree(std::int32_t node_capacity) : node_capacity_(node_c
   nodes_.push_back(Node{});
 }
 
-std::int32_t HostRadixTree::child(std::int32_t node, PageKey key) const {
-  const auto& children = nodes_[node].children;
-  auto it = children.find(key);
-  return it == children.end() ? -1 : it->second;
+std::int32_t HostRadixTree::Children::find(PageKey key) const {
+  if (first >= 0 && first_key == key) return first;
+  for (const auto& [k, node] : more) {
+    if (k == key) return node;
+  }
+  return -1;
 }
+
+void HostRadixTree::Children::add(PageKey key, std::int32_t node) {
+  HCSIM_ASSERT(node > kRoot && find(key) < 0);
+  if (first < 0) {
+    first_key = key;
+    first = node;
+  } else {
+    more.emplace_back(key, node);
+  }
+}
+
+void HostRadixTree::Children::remove(PageKey key) {
+  if (first >= 0 && first_key == key) {
+    if (more.empty()) {
+      first = -1;
+    } else {
+      std::tie(first_key, first) = more.back();
+      more.pop_back();
+    }
+    return;
+  }
+  auto it = std::find_if(more.begin(), more.end(), [&](const auto& c) { return c.first == key; });
+  HCSIM_ASSERT(it != more.end());
+  *it = more.back();
+  more.pop_back();
+}
+
+std::int32_t HostRadixTree::child(std::int32_t node, PageKey key) const { return nodes_[node].children.find(key); }
 
 std::int32_t HostRadixTree::new_node(std::int32_t parent, PageKey key, std::int32_t kv_slot) {
   HCSIM_ASSERT(live_nodes_ < node_capacity_);
@@ -34,7 +65,7 @@ std::int32_t HostRadixTree::new_node(std::int32_t parent, PageKey key, std::int3
   n.parent = parent;
   n.kv_slot = kv_slot;
   n.last_use = tick_;
-  nodes_[parent].children.emplace(key, id);
+  nodes_[parent].children.add(key, id);
   ++live_nodes_;
   refile(parent);  // no longer a leaf
   refile(id);
@@ -213,7 +244,7 @@ std::optional<HostRadixTree::Evicted> HostRadixTree::evict_lru_leaf() {
   Node& n = nodes_[id];
   const Evicted out{n.kv_slot, n.sidecar_slot};
   const std::int32_t parent = n.parent;
-  nodes_[parent].children.erase(n.key);
+  nodes_[parent].children.remove(n.key);
   n = Node{};
   free_nodes_.push_back(id);
   --live_nodes_;

@@ -13,7 +13,6 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <optional>
 #include <span>
 #include <utility>
@@ -70,6 +69,17 @@ class HostRadixTree {
 
  private:
   using Recency = std::pair<std::uint64_t, std::int32_t>;  // (last use tick, node): unique and ordered
+  // A node's children by page key. Most nodes of a prefix chain have one, held inline; nothing
+  // iterates them, so their order cannot leak into results.
+  struct Children {
+    PageKey first_key = 0;
+    std::int32_t first = -1;
+    std::vector<std::pair<PageKey, std::int32_t>> more;
+    bool empty() const { return first < 0; }
+    std::int32_t find(PageKey key) const;
+    void add(PageKey key, std::int32_t node);
+    void remove(PageKey key);
+  };
   struct Node {
     PageKey key = 0;
     std::int32_t parent = -1;
@@ -80,7 +90,7 @@ class HostRadixTree {
     // The recency of the node's newest entry in each eviction order (kNever: none).
     std::uint64_t leaf_filed = kNever;
     std::uint64_t sidecar_filed = kNever;
-    std::map<PageKey, std::int32_t> children;  // ordered: no hash-order effects
+    Children children;
   };
   static constexpr std::uint64_t kNever = ~std::uint64_t{0};
   // An eviction order: a min-heap of (recency, node) with lazy deletion. An entry is stale once its

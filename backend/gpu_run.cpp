@@ -89,17 +89,21 @@ GpuRunResult run_on_gpu(const Scenario& scenario, const RunOptions& options, con
   result.end_ns = world->now_ns();
   result.wait_for_dot = wait_for_graph_dot(result.verdict, flight);
   result.log = world->take_log();
+  // Folded from the log: the actors' threads may outlive the run (see below), so no tap of this
+  // frame may stay in the world. A GPU run of a scenario stays far below the log's limit.
+  InvariantEvents events;
+  for (const TraceEvent& e : result.log.events()) events.on_event(e);
   if (out.stats.actors_abandoned > 0) {
     // Threads still run actor code that uses the ranks, the world and the device: they must
     // outlive this call, and the caller must end the process (hcsim does, with _exit).
     (void)world.release();
     (void)device.release();
     const auto* kept = new std::vector<std::unique_ptr<Rank>>(std::move(ranks));
-    judge_run(scenario, *kept, result);
+    judge_run(scenario, *kept, events, result);
     return out;
   }
   world.reset();  // joins the actors' threads; the coroutine frames go with it
-  judge_run(scenario, ranks, result);
+  judge_run(scenario, ranks, events, result);
   for (const auto& rank : ranks) out.leaked_slots_at_exit += static_cast<std::int64_t>(rank->leaked_slots(result.end_ns).size());
   return out;
 }

@@ -1,5 +1,6 @@
 #include "sim/invariants.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <map>
 #include <tuple>
@@ -34,20 +35,13 @@ InvariantResult matching_collectives(const Verdict& v) {
   return r;
 }
 
-InvariantResult identical_published_prefix(const EventLog& log, int ranks, bool complete) {
+InvariantResult identical_published_prefix(const InvariantEvents& ev, int ranks, bool complete) {
   InvariantResult r{"identical_published_prefix", true, {}};
-  // request -> rank -> (prefix tokens, sidecar loaded) of its commits, in order
-  std::map<RequestId, std::vector<std::vector<std::pair<std::int64_t, std::int64_t>>>> commits;
-  for (const TraceEvent& e : log.events()) {
-    if (e.kind != EventKind::kCommit) continue;
-    auto& by_rank = commits[e.request];
-    by_rank.resize(static_cast<std::size_t>(ranks));
-    by_rank[static_cast<std::size_t>(e.rank)].push_back({e.a, e.c});
-  }
-  for (const auto& [rid, by_rank] : commits) {
+  for (const auto& [rid, by_rank] : ev.commits) {
+    const std::vector<std::pair<std::int64_t, std::int64_t>> none;
+    const auto& first = by_rank.empty() ? none : by_rank[0];
     for (int k = 1; k < ranks; ++k) {
-      const auto& mine = by_rank[static_cast<std::size_t>(k)];
-      const auto& first = by_rank[0];
+      const auto& mine = static_cast<std::size_t>(k) < by_rank.size() ? by_rank[static_cast<std::size_t>(k)] : none;
       const std::size_t n = std::min(mine.size(), first.size());
       for (std::size_t i = 0; i < n; ++i) {
         if (mine[i] == first[i]) continue;
@@ -64,47 +58,27 @@ InvariantResult identical_published_prefix(const EventLog& log, int ranks, bool 
   return r;
 }
 
-InvariantResult one_terminal_state(const EventLog& log, bool complete) {
+InvariantResult one_terminal_state(const InvariantEvents& ev, bool complete) {
   InvariantResult r{"one_terminal_state", true, {}};
-  std::map<std::pair<int, std::int64_t>, int> ends;  // (rank, op) -> terminal events
-  std::map<std::pair<int, std::int64_t>, RequestId> registered;
-  for (const TraceEvent& e : log.events()) {
-    if (e.kind == EventKind::kRegister) registered[{e.rank, e.b}] = e.request;
-    if (e.kind == EventKind::kOpEnd) ++ends[{e.rank, e.c}];
-  }
-  for (const auto& [key, count] : ends) {
-    if (count > 1) add_detail(r, "rank " + std::to_string(key.first) + " op " + std::to_string(key.second) + " ended " + std::to_string(count) + " times");
-  }
-  if (complete) {
-    for (const auto& [key, rid] : registered) {
-      if (!ends.count(key)) {
-        add_detail(r, "rank " + std::to_string(key.first) + " op " + std::to_string(key.second) + " (request " + std::to_string(rid) +
-                          ") never reached a terminal state");
-      }
+  for (const auto& [key, op] : ev.ops) {
+    if (op.ends > 1) add_detail(r, "rank " + std::to_string(key.first) + " op " + std::to_string(key.second) + " ended " + std::to_string(op.ends) + " times");
+    if (complete && op.registered && op.ends == 0) {
+      add_detail(r, "rank " + std::to_string(key.first) + " op " + std::to_string(key.second) + " (request " + std::to_string(op.request) +
+                        ") never reached a terminal state");
     }
   }
   return r;
 }
 
-// From the events: an operation starts at its registration, its deadline follows from the agreed
-// hit, and it ends at its terminal event, or is still open when the run ends.
+// An operation starts at its registration, its deadline follows from the agreed hit, and it ends
+// at its terminal event, or is still open when the run ends.
 InvariantResult termination_bound(const InvariantInputs& in) {
   InvariantResult r{"termination_bound", true, {}};
   if (in.policy->policy != PrefetchPolicy::kTimeout) return r;
-  struct Op {
-    RequestId request = kNoRequest;
-    TimeNs start_ns = 0;
-    std::int64_t hit_pages = 0;
-    TimeNs end_ns = -1;
-  };
-  std::map<std::pair<int, std::int64_t>, Op> ops;  // (rank, op id)
-  for (const TraceEvent& e : in.log->events()) {
-    if (e.kind == EventKind::kRegister) ops[{e.rank, e.b}] = Op{e.request, e.time_ns, 0, -1};
-    if (e.kind == EventKind::kHitQuery) ops[{e.rank, e.c}].hit_pages = e.b / in.policy->page_size_tokens;
-    if (e.kind == EventKind::kOpEnd) ops[{e.rank, e.c}].end_ns = e.time_ns;
-  }
-  for (const auto& [key, op] : ops) {
-    const TimeNs bound_ns = prefetch_timeout_ns(in.policy->timeout, op.hit_pages, in.policy->page_size_tokens) + 2 * in.pass_slack_ns;
+  for (const auto& [key, op] : in.events->ops) {
+    if (!op.registered) continue;
+    const std::int64_t hit_pages = op.hit_tokens / in.policy->page_size_tokens;
+    const TimeNs bound_ns = prefetch_timeout_ns(in.policy->timeout, hit_pages, in.policy->page_size_tokens) + 2 * in.pass_slack_ns;
     const TimeNs lived_ns = (op.end_ns >= 0 ? op.end_ns : in.end_ns) - op.start_ns;
     if (lived_ns <= bound_ns) continue;
     add_detail(r, "rank " + std::to_string(key.first) + " request " + std::to_string(op.request) + ": " +
@@ -113,10 +87,9 @@ InvariantResult termination_bound(const InvariantInputs& in) {
   return r;
 }
 
-InvariantResult slot_ownership(const EventLog& log) {
+InvariantResult slot_ownership(const InvariantEvents& ev) {
   InvariantResult r{"slot_ownership", true, {}};
-  for (const TraceEvent& e : log.events()) {
-    if (e.kind != EventKind::kSlotViolation) continue;
+  for (const TraceEvent& e : ev.slot_violations) {
     const auto owner = static_cast<SlotOwner>(e.c);
     const char* what = owner == SlotOwner::kFree      ? "touched after it was freed (use-after-free or double free)"
                        : owner == SlotOwner::kWriting ? "freed or reused while a write was in flight"
@@ -126,6 +99,7 @@ InvariantResult slot_ownership(const EventLog& log) {
                       (e.b == 0 ? "KV" : "sidecar") + " slot " + std::to_string(e.a) + " " + what + " (owner: " +
                       std::string(slot_owner_name(owner)) + ")");
   }
+  if (ev.slot_violation_count > static_cast<std::int64_t>(ev.slot_violations.size())) r.held = false;
   return r;
 }
 
@@ -144,15 +118,44 @@ InvariantResult slot_conservation(const InvariantInputs& in) {
 
 }  // namespace
 
+void InvariantEvents::on_event(const TraceEvent& e) {
+  switch (e.kind) {
+    case EventKind::kCommit: {
+      auto& by_rank = commits[e.request];
+      if (by_rank.size() <= static_cast<std::size_t>(e.rank)) by_rank.resize(static_cast<std::size_t>(e.rank) + 1);
+      by_rank[static_cast<std::size_t>(e.rank)].push_back({e.a, e.c});
+      break;
+    }
+    case EventKind::kRegister: {
+      Op& op = ops[{e.rank, e.b}];
+      op.request = e.request;
+      op.registered = true;
+      op.start_ns = e.time_ns;
+      break;
+    }
+    case EventKind::kHitQuery: ops[{e.rank, e.c}].hit_tokens = e.b; break;
+    case EventKind::kOpEnd: {
+      Op& op = ops[{e.rank, e.c}];
+      if (op.ends++ == 0) op.end_ns = e.time_ns;
+      break;
+    }
+    case EventKind::kSlotViolation:
+      if (slot_violations.size() < kDetailsMax) slot_violations.push_back(e);
+      ++slot_violation_count;
+      break;
+    default: break;
+  }
+}
+
 std::vector<InvariantResult> check_invariants(const InvariantInputs& in) {
-  HCSIM_ASSERT(in.verdict && in.log && in.policy && in.ranks > 0 && static_cast<int>(in.leaked.size()) == in.ranks);
+  HCSIM_ASSERT(in.verdict && in.events && in.policy && in.ranks > 0 && static_cast<int>(in.leaked.size()) == in.ranks);
   const bool complete = !in.verdict->hang();
   std::vector<InvariantResult> out;
   out.push_back(matching_collectives(*in.verdict));
-  out.push_back(identical_published_prefix(*in.log, in.ranks, complete));
-  out.push_back(one_terminal_state(*in.log, complete));
+  out.push_back(identical_published_prefix(*in.events, in.ranks, complete));
+  out.push_back(one_terminal_state(*in.events, complete));
   out.push_back(termination_bound(in));
-  out.push_back(slot_ownership(*in.log));
+  out.push_back(slot_ownership(*in.events));
   // Conservation is a property of quiescence: only a complete run has reached it.
   out.push_back(complete ? slot_conservation(in) : InvariantResult{"slot_conservation", true, {}});
   return out;

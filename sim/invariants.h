@@ -1,5 +1,5 @@
-// Invariant checkers, always on: evaluated over the event log and the ranks' host-slot census at
-// the end of every run, and reported with the verdict.
+// Invariant checkers, always on: evaluated over every event of the run (folded as they happen) and
+// the ranks' host-slot census at the end, and reported with the verdict.
 //
 //   matching_collectives         every group's members entered the same collectives
 //   identical_published_prefix   every rank committed the same prefix and sidecar state per request
@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -33,9 +34,30 @@ struct LeakSample {
   std::int64_t leaked_slots = 0;  // over all ranks
 };
 
+// What the invariants need from a run's events, folded as they happen: a long run's log keeps
+// only its first events, and a check over those would miss every later end or commit.
+class InvariantEvents : public EventTap {
+ public:
+  void on_event(const TraceEvent& e) override;
+
+  struct Op {
+    RequestId request = kNoRequest;
+    bool registered = false;
+    TimeNs start_ns = 0;
+    std::int64_t hit_tokens = 0;  // the group-agreed hit
+    TimeNs end_ns = -1;           // the first terminal event
+    int ends = 0;                 // terminal events
+  };
+  // (prefix tokens, sidecar attached) of each commit, by request, then rank, in order.
+  std::map<RequestId, std::vector<std::vector<std::pair<std::int64_t, std::int64_t>>>> commits;
+  std::map<std::pair<int, std::int64_t>, Op> ops;  // (rank, op id)
+  std::vector<TraceEvent> slot_violations;         // the first ones
+  std::int64_t slot_violation_count = 0;
+};
+
 struct InvariantInputs {
   const Verdict* verdict = nullptr;
-  const EventLog* log = nullptr;
+  const InvariantEvents* events = nullptr;
   const PolicyConfig* policy = nullptr;  // the termination bound of the timeout policy
   TimeNs pass_slack_ns = 0;              // what one scheduler pass may take, at most
   int ranks = 0;

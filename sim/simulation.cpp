@@ -56,7 +56,21 @@ RunSetup prepare_run(const Scenario& scenario, const RunOptions& options) {
   return setup;
 }
 
-void judge_run(const Scenario& scenario, const std::vector<std::unique_ptr<Rank>>& ranks, RunResult& result) {
+namespace {
+// Hands each event to two taps (either may be null).
+struct TeeTap final : EventTap {
+  EventTap* first;
+  EventTap* second;
+  TeeTap(EventTap* a, EventTap* b) : first(a), second(b) {}
+  void on_event(const TraceEvent& e) override {
+    if (first != nullptr) first->on_event(e);
+    if (second != nullptr) second->on_event(e);
+  }
+};
+}  // namespace
+
+void judge_run(const Scenario& scenario, const std::vector<std::unique_ptr<Rank>>& ranks, const InvariantEvents& events,
+               RunResult& result) {
   for (const auto& rank : ranks) {
     RankSummary s;
     s.slot_violations = rank->kv_pool().violations() + rank->sidecar_pool().violations();
@@ -64,7 +78,7 @@ void judge_run(const Scenario& scenario, const std::vector<std::unique_ptr<Rank>
   }
   InvariantInputs inputs;
   inputs.verdict = &result.verdict;
-  inputs.log = &result.log;
+  inputs.events = &events;
   inputs.policy = &result.policy;
   // A pass: its own pause, its collectives, and the largest forward the budget allows.
   const CollectiveCost& cost = scenario.world.collective;
@@ -85,7 +99,10 @@ RunResult simulate(const Scenario& scenario, const RunOptions& options) {
   result.aborts = setup.aborts;
   StorageModel& storage = *setup.storage;
   SimWorld world(scenario.world, storage, std::move(setup.arrivals), scenario.workload.size(), std::move(setup.aborts));
-  if (options.tap != nullptr) world.tap_events(options.tap);
+  // Every event reaches the invariants' fold and the caller's tap, also those past what the log keeps.
+  InvariantEvents invariant_events;
+  TeeTap tee{&invariant_events, options.tap};
+  world.tap_events(&tee);
   // Ranks outlive the world, whose destructor destroys the actor coroutines that refer to them.
   const std::vector<std::unique_ptr<Rank>> ranks = spawn_ranks(world, result.policy, scenario.workload);
 
@@ -117,10 +134,10 @@ RunResult simulate(const Scenario& scenario, const RunOptions& options) {
   result.end_ns = world.kernel().now_ns();
   result.wait_for_dot = wait_for_graph_dot(result.verdict, world.collectives());
   result.log = world.take_log();
-  result.log.tap(nullptr);  // the tap is the caller's, for this run only
+  result.log.tap(nullptr);  // the taps are this run's only
   result.replayed_calls = storage.replayed_calls();
   result.modelled_calls = storage.modelled_calls();
-  judge_run(scenario, ranks, result);
+  judge_run(scenario, ranks, invariant_events, result);
   return result;
 }
 

@@ -89,8 +89,10 @@ std::vector<std::unique_ptr<Rank>> spawn_ranks(World& world, const PolicyConfig&
   return ranks;
 }
 
-// The end of every world's run: slot counts and the invariants, from the log and the ranks.
-void judge_run(const Scenario& scenario, const std::vector<std::unique_ptr<Rank>>& ranks, RunResult& result);
+// The end of every world's run: slot counts and the invariants, from `events` (every event of the
+// run, folded) and the ranks.
+void judge_run(const Scenario& scenario, const std::vector<std::unique_ptr<Rank>>& ranks, const InvariantEvents& events,
+               RunResult& result);
 
 // One declared expectation of a scenario, run and judged.
 struct ExpectationCheck {

@@ -30,9 +30,12 @@ PolicyConfig timeout_policy() {
 std::vector<InvariantResult> check(const EventLog& log, const Verdict& v, int ranks = 2,
                                    std::vector<std::vector<HostSlotPool::Leak>> leaked = {}, TimeNs end_ns = 100) {
   static const PolicyConfig policy = timeout_policy();
+  static InvariantEvents events;
+  events = {};
+  for (const TraceEvent& e : log.events()) events.on_event(e);
   InvariantInputs in;
   in.verdict = &v;
-  in.log = &log;
+  in.events = &events;
   in.policy = &policy;
   in.pass_slack_ns = 1'000'000;
   in.ranks = ranks;

@@ -1,6 +1,7 @@
 #include "sim/workload.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -72,6 +73,18 @@ MooncakeWorkload read_mooncake(const JsonNode& n) {
   MooncakeWorkload m;
   m.path = n.at("path").str();
   if (m.path.empty()) n.at("path").fail("expected a non-empty path");
+  // Public traces live outside the checkout, wherever a machine keeps them: a spec names them
+  // through the variable instead of a path that holds on one machine only.
+  const std::string_view traces_var = "$HCSIM_TRACES/";
+  if (m.path.starts_with(traces_var)) {
+    const char* dir = std::getenv("HCSIM_TRACES");
+    if (dir == nullptr || *dir == '\0') {
+      n.at("path").fail("names $HCSIM_TRACES, which is not set; set it to the folder holding the trace, e.g. "
+                        "HCSIM_TRACES=../shared/traces-public");
+    }
+    // As any path in the environment, relative to the working directory, not to the spec.
+    m.path = (std::filesystem::absolute(dir) / m.path.substr(traces_var.size())).string();
+  }
   if (auto v = n.find("limit")) m.limit = static_cast<std::int32_t>(v->integer(1, kWorkloadRequestsMax));
   return m;
 }

@@ -299,6 +299,20 @@ TEST_CASE("workload specs are strict: each error names the source and pointer", 
                 "after one day");
 }
 
+TEST_CASE("mooncake: a path under $HCSIM_TRACES comes from that variable, and names it when unset", "[workload][mooncake]") {
+  const char* was = std::getenv("HCSIM_TRACES");
+  const std::string saved = was != nullptr ? was : "";
+  const char* spec = R"({"kind": "mooncake", "path": "$HCSIM_TRACES/conversation_trace.jsonl"})";
+  ::setenv("HCSIM_TRACES", "elsewhere/traces", 1);
+  CHECK(std::get<MooncakeWorkload>(parse_workload(spec, kSource).kind).path ==
+        (std::filesystem::current_path() / "elsewhere/traces/conversation_trace.jsonl").string());
+  ::unsetenv("HCSIM_TRACES");
+  require_error(error_of([&] { parse_workload(spec, kSource); }), std::string(kSource) + ": /path", "names $HCSIM_TRACES, which is not set");
+  // Only the leading variable is special.
+  CHECK(std::get<MooncakeWorkload>(parse_workload(R"({"kind": "mooncake", "path": "t/$HCSIM_TRACES/x"})", kSource).kind).path == "t/$HCSIM_TRACES/x");
+  if (was != nullptr) ::setenv("HCSIM_TRACES", saved.c_str(), 1);
+}
+
 TEST_CASE("L3 capacity: a write past it evicts the least recently used page and its sidecar", "[workload][storage]") {
   StorageConfig cfg;
   cfg.kv_capacity_pages = 3;

@@ -18,7 +18,9 @@ sweep() {  # GRID NAME
 }
 sweep grids/seed-family.json seed-family
 sweep grids/stall-family.json stall-family
-trace=../shared/traces-public/conversation_trace.jsonl
+# The public traces sit beside the checkout unless HCSIM_TRACES says where.
+export HCSIM_TRACES=${HCSIM_TRACES:-$PWD/../shared/traces-public}
+trace=$HCSIM_TRACES/conversation_trace.jsonl
 if [ -f "$trace" ]; then
   sweep grids/mooncake-conversation.json mooncake
 else

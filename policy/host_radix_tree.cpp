@@ -72,18 +72,6 @@ std::int32_t HostRadixTree::new_node(std::int32_t parent, PageKey key, std::int3
   return id;
 }
 
-void HostRadixTree::LruHeap::push(Recency r) {
-  entries.push_back(r);
-  std::push_heap(entries.begin(), entries.end(), std::greater<>{});
-}
-
-HostRadixTree::Recency HostRadixTree::LruHeap::pop() {
-  std::pop_heap(entries.begin(), entries.end(), std::greater<>{});
-  const Recency r = entries.back();
-  entries.pop_back();
-  return r;
-}
-
 bool HostRadixTree::evictable_leaf(std::int32_t node) const {
   const Node& n = nodes_[node];
   return node != kRoot && n.parent >= 0 && n.lock_ref == 0 && n.children.empty();
@@ -94,32 +82,39 @@ bool HostRadixTree::evictable_sidecar(std::int32_t node) const {
   return node != kRoot && n.parent >= 0 && n.lock_ref == 0 && n.sidecar_slot >= 0;
 }
 
-bool HostRadixTree::still_filed(Recency r, bool (HostRadixTree::*evictable)(std::int32_t) const, std::uint64_t Node::*filed) {
+bool HostRadixTree::still_filed(const EvictionOrder& order, Recency r) {
   Node& n = nodes_[r.second];
-  if (n.*filed != r.first) return false;  // a newer entry stands for the node, or none should
-  if ((this->*evictable)(r.second)) return true;
-  n.*filed = kNever;  // the node's next refile files it again
+  if (n.*order.filed != r.first) return false;  // a newer entry stands for the node, or none should
+  if ((this->*order.evictable)(r.second)) return true;
+  n.*order.filed = kNever;  // the node's next refile files it again
   return false;
 }
 
-void HostRadixTree::compact(LruHeap& heap, bool (HostRadixTree::*evictable)(std::int32_t) const, std::uint64_t Node::*filed) {
-  if (heap.entries.size() <= 2 * static_cast<std::size_t>(live_nodes_) + 64) return;
-  std::erase_if(heap.entries, [&](const Recency& r) { return !still_filed(r, evictable, filed); });
-  std::make_heap(heap.entries.begin(), heap.entries.end(), std::greater<>{});
+void HostRadixTree::file(EvictionOrder& order, std::int32_t node) {
+  Node& n = nodes_[node];
+  if (!(this->*order.evictable)(node) || n.*order.filed == n.last_use) return;
+  n.*order.filed = n.last_use;
+  order.heap.push_back({n.last_use, node});
+  std::push_heap(order.heap.begin(), order.heap.end(), std::greater<>{});
+  if (order.heap.size() > 2 * static_cast<std::size_t>(live_nodes_) + 64) {  // stale entries outnumber live nodes
+    std::erase_if(order.heap, [&](const Recency& r) { return !still_filed(order, r); });
+    std::make_heap(order.heap.begin(), order.heap.end(), std::greater<>{});
+  }
+}
+
+std::int32_t HostRadixTree::take_oldest(EvictionOrder& order) {
+  while (!order.heap.empty()) {  // bounded: each round drops an entry
+    std::pop_heap(order.heap.begin(), order.heap.end(), std::greater<>{});
+    const Recency r = order.heap.back();
+    order.heap.pop_back();
+    if (still_filed(order, r)) return r.second;
+  }
+  return -1;
 }
 
 void HostRadixTree::refile(std::int32_t node) {
-  Node& n = nodes_[node];
-  if (evictable_leaf(node) && n.leaf_filed != n.last_use) {
-    n.leaf_filed = n.last_use;
-    leaf_lru_.push({n.last_use, node});
-    compact(leaf_lru_, &HostRadixTree::evictable_leaf, &Node::leaf_filed);
-  }
-  if (evictable_sidecar(node) && n.sidecar_filed != n.last_use) {
-    n.sidecar_filed = n.last_use;
-    sidecar_lru_.push({n.last_use, node});
-    compact(sidecar_lru_, &HostRadixTree::evictable_sidecar, &Node::sidecar_filed);
-  }
+  file(leaf_lru_, node);
+  file(sidecar_lru_, node);
 }
 
 HostRadixTree::InsertResult HostRadixTree::insert(std::span<const PageKey> pages, std::int32_t first_new,
@@ -235,11 +230,7 @@ void HostRadixTree::unlock(std::int32_t node) {
 }
 
 std::optional<HostRadixTree::Evicted> HostRadixTree::evict_lru_leaf() {
-  std::int32_t id = -1;
-  while (id < 0 && !leaf_lru_.entries.empty()) {  // bounded: each round drops an entry
-    const Recency r = leaf_lru_.pop();
-    if (still_filed(r, &HostRadixTree::evictable_leaf, &Node::leaf_filed)) id = r.second;
-  }
+  const std::int32_t id = take_oldest(leaf_lru_);
   if (id < 0) return std::nullopt;
   Node& n = nodes_[id];
   const Evicted out{n.kv_slot, n.sidecar_slot};
@@ -253,11 +244,7 @@ std::optional<HostRadixTree::Evicted> HostRadixTree::evict_lru_leaf() {
 }
 
 std::optional<std::int32_t> HostRadixTree::evict_lru_sidecar() {
-  std::int32_t id = -1;
-  while (id < 0 && !sidecar_lru_.entries.empty()) {  // bounded: each round drops an entry
-    const Recency r = sidecar_lru_.pop();
-    if (still_filed(r, &HostRadixTree::evictable_sidecar, &Node::sidecar_filed)) id = r.second;
-  }
+  const std::int32_t id = take_oldest(sidecar_lru_);
   if (id < 0) return std::nullopt;
   const std::int32_t slot = nodes_[id].sidecar_slot;
   nodes_[id].sidecar_slot = -1;

@@ -96,17 +96,20 @@ class HostRadixTree {
   // An eviction order: a min-heap of (recency, node) with lazy deletion. An entry is stale once its
   // node changed recency, was locked, gained a child, lost its state or died; stale entries are
   // dropped when they reach the top, and all of them when they outnumber the live nodes.
-  struct LruHeap {
-    std::vector<Recency> entries;
-    void push(Recency r);
-    Recency pop();
+  struct EvictionOrder {
+    bool (HostRadixTree::*evictable)(std::int32_t) const;
+    std::uint64_t Node::*filed;
+    std::vector<Recency> heap;
   };
   bool evictable_leaf(std::int32_t node) const;
   bool evictable_sidecar(std::int32_t node) const;
+  // Files the node under its recency if it is evictable and not filed so already.
+  void file(EvictionOrder& order, std::int32_t node);
   // Whether an entry still stands for its node; a dropped entry of a node that is not evictable
-  // now unfiles it. compact() drops every stale entry once they outnumber the live nodes.
-  bool still_filed(Recency r, bool (HostRadixTree::*evictable)(std::int32_t) const, std::uint64_t Node::*filed);
-  void compact(LruHeap& heap, bool (HostRadixTree::*evictable)(std::int32_t) const, std::uint64_t Node::*filed);
+  // now unfiles it.
+  bool still_filed(const EvictionOrder& order, Recency r);
+  // Pops entries until one stands for its node: that node, or -1 when the order is empty.
+  std::int32_t take_oldest(EvictionOrder& order);
   std::int32_t child(std::int32_t node, PageKey key) const;
   std::int32_t new_node(std::int32_t parent, PageKey key, std::int32_t kv_slot);
   // Re-files a node in the eviction orders after its recency, lock, children or sidecar changed.
@@ -117,8 +120,8 @@ class HostRadixTree {
   std::uint64_t tick_ = 0;
   std::vector<Node> nodes_;
   std::vector<std::int32_t> free_nodes_;
-  LruHeap leaf_lru_;     // unlocked leaves
-  LruHeap sidecar_lru_;  // unlocked nodes with Mamba state
+  EvictionOrder leaf_lru_{&HostRadixTree::evictable_leaf, &Node::leaf_filed, {}};           // unlocked leaves
+  EvictionOrder sidecar_lru_{&HostRadixTree::evictable_sidecar, &Node::sidecar_filed, {}};  // unlocked nodes with Mamba state
 };
 
 }  // namespace hcsim

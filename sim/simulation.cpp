@@ -141,12 +141,16 @@ RunResult simulate(const Scenario& scenario, const RunOptions& options) {
   return result;
 }
 
-ExpectationCheck check_expectation(const Scenario& scenario, const Expectation& expectation) {
+RunOptions expectation_options(const Expectation& expectation) {
   RunOptions o;
   o.fixes = expectation.fixes;
   o.policy = expectation.policy;
+  return o;
+}
+
+ExpectationCheck check_expectation(const Scenario& scenario, const Expectation& expectation) {
   ExpectationCheck c;
-  c.result = simulate(scenario, o);
+  c.result = simulate(scenario, expectation_options(expectation));
   c.met = expectation.any_hang ? c.result.verdict.hang() : c.result.verdict.kind == expectation.verdict;
   c.expected = expectation.any_hang ? "hang"
                : expectation.verdict == HangKind::kNone ? "complete"

@@ -101,5 +101,7 @@ struct ExpectationCheck {
   std::string expected;  // "complete", "hang", "collective_mismatch", ... and "; violates: ..." if declared
 };
 ExpectationCheck check_expectation(const Scenario& scenario, const Expectation& expectation);
+// The options an expectation runs under: its fixes and policy, the scenario's seed.
+RunOptions expectation_options(const Expectation& expectation);
 
 }  // namespace hcsim

@@ -17,6 +17,7 @@
 
 #include "backend/gpu_run.h"
 #include "policy/fixes.h"
+#include "sim/determinism.h"
 #include "sim/scenario.h"
 #include "sim/seed_sweep.h"
 #include "sim/simulation.h"
@@ -183,6 +184,46 @@ int verify_library(const std::vector<Scenario>& library) {
   return differ ? kExitUnexpected : kExitOk;
 }
 
+// hcsim run --check-determinism: one scenario and variant, run twice side by side. Prints one line
+// when the runs agree; else the first differing event, both versions and what came just before.
+bool determinism_holds(const Scenario& s, const RunOptions& options, const std::string& variant) {
+  const DeterminismReport d = check_determinism([&](EventTap* tap) {
+    RunOptions o = options;
+    o.tap = tap;
+    return simulate(s, o);
+  });
+  const std::string policy(policy_name(options.policy.value_or(s.policy.policy)));
+  if (d.same()) {
+    std::printf("same    %-30s %-38s %-13s %9llu events, digest %016llx\n", s.name.c_str(), variant.c_str(), policy.c_str(),
+                static_cast<unsigned long long>(d.events_compared), static_cast<unsigned long long>(d.digest));
+    return true;
+  }
+  std::printf("DIFFERS %-30s %-38s %-13s ", s.name.c_str(), variant.c_str(), policy.c_str());
+  if (!d.first_difference) {
+    std::printf("all %llu events agree, but the %s differs\n", static_cast<unsigned long long>(d.events_compared), d.result_difference.c_str());
+    return false;
+  }
+  std::printf("at event %llu (from 0)\n", static_cast<unsigned long long>(*d.first_difference));
+  if (!d.agreed_before.empty()) std::printf("  both runs, just before:\n");
+  for (const TraceEvent& e : d.agreed_before) std::printf("           %s\n", format_event(e).c_str());
+  std::printf("  run 1:   %s\n", d.first_run_event ? format_event(*d.first_run_event).c_str() : "(ended)");
+  std::printf("  run 2:   %s\n", d.second_run_event ? format_event(*d.second_run_event).c_str() : "(ended)");
+  return false;
+}
+
+// hcsim run --all --check-determinism: every declared expectation of the library, twice each.
+int check_library_determinism(const std::vector<Scenario>& library) {
+  int differ = 0, total = 0;
+  for (const Scenario& s : library) {
+    for (const Expectation& e : s.expect) {
+      ++total;
+      differ += determinism_holds(s, expectation_options(e), e.variant) ? 0 : 1;
+    }
+  }
+  std::printf("%d run(s) in %zu scenario(s) checked twice each, %d differ\n", total, library.size(), differ);
+  return differ ? kExitUnexpected : kExitOk;
+}
+
 int jobs_option(const po::variables_map& vm) {
   const int jobs = vm.count("jobs") ? vm["jobs"].as<int>() : static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
   if (jobs < 1 || jobs > 1024) throw BadInput("--jobs: expected a thread count in [1, 1024]");
@@ -325,14 +366,9 @@ int cmd_replay(const std::vector<std::string>& args) {
   } else if (same == recorded.size()) {
     std::printf("           the replay follows the recording through its last event (line %zu)\n", trace.lines);
   } else {
-    auto show = [](const TraceEvent& e) {
-      return format_ms(e.time_ns) + " rank " + std::to_string(e.rank) + " " + std::string(actor_name(e.actor)) + " " +
-             std::string(event_name(e.kind)) + " request " + std::to_string(e.request) + " [" + std::to_string(e.a) + ", " +
-             std::to_string(e.b) + ", " + std::to_string(e.c) + "]";
-    };
-    std::printf("           the replay departs at line %zu: recorded %s\n", same + 2, show(recorded[same]).c_str());
+    std::printf("           the replay departs at line %zu: recorded %s\n", same + 2, format_event(recorded[same]).c_str());
     std::printf("           %*s replayed %s\n", static_cast<int>(std::to_string(same + 2).size()) + 25, "",
-                same < replayed.size() ? show(replayed[same]).c_str() : "(nothing)");
+                same < replayed.size() ? format_event(replayed[same]).c_str() : "(nothing)");
   }
   if (trace.cut_mid_line || trace.events_capped || recorded.size() < trace.header.events) {
     const TimeNs end_ns = recorded.empty() ? 0 : recorded.back().time_ns;
@@ -426,6 +462,7 @@ int cmd_run(const std::vector<std::string>& args) {
       ("dot", po::value(&dot), "write the wait-for graph at the end of the run (Graphviz DOT) to FILE")
       ("record", po::value<std::string>(), "write the run as a trace (JSON Lines, docs/trace-format.md) to FILE")
       ("json", "print the report as JSON instead of text")
+      ("check-determinism", "run twice side by side and name the first event where the runs differ (exit 3 if any)")
       ("expect", po::value(&expect), "hang | complete: exit 3 if the verdict differs");
   po::positional_options_description pos;
   pos.add("scenario", 1);
@@ -441,11 +478,17 @@ int cmd_run(const std::vector<std::string>& args) {
              "  hcsim run scenarios/stalled-sidecar-timeout.json --preset timeout-bounded --fix sidecar-hit-sync\n"
              "  hcsim run scenarios/himamba-sidecar-lag.json --seeds 1000          # hang rate, first failing seed\n"
              "  hcsim run --all\n"
-             "  hcsim run --all --seeds 1000 --preset all-fixes                     # every scenario, 1000 seeds each\n")) {
+             "  hcsim run --all --seeds 1000 --preset all-fixes                     # every scenario, 1000 seeds each\n"
+             "  hcsim run --all --check-determinism                                 # every expectation, run twice\n")) {
     return kExitOk;
+  }
+  const bool check = vm.count("check-determinism") > 0;
+  if (check && (vm.count("seeds") || vm.count("record") || vm.count("json") || vm.count("dot") || !expect.empty())) {
+    throw BadInput("--check-determinism: runs and compares only; drop --seeds, --record, --json, --dot and --expect");
   }
   if (vm.count("all")) {
     if (!path.empty()) throw BadInput("run: give a SCENARIO or --all, not both");
+    if (check) return check_library_determinism(load_library(library_dir));
     if (vm.count("seeds")) return sweep_library(load_library(library_dir), va, vm, expect);
     return verify_library(load_library(library_dir));
   }
@@ -454,6 +497,7 @@ int cmd_run(const std::vector<std::string>& args) {
   if (!expect.empty() && expect != "hang" && expect != "complete") throw BadInput("--expect: expected hang or complete; got '" + expect + "'");
   const Scenario s = load_scenario_file(path);
   const RunOptions opt = run_options(va);
+  if (check) return determinism_holds(s, opt, variant_name(va)) ? kExitOk : kExitUnexpected;
   if (vm.count("seeds")) return run_seeds(s, opt, variant_name(va), path, vm["seeds"].as<std::int64_t>(), jobs_option(vm), expect);
   const auto t0 = std::chrono::steady_clock::now();
   const RunResult r = simulate(s, opt);

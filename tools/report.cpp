@@ -39,7 +39,7 @@ const char* digest_hex(std::uint64_t d) {
   return buf;
 }
 
-std::string fields(const TraceEvent& e) {
+std::string fields_text(const TraceEvent& e) {
   const auto& names = event_field_names(e.kind);
   const std::int64_t values[3] = {e.a, e.b, e.c};
   std::string s;
@@ -59,7 +59,7 @@ bool published(EventKind k) {
 }
 std::string published_text(const TraceEvent& e) {
   if (e.kind == EventKind::kRegister) return "register prefetch_tokens=" + std::to_string(e.a);  // op ids differ legitimately
-  return std::string(event_name(e.kind)) + " " + fields(e);
+  return std::string(event_name(e.kind)) + " " + fields_text(e);
 }
 
 const std::string& request_name(const Scenario& s, RequestId id) {
@@ -68,6 +68,15 @@ const std::string& request_name(const Scenario& s, RequestId id) {
 }
 
 }  // namespace
+
+std::string format_event(const TraceEvent& e) {
+  std::string s = format_ms(e.time_ns);
+  s.append(" rank ").append(std::to_string(e.rank)).append(" ").append(actor_name(e.actor));
+  s.append(" ").append(event_name(e.kind)).append(" request ").append(std::to_string(e.request));
+  const std::string f = fields_text(e);
+  if (!f.empty()) s.append(" ").append(f);
+  return s;
+}
 
 std::string rank_divergence(const RunResult& r, const Scenario& s) {
   const int tp = static_cast<int>(r.ranks.size());

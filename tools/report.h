@@ -19,6 +19,8 @@ struct RunLabel {
 std::string format_ms(TimeNs t);
 std::string verdict_word(const Verdict& v);  // "complete" or "HANG collective_mismatch"
 std::string collective_line(const Verdict& v);
+// One event as a line: "10.700 ms rank 1 scheduler commit request 0 prefix_tokens=2048 ...".
+std::string format_event(const TraceEvent& e);
 
 void print_report(std::ostream& out, const Scenario& s, const RunResult& r, const RunLabel& label);
 nlohmann::json report_json(const Scenario& s, const RunResult& r, const RunLabel& label);

@@ -11,7 +11,8 @@ namespace hcsim {
 
 namespace {
 constexpr std::size_t kArrivalsPerPassMax = 1024;
-constexpr std::size_t kWaitingQueueMax = 1 << 16;
+// Every queue of a rank holds each request at most once: the workload bounds them.
+std::size_t queue_max(const std::vector<RequestSpec>& workload) { return std::max<std::size_t>(std::size_t{1} << 16, workload.size() + 1); }
 }  // namespace
 
 Rank::Rank(const PolicyConfig& cfg, const std::vector<RequestSpec>& workload, int rank)
@@ -23,9 +24,9 @@ Rank::Rank(const PolicyConfig& cfg, const std::vector<RequestSpec>& workload, in
       sidecar_pool_(SlotPoolKind::kSidecar, resources_.host_sidecar_slots),
       tree_(resources_.host_kv_pages + 1),
       device_cache_pages_(static_cast<std::int32_t>(resources_.host_kv_pages / cfg.hicache_ratio)),
-      prefetch_queue_(kWaitingQueueMax),
-      prefetch_buffer_(kWaitingQueueMax),
-      backup_queue_(kWaitingQueueMax) {
+      prefetch_queue_(queue_max(workload)),
+      prefetch_buffer_(queue_max(workload)),
+      backup_queue_(queue_max(workload)) {
   HCSIM_ASSERT(cfg.page_size_tokens > 0 && cfg.storage_batch_pages > 0);
   kv_pool_.occupy_resident(resources_.host_kv_occupied_pages);
   // CC350: int(0.8 * (host.size - device.size)); the device pool is not modelled, so of host.size.
@@ -86,7 +87,7 @@ Task<> Rank::abort_request(Runtime& rt, RequestId rid) {
 // _add_request_to_queue -> _prefetch_kvcache: match the host tree, prefetch the rest from L3.
 Task<> Rank::add_request_to_queue(Runtime& rt, RequestId rid) {
   HCSIM_ASSERT(rid >= 0 && static_cast<std::size_t>(rid) < workload_.size());
-  HCSIM_ASSERT(waiting_queue_.size() < kWaitingQueueMax);
+  HCSIM_ASSERT(waiting_queue_.size() < queue_max(workload_));
   const RequestSpec& req = workload_[static_cast<std::size_t>(rid)];
   waiting_queue_.push_back(rid);
   rt.work_started(rid);

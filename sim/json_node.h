@@ -20,6 +20,7 @@
 
 #include "policy/assert.h"
 #include "policy/runtime.h"
+#include "sim/limits.h"
 #include "sim/scenario.h"
 
 namespace hcsim {
@@ -49,12 +50,14 @@ inline std::string json_pointer_escape(const std::string& key) {
   return out;
 }
 
-// `text` as JSON, or a ScenarioError naming `source`.
-inline nlohmann::json parse_json(std::string_view text, const std::string& source) {
+// `text` as JSON, or a ScenarioError naming `source` and, if given, what the text should look like.
+inline nlohmann::json parse_json(std::string_view text, const std::string& source, std::string_view expected_form = {}) {
   try {
     return nlohmann::json::parse(text.begin(), text.end());
   } catch (const nlohmann::json::parse_error& e) {
-    throw ScenarioError(source, "", std::string("not valid JSON: ") + e.what());
+    std::string message = std::string("not valid JSON: ") + e.what();
+    if (!expected_form.empty()) message.append("; expected ").append(expected_form);
+    throw ScenarioError(source, "", message);
   }
 }
 
@@ -148,6 +151,18 @@ class JsonNode {
   // A duration in `unit_ns` units (1000 for "_us", 1e6 for "_ms"), as integer nanoseconds.
   TimeNs duration(TimeNs unit_ns, double lo, double hi) const {
     return static_cast<TimeNs>(std::llround(number(lo, hi) * static_cast<double>(unit_ns)));
+  }
+  // `count` `what`s, as this node gives them, against limit `l`: fails naming the limit and its flag.
+  void within(Limit l, std::int64_t count, const std::string& what) const {
+    if (count > limit_value(l)) fail(std::to_string(count) + " " + what + " are more than the limit allows " + limit_hint(l));
+  }
+  // An integer count of `what`s in [lo, the limit]; above the limit, the message says how to raise it.
+  std::int64_t limited_integer(std::int64_t lo, Limit l, const std::string& what) const {
+    if (j_.is_number_integer() && !(j_.is_number_unsigned() && j_.get<std::uint64_t>() > static_cast<std::uint64_t>(limit_max(l)))) {
+      const auto v = j_.get<std::int64_t>();
+      if (v > limit_value(l)) within(l, v, what);
+    }
+    return integer(lo, limit_value(l));
   }
   template <typename T>
   T choice(std::optional<T> (*by_name)(std::string_view), const std::string& choices) const {

@@ -222,7 +222,7 @@ std::vector<PageKey> prefix_page_keys(const std::string& prefix, std::int32_t pa
 }
 
 Scenario parse_scenario(const std::string& text, const std::string& source) {
-  const json doc = parse_json(text, source);
+  const json doc = parse_json(text, source, "a scenario object (docs/scenario-format.md), like {\"name\": \"x\", \"tp\": 2, \"policy\": {...}, \"requests\": [...], ...}");
   const JsonNode root(doc, source, "");
   root.object({"name", "description", "incident", "upstream", "seed", "tp", "policy", "scheduler", "ranks", "storage",
                "collective", "l3", "requests", "delays", "perturbations", "bounds", "expect"});
@@ -235,7 +235,7 @@ Scenario parse_scenario(const std::string& text, const std::string& source) {
     for (const JsonNode& u : v->array()) s.upstream.push_back(u.str());
   }
   if (auto v = root.find("seed")) s.seed = static_cast<std::uint64_t>(v->integer(0, std::numeric_limits<std::int64_t>::max()));
-  const int tp = static_cast<int>(root.at("tp").integer(1, 64));
+  const int tp = static_cast<int>(root.at("tp").limited_integer(1, Limit::kRanks, "ranks"));
   s.world.ranks = tp;
 
   read_policy(root.at("policy"), s.policy);
@@ -284,8 +284,16 @@ Scenario parse_scenario(const std::string& text, const std::string& source) {
     if (auto v = n->find("quiesce_ms")) b.quiesce_ns = v->duration(1'000'000, 0.0, kMaxMs);
   }
 
+  // Pages are counted as they are described, so a scenario claiming too many fails before holding them.
+  PageBudget budget;
+  std::int64_t host_pages = 0;
+  for (const RankResources& r : s.policy.ranks) host_pages += r.host_kv_pages;
+  budget.charge(host_pages, [&](const std::string& m) { root.at("ranks").fail("the host pools of all ranks make " + m); });
+
   std::map<std::string, RequestId> ids;
-  for (const JsonNode& r : root.at("requests").array(1)) {
+  const JsonNode requests = root.at("requests");
+  requests.within(Limit::kRequests, static_cast<std::int64_t>(requests.raw().size()), "requests");
+  for (const JsonNode& r : requests.array(1)) {
     r.object({"name", "arrival_us", "input_tokens", "prefix", "abort_us"});
     RequestSpec req;
     req.id = static_cast<RequestId>(s.workload.size());
@@ -299,6 +307,7 @@ Scenario parse_scenario(const std::string& text, const std::string& source) {
     }
     // Without a prefix a request's content is its own: a chain no named prefix can produce.
     const std::string prefix = r.has("prefix") ? prefix_name(r.at("prefix")) : kOwnContent + req.name;
+    budget.charge(req.input_tokens / s.policy.page_size_tokens, [&](const std::string& m) { r.at("input_tokens").fail("the requests up to here make " + m); });
     req.pages = prefix_page_keys(prefix, req.input_tokens / s.policy.page_size_tokens);
     s.workload.push_back(std::move(req));
   }
@@ -317,6 +326,8 @@ Scenario parse_scenario(const std::string& text, const std::string& source) {
         for (const JsonNode& p : v->array()) c.stale_pages.push_back(static_cast<std::int32_t>(p.integer(1, c.kv_pages)));
       }
       if (auto v = o.find("ranks")) c.ranks = rank_list(*v, tp);
+      const auto holders = static_cast<std::int64_t>(c.ranks.empty() ? tp : static_cast<int>(c.ranks.size()));
+      budget.charge(c.kv_pages * holders, [&](const std::string& m) { o.at("kv_pages").fail("the L3 contents up to here make " + m); });
       s.l3.push_back(std::move(c));
     }
   }

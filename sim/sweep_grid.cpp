@@ -76,7 +76,7 @@ bool in_shard(std::int64_t run, int shard, int shards) {
 SweepGrid load_sweep_grid(const std::string& path) { return parse_sweep_grid(read_text(path, "grid file", kGridBytesMax), path); }
 
 SweepGrid parse_sweep_grid(const std::string& text, const std::string& source) {
-  const json doc = parse_json(text, source);
+  const json doc = parse_json(text, source, "a grid object (docs/sweep-format.md), like {\"scenario\": \"s.json\", \"seeds\": {\"first\": 1, \"count\": 10}, \"axes\": [...]}");
   const JsonNode root(doc, source, "");
   root.object({"scenario", "variant", "seeds", "axes", "description"});
   SweepGrid g;

@@ -9,6 +9,7 @@
 #include "policy/assert.h"
 #include "policy/fixes.h"
 #include "policy/policy_config.h"
+#include "sim/line_reader.h"
 
 namespace hcsim {
 
@@ -25,18 +26,10 @@ json arrivals_json(const std::vector<Arrival>& v) {
 // Reads one line of at most `max` bytes. Returns false at the end of the stream; `complete` tells
 // whether the line ended with a newline. A longer line is an error, so memory stays bounded.
 bool read_line(std::istream& in, std::string& line, std::size_t max, bool& complete, const std::string& file, std::size_t number) {
-  line.clear();
-  complete = false;
-  char c;
-  while (in.get(c)) {
-    if (c == '\n') {
-      complete = true;
-      return true;
-    }
-    if (line.size() >= max) throw TraceError(file, number, "", "line longer than " + std::to_string(max) + " bytes");
-    line.push_back(c);
-  }
-  return !line.empty();
+  const LineRead r = read_bounded_line(in, line, max);
+  if (r == LineRead::kTooLong) throw TraceError(file, number, "", "line longer than " + std::to_string(max) + " bytes: not a trace written by hcsim");
+  complete = r == LineRead::kLine;
+  return r != LineRead::kEnd;
 }
 
 std::optional<ActorKind> actor_by_name(const std::string& n) {
@@ -89,7 +82,9 @@ TraceHeader parse_header(const std::string& line, const std::string& file) {
   try {
     h = json::parse(line);
   } catch (const json::parse_error& e) {
-    throw TraceError(file, 1, "", std::string("the header is not valid JSON: ") + e.what());
+    throw TraceError(file, 1, "", std::string("the header is not valid JSON (") + e.what() +
+                                      "); expected a trace written by 'hcsim run --record', whose first line is like "
+                                      "{\"format\":\"hcsim-trace\",\"version\":1,\"scenario\":{...},...}");
   }
   if (!h.is_object() || !h.contains("format") || !h.at("format").is_string() || h.at("format").get<std::string>() != "hcsim-trace") {
     throw TraceError(file, 1, "format", "expected \"hcsim-trace\": not a hicache-sim trace");

@@ -43,16 +43,7 @@ struct TraceHeader {
 class TraceError : public std::runtime_error {
  public:
   TraceError(const std::string& file, std::size_t line, const std::string& field, const std::string& message)
-      : std::runtime_error(printable(file + ":" + std::to_string(line) + ": " + (field.empty() ? "" : field + ": ") + message)) {}
-
- private:
-  // A damaged trace may hold any bytes; the message shows only printable ASCII.
-  static std::string printable(std::string s) {
-    for (char& c : s) {
-      if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
-    }
-    return s;
-  }
+      : std::runtime_error(printable_text(file + ":" + std::to_string(line) + ": " + (field.empty() ? "" : field + ": ") + message)) {}
 };
 
 // The header of a simulated run of `scenario_json` (the scenario file's text) under `variant`.

@@ -15,6 +15,7 @@
 
 #include "policy/assert.h"
 #include "sim/json_node.h"
+#include "sim/line_reader.h"
 #include "sim/random.h"
 
 namespace hcsim {
@@ -25,7 +26,10 @@ using nlohmann::json;
 
 constexpr double kArrivalMsMax = 86'400'000.0;  // one day, as a scenario's arrival_us
 constexpr TimeNs kArrivalNsMax = static_cast<TimeNs>(kArrivalMsMax) * 1'000'000;
-constexpr std::int64_t kTraceBytesMax = std::int64_t{1} << 30;
+// A line of the longest input (2^24 tokens: 32768 ids of up to 20 digits) fits with room to spare.
+constexpr std::size_t kTraceLineBytesMax = std::size_t{4} << 20;
+constexpr std::string_view kTraceLineExample =
+    "one JSON object per line, like {\"timestamp\": 0, \"input_length\": 1024, \"output_length\": 16, \"hash_ids\": [7, 8]}";
 
 std::uint64_t read_seed(const JsonNode& spec) {
   auto v = spec.find("seed");
@@ -35,7 +39,7 @@ std::uint64_t read_seed(const JsonNode& spec) {
 PoissonWorkload read_poisson(const JsonNode& n) {
   n.object({"kind", "requests", "rate_per_s", "input_tokens", "prefixes", "shared_prefix_tokens", "seed", "l3_capacity_pages"});
   PoissonWorkload p;
-  p.requests = static_cast<std::int32_t>(n.at("requests").integer(1, kWorkloadRequestsMax));
+  p.requests = static_cast<std::int32_t>(n.at("requests").limited_integer(1, Limit::kRequests, "requests"));
   p.rate_per_s = n.at("rate_per_s").number(1e-6, 1e9);
   std::tie(p.input_tokens_lo, p.input_tokens_hi) = n.at("input_tokens").int_range(1, kWorkloadInputTokensMax);
   p.prefixes = static_cast<std::int32_t>(n.at("prefixes").integer(1, 1 << 20));
@@ -47,13 +51,10 @@ PoissonWorkload read_poisson(const JsonNode& n) {
 ConversationWorkload read_conversations(const JsonNode& n) {
   n.object({"kind", "conversations", "turns", "think_time_ms", "turn_tokens", "seed", "l3_capacity_pages"});
   ConversationWorkload c;
-  c.conversations = static_cast<std::int32_t>(n.at("conversations").integer(1, kWorkloadRequestsMax));
+  c.conversations = static_cast<std::int32_t>(n.at("conversations").limited_integer(1, Limit::kRequests, "conversations"));
   const JsonNode turns = n.at("turns");
-  std::tie(c.turns_lo, c.turns_hi) = turns.int_range(1, kWorkloadRequestsMax);
-  if (std::int64_t{c.conversations} * c.turns_hi > kWorkloadRequestsMax) {
-    turns.fail("conversations x turns[1] = " + std::to_string(std::int64_t{c.conversations} * c.turns_hi) +
-               " requests; expected at most " + std::to_string(kWorkloadRequestsMax));
-  }
+  std::tie(c.turns_lo, c.turns_hi) = turns.int_range(1, static_cast<std::int32_t>(limit_value(Limit::kRequests)));
+  turns.within(Limit::kRequests, std::int64_t{c.conversations} * c.turns_hi, "requests (conversations x turns[1])");
   const JsonNode think = n.at("think_time_ms");
   const double think_ms = think.number(0.0, kArrivalMsMax);
   if (think_ms * c.turns_hi > kArrivalMsMax) think.fail("expected turns[1] x think_time_ms within one day (86400000 ms)");
@@ -85,7 +86,7 @@ MooncakeWorkload read_mooncake(const JsonNode& n) {
     // As any path in the environment, relative to the working directory, not to the spec.
     m.path = (std::filesystem::absolute(dir) / m.path.substr(traces_var.size())).string();
   }
-  if (auto v = n.find("limit")) m.limit = static_cast<std::int32_t>(v->integer(1, kWorkloadRequestsMax));
+  if (auto v = n.find("limit")) m.limit = static_cast<std::int32_t>(v->integer(1, limit_max(Limit::kRequests)));
   return m;
 }
 
@@ -123,6 +124,7 @@ std::vector<RequestSpec> poisson_requests(const PoissonWorkload& p, std::int32_t
   // Each picked prefix's pages, computed once: no more prefixes than requests are ever held.
   const auto shared_pages_max = static_cast<std::size_t>(p.shared_prefix_tokens / page_size_tokens);
   std::map<std::size_t, std::vector<PageKey>> prefix_keys;
+  PageBudget budget;
   std::vector<RequestSpec> out;
   out.reserve(static_cast<std::size_t>(p.requests));
   double arrival_s = 0.0;
@@ -137,12 +139,17 @@ std::vector<RequestSpec> poisson_requests(const PoissonWorkload& p, std::int32_t
     req.arrival_ns = arrival_ns;
     req.input_tokens = static_cast<std::int32_t>(lengths.uniform_ns(p.input_tokens_lo, p.input_tokens_hi));
     const auto prefix = static_cast<std::size_t>(picks.uniform_ns(0, p.prefixes - 1));
+    const auto pages = static_cast<std::size_t>(req.input_tokens / page_size_tokens);
+    const auto over = [&](const std::string& m) {
+      throw ScenarioError(source, pointer + "/requests", "request " + std::to_string(r) + " makes " + m);
+    };
+    budget.charge(static_cast<std::int64_t>(pages), over);
     auto [keys, fresh] = prefix_keys.try_emplace(prefix);
+    if (fresh) budget.charge(static_cast<std::int64_t>(shared_pages_max), over);
     if (fresh) extend_chain(keys->second, root, content_id("poisson/prefix", p.seed, prefix), 0, shared_pages_max);
     // The input's first min(input, shared) tokens are the prefix's; a page across the end of the
     // prefix holds the request's own tokens too, so it is the request's own.
     const auto shared_pages = static_cast<std::size_t>(std::min(req.input_tokens, p.shared_prefix_tokens) / page_size_tokens);
-    const auto pages = static_cast<std::size_t>(req.input_tokens / page_size_tokens);
     req.pages.assign(keys->second.begin(), keys->second.begin() + static_cast<std::ptrdiff_t>(shared_pages));
     extend_chain(req.pages, root, content_id("poisson/request", p.seed, static_cast<std::uint64_t>(r)), shared_pages, pages);
     out.push_back(std::move(req));
@@ -150,12 +157,14 @@ std::vector<RequestSpec> poisson_requests(const PoissonWorkload& p, std::int32_t
   return out;
 }
 
-std::vector<RequestSpec> conversation_requests(const ConversationWorkload& c, std::int32_t page_size_tokens) {
+std::vector<RequestSpec> conversation_requests(const ConversationWorkload& c, std::int32_t page_size_tokens, const std::string& source,
+                                               const std::string& pointer) {
   RandomStream starts(c.seed, "workload/conversations/start");
   RandomStream turn_counts(c.seed, "workload/conversations/turns");
   RandomStream turn_lengths(c.seed, "workload/conversations/turn_tokens");
   const PageKey root = fnv1a64("workload/conversations");
   std::vector<RequestSpec> out;
+  PageBudget budget;
   for (std::int32_t conv = 0; conv < c.conversations; ++conv) {
     const TimeNs start_ns = starts.uniform_ns(0, c.think_time_ns);
     const auto turns = static_cast<std::int32_t>(turn_counts.uniform_ns(c.turns_lo, c.turns_hi));
@@ -167,6 +176,9 @@ std::vector<RequestSpec> conversation_requests(const ConversationWorkload& c, st
       input_tokens += static_cast<std::int32_t>(turn_lengths.uniform_ns(c.turn_tokens_lo, c.turn_tokens_hi));
       HCSIM_ASSERT(input_tokens <= kWorkloadInputTokensMax);  // parse bounds turns x turn_tokens
       const auto pages = static_cast<std::size_t>(input_tokens / page_size_tokens);
+      budget.charge(static_cast<std::int64_t>(pages), [&](const std::string& m) {
+        throw ScenarioError(source, pointer + "/turn_tokens", "conversation " + std::to_string(conv) + " turn " + std::to_string(turn) + " makes " + m);
+      });
       extend_chain(stream_keys, root, content, 0, pages);
       RequestSpec req;
       req.arrival_ns = start_ns + turn * c.think_time_ns;
@@ -175,7 +187,7 @@ std::vector<RequestSpec> conversation_requests(const ConversationWorkload& c, st
       out.push_back(std::move(req));
     }
   }
-  HCSIM_ASSERT(out.size() <= static_cast<std::size_t>(kWorkloadRequestsMax));
+  HCSIM_ASSERT(out.size() <= static_cast<std::size_t>(limit_value(Limit::kRequests)));
   return out;
 }
 
@@ -213,14 +225,16 @@ bool blank(std::string_view line) {
 
 // One trace line, as a request without its id and name.
 RequestSpec read_trace_line(std::string_view line, const std::string& path, std::int64_t line_no, std::int32_t page_size_tokens,
-                            std::vector<std::uint64_t>& hash_ids) {
+                            std::vector<std::uint64_t>& hash_ids, PageBudget& budget) {
   const std::string where = path + ":" + std::to_string(line_no);
-  const json doc = parse_json(line, where);
+  const json doc = parse_json(line, where, kTraceLineExample);
   const JsonNode n(doc, where, "");
   n.object({"timestamp", "input_length", "output_length", "hash_ids"});
   RequestSpec req;
   req.arrival_ns = static_cast<TimeNs>(std::llround(n.at("timestamp").number(0.0, kArrivalMsMax) * 1e6));
-  req.input_tokens = static_cast<std::int32_t>(n.at("input_length").integer(1, kWorkloadInputTokensMax));
+  const JsonNode input_length = n.at("input_length");
+  req.input_tokens = static_cast<std::int32_t>(input_length.integer(1, kWorkloadInputTokensMax));
+  budget.charge(req.input_tokens / page_size_tokens, [&](const std::string& m) { input_length.fail("the trace up to here makes " + m); });
   (void)n.at("output_length").integer(0, kWorkloadInputTokensMax);  // the model generates no tokens; checked all the same
   const JsonNode ids = n.at("hash_ids");
   if (!ids.raw().is_array()) ids.expected("an array of block hash ids");
@@ -264,7 +278,7 @@ WorkloadSpec read_workload(const nlohmann::json& doc, const std::string& source,
 }
 
 WorkloadSpec parse_workload(const std::string& text, const std::string& source) {
-  const json doc = parse_json(text, source);
+  const json doc = parse_json(text, source, "a workload object (docs/workloads.md), like {\"kind\": \"poisson\", \"requests\": 200, ...}");
   return read_workload(doc, source, "");
 }
 
@@ -315,24 +329,28 @@ std::vector<PageKey> mooncake_page_keys(std::span<const std::uint64_t> hash_ids,
 
 std::vector<RequestSpec> load_mooncake_trace(const std::string& path, std::int32_t page_size_tokens, std::int32_t limit) {
   HCSIM_ASSERT(page_size_tokens > 0 && 1024 % page_size_tokens == 0);
-  HCSIM_ASSERT(limit >= 0 && limit <= kWorkloadRequestsMax);
-  const std::string text = read_file(path, kTraceBytesMax, "split the trace");
+  HCSIM_ASSERT(limit >= 0);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ScenarioError(path, "", "cannot open the file");
   std::vector<RequestSpec> out;
   std::vector<std::uint64_t> hash_ids;
-  std::int64_t line_no = 0;
-  std::size_t at = 0;
-  while (at < text.size()) {  // bounded: each round consumes one line
-    const std::size_t end = std::min(text.find('\n', at), text.size());
-    const std::string_view line(text.data() + at, end - at);
-    at = end + 1;
-    ++line_no;
+  PageBudget budget;
+  std::string line;
+  for (std::int64_t line_no = 1;; ++line_no) {  // bounded: each round consumes one line of the file
+    const LineRead r = read_bounded_line(in, line, kTraceLineBytesMax);
+    if (r == LineRead::kEnd) break;
+    if (r == LineRead::kTooLong) {
+      throw ScenarioError(path + ":" + std::to_string(line_no), "",
+                          "line longer than " + std::to_string(kTraceLineBytesMax >> 20) +
+                              " MiB: not a Mooncake trace; expected " + std::string(kTraceLineExample));
+    }
     if (blank(line)) continue;
     if (limit > 0 && out.size() == static_cast<std::size_t>(limit)) break;  // the rest is not read
-    if (out.size() == static_cast<std::size_t>(kWorkloadRequestsMax)) {
+    if (out.size() == static_cast<std::size_t>(limit_value(Limit::kRequests))) {
       throw ScenarioError(path + ":" + std::to_string(line_no), "",
-                          "more than " + std::to_string(kWorkloadRequestsMax) + " requests; the simulator takes at most that many (set \"limit\")");
+                          "more requests than the limit allows " + limit_hint(Limit::kRequests) + ", or read fewer with the workload's \"limit\"");
     }
-    out.push_back(read_trace_line(line, path, line_no, page_size_tokens, hash_ids));
+    out.push_back(read_trace_line(line, path, line_no, page_size_tokens, hash_ids, budget));
   }
   if (out.empty()) throw ScenarioError(path, "", "no requests: expected one JSON object per line");
   number_requests(out);
@@ -345,7 +363,7 @@ std::vector<RequestSpec> generate_requests(const WorkloadSpec& w, std::int32_t p
   if (const auto* p = std::get_if<PoissonWorkload>(&w.kind)) {
     out = poisson_requests(*p, page_size_tokens, w.source, w.pointer);
   } else if (const auto* c = std::get_if<ConversationWorkload>(&w.kind)) {
-    out = conversation_requests(*c, page_size_tokens);
+    out = conversation_requests(*c, page_size_tokens, w.source, w.pointer);
   } else {
     const auto& m = std::get<MooncakeWorkload>(w.kind);
     return load_mooncake_trace(resolve(m.path, base_dir), page_size_tokens, m.limit);

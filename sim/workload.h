@@ -24,8 +24,6 @@
 
 namespace hcsim {
 
-// Fewer than the scheduler's waiting-queue bound (1 << 16), so every request may wait at once.
-inline constexpr std::int32_t kWorkloadRequestsMax = (1 << 16) - 1;
 inline constexpr std::int32_t kWorkloadInputTokensMax = 1 << 24;  // as a scenario's input_tokens
 inline constexpr std::int32_t kMooncakeBlockTokens = 512;
 

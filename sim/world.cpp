@@ -216,7 +216,8 @@ Verdict SimWorld::run() {
       Verdict v;
       v.kind = HangKind::kStarvation;
       v.at_ns = now;
-      v.headline = "starvation: the event budget ran out with requests still owed a schedule";
+      v.headline = "starvation: the run reached its bound of " + std::to_string(cfg_.events_max) +
+                   " events with requests still owed a schedule (raise it with --limit events=N)";
       return finish(std::move(v));
     }
     if (sampler_) sampler_(now);

@@ -22,6 +22,7 @@
 #include "sim/event_log.h"
 #include "sim/hang_detector.h"
 #include "sim/kernel.h"
+#include "sim/limits.h"
 #include "sim/recording.h"
 #include "sim/request_stream.h"
 #include "sim/storage.h"
@@ -32,7 +33,7 @@ struct WorldConfig {
   int ranks = 1;
   CollectiveCost collective;
   DetectorBounds bounds;
-  std::uint64_t events_max = 200'000'000;
+  std::uint64_t events_max = static_cast<std::uint64_t>(limit_value(Limit::kEvents));
   std::size_t log_kept_max = std::size_t{1} << 20;
 };
 

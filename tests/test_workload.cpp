@@ -282,16 +282,17 @@ TEST_CASE("workload specs are strict: each error names the source and pointer", 
                 "expected an integer in [128, 16777216]; got 64");
   require_error(error_of([&] { parse_workload(with("input_tokens", {64}), kSource); }), src + ": /input_tokens", "expected [low, high]");
   require_error(error_of([&] { parse_workload(with("rate_per_s", 0), kSource); }), src + ": /rate_per_s", "expected a number in");
-  require_error(error_of([&] { parse_workload(with("requests", 70000), kSource); }), src + ": /requests", "[1, 65535]");
+  require_error(error_of([&] { parse_workload(with("requests", 2'000'000), kSource); }), src + ": /requests",
+                "2000000 requests are more than the limit allows (limit requests = 1048576; raise it with --limit requests=N)");
   require_error(error_of([&] { parse_workload(with("l3_capacity_pages", -1), kSource); }), src + ": /l3_capacity_pages", "expected an integer");
   require_error(error_of([&] { parse_workload(without("prefixes"), kSource); }), src + ": /", "missing required key \"prefixes\"");
   require_error(error_of([&] { parse_workload(R"({"kind": "mooncake", "path": "t.jsonl", "turns": [1, 2]})", kSource); }), src + ": /turns",
                 "unknown key (allowed here: kind, path, limit, l3_capacity_pages)");
   require_error(error_of([&] {
-                  parse_workload(R"({"kind": "conversations", "conversations": 1000, "turns": [1, 100], "think_time_ms": 1, "turn_tokens": [1, 2]})",
+                  parse_workload(R"({"kind": "conversations", "conversations": 100000, "turns": [1, 100], "think_time_ms": 1, "turn_tokens": [1, 2]})",
                                  kSource);
                 }),
-                src + ": /turns", "expected at most 65535");
+                src + ": /turns", "10000000 requests (conversations x turns[1]) are more than the limit allows (limit requests = 1048576");
   // Embedded in a larger document, errors carry the pointer from its root.
   const json doc = {{"workload", {{"kind", "poisson"}}}};
   require_error(error_of([&] { read_workload(doc.at("workload"), "x.json", "/workload"); }), "x.json: /workload", "missing required key \"requests\"");

@@ -13,11 +13,14 @@
 #include <thread>
 #include <vector>
 
+#include <sys/resource.h>
+
 #include <boost/program_options.hpp>
 
 #include "backend/gpu_run.h"
 #include "policy/fixes.h"
 #include "sim/determinism.h"
+#include "sim/limits.h"
 #include "sim/scenario.h"
 #include "sim/seed_sweep.h"
 #include "sim/simulation.h"
@@ -70,6 +73,14 @@ commands:
   plot RESULTS      SVG figures from a sweep: hang-rate heatmap over two axes; latency against waste
 
 Run 'hcsim COMMAND --help' for a command's options and examples.
+
+limits, on every command (hcsim --limit NAME=N COMMAND ..., or anywhere after it; repeatable):
+  pages=67108864      page keys of all requests plus host and preloaded L3 pages over all ranks
+  requests=1048576    requests of a scenario, workload or trace
+  ranks=64            the TP size
+  events=200000000    kernel events of one run; a run that reaches it ends with a starvation verdict
+  memory_mib=16384    the process's heap (the simulator's commands; 0: none); beyond it, exit 2
+An input over a limit fails at once, naming the file, the place and the limit to raise.
 
 exit codes: 0 ok, 1 internal error, 2 bad input (file, JSON pointer and reason on stderr),
             3 a verdict differs from --expect or from a scenario's expectation (validate: the worlds differ)
@@ -1083,16 +1094,66 @@ int cmd_plot(const std::vector<std::string>& args) {
   return kExitOk;
 }
 
+
+// Takes every "--limit NAME=N" (or "--limit=NAME=N") out of `args` and sets it.
+void take_limits(std::vector<std::string>& args) {
+  for (std::size_t i = 0; i < args.size();) {
+    std::string assignment;
+    if (args[i] == "--limit") {
+      if (i + 1 == args.size()) throw BadInput("--limit: expected NAME=VALUE after it (see 'hcsim --help')");
+      assignment = args[i + 1];
+      args.erase(args.begin() + static_cast<std::ptrdiff_t>(i), args.begin() + static_cast<std::ptrdiff_t>(i) + 2);
+    } else if (args[i].starts_with("--limit=")) {
+      assignment = args[i].substr(8);
+      args.erase(args.begin() + static_cast<std::ptrdiff_t>(i));
+    } else {
+      ++i;
+      continue;
+    }
+    if (const std::string error = set_limit(assignment); !error.empty()) throw BadInput(error);
+  }
+}
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitized = true;  // the sanitizers reserve terabytes of shadow memory up front
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+#else
+constexpr bool kSanitized = false;
+#endif
+
+// The memory limit, for the simulator's commands: the GPU backend's drivers map memory of their own.
+void limit_memory(const std::string& command) {
+  const std::int64_t mib = limit_value(Limit::kMemoryMib);
+  if (mib == 0 || kSanitized || command == "gpu" || command == "validate" || command == "bench") return;
+  const rlim_t bytes = static_cast<rlim_t>(mib) << 20;
+  rlimit current{};
+  if (getrlimit(RLIMIT_DATA, &current) != 0 || (current.rlim_max != RLIM_INFINITY && current.rlim_max < bytes)) return;
+  const rlimit wanted{bytes, current.rlim_max};
+  setrlimit(RLIMIT_DATA, &wanted);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
+  try {
+    take_limits(args);
+  } catch (const BadInput& e) {
+    std::cerr << "hcsim: " << e.what() << "\n";
+    return kExitBadInput;
+  }
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     std::cout << kUsage;
     return args.empty() ? kExitBadInput : kExitOk;
   }
   const std::string command = args[0];
   args.erase(args.begin());
+  limit_memory(command);
   try {
     if (command == "run") return cmd_run(args);
     if (command == "demo") return cmd_demo(args);
@@ -1124,6 +1185,10 @@ int main(int argc, char** argv) {
     return kExitBadInput;
   } catch (const po::error& e) {
     std::cerr << "hcsim " << command << ": " << e.what() << " (see 'hcsim " << command << " --help')\n";
+    return kExitBadInput;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "hcsim: out of memory: the run needs more than " << limit_value(Limit::kMemoryMib) << " MiB " << limit_hint(Limit::kMemoryMib)
+              << ", or than the machine has\n";
     return kExitBadInput;
   } catch (const std::exception& e) {
     std::cerr << "hcsim: internal error: " << e.what() << "\n";

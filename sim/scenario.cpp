@@ -12,6 +12,7 @@
 
 #include "policy/assert.h"
 #include "policy/prefetch_operation.h"
+#include "sim/input_file.h"
 #include "sim/json_node.h"
 #include "sim/random.h"
 
@@ -357,16 +358,7 @@ Scenario parse_scenario(const std::string& text, const std::string& source) {
 }
 
 Scenario load_scenario_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ScenarioError(path, "", "cannot open the file");
-  in.seekg(0, std::ios::end);
-  const auto size = static_cast<std::int64_t>(in.tellg());
-  constexpr std::int64_t kScenarioBytesMax = 16 << 20;
-  if (size > kScenarioBytesMax) throw ScenarioError(path, "", "larger than 16 MiB; a scenario is a description, not data");
-  in.seekg(0);
-  std::string text(static_cast<std::size_t>(std::max<std::int64_t>(size, 0)), '\0');
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  return parse_scenario(text, path);
+  return parse_scenario(read_bounded_file(path, kScenarioBytesMax, "a scenario is a description, not data"), path);
 }
 
 }  // namespace hcsim

@@ -39,6 +39,8 @@ inline std::string printable_text(std::string s) {
   return s;
 }
 
+inline constexpr std::int64_t kScenarioBytesMax = 16 << 20;
+
 class ScenarioError : public std::runtime_error {
  public:
   ScenarioError(const std::string& file, const std::string& pointer, const std::string& message)

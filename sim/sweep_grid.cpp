@@ -8,6 +8,7 @@
 
 #include "policy/assert.h"
 #include "sim/json_node.h"
+#include "sim/input_file.h"
 #include "sim/scenario.h"
 #include "sim/workload.h"
 
@@ -20,15 +21,6 @@ using json = nlohmann::json;
 constexpr std::int64_t kRunsMax = std::int64_t{1} << 40;
 constexpr std::size_t kPointsMax = 1'000'000;
 constexpr std::int64_t kGridBytesMax = 4 << 20;
-
-std::string read_text(const std::string& path, const std::string& what, std::int64_t bytes_max) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ScenarioError(path, "", "cannot open the " + what);
-  std::ostringstream s;
-  s << in.rdbuf();
-  if (static_cast<std::int64_t>(s.str().size()) > bytes_max) throw ScenarioError(path, "", "larger than " + std::to_string(bytes_max >> 20) + " MiB");
-  return s.str();
-}
 
 std::uint64_t fnv1a(std::uint64_t h, const std::string& text) {
   for (const char c : text) {
@@ -73,7 +65,9 @@ bool in_shard(std::int64_t run, int shard, int shards) {
   return run % shards == shard - 1;
 }
 
-SweepGrid load_sweep_grid(const std::string& path) { return parse_sweep_grid(read_text(path, "grid file", kGridBytesMax), path); }
+SweepGrid load_sweep_grid(const std::string& path) {
+  return parse_sweep_grid(read_bounded_file(path, kGridBytesMax, "a grid is a description, not data"), path);
+}
 
 SweepGrid parse_sweep_grid(const std::string& text, const std::string& source) {
   const json doc = parse_json(text, source, "a grid object (docs/sweep-format.md), like {\"scenario\": \"s.json\", \"seeds\": {\"first\": 1, \"count\": 10}, \"axes\": [...]}");
@@ -84,7 +78,12 @@ SweepGrid parse_sweep_grid(const std::string& text, const std::string& source) {
   const std::filesystem::path grid_dir = std::filesystem::path(source).parent_path();
   const std::filesystem::path scenario_rel = root.at("scenario").str();
   g.scenario_path = (scenario_rel.is_absolute() ? scenario_rel : grid_dir / scenario_rel).lexically_normal().string();
-  const std::string scenario_text = read_text(g.scenario_path, "scenario (from " + source + ": /scenario)", 16 << 20);
+  std::string scenario_text;
+  try {
+    scenario_text = read_bounded_file(g.scenario_path, kScenarioBytesMax, "a scenario is a description, not data");
+  } catch (const ScenarioError& e) {
+    throw ScenarioError(source, "/scenario", std::string("the scenario it names: ") + e.what());
+  }
   const json base = parse_json(scenario_text, g.scenario_path);
   (void)parse_scenario(scenario_text, g.scenario_path);  // the base must stand on its own
 

@@ -9,6 +9,7 @@
 #include "policy/assert.h"
 #include "policy/fixes.h"
 #include "policy/policy_config.h"
+#include "sim/input_file.h"
 #include "sim/line_reader.h"
 
 namespace hcsim {
@@ -215,8 +216,11 @@ void write_trace(std::ostream& out, const TraceHeader& h, const EventLog& log) {
 }
 
 TraceRead read_trace(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw TraceError(path, 0, "", "cannot open the file");
+  std::ifstream in = open_input_file(path);
+  return read_trace(in, path);
+}
+
+TraceRead read_trace(std::istream& in, const std::string& path) {
   TraceRead t;
   std::string line;
   bool complete = false;

@@ -64,6 +64,7 @@ inline constexpr std::size_t kTraceLineBytesMax = std::size_t{1} << 20;
 inline constexpr std::size_t kTraceEventsMax = std::size_t{1} << 21;
 
 TraceRead read_trace(const std::string& path);
+TraceRead read_trace(std::istream& in, const std::string& path);  // `path` names it in errors
 
 // Checks what a trace says against the scenario it embeds (request ids, ranks, L3 call fields,
 // the variant and policy), so nothing out of range reaches the model: an error names file, line

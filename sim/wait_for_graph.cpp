@@ -6,8 +6,10 @@
 
 #include <boost/graph/adjacency_list.hpp>
 // GCC 12 reports a false -Wmaybe-uninitialized inside boost::optional when write_graphviz is inlined.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <boost/graph/graphviz.hpp>
 
 namespace hcsim {
@@ -95,4 +97,6 @@ std::string wait_for_graph_dot(const Verdict& verdict, const CollectiveLedger& c
 
 }  // namespace hcsim
 
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "policy/assert.h"
+#include "sim/input_file.h"
 #include "sim/json_node.h"
 #include "sim/line_reader.h"
 #include "sim/random.h"
@@ -207,18 +208,6 @@ std::string resolve(const std::string& path, const std::string& base_dir) {
   return (std::filesystem::path(base_dir) / p).string();
 }
 
-std::string read_file(const std::string& path, std::int64_t bytes_max, const char* what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ScenarioError(path, "", "cannot open the file");
-  in.seekg(0, std::ios::end);
-  const auto size = static_cast<std::int64_t>(in.tellg());
-  if (size > bytes_max) throw ScenarioError(path, "", std::string("larger than ") + std::to_string(bytes_max >> 20) + " MiB; " + what);
-  in.seekg(0);
-  std::string text(static_cast<std::size_t>(std::max<std::int64_t>(size, 0)), '\0');
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  return text;
-}
-
 bool blank(std::string_view line) {
   return std::all_of(line.begin(), line.end(), [](char ch) { return ch == ' ' || ch == '\t' || ch == '\r'; });
 }
@@ -283,7 +272,7 @@ WorkloadSpec parse_workload(const std::string& text, const std::string& source) 
 }
 
 WorkloadSpec load_workload_file(const std::string& path) {
-  return parse_workload(read_file(path, 1 << 20, "a workload spec is a description, not data"), path);
+  return parse_workload(read_bounded_file(path, 1 << 20, "a workload spec is a description, not data"), path);
 }
 
 std::string describe(const WorkloadSpec& w) {
@@ -328,10 +317,13 @@ std::vector<PageKey> mooncake_page_keys(std::span<const std::uint64_t> hash_ids,
 }
 
 std::vector<RequestSpec> load_mooncake_trace(const std::string& path, std::int32_t page_size_tokens, std::int32_t limit) {
+  std::ifstream in = open_input_file(path);
+  return load_mooncake_trace(in, path, page_size_tokens, limit);
+}
+
+std::vector<RequestSpec> load_mooncake_trace(std::istream& in, const std::string& path, std::int32_t page_size_tokens, std::int32_t limit) {
   HCSIM_ASSERT(page_size_tokens > 0 && 1024 % page_size_tokens == 0);
   HCSIM_ASSERT(limit >= 0);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ScenarioError(path, "", "cannot open the file");
   std::vector<RequestSpec> out;
   std::vector<std::uint64_t> hash_ids;
   PageBudget budget;

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <iosfwd>
 #include <span>
 #include <string>
 #include <variant>
@@ -79,6 +80,7 @@ std::vector<RequestSpec> generate_requests(const WorkloadSpec& w, std::int32_t p
 // The requests of a Mooncake trace: the first `limit` lines' (blank lines aside), or all when
 // `limit` is 0. Errors name "path:line".
 std::vector<RequestSpec> load_mooncake_trace(const std::string& path, std::int32_t page_size_tokens, std::int32_t limit = 0);
+std::vector<RequestSpec> load_mooncake_trace(std::istream& in, const std::string& path, std::int32_t page_size_tokens, std::int32_t limit = 0);
 
 // The keys of the full pages of an input of `input_tokens` with Mooncake `hash_ids`. A page's key
 // chains every block id up to and including its own blocks: equal id prefixes give equal keys.

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages hicache-sim builds with, non-interactively, skipping what is present.
-# Usage: tools/bootstrap.sh            (as root, or with sudo available)
+# Usage: tools/bootstrap.sh [--sanitizers] [--fuzz]   (as root, or with sudo available)
+#   --sanitizers  also clang and its sanitizer runtimes (tools/sanitize.sh)
+#   --fuzz        also clang and libFuzzer (tools/fuzz.sh)
 set -euo pipefail
 
 packages=(
@@ -10,6 +12,12 @@ packages=(
   libgloo-dev
   parallel
 )
+for arg in "$@"; do
+  case "$arg" in
+    --sanitizers | --fuzz) packages+=(clang libclang-rt-dev) ;;
+    *) echo "bootstrap: unknown option '$arg' (expected --sanitizers or --fuzz)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${packages[@]}"; do

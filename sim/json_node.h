@@ -54,7 +54,7 @@ inline std::string json_pointer_escape(const std::string& key) {
 inline nlohmann::json parse_json(std::string_view text, const std::string& source, std::string_view expected_form = {}) {
   try {
     return nlohmann::json::parse(text.begin(), text.end());
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for a number past double
     std::string message = std::string("not valid JSON: ") + e.what();
     if (!expected_form.empty()) message.append("; expected ").append(expected_form);
     throw ScenarioError(source, "", message);

@@ -82,7 +82,7 @@ TraceHeader parse_header(const std::string& line, const std::string& file) {
   json h;
   try {
     h = json::parse(line);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number past double
     throw TraceError(file, 1, "", std::string("the header is not valid JSON (") + e.what() +
                                       "); expected a trace written by 'hcsim run --record', whose first line is like "
                                       "{\"format\":\"hcsim-trace\",\"version\":1,\"scenario\":{...},...}");
@@ -124,7 +124,7 @@ TraceEvent parse_event(const std::string& line, const std::string& file, std::si
   json j;
   try {
     j = json::parse(line);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number past double
     throw TraceError(file, number, "", std::string("not valid JSON: ") + e.what());
   }
   if (!j.is_object()) throw TraceError(file, number, "", "expected an event object");

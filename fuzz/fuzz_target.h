@@ -1,0 +1,40 @@
+// What every fuzz target shares: the input as text, and limits small enough that one input costs
+// milliseconds and tens of MiB, so the fuzzer explores instead of waiting. An input error (the
+// file's own fault) is the expected way to fail; anything else, a crash or a sanitizer report, is a bug.
+//
+//   extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+//     return hcsim::fuzz::run_one(data, size, [](const std::string& text) { parse_scenario(text, "in.json"); });
+//   }
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "sim/limits.h"
+#include "sim/scenario.h"
+#include "sim/trace_file.h"
+
+namespace hcsim::fuzz {
+
+inline void set_small_limits() {
+  for (const char* limit : {"pages=1048576", "requests=4096", "ranks=16", "events=200000"}) {
+    if (!set_limit(limit).empty()) __builtin_trap();
+  }
+}
+
+template <typename F>
+int run_one(const std::uint8_t* data, std::size_t size, F&& body) {
+  const std::string text(reinterpret_cast<const char*>(data), size);
+  try {
+    body(text);
+  } catch (const ScenarioError&) {
+  } catch (const TraceError&) {
+  }
+  return 0;
+}
+
+}  // namespace hcsim::fuzz
+
+extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv);
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size);

@@ -14,17 +14,18 @@ namespace {
 struct LimitSpec {
   std::string_view name;
   std::int64_t default_value;
+  std::int64_t min_value;
   std::int64_t max_value;
 };
 
 // Defaults hold every shipped scenario and grid, and the public Mooncake trace at page size 64
 // (2.3 M pages) with room to spare; maxima are what the model's types hold.
 constexpr std::array<LimitSpec, kLimitCount> kSpecs = {{
-    {"pages", std::int64_t{1} << 26, std::int64_t{1} << 40},
-    {"requests", std::int64_t{1} << 20, (std::int64_t{1} << 31) - 2},
-    {"ranks", 64, 1 << 14},
-    {"events", 200'000'000, std::int64_t{1} << 62},
-    {"memory_mib", 16384, std::int64_t{1} << 30},
+    {"pages", std::int64_t{1} << 26, 1, std::int64_t{1} << 40},
+    {"requests", std::int64_t{1} << 20, 1, (std::int64_t{1} << 31) - 2},
+    {"ranks", 64, 1, 1 << 14},
+    {"events", 200'000'000, 1, std::int64_t{1} << 62},
+    {"memory_mib", 16384, 0, std::int64_t{1} << 30},
 }};
 
 std::array<std::int64_t, kLimitCount> g_values = {kSpecs[0].default_value, kSpecs[1].default_value, kSpecs[2].default_value,
@@ -59,11 +60,11 @@ std::string set_limit(std::string_view assignment) {
   for (int i = 0; i < kLimitCount; ++i) index = kSpecs[static_cast<std::size_t>(i)].name == name ? i : index;
   if (index < 0) return "--limit: no limit named '" + std::string(name) + "' (the limits: " + names() + ")";
   const LimitSpec& s = kSpecs[static_cast<std::size_t>(index)];
-  const std::string range = "an integer in [0, " + std::to_string(s.max_value) + "]";
+  const std::string range = "an integer in [" + std::to_string(s.min_value) + ", " + std::to_string(s.max_value) + "]";
   // Integers, or a plain decimal with an exponent (1e8) as people write big counts.
   char* end = nullptr;
   const double v = text.empty() ? NAN : std::strtod(text.c_str(), &end);
-  if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(v) || v < 0 || v != std::floor(v) ||
+  if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(v) || v < static_cast<double>(s.min_value) || v != std::floor(v) ||
       v > static_cast<double>(s.max_value)) {
     return "--limit " + std::string(name) + ": expected " + range + "; got '" + text + "'";
   }
@@ -71,6 +72,7 @@ std::string set_limit(std::string_view assignment) {
   std::int64_t value = 0;
   const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (ec != std::errc() || ptr != text.data() + text.size()) value = static_cast<std::int64_t>(v);
+  if (value < s.min_value || value > s.max_value) return "--limit " + std::string(name) + ": expected " + range + "; got '" + text + "'";
   g_values[static_cast<std::size_t>(index)] = value;
   return "";
 }

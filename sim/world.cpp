@@ -116,6 +116,8 @@ SimWorld::SimWorld(WorldConfig cfg, StorageModel& storage, std::vector<Arrival> 
       work_finished_(request_count, std::vector<bool>(static_cast<std::size_t>(cfg.ranks), false)),
       finished_ranks_(request_count, 0) {
   HCSIM_ASSERT(cfg.ranks > 0 && cfg.bounds.check_period_ns > 0);
+  if (cfg_.events_max == 0) cfg_.events_max = static_cast<std::uint64_t>(limit_value(Limit::kEvents));
+  HCSIM_ASSERT(cfg_.events_max > 0);
 }
 
 SimWorld::~SimWorld() = default;

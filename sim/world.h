@@ -33,7 +33,7 @@ struct WorldConfig {
   int ranks = 1;
   CollectiveCost collective;
   DetectorBounds bounds;
-  std::uint64_t events_max = static_cast<std::uint64_t>(limit_value(Limit::kEvents));
+  std::uint64_t events_max = 0;  // 0: the events limit as the run starts (hcsim --limit events=N)
   std::size_t log_kept_max = std::size_t{1} << 20;
 };
 

@@ -408,16 +408,27 @@ ThreadWorld::ThreadWorld(ThreadWorldConfig cfg, StorageModel& storage, FileL3& l
 void ThreadWorld::warm_up_mesh() {
   constexpr int kRounds = 8;
   std::vector<std::thread> members;
+  std::mutex error_mu;
+  std::string error;  // the first member's transport failure: the run cannot start
   for (int r = 0; r < cfg_.world.ranks; ++r) {
-    members.emplace_back([this, r] {
+    members.emplace_back([&, r] {
       std::array<std::int64_t, kFrameWords> frame{};
       std::vector<std::int64_t> frames(kFrameWords * static_cast<std::size_t>(cfg_.world.ranks));
-      for (int i = 0; i < kRounds; ++i) {
-        for (GlooChannel ch : {GlooChannel::kScheduler, GlooChannel::kPrefetch, GlooChannel::kData}) mesh_->all_gather(ch, r, frame, frames);
+      try {
+        for (int i = 0; i < kRounds; ++i) {
+          for (GlooChannel ch : {GlooChannel::kScheduler, GlooChannel::kPrefetch, GlooChannel::kData}) mesh_->all_gather(ch, r, frame, frames);
+        }
+      } catch (const CollectiveFailed& e) {
+        std::lock_guard<std::mutex> lock(error_mu);
+        if (error.empty()) error = e.what();
       }
     });
   }
   for (auto& m : members) m.join();
+  if (!error.empty()) {
+    throw CollectiveFailed("the Gloo mesh's warm-up failed before the run (" + error +
+                           "); on a loaded machine, a longer --watchdog-ms gives the transport more time");
+  }
 }
 
 ThreadWorld::~ThreadWorld() {
@@ -527,7 +538,12 @@ Verdict ThreadWorld::run() {
       {
         std::unique_lock<std::mutex> lock(ranks_[static_cast<std::size_t>(a.rank())]->mu);
         a.held = &lock;
-        tasks_[i].handle().resume();  // returns when the actor finished, died or parked
+        try {
+          tasks_[i].handle().resume();  // returns when the actor finished, died or parked
+        } catch (...) {  // not the modelled world's doing: the run ends with it once every thread is joined
+          std::lock_guard<std::mutex> error_lock(world_mu_);
+          if (!internal_error_) internal_error_ = std::current_exception();
+        }
       }
       std::lock_guard<std::mutex> lock(world_mu_);
       a.exited = true;
@@ -539,6 +555,7 @@ Verdict ThreadWorld::run() {
   for (auto& t : threads_) {
     if (t.joinable()) t.join();
   }
+  if (internal_error_) std::rethrow_exception(internal_error_);
   return v;
 }
 

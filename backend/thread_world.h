@@ -24,6 +24,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <memory>
+#include <exception>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -125,6 +126,7 @@ class ThreadWorld {
   std::chrono::steady_clock::time_point start_;
 
   mutable std::mutex world_mu_;        // everything below, and the log
+  std::exception_ptr internal_error_;  // an actor threw what the model does not: rethrown by run()
   std::condition_variable world_cv_;   // storage waits, stop, actor exits
   RequestStream requests_;
   std::size_t request_count_;

@@ -17,6 +17,7 @@
 #include <string>
 #include <string_view>
 
+#include "policy/task.h"
 #include "policy/trace_event.h"
 
 namespace hcsim {
@@ -63,11 +64,6 @@ struct WorldCall {
   TimeNs timeout_ns = 0;                // kStorage: fail the call if it has not completed by then; 0: wait
   std::int64_t result = 0;
   bool raised = false;                  // the call raised: the awaiting actor gets an exception
-};
-
-// What an actor sees when a world call raised (an L3 client that throws, as upstream's may).
-struct WorldCallRaised : std::runtime_error {
-  using std::runtime_error::runtime_error;
 };
 
 class Runtime;

@@ -11,6 +11,7 @@
 #include <coroutine>
 #include <exception>
 #include <optional>
+#include <stdexcept>
 #include <utility>
 
 #include "policy/assert.h"
@@ -19,6 +20,11 @@ namespace hcsim {
 
 template <typename T>
 class Task;
+
+// What an actor sees when a world call raised (an L3 client that throws, as upstream's may).
+struct WorldCallRaised : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 namespace detail {
 
@@ -37,7 +43,15 @@ struct PromiseBase {
     void await_resume() noexcept {}
   };
   FinalAwaiter final_suspend() noexcept { return {}; }
-  void unhandled_exception() noexcept { exception = std::current_exception(); }
+  // Only a world call that raised is the modelled world's doing: it ends the actor, as upstream's
+  // thread dies. Anything else (out of memory, a broken contract) leaves the run through resume().
+  void unhandled_exception() {
+    try {
+      throw;
+    } catch (const WorldCallRaised&) {
+      exception = std::current_exception();
+    }
+  }
 };
 
 template <typename T>

@@ -3,6 +3,8 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <exception>
+#include <mutex>
 #include <thread>
 
 #include "policy/assert.h"
@@ -15,18 +17,27 @@ SeedSweep sweep_seeds(const Scenario& scenario, const RunOptions& options, std::
   sweep.runs.resize(static_cast<std::size_t>(count));
   std::atomic<std::int64_t> next{0};
   const auto t0 = std::chrono::steady_clock::now();
+  std::mutex error_mu;
+  std::exception_ptr error;  // the first run that failed outside the model (out of memory): the sweep stops
   auto worker = [&] {
-    for (std::int64_t i = next++; i < count; i = next++) {
-      RunOptions o = options;
-      o.seed = first_seed + static_cast<std::uint64_t>(i);
-      const RunResult r = simulate(scenario, o);
-      sweep.runs[static_cast<std::size_t>(i)] = {*o.seed, r.verdict.kind, r.verdict.at_ns, violated_names(r.invariants), r.log.digest()};
+    try {
+      for (std::int64_t i = next++; i < count; i = next++) {
+        RunOptions o = options;
+        o.seed = first_seed + static_cast<std::uint64_t>(i);
+        const RunResult r = simulate(scenario, o);
+        sweep.runs[static_cast<std::size_t>(i)] = {*o.seed, r.verdict.kind, r.verdict.at_ns, violated_names(r.invariants), r.log.digest()};
+      }
+    } catch (...) {
+      std::lock_guard lock(error_mu);
+      if (!error) error = std::current_exception();
+      next = count;
     }
   };
   std::vector<std::thread> threads;
   for (int j = 1; j < std::min<std::int64_t>(jobs, count); ++j) threads.emplace_back(worker);
   worker();
   for (auto& t : threads) t.join();
+  if (error) std::rethrow_exception(error);
   sweep.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   for (const SeedRun& r : sweep.runs) {

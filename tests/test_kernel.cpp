@@ -269,7 +269,7 @@ Task<> await_value(Kernel& k, int& out, TimeNs& at) {
 
 Task<int> throws_later(Kernel& k) {
   co_await Delay{k, 50};
-  throw std::runtime_error("storage read failed");
+  throw hcsim::WorldCallRaised("storage read failed");
   co_return 0;  // never reached; makes this a Task<int> coroutine returning a value
 }
 
@@ -284,6 +284,11 @@ Task<> catch_nested(Kernel& k, std::string& caught) {
 Task<> let_it_escape(Kernel& k, bool& after) {
   (void)co_await throws_later(k);
   after = true;  // must not run
+}
+
+Task<> runs_out_of_memory(Kernel& k) {
+  co_await Delay{k, 50};
+  throw std::bad_alloc();
 }
 
 }  // namespace
@@ -322,4 +327,12 @@ TEST_CASE("task: an exception inside a nested task propagates to the awaiter", "
   REQUIRE_FALSE(after);
   REQUIRE(u.exception());
   REQUIRE_THROWS_WITH(std::rethrow_exception(u.exception()), "storage read failed");
+}
+
+TEST_CASE("task: what the model does not raise (out of memory) leaves the run instead of ending an actor", "[task]") {
+  Kernel k;
+  Task<> t = runs_out_of_memory(k);
+  k.schedule_at(0, t.handle());
+  REQUIRE_THROWS_AS(k.run(1'000), std::bad_alloc);
+  REQUIRE_FALSE(t.exception());  // not a dead actor for the diagnosis to report
 }

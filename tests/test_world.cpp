@@ -93,7 +93,7 @@ TEST_CASE("world: a request stuck after an actor died is a lost worker, with the
   Runtime& sched = w.add_actor(0, ActorKind::kScheduler);
   auto dies = [](Runtime& rt) -> Task<> {
     co_await rt.sleep_ns(5'000'000);
-    throw std::runtime_error("batch_get raised");
+    throw hcsim::WorldCallRaised("batch_get raised");
   };
   auto polls = [](Runtime& rt) -> Task<> {
     rt.work_started(0);

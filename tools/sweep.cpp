@@ -297,6 +297,7 @@ SweepStats run_sweep(const SweepConfig& c) {
   std::atomic<std::int64_t> next{st.resumed};
   std::atomic<bool> failed{false};
   std::string failure;
+  bool out_of_memory = false;
   auto worker = [&] {
     for (;;) {
       const std::int64_t k = next.fetch_add(1);
@@ -316,6 +317,10 @@ SweepStats run_sweep(const SweepConfig& c) {
         Row row = format_row(g, run, m, wall_us);
         std::lock_guard<std::mutex> lock(mu);
         ring[static_cast<std::size_t>(k % window)] = std::move(row);
+      } catch (const std::bad_alloc&) {  // the process's limit, not the run's fault: said as such by main
+        std::lock_guard<std::mutex> lock(mu);
+        out_of_memory = true;
+        failed = true;
       } catch (const std::exception& e) {
         std::lock_guard<std::mutex> lock(mu);
         if (!failed.exchange(true)) failure = "run " + std::to_string(run) + ": " + e.what();
@@ -359,6 +364,7 @@ SweepStats run_sweep(const SweepConfig& c) {
   }
   for (auto& t : threads) t.join();
   flush();
+  if (out_of_memory) throw std::bad_alloc();
   if (failed.load()) throw std::runtime_error(failure);
   st.ran = written - st.resumed;
   progress.update(written, true);

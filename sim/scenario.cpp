@@ -294,6 +294,7 @@ Scenario parse_scenario(const std::string& text, const std::string& source) {
   std::map<std::string, RequestId> ids;
   const JsonNode requests = root.at("requests");
   requests.within(Limit::kRequests, static_cast<std::int64_t>(requests.raw().size()), "requests");
+  std::vector<std::string> prefixes;  // by request
   for (const JsonNode& r : requests.array(1)) {
     r.object({"name", "arrival_us", "input_tokens", "prefix", "abort_us"});
     RequestSpec req;
@@ -307,10 +308,13 @@ Scenario parse_scenario(const std::string& text, const std::string& source) {
       if (req.abort_ns < req.arrival_ns) v->fail("expected an abort at or after the request's arrival_us");
     }
     // Without a prefix a request's content is its own: a chain no named prefix can produce.
-    const std::string prefix = r.has("prefix") ? prefix_name(r.at("prefix")) : kOwnContent + req.name;
+    prefixes.push_back(r.has("prefix") ? prefix_name(r.at("prefix")) : kOwnContent + req.name);
     budget.charge(req.input_tokens / s.policy.page_size_tokens, [&](const std::string& m) { r.at("input_tokens").fail("the requests up to here make " + m); });
-    req.pages = prefix_page_keys(prefix, req.input_tokens / s.policy.page_size_tokens);
     s.workload.push_back(std::move(req));
+  }
+  // Keys only once every request is read and counted: a scenario over the limit holds none.
+  for (std::size_t i = 0; i < s.workload.size(); ++i) {
+    s.workload[i].pages = prefix_page_keys(prefixes[i], s.workload[i].input_tokens / s.policy.page_size_tokens);
   }
   if (auto n = root.find("l3")) {
     for (const JsonNode& o : n->array()) {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs each libFuzzer target for a fixed time (docs/fuzzing.md), from the project root.
+# Runs each libFuzzer target for a fixed time (docs/reliability.md), from the project root.
 #   tools/fuzz.sh [SECONDS] [TARGET...]     default: 60 seconds each; scenario grid trace mooncake replay
 # The build is build-fuzz/ (clang; tools/bootstrap.sh --fuzz installs it). Each target's corpus grows
 # in build-fuzz/corpus/TARGET/, seeded from the project's own files; a crash is written to

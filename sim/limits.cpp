@@ -13,6 +13,7 @@ namespace {
 
 struct LimitSpec {
   std::string_view name;
+  std::string_view description;
   std::int64_t default_value;
   std::int64_t min_value;
   std::int64_t max_value;
@@ -21,11 +22,14 @@ struct LimitSpec {
 // Defaults hold every shipped scenario and grid, and the public Mooncake trace at page size 64
 // (2.3 M pages) with room to spare; maxima are what the model's types hold.
 constexpr std::array<LimitSpec, kLimitCount> kSpecs = {{
-    {"pages", std::int64_t{1} << 26, 1, std::int64_t{1} << 40},
-    {"requests", std::int64_t{1} << 20, 1, (std::int64_t{1} << 31) - 2},
-    {"ranks", 64, 1, 1 << 14},
-    {"events", 200'000'000, 1, std::int64_t{1} << 62},
-    {"memory_mib", 16384, 0, std::int64_t{1} << 30},
+    {"pages", "page keys of all requests plus host and preloaded L3 pages over all ranks", std::int64_t{1} << 26, 1,
+     std::int64_t{1} << 40},
+    {"requests", "requests of a scenario, workload or trace", std::int64_t{1} << 20, 1, (std::int64_t{1} << 31) - 2},
+    {"ranks", "the TP size", 64, 1, 1 << 14},
+    {"events", "kernel events of one run; a run that reaches it ends with a starvation verdict", 200'000'000, 1,
+     std::int64_t{1} << 62},
+    {"memory_mib", "the process's heap in MiB (the simulator's commands; 0: none); beyond it, exit 2", 16384, 0,
+     std::int64_t{1} << 30},
 }};
 
 std::array<std::int64_t, kLimitCount> g_values = {kSpecs[0].default_value, kSpecs[1].default_value, kSpecs[2].default_value,
@@ -46,6 +50,7 @@ std::string names() {
 }  // namespace
 
 std::string_view limit_name(Limit l) { return spec(l).name; }
+std::string_view limit_description(Limit l) { return spec(l).description; }
 std::int64_t limit_value(Limit l) { return g_values[static_cast<std::size_t>(l)]; }
 std::int64_t limit_default(Limit l) { return spec(l).default_value; }
 std::int64_t limit_max(Limit l) { return spec(l).max_value; }

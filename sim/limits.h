@@ -25,6 +25,7 @@ enum class Limit : std::uint8_t {
 inline constexpr int kLimitCount = 5;
 
 std::string_view limit_name(Limit l);  // "pages", "requests", ...
+std::string_view limit_description(Limit l);  // what it bounds, one line
 std::int64_t limit_value(Limit l);
 std::int64_t limit_default(Limit l);
 std::int64_t limit_max(Limit l);  // what the model's types hold: the highest a limit may be raised to

@@ -75,12 +75,7 @@ commands:
 Run 'hcsim COMMAND --help' for a command's options and examples.
 
 limits, on every command (hcsim --limit NAME=N COMMAND ..., or anywhere after it; repeatable):
-  pages=67108864      page keys of all requests plus host and preloaded L3 pages over all ranks
-  requests=1048576    requests of a scenario, workload or trace
-  ranks=64            the TP size
-  events=200000000    kernel events of one run; a run that reaches it ends with a starvation verdict
-  memory_mib=16384    the process's heap (the simulator's commands; 0: none); beyond it, exit 2
-An input over a limit fails at once, naming the file, the place and the limit to raise.
+%LIMITS%An input over a limit fails at once, naming the file, the place and the limit to raise.
 
 exit codes: 0 ok, 1 internal error, 2 bad input (file, JSON pointer and reason on stderr),
             3 a verdict differs from --expect or from a scenario's expectation (validate: the worlds differ)
@@ -1095,6 +1090,20 @@ int cmd_plot(const std::vector<std::string>& args) {
 }
 
 
+// The usage, with the limits' defaults as this build has them.
+std::string usage() {
+  std::string limits;
+  for (int i = 0; i < kLimitCount; ++i) {
+    const auto l = static_cast<Limit>(i);
+    std::string entry = std::string(limit_name(l)) + "=" + std::to_string(limit_default(l));
+    entry.resize(std::max<std::size_t>(entry.size() + 2, 20), ' ');
+    limits.append("  ").append(entry).append(limit_description(l)).append("\n");
+  }
+  std::string text = kUsage;
+  text.replace(text.find("%LIMITS%"), 8, limits);
+  return text;
+}
+
 // Takes every "--limit NAME=N" (or "--limit=NAME=N") out of `args` and sets it.
 void take_limits(std::vector<std::string>& args) {
   for (std::size_t i = 0; i < args.size();) {
@@ -1148,7 +1157,7 @@ int main(int argc, char** argv) {
     return kExitBadInput;
   }
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
-    std::cout << kUsage;
+    std::cout << usage();
     return args.empty() ? kExitBadInput : kExitOk;
   }
   const std::string command = args[0];
@@ -1169,7 +1178,7 @@ int main(int argc, char** argv) {
     if (command == "sweep") return cmd_sweep(args);
     if (command == "merge") return cmd_merge(args);
     if (command == "plot") return cmd_plot(args);
-    std::cerr << "hcsim: unknown command '" << command << "'\n\n" << kUsage;
+    std::cerr << "hcsim: unknown command '" << command << "'\n\n" << usage();
     return kExitBadInput;
   } catch (const ScenarioError& e) {
     std::cerr << "hcsim: " << e.what() << "\n";

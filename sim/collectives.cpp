@@ -91,7 +91,7 @@ void CollectiveMatcher::complete(Kernel& kernel, Pending& p) {
   }
   TimeNs cost = cost_.latency_ns;
   if (root.op == CollectiveOp::kForward) cost += cost_.forward_base_ns + cost_.forward_ns_per_token * root.payload[0];
-  for (auto h : p.handles) kernel.schedule_at(kernel.now_ns() + cost, h);  // rank order
+  for (std::size_t r = 0; r < p.handles.size(); ++r) kernel.schedule_at(kernel.now_ns() + cost, p.handles[r], static_cast<int>(r));
   ++completed_;
 }
 

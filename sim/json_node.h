@@ -74,6 +74,7 @@ class JsonNode {
 
   const json& raw() const { return j_; }
   const std::string& pointer() const { return pointer_; }
+  const std::string& source() const { return source_; }
 
   // Objects: rejects keys outside `allowed`.
   void object(std::initializer_list<const char*> allowed) const {

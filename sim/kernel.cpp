@@ -16,12 +16,43 @@ TimeNs Kernel::next_time_ns() const {
   return heap_.front().time_ns;
 }
 
-void Kernel::schedule_at(TimeNs time_ns, std::coroutine_handle<> h) {
+void Kernel::schedule_at(TimeNs time_ns, std::coroutine_handle<> h, int rank) {
   HCSIM_ASSERT(time_ns >= now_ns_);
   HCSIM_ASSERT(h);
   HCSIM_ASSERT(heap_.size() < queue_max_);
-  heap_.push_back({time_ns, next_seq_++, h});
+  heap_.push_back({time_ns, next_seq_++, h, rank});
   std::push_heap(heap_.begin(), heap_.end(), later);
+}
+
+Kernel::Event Kernel::pop_next() {
+  HCSIM_ASSERT(!heap_.empty());
+  std::pop_heap(heap_.begin(), heap_.end(), later);
+  Event first = heap_.back();
+  heap_.pop_back();
+  if (choices_ == nullptr || first.rank < 0) return first;
+  // The earliest event's rank is the canonical one: only the order among its own events at this
+  // instant is open. Bounded by the queue.
+  same_instant_.clear();
+  while (!heap_.empty() && heap_.front().time_ns == first.time_ns) {
+    std::pop_heap(heap_.begin(), heap_.end(), later);
+    same_instant_.push_back(heap_.back());
+    heap_.pop_back();
+  }
+  std::size_t candidates = 1;  // `first`, then those of its rank, in seq order
+  for (std::size_t i = 0; i < same_instant_.size(); ++i) {
+    if (same_instant_[i].rank == first.rank) std::swap(same_instant_[i], same_instant_[candidates++ - 1]);
+  }
+  Event chosen = first;
+  if (candidates > 1) {
+    const int pick = choices_->choose(ChoiceKind::kOrder, first.rank, static_cast<int>(candidates), first.time_ns);
+    HCSIM_ASSERT(pick >= 0 && pick < static_cast<int>(candidates));
+    if (pick > 0) std::swap(chosen, same_instant_[static_cast<std::size_t>(pick - 1)]);
+  }
+  for (const Event& e : same_instant_) {  // back, with their sequence numbers: their order is kept
+    heap_.push_back(e);
+    std::push_heap(heap_.begin(), heap_.end(), later);
+  }
+  return chosen;
 }
 
 Kernel::RunEnd Kernel::run(TimeNs time_max_ns, std::uint64_t events_max) {
@@ -34,9 +65,7 @@ Kernel::RunEnd Kernel::run(TimeNs time_max_ns, std::uint64_t events_max) {
     }
     if (budget == 0) return RunEnd::kEventLimit;
     --budget;
-    std::pop_heap(heap_.begin(), heap_.end(), later);
-    const Event e = heap_.back();
-    heap_.pop_back();
+    const Event e = pop_next();
     HCSIM_ASSERT(e.time_ns >= now_ns_);
     now_ns_ = e.time_ns;
     ++events_processed_;

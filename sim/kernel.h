@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "policy/trace_event.h"
+#include "sim/choices.h"
 
 namespace hcsim {
 
@@ -25,7 +26,10 @@ class Kernel {
   // Time of the earliest pending event; only valid if pending() > 0.
   TimeNs next_time_ns() const;
 
-  void schedule_at(TimeNs time_ns, std::coroutine_handle<> h);
+  // `rank`: whose event it is (-1: the world's), for the order decisions of a ChoiceSource.
+  void schedule_at(TimeNs time_ns, std::coroutine_handle<> h, int rank = -1);
+  // With a source, which of one rank's same-instant events runs first is its decision.
+  void choose_order(ChoiceSource* source) { choices_ = source; }
   // Makes the current (or next) run() return after the event being processed; run() consumes it.
   void stop() { stop_requested_ = true; }
 
@@ -38,7 +42,11 @@ class Kernel {
     TimeNs time_ns;
     std::uint64_t seq;
     std::coroutine_handle<> handle;
+    int rank;
   };
+  // The next event to run: the earliest, or with a ChoiceSource, any event of the earliest's rank
+  // due at the same instant.
+  Event pop_next();
   static bool later(const Event& a, const Event& b) {
     return a.time_ns != b.time_ns ? a.time_ns > b.time_ns : a.seq > b.seq;
   }
@@ -49,6 +57,8 @@ class Kernel {
   std::uint64_t next_seq_ = 0;
   std::uint64_t events_processed_ = 0;
   bool stop_requested_ = false;
+  ChoiceSource* choices_ = nullptr;
+  std::vector<Event> same_instant_;  // scratch for pop_next
 };
 
 }  // namespace hcsim

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "policy/runtime.h"
+#include "sim/choices.h"
 
 namespace hcsim {
 
@@ -26,6 +27,7 @@ struct StorageResponse {
 using StorageCallKey = std::tuple<int, int, RequestId, int>;  // rank, op, request, ordinal
 
 struct Recording {
+  std::vector<Decision> decisions;  // an explored schedule's decisions (hcsim explore), else none
   std::vector<Arrival> arrivals;
   std::vector<Arrival> aborts;
   std::map<StorageCallKey, StorageResponse> storage;

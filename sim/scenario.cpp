@@ -147,6 +147,21 @@ DelayRule read_delay(const JsonNode& n, int tp, const std::map<std::string, Requ
   return r;
 }
 
+// {"op": "sidecar_get", "ranks": [1], "late_us": [0, 1000]}: the call's extra delay is one of late_us.
+LateRule read_late(const JsonNode& n, int tp, const std::map<std::string, RequestId>& ids) {
+  n.object({"op", "ranks", "requests", "from_us", "to_us", "late_us", "note"});
+  LateRule l;
+  // The matching fields are a delay rule's; a fixed 0 stands in for its effect.
+  json match = n.raw();
+  match.erase("late_us");
+  match["fixed_us"] = 0;
+  const JsonNode as_rule(match, n.source(), n.pointer());
+  l.match = read_delay(as_rule, tp, ids);
+  const JsonNode late = n.at("late_us");
+  for (const JsonNode& v : late.array(2)) l.late_ns.push_back(v.duration(1000, 0.0, kMaxUs));
+  return l;
+}
+
 Expectation read_expectation(const JsonNode& n, const std::map<std::string, RequestId>& ids) {
   n.object({"variant", "policy", "verdict", "violations", "outcomes", "note"});
   Expectation e;
@@ -226,7 +241,7 @@ Scenario parse_scenario(const std::string& text, const std::string& source) {
   const json doc = parse_json(text, source, "a scenario object (docs/scenario-format.md), like {\"name\": \"x\", \"tp\": 2, \"policy\": {...}, \"requests\": [...], ...}");
   const JsonNode root(doc, source, "");
   root.object({"name", "description", "incident", "upstream", "seed", "tp", "policy", "scheduler", "ranks", "storage",
-               "collective", "l3", "requests", "delays", "perturbations", "bounds", "expect"});
+               "collective", "l3", "requests", "delays", "perturbations", "explore", "bounds", "expect"});
   Scenario s;
   s.path = source;
   s.name = root.at("name").str();
@@ -356,6 +371,10 @@ Scenario parse_scenario(const std::string& text, const std::string& source) {
       s.perturbations.arrival_lo_ns = b[0].duration(1000, 0.0, kMaxUs);
       s.perturbations.arrival_hi_ns = b[1].duration(1000, static_cast<double>(s.perturbations.arrival_lo_ns) / 1000.0, kMaxUs);
     }
+  }
+  if (auto n = root.find("explore")) {
+    n->object({"late", "note"});
+    for (const JsonNode& l : n->at("late").array(1)) s.explore_late.push_back(read_late(l, tp, ids));
   }
   for (const JsonNode& e : root.at("expect").array(1)) s.expect.push_back(read_expectation(e, ids));
   return s;

@@ -95,6 +95,7 @@ struct Scenario {
   std::vector<L3Contents> l3;
   std::vector<DelayRule> delays;
   Perturbations perturbations;
+  std::vector<LateRule> explore_late;  // "explore": {"late": [...]}: the decisions hcsim explore enumerates
   std::vector<RequestSpec> workload;
   std::vector<Expectation> expect;
 };

@@ -40,6 +40,7 @@ RunSetup prepare_run(const Scenario& scenario, const RunOptions& options) {
     }
   }
   storage.seal();
+  storage.late_rules(scenario.explore_late, options.choices);
 
   // A request's abort moves with its arrival: the client's timeline shifts as a whole.
   RandomStream arrival_jitter(setup.seed, "perturb/arrival");
@@ -90,7 +91,13 @@ void judge_run(const Scenario& scenario, const std::vector<std::unique_ptr<Rank>
   result.invariants = check_invariants(inputs);
 }
 
-RunResult simulate(const Scenario& scenario, const RunOptions& options) {
+RunResult simulate(const Scenario& scenario, const RunOptions& given) {
+  // A replayed explored schedule takes its recorded decisions.
+  RunOptions options = given;
+  std::optional<ScriptedChoices> scripted;
+  if (options.replay != nullptr && !options.replay->decisions.empty() && options.choices == nullptr) {
+    options.choices = &scripted.emplace(options.replay->decisions);
+  }
   RunSetup setup = prepare_run(scenario, options);
   RunResult result;
   result.policy = setup.policy;
@@ -99,6 +106,8 @@ RunResult simulate(const Scenario& scenario, const RunOptions& options) {
   result.aborts = setup.aborts;
   StorageModel& storage = *setup.storage;
   SimWorld world(scenario.world, storage, std::move(setup.arrivals), scenario.workload.size(), std::move(setup.aborts));
+  world.choose_order(options.choices);
+  if (options.choices != nullptr) options.choices->observe([&world] { return world.waits_digest(); });
   // Every event reaches the invariants' fold and the caller's tap, also those past what the log keeps.
   InvariantEvents invariant_events;
   TeeTap tee{&invariant_events, options.tap};

@@ -17,6 +17,7 @@
 #include "sim/diagnosis.h"
 #include "sim/event_log.h"
 #include "sim/invariants.h"
+#include "sim/choices.h"
 #include "sim/recording.h"
 #include "sim/scenario.h"
 #include "sim/storage.h"
@@ -29,6 +30,7 @@ struct RunOptions {
   std::optional<std::uint64_t> seed;     // unset: the scenario's
   const Recording* replay = nullptr;     // drive arrivals, aborts and L3 timings from a trace
   EventTap* tap = nullptr;               // sees every event, also those past what the log keeps
+  ChoiceSource* choices = nullptr;       // decides same-instant order and explore.late delays (hcsim explore)
 };
 
 struct RankSummary {

@@ -174,6 +174,14 @@ StoragePlan StorageModel::plan(int rank, WorldCall& call, TimeNs now_ns) {
   for (std::size_t i = 0; i < jitter_.size(); ++i) {
     if (matches(jitter_[i], rank, call, now_ns)) plan.duration_ns += draw(jitter_[i], jitter_streams_[i]);
   }
+  for (const LateRule& l : late_) {
+    if (plan.never_completes || plan.raises || !matches(l.match, rank, call, now_ns)) continue;
+    const int n = static_cast<int>(l.late_ns.size());
+    const int pick = late_source_ != nullptr ? late_source_->choose(ChoiceKind::kLate, rank, n, now_ns) : 0;
+    HCSIM_ASSERT(pick >= 0 && pick < n);
+    plan.duration_ns += l.late_ns[static_cast<std::size_t>(pick)];
+    break;  // the first matching rule decides
+  }
   if (recorded_) {
     const int op = static_cast<int>(call.storage_op);
     const int ordinal = call_ordinals_[{rank, op, call.request}]++;

@@ -19,6 +19,7 @@
 
 #include "policy/runtime.h"
 #include "sim/lru_page_set.h"
+#include "sim/choices.h"
 #include "sim/random.h"
 #include "sim/recording.h"
 
@@ -37,6 +38,13 @@ struct DelayRule {
   double sigma = 0.0;                 // lognormal
 };
 std::string describe(const DelayRule& r);
+
+// A scenario's explore.late rule: each L3 call it matches (op, ranks, requests, window) takes one of
+// `late_ns` on top of its duration. A ChoiceSource decides which; a run without one takes the first.
+struct LateRule {
+  DelayRule match;
+  std::vector<TimeNs> late_ns;  // at least two
+};
 
 struct StorageConfig {
   TimeNs call_latency_ns = 100'000;
@@ -74,6 +82,12 @@ class StorageModel {
   // Plans `call` (a kStorage WorldCall) started by `rank` at `now_ns`; fills `call.present`.
   StoragePlan plan(int rank, WorldCall& call, TimeNs now_ns);
 
+  // The scenario's explore.late rules, and what decides among their delays (null: the first).
+  void late_rules(std::vector<LateRule> rules, ChoiceSource* source) {
+    late_ = std::move(rules);
+    late_source_ = source;
+  }
+
   // Serve the recorded duration and result of every call the recording has (see recording.h).
   void replay_from(const std::map<StorageCallKey, StorageResponse>* recorded) { recorded_ = recorded; }
   std::int64_t replayed_calls() const { return replayed_calls_; }
@@ -103,6 +117,8 @@ class StorageModel {
   std::vector<RandomStream> rule_streams_;     // one stream per rule: "delay/<index>"
   std::vector<DelayRule> jitter_;
   std::vector<RandomStream> jitter_streams_;   // "jitter/<index>"
+  std::vector<LateRule> late_;
+  ChoiceSource* late_source_ = nullptr;
   const std::map<StorageCallKey, StorageResponse>* recorded_ = nullptr;
   std::map<std::tuple<int, int, RequestId>, int> call_ordinals_;
   std::int64_t replayed_calls_ = 0;

@@ -61,6 +61,32 @@ std::string text(const json& j, const char* key, const std::string& file, std::s
   return j.at(key).get<std::string>();
 }
 
+// An explored schedule: [["order"|"late", rank, alternatives, taken], ...].
+std::vector<Decision> read_decisions(const json& j, const std::string& file) {
+  const std::string form = "expected [\"order\" or \"late\", rank, alternatives >= 2, taken < alternatives], e.g. [\"late\", 1, 2, 1]";
+  if (!j.is_array()) throw TraceError(file, 1, "decisions", "expected an array of decisions");
+  if (j.size() > kTraceEventsMax) throw TraceError(file, 1, "decisions", "more decisions than a trace holds events");
+  std::vector<Decision> out;
+  for (std::size_t i = 0; i < j.size(); ++i) {
+    const json& d = j[i];
+    const std::string where = "decisions[" + std::to_string(i) + "]";
+    if (!d.is_array() || d.size() != 4 || !d[0].is_string() || !d[1].is_number_integer() || !d[2].is_number_integer() || !d[3].is_number_integer()) {
+      throw TraceError(file, 1, where, form);
+    }
+    const std::string kind = d[0].get<std::string>();
+    const auto rank = d[1].get<std::int64_t>();
+    const auto alternatives = d[2].get<std::int64_t>();
+    const auto taken = d[3].get<std::int64_t>();
+    if ((kind != "order" && kind != "late") || rank < 0 || rank > 1 << 14 || alternatives < 2 || alternatives > 1 << 20 || taken < 0 ||
+        taken >= alternatives) {
+      throw TraceError(file, 1, where, form);
+    }
+    out.push_back({kind == "order" ? ChoiceKind::kOrder : ChoiceKind::kLate, static_cast<int>(rank), static_cast<int>(alternatives),
+                   static_cast<int>(taken)});
+  }
+  return out;
+}
+
 std::vector<Arrival> read_arrivals(const json& j, const char* key, const std::string& file) {
   std::vector<Arrival> out;
   if (!j.contains(key) || !j.at(key).is_array()) throw TraceError(file, 1, key, "expected an array of [request, t_ns]");
@@ -117,6 +143,7 @@ TraceHeader parse_header(const std::string& line, const std::string& file) {
   t.log_hash = h.at("digest").get<std::uint64_t>();
   t.arrivals = read_arrivals(h, "arrivals", file);
   t.aborts = read_arrivals(h, "aborts", file);
+  if (h.contains("decisions")) t.decisions = read_decisions(h.at("decisions"), file);
   return t;
 }
 
@@ -200,6 +227,11 @@ void write_trace(std::ostream& out, const TraceHeader& h, const EventLog& log) {
                  {"arrivals", arrivals_json(h.arrivals)},
                  {"aborts", arrivals_json(h.aborts)},
                  {"scenario", json::parse(h.scenario_json)}};
+  if (!h.decisions.empty()) {
+    json d = json::array();
+    for (const Decision& x : h.decisions) d.push_back({x.kind == ChoiceKind::kOrder ? "order" : "late", x.rank, x.alternatives, x.taken});
+    header["decisions"] = d;
+  }
   out << header.dump() << '\n';
   for (const TraceEvent& e : log.events()) {
     json fields = json::object();
@@ -287,6 +319,7 @@ void check_against(const TraceRead& trace, int ranks, std::size_t requests, Time
 
 Recording recording_of(const TraceRead& trace) {
   Recording r;
+  r.decisions = trace.header.decisions;
   r.arrivals = trace.header.arrivals;
   r.aborts = trace.header.aborts;
   std::map<std::tuple<int, int, RequestId>, int> ordinals;

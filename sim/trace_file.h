@@ -38,6 +38,7 @@ struct TraceHeader {
   std::uint64_t log_hash = 0; // the run's event-log digest
   std::vector<Arrival> arrivals;
   std::vector<Arrival> aborts;
+  std::vector<Decision> decisions;  // an explored schedule's (hcsim explore); written only if any
 };
 
 class TraceError : public std::runtime_error {

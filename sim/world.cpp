@@ -24,7 +24,7 @@ class SimWorld::ActorRuntime final : public Runtime {
   void notify(SignalId signal) override {
     auto& s = w_.signals_.at(static_cast<std::size_t>(signal));
     HCSIM_ASSERT(s.rank == rank_);
-    for (auto h : s.waiters) w_.kernel_.schedule_at(w_.kernel_.now_ns(), h);
+    for (auto h : s.waiters) w_.kernel_.schedule_at(w_.kernel_.now_ns(), h, rank_);
     s.waiters.clear();
   }
 
@@ -67,7 +67,7 @@ class SimWorld::ActorRuntime final : public Runtime {
       case WorldCall::Kind::kSleep:
         HCSIM_ASSERT(c.duration_ns >= 0);
         wait = WaitKind::kSleep;
-        k.schedule_at(k.now_ns() + c.duration_ns, h);
+        k.schedule_at(k.now_ns() + c.duration_ns, h, rank_);
         break;
       case WorldCall::Kind::kWait:
         wait = WaitKind::kSignal;
@@ -91,7 +91,7 @@ class SimWorld::ActorRuntime final : public Runtime {
         c.raised = plan.raises;
         emit(EventKind::kStorageCall, c.request, static_cast<std::int64_t>(c.storage_op),
              plan.raises ? kStorageRaises : plan.never_completes ? kStorageNever : plan.duration_ns, plan.result);
-        if (!plan.never_completes) k.schedule_at(k.now_ns() + plan.duration_ns, h);
+        if (!plan.never_completes) k.schedule_at(k.now_ns() + plan.duration_ns, h, rank_);
         break;
     }
     return true;
@@ -135,7 +135,7 @@ void SimWorld::spawn(Runtime& rt, Task<> task) {
   for (std::size_t i = 0; i < actors_.size(); ++i) {
     if (actors_[i].get() != &rt) continue;
     HCSIM_ASSERT(!tasks_[i].handle());
-    kernel_.schedule_at(kernel_.now_ns(), task.handle());
+    kernel_.schedule_at(kernel_.now_ns(), task.handle(), actors_[i]->rank());
     tasks_[i] = std::move(task);
     return;
   }
@@ -159,6 +159,29 @@ TimeNs SimWorld::last_due_transfer_ns() const {
     }
   }
   return last;
+}
+
+std::uint64_t SimWorld::waits_digest() const {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  const auto mix = [&h](std::uint64_t word) {
+    h ^= word;
+    h *= 0x100000001b3ULL;
+    h ^= h >> 29;
+  };
+  for (std::size_t i = 0; i < actors_.size(); ++i) {
+    const ActorRuntime& a = *actors_[i];
+    mix((static_cast<std::uint64_t>(a.wait) << 1) | (tasks_[i].done() ? 1U : 0U));
+    mix(static_cast<std::uint64_t>(a.since_ns));
+    if (a.call == nullptr) continue;
+    switch (a.wait) {
+      case WaitKind::kSleep: mix(static_cast<std::uint64_t>(a.call->duration_ns)); break;
+      case WaitKind::kSignal: mix(static_cast<std::uint64_t>(a.call->signal)); break;
+      case WaitKind::kCollective: mix(a.seq); break;
+      case WaitKind::kStorage: mix(static_cast<std::uint64_t>(a.plan.duration_ns) ^ (static_cast<std::uint64_t>(a.call->storage_op) << 56)); break;
+      default: break;
+    }
+  }
+  return h;
 }
 
 std::vector<ActorState> SimWorld::actor_states() const {

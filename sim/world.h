@@ -55,9 +55,13 @@ class SimWorld {
   const EventLog& log() const { return log_; }
   EventLog take_log() { return std::move(log_); }
   void tap_events(EventTap* tap) { log_.tap(tap); }
+  // Same-instant events of one rank run in the order `source` decides (null: as scheduled).
+  void choose_order(ChoiceSource* source) { kernel_.choose_order(source); }
   const Kernel& kernel() const { return kernel_; }
   const CollectiveMatcher& collectives() const { return matcher_; }
   std::vector<ActorState> actor_states() const;
+  // Where every actor is parked, as a hash: what it waits on and until when.
+  std::uint64_t waits_digest() const;
   // Per request: when the first rank started it, and which ranks have not finished it.
   std::vector<WorkItem> work_owed() const;
 

@@ -20,6 +20,7 @@
 #include "backend/gpu_run.h"
 #include "policy/fixes.h"
 #include "sim/determinism.h"
+#include "sim/explore.h"
 #include "sim/limits.h"
 #include "sim/scenario.h"
 #include "sim/seed_sweep.h"
@@ -59,6 +60,7 @@ commands:
   run SCENARIO      simulate one scenario and explain the verdict
   demo              the seed bug (incident S1) under pre-fix and seed-fix, side by side
   scan SCENARIO     sweep one injected delay and show where a hang begins
+  explore SCENARIO  search every schedule within a bound: a certificate, or the smallest failure as a trace
   run --all         run every expectation of every scenario in the library, as a table
   list              the scenario library: descriptions, upstream references, expected verdicts
   verify SCENARIO.. run every expectation the given scenarios declare; fail if any differs
@@ -296,11 +298,12 @@ int run_seeds(const Scenario& s, const RunOptions& opt, const std::string& varia
 
 // hcsim run --record: the run as a trace, with its scenario verbatim so a replay needs nothing else.
 void record_trace(const std::string& out_path, const std::string& scenario_path, const Scenario& s, const RunResult& r,
-                  const std::string& variant, const std::string& world = "sim") {
+                  const std::string& variant, const std::string& world = "sim", const std::vector<Decision>& decisions = {}) {
   std::ifstream in(scenario_path, std::ios::binary);
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   TraceHeader h = trace_header_of(text, s, r, variant);
   h.world = world;
+  h.decisions = decisions;
   std::ofstream out(out_path, std::ios::binary);
   write_trace(out, h, r.log);
   if (!out.flush()) throw BadInput("--record: cannot write " + out_path);
@@ -580,6 +583,95 @@ int cmd_demo(const std::vector<std::string>& args) {
     print_report(std::cout, s, runs[i].second, RunLabel{runs[i].first, walls[i]});
     std::cout << "\n";
   }
+  return kExitOk;
+}
+
+std::string describe_decision(const Scenario& s, const Decision& d) {
+  if (d.kind == ChoiceKind::kOrder) {
+    return "rank " + std::to_string(d.rank) + ": same-instant event " + std::to_string(d.taken + 1) + " of " + std::to_string(d.alternatives) + " ran first";
+  }
+  std::string late = "rank " + std::to_string(d.rank) + ": an L3 call took explore.late alternative " + std::to_string(d.taken + 1) + " of " +
+                     std::to_string(d.alternatives);
+  (void)s;
+  return late;
+}
+
+int cmd_explore(const std::vector<std::string>& args) {
+  VariantArgs va;
+  std::string path, record = "hcsim-explore.jsonl", target = "any";
+  ExploreBounds bounds;
+  po::options_description d("explore options");
+  d.add_options()("help,h", "show this help")("scenario", po::value(&path), "scenario JSON file");
+  add_variant_options(d, va);
+  d.add_options()
+      ("deviations", po::value(&bounds.deviations_max)->default_value(bounds.deviations_max), "search every schedule with at most N choices other than the first")
+      ("depth", po::value(&bounds.depth_max)->default_value(bounds.depth_max), "decision points per schedule open to deviation; later ones take the first")
+      ("schedules", po::value(&bounds.schedules_max)->default_value(bounds.schedules_max), "stop after this many runs")
+      ("target", po::value(&target)->default_value(target), "what to look for: any (a hang or a broken invariant), hang, or a hang kind: "
+                                                           "deadlock | collective_mismatch | starvation | lost_worker")
+      ("record", po::value(&record)->default_value(record), "write the counterexample, if one is found, as a trace to FILE");
+  po::positional_options_description pos;
+  pos.add("scenario", 1);
+  po::variables_map vm;
+  if (!parse(args, d, &pos, vm,
+             "usage: hcsim explore SCENARIO [--preset P] [--fix F]... [--deviations N] [--depth N] [--schedules N]\n\n"
+             "Searches the schedules the scenario allows instead of sampling seeds. Open decisions are the order of one\n"
+             "rank's events due at the same instant, and, for each L3 call an explore.late rule of the scenario matches,\n"
+             "which of its extra delays it gets (docs/scenario-format.md). The default schedule takes the first of\n"
+             "each; the search runs every schedule with at most --deviations other choices, fewest first, and stops a\n"
+             "run at a state it already reached. It answers either with the first failure (a hang or a broken\n"
+             "invariant) with the fewest deviations, written as a trace that 'hcsim replay' re-runs, or that none is\n"
+             "reachable within the bound, with the schedules and distinct states searched. Exit 3 when one is found.\n\n"
+             "examples:\n"
+             "  hcsim explore scenarios/himamba-sidecar-tick.json --preset pre-fix --target collective_mismatch   # the seed hang\n"
+             "  hcsim explore scenarios/himamba-sidecar-tick.json --preset seed-fix --deviations 3\n")) {
+    return kExitOk;
+  }
+  if (path.empty()) throw BadInput("explore: missing SCENARIO (see 'hcsim explore --help')");
+  if (bounds.deviations_max < 0 || bounds.deviations_max > 64) throw BadInput("--deviations: expected 0 to 64");
+  if (bounds.depth_max < 0) throw BadInput("--depth: expected 0 or more");
+  if (bounds.schedules_max < 1) throw BadInput("--schedules: expected 1 or more");
+  if (vm.count("seed")) va.seed = vm["seed"].as<std::uint64_t>();
+  const Scenario s = load_scenario_file(path);
+  const RunOptions opt = run_options(va);
+  const std::string variant = variant_name(va);
+  std::function<bool(const RunResult&)> fails = run_fails;
+  if (target == "hang") {
+    fails = [](const RunResult& run) { return run.verdict.hang(); };
+  } else if (target != "any") {
+    std::optional<HangKind> kind;
+    for (auto k : {HangKind::kDeadlock, HangKind::kCollectiveMismatch, HangKind::kStarvation, HangKind::kLostWorker}) {
+      if (hang_kind_name(k) == target) kind = k;
+    }
+    if (!kind) throw BadInput("--target: expected any, hang, deadlock, collective_mismatch, starvation or lost_worker; got '" + target + "'");
+    fails = [k = *kind](const RunResult& run) { return run.verdict.kind == k; };
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  const ExploreResult r = explore(s, opt, bounds, fails);
+  const double wall_s = wall_ms_since(t0) / 1000.0;
+  std::printf("explore    %s under %s, policy %s: at most %d deviation(s), depth %d, %lld schedules\n", s.name.c_str(), variant.c_str(),
+              std::string(policy_name(opt.policy.value_or(s.policy.policy))).c_str(), bounds.deviations_max, bounds.depth_max,
+              static_cast<long long>(bounds.schedules_max));
+  std::printf("searched   %lld schedule(s), %lld stopped at a state already reached; %lld distinct state(s); up to %lld decision points "
+              "in a schedule; %.2f s\n",
+              static_cast<long long>(r.schedules), static_cast<long long>(r.pruned), static_cast<long long>(r.states),
+              static_cast<long long>(r.decision_points_max), wall_s);
+  if (r.counterexample) {
+    const Counterexample& c = *r.counterexample;
+    std::printf("found      %s at %s with %d deviation(s) from the default schedule\n", verdict_word(c.result.verdict).c_str(),
+                format_ms(c.result.verdict.at_ns).c_str(), c.deviations);
+    if (const std::string line = collective_line(c.result.verdict); !line.empty()) std::printf("           %s\n", line.c_str());
+    for (std::size_t i = 0; i < c.decisions.size(); ++i) {
+      if (c.decisions[i].taken != 0) std::printf("           decision %zu: %s\n", i, describe_decision(s, c.decisions[i]).c_str());
+    }
+    record_trace(record, path, s, c.result, variant, "sim", c.decisions);
+    std::printf("trace      %s (hcsim replay %s re-runs it; hcsim export --chrome shows it)\n", record.c_str(), record.c_str());
+    return kExitUnexpected;
+  }
+  const bool whole = !r.schedules_cut;
+  const std::string what = target == "any" ? "no hang and no broken invariant" : target == "hang" ? "no hang" : "no " + target;
+  std::printf("%s %s reachable with at most %d deviation(s)%s%s\n", whole ? "certified " : "incomplete", what.c_str(), r.deviations_done, whole ? "" : " (the schedule bound stopped the search: raise --schedules)",
+              r.depth_cut ? "; decision points past --depth took the first alternative" : "");
   return kExitOk;
 }
 
@@ -914,11 +1006,14 @@ int cmd_validate(const std::vector<std::string>& args) {
       // Past the verdict, the comparison needs the model's pace; a machine whose collectives are too
       // slow for the scenario cannot keep it, and that is not a difference between the worlds.
       std::string status = why.empty() ? "same" : "DIFFER";
-      if (!why.empty() && sim.verdict.kind == gpu.run.verdict.kind && gpu.stats.sleeps_behind_model > 0) {
+      // Real I/O that outlasted the model moves a transfer's end past the pass the model ends it before.
+      const bool lost_pace = gpu.stats.sleeps_behind_model > 0 || gpu.stats.storage_overruns > 0;
+      if (!why.empty() && sim.verdict.kind == gpu.run.verdict.kind && lost_pace) {
         status = "unpaced";
         why += "; a Gloo round of " + std::to_string(gpu.mean_collective_round_ns / 1'000) + " us (modelled " +
                std::to_string(s.world.collective.latency_ns / 1'000) + " us) left the run up to " +
                std::to_string(gpu.stats.model_lag_max_ns / 1'000) + " us behind the model's clock";
+        if (gpu.stats.storage_overruns > 0) why += ", and " + std::to_string(gpu.stats.storage_overruns) + " L3 call(s) outlasted the model";
       }
       TimeNs worst_ns = 0;
       for (const auto& [key, seq] : ds) {
@@ -1167,6 +1262,7 @@ int main(int argc, char** argv) {
     if (command == "run") return cmd_run(args);
     if (command == "demo") return cmd_demo(args);
     if (command == "scan") return cmd_scan(args);
+    if (command == "explore") return cmd_explore(args);
     if (command == "verify") return cmd_verify(args);
     if (command == "list") return cmd_list(args);
     if (command == "replay") return cmd_replay(args);

@@ -21,6 +21,8 @@
 #include "policy/fixes.h"
 #include "sim/determinism.h"
 #include "sim/explore.h"
+#include "sim/input_file.h"
+#include "sim/shrink.h"
 #include "sim/limits.h"
 #include "sim/scenario.h"
 #include "sim/seed_sweep.h"
@@ -61,6 +63,7 @@ commands:
   demo              the seed bug (incident S1) under pre-fix and seed-fix, side by side
   scan SCENARIO     sweep one injected delay and show where a hang begins
   explore SCENARIO  search every schedule within a bound: a certificate, or the smallest failure as a trace
+  shrink INPUT      the smallest scenario that fails the same way as a failing scenario or trace
   run --all         run every expectation of every scenario in the library, as a table
   list              the scenario library: descriptions, upstream references, expected verdicts
   verify SCENARIO.. run every expectation the given scenarios declare; fail if any differs
@@ -675,6 +678,114 @@ int cmd_explore(const std::vector<std::string>& args) {
   return kExitOk;
 }
 
+int cmd_shrink(const std::vector<std::string>& args) {
+  VariantArgs va;
+  std::string path, out = "shrunk.json", record;
+  ShrinkBounds bounds;
+  po::options_description d("shrink options");
+  d.add_options()("help,h", "show this help")("input", po::value(&path), "a scenario JSON file, or a trace (.jsonl) whose scenario to shrink");
+  add_variant_options(d, va);
+  d.add_options()
+      ("out,o", po::value(&out)->default_value(out), "write the smallest failing scenario to FILE")
+      ("record", po::value(&record), "also run it and write the run as a trace to FILE")
+      ("runs", po::value(&bounds.runs_max)->default_value(bounds.runs_max), "stop after this many runs");
+  po::positional_options_description pos;
+  pos.add("input", 1);
+  po::variables_map vm;
+  if (!parse(args, d, &pos, vm,
+             "usage: hcsim shrink SCENARIO|TRACE [--preset P] [--fix F]... [--seed N] [-o OUT.json] [--record OUT.jsonl]\n\n"
+             "Finds a smaller scenario that fails the same way: the same hang kind, at a collective of the same group\n"
+             "and operations. It drops requests (halves first), delay, jitter and L3 rules and perturbations, lowers\n"
+             "the TP size, and shrinks token counts, L3 pages, delays and arrival times, keeping each change the\n"
+             "failure survives, until none helps. Prints every change kept, writes the result (with the failure as its\n"
+             "expectation) and checks that it fails when read back. A trace is shrunk from its scenario, variant,\n"
+             "policy and seed, run by the model (not replayed): it must fail that way.\n\n"
+             "examples:\n"
+             "  hcsim shrink traces/qwen35-tp4-wait-complete-hang.jsonl -o qwen35-small.json --record qwen35-small.jsonl\n"
+             "  hcsim shrink scenarios/himamba-sidecar-lag-tp4.json --preset pre-fix\n")) {
+    return kExitOk;
+  }
+  if (path.empty()) throw BadInput("shrink: missing SCENARIO or TRACE (see 'hcsim shrink --help')");
+  if (bounds.runs_max < 1) throw BadInput("--runs: expected 1 or more");
+  nlohmann::json scenario;
+  std::string source = path;
+  const bool from_trace = path.size() > 6 && path.ends_with(".jsonl");
+  if (from_trace) {
+    const TraceRead trace = read_trace(path);
+    scenario = nlohmann::json::parse(trace.header.scenario_json);
+    source = path + " (its scenario)";
+    if (vm["preset"].defaulted() && va.fixes.empty() && va.without.empty()) {
+      const auto first_op = trace.header.variant.find_first_of("+~");
+      va.preset = trace.header.variant.substr(0, first_op);
+      std::string extra = first_op == std::string::npos ? "" : trace.header.variant.substr(first_op);
+      for (std::size_t at = 0; at < extra.size();) {
+        const auto next = extra.find_first_of("+~", at + 1);
+        (extra[at] == '+' ? va.fixes : va.without).push_back(extra.substr(at + 1, next == std::string::npos ? next : next - at - 1));
+        at = next == std::string::npos ? extra.size() : next;
+      }
+    }
+    if (va.policy.empty()) va.policy = trace.header.policy;
+    if (!vm.count("seed")) va.seed = trace.header.seed;
+  } else {
+    scenario = nlohmann::json::parse(read_bounded_file(path, kScenarioBytesMax, "a scenario is a description, not data"), nullptr, false);
+    if (scenario.is_discarded()) (void)load_scenario_file(path);  // says where the JSON is wrong
+  }
+  if (vm.count("seed")) va.seed = vm["seed"].as<std::uint64_t>();
+  RunOptions opt = run_options(va);
+  if (va.seed) scenario["seed"] = *va.seed;  // the result carries the seed it fails with
+  opt.seed.reset();
+  const std::string variant = variant_name(va);
+  const auto t0 = std::chrono::steady_clock::now();
+  ShrinkResult r = shrink(scenario, source, opt, bounds);
+  const std::string policy(policy_name(opt.policy.value_or(r.result.policy.policy)));
+  std::printf("shrink     %s under %s, policy %s: %s\n", scenario.value("name", "").c_str(), variant.c_str(), policy.c_str(),
+              describe(r.signature).c_str());
+  // Successive halvings of one number read as one step: "/delays/0/fixed_us 488000 -> 412 (16 runs kept)".
+  for (std::size_t i = 0; i < r.steps.size();) {
+    const std::string& step = r.steps[i];
+    const auto arrow = step.find(" -> ");
+    const auto field_end = arrow == std::string::npos ? std::string::npos : step.rfind(' ', arrow - 1);
+    std::size_t j = i + 1;
+    if (field_end != std::string::npos) {
+      const std::string field = step.substr(0, field_end + 1);
+      while (j < r.steps.size() && r.steps[j].starts_with(field) && r.steps[j].find(" -> ") != std::string::npos) ++j;
+    }
+    if (j - i == 1) {
+      std::printf("  kept     %s\n", step.c_str());
+    } else {
+      const std::string& last = r.steps[j - 1];
+      std::printf("  kept     %s%s (%zu steps)\n", step.substr(0, arrow).c_str(), last.substr(last.find(" -> ")).c_str(), j - i);
+    }
+    i = j;
+  }
+  auto count = [](const nlohmann::json& s, const char* key) { return s.contains(key) ? s[key].size() : std::size_t{0}; };
+  std::printf("result     tp %d, %zu request(s), %zu delay rule(s), %zu L3 object(s)%s; %lld run(s), %.2f s%s\n", r.scenario["tp"].get<int>(),
+              count(r.scenario, "requests"), count(r.scenario, "delays"), count(r.scenario, "l3"),
+              r.scenario.contains("perturbations") ? ", perturbations kept" : "", static_cast<long long>(r.runs), wall_ms_since(t0) / 1000.0,
+              r.runs_cut ? " (the run bound stopped it: --runs)" : "");
+  // The result names its failure as its one expectation, and is checked by reading it back.
+  r.scenario["name"] = scenario.value("name", "scenario") + "-shrunk";
+  r.scenario["description"] = "Shrunk by hcsim shrink from " + path + ": " + describe(r.signature) + " under " + variant + ", " + policy;
+  r.scenario["expect"] = nlohmann::json::array({{{"variant", variant}, {"policy", policy}, {"verdict", std::string(hang_kind_name(r.signature.kind))}}});
+  {
+    std::ofstream f(out, std::ios::binary);
+    if (!(f << r.scenario.dump(2) << "\n")) throw BadInput("-o: cannot write " + out);
+  }
+  const Scenario written = load_scenario_file(out);
+  const RunResult again = simulate(written, opt);
+  if (!(signature_of(again) == r.signature)) {
+    std::cerr << "hcsim: " << out << " does not fail the same way when read back\n";
+    return kExitInternal;
+  }
+  std::printf("wrote      %s: %s at %s (hcsim run %s%s)\n", out.c_str(), verdict_word(again.verdict).c_str(), format_ms(again.verdict.at_ns).c_str(),
+              out.c_str(), variant_flags(variant).c_str());
+  if (!record.empty()) {
+    record_trace(record, out, written, again, variant);
+    std::printf("trace      %s (hcsim replay %s)\n", record.c_str(), record.c_str());
+  }
+  return kExitOk;
+}
+
 int cmd_scan(const std::vector<std::string>& args) {
   VariantArgs va;
   std::string path, values;
@@ -1263,6 +1374,7 @@ int main(int argc, char** argv) {
     if (command == "demo") return cmd_demo(args);
     if (command == "scan") return cmd_scan(args);
     if (command == "explore") return cmd_explore(args);
+    if (command == "shrink") return cmd_shrink(args);
     if (command == "verify") return cmd_verify(args);
     if (command == "list") return cmd_list(args);
     if (command == "replay") return cmd_replay(args);

@@ -142,6 +142,7 @@ ExploreResult explore(const Scenario& scenario, const RunOptions& options, const
     result.deviations_done = k;
     level = std::move(next);
   }
+  result.exhausted = level.empty() && !result.schedules_cut;
   return result;
 }
 

@@ -43,6 +43,7 @@ struct ExploreResult {
   std::int64_t decision_points_max = 0;  // in one schedule
   int deviations_done = 0;           // every schedule with at most this many deviations ran
   bool schedules_cut = false;        // schedules_max stopped the search
+  bool exhausted = false;            // no schedule deviates more than deviations_done: all were searched
   bool depth_cut = false;            // a schedule had more decision points than depth_max
   std::optional<Counterexample> counterexample;  // a hang or a broken invariant, fewest deviations
 };

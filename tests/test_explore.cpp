@@ -131,6 +131,7 @@ TEST_CASE("explore certifies seed-fix and timeout-bounded: no hang, no broken in
     INFO(variant);
     CHECK_FALSE(r.counterexample);
     CHECK_FALSE(r.schedules_cut);
+    CHECK(r.exhausted);
     CHECK(r.schedules > 100);
     CHECK(r.states > r.schedules / 2);
     CHECK(r.pruned > 0);

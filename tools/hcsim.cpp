@@ -673,7 +673,11 @@ int cmd_explore(const std::vector<std::string>& args) {
   }
   const bool whole = !r.schedules_cut;
   const std::string what = target == "any" ? "no hang and no broken invariant" : target == "hang" ? "no hang" : "no " + target;
-  std::printf("%s %s reachable with at most %d deviation(s)%s%s\n", whole ? "certified " : "incomplete", what.c_str(), r.deviations_done, whole ? "" : " (the schedule bound stopped the search: raise --schedules)",
+  const std::string scope = r.exhausted ? "in every schedule the scenario allows (none deviates more than " + std::to_string(r.deviations_done) +
+                                              " times)"
+                                        : "reachable with at most " + std::to_string(r.deviations_done) + " deviation(s)";
+  std::printf("%s %s %s%s%s\n", whole ? "certified " : "incomplete", what.c_str(), scope.c_str(),
+              whole ? "" : " (the schedule bound stopped the search: raise --schedules)",
               r.depth_cut ? "; decision points past --depth took the first alternative" : "");
   return kExitOk;
 }

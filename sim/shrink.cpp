@@ -204,6 +204,30 @@ class Shrinker {
     if (s.contains("delays")) {
       for (std::size_t i = 0; i < s["delays"].size(); ++i) changed = smaller("/delays/" + std::to_string(i) + "/fixed_us", 0) || changed;
     }
+    return random_ranges() || changed;
+  }
+
+  // The random choices a seed makes, each range narrowed toward its low end: a draw from [lo, hi]
+  // shrinks as hi does, down to lo, where the draw is no longer random.
+  bool random_ranges() {
+    bool changed = false;
+    json& s = current();
+    if (!s.contains("perturbations")) return false;
+    const auto low_of = [&](const std::string& pair) {
+      const json::json_pointer p(pair);
+      return current().contains(p) && current()[p].size() == 2 ? static_cast<std::int64_t>(std::ceil(current()[p][0].get<double>()))
+                                                              : std::int64_t{0};
+    };
+    if (s["perturbations"].contains("jitter")) {
+      for (std::size_t i = 0; i < s["perturbations"]["jitter"].size(); ++i) {
+        const std::string rule = "/perturbations/jitter/" + std::to_string(i);
+        changed = smaller(rule + "/fixed_us", 0) || changed;
+        changed = smaller(rule + "/uniform_us/1", low_of(rule + "/uniform_us")) || changed;
+      }
+    }
+    for (const char* pair : {"/perturbations/arrival_us", "/perturbations/device_free_pages"}) {
+      changed = smaller(std::string(pair) + "/1", low_of(pair)) || changed;
+    }
     return changed;
   }
 

@@ -4,7 +4,9 @@
 //   - drop requests (halves first, then one at a time), delay and jitter rules, L3 contents,
 //     perturbations, explore rules;
 //   - fewer ranks (rank lists clamped to the new TP);
-//   - smaller numbers: input tokens, L3 pages, delays, arrival times.
+//   - smaller numbers: input tokens, L3 pages, delays, arrival times;
+//   - smaller random choices: each perturbation range [lo, hi] narrowed toward lo, so the draws a
+//     seed makes from it shrink with it (per rule, not per draw: the result stays a scenario).
 // Every pass repeats until none helps, within a bound on runs. Candidates the scenario reader
 // refuses are skipped. Each step kept is reported, so the user sees what did not matter.
 //

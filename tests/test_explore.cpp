@@ -181,3 +181,20 @@ TEST_CASE("shrink makes the reconstructed Qwen3.5 CI trace small, and it fails t
   // A scenario that completes has nothing to shrink.
   CHECK_THROWS_AS(shrink(scenario, "qwen35", options_of("seed-fix"), ShrinkBounds{}), ScenarioError);
 }
+
+TEST_CASE("shrink narrows the random choices a hang needs toward their low end") {
+  // The seed hang driven by a random lag: rank 1's Mamba read draws up to 600 ms late.
+  nlohmann::json s = nlohmann::json::parse(std::ifstream("scenarios/himamba-sidecar-lag.json"));
+  s["delays"] = nlohmann::json::array();
+  s["perturbations"]["jitter"].push_back({{"op", "sidecar_get"}, {"ranks", {1}}, {"uniform_us", {0, 600000}}});
+  const ShrinkResult r = shrink(s, "random-lag.json", options_of("pre-fix"), ShrinkBounds{});
+  REQUIRE(r.signature.kind == HangKind::kCollectiveMismatch);
+  // The other jitter rules go; the lag's range shrinks by orders of magnitude but stays: without it, no hang.
+  REQUIRE(r.scenario["perturbations"]["jitter"].size() == 1);
+  const auto high_us = r.scenario["perturbations"]["jitter"][0]["uniform_us"][1].get<double>();
+  CHECK(high_us < 6000);
+  CHECK(high_us > 0);
+  nlohmann::json without = r.scenario;
+  without.erase("perturbations");
+  CHECK_FALSE(simulate(parse_scenario(without.dump(), "no-lag.json"), options_of("pre-fix")).verdict.hang());
+}

@@ -112,6 +112,20 @@ std::string variant_name(const VariantArgs& a) {
   return v;
 }
 
+// A variant expression (PRESET[+FIX|~FIX]...) as the options that select it.
+VariantArgs variant_args_of(const std::string& variant) {
+  VariantArgs va;
+  const auto first_op = variant.find_first_of("+~");
+  va.preset = variant.substr(0, first_op);
+  const std::string extra = first_op == std::string::npos ? "" : variant.substr(first_op);
+  for (std::size_t at = 0; at < extra.size();) {  // bounded: each round moves past one fix
+    const auto next = extra.find_first_of("+~", at + 1);
+    (extra[at] == '+' ? va.fixes : va.without).push_back(extra.substr(at + 1, next == std::string::npos ? next : next - at - 1));
+    at = next == std::string::npos ? extra.size() : next;
+  }
+  return va;
+}
+
 // The command-line flags that select a variant expression, for reproduce lines.
 std::string variant_flags(const std::string& variant) {
   auto at = variant.find_first_of("+~");
@@ -344,16 +358,9 @@ int cmd_replay(const std::vector<std::string>& args) {
   const Scenario s = parse_scenario(trace.header.scenario_json, path + " (its scenario)");
   check_against(trace, s.world.ranks, s.workload.size(), s.world.bounds.horizon_ns, path);
   const bool same_code = preset.empty() && fixes.empty() && without.empty() && policy.empty();
-  VariantArgs va;
-  std::string recorded_variant = trace.header.variant;
-  const auto first_op = recorded_variant.find_first_of("+~");
-  va.preset = preset.empty() ? recorded_variant.substr(0, first_op) : preset;
-  std::string extra = preset.empty() && first_op != std::string::npos ? recorded_variant.substr(first_op) : "";
-  for (std::size_t at = 0; at < extra.size();) {  // the recorded additions and removals, then ours
-    const auto next = extra.find_first_of("+~", at + 1);
-    (extra[at] == '+' ? va.fixes : va.without).push_back(extra.substr(at + 1, next == std::string::npos ? next : next - at - 1));
-    at = next == std::string::npos ? extra.size() : next;
-  }
+  // The recorded preset, additions and removals, then ours; or our preset alone.
+  VariantArgs va = preset.empty() ? variant_args_of(trace.header.variant) : VariantArgs{};
+  if (!preset.empty()) va.preset = preset;
   va.fixes.insert(va.fixes.end(), fixes.begin(), fixes.end());
   va.without.insert(va.without.end(), without.begin(), without.end());
   va.policy = policy.empty() ? trace.header.policy : policy;
@@ -589,14 +596,10 @@ int cmd_demo(const std::vector<std::string>& args) {
   return kExitOk;
 }
 
-std::string describe_decision(const Scenario& s, const Decision& d) {
-  if (d.kind == ChoiceKind::kOrder) {
-    return "rank " + std::to_string(d.rank) + ": same-instant event " + std::to_string(d.taken + 1) + " of " + std::to_string(d.alternatives) + " ran first";
-  }
-  std::string late = "rank " + std::to_string(d.rank) + ": an L3 call took explore.late alternative " + std::to_string(d.taken + 1) + " of " +
-                     std::to_string(d.alternatives);
-  (void)s;
-  return late;
+std::string describe_decision(const Decision& d) {
+  const std::string of = std::to_string(d.taken + 1) + " of " + std::to_string(d.alternatives);
+  if (d.kind == ChoiceKind::kOrder) return "rank " + std::to_string(d.rank) + ": same-instant event " + of + " ran first";
+  return "rank " + std::to_string(d.rank) + ": an L3 call took explore.late alternative " + of;
 }
 
 int cmd_explore(const std::vector<std::string>& args) {
@@ -665,7 +668,7 @@ int cmd_explore(const std::vector<std::string>& args) {
                 format_ms(c.result.verdict.at_ns).c_str(), c.deviations);
     if (const std::string line = collective_line(c.result.verdict); !line.empty()) std::printf("           %s\n", line.c_str());
     for (std::size_t i = 0; i < c.decisions.size(); ++i) {
-      if (c.decisions[i].taken != 0) std::printf("           decision %zu: %s\n", i, describe_decision(s, c.decisions[i]).c_str());
+      if (c.decisions[i].taken != 0) std::printf("           decision %zu: %s\n", i, describe_decision(c.decisions[i]).c_str());
     }
     record_trace(record, path, s, c.result, variant, "sim", c.decisions);
     std::printf("trace      %s (hcsim replay %s re-runs it; hcsim export --chrome shows it)\n", record.c_str(), record.c_str());
@@ -719,14 +722,10 @@ int cmd_shrink(const std::vector<std::string>& args) {
     scenario = nlohmann::json::parse(trace.header.scenario_json);
     source = path + " (its scenario)";
     if (vm["preset"].defaulted() && va.fixes.empty() && va.without.empty()) {
-      const auto first_op = trace.header.variant.find_first_of("+~");
-      va.preset = trace.header.variant.substr(0, first_op);
-      std::string extra = first_op == std::string::npos ? "" : trace.header.variant.substr(first_op);
-      for (std::size_t at = 0; at < extra.size();) {
-        const auto next = extra.find_first_of("+~", at + 1);
-        (extra[at] == '+' ? va.fixes : va.without).push_back(extra.substr(at + 1, next == std::string::npos ? next : next - at - 1));
-        at = next == std::string::npos ? extra.size() : next;
-      }
+      const VariantArgs recorded = variant_args_of(trace.header.variant);
+      va.preset = recorded.preset;
+      va.fixes = recorded.fixes;
+      va.without = recorded.without;
     }
     if (va.policy.empty()) va.policy = trace.header.policy;
     if (!vm.count("seed")) va.seed = trace.header.seed;

@@ -2,7 +2,7 @@
 # The sanitizer jobs, on clang (tools/bootstrap.sh --sanitizers installs it):
 #   tools/sanitize.sh asan   AddressSanitizer + LeakSanitizer + UBSan build in build-asan/: every test
 #   tools/sanitize.sh tsan   ThreadSanitizer build in build-tsan/: the GPU backend's threaded tests
-#                            (actor threads, Gloo groups, watchdog, flight recorder) and a validate run
+#                            (actor threads, Gloo groups, watchdog, flight recorder) and an hcsim gpu run
 #   tools/sanitize.sh        both
 # Any report fails the test it comes from. Meson's test log of each job is build-*/test-output.txt.
 set -uo pipefail
@@ -15,7 +15,7 @@ for job in "$@"; do
     asan)
       dir=build-asan native=tools/meson/asan-ubsan.ini targets=() tests=() ;;
     tsan)
-      dir=build-tsan native=tools/meson/tsan.ini targets=(tests/test_backend hcsim) tests=(backend validate_host) ;;
+      dir=build-tsan native=tools/meson/tsan.ini targets=(tests/test_backend hcsim) tests=(backend gpu_host_seed_fix) ;;
     *)
       echo "sanitize: unknown job '$job' (expected asan or tsan)" >&2
       exit 2 ;;

@@ -1,5 +1,6 @@
 #include "sim/explore.h"
 
+#include <chrono>
 #include <unordered_map>
 #include <utility>
 
@@ -96,12 +97,17 @@ ExploreResult explore(const Scenario& scenario, const RunOptions& options, const
   ExploreResult result;
   std::unordered_map<std::uint64_t, int> visited;  // state -> fewest deviations it was reached with
   std::vector<Frontier> level(1);                   // level 0: the default schedule
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto out_of_time = [&] {
+    return bounds.seconds_max > 0 && std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() >= bounds.seconds_max;
+  };
   for (int k = 0; k <= bounds.deviations_max && !level.empty(); ++k) {
     std::vector<Frontier> next;
     for (std::size_t index = 0; index < level.size(); ++index) {  // bounded by schedules_max
       const Frontier& f = level[index];
-      if (result.schedules == bounds.schedules_max) {
+      if (result.schedules == bounds.schedules_max || out_of_time()) {
         result.schedules_cut = true;
+        result.time_cut = result.schedules < bounds.schedules_max;
         return result;
       }
       ExploringChoices choices(f.forced, f.deviations, visited, bounds, result);
@@ -119,7 +125,7 @@ ExploreResult explore(const Scenario& scenario, const RunOptions& options, const
       result.decision_points_max = std::max(result.decision_points_max, static_cast<std::int64_t>(taken.size()));
       if (run && fails(*run)) {
         result.counterexample = Counterexample{std::move(taken), f.deviations, std::move(*run)};
-        result.deviations_done = k;
+        result.deviations_done = k - 1;  // every schedule with fewer deviations ran, and none failed
         return result;
       }
       if (k == bounds.deviations_max) continue;

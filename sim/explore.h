@@ -28,6 +28,7 @@ struct ExploreBounds {
   int deviations_max = 2;               // choices other than the first, per schedule
   int depth_max = 4096;                 // decision points per schedule open to deviation; later ones take the first
   std::int64_t schedules_max = 100'000; // runs, over all levels
+  double seconds_max = 0;               // wall time; 0: none. The one bound whose answer depends on the machine
 };
 
 struct Counterexample {
@@ -41,8 +42,9 @@ struct ExploreResult {
   std::int64_t pruned = 0;           // runs stopped at a state already reached
   std::int64_t states = 0;           // distinct states at decision points
   std::int64_t decision_points_max = 0;  // in one schedule
-  int deviations_done = 0;           // every schedule with at most this many deviations ran
-  bool schedules_cut = false;        // schedules_max stopped the search
+  int deviations_done = -1;          // every schedule with at most this many deviations ran (-1: not the default one)
+  bool schedules_cut = false;        // schedules_max or seconds_max stopped the search
+  bool time_cut = false;             // seconds_max did
   bool exhausted = false;            // no schedule deviates more than deviations_done: all were searched
   bool depth_cut = false;            // a schedule had more decision points than depth_max
   std::optional<Counterexample> counterexample;  // a hang or a broken invariant, fewest deviations

@@ -613,6 +613,7 @@ int cmd_explore(const std::vector<std::string>& args) {
       ("deviations", po::value(&bounds.deviations_max)->default_value(bounds.deviations_max), "search every schedule with at most N choices other than the first")
       ("depth", po::value(&bounds.depth_max)->default_value(bounds.depth_max), "decision points per schedule open to deviation; later ones take the first")
       ("schedules", po::value(&bounds.schedules_max)->default_value(bounds.schedules_max), "stop after this many runs")
+      ("seconds", po::value(&bounds.seconds_max)->default_value(0), "stop after this much wall time (0: no limit)")
       ("target", po::value(&target)->default_value(target), "what to look for: any (a hang or a broken invariant), hang, or a hang kind: "
                                                            "deadlock | collective_mismatch | starvation | lost_worker")
       ("record", po::value(&record)->default_value(record), "write the counterexample, if one is found, as a trace to FILE");
@@ -620,7 +621,7 @@ int cmd_explore(const std::vector<std::string>& args) {
   pos.add("scenario", 1);
   po::variables_map vm;
   if (!parse(args, d, &pos, vm,
-             "usage: hcsim explore SCENARIO [--preset P] [--fix F]... [--deviations N] [--depth N] [--schedules N]\n\n"
+             "usage: hcsim explore SCENARIO [--preset P] [--fix F]... [--deviations N] [--depth N] [--schedules N] [--seconds S]\n\n"
              "Searches the schedules the scenario allows instead of sampling seeds. Open decisions are the order of one\n"
              "rank's events due at the same instant, and, for each L3 call an explore.late rule of the scenario matches,\n"
              "which of its extra delays it gets (docs/scenario-format.md). The default schedule takes the first of\n"
@@ -637,6 +638,7 @@ int cmd_explore(const std::vector<std::string>& args) {
   if (bounds.deviations_max < 0 || bounds.deviations_max > 64) throw BadInput("--deviations: expected 0 to 64");
   if (bounds.depth_max < 0) throw BadInput("--depth: expected 0 or more");
   if (bounds.schedules_max < 1) throw BadInput("--schedules: expected 1 or more");
+  if (!(bounds.seconds_max >= 0)) throw BadInput("--seconds: expected 0 or more");
   if (vm.count("seed")) va.seed = vm["seed"].as<std::uint64_t>();
   const Scenario s = load_scenario_file(path);
   const RunOptions opt = run_options(va);
@@ -678,9 +680,10 @@ int cmd_explore(const std::vector<std::string>& args) {
   const std::string what = target == "any" ? "no hang and no broken invariant" : target == "hang" ? "no hang" : "no " + target;
   const std::string scope = r.exhausted ? "in every schedule the scenario allows (none deviates more than " + std::to_string(r.deviations_done) +
                                               " times)"
-                                        : "reachable with at most " + std::to_string(r.deviations_done) + " deviation(s)";
+                                        : r.deviations_done < 0 ? "found before the bound stopped it, which ended the default schedule's level"
+                                                                : "reachable with at most " + std::to_string(r.deviations_done) + " deviation(s)";
   std::printf("%s %s %s%s%s\n", whole ? "certified " : "incomplete", what.c_str(), scope.c_str(),
-              whole ? "" : " (the schedule bound stopped the search: raise --schedules)",
+              whole ? "" : r.time_cut ? " (the time bound stopped the search: raise --seconds)" : " (the schedule bound stopped the search: raise --schedules)",
               r.depth_cut ? "; decision points past --depth took the first alternative" : "");
   return kExitOk;
 }

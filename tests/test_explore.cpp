@@ -9,6 +9,7 @@
 #include <iterator>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -46,9 +47,12 @@ struct Note {
     void unhandled_exception() { throw; }
   };
   std::coroutine_handle<promise_type> h;
-  Note(const Note&) = delete;
   explicit Note(std::coroutine_handle<promise_type> handle) : h(handle) {}
-  ~Note() { h.destroy(); }
+  Note(Note&& other) noexcept : h(std::exchange(other.h, {})) {}
+  Note& operator=(Note&&) = delete;
+  ~Note() {
+    if (h) h.destroy();
+  }
 };
 Note note(std::vector<int>& order, int id) {
   order.push_back(id);

@@ -96,9 +96,26 @@ TEST_CASE("file L3: objects hold their key's contents; a stale object exists and
   REQUIRE_FALSE(FileL3::holds(9, page));
 }
 
+// The seed hang's margins are 0.3 ms of real time. A run that did not hang is excused only when it
+// measurably fell behind the model's pace (a loaded machine: a late sleep, an L3 call past its
+// model time), and is then made again, a few times at most.
+GpuRunResult run_until_paced_or_hung(const Scenario& s, const RunOptions& o) {
+  constexpr int kAttemptsMax = 5;
+  for (int attempt = 1;; ++attempt) {  // bounded by kAttemptsMax
+    GpuRunResult g = run_on_gpu(s, o, host_world());
+    const bool paced = g.stats.sleeps_behind_model == 0 && g.stats.storage_overruns == 0;
+    if (g.stats.watchdog_fired || paced || attempt == kAttemptsMax) {
+      INFO("attempts: " << attempt << ", sleeps behind the model: " << g.stats.sleeps_behind_model
+                        << ", L3 calls past the model: " << g.stats.storage_overruns);
+      REQUIRE(g.stats.watchdog_fired);
+      return g;
+    }
+  }
+}
+
 TEST_CASE("thread world: the seed bug hangs for real and the watchdog names the mismatched forward") {
   const Scenario s = load_scenario_file("scenarios/himamba-sidecar-lag.json");
-  const GpuRunResult g = run_on_gpu(s, variant("pre-fix"), host_world());
+  const GpuRunResult g = run_until_paced_or_hung(s, variant("pre-fix"));
   const Verdict& v = g.run.verdict;
   REQUIRE(g.stats.watchdog_fired);
   REQUIRE(g.stats.actors_abandoned == 0);

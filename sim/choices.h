@@ -32,6 +32,7 @@ struct Decision {
   int rank = 0;
   int alternatives = 2;
   int taken = 0;
+  std::int64_t at_ns = 0;  // when it was made, for reports (a trace does not carry it)
 };
 
 // A ChoiceSource that takes `decisions` in order while they fit (same kind, rank and count of

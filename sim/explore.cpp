@@ -35,7 +35,7 @@ class ExploringChoices final : public ChoiceSource, public EventTap {
     if (i < forced_.size()) {
       const Decision& d = forced_[i];
       // The same decisions lead to the same decision points: the simulator is deterministic.
-      HCSIM_ASSERT(d.kind == kind && d.rank == rank && d.alternatives == alternatives);
+      HCSIM_ASSERT(d.kind == kind && d.rank == rank && d.alternatives == alternatives && d.at_ns == now_ns);
       taken_.push_back(d);
       return d.taken;
     }
@@ -47,7 +47,7 @@ class ExploringChoices final : public ChoiceSource, public EventTap {
     if (fresh) ++result_.states;
     seen->second = deviations_;
     if (static_cast<int>(i) >= bounds_.depth_max) result_.depth_cut = true;
-    taken_.push_back({kind, rank, alternatives, 0});
+    taken_.push_back({kind, rank, alternatives, 0, now_ns});
     return 0;
   }
 

@@ -82,7 +82,7 @@ std::vector<Decision> read_decisions(const json& j, const std::string& file) {
       throw TraceError(file, 1, where, form);
     }
     out.push_back({kind == "order" ? ChoiceKind::kOrder : ChoiceKind::kLate, static_cast<int>(rank), static_cast<int>(alternatives),
-                   static_cast<int>(taken)});
+                   static_cast<int>(taken), 0});
   }
   return out;
 }

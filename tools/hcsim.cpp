@@ -596,10 +596,21 @@ int cmd_demo(const std::vector<std::string>& args) {
   return kExitOk;
 }
 
-std::string describe_decision(const Decision& d) {
+// A deviation as the user reads it: for a late call, which call it was (the rank's L3 call that
+// started at the decision's instant) and how long it then took.
+std::string describe_decision(const Decision& d, const Scenario& s, const EventLog& log) {
   const std::string of = std::to_string(d.taken + 1) + " of " + std::to_string(d.alternatives);
-  if (d.kind == ChoiceKind::kOrder) return "rank " + std::to_string(d.rank) + ": same-instant event " + of + " ran first";
-  return "rank " + std::to_string(d.rank) + ": an L3 call took explore.late alternative " + of;
+  const std::string at = format_ms(d.at_ns) + " rank " + std::to_string(d.rank);
+  if (d.kind == ChoiceKind::kOrder) return at + ": same-instant event " + of + " ran first";
+  for (const TraceEvent& e : log.events()) {
+    if (e.kind != EventKind::kStorageCall || e.rank != d.rank || e.time_ns != d.at_ns) continue;
+    const std::string request = e.request >= 0 && static_cast<std::size_t>(e.request) < s.workload.size()
+                                    ? s.workload[static_cast<std::size_t>(e.request)].name
+                                    : std::to_string(e.request);
+    return at + ": " + std::string(storage_op_name(static_cast<StorageOp>(e.a))) + " for " + request + " took explore.late alternative " + of +
+           ", lasting " + format_ms(e.b);
+  }
+  return at + ": an L3 call took explore.late alternative " + of;
 }
 
 int cmd_explore(const std::vector<std::string>& args) {
@@ -670,7 +681,7 @@ int cmd_explore(const std::vector<std::string>& args) {
                 format_ms(c.result.verdict.at_ns).c_str(), c.deviations);
     if (const std::string line = collective_line(c.result.verdict); !line.empty()) std::printf("           %s\n", line.c_str());
     for (std::size_t i = 0; i < c.decisions.size(); ++i) {
-      if (c.decisions[i].taken != 0) std::printf("           decision %zu: %s\n", i, describe_decision(c.decisions[i]).c_str());
+      if (c.decisions[i].taken != 0) std::printf("           decision %zu: %s\n", i, describe_decision(c.decisions[i], s, c.result.log).c_str());
     }
     record_trace(record, path, s, c.result, variant, "sim", c.decisions);
     std::printf("trace      %s (hcsim replay %s re-runs it; hcsim export --chrome shows it)\n", record.c_str(), record.c_str());

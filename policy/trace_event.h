@@ -59,6 +59,8 @@ struct TraceEvent {
   EventKind kind = EventKind::kArrive;
   RequestId request = kNoRequest;
   std::int64_t a = 0, b = 0, c = 0;
+
+  bool operator==(const TraceEvent&) const = default;
 };
 
 }  // namespace hcsim

@@ -17,11 +17,6 @@ namespace {
 constexpr std::size_t kChunkEvents = 4096;
 constexpr std::size_t kChunksAheadMax = 8;  // how far the first run may get ahead of the second
 
-bool same_event(const TraceEvent& x, const TraceEvent& y) {
-  return x.time_ns == y.time_ns && x.rank == y.rank && x.actor == y.actor && x.kind == y.kind && x.request == y.request &&
-         x.a == y.a && x.b == y.b && x.c == y.c;
-}
-
 // The first run's events on their way to the second, in chunks, at most kChunksAheadMax of them.
 class Handoff {
  public:
@@ -92,7 +87,7 @@ class Comparer final : public EventTap {
   void on_event(const TraceEvent& e) override {
     if (report_.first_difference) return;
     const TraceEvent* expected = next();
-    if (expected == nullptr || !same_event(*expected, e)) {
+    if (expected == nullptr || *expected != e) {
       differ(expected, &e);
       return;
     }

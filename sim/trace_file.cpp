@@ -278,14 +278,7 @@ TraceRead read_trace(std::istream& in, const std::string& path) {
 
 std::size_t first_departure(const std::vector<TraceEvent>& recorded, const std::vector<TraceEvent>& replayed) {
   std::size_t i = 0;
-  for (; i < recorded.size() && i < replayed.size(); ++i) {
-    const TraceEvent& a = recorded[i];
-    const TraceEvent& b = replayed[i];
-    if (a.time_ns != b.time_ns || a.rank != b.rank || a.actor != b.actor || a.kind != b.kind || a.request != b.request || a.a != b.a ||
-        a.b != b.b || a.c != b.c) {
-      break;
-    }
-  }
+  while (i < recorded.size() && i < replayed.size() && recorded[i] == replayed[i]) ++i;
   return i;
 }
 

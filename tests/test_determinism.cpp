@@ -12,15 +12,11 @@
 #include "sim/determinism.h"
 #include "sim/scenario.h"
 #include "sim/simulation.h"
+#include "sim/trace_file.h"
 
 using namespace hcsim;
 
 namespace {
-
-bool same_event(const TraceEvent& x, const TraceEvent& y) {
-  return x.time_ns == y.time_ns && x.rank == y.rank && x.actor == y.actor && x.kind == y.kind && x.request == y.request &&
-         x.a == y.a && x.b == y.b && x.c == y.c;
-}
 
 RunOptions options_of(const char* variant) {
   std::string error;
@@ -45,11 +41,7 @@ DeterminismReport check_pair(const Scenario& scenario, const Scenario& other, co
 std::size_t first_difference(const EventLog& x, const EventLog& y) {
   REQUIRE_FALSE(x.truncated());
   REQUIRE_FALSE(y.truncated());
-  const auto& a = x.events();
-  const auto& b = y.events();
-  std::size_t i = 0;
-  while (i < a.size() && i < b.size() && same_event(a[i], b[i])) ++i;
-  return i;
+  return first_departure(x.events(), y.events());
 }
 
 }  // namespace
@@ -95,10 +87,10 @@ TEST_CASE("a run that differs is caught at its first differing event, with both 
   CHECK(d.events_compared == expected);
   REQUIRE(d.first_run_event);
   REQUIRE(d.second_run_event);
-  CHECK(same_event(*d.first_run_event, a.log.events()[expected]));
-  CHECK(same_event(*d.second_run_event, b.log.events()[expected]));
+  CHECK(*d.first_run_event == a.log.events()[expected]);
+  CHECK(*d.second_run_event == b.log.events()[expected]);
   REQUIRE(d.agreed_before.size() == std::min(expected, kDeterminismContextEvents));
-  CHECK(same_event(d.agreed_before.back(), a.log.events()[expected - 1]));
+  CHECK(d.agreed_before.back() == a.log.events()[expected - 1]);
 }
 
 TEST_CASE("a long run that differs late is caught past many handed-over chunks") {
@@ -118,12 +110,12 @@ TEST_CASE("a long run that differs late is caught past many handed-over chunks")
   CHECK(*d.first_difference == expected);
   if (expected < b.log.events().size()) {
     REQUIRE(d.second_run_event);
-    CHECK(same_event(*d.second_run_event, b.log.events()[expected]));
+    CHECK(*d.second_run_event == b.log.events()[expected]);
   } else {
     CHECK_FALSE(d.second_run_event);  // the second run ended where the first went on
   }
   REQUIRE(d.first_run_event);
-  CHECK(same_event(*d.first_run_event, a.log.events()[expected]));
+  CHECK(*d.first_run_event == a.log.events()[expected]);
 }
 
 TEST_CASE("runs whose events agree but whose results differ are reported as such") {

@@ -4,11 +4,6 @@
 #include "fuzz/fuzz_target.h"
 #include "sim/sweep_grid.h"
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  hcsim::fuzz::set_small_limits();
-  return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   return hcsim::fuzz::run_one(data, size, [](const std::string& text) { (void)hcsim::parse_sweep_grid(text, "grids/fuzz-grid.json"); });
 }

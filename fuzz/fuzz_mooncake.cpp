@@ -4,11 +4,6 @@
 #include "fuzz/fuzz_target.h"
 #include "sim/workload.h"
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  hcsim::fuzz::set_small_limits();
-  return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   return hcsim::fuzz::run_one(data, size, [](const std::string& text) {
     std::istringstream in(text);

@@ -6,17 +6,10 @@
 #include "fuzz/fuzz_target.h"
 #include "sim/simulation.h"
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  hcsim::fuzz::set_small_limits();
-  return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   return hcsim::fuzz::run_one(data, size, [](const std::string& text) {
     std::istringstream in(text);
-    const hcsim::TraceRead trace = hcsim::read_trace(in, "fuzz-replay.jsonl");
-    const hcsim::Scenario s = hcsim::parse_scenario(trace.header.scenario_json, "fuzz-replay.jsonl (its scenario)");
-    hcsim::check_against(trace, s.world.ranks, s.workload.size(), s.world.bounds.horizon_ns, "fuzz-replay.jsonl");
+    const auto [trace, s] = hcsim::read_checked_trace(in, "fuzz-replay.jsonl");
     const hcsim::Recording recording = hcsim::recording_of(trace);
     const hcsim::RunOptions options = hcsim::replay_options(trace, recording);
     const hcsim::RunResult first = hcsim::simulate(s, options);

@@ -1,6 +1,6 @@
-// What every fuzz target shares: the input as text, and limits small enough that one input costs
-// milliseconds and tens of MiB, so the fuzzer explores instead of waiting. An input error (the
-// file's own fault) is the expected way to fail; anything else, a crash or a sanitizer report, is a bug.
+// What every fuzz target shares: the input as text, and small limits (fuzz/small_limits.cpp, linked
+// into each target). An input error (the file's own fault) is the expected way to fail; anything
+// else, a crash or a sanitizer report, is a bug.
 //
 //   extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
 //     return hcsim::fuzz::run_one(data, size, [](const std::string& text) { parse_scenario(text, "in.json"); });
@@ -16,12 +16,6 @@
 #include "sim/trace_file.h"
 
 namespace hcsim::fuzz {
-
-inline void set_small_limits() {
-  for (const char* limit : {"pages=1048576", "requests=4096", "ranks=16", "events=200000"}) {
-    if (!set_limit(limit).empty()) __builtin_trap();
-  }
-}
 
 template <typename F>
 int run_one(const std::uint8_t* data, std::size_t size, F&& body) {

@@ -310,6 +310,18 @@ void check_against(const TraceRead& trace, int ranks, std::size_t requests, Time
   }
 }
 
+CheckedTrace read_checked_trace(std::istream& in, const std::string& path) {
+  CheckedTrace c{read_trace(in, path), {}};
+  c.scenario = parse_scenario(c.trace.header.scenario_json, path + " (its scenario)");
+  check_against(c.trace, c.scenario.world.ranks, c.scenario.workload.size(), c.scenario.world.bounds.horizon_ns, path);
+  return c;
+}
+
+CheckedTrace read_checked_trace(const std::string& path) {
+  std::ifstream in = open_input_file(path);
+  return read_checked_trace(in, path);
+}
+
 Recording recording_of(const TraceRead& trace) {
   Recording r;
   r.decisions = trace.header.decisions;

@@ -72,6 +72,15 @@ TraceRead read_trace(std::istream& in, const std::string& path);  // `path` name
 // and field.
 void check_against(const TraceRead& trace, int ranks, std::size_t requests, TimeNs horizon_ns, const std::string& path);
 
+// A trace with the scenario it embeds, each checked against the other: what replay, export and
+// shrink start from. Errors name `path` (for the scenario: "PATH (its scenario)").
+struct CheckedTrace {
+  TraceRead trace;
+  Scenario scenario;
+};
+CheckedTrace read_checked_trace(const std::string& path);
+CheckedTrace read_checked_trace(std::istream& in, const std::string& path);
+
 // What a replay feeds the model: arrivals, aborts and each recorded L3 call's duration and result.
 Recording recording_of(const TraceRead& trace);
 

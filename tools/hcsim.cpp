@@ -354,9 +354,7 @@ int cmd_replay(const std::vector<std::string>& args) {
     return kExitOk;
   }
   if (path.empty()) throw BadInput("replay: missing TRACE (see 'hcsim replay --help')");
-  const TraceRead trace = read_trace(path);
-  const Scenario s = parse_scenario(trace.header.scenario_json, path + " (its scenario)");
-  check_against(trace, s.world.ranks, s.workload.size(), s.world.bounds.horizon_ns, path);
+  const auto [trace, s] = read_checked_trace(path);
   const bool same_code = preset.empty() && fixes.empty() && without.empty() && policy.empty();
   // The recorded preset, additions and removals, then ours; or our preset alone.
   VariantArgs va = preset.empty() ? variant_args_of(trace.header.variant) : VariantArgs{};
@@ -447,9 +445,7 @@ int cmd_export(const std::vector<std::string>& args) {
   }
   if (path.empty()) throw BadInput("export: missing TRACE (see 'hcsim export --help')");
   if (chrome.empty() && dot.empty()) throw BadInput("export: say what to write: --chrome FILE and/or --dot FILE");
-  const TraceRead trace = read_trace(path);
-  const Scenario s = parse_scenario(trace.header.scenario_json, path + " (its scenario)");
-  check_against(trace, s.world.ranks, s.workload.size(), s.world.bounds.horizon_ns, path);
+  const auto [trace, s] = read_checked_trace(path);
   if (!chrome.empty()) {
     std::ofstream out(chrome, std::ios::binary);
     out << chrome_trace(trace, s).dump() << "\n";
@@ -732,7 +728,7 @@ int cmd_shrink(const std::vector<std::string>& args) {
   std::string source = path;
   const bool from_trace = path.size() > 6 && path.ends_with(".jsonl");
   if (from_trace) {
-    const TraceRead trace = read_trace(path);
+    const TraceRead trace = read_checked_trace(path).trace;
     scenario = nlohmann::json::parse(trace.header.scenario_json);
     source = path + " (its scenario)";
     if (vm["preset"].defaulted() && va.fixes.empty() && va.without.empty()) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <set>
 #include <utility>
 
@@ -169,23 +170,23 @@ class Shrinker {
   }
 
   // The smallest value in [low, now] of the number at `pointer` that still fails, by halving.
-  bool smaller(const std::string& pointer, std::int64_t low) {
+  // `follow` adjusts what depends on the number in a candidate.
+  bool smaller(const std::string& pointer, std::int64_t low, const std::function<void(json&, std::int64_t)>& follow = {}) {
     const json::json_pointer p(pointer);
     if (!current().contains(p) || !current()[p].is_number()) return false;
-    const auto start = static_cast<std::int64_t>(std::floor(current()[p].get<double>()));
-    std::int64_t high = start;  // fails
+    std::int64_t high = static_cast<std::int64_t>(std::floor(current()[p].get<double>()));  // fails
     bool changed = false;
-    for (std::int64_t lo = low; lo < high;) {  // bounded: the interval halves every round
+    for (std::int64_t lo = low; lo < high && !out_.runs_cut;) {  // bounded: the interval halves every round
       const std::int64_t mid = lo + (high - lo) / 2;
       json candidate = current();
       candidate[p] = mid;
+      if (follow) follow(candidate, mid);
       if (attempt(candidate, pointer + " " + std::to_string(high) + " -> " + std::to_string(mid))) {
         high = mid;
         changed = true;
       } else {
         lo = mid + 1;
       }
-      if (out_.runs_cut) break;
     }
     return changed;
   }
@@ -233,28 +234,15 @@ class Shrinker {
 
   // L3 pages: a Mamba state or stale mark past the new last page moves onto it.
   bool fewer_l3_pages(std::size_t i) {
-    const std::string pointer = "/l3/" + std::to_string(i) + "/kv_pages";
-    bool changed = false;
-    for (std::int64_t lo = 1, high = current()["l3"][i]["kv_pages"].get<std::int64_t>(); lo < high;) {
-      const std::int64_t mid = lo + (high - lo) / 2;
-      json candidate = current();
+    return smaller("/l3/" + std::to_string(i) + "/kv_pages", 1, [i](json& candidate, std::int64_t pages) {
       json& c = candidate["l3"][i];
-      c["kv_pages"] = mid;
       for (const char* list : {"sidecar_at_pages", "stale_pages"}) {
         if (!c.contains(list)) continue;
-        std::set<std::int64_t> pages;
-        for (const json& p : c[list]) pages.insert(std::min(p.get<std::int64_t>(), mid));
-        c[list] = json(std::vector<std::int64_t>(pages.begin(), pages.end()));
+        std::set<std::int64_t> kept;
+        for (const json& p : c[list]) kept.insert(std::min(p.get<std::int64_t>(), pages));
+        c[list] = json(std::vector<std::int64_t>(kept.begin(), kept.end()));
       }
-      if (attempt(candidate, pointer + " " + std::to_string(high) + " -> " + std::to_string(mid))) {
-        high = mid;
-        changed = true;
-      } else {
-        lo = mid + 1;
-      }
-      if (out_.runs_cut) break;
-    }
-    return changed;
+    });
   }
 
  private:

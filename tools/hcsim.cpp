@@ -22,6 +22,7 @@
 #include "sim/determinism.h"
 #include "sim/explore.h"
 #include "sim/input_file.h"
+#include "sim/json_node.h"
 #include "sim/shrink.h"
 #include "sim/limits.h"
 #include "sim/scenario.h"
@@ -740,8 +741,7 @@ int cmd_shrink(const std::vector<std::string>& args) {
     if (va.policy.empty()) va.policy = trace.header.policy;
     if (!vm.count("seed")) va.seed = trace.header.seed;
   } else {
-    scenario = nlohmann::json::parse(read_bounded_file(path, kScenarioBytesMax, "a scenario is a description, not data"), nullptr, false);
-    if (scenario.is_discarded()) (void)load_scenario_file(path);  // says where the JSON is wrong
+    scenario = parse_json(read_bounded_file(path, kScenarioBytesMax, "a scenario is a description, not data"), path);
   }
   if (vm.count("seed")) va.seed = vm["seed"].as<std::uint64_t>();
   RunOptions opt = run_options(va);

@@ -172,8 +172,9 @@ class CudaDevice final : public Device {
     const int gpus = require_cuda_gpus();
     for (int rank = 0; rank < geometry_.ranks; ++rank) {
       if (gpu_for(rank) >= gpus) {
-        throw DeviceUnavailable("rank " + std::to_string(rank) + " needs GPU " + std::to_string(gpu_for(rank)) +
-                                " but " + std::to_string(gpus) + " GPU(s) found");
+        throw DeviceUnavailable("rank " + std::to_string(rank) + " needs GPU " + std::to_string(gpu_for(rank)) + " at " +
+                                std::to_string(geometry_.ranks_per_gpu) + " rank(s) per GPU, but " + std::to_string(gpus) +
+                                " GPU(s) found; --ranks-per-gpu 0 places every rank on GPU 0");
       }
     }
     ranks_.reserve(static_cast<std::size_t>(geometry_.ranks));

@@ -6,6 +6,9 @@
 #include <atomic>
 
 #include "backend/file_l3.h"
+#ifdef HCSIM_HAVE_NCCL
+#include "backend/nccl_data_group.h"
+#endif
 #include "policy/assert.h"
 #include "sim/wait_for_graph.h"
 
@@ -57,7 +60,33 @@ PoolGeometry geometry_of(const PolicyConfig& policy, const GpuRunOptions& gpu) {
   return g;
 }
 
+// nullptr: the thread world's Gloo data channel.
+std::unique_ptr<DataGroup> make_data_group(const Device& device, const PoolGeometry& geometry, const GpuRunOptions& gpu) {
+  const bool nccl_possible = nccl_built() && device.kind() == DeviceKind::kCuda && geometry.ranks_per_gpu == 1;
+  if (gpu.data == DataTransport::kNccl && !nccl_possible) {
+    throw std::invalid_argument(!nccl_built()                           ? "NCCL: this hcsim was built without NCCL"
+                                : device.kind() != DeviceKind::kCuda    ? "NCCL: needs the CUDA device, not host memory"
+                                                                        : "NCCL: needs one rank per GPU (--ranks-per-gpu 1)");
+  }
+  if (geometry.ranks == 1 || gpu.data == DataTransport::kGloo || !nccl_possible) return nullptr;
+#ifdef HCSIM_HAVE_NCCL
+  std::vector<int> gpu_of_rank;
+  for (int r = 0; r < geometry.ranks; ++r) gpu_of_rank.push_back(device.gpu_of(r));
+  return make_nccl_data_group(gpu_of_rank, kCollectiveFrameWords, static_cast<std::size_t>(geometry.activation_floats));
+#else
+  return nullptr;
+#endif
+}
+
 }  // namespace
+
+bool nccl_built() {
+#ifdef HCSIM_HAVE_NCCL
+  return true;
+#else
+  return false;
+#endif
+}
 
 GpuRunResult run_on_gpu(const Scenario& scenario, const RunOptions& options, const GpuRunOptions& gpu) {
   RunSetup setup = prepare_run(scenario, options);
@@ -68,8 +97,10 @@ GpuRunResult run_on_gpu(const Scenario& scenario, const RunOptions& options, con
   result.arrivals = setup.arrivals;
   result.aborts = setup.aborts;
 
-  auto device = make_device(gpu.device, geometry_of(result.policy, gpu));
+  const PoolGeometry geometry = geometry_of(result.policy, gpu);
+  auto device = make_device(gpu.device, geometry);
   out.device = device->describe();
+  std::unique_ptr<DataGroup> data = make_data_group(*device, geometry, gpu);
   const bool own_dir = gpu.l3_dir.empty();
   FileL3 l3(own_dir ? fresh_l3_dir() : gpu.l3_dir, scenario.world.ranks, gpu.page_bytes, gpu.sidecar_bytes, own_dir);
   populate(l3, scenario);
@@ -77,8 +108,8 @@ GpuRunResult run_on_gpu(const Scenario& scenario, const RunOptions& options, con
   ThreadWorldConfig cfg;
   cfg.world = scenario.world;
   cfg.watchdog_ns = gpu.watchdog_ns;
-  auto world = std::make_unique<ThreadWorld>(cfg, *setup.storage, l3, *device, std::move(setup.arrivals), scenario.workload.size(),
-                                             std::move(setup.aborts));
+  auto world = std::make_unique<ThreadWorld>(cfg, *setup.storage, l3, *device, std::move(data), std::move(setup.arrivals),
+                                             scenario.workload.size(), std::move(setup.aborts));
   auto ranks = spawn_ranks(*world, result.policy, scenario.workload);
   result.verdict = world->run();
   out.stats = world->stats();

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -19,9 +20,17 @@
 
 namespace hcsim {
 
+// What carries the forward's collectives (data_group.h). Policy collectives are always on Gloo.
+enum class DataTransport : std::uint8_t {
+  kAuto,  // NCCL when every rank has its own GPU and the build has NCCL, else Gloo
+  kGloo,
+  kNccl,  // needs the CUDA device, one rank per GPU and NCCL in the build
+};
+
 struct GpuRunOptions {
   DeviceKind device = DeviceKind::kCuda;
   int ranks_per_gpu = 0;                       // 0: every rank on GPU 0
+  DataTransport data = DataTransport::kAuto;
   TimeNs watchdog_ns = 1'000'000'000;
   std::int64_t page_bytes = 64 * 1024;         // real bytes of a KV page in memory and on disk
   std::int64_t sidecar_bytes = 64 * 1024;
@@ -37,7 +46,11 @@ struct GpuRunResult {
   TimeNs mean_collective_round_ns = -1;        // measured policy collective cost; -1: none completed
 };
 
-// Throws DeviceUnavailable when the device kind cannot be had.
+// Whether this build can put the forward on NCCL.
+bool nccl_built();
+
+// Throws DeviceUnavailable when the device kind cannot be had, std::invalid_argument when NCCL is
+// asked for where it cannot run (ranks sharing a GPU, the host device, a build without NCCL).
 GpuRunResult run_on_gpu(const Scenario& scenario, const RunOptions& options, const GpuRunOptions& gpu);
 
 }  // namespace hcsim

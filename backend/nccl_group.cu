@@ -1,5 +1,5 @@
-// NcclGroup (nccl_group.h): non-blocking communicators created together from one thread, an
-// all-reduce that polls instead of blocking, and an abort that any thread may pull.
+// NcclGroup (nccl_group.h): non-blocking communicators created together from one thread,
+// collectives that poll instead of blocking, and an abort that any thread may pull.
 #ifdef HCSIM_HAVE_NCCL
 
 #include "backend/nccl_group.h"
@@ -77,9 +77,12 @@ NcclGroup::NcclGroup(int ranks, std::span<const int> gpu_of_rank)
     throw std::invalid_argument("NcclGroup: " + std::to_string(ranks) + " rank(s) but " +
                                 std::to_string(gpu_of_rank.size()) + " GPU(s) listed");
   }
+  // NCCL reads its environment once, at its first call: this must come before any.
+  (void)::setenv("NCCL_NVLS_ENABLE", "0", /*overwrite=*/0);
   const char* nvls = std::getenv("NCCL_NVLS_ENABLE");
   if (nvls == nullptr || std::string_view(nvls) != "0") {
-    throw std::runtime_error("NcclGroup: run with NCCL_NVLS_ENABLE=0 (NVLink multicast must stay off)");
+    throw std::runtime_error(std::string("NcclGroup: NCCL_NVLS_ENABLE is '") + (nvls ? nvls : "") +
+                             "'; NVLink multicast must stay off: unset it or set it to 0");
   }
   const int gpus = require_cuda_gpus();
   for (int rank = 0; rank < ranks; ++rank) {
@@ -138,7 +141,8 @@ NcclGroup::~NcclGroup() {
   abort_all(comms_);
 }
 
-bool NcclGroup::all_reduce_sum(int rank, float* device_buffer, std::size_t count, cudaStream_t stream) {
+template <typename Issue>
+bool NcclGroup::run(int rank, cudaStream_t stream, const char* call, Issue issue) {
   HCSIM_ASSERT(rank >= 0 && static_cast<std::size_t>(rank) < comms_.size());
   const auto r = static_cast<std::size_t>(rank);
   HCSIM_CUDA_CHECK(cudaSetDevice(gpu_of_rank_[r]));
@@ -147,10 +151,10 @@ bool NcclGroup::all_reduce_sum(int rank, float* device_buffer, std::size_t count
   {
     const std::lock_guard lock(mutex);
     if (aborted_.load()) return false;
-    const ncclResult_t issued = ncclAllReduce(device_buffer, device_buffer, count, ncclFloat, ncclSum, comm, stream);
+    const ncclResult_t issued = issue(comm);
     if (!accepted(issued)) {
       if (aborted_.load()) return false;
-      throw_nccl_error(issued, "ncclAllReduce", __FILE__, __LINE__);
+      throw_nccl_error(issued, call, __FILE__, __LINE__);
     }
   }
   // Unbounded by itself: the bound is the watchdog, whose abort() ends this loop.
@@ -163,7 +167,7 @@ bool NcclGroup::all_reduce_sum(int rank, float* device_buffer, std::size_t count
       if (!accepted(state)) {
         // A peer's abort surfaces here as an error; aborted_ was set before any communicator was aborted.
         if (aborted_.load()) return false;
-        throw_nccl_error(state, "ncclAllReduce (asynchronous)", __FILE__, __LINE__);
+        throw_nccl_error(state, call, __FILE__, __LINE__);
       }
       // While NCCL still reports ncclInProgress the collective may not be on the stream yet.
       if (state == ncclSuccess) {
@@ -174,6 +178,30 @@ bool NcclGroup::all_reduce_sum(int rank, float* device_buffer, std::size_t count
     }
     std::this_thread::yield();
   }
+}
+
+bool NcclGroup::all_reduce(int rank, void* device_buffer, std::size_t count, NcclReduce op, cudaStream_t stream) {
+  const ncclDataType_t type = op == NcclReduce::kSumFloat ? ncclFloat : ncclInt64;
+  const ncclRedOp_t reduction = op == NcclReduce::kSumFloat ? ncclSum : op == NcclReduce::kMinInt64 ? ncclMin : ncclMax;
+  return run(rank, stream, "ncclAllReduce", [&](ncclComm* comm) {
+    return ncclAllReduce(device_buffer, device_buffer, count, type, reduction, comm, stream);
+  });
+}
+
+bool NcclGroup::all_gather(int rank, const std::int64_t* send, std::int64_t* receive, std::size_t count, cudaStream_t stream) {
+  return run(rank, stream, "ncclAllGather",
+             [&](ncclComm* comm) { return ncclAllGather(send, receive, count, ncclInt64, comm, stream); });
+}
+
+std::string NcclGroup::describe() const {
+  int version = 0;
+  (void)ncclGetVersion(&version);
+  // NCCL_VERSION(X,Y,Z) is X*10000 + Y*100 + Z since 2.9.
+  std::string text = "NCCL " + std::to_string(version / 10000) + "." + std::to_string(version / 100 % 100) + "." +
+                     std::to_string(version % 100) + ", " + std::to_string(comms_.size()) + " communicator(s) on GPU";
+  text += comms_.size() > 1 ? "s " : " ";
+  for (std::size_t r = 0; r < gpu_of_rank_.size(); ++r) text += (r == 0 ? "" : ", ") + std::to_string(gpu_of_rank_[r]);
+  return text;
 }
 
 void NcclGroup::abort() {

@@ -15,11 +15,12 @@ namespace {
 // member's model time, and up to kInline payload words, so the policy's small collectives take one
 // exchange.
 constexpr std::size_t kHeaderWords = 4;
-constexpr std::size_t kInline = 12;
-constexpr std::size_t kFrameWords = kHeaderWords + kInline;
+constexpr std::size_t kFrameWords = kCollectiveFrameWords;
+constexpr std::size_t kInline = kFrameWords - kHeaderWords;
 
+// The policy's CPU group; the forward goes to the data group instead.
 GlooChannel channel_of(const WorldCall& c) {
-  if (c.op == CollectiveOp::kForward) return GlooChannel::kData;
+  HCSIM_ASSERT(c.op != CollectiveOp::kForward);
   return c.group == Group::kPrefetch ? GlooChannel::kPrefetch : GlooChannel::kScheduler;
 }
 
@@ -214,29 +215,40 @@ class ThreadWorld::ActorRuntime final : public Runtime {
     const int ranks = world_size();
     last_entry_model_ns_ = model_ns_;
     if (ranks == 1) return false;
-    GlooMesh& mesh = *w_.mesh_;
-    const GlooChannel ch = channel_of(c);
+    const bool forward = c.op == CollectiveOp::kForward;
     std::array<std::int64_t, kFrameWords> frame{};
     frame[0] = static_cast<std::int64_t>(c.op);
     frame[1] = size;
     frame[2] = w_.stop_.load() ? 1 : 0;
     frame[3] = model_ns_;
-    const bool inline_payload = c.op != CollectiveOp::kForward && c.payload.size() <= kInline;
+    const bool inline_payload = !forward && c.payload.size() <= kInline;
     if (inline_payload) std::copy(c.payload.begin(), c.payload.end(), frame.begin() + kHeaderWords);
     std::vector<std::int64_t> frames(kFrameWords * static_cast<std::size_t>(ranks));
-    mesh.all_gather(ch, rank_, frame, frames);
+    if (forward) {
+      w_.data_->all_gather(rank_, frame, frames);
+    } else {
+      w_.mesh_->all_gather(channel_of(c), rank_, frame, frames);
+    }
     bool stop = false;
+    bool agreed = true;
     for (int r = 0; r < ranks; ++r) {
       const std::int64_t* f = frames.data() + kFrameWords * static_cast<std::size_t>(r);
-      if (f[0] != frame[0] || f[1] != frame[1]) {
-        // Members disagree: the collective can never complete (as NCCL ranks with different
-        // counts wait forever). Wait for the watchdog.
-        std::unique_lock<std::mutex> lock(w_.world_mu_);
-        w_.world_cv_.wait(lock, [&] { return w_.abort_.load(); });
-        return true;
-      }
+      agreed = agreed && f[0] == frame[0] && f[1] == frame[1];
       stop = stop || f[2] != 0;
       last_entry_model_ns_ = std::max(last_entry_model_ns_, f[3]);
+    }
+    if (!agreed) {
+      if (forward && w_.data_->survives_mismatched_counts()) {
+        // As upstream's ranks: each sums its own count. NCCL leaves such a collective unmatched (some
+        // rank never completes it) until the watchdog aborts the communicators.
+        w_.data_->all_reduce_sum(rank_, activations_);
+        return false;
+      }
+      // Members disagree: the collective can never complete, and Gloo cannot carry mismatched sizes
+      // (its transport would end the process). Wait for the watchdog.
+      std::unique_lock<std::mutex> lock(w_.world_mu_);
+      w_.world_cv_.wait(lock, [&] { return w_.abort_.load(); });
+      return true;
     }
     if (stop) return true;  // every member saw the same frames: all stop here
     switch (c.op) {
@@ -244,7 +256,7 @@ class ThreadWorld::ActorRuntime final : public Runtime {
       case CollectiveOp::kAllReduceMax: {
         const bool is_min = c.op == CollectiveOp::kAllReduceMin;
         if (!inline_payload) {
-          mesh.all_reduce(ch, rank_, c.payload, is_min ? GlooReduce::kMin : GlooReduce::kMax);
+          w_.mesh_->all_reduce(channel_of(c), rank_, c.payload, is_min ? GlooReduce::kMin : GlooReduce::kMax);
           break;
         }
         for (std::size_t i = 0; i < c.payload.size(); ++i) {
@@ -257,13 +269,13 @@ class ThreadWorld::ActorRuntime final : public Runtime {
       }
       case CollectiveOp::kBroadcast:
         if (!inline_payload) {
-          mesh.broadcast(ch, rank_, c.payload);
+          w_.mesh_->broadcast(channel_of(c), rank_, c.payload);
         } else {
           std::copy(frames.begin() + kHeaderWords, frames.begin() + kHeaderWords + static_cast<std::ptrdiff_t>(c.payload.size()), c.payload.begin());
         }
         break;
       case CollectiveOp::kForward:
-        mesh.all_reduce_sum(ch, rank_, activations_);
+        w_.data_->all_reduce_sum(rank_, activations_);
         break;
       case CollectiveOp::kBarrier: break;
     }
@@ -383,8 +395,8 @@ class ThreadWorld::ActorRuntime final : public Runtime {
   TimeNs last_entry_model_ns_ = 0;  // of the current collective's members
 };
 
-ThreadWorld::ThreadWorld(ThreadWorldConfig cfg, StorageModel& storage, FileL3& l3, Device& device, std::vector<Arrival> arrivals,
-                         std::size_t request_count, std::vector<Arrival> aborts)
+ThreadWorld::ThreadWorld(ThreadWorldConfig cfg, StorageModel& storage, FileL3& l3, Device& device, std::unique_ptr<DataGroup> data,
+                         std::vector<Arrival> arrivals, std::size_t request_count, std::vector<Arrival> aborts)
     : cfg_(cfg),
       storage_(storage),
       l3_(l3),
@@ -400,11 +412,16 @@ ThreadWorld::ThreadWorld(ThreadWorldConfig cfg, StorageModel& storage, FileL3& l
   // Gloo gives up a little after the watchdog would have fired, so no thread waits in it forever.
   if (cfg.world.ranks > 1) {
     mesh_ = std::make_unique<GlooMesh>(cfg.world.ranks, std::chrono::milliseconds(cfg.watchdog_ns / 1'000'000 + 250));
+    data_ = data ? std::move(data) : make_gloo_data_group(*mesh_);
+    stats_.data_group = data_->describe();
     warm_up_mesh();
+  } else {
+    stats_.data_group = "none (one rank: the forward exchanges nothing)";
   }
 }
 
-// A fresh Gloo connection's first exchanges cost milliseconds: pay them before the clock starts.
+// A fresh Gloo connection's first exchanges cost milliseconds, and NCCL connects its peers at its
+// first collective (hundreds of ms): pay both before the clock starts.
 void ThreadWorld::warm_up_mesh() {
   constexpr int kRounds = 8;
   std::vector<std::thread> members;
@@ -414,9 +431,12 @@ void ThreadWorld::warm_up_mesh() {
     members.emplace_back([&, r] {
       std::array<std::int64_t, kFrameWords> frame{};
       std::vector<std::int64_t> frames(kFrameWords * static_cast<std::size_t>(cfg_.world.ranks));
+      std::vector<float> activations(kFrameWords);
       try {
         for (int i = 0; i < kRounds; ++i) {
-          for (GlooChannel ch : {GlooChannel::kScheduler, GlooChannel::kPrefetch, GlooChannel::kData}) mesh_->all_gather(ch, r, frame, frames);
+          for (GlooChannel ch : {GlooChannel::kScheduler, GlooChannel::kPrefetch}) mesh_->all_gather(ch, r, frame, frames);
+          data_->all_gather(r, frame, frames);
+          data_->all_reduce_sum(r, activations);
         }
       } catch (const CollectiveFailed& e) {
         std::lock_guard<std::mutex> lock(error_mu);
@@ -426,7 +446,7 @@ void ThreadWorld::warm_up_mesh() {
   }
   for (auto& m : members) m.join();
   if (!error.empty()) {
-    throw CollectiveFailed("the Gloo mesh's warm-up failed before the run (" + error +
+    throw CollectiveFailed("the transport's warm-up failed before the run (" + error +
                            "); on a loaded machine, a longer --watchdog-ms gives the transport more time");
   }
 }
@@ -506,6 +526,10 @@ Verdict ThreadWorld::finish(Verdict v) {
 void ThreadWorld::stop_actors(bool abort) {
   (abort ? abort_ : stop_).store(true);
   if (abort && mesh_) mesh_->abort();
+  if (abort && data_) {
+    data_->abort();
+    stats_.nccl_aborted = data_->aborts_nccl();
+  }
   // Taking each lock orders the flag before any waiter's next check: no wake-up is lost.
   for (auto& r : ranks_) {
     std::lock_guard<std::mutex> lock(r->mu);

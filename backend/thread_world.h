@@ -1,9 +1,10 @@
 // ThreadWorld: the real world behind the Runtime interface. Every actor is an OS thread, time is
-// steady_clock since the start, collectives run on Gloo (the forward also on the device), L3 calls
+// steady_clock since the start, policy collectives run on Gloo CPU groups and the forward on the
+// device and a data group (NCCL when each rank has its own GPU, else Gloo: data_group.h), L3 calls
 // read and write files with the scenario's injected delays as real waits. A watchdog (the thread
 // that calls run()) declares the verdict from the flight recorder, with the simulator's diagnosis.
 //
-//   ThreadWorld w(cfg, storage, l3, device, arrivals, request_count, aborts);
+//   ThreadWorld w(cfg, storage, l3, device, nullptr, arrivals, request_count, aborts);   // nullptr: Gloo data group
 //   Runtime& rt = w.add_actor(0, ActorKind::kScheduler);
 //   w.spawn(rt, rank0.scheduler_loop(rt));
 //   Verdict v = w.run();   // returns when the run completed or the watchdog fired
@@ -30,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "backend/data_group.h"
 #include "backend/device.h"
 #include "backend/file_l3.h"
 #include "backend/flight_recorder.h"
@@ -44,6 +46,10 @@
 #include "sim/world.h"
 
 namespace hcsim {
+
+// The descriptor every member of a collective sends first: op, size, stop bit, model time and up to 12
+// payload words. A data group must carry frames of this many words.
+inline constexpr std::size_t kCollectiveFrameWords = 16;
 
 struct ThreadWorldConfig {
   WorldConfig world;                          // ranks, forward cost, hang bounds
@@ -66,14 +72,17 @@ struct ThreadWorldStats {
   std::int64_t load_back_pages = 0;
   std::int64_t forwards = 0;
   std::string transport_error;          // the first collective the transport failed, if any
+  std::string data_group;               // what carried the forward's collectives
+  bool nccl_aborted = false;            // the watchdog aborted the forward's NCCL communicators
   TimeNs model_lag_max_ns = 0;          // worst lag of an actor behind the model's clock at a sleep
   std::int64_t sleeps_behind_model = 0; // sleeps that could not absorb the lag: the run lost the model's pace
 };
 
 class ThreadWorld {
  public:
-  ThreadWorld(ThreadWorldConfig cfg, StorageModel& storage, FileL3& l3, Device& device, std::vector<Arrival> arrivals,
-              std::size_t request_count, std::vector<Arrival> aborts);
+  // `data` carries the forward's collectives when there are several ranks; nullptr: Gloo's data channel.
+  ThreadWorld(ThreadWorldConfig cfg, StorageModel& storage, FileL3& l3, Device& device, std::unique_ptr<DataGroup> data,
+              std::vector<Arrival> arrivals, std::size_t request_count, std::vector<Arrival> aborts);
   ~ThreadWorld();
   ThreadWorld(const ThreadWorld&) = delete;
   ThreadWorld& operator=(const ThreadWorld&) = delete;
@@ -116,6 +125,7 @@ class ThreadWorld {
   FileL3& l3_;
   Device& device_;
   std::unique_ptr<GlooMesh> mesh_;
+  std::unique_ptr<DataGroup> data_;    // after mesh_: a Gloo data group uses it
   FlightRecorder recorder_;
   EventLog log_;
   std::vector<std::unique_ptr<RankSync>> ranks_;

@@ -384,4 +384,11 @@ Scenario load_scenario_file(const std::string& path) {
   return parse_scenario(read_bounded_file(path, kScenarioBytesMax, "a scenario is a description, not data"), path);
 }
 
+Scenario load_scenario_file_at_tp(const std::string& path, int tp) {
+  json doc = parse_json(read_bounded_file(path, kScenarioBytesMax, "a scenario is a description, not data"), path);
+  if (!doc.is_object()) return parse_scenario(doc.dump(), path);  // the reader says what is wrong
+  doc["tp"] = tp;
+  return parse_scenario(doc.dump(), path + " at tp " + std::to_string(tp));
+}
+
 }  // namespace hcsim

@@ -101,6 +101,9 @@ struct Scenario {
 };
 
 Scenario load_scenario_file(const std::string& path);
+// The scenario in `path` with its "tp" replaced by `tp`, checked as a whole again (a rank it names
+// must exist at that size): how a library scenario runs at other TP sizes.
+Scenario load_scenario_file_at_tp(const std::string& path, int tp);
 Scenario parse_scenario(const std::string& text, const std::string& source);
 
 // The page keys of `pages` pages of a named prefix: a hash chain, so equal prefixes share keys.

@@ -1,6 +1,9 @@
 #include "tools/bench.h"
 
 #include <algorithm>
+#include <array>
+#include <memory>
+#include <string>
 #include <chrono>
 #include <thread>
 #include <utility>
@@ -13,7 +16,14 @@
 #ifdef HCSIM_HAVE_CUDA
 #include "backend/cuda_bench.h"
 #endif
+#ifdef HCSIM_HAVE_NCCL
+#include "backend/nccl_bench.h"
+#endif
+#include "backend/data_group.h"
+#include "backend/device.h"
 #include "backend/gloo_mesh.h"
+#include "backend/round_timing.h"
+#include "backend/thread_world.h"
 #include "policy/task.h"
 #include "sim/kernel.h"
 #include "sim/scenario.h"
@@ -91,41 +101,116 @@ ScenarioFigures bench_scenario(const Scenario& s, const char* preset, double sec
 
 namespace {
 
-// One policy agreement round (the descriptor exchange every collective makes) over Gloo on
-// loopback, per TP size: the median of many rounds, each rank on its own thread.
-double agreement_round_us(int tp, int rounds) {
+constexpr int kTransportRounds = 2000;
+constexpr std::size_t kForwardFloats = 2048;  // a 2,048-token forward: one float per token, as the thread world sends
+constexpr std::array<int, 4> kBenchTps{1, 2, 4, 8};
+
+// What one transport costs per message the thread world sends, at one TP size; negative: not run.
+struct TransportRow {
+  double all_reduce_min_us = -1;    // a policy all_reduce(MIN) of 3 int64
+  double agreement_us = -1;         // the 16-word descriptor all-gather every collective starts with
+  double forward_frame_us = -1;     // the forward's descriptor on the data group
+  double forward_sum_us = -1;       // the forward's activations sum on the data group
+  std::string not_run;              // why, when not run
+};
+
+// Gloo over loopback, as the thread world uses it: policy messages on the scheduler's CPU group, the
+// forward's on the data group.
+TransportRow gloo_row(int tp) {
   GlooMesh mesh(tp);
-  std::vector<double> per_round(static_cast<std::size_t>(rounds));
-  std::vector<std::thread> ranks;
-  for (int r = 0; r < tp; ++r) {
-    ranks.emplace_back([&, r] {
-      std::vector<std::int64_t> frame(16, r);
-      std::vector<std::int64_t> frames(16 * static_cast<std::size_t>(tp));
-      for (int i = 0; i < rounds; ++i) {
-        const auto t0 = std::chrono::steady_clock::now();
-        mesh.all_gather(GlooChannel::kScheduler, r, frame, frames);
-        if (r == 0) per_round[static_cast<std::size_t>(i)] = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
-      }
-    });
+  const std::unique_ptr<DataGroup> data = make_gloo_data_group(mesh);
+  const auto n = static_cast<std::size_t>(tp);
+  std::vector<std::vector<std::int64_t>> words(n, std::vector<std::int64_t>(3, 1));
+  std::vector<std::vector<std::int64_t>> frame(n, std::vector<std::int64_t>(kCollectiveFrameWords, 1));
+  std::vector<std::vector<std::int64_t>> frames(n, std::vector<std::int64_t>(kCollectiveFrameWords * n));
+  std::vector<std::vector<float>> activations(n, std::vector<float>(kForwardFloats, 1.0f));
+  TransportRow row;
+  row.all_reduce_min_us = median_round_us(tp, kTransportRounds, [&](int r) {
+    mesh.all_reduce(GlooChannel::kScheduler, r, words[static_cast<std::size_t>(r)], GlooReduce::kMin);
+  });
+  row.agreement_us = median_round_us(tp, kTransportRounds, [&](int r) {
+    mesh.all_gather(GlooChannel::kScheduler, r, frame[static_cast<std::size_t>(r)], frames[static_cast<std::size_t>(r)]);
+  });
+  row.forward_frame_us = median_round_us(tp, kTransportRounds, [&](int r) {
+    data->all_gather(r, frame[static_cast<std::size_t>(r)], frames[static_cast<std::size_t>(r)]);
+  });
+  row.forward_sum_us = median_round_us(tp, kTransportRounds, [&](int r) { data->all_reduce_sum(r, activations[static_cast<std::size_t>(r)]); });
+  return row;
+}
+
+// NCCL, one rank per GPU: the same messages, the policy's in device memory (what NCCL would cost
+// the policy if it ran there), the forward's through the thread world's data group.
+TransportRow nccl_row(int tp) {
+  TransportRow row;
+#ifdef HCSIM_HAVE_NCCL
+  try {
+    const NcclLatency l = measure_nccl_latency(tp, kForwardFloats, kTransportRounds);
+    row.all_reduce_min_us = l.all_reduce_min_us;
+    row.agreement_us = l.all_gather_frame_us;
+    row.forward_frame_us = l.forward_frame_us;
+    row.forward_sum_us = l.forward_sum_us;
+  } catch (const DeviceUnavailable& e) {
+    row.not_run = e.what();
   }
-  for (auto& t : ranks) t.join();
-  std::sort(per_round.begin(), per_round.end());
-  return per_round[per_round.size() / 2];
+#else
+  (void)tp;
+  row.not_run = "this hcsim was built without NCCL";
+#endif
+  return row;
+}
+
+void print_transport_table(const char* transport, const std::vector<TransportRow>& rows) {
+  const std::array<std::pair<const char*, double TransportRow::*>, 4> lines{{
+      {"all_reduce(MIN) of 3 int64 (a policy message)", &TransportRow::all_reduce_min_us},
+      {"all_gather of the 16-word descriptor", &TransportRow::agreement_us},
+      {"forward: descriptor on the data group", &TransportRow::forward_frame_us},
+      {"forward: sum of 2,048 floats on the data group", &TransportRow::forward_sum_us},
+  }};
+  for (const auto& [what, field] : lines) {
+    std::printf("  %-4s %-48s", transport, what);
+    for (const TransportRow& row : rows) {
+      if (row.*field < 0) {
+        std::printf(" %9s", "-");
+      } else {
+        std::printf(" %9.1f", row.*field);
+      }
+    }
+    std::printf("\n");
+  }
 }
 
 int bench_gpu() {
 #ifdef HCSIM_HAVE_CUDA
-  for (const auto& [page_bytes, pages] : {std::pair<std::int64_t, std::int32_t>{4096, 16384}, {65536, 2048}}) {
-    const LoadBackFigure f = measure_load_back(page_bytes, pages, 21);
-    std::printf("load-back %3lld KiB pages x %5d: gather kernel %.1f GB/s, cudaMemcpyBatchAsync %.1f GB/s, bulk pinned cudaMemcpy %.1f GB/s; "
-                "gather at %.0f%% of bulk; %s\n",
-                static_cast<long long>(page_bytes / 1024), pages, f.gather_gbps, f.batch_memcpy_gbps, f.bulk_memcpy_gbps,
-                100.0 * f.gather_gbps / f.bulk_memcpy_gbps, f.verified ? "verified" : "CHECKSUM MISMATCH");
+  try {
+    for (const auto& [page_bytes, pages] : {std::pair<std::int64_t, std::int32_t>{4096, 16384}, {65536, 2048}}) {
+      const LoadBackFigure f = measure_load_back(page_bytes, pages, 21);
+      std::printf("load-back %3lld KiB pages x %5d: gather kernel %.1f GB/s, cudaMemcpyBatchAsync %.1f GB/s, bulk pinned cudaMemcpy %.1f GB/s; "
+                  "gather at %.0f%% of bulk; %s\n",
+                  static_cast<long long>(page_bytes / 1024), pages, f.gather_gbps, f.batch_memcpy_gbps, f.bulk_memcpy_gbps,
+                  100.0 * f.gather_gbps / f.bulk_memcpy_gbps, f.verified ? "verified" : "CHECKSUM MISMATCH");
+    }
+  } catch (const DeviceUnavailable& e) {
+    std::printf("load-back not run: %s\n", e.what());
   }
 #else
-  std::printf("load-back: this hcsim was built without CUDA\n");
+  std::printf("load-back not run: this hcsim was built without CUDA\n");
 #endif
-  for (int tp : {2, 4, 8}) std::printf("policy agreement round over Gloo, TP %d: %.1f us (median of 2000)\n", tp, agreement_round_us(tp, 2000));
+  std::vector<TransportRow> gloo;
+  std::vector<TransportRow> nccl;
+  for (const int tp : kBenchTps) {
+    gloo.push_back(gloo_row(tp));
+    nccl.push_back(nccl_row(tp));
+  }
+  std::printf("\ncollective latency in us, median of %d rounds; ranks are threads, NCCL's one per GPU:\n", kTransportRounds);
+  std::printf("  %-53s", "");
+  for (const int tp : kBenchTps) std::printf("      TP %d", tp);
+  std::printf("\n");
+  print_transport_table("Gloo", gloo);
+  print_transport_table("NCCL", nccl);
+  for (std::size_t i = 0; i < kBenchTps.size(); ++i) {
+    if (!nccl[i].not_run.empty()) std::printf("  NCCL at TP %d not run: %s\n", kBenchTps[i], nccl[i].not_run.c_str());
+  }
+  std::printf("A policy agreement round is the Gloo descriptor all-gather: policy collectives stay on Gloo CPU groups, as upstream's.\n");
   return 0;
 }
 
@@ -141,7 +226,8 @@ int cmd_bench(const std::vector<std::string>& args) {
       ("actors", po::value(&actors)->default_value(1000), "kernel benchmark: concurrent actors")
       ("iterations", po::value(&iterations)->default_value(5000), "kernel benchmark: sleeps per actor")
       ("gpu", "instead: load-back bandwidth (gather of 4 KiB and 64 KiB pages) against a bulk pinned cudaMemcpy in\n"
-              "the same run, and the cost of one policy agreement round over Gloo at TP 2, 4 and 8");
+              "the same run, and Gloo's and NCCL's latency for the messages the policy and the forward send, at TP\n"
+              "1, 2, 4 and 8 (NCCL where the node has a GPU per rank)");
   po::variables_map vm;
   po::store(po::command_line_parser(args).options(d).run(), vm);
   po::notify(vm);

@@ -39,8 +39,9 @@ class DataGroup {
 
   // Ends every member's wait; safe from any thread, idempotent.
   virtual void abort() = 0;
-  // True once abort() ended (or will end) an NCCL collective: what the report says the watchdog did.
-  virtual bool aborts_nccl() const { return false; }
+  // What abort() does beyond closing Gloo connections, for the report ("aborted the forward's NCCL
+  // communicators (ncclCommAbort)"); empty when nothing more.
+  virtual std::string abort_action() const { return {}; }
 };
 
 // The data channel of `mesh`, which must outlive the group.

@@ -68,7 +68,9 @@ std::unique_ptr<DataGroup> make_data_group(const Device& device, const PoolGeome
                                 : device.kind() != DeviceKind::kCuda    ? "NCCL: needs the CUDA device, not host memory"
                                                                         : "NCCL: needs one rank per GPU (--ranks-per-gpu 1)");
   }
-  if (geometry.ranks == 1 || gpu.data == DataTransport::kGloo || !nccl_possible) return nullptr;
+  if (geometry.ranks == 1) return nullptr;
+  if (gpu.custom_data_group) return gpu.custom_data_group(geometry.ranks);
+  if (gpu.data == DataTransport::kGloo || !nccl_possible) return nullptr;
 #ifdef HCSIM_HAVE_NCCL
   std::vector<int> gpu_of_rank;
   for (int r = 0; r < geometry.ranks; ++r) gpu_of_rank.push_back(device.gpu_of(r));

@@ -10,9 +10,11 @@
 #include <cstdint>
 #include <memory>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "backend/data_group.h"
 #include "backend/device.h"
 #include "backend/flight_recorder.h"
 #include "backend/thread_world.h"
@@ -31,6 +33,9 @@ struct GpuRunOptions {
   DeviceKind device = DeviceKind::kCuda;
   int ranks_per_gpu = 0;                       // 0: every rank on GPU 0
   DataTransport data = DataTransport::kAuto;
+  // When set, makes the forward's data group for `ranks` ranks instead (tests: a CPU stand-in with
+  // NCCL's semantics for mismatched counts).
+  std::function<std::unique_ptr<DataGroup>(int ranks)> custom_data_group;
   TimeNs watchdog_ns = 1'000'000'000;
   std::int64_t page_bytes = 64 * 1024;         // real bytes of a KV page in memory and on disk
   std::int64_t sidecar_bytes = 64 * 1024;

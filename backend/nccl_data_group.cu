@@ -79,7 +79,7 @@ class NcclDataGroup final : public DataGroup {
 
   std::string describe() const override { return group_->describe(); }
   bool survives_mismatched_counts() const override { return true; }
-  bool aborts_nccl() const override { return true; }
+  std::string abort_action() const override { return "aborted the forward's NCCL communicators (ncclCommAbort)"; }
 
   void all_gather(int rank, std::span<const std::int64_t> in, std::span<std::int64_t> out) override {
     RankBuffers& b = rank_buffers(rank);

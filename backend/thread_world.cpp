@@ -528,7 +528,7 @@ void ThreadWorld::stop_actors(bool abort) {
   if (abort && mesh_) mesh_->abort();
   if (abort && data_) {
     data_->abort();
-    stats_.nccl_aborted = data_->aborts_nccl();
+    stats_.data_group_aborted = data_->abort_action();
   }
   // Taking each lock orders the flag before any waiter's next check: no wake-up is lost.
   for (auto& r : ranks_) {

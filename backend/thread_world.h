@@ -73,7 +73,7 @@ struct ThreadWorldStats {
   std::int64_t forwards = 0;
   std::string transport_error;          // the first collective the transport failed, if any
   std::string data_group;               // what carried the forward's collectives
-  bool nccl_aborted = false;            // the watchdog aborted the forward's NCCL communicators
+  std::string data_group_aborted;       // what the watchdog's abort did to the data group beyond Gloo
   TimeNs model_lag_max_ns = 0;          // worst lag of an actor behind the model's clock at a sleep
   std::int64_t sleeps_behind_model = 0; // sleeps that could not absorb the lag: the run lost the model's pace
 };

@@ -3,7 +3,13 @@
 // the simulator names, the fix completes, and the trace replays in the simulator.
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <span>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -11,6 +17,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "backend/data_group.h"
 #include "backend/file_l3.h"
 #include "backend/flight_recorder.h"
 #include "backend/gloo_mesh.h"
@@ -99,10 +106,10 @@ TEST_CASE("file L3: objects hold their key's contents; a stale object exists and
 // The seed hang's margins are 0.3 ms of real time. A run that did not hang is excused only when it
 // measurably fell behind the model's pace (a loaded machine: a late sleep, an L3 call past its
 // model time), and is then made again, a few times at most.
-GpuRunResult run_until_paced_or_hung(const Scenario& s, const RunOptions& o) {
+GpuRunResult run_until_paced_or_hung(const Scenario& s, const RunOptions& o, const GpuRunOptions& world = host_world()) {
   constexpr int kAttemptsMax = 5;
   for (int attempt = 1;; ++attempt) {  // bounded by kAttemptsMax
-    GpuRunResult g = run_on_gpu(s, o, host_world());
+    GpuRunResult g = run_on_gpu(s, o, world);
     const bool paced = g.stats.sleeps_behind_model == 0 && g.stats.storage_overruns == 0;
     if (g.stats.watchdog_fired || paced || attempt == kAttemptsMax) {
       INFO("attempts: " << attempt << ", sleeps behind the model: " << g.stats.sleeps_behind_model
@@ -147,6 +154,71 @@ TEST_CASE("thread world: the seed bug hangs for real and the watchdog names the 
   REQUIRE(replayed.verdict.kind == HangKind::kCollectiveMismatch);
   REQUIRE(replayed.replayed_calls > 0);
   std::filesystem::remove(path);
+}
+
+// A data group with NCCL's semantics on the CPU: a sum whose members disagree on the count never
+// completes for them (NCCL's ring waits for data that never comes), and abort() ends the wait, as
+// ncclCommAbort does. Agreeing members sum over Gloo.
+class UnmatchedSumsNeverEnd final : public DataGroup {
+ public:
+  // `waiting_at_abort` receives how many members were in an unmatched sum when abort() came.
+  UnmatchedSumsNeverEnd(int ranks, std::atomic<int>& waiting_at_abort) : mesh_(ranks), waiting_at_abort_(waiting_at_abort) {}
+  std::string describe() const override { return "NCCL stand-in"; }
+  bool survives_mismatched_counts() const override { return true; }
+  std::string abort_action() const override { return "ended the stand-in's unmatched sums"; }
+  void all_gather(int rank, std::span<const std::int64_t> in, std::span<std::int64_t> out) override {
+    mesh_.all_gather(GlooChannel::kData, rank, in, out);
+  }
+  void all_reduce_sum(int rank, std::span<float> values) override {
+    const std::array<std::int64_t, 1> count{static_cast<std::int64_t>(values.size())};
+    std::vector<std::int64_t> counts(static_cast<std::size_t>(mesh_.ranks()));
+    mesh_.all_gather(GlooChannel::kData, rank, count, counts);
+    if (std::all_of(counts.begin(), counts.end(), [&](std::int64_t c) { return c == count[0]; })) {
+      mesh_.all_reduce_sum(GlooChannel::kData, rank, values);
+      return;
+    }
+    std::unique_lock lock(mu_);
+    ++waiting_in_unmatched_;
+    cv_.wait(lock, [&] { return aborted_; });
+    throw CollectiveFailed("stand-in sum: aborted");
+  }
+  void abort() override {
+    {
+      const std::lock_guard lock(mu_);
+      aborted_ = true;
+      waiting_at_abort_.store(waiting_in_unmatched_);
+    }
+    cv_.notify_all();
+    mesh_.abort();
+  }
+ private:
+  GlooMesh mesh_;
+  std::atomic<int>& waiting_at_abort_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool aborted_ = false;
+  int waiting_in_unmatched_ = 0;
+};
+
+TEST_CASE("thread world: where the data group lets mismatched counts in, the diverged ranks sit in the sum until the watchdog aborts it") {
+  const Scenario s = load_scenario_file("scenarios/himamba-sidecar-lag.json");
+  GpuRunOptions world = host_world();
+  std::atomic<int> waiting_at_abort{-1};  // of the latest run's group
+  world.custom_data_group = [&waiting_at_abort](int ranks) {
+    waiting_at_abort.store(-1);
+    return std::make_unique<UnmatchedSumsNeverEnd>(ranks, waiting_at_abort);
+  };
+  const GpuRunResult g = run_until_paced_or_hung(s, variant("pre-fix"), world);
+  REQUIRE(g.stats.data_group == "NCCL stand-in");
+  REQUIRE(g.stats.data_group_aborted == "ended the stand-in's unmatched sums");
+  REQUIRE(g.stats.actors_abandoned == 0);
+  // Both schedulers passed the descriptor exchange and entered the sum with their own counts.
+  REQUIRE(waiting_at_abort.load() == 2);
+  const Verdict& v = g.run.verdict;
+  REQUIRE(v.kind == HangKind::kCollectiveMismatch);
+  REQUIRE(v.group == Group::kScheduler);
+  REQUIRE(v.entered.size() == 2);
+  for (const CollectiveEntry& e : v.entered) REQUIRE(e.size == (e.rank == 0 ? 52 : 2100));
 }
 
 TEST_CASE("thread world: seed-fix completes with the sidecar lag, the same decisions as the simulator, no leak") {

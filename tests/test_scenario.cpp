@@ -201,3 +201,20 @@ TEST_CASE("scenario: a page size not dividing 1024 is refused", "[scenario][erro
   require_error(what, "/policy/page_size", "expected a page size dividing 1024");
   REQUIRE_THAT(what, Catch::Contains("got 48"));
 }
+
+TEST_CASE("scenario: a library scenario loads at another TP size, or names the rank that size lacks", "[scenario]") {
+  const Scenario own = load_scenario_file("scenarios/registration-divergence.json");
+  REQUIRE(own.world.ranks == 8);
+  const Scenario tp4 = load_scenario_file_at_tp("scenarios/registration-divergence.json", 4);
+  REQUIRE(tp4.world.ranks == 4);
+  REQUIRE(tp4.policy.ranks.size() == 4);
+  REQUIRE(tp4.expect.size() == own.expect.size());
+  try {
+    (void)load_scenario_file_at_tp("scenarios/registration-divergence.json", 2);
+    FAIL("rank 3's override cannot exist at TP 2");
+  } catch (const ScenarioError& e) {
+    const std::string what = e.what();
+    REQUIRE(what.find("scenarios/registration-divergence.json at tp 2") != std::string::npos);
+    REQUIRE(what.find("/ranks/overrides/3") != std::string::npos);
+  }
+}

@@ -981,7 +981,7 @@ void print_gpu_section(std::ostream& out, const Scenario& s, const GpuRunResult&
   out << "  host slots leaked at exit: " << g.leaked_slots_at_exit << "\n";
   if (!st.watchdog_fired) return;
   out << "watchdog: fired at " << st.watchdog_fired_ns / 1'000'000 << " ms: " << st.watchdog_reason << "\n";
-  if (st.nccl_aborted) out << "  aborted the forward's NCCL communicators (ncclCommAbort) and closed the Gloo groups\n";
+  if (!st.data_group_aborted.empty()) out << "  " << st.data_group_aborted << ", and closed the Gloo groups\n";
   out << "flight recorder (last collectives per rank):\n";
   for (const auto& ring : g.flight) {
     const std::size_t from = ring.size() > 4 ? ring.size() - 4 : 0;

@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <numeric>
 #include <span>
 #include <filesystem>
 #include <fstream>
@@ -22,6 +23,10 @@
 #include "backend/flight_recorder.h"
 #include "backend/gloo_mesh.h"
 #include "backend/gpu_run.h"
+#ifdef HCSIM_HAVE_NCCL
+#include "backend/nccl_data_group.h"
+#endif
+#include "backend/thread_world.h"
 #include "policy/fixes.h"
 #include "sim/hang_detector.h"
 #include "sim/trace_file.h"
@@ -264,3 +269,29 @@ TEST_CASE("host device: load-back gathers the named slots, in order, to the devi
   REQUIRE(dev->device_checksum(0, 2) == page_sum(5) + page_sum(2));
   REQUIRE(dev->device_checksum(0, 2) != page_sum(5) + page_sum(3));
 }
+
+#ifdef HCSIM_HAVE_NCCL
+// One GPU allows one rank: NCCL refuses two ranks on a GPU. The staging, the calls and the abort
+// are the same code a node of several GPUs runs.
+TEST_CASE("nccl data group on one GPU: gathers and sums through the device, and refuses every call once aborted") {
+  if (cuda_gpu_count() < 1) {
+    WARN("no CUDA GPU here: the NCCL data group is not exercised");
+    return;
+  }
+  const std::array<int, 1> gpus{0};
+  const std::unique_ptr<DataGroup> data = make_nccl_data_group(gpus, kCollectiveFrameWords, 64);
+  std::vector<std::int64_t> frame(kCollectiveFrameWords);
+  std::iota(frame.begin(), frame.end(), std::int64_t{1} << 40);
+  std::vector<std::int64_t> frames(kCollectiveFrameWords, 0);
+  data->all_gather(0, frame, frames);
+  REQUIRE(frames == frame);
+  std::vector<float> activations{1.5f, -2.0f, 3.25f};
+  data->all_reduce_sum(0, activations);
+  REQUIRE(activations == std::vector<float>{1.5f, -2.0f, 3.25f});
+  REQUIRE(data->describe().find("NCCL") == 0);
+  data->abort();
+  REQUIRE_THROWS_AS(data->all_reduce_sum(0, activations), CollectiveFailed);
+  REQUIRE_THROWS_AS(data->all_gather(0, frame, frames), CollectiveFailed);
+  REQUIRE(data->abort_action().find("ncclCommAbort") != std::string::npos);
+}
+#endif

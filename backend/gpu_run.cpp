@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
+#include <string_view>
 
 #include "backend/file_l3.h"
 #ifdef HCSIM_HAVE_NCCL
@@ -88,6 +90,12 @@ bool nccl_built() {
 #else
   return false;
 #endif
+}
+
+std::string nccl_environment_problem() {
+  const char* nvls = std::getenv("NCCL_NVLS_ENABLE");
+  if (nvls == nullptr || std::string_view(nvls) == "0") return {};
+  return std::string("NCCL_NVLS_ENABLE is '") + nvls + "': NVLink multicast must stay off; unset it or set it to 0";
 }
 
 GpuRunResult run_on_gpu(const Scenario& scenario, const RunOptions& options, const GpuRunOptions& gpu) {

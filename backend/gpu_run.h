@@ -53,6 +53,9 @@ struct GpuRunResult {
 
 // Whether this build can put the forward on NCCL.
 bool nccl_built();
+// Why NCCL must not start in this process, or empty: NCCL_NVLS_ENABLE set to anything but 0 (NVLink
+// multicast stays off; NcclGroup sets it to 0 when unset).
+std::string nccl_environment_problem();
 
 // Throws DeviceUnavailable when the device kind cannot be had, std::invalid_argument when NCCL is
 // asked for where it cannot run (ranks sharing a GPU, the host device, a build without NCCL).

@@ -22,6 +22,7 @@
 #include "backend/data_group.h"
 #include "backend/device.h"
 #include "backend/gloo_mesh.h"
+#include "backend/gpu_run.h"
 #include "backend/round_timing.h"
 #include "backend/thread_world.h"
 #include "policy/task.h"
@@ -143,6 +144,8 @@ TransportRow gloo_row(int tp) {
 TransportRow nccl_row(int tp) {
   TransportRow row;
 #ifdef HCSIM_HAVE_NCCL
+  row.not_run = nccl_environment_problem();
+  if (!row.not_run.empty()) return row;
   try {
     const NcclLatency l = measure_nccl_latency(tp, kForwardFloats, kTransportRounds);
     row.all_reduce_min_us = l.all_reduce_min_us;

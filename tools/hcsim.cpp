@@ -954,6 +954,8 @@ GpuRunOptions gpu_options(const GpuArgs& a) {
   } else if (a.data_group != "auto") {
     throw BadInput("--data-group: expected auto, nccl or gloo; got '" + a.data_group + "'");
   }
+  const bool may_use_nccl = g.data != DataTransport::kGloo && g.device == DeviceKind::kCuda && g.ranks_per_gpu == 1 && nccl_built();
+  if (may_use_nccl && !nccl_environment_problem().empty()) throw BadInput(nccl_environment_problem());
   if (a.watchdog_ms < 10 || a.watchdog_ms > 3'600'000) throw BadInput("--watchdog-ms: expected 10 to 3600000");
   g.watchdog_ns = a.watchdog_ms * 1'000'000;
   if (a.page_bytes < 16 || a.page_bytes % 16 != 0 || a.page_bytes > (std::int64_t{64} << 20)) {

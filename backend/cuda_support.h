@@ -33,6 +33,23 @@ namespace hcsim {
     }                                                                                   \
   } while (0)
 
+// Restores the calling thread's current GPU when it goes: code that visits each rank's GPU leaves
+// its caller where it was.
+class CurrentGpuKept {
+ public:
+  CurrentGpuKept() noexcept {
+    if (cudaGetDevice(&gpu_) != cudaSuccess) gpu_ = -1;  // nothing to restore
+  }
+  ~CurrentGpuKept() {
+    if (gpu_ >= 0) (void)cudaSetDevice(gpu_);
+  }
+  CurrentGpuKept(const CurrentGpuKept&) = delete;
+  CurrentGpuKept& operator=(const CurrentGpuKept&) = delete;
+
+ private:
+  int gpu_ = 0;
+};
+
 // How many GPUs the driver reports; throws DeviceUnavailable("no CUDA GPU: <reason>") for none.
 int require_cuda_gpus();
 

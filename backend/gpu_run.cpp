@@ -76,7 +76,9 @@ std::unique_ptr<DataGroup> make_data_group(const Device& device, const PoolGeome
 #ifdef HCSIM_HAVE_NCCL
   std::vector<int> gpu_of_rank;
   for (int r = 0; r < geometry.ranks; ++r) gpu_of_rank.push_back(device.gpu_of(r));
-  return make_nccl_data_group(gpu_of_rank, kCollectiveFrameWords, static_cast<std::size_t>(geometry.activation_floats));
+  // At least a frame's worth of floats: the thread world's warm-up sums that many.
+  const auto floats_max = std::max<std::size_t>(kCollectiveFrameWords, static_cast<std::size_t>(geometry.activation_floats));
+  return make_nccl_data_group(gpu_of_rank, kCollectiveFrameWords, floats_max);
 #else
   return nullptr;
 #endif

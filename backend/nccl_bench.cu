@@ -46,6 +46,7 @@ struct RawRank {
 }  // namespace
 
 NcclLatency measure_nccl_latency(int tp, std::size_t forward_floats, int rounds) {
+  const CurrentGpuKept caller_gpu;
   const int gpus = require_cuda_gpus();
   if (tp > gpus) {
     throw DeviceUnavailable("NCCL at TP " + std::to_string(tp) + " needs " + std::to_string(tp) + " GPUs, one per rank; " +
@@ -72,16 +73,17 @@ NcclLatency measure_nccl_latency(int tp, std::size_t forward_floats, int rounds)
     NcclGroup group(tp, gpu_of_rank);
     auto all_reduce_min = [&](int r) {
       RawRank& b = *raw[static_cast<std::size_t>(r)];
-      if (!group.all_reduce(r, b.words, kPolicyWords, NcclReduce::kMinInt64, b.stream)) throw std::runtime_error("aborted");
+      if (!group.all_reduce(r, b.words, kPolicyWords, NcclReduce::kMinInt64, b.stream)) throw CollectiveFailed("aborted");
     };
     auto all_gather = [&](int r) {
       RawRank& b = *raw[static_cast<std::size_t>(r)];
-      if (!group.all_gather(r, b.frame, b.frames, kCollectiveFrameWords, b.stream)) throw std::runtime_error("aborted");
+      if (!group.all_gather(r, b.frame, b.frames, kCollectiveFrameWords, b.stream)) throw CollectiveFailed("aborted");
     };
-    (void)median_round_us(tp, kWarmUpRounds, all_reduce_min);
-    out.all_reduce_min_us = median_round_us(tp, rounds, all_reduce_min);
-    (void)median_round_us(tp, kWarmUpRounds, all_gather);
-    out.all_gather_frame_us = median_round_us(tp, rounds, all_gather);
+    auto abort = [&] { group.abort(); };
+    (void)median_round_us(tp, kWarmUpRounds, all_reduce_min, abort);
+    out.all_reduce_min_us = median_round_us(tp, rounds, all_reduce_min, abort);
+    (void)median_round_us(tp, kWarmUpRounds, all_gather, abort);
+    out.all_gather_frame_us = median_round_us(tp, rounds, all_gather, abort);
   }
   const std::unique_ptr<DataGroup> data = make_nccl_data_group(gpu_of_rank, kCollectiveFrameWords, forward_floats);
   std::vector<std::vector<std::int64_t>> frame(static_cast<std::size_t>(tp), std::vector<std::int64_t>(kCollectiveFrameWords, 1));
@@ -90,10 +92,11 @@ NcclLatency measure_nccl_latency(int tp, std::size_t forward_floats, int rounds)
   std::vector<std::vector<float>> activations(static_cast<std::size_t>(tp), std::vector<float>(forward_floats, 1.0f));
   auto forward_frame = [&](int r) { data->all_gather(r, frame[static_cast<std::size_t>(r)], frames[static_cast<std::size_t>(r)]); };
   auto forward_sum = [&](int r) { data->all_reduce_sum(r, activations[static_cast<std::size_t>(r)]); };
-  (void)median_round_us(tp, kWarmUpRounds, forward_frame);
-  out.forward_frame_us = median_round_us(tp, rounds, forward_frame);
-  (void)median_round_us(tp, kWarmUpRounds, forward_sum);
-  out.forward_sum_us = median_round_us(tp, rounds, forward_sum);
+  auto abort = [&] { data->abort(); };
+  (void)median_round_us(tp, kWarmUpRounds, forward_frame, abort);
+  out.forward_frame_us = median_round_us(tp, rounds, forward_frame, abort);
+  (void)median_round_us(tp, kWarmUpRounds, forward_sum, abort);
+  out.forward_sum_us = median_round_us(tp, rounds, forward_sum, abort);
   return out;
 }
 

@@ -62,6 +62,7 @@ class NcclDataGroup final : public DataGroup {
  public:
   NcclDataGroup(std::span<const int> gpu_of_rank, std::size_t frame_words_max, std::size_t floats_max)
       : frame_words_max_(frame_words_max), floats_max_(floats_max), group_(std::make_unique<NcclGroup>(static_cast<int>(gpu_of_rank.size()), gpu_of_rank)) {
+    const CurrentGpuKept caller_gpu;
     const std::size_t ranks = gpu_of_rank.size();
     for (std::size_t r = 0; r < ranks; ++r) {
       buffers_.push_back(std::make_unique<RankBuffers>());
@@ -77,11 +78,41 @@ class NcclDataGroup final : public DataGroup {
     }
   }
 
+  ~NcclDataGroup() override {
+    const CurrentGpuKept caller_gpu;  // the buffers' destructors visit every rank's GPU
+    group_.reset();
+    buffers_.clear();
+  }
+
   std::string describe() const override { return group_->describe(); }
   bool survives_mismatched_counts() const override { return true; }
   std::string abort_action() const override { return "aborted the forward's NCCL communicators (ncclCommAbort)"; }
 
   void all_gather(int rank, std::span<const std::int64_t> in, std::span<std::int64_t> out) override {
+    failing_as_collective([&] { gather(rank, in, out); });
+  }
+  void all_reduce_sum(int rank, std::span<float> values) override {
+    failing_as_collective([&] { sum(rank, values); });
+  }
+  void abort() override { group_->abort(); }
+
+ private:
+  // An NCCL or CUDA error is the transport failing: the communicators are aborted (NCCL wants that
+  // after an asynchronous error, and it releases the peers at once) and the caller sees
+  // CollectiveFailed, as from Gloo.
+  template <typename Call>
+  void failing_as_collective(Call call) {
+    try {
+      call();
+    } catch (const CollectiveFailed&) {
+      throw;
+    } catch (const std::runtime_error& e) {
+      group_->abort();
+      throw CollectiveFailed(e.what());
+    }
+  }
+
+  void gather(int rank, std::span<const std::int64_t> in, std::span<std::int64_t> out) {
     RankBuffers& b = rank_buffers(rank);
     HCSIM_ASSERT(in.size() <= frame_words_max_ && out.size() == in.size() * buffers_.size());
     HCSIM_CUDA_CHECK(cudaSetDevice(b.gpu));
@@ -93,7 +124,7 @@ class NcclDataGroup final : public DataGroup {
     std::copy_n(b.frames_host, out.size(), out.begin());
   }
 
-  void all_reduce_sum(int rank, std::span<float> values) override {
+  void sum(int rank, std::span<float> values) {
     RankBuffers& b = rank_buffers(rank);
     HCSIM_ASSERT(values.size() <= floats_max_);
     HCSIM_CUDA_CHECK(cudaSetDevice(b.gpu));
@@ -105,9 +136,6 @@ class NcclDataGroup final : public DataGroup {
     std::copy_n(b.floats_host, values.size(), values.begin());
   }
 
-  void abort() override { group_->abort(); }
-
- private:
   RankBuffers& rank_buffers(int rank) {
     HCSIM_ASSERT(rank >= 0 && static_cast<std::size_t>(rank) < buffers_.size());
     return *buffers_[static_cast<std::size_t>(rank)];
@@ -119,9 +147,7 @@ class NcclDataGroup final : public DataGroup {
   std::size_t frame_words_max_;
   std::size_t floats_max_;
   std::vector<std::unique_ptr<RankBuffers>> buffers_;
-  // Declared last, so destroyed first: the communicators go (finalized, or aborted) before the buffers
-  // their kernels used.
-  std::unique_ptr<NcclGroup> group_;
+  std::unique_ptr<NcclGroup> group_;  // goes before the buffers its kernels used: see the destructor
 };
 
 }  // namespace

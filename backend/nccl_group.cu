@@ -26,6 +26,8 @@ using Clock = std::chrono::steady_clock;
 // Creating or finalizing one host's communicators takes seconds; past this, something is stuck.
 constexpr std::chrono::seconds kSetupTimeout{120};
 constexpr std::chrono::milliseconds kSetupPoll{1};
+constexpr std::chrono::microseconds kSpinBeforeSleeping{200};
+constexpr std::chrono::microseconds kPollSleep{20};
 
 [[noreturn]] void throw_nccl_error(ncclResult_t result, const char* call, const char* file, int line) {
   throw std::runtime_error(std::string(file) + ":" + std::to_string(line) + ": " + call +
@@ -157,7 +159,10 @@ bool NcclGroup::run(int rank, cudaStream_t stream, const char* call, Issue issue
       throw_nccl_error(issued, call, __FILE__, __LINE__);
     }
   }
-  // Unbounded by itself: the bound is the watchdog, whose abort() ends this loop.
+  // Unbounded by itself: the bound is the watchdog, whose abort() ends this loop. It spins for a
+  // collective's usual time, then sleeps between polls: a rank stuck in an unmatched collective must
+  // not take a core from the actors that still run.
+  const auto spin_until = Clock::now() + kSpinBeforeSleeping;
   for (;;) {
     {
       const std::lock_guard lock(mutex);
@@ -176,7 +181,11 @@ bool NcclGroup::run(int rank, cudaStream_t stream, const char* call, Issue issue
         if (done != cudaErrorNotReady) throw_cuda_error(done, "cudaStreamQuery(stream)", __FILE__, __LINE__);
       }
     }
-    std::this_thread::yield();
+    if (Clock::now() < spin_until) {
+      std::this_thread::yield();
+    } else {
+      std::this_thread::sleep_for(kPollSleep);
+    }
   }
 }
 

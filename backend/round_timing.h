@@ -1,7 +1,8 @@
 // median_round_us(): what one collective round costs a group whose ranks are threads of this
 // process, measured the same way for every transport (`hcsim bench --gpu` compares Gloo and NCCL).
 //
-//   double us = median_round_us(4, 2000, [&](int rank) { mesh.all_gather(ch, rank, in, out[rank]); });
+//   double us = median_round_us(4, 2000, [&](int rank) { mesh.all_gather(ch, rank, in, out[rank]); },
+//                               [&] { mesh.abort(); });
 #pragma once
 
 #include <algorithm>
@@ -17,9 +18,10 @@ namespace hcsim {
 
 // Every rank's thread calls `round(rank)` `rounds` times; rank 0 times each call from its start to its
 // return. The rounds pace each other (a rank cannot finish round i before every rank entered it), so
-// rank 0's median is the round's latency. The first exception a rank throws is rethrown here.
-template <typename Round>
-double median_round_us(int ranks, int rounds, Round round) {
+// rank 0's median is the round's latency. When a rank throws, `abort()` releases the ranks waiting
+// for it, and the first exception is rethrown here.
+template <typename Round, typename Abort>
+double median_round_us(int ranks, int rounds, Round round, Abort abort) {
   HCSIM_ASSERT(ranks >= 1 && rounds >= 1);
   std::vector<double> per_round_us(static_cast<std::size_t>(rounds));
   std::mutex error_mu;
@@ -35,8 +37,11 @@ double median_round_us(int ranks, int rounds, Round round) {
           if (r == 0) per_round_us[static_cast<std::size_t>(i)] = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
         }
       } catch (...) {
-        const std::lock_guard lock(error_mu);
-        if (!error) error = std::current_exception();
+        {
+          const std::lock_guard lock(error_mu);
+          if (!error) error = std::current_exception();
+        }
+        abort();
       }
     });
   }

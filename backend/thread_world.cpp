@@ -238,14 +238,12 @@ class ThreadWorld::ActorRuntime final : public Runtime {
       last_entry_model_ns_ = std::max(last_entry_model_ns_, f[3]);
     }
     if (!agreed) {
-      if (forward && w_.data_->survives_mismatched_counts()) {
-        // As upstream's ranks: each sums its own count. NCCL leaves such a collective unmatched (some
-        // rank never completes it) until the watchdog aborts the communicators.
-        w_.data_->all_reduce_sum(rank_, activations_);
-        return false;
-      }
-      // Members disagree: the collective can never complete, and Gloo cannot carry mismatched sizes
-      // (its transport would end the process). Wait for the watchdog.
+      // Members disagree: in the model the collective never completes. Where the transport can
+      // carry it, each rank sums its own count as upstream's do: NCCL leaves that unmatched (a rank
+      // waits for data that never comes) until the watchdog aborts the communicators. NCCL does not
+      // check counts, so a rank whose sum returns (with garbage) must not go on either. Gloo cannot
+      // carry mismatched sizes (its transport would end the process). Either way: wait for the watchdog.
+      if (forward && w_.data_->survives_mismatched_counts()) w_.data_->all_reduce_sum(rank_, activations_);
       std::unique_lock<std::mutex> lock(w_.world_mu_);
       w_.world_cv_.wait(lock, [&] { return w_.abort_.load(); });
       return true;
@@ -438,9 +436,14 @@ void ThreadWorld::warm_up_mesh() {
           data_->all_gather(r, frame, frames);
           data_->all_reduce_sum(r, activations);
         }
-      } catch (const CollectiveFailed& e) {
-        std::lock_guard<std::mutex> lock(error_mu);
-        if (error.empty()) error = e.what();
+      } catch (const std::exception& e) {
+        {
+          std::lock_guard<std::mutex> lock(error_mu);
+          if (error.empty()) error = e.what();
+        }
+        // No watchdog runs yet: the peers waiting for this member are released here.
+        data_->abort();
+        mesh_->abort();
       }
     });
   }

@@ -48,7 +48,8 @@
 namespace hcsim {
 
 // The descriptor every member of a collective sends first: op, size, stop bit, model time and up to 12
-// payload words. A data group must carry frames of this many words.
+// payload words. A data group must carry frames of this many words, and sums of at least this many
+// floats (the warm-up's).
 inline constexpr std::size_t kCollectiveFrameWords = 16;
 
 struct ThreadWorldConfig {

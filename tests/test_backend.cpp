@@ -161,13 +161,15 @@ TEST_CASE("thread world: the seed bug hangs for real and the watchdog names the 
   std::filesystem::remove(path);
 }
 
-// A data group with NCCL's semantics on the CPU: a sum whose members disagree on the count never
-// completes for them (NCCL's ring waits for data that never comes), and abort() ends the wait, as
-// ncclCommAbort does. Agreeing members sum over Gloo.
+// A data group with NCCL's semantics on the CPU: NCCL does not check counts, so in a sum whose members
+// disagree the ones with the largest count wait for data that never comes, the others return (with
+// garbage), and abort() ends the wait, as ncclCommAbort does. Agreeing members sum over Gloo.
 class UnmatchedSumsNeverEnd final : public DataGroup {
  public:
-  // `waiting_at_abort` receives how many members were in an unmatched sum when abort() came.
-  UnmatchedSumsNeverEnd(int ranks, std::atomic<int>& waiting_at_abort) : mesh_(ranks), waiting_at_abort_(waiting_at_abort) {}
+  // `waiting_at_abort` receives how many members were in an unmatched sum when abort() came;
+  // `returned_from_unmatched` counts those whose unmatched sum returned.
+  UnmatchedSumsNeverEnd(int ranks, std::atomic<int>& waiting_at_abort, std::atomic<int>& returned_from_unmatched)
+      : mesh_(ranks), waiting_at_abort_(waiting_at_abort), returned_from_unmatched_(returned_from_unmatched) {}
   std::string describe() const override { return "NCCL stand-in"; }
   bool survives_mismatched_counts() const override { return true; }
   std::string abort_action() const override { return "ended the stand-in's unmatched sums"; }
@@ -180,6 +182,10 @@ class UnmatchedSumsNeverEnd final : public DataGroup {
     mesh_.all_gather(GlooChannel::kData, rank, count, counts);
     if (std::all_of(counts.begin(), counts.end(), [&](std::int64_t c) { return c == count[0]; })) {
       mesh_.all_reduce_sum(GlooChannel::kData, rank, values);
+      return;
+    }
+    if (count[0] < *std::max_element(counts.begin(), counts.end())) {
+      returned_from_unmatched_.fetch_add(1);
       return;
     }
     std::unique_lock lock(mu_);
@@ -199,6 +205,7 @@ class UnmatchedSumsNeverEnd final : public DataGroup {
  private:
   GlooMesh mesh_;
   std::atomic<int>& waiting_at_abort_;
+  std::atomic<int>& returned_from_unmatched_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool aborted_ = false;
@@ -209,21 +216,29 @@ TEST_CASE("thread world: where the data group lets mismatched counts in, the div
   const Scenario s = load_scenario_file("scenarios/himamba-sidecar-lag.json");
   GpuRunOptions world = host_world();
   std::atomic<int> waiting_at_abort{-1};  // of the latest run's group
-  world.custom_data_group = [&waiting_at_abort](int ranks) {
+  std::atomic<int> returned_from_unmatched{0};
+  world.custom_data_group = [&](int ranks) {
     waiting_at_abort.store(-1);
-    return std::make_unique<UnmatchedSumsNeverEnd>(ranks, waiting_at_abort);
+    returned_from_unmatched.store(0);
+    return std::make_unique<UnmatchedSumsNeverEnd>(ranks, waiting_at_abort, returned_from_unmatched);
   };
   const GpuRunResult g = run_until_paced_or_hung(s, variant("pre-fix"), world);
   REQUIRE(g.stats.data_group == "NCCL stand-in");
   REQUIRE(g.stats.data_group_aborted == "ended the stand-in's unmatched sums");
   REQUIRE(g.stats.actors_abandoned == 0);
-  // Both schedulers passed the descriptor exchange and entered the sum with their own counts.
-  REQUIRE(waiting_at_abort.load() == 2);
+  // Both schedulers passed the descriptor exchange and entered the sum with their own counts: rank 1
+  // (2,100 tokens) was still in it at the abort; rank 0's (52) returned, and rank 0 went no further.
+  REQUIRE(waiting_at_abort.load() == 1);
+  REQUIRE(returned_from_unmatched.load() == 1);
   const Verdict& v = g.run.verdict;
   REQUIRE(v.kind == HangKind::kCollectiveMismatch);
   REQUIRE(v.group == Group::kScheduler);
   REQUIRE(v.entered.size() == 2);
   for (const CollectiveEntry& e : v.entered) REQUIRE(e.size == (e.rank == 0 ? 52 : 2100));
+  for (const auto& ring : g.flight) {
+    REQUIRE(ring.back().op == CollectiveOp::kForward);  // no rank left the unmatched forward
+    REQUIRE(ring.back().exit_ns < 0);
+  }
 }
 
 TEST_CASE("thread world: seed-fix completes with the sidecar lag, the same decisions as the simulator, no leak") {

@@ -125,17 +125,20 @@ TransportRow gloo_row(int tp) {
   std::vector<std::vector<std::int64_t>> frame(n, std::vector<std::int64_t>(kCollectiveFrameWords, 1));
   std::vector<std::vector<std::int64_t>> frames(n, std::vector<std::int64_t>(kCollectiveFrameWords * n));
   std::vector<std::vector<float>> activations(n, std::vector<float>(kForwardFloats, 1.0f));
+  auto abort = [&] { mesh.abort(); };
   TransportRow row;
-  row.all_reduce_min_us = median_round_us(tp, kTransportRounds, [&](int r) {
-    mesh.all_reduce(GlooChannel::kScheduler, r, words[static_cast<std::size_t>(r)], GlooReduce::kMin);
-  });
-  row.agreement_us = median_round_us(tp, kTransportRounds, [&](int r) {
-    mesh.all_gather(GlooChannel::kScheduler, r, frame[static_cast<std::size_t>(r)], frames[static_cast<std::size_t>(r)]);
-  });
-  row.forward_frame_us = median_round_us(tp, kTransportRounds, [&](int r) {
-    data->all_gather(r, frame[static_cast<std::size_t>(r)], frames[static_cast<std::size_t>(r)]);
-  });
-  row.forward_sum_us = median_round_us(tp, kTransportRounds, [&](int r) { data->all_reduce_sum(r, activations[static_cast<std::size_t>(r)]); });
+  row.all_reduce_min_us = median_round_us(
+      tp, kTransportRounds, [&](int r) { mesh.all_reduce(GlooChannel::kScheduler, r, words[static_cast<std::size_t>(r)], GlooReduce::kMin); },
+      abort);
+  row.agreement_us = median_round_us(
+      tp, kTransportRounds,
+      [&](int r) { mesh.all_gather(GlooChannel::kScheduler, r, frame[static_cast<std::size_t>(r)], frames[static_cast<std::size_t>(r)]); },
+      abort);
+  row.forward_frame_us = median_round_us(
+      tp, kTransportRounds, [&](int r) { data->all_gather(r, frame[static_cast<std::size_t>(r)], frames[static_cast<std::size_t>(r)]); },
+      abort);
+  row.forward_sum_us =
+      median_round_us(tp, kTransportRounds, [&](int r) { data->all_reduce_sum(r, activations[static_cast<std::size_t>(r)]); }, abort);
   return row;
 }
 
@@ -154,6 +157,8 @@ TransportRow nccl_row(int tp) {
     row.forward_sum_us = l.forward_sum_us;
   } catch (const DeviceUnavailable& e) {
     row.not_run = e.what();
+  } catch (const std::runtime_error& e) {  // NCCL failed here: the other figures still stand
+    row.not_run = std::string("NCCL failed: ") + e.what();
   }
 #else
   (void)tp;

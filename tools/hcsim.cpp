@@ -1191,12 +1191,14 @@ int cmd_validate(const std::vector<std::string>& args) {
     if (tps.empty()) runs_to_make.emplace_back(path, 0);
     for (const int tp : tps) runs_to_make.emplace_back(path, tp);
   }
+  for (const std::string& path : paths) (void)load_scenario_file(path);  // a bad file is an error, not a skip
   for (const auto& [path, tp] : runs_to_make) {
     Scenario s;
     try {
       s = tp == 0 ? load_scenario_file(path) : load_scenario_file_at_tp(path, tp);
     } catch (const ScenarioError& e) {
       if (tp == 0) throw;
+      // The file is good at its own size (checked above): this size lacks a rank it names.
       std::printf("skipped %s: %s\n", path.c_str(), e.what());
       ++skipped;
       continue;
@@ -1210,16 +1212,13 @@ int cmd_validate(const std::vector<std::string>& args) {
       int attempts = 0;
       // A run that lost the model's pace can end with another verdict (a transfer landing on the
       // other side of a termination check). That says nothing of the policy, so it is run again.
+      bool abandoned = false;
       do {
         ++attempts;
         const GpuRunResult gpu = run_on_gpu(s, o, gopt);
-        if (gpu.stats.actors_abandoned > 0) {
-          std::printf("validate: actor threads of the last gpu run could not be stopped; ending here\n");
-          std::fflush(stdout);
-          std::_Exit(kExitInternal);
-        }
         c = compare_worlds(s, sim, gpu);
-      } while (c.status == "DIFFER" && c.lost_pace && attempts < kValidateAttemptsMax);
+        abandoned = gpu.stats.actors_abandoned > 0;
+      } while (!abandoned && c.status == "DIFFER" && c.lost_pace && attempts < kValidateAttemptsMax);
       ++runs;
       differ += c.status == "DIFFER" ? 1 : 0;
       unpaced += c.status == "unpaced" ? 1 : 0;
@@ -1228,6 +1227,11 @@ int cmd_validate(const std::vector<std::string>& args) {
                   e.variant.c_str(), std::string(policy_name(e.policy.value_or(s.policy.policy))).c_str(), c.gpu_verdict.c_str(),
                   static_cast<long long>(c.round_ns / 1'000), static_cast<double>(c.worst_ns) / 1e6, c.why.empty() ? "" : ": ", c.why.c_str());
       std::fflush(stdout);
+      if (abandoned) {
+        std::printf("validate: actor threads of the last gpu run could not be stopped; ending here after %d run(s), %d differ\n", runs, differ);
+        std::fflush(stdout);
+        std::_Exit(kExitInternal);
+      }
     }
   }
   std::printf("%d run(s) in both worlds, %d differ, %d compared on the verdict alone (unpaced)", runs, differ, unpaced);

@@ -79,8 +79,11 @@ NcclGroup::NcclGroup(int ranks, std::span<const int> gpu_of_rank)
     throw std::invalid_argument("NcclGroup: " + std::to_string(ranks) + " rank(s) but " +
                                 std::to_string(gpu_of_rank.size()) + " GPU(s) listed");
   }
-  // NCCL reads its environment once, at its first call: this must come before any.
+  // NCCL reads its environment once, at its first call: this must come before any. Connections are
+  // made when the communicators are, not lazily at the first collective of each algorithm, which
+  // would cost milliseconds in the middle of a paced run.
   (void)::setenv("NCCL_NVLS_ENABLE", "0", /*overwrite=*/0);
+  (void)::setenv("NCCL_RUNTIME_CONNECT", "0", /*overwrite=*/0);
   const char* nvls = std::getenv("NCCL_NVLS_ENABLE");
   if (nvls == nullptr || std::string_view(nvls) != "0") {
     throw std::runtime_error(std::string("NcclGroup: NCCL_NVLS_ENABLE is '") + (nvls ? nvls : "") +

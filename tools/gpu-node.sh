@@ -5,6 +5,7 @@
 #
 #   tools/gpu-node.sh pack [--with-nccl]    # here: build-gpu/ and gpu-pack/
 #   gpu-pack/run hcsim gpu scenarios/himamba-sidecar-lag.json --preset pre-fix    # on the node
+#   gpu-pack/multi-gpu-check                # on a node of several GPUs: NCCL, every TP size it allows
 #
 # gpu-pack/run sets LD_LIBRARY_PATH to the packed libraries and keeps NVLink multicast off.
 set -euo pipefail
@@ -43,6 +44,7 @@ export PATH="$here:$PATH" LD_LIBRARY_PATH="$here/lib${LD_LIBRARY_PATH:+:$LD_LIBR
 exec "$@"
 RUN
     chmod +x gpu-pack/run
+    cp tools/multi-gpu-check.sh gpu-pack/multi-gpu-check
     du -sh gpu-pack | awk '{print "gpu-pack: " $1}'
     ;;
   *)

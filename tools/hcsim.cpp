@@ -1185,24 +1185,22 @@ int cmd_validate(const std::vector<std::string>& args) {
       throw BadInput("--tp: expected 1 to " + std::to_string(limit_value(Limit::kRanks)) + "; got " + std::to_string(tp) + " " + limit_hint(Limit::kRanks));
     }
   }
+  // Every scenario is read before any run: a bad file fails the command at once.
+  std::vector<Scenario> scenarios;
   int skipped = 0;
-  std::vector<std::pair<std::string, int>> runs_to_make;  // path, TP size (0: the scenario's own)
   for (const std::string& path : paths) {
-    if (tps.empty()) runs_to_make.emplace_back(path, 0);
-    for (const int tp : tps) runs_to_make.emplace_back(path, tp);
-  }
-  for (const std::string& path : paths) (void)load_scenario_file(path);  // a bad file is an error, not a skip
-  for (const auto& [path, tp] : runs_to_make) {
-    Scenario s;
-    try {
-      s = tp == 0 ? load_scenario_file(path) : load_scenario_file_at_tp(path, tp);
-    } catch (const ScenarioError& e) {
-      if (tp == 0) throw;
-      // The file is good at its own size (checked above): this size lacks a rank it names.
-      std::printf("skipped %s: %s\n", path.c_str(), e.what());
-      ++skipped;
-      continue;
+    Scenario own = load_scenario_file(path);
+    if (tps.empty()) scenarios.push_back(std::move(own));
+    for (const int tp : tps) {
+      try {
+        scenarios.push_back(load_scenario_file_at_tp(path, tp));
+      } catch (const ScenarioError& e) {  // good at its own size: this size lacks a rank it names
+        std::printf("skipped %s: %s\n", path.c_str(), e.what());
+        ++skipped;
+      }
     }
+  }
+  for (const Scenario& s : scenarios) {
     for (const Expectation& e : s.expect) {
       RunOptions o;
       o.fixes = e.fixes;

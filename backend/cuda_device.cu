@@ -97,22 +97,6 @@ __global__ void __launch_bounds__(kForwardThreads)
 }
 
 template <typename T>
-T* alloc_pinned(std::int64_t count, unsigned flags) {
-  if (count == 0) return nullptr;
-  void* p = nullptr;
-  HCSIM_CUDA_CHECK(cudaHostAlloc(&p, static_cast<std::size_t>(count) * sizeof(T), flags));
-  return static_cast<T*>(p);
-}
-
-template <typename T>
-T* alloc_device(std::int64_t count) {
-  if (count == 0) return nullptr;
-  void* p = nullptr;
-  HCSIM_CUDA_CHECK(cudaMalloc(&p, static_cast<std::size_t>(count) * sizeof(T)));
-  return static_cast<T*>(p);
-}
-
-template <typename T>
 T* device_view(T* mapped_host) {
   if (mapped_host == nullptr) return nullptr;
   void* p = nullptr;

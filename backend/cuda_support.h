@@ -50,6 +50,24 @@ class CurrentGpuKept {
   int gpu_ = 0;
 };
 
+// Allocations of `count` elements, nullptr for none; the caller frees them (cudaFreeHost, cudaFree).
+// Pinned memory on the host (cudaHostAlloc with `flags`), device memory on the current GPU.
+template <typename T>
+T* alloc_pinned(std::int64_t count, unsigned flags) {
+  if (count == 0) return nullptr;
+  void* p = nullptr;
+  HCSIM_CUDA_CHECK(cudaHostAlloc(&p, static_cast<std::size_t>(count) * sizeof(T), flags));
+  return static_cast<T*>(p);
+}
+
+template <typename T>
+T* alloc_device(std::int64_t count) {
+  if (count == 0) return nullptr;
+  void* p = nullptr;
+  HCSIM_CUDA_CHECK(cudaMalloc(&p, static_cast<std::size_t>(count) * sizeof(T)));
+  return static_cast<T*>(p);
+}
+
 // How many GPUs the driver reports; throws DeviceUnavailable("no CUDA GPU: <reason>") for none.
 int require_cuda_gpus();
 

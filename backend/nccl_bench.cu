@@ -63,9 +63,9 @@ NcclLatency measure_nccl_latency(int tp, std::size_t forward_floats, int rounds)
       b.gpu = r;
       HCSIM_CUDA_CHECK(cudaSetDevice(b.gpu));
       HCSIM_CUDA_CHECK(cudaStreamCreateWithFlags(&b.stream, cudaStreamNonBlocking));
-      HCSIM_CUDA_CHECK(cudaMalloc(&b.words, kPolicyWords * sizeof(std::int64_t)));
-      HCSIM_CUDA_CHECK(cudaMalloc(&b.frame, kCollectiveFrameWords * sizeof(std::int64_t)));
-      HCSIM_CUDA_CHECK(cudaMalloc(&b.frames, kCollectiveFrameWords * static_cast<std::size_t>(tp) * sizeof(std::int64_t)));
+      b.words = alloc_device<std::int64_t>(kPolicyWords);
+      b.frame = alloc_device<std::int64_t>(kCollectiveFrameWords);
+      b.frames = alloc_device<std::int64_t>(static_cast<std::int64_t>(kCollectiveFrameWords) * tp);
       HCSIM_CUDA_CHECK(cudaMemset(b.words, 0, kPolicyWords * sizeof(std::int64_t)));
       HCSIM_CUDA_CHECK(cudaMemset(b.frame, 0, kCollectiveFrameWords * sizeof(std::int64_t)));
     }

@@ -44,20 +44,6 @@ struct RankBuffers {
   }
 };
 
-template <typename T>
-T* device_array(std::size_t count) {
-  void* p = nullptr;
-  HCSIM_CUDA_CHECK(cudaMalloc(&p, std::max<std::size_t>(count, 1) * sizeof(T)));
-  return static_cast<T*>(p);
-}
-
-template <typename T>
-T* pinned_array(std::size_t count) {
-  void* p = nullptr;
-  HCSIM_CUDA_CHECK(cudaHostAlloc(&p, std::max<std::size_t>(count, 1) * sizeof(T), cudaHostAllocPortable));
-  return static_cast<T*>(p);
-}
-
 class NcclDataGroup final : public DataGroup {
  public:
   NcclDataGroup(std::span<const int> gpu_of_rank, std::size_t frame_words_max, std::size_t floats_max)
@@ -70,11 +56,13 @@ class NcclDataGroup final : public DataGroup {
       b.gpu = gpu_of_rank[r];
       HCSIM_CUDA_CHECK(cudaSetDevice(b.gpu));
       HCSIM_CUDA_CHECK(cudaStreamCreateWithFlags(&b.stream, cudaStreamNonBlocking));
-      b.frame_device = device_array<std::int64_t>(frame_words_max);
-      b.frames_device = device_array<std::int64_t>(frame_words_max * ranks);
-      b.floats_device = device_array<float>(floats_max);
-      b.frames_host = pinned_array<std::int64_t>(frame_words_max * ranks);
-      b.floats_host = pinned_array<float>(floats_max);
+      const auto frame_words = static_cast<std::int64_t>(frame_words_max);
+      const auto frames_words = static_cast<std::int64_t>(frame_words_max * ranks);
+      b.frame_device = alloc_device<std::int64_t>(frame_words);
+      b.frames_device = alloc_device<std::int64_t>(frames_words);
+      b.floats_device = alloc_device<float>(static_cast<std::int64_t>(floats_max));
+      b.frames_host = alloc_pinned<std::int64_t>(frames_words, cudaHostAllocPortable);
+      b.floats_host = alloc_pinned<float>(static_cast<std::int64_t>(floats_max), cudaHostAllocPortable);
     }
   }
 

@@ -30,6 +30,7 @@
 #include "policy/fixes.h"
 #include "sim/hang_detector.h"
 #include "sim/trace_file.h"
+#include "tests/variant_options.h"
 
 using namespace hcsim;
 
@@ -42,12 +43,6 @@ GpuRunOptions host_world() {
   g.page_bytes = 4096;
   g.sidecar_bytes = 4096;
   return g;
-}
-
-RunOptions variant(const char* preset) {
-  RunOptions o;
-  o.fixes = *preset_by_name(preset);
-  return o;
 }
 
 }  // namespace
@@ -127,7 +122,7 @@ GpuRunResult run_until_paced_or_hung(const Scenario& s, const RunOptions& o, con
 
 TEST_CASE("thread world: the seed bug hangs for real and the watchdog names the mismatched forward") {
   const Scenario s = load_scenario_file("scenarios/himamba-sidecar-lag.json");
-  const GpuRunResult g = run_until_paced_or_hung(s, variant("pre-fix"));
+  const GpuRunResult g = run_until_paced_or_hung(s, options_of("pre-fix"));
   const Verdict& v = g.run.verdict;
   REQUIRE(g.stats.watchdog_fired);
   REQUIRE(g.stats.actors_abandoned == 0);
@@ -222,7 +217,7 @@ TEST_CASE("thread world: where the data group lets mismatched counts in, the div
     returned_from_unmatched.store(0);
     return std::make_unique<UnmatchedSumsNeverEnd>(ranks, waiting_at_abort, returned_from_unmatched);
   };
-  const GpuRunResult g = run_until_paced_or_hung(s, variant("pre-fix"), world);
+  const GpuRunResult g = run_until_paced_or_hung(s, options_of("pre-fix"), world);
   REQUIRE(g.stats.data_group == "NCCL stand-in");
   REQUIRE(g.stats.data_group_aborted == "ended the stand-in's unmatched sums");
   REQUIRE(g.stats.actors_abandoned == 0);
@@ -243,13 +238,13 @@ TEST_CASE("thread world: where the data group lets mismatched counts in, the div
 
 TEST_CASE("thread world: seed-fix completes with the sidecar lag, the same decisions as the simulator, no leak") {
   const Scenario s = load_scenario_file("scenarios/himamba-sidecar-lag.json");
-  const GpuRunResult g = run_on_gpu(s, variant("seed-fix"), host_world());
+  const GpuRunResult g = run_on_gpu(s, options_of("seed-fix"), host_world());
   REQUIRE_FALSE(g.stats.watchdog_fired);
   REQUIRE(g.run.verdict.kind == HangKind::kNone);
   REQUIRE(g.run.verdict.at_ns >= 488'000'000);  // it waited out the lagging sidecar read
   REQUIRE(g.leaked_slots_at_exit == 0);
   REQUIRE(g.stats.load_back_pages == 64);       // both ranks load the 32-page hit back
-  const RunResult sim = simulate(s, variant("seed-fix"));
+  const RunResult sim = simulate(s, options_of("seed-fix"));
   auto schedules = [](const RunResult& r) {
     std::vector<std::pair<int, std::int64_t>> out;
     for (const TraceEvent& e : r.log.events()) {

@@ -13,19 +13,11 @@
 #include "sim/scenario.h"
 #include "sim/simulation.h"
 #include "sim/trace_file.h"
+#include "tests/variant_options.h"
 
 using namespace hcsim;
 
 namespace {
-
-RunOptions options_of(const char* variant) {
-  std::string error;
-  auto fixes = parse_variant(variant, &error);
-  REQUIRE(fixes);
-  RunOptions o;
-  o.fixes = *fixes;
-  return o;
-}
 
 // Runs `scenario` on the checker's own thread (the first run) and `other` on the caller's (the second).
 DeterminismReport check_pair(const Scenario& scenario, const Scenario& other, const RunOptions& options) {

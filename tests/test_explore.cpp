@@ -21,19 +21,11 @@
 #include "sim/shrink.h"
 #include "sim/simulation.h"
 #include "sim/trace_file.h"
+#include "tests/variant_options.h"
 
 using namespace hcsim;
 
 namespace {
-
-RunOptions options_of(const char* variant) {
-  std::string error;
-  auto fixes = parse_variant(variant, &error);
-  REQUIRE(fixes);
-  RunOptions o;
-  o.fixes = *fixes;
-  return o;
-}
 
 bool is_mismatch(const RunResult& r) { return r.verdict.kind == HangKind::kCollectiveMismatch; }
 

@@ -10,6 +10,7 @@
 #include "policy/fixes.h"
 #include "sim/scenario.h"
 #include "sim/simulation.h"
+#include "tests/variant_options.h"
 
 using namespace hcsim;
 
@@ -25,11 +26,7 @@ std::vector<std::string> shipped_scenarios() {
 }
 
 RunResult run(const Scenario& s, const char* variant, std::optional<PrefetchPolicy> policy = std::nullopt) {
-  RunOptions o;
-  std::string error;
-  auto fixes = parse_variant(variant, &error);
-  REQUIRE(fixes);
-  o.fixes = *fixes;
+  RunOptions o = options_of(variant);
   o.policy = policy;
   return simulate(s, o);
 }

@@ -15,23 +15,33 @@ namespace hcsim {
 
 Task<> Rank::prefetch_from_storage(Runtime& rt, RequestId rid, std::int32_t host_hit_pages) {
   const RequestSpec& req = workload_[static_cast<std::size_t>(rid)];
-  const std::int32_t prefetch_pages = static_cast<std::int32_t>(req.pages.size()) - host_hit_pages;
-  const std::int64_t prefetch_tokens = static_cast<std::int64_t>(prefetch_pages) * cfg_.page_size_tokens;
+  std::int32_t prefetch_pages = static_cast<std::int32_t>(req.pages.size()) - host_hit_pages;
+  const std::int64_t page = cfg_.page_size_tokens;
+  const std::int64_t requested_tokens = prefetch_pages * page;
   // Every predicate below is rank-local (domain doc 4 step 2b-e).
   tree_.touch(req.pages, host_hit_pages);
   // protect_host: the anchor path stays on host while the operation lives, evictions included.
   const std::int32_t anchor_node = tree_.node_at(req.pages, host_hit_pages);
   tree_.lock(anchor_node);
   std::optional<SkipReason> skip;
-  if (prefetch_tokens < cfg_.prefetch_threshold_tokens) {
+  if (requested_tokens < cfg_.prefetch_threshold_tokens) {
     skip = SkipReason::kThreshold;
   } else if (prefetch_tokens_occupied_ >= prefetch_capacity_limit_) {
     skip = SkipReason::kRateLimited;
-  } else if (evict_host(rt, rid, prefetch_pages, cfg_.sidecar ? 1 : 0); kv_pool_.available() < prefetch_pages) {
-    skip = SkipReason::kKvAlloc;
-  } else if (cfg_.sidecar && sidecar_pool_.available() < 1) {
-    skip = SkipReason::kSidecarAlloc;
+  } else {
+    // _alloc_with_evict, then #26945 (HM@faa628694:1736-1754): with too few host pages even after
+    // eviction, prefetch only the page-aligned free size if it still reaches the threshold.
+    evict_host(rt, rid, prefetch_pages, cfg_.sidecar ? 1 : 0);
+    const std::int32_t free_pages = kv_pool_.available();
+    if (free_pages < prefetch_pages && free_pages * page < cfg_.prefetch_threshold_tokens) {
+      skip = SkipReason::kKvAlloc;
+    } else if (free_pages < prefetch_pages) {
+      rt.emit(EventKind::kRegisterShrink, rid, requested_tokens, free_pages * page, free_pages);
+      prefetch_pages = free_pages;
+    }
+    if (!skip && cfg_.sidecar && sidecar_pool_.available() < 1) skip = SkipReason::kSidecarAlloc;
   }
+  const std::int64_t prefetch_tokens = prefetch_pages * page;
   if (cfg_.fixes.has(Fix::kRegistrationConsensus) && tp_size() > 1) {
     std::array<std::int64_t, 1> vote{skip ? 0 : 1};
     co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMin, vote);
@@ -39,7 +49,7 @@ Task<> Rank::prefetch_from_storage(Runtime& rt, RequestId rid, std::int32_t host
   }
   if (skip) {
     tree_.unlock(anchor_node);
-    rt.emit(EventKind::kRegisterSkip, rid, prefetch_tokens, static_cast<std::int64_t>(*skip));
+    rt.emit(EventKind::kRegisterSkip, rid, requested_tokens, static_cast<std::int64_t>(*skip));
     co_return;
   }
 
@@ -47,7 +57,7 @@ Task<> Rank::prefetch_from_storage(Runtime& rt, RequestId rid, std::int32_t host
   op->id = next_op_id_++;
   op->request_id = rid;
   op->start_time_ns = rt.now_ns();
-  op->token_pages.assign(req.pages.begin() + host_hit_pages, req.pages.end());
+  op->token_pages.assign(req.pages.begin() + host_hit_pages, req.pages.begin() + host_hit_pages + prefetch_pages);
   const bool kv_ok = kv_pool_.alloc(rt.now_ns(), prefetch_pages, op->id, op->host_indices);
   HCSIM_ASSERT(kv_ok);
   if (cfg_.sidecar) {

@@ -29,8 +29,10 @@ Rank::Rank(const PolicyConfig& cfg, const std::vector<RequestSpec>& workload, in
       backup_queue_(queue_max(workload)) {
   HCSIM_ASSERT(cfg.page_size_tokens > 0 && cfg.storage_batch_pages > 0);
   kv_pool_.occupy_resident(resources_.host_kv_occupied_pages);
-  // CC350: int(0.8 * (host.size - device.size)); the device pool is not modelled, so of host.size.
-  prefetch_capacity_limit_ = static_cast<std::int64_t>(resources_.host_kv_pages) * cfg.page_size_tokens * 8 / 10;
+  // prefetch_capacity_limit, CC@faa628694:512-514: int(0.8 * (host.size - device.size)) in tokens,
+  // the device pool being the host pool over --hicache-ratio; never negative.
+  const std::int64_t spare_tokens = static_cast<std::int64_t>(resources_.host_kv_pages - device_cache_pages_) * cfg.page_size_tokens;
+  prefetch_capacity_limit_ = std::max<std::int64_t>(0, spare_tokens * 8 / 10);
 }
 
 void Rank::bind(Runtime& rt) {

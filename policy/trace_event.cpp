@@ -46,6 +46,8 @@ constexpr std::array<KindInfo, kEventKindCount> kKinds = {{
     {"collective_enter", {"group", "sequence", "payload_size"}},
     {"storage_call", {"op", "duration_ns", "result"}},
     {"host_evict", {"pages", "sidecars", "pages_needed"}},
+    {"register_shrink", {"requested_tokens", "granted_tokens", "free_pages"}},
+    {"hit_lost", {"agreed_tokens", "published_tokens", "cause"}},
 }};
 }  // namespace
 

@@ -43,8 +43,10 @@ enum class EventKind : std::uint8_t {
   kCollectiveEnter,    // world: an actor entered a collective
   kStorageCall,        // world: an L3 call started, with how long it takes and what it returns
   kHostEvict,          // scheduler: evict_host freed host tree pages and Mamba states
+  kRegisterShrink,     // scheduler: host memory short, the prefetch shrunk to the free pages (#26945)
+  kHitLost,            // scheduler: less published than the group agreed to prefetch, and why
 };
-inline constexpr int kEventKindCount = 24;
+inline constexpr int kEventKindCount = 26;
 // kStorageCall's duration field for a call that never returns, and for one that raises.
 inline constexpr std::int64_t kStorageNever = -1;
 inline constexpr std::int64_t kStorageRaises = -2;

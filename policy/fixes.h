@@ -5,7 +5,7 @@
 // preset is a named set of fixes ("which upstream code am I running"); a variant expression adds
 // (+) or removes (~) fixes:
 //
-//   pre-fix                           the baseline only (HiMamba before sgl-project/sglang#27550)
+
 //   seed-fix                          + pool-transfer-guard
 //   timeout-bounded+sidecar-hit-sync  + pool-transfer-guard, timeout-beats-guard, sidecar-hit-sync
 //   pre-fix~completion-race-guard     the baseline without #9397
@@ -24,7 +24,7 @@ namespace hcsim {
 enum class Fix : std::uint8_t {
   kCompletionRaceGuard,   // baseline: an empty hash_value is never complete
   kFailedReadTerminates,  // baseline: a short read terminates the operation
-  kRevokeMarksTerminated, // baseline: a revoked operation is marked terminated
+  kRevokeMarksTerminated, // a revoked operation is marked terminated (proposed, never merged)
   kPoolTransferGuard,     // KV complete but sidecar pending votes "cannot terminate"
   kTimeoutBeatsGuard,     // an expired timeout terminates even with a sidecar pending
   kSidecarHitSync,        // sidecar hit pages MIN-reduced with completed tokens before the commit
@@ -34,21 +34,30 @@ enum class Fix : std::uint8_t {
   kIoWorkerPool,          // four IO workers per rank instead of one FIFO thread
   kNegativeCache,         // keys whose read failed count as absent to hit queries for a TTL
   kTransferStallTimeout,  // an L3 read in flight for 10 s counts as failed; a late completion is dropped
-  kUnconditionalWritingCheck,  // writing_check always joins its MIN all-reduce, even with nothing in flight
+  kSyncedAckChecks,       // writing_check always joins its MIN; loading_check MIN-agrees its load acks
   kWriteReserveCommit,    // write-through backups are reserved, MIN-agreed, then committed or aborted everywhere
   kIoExceptionGuard,      // an L3 read that raises fails its operation; the IO thread lives on
 };
 inline constexpr int kFixCount = 15;
 
+// Where a fix's upstream change stands (as of the last public record read, 2026-09).
+enum class UpstreamState : std::uint8_t { kMerged, kOpen, kClosedUnmerged };
+std::string_view upstream_state_name(UpstreamState s);  // "merged", "open", "closed unmerged"
+
 struct FixInfo {
   Fix fix;
-  bool baseline;  // merged before the modelled era: part of every preset
+  bool baseline;  // merged into HiMamba's code before the modelled era: part of every preset
   std::string_view name;
-  std::string_view upstream;  // the change that introduced it
+  std::string_view upstream;  // the change that made or proposed it
+  UpstreamState state;
+  std::string_view commit;    // merged: the squash commit on upstream main; else empty
+  std::string_view date;      // merged: its commit date; else the PR's date
+  std::string_view scope;     // where upstream has it, when that is not the HiMamba path
   std::string_view summary;
 };
 std::span<const FixInfo> all_fixes();
 const FixInfo& fix_info(Fix f);
+// A fix by name; names a fix had before a rename are accepted too, so old traces still replay.
 std::optional<Fix> fix_by_name(std::string_view name);
 
 class FixSet {
@@ -81,6 +90,19 @@ struct PresetInfo {
 };
 std::span<const PresetInfo> all_presets();
 std::optional<FixSet> preset_by_name(std::string_view name);
+
+// A state of upstream's HiMamba code: from `date` (commit `commit`) until the next state.
+struct UpstreamAt {
+  std::string_view date;
+  std::string_view commit;
+  std::string_view what;
+  FixSet fixes;
+};
+std::span<const UpstreamAt> upstream_states();
+// The upstream state `fixes` stands for, or null when no upstream code had exactly these fixes.
+const UpstreamAt* upstream_at(const FixSet& fixes);
+// "upstream HiMamba 2026-06-05 (faa628694)" or "hypothetical: never upstream as a whole".
+std::string upstream_label(const FixSet& fixes);
 // The preset a run without a named variant uses: the upstream code before the modelled fixes.
 inline constexpr std::string_view kDefaultPreset = "pre-fix";
 

@@ -31,7 +31,8 @@ bool local_can_terminate(PrefetchPolicy policy, const FixSet& fixes, const Termi
     return completed || in.timed_out;
   }
   bool can = policy == PrefetchPolicy::kWaitComplete ? in.kv_done : (in.kv_done || in.timed_out);
-  // #27550: placed after the policy evaluation, so it also overrides an expired timeout.
+  // #27366 (HM@faa628694:1665-1666): placed after the policy evaluation, so it also overrides an
+  // expired timeout.
   if (fixes.has(Fix::kPoolTransferGuard) && in.kv_done && pool_pending) can = false;
   return can;
 }

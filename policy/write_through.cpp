@@ -55,7 +55,7 @@ Task<> Rank::write_backup(Runtime& rt, RequestId rid) {
 }
 
 Task<> Rank::writing_check(Runtime& rt) {
-  const bool unconditional = cfg_.fixes.has(Fix::kUnconditionalWritingCheck) || cfg_.fixes.has(Fix::kWriteReserveCommit);
+  const bool unconditional = cfg_.fixes.has(Fix::kSyncedAckChecks) || cfg_.fixes.has(Fix::kWriteReserveCommit);
   // "all ranks have the same ongoing_write_through, can skip sync if empty": not so.
   if (!unconditional && ongoing_write_through_.empty()) co_return;
   std::array<std::int64_t, 1> acks{static_cast<std::int64_t>(ack_write_queue_.size())};

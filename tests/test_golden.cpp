@@ -218,7 +218,7 @@ TEST_CASE("a request larger than the prefill budget is still admitted alone") {
 
 TEST_CASE("S6 with the unconditional all-reduce: leaked host slots grow with simulated time") {
   Scenario s = load_scenario_file("scenarios/writing-check-skew.json");
-  const RunResult r = run(s, "pre-fix+unconditional-writing-check");
+  const RunResult r = run(s, "pre-fix+synced-ack-checks");
   REQUIRE_FALSE(r.verdict.hang());
   REQUIRE(r.leaks_over_time.size() >= 3);
   for (std::size_t i = 1; i < r.leaks_over_time.size(); ++i) {

@@ -81,7 +81,7 @@ TEST_CASE("termination: timeout-bounded passes every row of the upstream matrix"
 TEST_CASE("termination: seed-fix fails only row 6, where the guard overrides an expired timeout",
           "[policy][termination]") {
   REQUIRE(failing_rows("seed-fix") == std::vector<int>{6});
-  // Row 6: timeout policy, KV done, sidecar pending, timed out -> seed-fix keeps waiting (#27550).
+  // Row 6: timeout policy, KV done, sidecar pending, timed out -> seed-fix keeps waiting (#27366).
   REQUIRE_FALSE(decide(*preset_by_name("seed-fix"), kMatrix[4]));
   REQUIRE(kMatrix[4].number == 6);
 }

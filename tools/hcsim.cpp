@@ -542,7 +542,7 @@ int cmd_demo(const std::vector<std::string>& args) {
   if (!parse(args, d, nullptr, vm,
              "usage: hcsim demo\n\n"
              "Runs the seed bug, incident S1 (HiMamba, TP=2, wait_complete, rank 1's Mamba sidecar read lags),\n"
-             "under pre-fix and under seed-fix (sgl-project/sglang#27550), side by side. Needs no files.\n")) {
+             "under pre-fix and under seed-fix (sgl-project/sglang#27366), side by side. Needs no files.\n")) {
     return kExitOk;
   }
   const Scenario s = parse_scenario(kSeedScenarioJson, "scenarios/himamba-sidecar-lag.json (built in)");
@@ -904,14 +904,21 @@ int cmd_list(const std::vector<std::string>& args) {
 }
 
 int cmd_fixes(const std::vector<std::string>&) {
-  std::printf("named upstream fixes:\n");
+  std::printf("named fixes, with where their upstream change stands:\n");
   for (const FixInfo& f : all_fixes()) {
-    std::printf("  %-24s %-9s %-44s %s\n", std::string(f.name).c_str(), f.baseline ? "baseline" : "", std::string(f.upstream).c_str(),
-                std::string(f.summary).c_str());
+    const std::string state = f.state == UpstreamState::kMerged ? "merged " + std::string(f.commit) + " " + std::string(f.date)
+                                                                 : std::string(upstream_state_name(f.state)) + " (PR " + std::string(f.date) + ")";
+    std::printf("  %-24s %-9s %-42s %s\n", std::string(f.name).c_str(), f.baseline ? "baseline" : "", std::string(f.upstream).c_str(), state.c_str());
+    if (!f.scope.empty()) std::printf("  %-24s %-9s where: %s\n", "", "", std::string(f.scope).c_str());
+    std::printf("  %-24s %-9s %s\n", "", "", std::string(f.summary).c_str());
   }
   std::printf("\npresets:\n");
   for (const PresetInfo& p : all_presets()) std::printf("  %-16s %-44s %s\n", std::string(p.name).c_str(), p.fixes.names().c_str(), std::string(p.summary).c_str());
-  std::printf("\nBaseline fixes (merged before the modelled era) are in every preset; the presets list what they add.\n"
+  std::printf("\nupstream HiMamba code, by date (a variant with exactly these fixes stands for it; any other is hypothetical):\n");
+  for (const UpstreamAt& u : upstream_states()) {
+    std::printf("  %s %-11s %-44s %s\n", std::string(u.date).c_str(), std::string(u.commit).c_str(), u.fixes.names().c_str(), std::string(u.what).c_str());
+  }
+  std::printf("\nBaseline fixes (merged into HiMamba before the modelled era) are in every preset; the presets list what they add.\n"
               "A variant is PRESET[+FIX|~FIX]..., e.g. timeout-bounded+sidecar-hit-sync or pre-fix~completion-race-guard;\n"
               "on the command line: --preset P --fix F --without F.\n");
   return kExitOk;

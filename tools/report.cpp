@@ -116,8 +116,8 @@ std::string rank_divergence(const RunResult& r, const Scenario& s) {
 void print_report(std::ostream& out, const Scenario& s, const RunResult& r, const RunLabel& label) {
   const Verdict& v = r.verdict;
   out << "scenario   " << s.name << (s.incident.empty() ? "" : " (" + s.incident + ")") << "\n";
-  out << "variant    " << label.variant << " (fixes: " << r.policy.fixes.names() << "), policy " << policy_name(r.policy.policy)
-      << ", tp " << r.ranks.size() << ", seed " << r.seed << "\n";
+  out << "variant    " << label.variant << " (fixes: " << r.policy.fixes.names() << "; " << upstream_label(r.policy.fixes) << "), policy "
+      << policy_name(r.policy.policy) << ", tp " << r.ranks.size() << ", seed " << r.seed << "\n";
   out << "verdict    " << verdict_word(v) << " at " << format_ms(v.at_ns) << "\n";
   out << "           " << v.headline << "\n";
   if (v.has_collective) {
@@ -184,6 +184,8 @@ nlohmann::json report_json(const Scenario& s, const RunResult& r, const RunLabel
   j["scenario"] = s.name;
   j["variant"] = label.variant;
   j["fixes"] = r.policy.fixes.names();
+  const UpstreamAt* at = upstream_at(r.policy.fixes);
+  j["upstream"] = at ? nlohmann::json{{"date", at->date}, {"commit", at->commit}} : nlohmann::json("hypothetical");
   j["policy"] = policy_name(r.policy.policy);
   j["tp"] = r.ranks.size();
   j["seed"] = r.seed;

@@ -91,6 +91,7 @@ Task<bool> Rank::check_prefetch_progress(Runtime& rt, RequestId rid) {
   auto it = ongoing_prefetch_.find(rid);
   if (it == ongoing_prefetch_.end()) co_return true;  // rank-local early return: no collective
   PrefetchOperation& op = *it->second.op;
+  TerminateReason why = TerminateReason::kBestEffort;
   if (!best_effort()) {  // best_effort returns before any collective
     const bool can = local_can_terminate_now(rt, op);
     std::array<std::int64_t, 2> vote{can ? 0 : 1, op.terminated ? 1 : 0};
@@ -98,6 +99,7 @@ Task<bool> Rank::check_prefetch_progress(Runtime& rt, RequestId rid) {
     const bool decided = vote[0] == 0 || vote[1] == 1;
     rt.emit(EventKind::kTerminateVote, rid, can ? 1 : 0, op.terminated ? 1 : 0, decided ? 1 : 0);
     if (!decided) co_return false;
+    why = vote[1] == 1 ? TerminateReason::kAnyTerminated : TerminateReason::kAllCan;
   }
   // controller.terminate_prefetch: mark, then read.
   op.mark_terminate();
@@ -108,7 +110,7 @@ Task<bool> Rank::check_prefetch_progress(Runtime& rt, RequestId rid) {
     co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMin, payload);
   }
   // HM00d reads mamba_loaded after the MIN, from whatever this rank's IO thread has by then.
-  finish_prefetch(rt, rid, agreed[0], sync_sidecar ? agreed[1] : op.sidecar_hit_pages);
+  finish_prefetch(rt, rid, why, agreed[0], sync_sidecar ? agreed[1] : op.sidecar_hit_pages);
   co_return true;
 }
 
@@ -150,13 +152,16 @@ Task<> Rank::bulk_check_prefetch_progress(Runtime& rt) {
     auto it = ongoing_prefetch_.find(rid);
     if (!bulk_ready_[rid] || it == ongoing_prefetch_.end()) continue;
     const std::int64_t hits = sync_sidecar ? completed[2 * i + 1] : it->second.op->sidecar_hit_pages;
-    finish_prefetch(rt, rid, completed[2 * i], hits);
+    const TerminateReason why = best_effort()          ? TerminateReason::kBestEffort
+                                : votes[2 * i + 1] == 1 ? TerminateReason::kAnyTerminated
+                                                        : TerminateReason::kAllCan;
+    finish_prefetch(rt, rid, why, completed[2 * i], hits);
   }
 }
 
 // After the group decided to terminate: insert host nodes for the agreed prefix, commit (or not)
 // the Mamba state, and hand back what is not kept (domain doc 3.5, 4 steps 11-13).
-void Rank::finish_prefetch(Runtime& rt, RequestId rid, std::int64_t min_completed, std::int64_t sidecar_hits) {
+void Rank::finish_prefetch(Runtime& rt, RequestId rid, TerminateReason why, std::int64_t min_completed, std::int64_t sidecar_hits) {
   auto it = ongoing_prefetch_.find(rid);
   HCSIM_ASSERT(it != ongoing_prefetch_.end());
   Ongoing& entry = it->second;
@@ -191,12 +196,36 @@ void Rank::finish_prefetch(Runtime& rt, RequestId rid, std::int64_t min_complete
   }
   rt.emit(EventKind::kCommit, rid, min_completed,
           static_cast<std::int64_t>(inserted.matched_pages) * cfg_.page_size_tokens, sidecar_attached ? 1 : 0);
+  report_hit_loss(rt, rid, entry, why, min_completed, sidecar_attached);
   // Read on this rank beyond the group MIN: released at the next drain.
   for (std::int32_t i = min_pages; i < local_pages; ++i) release_kv_slot_later(rt, entry.host_indices[static_cast<std::size_t>(i)]);
   loaded_tokens_[rid] = min_completed - static_cast<std::int64_t>(inserted.matched_pages) * cfg_.page_size_tokens;
   const bool all_hit = !op.hash_value.empty() && min_completed == static_cast<std::int64_t>(op.hash_value.size()) * cfg_.page_size_tokens;
   const OpEnd end = op.failed ? OpEnd::kFailed : (all_hit && (!op.has_pool_transfers || sidecar_loaded)) ? OpEnd::kCompleted : OpEnd::kTerminated;
   release_ongoing(rt, rid, end);
+}
+
+// Model bookkeeping, no upstream counterpart: upstream logs nothing when the ranks agreed on an L3
+// hit and the request then gets less of it, so such a run looks clean.
+void Rank::report_hit_loss(Runtime& rt, RequestId rid, const Ongoing& entry, TerminateReason why, std::int64_t min_completed,
+                           bool sidecar_attached) {
+  const PrefetchOperation& op = *entry.op;
+  const std::int64_t agreed = static_cast<std::int64_t>(op.hash_value.size()) * cfg_.page_size_tokens;
+  if (agreed == 0) return;  // no agreed hit: revoked below the threshold, or never queried
+  // What the request can use is what match_prefix now finds beyond the anchor (HiMamba's rule
+  // needs the Mamba state at the end), within the agreed hit.
+  const RequestSpec& req = workload_[static_cast<std::size_t>(rid)];
+  const std::int64_t usable_pages = std::max(0, host_match_pages(req) - entry.anchor_pages);
+  const std::int64_t published = std::min(agreed, usable_pages * cfg_.page_size_tokens);
+  if (published >= agreed) return;
+  HitLossCause cause = HitLossCause::kSidecarNotLoaded;
+  if (min_completed < agreed) {
+    cause = why == TerminateReason::kAnyTerminated ? HitLossCause::kShortRead
+            : why == TerminateReason::kBestEffort  ? HitLossCause::kBestEffort
+                                                   : HitLossCause::kTimedOut;
+  }
+  HCSIM_ASSERT(cause != HitLossCause::kSidecarNotLoaded || (op.has_pool_transfers && !sidecar_attached));
+  rt.emit(EventKind::kHitLost, rid, agreed, published, static_cast<std::int64_t>(cause));
 }
 
 // release_aborted_request (HR263 / HM00d): terminate, then a barrier, but only on a rank that has
@@ -261,6 +290,7 @@ void Rank::release_ongoing(Runtime& rt, RequestId rid, OpEnd end) {
   HCSIM_ASSERT(it != ongoing_prefetch_.end());
   PrefetchOperation& op = *it->second.op;
   op.ended = true;
+  op.end = end;
   tree_.unlock(it->second.anchor_node);
   rt.emit(EventKind::kOpEnd, rid, static_cast<std::int64_t>(end), op.completed_tokens, op.id);
   prefetch_tokens_occupied_ -= it->second.prefetch_tokens;

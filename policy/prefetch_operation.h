@@ -17,6 +17,22 @@ namespace hcsim {
 enum class OpEnd : std::uint8_t { kCompleted, kTerminated, kRevoked, kAborted, kFailed };
 std::string_view op_end_name(OpEnd e);
 
+// Why the group decided to end an operation (the outcome of its termination vote).
+enum class TerminateReason : std::uint8_t {
+  kAllCan,         // every rank could terminate: complete, or (timeout) out of time
+  kAnyTerminated,  // some rank had it terminated: a read of its came back short
+  kBestEffort,     // best_effort ends it at the first check, without a vote
+};
+// Why less was published than the group agreed to prefetch (hit_lost's `cause`).
+enum class HitLossCause : std::uint8_t {
+  kShortRead,        // a rank's read came back short, which terminates it on every rank
+  kTimedOut,         // the timeout policy ended it before every page arrived
+  kBestEffort,       // best_effort ended it before every page arrived
+  kSidecarNotLoaded, // KV published, but without its Mamba state the prefix does not match
+  kEndedBeforeHit,   // the scheduler ended it before the group agreed on its hit (best_effort, timeout)
+};
+std::string_view hit_loss_cause_name(HitLossCause c);
+
 struct PrefetchOperation {
   std::int32_t id = 0;
   RequestId request_id = kNoRequest;
@@ -35,6 +51,7 @@ struct PrefetchOperation {
   bool failed = false;        // a KV read came back short while the operation was live
   bool io_released = false;   // the IO thread is done with it (or it never reached IO: revoked)
   bool ended = false;         // the scheduler gave it its terminal state
+  OpEnd end = OpEnd::kCompleted;  // which, once ended
   bool io_frees_sidecar = false;  // sidecar-release-by-io: the IO thread frees the slot when done
 
   bool increment(std::int64_t tokens) {

@@ -46,6 +46,9 @@ Task<> Rank::prefetch_thread(Runtime& rt) {
       op->host_indices.clear();
       continue;
     }
+    if (op->ended && op->end != OpEnd::kAborted) {  // the scheduler gave up on it before this agreement
+      rt.emit(EventKind::kHitLost, rid, hit_tokens[0], 0, static_cast<std::int64_t>(HitLossCause::kEndedBeforeHit));
+    }
     const auto agreed_pages = static_cast<std::size_t>(hit_tokens[0] / cfg_.page_size_tokens);
     op->hash_value.assign(op->token_pages.begin(), op->token_pages.begin() + static_cast<std::ptrdiff_t>(agreed_pages));
     for (std::size_t i = agreed_pages; i < op->host_indices.size(); ++i) release_kv_slot_later(rt, op->host_indices[i]);

@@ -95,7 +95,10 @@ class Rank {
   // match_prefix on the host tree: HiMamba's rule with a sidecar, the plain KV prefix without.
   std::int32_t host_match_pages(const RequestSpec& req) const;
   bool local_can_terminate_now(Runtime& rt, const PrefetchOperation& op) const;
-  void finish_prefetch(Runtime& rt, RequestId rid, std::int64_t min_completed, std::int64_t sidecar_hits);
+  void finish_prefetch(Runtime& rt, RequestId rid, TerminateReason why, std::int64_t min_completed, std::int64_t sidecar_hits);
+  // hit_lost: what the request can use of its agreed L3 hit, when that is less than all of it.
+  void report_hit_loss(Runtime& rt, RequestId rid, const Ongoing& entry, TerminateReason why, std::int64_t min_completed,
+                       bool sidecar_attached);
   // Ends the operation on this rank: its terminal state, the anchor, the rate-limit tokens.
   void release_ongoing(Runtime& rt, RequestId rid, OpEnd end);
   // evict_host: frees least recently used host tree leaves until `kv_pages` slots are available

@@ -139,6 +139,12 @@ void InvariantEvents::on_event(const TraceEvent& e) {
       if (op.ends++ == 0) op.end_ns = e.time_ns;
       break;
     }
+    case EventKind::kHitLost: {
+      const HitLoss loss{e.a, e.b, static_cast<HitLossCause>(e.c), e.rank, e.time_ns};
+      auto [it, first] = hit_losses.try_emplace(e.request, loss);
+      if (!first && loss.lost_tokens() > it->second.lost_tokens()) it->second = loss;
+      break;
+    }
     case EventKind::kSlotViolation:
       if (slot_violations.size() < kDetailsMax) slot_violations.push_back(e);
       ++slot_violation_count;

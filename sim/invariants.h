@@ -18,6 +18,7 @@
 
 #include "policy/host_slot_pool.h"
 #include "policy/policy_config.h"
+#include "policy/prefetch_operation.h"
 #include "sim/diagnosis.h"
 #include "sim/event_log.h"
 
@@ -27,6 +28,16 @@ struct InvariantResult {
   std::string name;
   bool held = true;
   std::vector<std::string> details;  // what broke it, one line each (bounded)
+};
+
+// The largest loss of an agreed L3 hit a request had on any rank (from its hit_lost events).
+struct HitLoss {
+  std::int64_t agreed_tokens = 0;
+  std::int64_t published_tokens = 0;
+  HitLossCause cause = HitLossCause::kShortRead;
+  int rank = 0;
+  TimeNs at_ns = 0;
+  std::int64_t lost_tokens() const { return agreed_tokens - published_tokens; }
 };
 
 struct LeakSample {
@@ -53,6 +64,7 @@ class InvariantEvents : public EventTap {
   std::map<std::pair<int, std::int64_t>, Op> ops;  // (rank, op id)
   std::vector<TraceEvent> slot_violations;         // the first ones
   std::int64_t slot_violation_count = 0;
+  std::map<RequestId, HitLoss> hit_losses;         // by request
 };
 
 struct InvariantInputs {

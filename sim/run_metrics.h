@@ -3,7 +3,7 @@
 // deterministic function of the run.
 //
 //   RunMetrics m = simulate_for_metrics(scenario, options);
-//   m.sched_p99_us;  m.tokens_lost;  m.kv_bytes_discarded;
+//   m.sched_p99_us;  m.l3_lost_tokens;  m.kv_bytes_discarded;
 #pragma once
 
 #include <cstdint>
@@ -23,7 +23,7 @@ struct RunMetrics {
   std::int64_t sched_p50_us = 0;           // arrival to schedule on rank 0, over scheduled requests
   std::int64_t sched_p99_us = 0;
   std::int64_t tokens_loaded = 0;          // from L3 into the batch, on rank 0
-  std::int64_t tokens_lost = 0;            // registered for prefetch but cut off by termination, on rank 0
+  std::int64_t l3_lost_tokens = 0;         // of agreed L3 hits, not published (per request the most any rank lost)
   std::int64_t kv_bytes_discarded = 0;     // KV read from L3 beyond what was committed, over all ranks
   std::uint64_t events = 0;                // kernel events
   std::int64_t end_us = 0;

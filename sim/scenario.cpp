@@ -163,7 +163,7 @@ LateRule read_late(const JsonNode& n, int tp, const std::map<std::string, Reques
 }
 
 Expectation read_expectation(const JsonNode& n, const std::map<std::string, RequestId>& ids) {
-  n.object({"variant", "policy", "verdict", "violations", "outcomes", "note"});
+  n.object({"variant", "policy", "verdict", "violations", "l3_lost_tokens", "outcomes", "note"});
   Expectation e;
   e.variant = n.at("variant").str();
   std::string error;
@@ -201,6 +201,7 @@ Expectation read_expectation(const JsonNode& n, const std::map<std::string, Requ
     std::sort(names.begin(), names.end());
     e.violations = std::move(names);
   }
+  if (auto v = n.find("l3_lost_tokens")) e.l3_lost_tokens = v->integer(0, std::int64_t{1} << 50);
   if (auto v = n.find("outcomes")) {
     for (auto& [name, o] : v->members()) {
       auto id = ids.find(name);

@@ -63,6 +63,7 @@ struct Expectation {
   HangKind verdict = HangKind::kNone;    // kNone: complete
   bool any_hang = false;                 // "hang" without a kind
   std::optional<std::vector<std::string>> violations;  // the invariants expected to break, exactly
+  std::optional<std::int64_t> l3_lost_tokens;          // agreed L3 tokens not published, exactly (0: no loss)
   struct Outcome {                                     // per request, on every rank
     RequestId request = kNoRequest;
     std::optional<std::int64_t> storage_hit_tokens;    // tokens loaded from L3, exactly

@@ -25,7 +25,8 @@ SeedSweep sweep_seeds(const Scenario& scenario, const RunOptions& options, std::
         RunOptions o = options;
         o.seed = first_seed + static_cast<std::uint64_t>(i);
         const RunResult r = simulate(scenario, o);
-        sweep.runs[static_cast<std::size_t>(i)] = {*o.seed, r.verdict.kind, r.verdict.at_ns, violated_names(r.invariants), r.log.digest()};
+        sweep.runs[static_cast<std::size_t>(i)] = {*o.seed, r.verdict.kind, r.verdict.at_ns, violated_names(r.invariants), r.log.digest(),
+                                                   r.l3_lost_tokens()};
       }
     } catch (...) {
       std::lock_guard lock(error_mu);
@@ -48,6 +49,11 @@ SeedSweep sweep_seeds(const Scenario& scenario, const RunOptions& options, std::
       if (!sweep.first_hang_seed) sweep.first_hang_seed = r.seed;
     }
     if (!r.violated.empty()) ++sweep.runs_with_violations;
+    if (r.l3_lost_tokens > 0) {
+      ++sweep.runs_with_l3_loss;
+      sweep.l3_lost_tokens += r.l3_lost_tokens;
+      if (!sweep.first_l3_loss_seed) sweep.first_l3_loss_seed = r.seed;
+    }
     for (const auto& v : r.violated) ++sweep.violations[v];
     if ((hang || !r.violated.empty()) && !sweep.first_failing_seed) sweep.first_failing_seed = r.seed;
   }

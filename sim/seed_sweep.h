@@ -22,6 +22,7 @@ struct SeedRun {
   TimeNs at_ns = 0;
   std::vector<std::string> violated;
   std::uint64_t digest = 0;
+  std::int64_t l3_lost_tokens = 0;  // agreed L3 hits not published (RunResult::l3_lost_tokens)
 };
 
 struct SeedSweep {
@@ -30,6 +31,9 @@ struct SeedSweep {
   std::int64_t runs_with_violations = 0;
   std::map<std::string, std::int64_t> hang_kinds;     // kind -> runs
   std::map<std::string, std::int64_t> violations;     // invariant -> runs that broke it
+  std::int64_t runs_with_l3_loss = 0;
+  std::int64_t l3_lost_tokens = 0;                    // over every run
+  std::optional<std::uint64_t> first_l3_loss_seed;
   std::optional<std::uint64_t> first_hang_seed;
   std::optional<std::uint64_t> first_failing_seed;    // a hang or a broken invariant
   double wall_s = 0;

@@ -89,6 +89,7 @@ void judge_run(const Scenario& scenario, const std::vector<std::unique_ptr<Rank>
   inputs.end_ns = result.end_ns;
   for (const auto& rank : ranks) inputs.leaked.push_back(rank->leaked_slots(result.end_ns));
   result.invariants = check_invariants(inputs);
+  result.l3_losses = events.hit_losses;
 }
 
 RunResult simulate(const Scenario& scenario, const RunOptions& given) {
@@ -171,6 +172,10 @@ ExpectationCheck check_expectation(const Scenario& scenario, const Expectation& 
     std::string list;
     for (const auto& n : *expectation.violations) list += (list.empty() ? "" : ",") + n;
     c.expected += "; violates: " + (list.empty() ? std::string("none") : list);
+  }
+  if (expectation.l3_lost_tokens) {
+    c.met = c.met && c.result.l3_lost_tokens() == *expectation.l3_lost_tokens;
+    c.expected += "; L3 lost " + std::to_string(*expectation.l3_lost_tokens);
   }
   for (const Expectation::Outcome& o : expectation.outcomes) {
     const std::string& name = scenario.workload[static_cast<std::size_t>(o.request)].name;

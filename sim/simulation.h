@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -49,6 +50,12 @@ struct RunResult {
   std::string wait_for_dot;  // Graphviz of who waits on whom at the end
   std::vector<InvariantResult> invariants;
   std::vector<LeakSample> leaks_over_time;  // leaked host slots, sampled whenever the count changed
+  std::map<RequestId, HitLoss> l3_losses;   // requests that got less of an agreed L3 hit than agreed
+  std::int64_t l3_lost_tokens() const {
+    std::int64_t sum = 0;
+    for (const auto& [rid, loss] : l3_losses) sum += loss.lost_tokens();
+    return sum;
+  }
   std::vector<Arrival> arrivals;            // as this run had them (perturbed or replayed)
   std::vector<Arrival> aborts;
   std::int64_t replayed_calls = 0;          // L3 calls served from a recording

@@ -264,15 +264,16 @@ int sweep_library(const std::vector<Scenario>& library, VariantArgs va, const po
   if (count < 1 || count > 100'000'000) throw BadInput("--seeds: expected a count in [1, 1e8]");
   const int jobs = jobs_option(vm);
   std::int64_t hanging = 0, violating = 0;
-  std::printf("%-4s %-30s %-22s %-34s %s\n", "", "scenario", "hangs", "95% interval", "invariants broken (runs), first failing seed");
+  std::printf("%-4s %-30s %-22s %-34s %-16s %s\n", "", "scenario", "hangs", "95% interval", "L3 loss (runs)", "invariants broken (runs), first failing seed");
   for (const Scenario& s : library) {
     const SeedSweep sweep = sweep_seeds(s, opt, opt.seed.value_or(s.seed), count, jobs);
     const Interval ci = wilson_interval(sweep.hangs, count);
     std::string broken;
     for (const auto& [name, k] : sweep.violations) broken += (broken.empty() ? "" : ", ") + name + " " + std::to_string(k);
     if (sweep.first_failing_seed) broken += (broken.empty() ? "" : "; ") + std::string("seed ") + std::to_string(*sweep.first_failing_seed);
-    std::printf("%-4s %-30s %6lld of %-10lld %5.1f%% to %5.1f%%%17s %s\n", s.incident.c_str(), s.name.c_str(), static_cast<long long>(sweep.hangs),
-                static_cast<long long>(count), 100.0 * ci.low, 100.0 * ci.high, "", broken.empty() ? "none" : broken.c_str());
+    std::printf("%-4s %-30s %6lld of %-10lld %5.1f%% to %5.1f%%%17s %-16lld %s\n", s.incident.c_str(), s.name.c_str(), static_cast<long long>(sweep.hangs),
+                static_cast<long long>(count), 100.0 * ci.low, 100.0 * ci.high, "", static_cast<long long>(sweep.runs_with_l3_loss),
+                broken.empty() ? "none" : broken.c_str());
     hanging += sweep.hangs > 0 ? 1 : 0;
     violating += sweep.runs_with_violations > 0 ? 1 : 0;
   }
@@ -298,7 +299,9 @@ int run_seeds(const Scenario& s, const RunOptions& opt, const std::string& varia
   for (const auto& [kind, k] : sweep.hang_kinds) std::printf("; %s %lld", kind.c_str(), static_cast<long long>(k));
   std::printf("\ninvariants %lld run(s) broke at least one", static_cast<long long>(sweep.runs_with_violations));
   for (const auto& [name, k] : sweep.violations) std::printf("; %s %lld", name.c_str(), static_cast<long long>(k));
-  std::printf("\n");
+  std::printf("\nl3 lost    %lld run(s) published less than an agreed L3 hit; %lld token(s) in all, %.0f per run\n",
+              static_cast<long long>(sweep.runs_with_l3_loss), static_cast<long long>(sweep.l3_lost_tokens),
+              static_cast<double>(sweep.l3_lost_tokens) / static_cast<double>(n));
   auto show = [&](const char* label, std::optional<std::uint64_t> seed) {
     if (!seed) return;
     const SeedRun& r = sweep.runs[static_cast<std::size_t>(*seed - first)];
@@ -308,6 +311,7 @@ int run_seeds(const Scenario& s, const RunOptions& opt, const std::string& varia
   };
   show("first hang", sweep.first_hang_seed);
   if (sweep.first_failing_seed != sweep.first_hang_seed) show("first fail", sweep.first_failing_seed);
+  show("first loss", sweep.first_l3_loss_seed);
   std::printf("wall       %.2f s, %.0f runs/s on %d thread(s)\n", sweep.wall_s, static_cast<double>(n) / sweep.wall_s, jobs);
   if (expect == "complete" && sweep.hangs > 0) return kExitUnexpected;
   if (expect == "hang" && sweep.hangs < n) return kExitUnexpected;
@@ -1280,7 +1284,7 @@ int cmd_sweep(const std::vector<std::string>& args) {
              "Runs every point of GRID (axes: the variant, or any scenario field by JSON pointer) for every seed,\n"
              "on all cores, and appends one row per run, in run order, to PREFIX.jsonl and PREFIX.csv: the\n"
              "parameters, the verdict and hang kind, broken invariants, time from arrival to schedule (p50, p99),\n"
-             "tokens loaded from L3, tokens lost to early termination, KV bytes read then discarded, starved\n"
+             "tokens loaded from L3, agreed L3 tokens not published (l3_lost_tokens), KV bytes read then discarded, starved\n"
              "requests, events. The files depend only on the grid and seeds, not on -j or --shard. A killed sweep\n"
              "started again with the same --out continues where its files end. At the end, a table per (policy,\n"
              "variant) with hang rates and 95% Wilson intervals, also written as PREFIX.summary.md.\n\n"

@@ -152,6 +152,15 @@ void print_report(std::ostream& out, const Scenario& s, const RunResult& r, cons
     for (const auto& s : r.leaks_over_time) out << " " << s.leaked_slots << " @" << format_ms(s.at_ns);
     out << "\n";
   }
+  if (r.l3_losses.empty()) {
+    out << "l3 lost    none: every request got all of its agreed L3 hit\n";
+  } else {
+    out << "l3 lost    " << r.l3_lost_tokens() << " agreed L3 token(s) not published:\n";
+    for (const auto& [rid, loss] : r.l3_losses) {
+      out << "           " << request_name(s, rid) << ": " << loss.lost_tokens() << " of " << loss.agreed_tokens << " agreed tokens ("
+          << hit_loss_cause_name(loss.cause) << "; rank " << loss.rank << " at " << format_ms(loss.at_ns) << ")\n";
+    }
+  }
   out << "requests\n";
   for (const RequestSpec& req : s.workload) {
     out << "  " << req.name << ":";
@@ -212,8 +221,15 @@ nlohmann::json report_json(const Scenario& s, const RunResult& r, const RunLabel
         q["scheduled"].push_back({{"rank", e.rank}, {"at_ns", e.time_ns}, {"storage_hit_tokens", e.b}, {"host_hit_tokens", e.c}, {"extend_tokens", e.a}});
       }
     }
+    auto loss = r.l3_losses.find(req.id);
+    if (loss != r.l3_losses.end()) {
+      const HitLoss& l = loss->second;
+      q["l3_lost"] = {{"agreed_tokens", l.agreed_tokens}, {"published_tokens", l.published_tokens}, {"lost_tokens", l.lost_tokens()},
+                      {"cause", hit_loss_cause_name(l.cause)}, {"rank", l.rank}, {"at_ns", l.at_ns}};
+    }
     j["requests"].push_back(q);
   }
+  j["l3_lost_tokens"] = r.l3_lost_tokens();
   for (const InvariantResult& inv : r.invariants) j["invariants"][inv.name] = {{"held", inv.held}, {"details", inv.details}};
   for (const auto& s : r.leaks_over_time) j["leaks_over_time"].push_back({{"at_ns", s.at_ns}, {"leaked_slots", s.leaked_slots}});
   j["kernel_events"] = r.kernel_events;

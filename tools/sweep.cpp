@@ -55,7 +55,7 @@ std::vector<std::string> csv_columns(const SweepGrid& g, bool wall_time) {
     if (a.name != "variant") cols.push_back(a.name);  // the variant has its own column
   }
   for (const char* c : {"variant", "policy", "tp", "page_size", "verdict", "hang", "violated", "requests", "scheduled", "starved",
-                        "sched_p50_us", "sched_p99_us", "tokens_loaded", "tokens_lost", "kv_bytes_discarded", "events", "end_us", "digest"}) {
+                        "sched_p50_us", "sched_p99_us", "tokens_loaded", "l3_lost_tokens", "kv_bytes_discarded", "events", "end_us", "digest"}) {
     cols.emplace_back(c);
   }
   if (wall_time) cols.emplace_back("wall_us");
@@ -119,7 +119,7 @@ Row format_row(const SweepGrid& g, std::int64_t run, const RunMetrics& m, std::o
   j["sched_p50_us"] = m.sched_p50_us;
   j["sched_p99_us"] = m.sched_p99_us;
   j["tokens_loaded"] = m.tokens_loaded;
-  j["tokens_lost"] = m.tokens_lost;
+  j["l3_lost_tokens"] = m.l3_lost_tokens;
   j["kv_bytes_discarded"] = m.kv_bytes_discarded;
   j["events"] = m.events;
   j["end_us"] = m.end_us;
@@ -132,7 +132,7 @@ Row format_row(const SweepGrid& g, std::int64_t run, const RunMetrics& m, std::o
   for (const std::string& c : {p.variant, j["policy"].get<std::string>(), std::to_string(s.world.ranks), std::to_string(s.policy.page_size_tokens), verdict,
                                std::string(m.verdict != HangKind::kNone ? "1" : "0"), violated, std::to_string(m.requests),
                                std::to_string(m.scheduled), std::to_string(m.starved), std::to_string(m.sched_p50_us),
-                               std::to_string(m.sched_p99_us), std::to_string(m.tokens_loaded), std::to_string(m.tokens_lost),
+                               std::to_string(m.sched_p99_us), std::to_string(m.tokens_loaded), std::to_string(m.l3_lost_tokens),
                                std::to_string(m.kv_bytes_discarded), std::to_string(m.events), std::to_string(m.end_us), hex64(m.digest)}) {
     cells.push_back(c);
   }
@@ -487,7 +487,7 @@ void merge_sweeps(const std::vector<std::string>& shard_prefixes, const std::str
 
 void write_summary(const SweepRows& rows, std::ostream& out, const std::string& markdown_path) {
   struct Group {
-    std::int64_t runs = 0, hangs = 0, starved = 0, tokens_lost = 0, kv_bytes_discarded = 0;
+    std::int64_t runs = 0, hangs = 0, starved = 0, l3_lost_tokens = 0, kv_bytes_discarded = 0;
     std::map<std::string, std::int64_t> kinds;
     std::vector<std::int64_t> p50_us, p99_us;
   };
@@ -513,7 +513,7 @@ void write_summary(const SweepRows& rows, std::ostream& out, const std::string& 
       ++gr.kinds[r.value("verdict", "?")];
     }
     gr.starved += r.value("starved", std::int64_t{0});
-    gr.tokens_lost += r.value("tokens_lost", std::int64_t{0});
+    gr.l3_lost_tokens += r.value("l3_lost_tokens", std::int64_t{0});
     gr.kv_bytes_discarded += r.value("kv_bytes_discarded", std::int64_t{0});
     if (r.value("scheduled", std::int64_t{0}) > 0) {
       gr.p50_us.push_back(r.value("sched_p50_us", std::int64_t{0}));
@@ -525,7 +525,7 @@ void write_summary(const SweepRows& rows, std::ostream& out, const std::string& 
      << "time to schedule is the median over runs of each run's p50 and the p99 over runs of each run's p99; waste is per run.\n";
   for (const std::string& table : table_order) {
     md << "\n## " << table << "\n\n";
-    md << "| point | runs | hangs | hang rate | 95% interval | kinds | sched p50 (ms) | sched p99 (ms) | starved/run | tokens lost/run | KV MiB discarded/run |\n";
+    md << "| point | runs | hangs | hang rate | 95% interval | kinds | sched p50 (ms) | sched p99 (ms) | starved/run | L3 tokens lost/run | KV MiB discarded/run |\n";
     md << "|---|---:|---:|---:|---|---|---:|---:|---:|---:|---:|\n";
     for (const std::string& point : point_order[table]) {
       Group& gr = tables[table][point];
@@ -536,7 +536,7 @@ void write_summary(const SweepRows& rows, std::ostream& out, const std::string& 
       md << std::fixed << "| " << point << " | " << gr.runs << " | " << gr.hangs << " | " << std::setprecision(1) << 100.0 * static_cast<double>(gr.hangs) / runs
          << "% | " << 100.0 * ci.low << "% to " << 100.0 * ci.high << "% | " << (kinds.empty() ? "-" : kinds) << " | " << std::setprecision(2)
          << static_cast<double>(percentile(gr.p50_us, 50)) / 1e3 << " | " << static_cast<double>(percentile(gr.p99_us, 99)) / 1e3 << " | "
-         << static_cast<double>(gr.starved) / runs << " | " << std::setprecision(0) << static_cast<double>(gr.tokens_lost) / runs << " | "
+         << static_cast<double>(gr.starved) / runs << " | " << std::setprecision(0) << static_cast<double>(gr.l3_lost_tokens) / runs << " | "
          << std::setprecision(2) << static_cast<double>(gr.kv_bytes_discarded) / runs / (1 << 20) << " |\n";
     }
   }

@@ -1,0 +1,169 @@
+// Fidelity to upstream's HiMamba path, as the model was corrected against it: registration under
+// host pressure (#26945), the rate limit (CC@faa628694:512-514), hit loss reported, and every fix
+// carrying its upstream state.
+#include <algorithm>
+#include <string>
+
+#include <catch2/catch.hpp>
+
+#include "policy/fixes.h"
+#include "sim/run_metrics.h"
+#include "sim/scenario.h"
+#include "sim/seed_sweep.h"
+#include "sim/simulation.h"
+#include "tests/variant_options.h"
+#include "tools/report.h"
+
+namespace hcsim {
+namespace {
+
+RunResult run(const Scenario& s, const char* variant, std::optional<PrefetchPolicy> policy = std::nullopt) {
+  RunOptions o = options_of(variant);
+  o.policy = policy;
+  return simulate(s, o);
+}
+
+std::vector<const TraceEvent*> events_of(const RunResult& r, EventKind kind, int rank) {
+  std::vector<const TraceEvent*> out;
+  for (const TraceEvent& e : r.log.events()) {
+    if (e.kind == kind && e.rank == rank) out.push_back(&e);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a rank short of host pages shrinks its prefetch to them, and the group agrees on that much (#26945)") {
+  const Scenario s = load_scenario_file("scenarios/host-pressure-shrink.json");
+  for (const char* variant : {"pre-fix", "seed-fix", "timeout-bounded", "all-fixes"}) {
+    INFO(variant);
+    const RunResult r = run(s, variant);
+    REQUIRE(r.verdict.kind == HangKind::kNone);
+    // Rank 1 has 16 free pages of the 32 it wanted: it registers 16, and the hit's MIN is 16 pages.
+    REQUIRE(events_of(r, EventKind::kRegisterShrink, 1).size() == 1);
+    CHECK(events_of(r, EventKind::kRegisterShrink, 1)[0]->a == 2048);
+    CHECK(events_of(r, EventKind::kRegisterShrink, 1)[0]->b == 1024);
+    CHECK(events_of(r, EventKind::kRegisterShrink, 0).empty());
+    for (int rank = 0; rank < 2; ++rank) {
+      REQUIRE(events_of(r, EventKind::kHitQuery, rank).size() == 1);
+      CHECK(events_of(r, EventKind::kHitQuery, rank)[0]->b == 1024);  // group_min_hit_tokens
+      REQUIRE(events_of(r, EventKind::kSchedule, rank).size() == 1);
+      CHECK(events_of(r, EventKind::kSchedule, rank)[0]->b == 1024);  // storage_hit_tokens
+    }
+  }
+}
+
+TEST_CASE("below the threshold even after shrinking, a rank skips registration and the group hangs as before") {
+  const Scenario s = load_scenario_file("scenarios/registration-divergence.json");
+  const RunResult r = run(s, "pre-fix");
+  CHECK(r.verdict.kind == HangKind::kCollectiveMismatch);
+  const auto skips = events_of(r, EventKind::kRegisterSkip, 3);
+  REQUIRE(skips.size() == 1);
+  CHECK(skips[0]->b == static_cast<std::int64_t>(SkipReason::kKvAlloc));
+  CHECK(events_of(r, EventKind::kRegisterShrink, 3).empty());
+}
+
+TEST_CASE("the rate limit is 0.8 x (host - device) tokens, the device pool being host / hicache_ratio") {
+  // 64 host pages at ratio 2: a 32-page device pool, so 0.8 x 32 x 64 = 1638 tokens may be in flight.
+  // Three 16-page prefetches arrive together: the third finds 2048 tokens occupied and is skipped.
+  const char* const kThree = R"({
+    "name": "rate-limit", "description": "three prefetches against the capacity limit", "tp": 1,
+    "policy": {"name": "wait_complete", "page_size": 64, "sidecar": false, "hicache_ratio": 2},
+    "ranks": {"defaults": {"host_kv_pages": 64}},
+    "storage": {"kv_page_bytes": 100000},
+    "l3": [{"prefix": "a", "kv_pages": 16}, {"prefix": "b", "kv_pages": 16}, {"prefix": "c", "kv_pages": 16}],
+    "requests": [{"name": "A", "arrival_us": 0, "input_tokens": 1030, "prefix": "a"},
+                 {"name": "B", "arrival_us": 0, "input_tokens": 1030, "prefix": "b"},
+                 {"name": "C", "arrival_us": 0, "input_tokens": 1030, "prefix": "c"}],
+    "expect": [{"variant": "pre-fix", "verdict": "complete"}]
+  })";
+  Scenario s = parse_scenario(kThree, "rate-limit");
+  RunResult r = run(s, "pre-fix");
+  REQUIRE(r.verdict.kind == HangKind::kNone);
+  CHECK(events_of(r, EventKind::kRegister, 0).size() == 2);
+  const auto skips = events_of(r, EventKind::kRegisterSkip, 0);
+  REQUIRE(skips.size() == 1);
+  CHECK(skips[0]->request == 2);
+  CHECK(skips[0]->b == static_cast<std::int64_t>(SkipReason::kRateLimited));
+  // At ratio 4 the device pool is 16 pages: 0.8 x 48 x 64 = 2457 tokens, room for the third.
+  s.policy.hicache_ratio = 4.0;
+  r = run(s, "pre-fix");
+  CHECK(events_of(r, EventKind::kRegister, 0).size() == 3);
+}
+
+TEST_CASE("an agreed L3 hit a short read throws away is reported, in the result, metrics, seeds and --json") {
+  const Scenario s = load_scenario_file("scenarios/short-read-loss.json");
+  const RunResult r = run(s, "pre-fix");
+  REQUIRE(r.verdict.kind == HangKind::kNone);
+  for (const auto& inv : r.invariants) CHECK(inv.held);  // nothing else would tell
+  REQUIRE(r.l3_losses.size() == 1);
+  const HitLoss& loss = r.l3_losses.begin()->second;
+  CHECK(loss.agreed_tokens == 640);
+  CHECK(loss.published_tokens == 0);
+  CHECK(loss.cause == HitLossCause::kShortRead);
+  CHECK(r.l3_lost_tokens() == 640);
+
+  RunOptions o = options_of("pre-fix");
+  CHECK(simulate_for_metrics(s, o).l3_lost_tokens == 640);  // a sweep row's l3_lost_tokens
+  const SeedSweep sweep = sweep_seeds(s, o, 1, 8, 2);
+  CHECK(sweep.runs_with_l3_loss == 8);
+  CHECK(sweep.l3_lost_tokens == 8 * 640);
+  REQUIRE(sweep.first_l3_loss_seed);
+  CHECK(*sweep.first_l3_loss_seed == 1);
+
+  const nlohmann::json j = report_json(s, r, RunLabel{"pre-fix", 0.0});
+  CHECK(j.at("l3_lost_tokens") == 640);
+  CHECK(j.at("requests").at(0).at("l3_lost").at("cause") == "a rank's read came back short");
+
+  // A scenario can demand no loss: the same run then misses its expectation.
+  Expectation e = s.expect.front();
+  e.l3_lost_tokens = 0;
+  CHECK_FALSE(check_expectation(s, e).met);
+  e.l3_lost_tokens = 640;
+  CHECK(check_expectation(s, e).met);
+}
+
+TEST_CASE("best_effort ending a prefetch before its hit query answers loses the hit the group then agrees on") {
+  const Scenario s = load_scenario_file("scenarios/short-read-loss.json");
+  const RunResult r = run(s, "pre-fix", PrefetchPolicy::kBestEffort);
+  REQUIRE(r.l3_losses.size() == 1);
+  CHECK(r.l3_losses.begin()->second.cause == HitLossCause::kEndedBeforeHit);
+  CHECK(r.l3_losses.begin()->second.agreed_tokens == 640);
+}
+
+TEST_CASE("a prefix committed without its Mamba state is a loss, though every page was read") {
+  // The seed bug without a hang: both ranks end before their Mamba reads land.
+  const Scenario s = load_scenario_file("scenarios/host-pressure-shrink.json");
+  const RunResult r = run(s, "pre-fix");
+  REQUIRE(r.l3_losses.size() == 1);
+  CHECK(r.l3_losses.begin()->second.cause == HitLossCause::kSidecarNotLoaded);
+  CHECK(r.l3_losses.begin()->second.agreed_tokens == 1024);
+  CHECK(run(s, "seed-fix").l3_losses.empty());  // the guard waits for the state
+}
+
+TEST_CASE("every fix says where its upstream change stands; only exact upstream fix sets carry a date") {
+  for (const FixInfo& f : all_fixes()) {
+    INFO(f.name);
+    CHECK_FALSE(f.date.empty());
+    CHECK(f.commit.empty() == (f.state != UpstreamState::kMerged));
+    if (f.baseline) CHECK(f.state == UpstreamState::kMerged);
+  }
+  CHECK(fix_info(Fix::kPoolTransferGuard).upstream.find("#27366") != std::string_view::npos);
+  CHECK(fix_info(Fix::kPoolTransferGuard).commit == "faa628694");
+  CHECK_FALSE(fix_info(Fix::kRevokeMarksTerminated).baseline);  // #16747 was closed unmerged
+  CHECK(fix_info(Fix::kRevokeMarksTerminated).state == UpstreamState::kClosedUnmerged);
+  CHECK(fix_info(Fix::kSyncedAckChecks).commit == "7f67965b4");
+
+  std::string error;
+  CHECK(upstream_label(*parse_variant("pre-fix", &error)) == "upstream HiMamba 2026-06-05 (faa628694^)");
+  CHECK(upstream_label(*parse_variant("seed-fix", &error)) == "upstream HiMamba 2026-06-05 (faa628694)");
+  CHECK(upstream_label(*parse_variant("seed-fix+synced-ack-checks", &error)) == "upstream HiMamba 2026-06-22 (7f67965b4)");
+  for (const char* hypothetical : {"timeout-bounded", "all-fixes", "pre-fix~completion-race-guard", "seed-fix+sidecar-hit-sync"}) {
+    INFO(hypothetical);
+    CHECK(upstream_at(*parse_variant(hypothetical, &error)) == nullptr);
+  }
+  // The name before the rename still parses: old variants and traces replay.
+  CHECK(*parse_variant("pre-fix+unconditional-writing-check", &error) == *parse_variant("pre-fix+synced-ack-checks", &error));
+}
+
+}  // namespace hcsim

@@ -13,6 +13,18 @@
 
 namespace hcsim {
 
+std::string_view skip_reason_name(SkipReason r) {
+  switch (r) {
+    case SkipReason::kThreshold: return "threshold";
+    case SkipReason::kRateLimited: return "rate_limited";
+    case SkipReason::kKvAlloc: return "kv_alloc";
+    case SkipReason::kSidecarAlloc: return "sidecar_alloc";
+    case SkipReason::kGroupDeclined: return "group_declined";
+  }
+  HCSIM_ASSERT(false);
+  return {};
+}
+
 Task<> Rank::prefetch_from_storage(Runtime& rt, RequestId rid, std::int32_t host_hit_pages) {
   const RequestSpec& req = workload_[static_cast<std::size_t>(rid)];
   std::int32_t prefetch_pages = static_cast<std::int32_t>(req.pages.size()) - host_hit_pages;

@@ -28,6 +28,7 @@ namespace hcsim {
 
 // Why a prefetch was not registered (register_skip's `reason`).
 enum class SkipReason : std::int64_t { kThreshold, kRateLimited, kKvAlloc, kSidecarAlloc, kGroupDeclined };
+std::string_view skip_reason_name(SkipReason r);  // "threshold", "rate_limited", "kv_alloc", ...
 
 class Rank {
  public:

@@ -167,3 +167,39 @@ TEST_CASE("every fix says where its upstream change stands; only exact upstream 
 }
 
 }  // namespace hcsim
+
+namespace hcsim {
+
+TEST_CASE("the diagnosis names the first fact that differed between ranks, with its time") {
+  // The seed hang: rank 0's Mamba read returned before the terminating pass, rank 1's had not.
+  const Scenario seed = load_scenario_file("scenarios/himamba-sidecar-lag.json");
+  const RunResult hang = simulate(seed, options_of("pre-fix"));
+  auto origin = divergence_origin(hang);
+  REQUIRE(origin);
+  REQUIRE(origin->facts.size() == 2);
+  REQUIRE(origin->facts[0] != nullptr);
+  CHECK(origin->facts[0]->kind == EventKind::kSidecarDone);
+  CHECK(origin->facts[0]->time_ns == origin->at_ns);
+  CHECK(origin->facts[1] == nullptr);  // nothing yet
+  CHECK(origin_text(*origin, hang, seed).find("rank 1: nothing yet") != std::string::npos);
+
+  // An allocation: rank 3 alone cannot register.
+  const Scenario reg = load_scenario_file("scenarios/registration-divergence.json");
+  origin = divergence_origin(simulate(reg, options_of("pre-fix")));
+  REQUIRE(origin);
+  REQUIRE(origin->facts.size() == 8);
+  CHECK(origin->facts[0]->kind == EventKind::kRegister);
+  CHECK(origin->facts[3]->kind == EventKind::kRegisterSkip);
+
+  // A write-through backup committed on one rank and not on the other.
+  const Scenario skew = load_scenario_file("scenarios/writing-check-skew.json");
+  origin = divergence_origin(simulate(skew, options_of("pre-fix")));
+  REQUIRE(origin);
+  CHECK(origin->facts[0]->kind == EventKind::kWriteBackup);
+  CHECK(origin->facts[0]->b != origin->facts[1]->b);  // committed
+
+  // seed-fix: the ranks never part, so there is no origin to name.
+  CHECK_FALSE(divergence_origin(simulate(seed, options_of("seed-fix"))));
+}
+
+}  // namespace hcsim

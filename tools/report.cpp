@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <ostream>
 #include <sstream>
 #include <vector>
@@ -57,8 +58,10 @@ bool published(EventKind k) {
   return k == EventKind::kRegister || k == EventKind::kRegisterSkip || k == EventKind::kCommit ||
          k == EventKind::kMatch || k == EventKind::kSchedule || k == EventKind::kBatchFull;
 }
+std::string fact_text(const TraceEvent& e);
 std::string published_text(const TraceEvent& e) {
   if (e.kind == EventKind::kRegister) return "register prefetch_tokens=" + std::to_string(e.a);  // op ids differ legitimately
+  if (e.kind == EventKind::kRegisterSkip) return fact_text(e);
   return std::string(event_name(e.kind)) + " " + fields_text(e);
 }
 
@@ -78,39 +81,145 @@ std::string format_event(const TraceEvent& e) {
   return s;
 }
 
-std::string rank_divergence(const RunResult& r, const Scenario& s) {
-  const int tp = static_cast<int>(r.ranks.size());
-  std::map<RequestId, std::vector<std::vector<std::string>>> per_request;  // request -> rank -> texts
+namespace {
+
+// The step where the ranks first published different things for a request (by request id).
+struct PublishedDivergence {
+  RequestId request = kNoRequest;
+  std::size_t step = 0;                         // index into what each rank published
+  TimeNs at_ns = 0;                             // the earliest of the differing steps
+  std::vector<std::vector<const TraceEvent*>> by_rank;
+};
+
+std::optional<PublishedDivergence> find_published_divergence(const RunResult& r) {
+  const auto tp = r.ranks.size();
+  std::map<RequestId, std::vector<std::vector<const TraceEvent*>>> per_request;  // request -> rank -> events
   for (const TraceEvent& e : r.log.events()) {
     if (!published(e.kind) || e.request < 0) continue;
     auto& by_rank = per_request[e.request];
-    by_rank.resize(static_cast<std::size_t>(tp));
-    by_rank[static_cast<std::size_t>(e.rank)].push_back(published_text(e));
+    by_rank.resize(tp);
+    by_rank[static_cast<std::size_t>(e.rank)].push_back(&e);
   }
-  for (const auto& [rid, by_rank] : per_request) {
+  for (auto& [rid, by_rank] : per_request) {
     std::size_t longest = 0;
     for (const auto& v : by_rank) longest = std::max(longest, v.size());
     for (std::size_t i = 0; i < longest; ++i) {
-      const std::string* first = i < by_rank[0].size() ? &by_rank[0][i] : nullptr;
+      const auto text_at = [&](const std::vector<const TraceEvent*>& v) { return i < v.size() ? published_text(*v[i]) : std::string(); };
+      const std::string first = text_at(by_rank[0]);
       bool differ = false;
+      TimeNs at = INT64_MAX;
       for (const auto& v : by_rank) {
-        const std::string* mine = i < v.size() ? &v[i] : nullptr;
-        differ = differ || (mine == nullptr) != (first == nullptr) || (mine && *mine != *first);
+        differ = differ || text_at(v) != first;
+        if (i < v.size()) at = std::min(at, v[i]->time_ns);
       }
-      if (!differ) continue;
-      std::ostringstream out;
-      out << "request " << request_name(s, rid) << ", step " << i + 1 << " of what the ranks published:\n";
-      for (int k = 0; k < tp; ++k) {
-        const auto& v = by_rank[static_cast<std::size_t>(k)];
-        out << "    rank " << k << ": ";
-        for (std::size_t j = i; j < v.size() && j < i + 2; ++j) out << (j > i ? "; then " : "") << v[j];
-        if (v.size() <= i) out << "(nothing published)";
-        out << "\n";
-      }
-      return out.str();
+      if (differ) return PublishedDivergence{rid, i, at, std::move(by_rank)};
     }
   }
-  return "";
+  return std::nullopt;
+}
+
+// A fact a rank learned or had, as opposed to what it published: its own allocation, the hit its
+// store reported, what a read returned. The fields that may differ between ranks; ids never count.
+std::string fact_text(const TraceEvent& e) {
+  const auto& names = event_field_names(e.kind);
+  const std::int64_t values[3] = {e.a, e.b, e.c};
+  std::string s(event_name(e.kind));
+  auto field = [&](int i) { s.append(" ").append(names[static_cast<std::size_t>(i)]).append("=").append(std::to_string(values[i])); };
+  switch (e.kind) {
+    case EventKind::kRegister: field(0); break;
+    case EventKind::kRegisterShrink:
+    case EventKind::kHostEvict: field(0), field(1), field(2); break;
+    case EventKind::kRegisterSkip:
+      field(0);
+      s.append(" reason=").append(skip_reason_name(static_cast<SkipReason>(e.b)));
+      break;
+    case EventKind::kHitQuery: field(0); break;
+    case EventKind::kKvBatchDone: field(0), field(1); break;
+    case EventKind::kSidecarDone: field(0); break;
+    case EventKind::kWriteBackup: field(0), field(1); break;
+    default: return "";
+  }
+  return s;
+}
+
+}  // namespace
+
+std::string rank_divergence(const RunResult& r, const Scenario& s) {
+  const auto d = find_published_divergence(r);
+  if (!d) return "";
+  std::ostringstream out;
+  out << "request " << request_name(s, d->request) << ", step " << d->step + 1 << " of what the ranks published:\n";
+  for (std::size_t k = 0; k < d->by_rank.size(); ++k) {
+    const auto& v = d->by_rank[k];
+    out << "    rank " << k << ": ";
+    for (std::size_t j = d->step; j < v.size() && j < d->step + 2; ++j) out << (j > d->step ? "; then " : "") << published_text(*v[j]);
+    if (v.size() <= d->step) out << "(nothing published)";
+    out << "\n";
+  }
+  return out.str();
+}
+
+std::optional<Origin> divergence_origin(const RunResult& r) {
+  const auto d = find_published_divergence(r);
+  if (!d && !r.verdict.hang()) return std::nullopt;  // nothing went wrong between the ranks
+  // What each rank knew up to the step where they parted (or the hang): the first fact, in any
+  // request, that was not the same on every rank.
+  const TimeNs until_ns = d ? d->at_ns : r.verdict.at_ns;
+  const auto tp = r.ranks.size();
+  std::map<RequestId, std::vector<std::vector<const TraceEvent*>>> facts;  // request -> rank -> facts
+  for (const TraceEvent& e : r.log.events()) {
+    if (e.time_ns > until_ns || fact_text(e).empty()) continue;
+    auto& by_rank = facts[e.request];
+    by_rank.resize(tp);
+    by_rank[static_cast<std::size_t>(e.rank)].push_back(&e);
+  }
+  std::optional<Origin> best;
+  for (const auto& [rid, by_rank] : facts) {
+    std::size_t longest = 0;
+    for (const auto& v : by_rank) longest = std::max(longest, v.size());
+    for (std::size_t i = 0; i < longest; ++i) {
+      const auto text_at = [&](const std::vector<const TraceEvent*>& v) { return i < v.size() ? fact_text(*v[i]) : std::string(); };
+      const std::string first = text_at(by_rank[0]);
+      bool differ = false;
+      TimeNs at = INT64_MAX;
+      for (const auto& v : by_rank) {
+        differ = differ || text_at(v) != first;
+        if (i < v.size()) at = std::min(at, v[i]->time_ns);
+      }
+      if (!differ) continue;
+      if (!best || at < best->at_ns) {
+        Origin o{rid, at, {}};
+        for (const auto& v : by_rank) o.facts.push_back(i < v.size() ? v[i] : nullptr);
+        best = std::move(o);
+      }
+      break;
+    }
+  }
+  return best;
+}
+
+std::string origin_text(const Origin& o, const RunResult& r, const Scenario& s) {
+  std::ostringstream out;
+  out << "request " << request_name(s, o.request) << " at " << format_ms(o.at_ns) << ", the first fact that differed between ranks:\n";
+  for (std::size_t k = 0; k < o.facts.size(); ++k) {
+    out << "    rank " << k << ": ";
+    if (o.facts[k] != nullptr) {
+      out << fact_text(*o.facts[k]) << " at " << format_ms(o.facts[k]->time_ns);
+    } else {
+      out << "nothing yet";
+      // When the fact the others had came to this rank later, say when.
+      const TraceEvent* other = nullptr;
+      for (const TraceEvent* f : o.facts) other = other ? other : f;
+      for (const TraceEvent& e : r.log.events()) {
+        if (other && e.rank == static_cast<int>(k) && e.request == o.request && e.kind == other->kind && e.time_ns > o.at_ns) {
+          out << " (its " << event_name(e.kind) << " came at " << format_ms(e.time_ns) << ")";
+          break;
+        }
+      }
+    }
+    out << "\n";
+  }
+  return out.str();
 }
 
 void print_report(std::ostream& out, const Scenario& s, const RunResult& r, const RunLabel& label) {
@@ -142,6 +251,11 @@ void print_report(std::ostream& out, const Scenario& s, const RunResult& r, cons
   }
   const std::string divergence = rank_divergence(r, s);
   if (!divergence.empty()) out << "divergence " << divergence;
+  if (const auto origin = divergence_origin(r)) {
+    out << "origin     " << origin_text(*origin, r, s);
+  } else if (!divergence.empty()) {
+    out << "origin     no fact differed between the ranks before that step: it parted on what the step itself read (a rank-local budget or tree)\n";
+  }
   out << "invariants";
   for (const InvariantResult& inv : r.invariants) {
     out << (&inv == &r.invariants.front() ? " " : "           ") << (inv.held ? "held      " : "VIOLATED  ") << inv.name << "\n";
@@ -214,6 +328,14 @@ nlohmann::json report_json(const Scenario& s, const RunResult& r, const RunLabel
     j["actors"].push_back({{"rank", a.rank}, {"actor", actor_name(a.actor)}, {"index", a.index}, {"waits", describe_wait(a)}});
   }
   j["divergence"] = rank_divergence(r, s);
+  if (const auto origin = divergence_origin(r)) {
+    nlohmann::json o{{"request", request_name(s, origin->request)}, {"at_ns", origin->at_ns}};
+    for (std::size_t k = 0; k < origin->facts.size(); ++k) {
+      const TraceEvent* f = origin->facts[k];
+      o["ranks"].push_back(f ? json{{"rank", k}, {"fact", fact_text(*f)}, {"at_ns", f->time_ns}} : json{{"rank", k}, {"fact", nullptr}});
+    }
+    j["origin"] = o;
+  }
   for (const RequestSpec& req : s.workload) {
     json q{{"request", req.name}};
     for (const TraceEvent& e : r.log.events()) {

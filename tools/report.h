@@ -2,6 +2,8 @@
 #pragma once
 
 #include <iosfwd>
+#include <optional>
+#include <vector>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -27,5 +29,20 @@ nlohmann::json report_json(const Scenario& s, const RunResult& r, const RunLabel
 
 // The first point where ranks disagree on what they published for a request, or "" if none.
 std::string rank_divergence(const RunResult& r, const Scenario& s);
+
+// Where a divergence or hang began: the earliest fact (an allocation, a hit its store reported, what
+// a read returned) that differed between the ranks before the step where they parted, or before
+// the hang. That is where an engineer starts reading code.
+//
+//   origin     request R at 11.400 ms, the first fact that differed between ranks:
+//       rank 0: sidecar_done hit_pages=1 at 11.400 ms
+//       rank 1: nothing yet (its sidecar_done came at 499.312 ms)
+struct Origin {
+  RequestId request = kNoRequest;
+  TimeNs at_ns = 0;
+  std::vector<const TraceEvent*> facts;  // per rank: its fact at that step, or null (none yet)
+};
+std::optional<Origin> divergence_origin(const RunResult& r);
+std::string origin_text(const Origin& o, const RunResult& r, const Scenario& s);
 
 }  // namespace hcsim

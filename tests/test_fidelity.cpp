@@ -185,7 +185,8 @@ TEST_CASE("the diagnosis names the first fact that differed between ranks, with 
 
   // An allocation: rank 3 alone cannot register.
   const Scenario reg = load_scenario_file("scenarios/registration-divergence.json");
-  origin = divergence_origin(simulate(reg, options_of("pre-fix")));
+  const RunResult reg_run = simulate(reg, options_of("pre-fix"));  // the origin points into its log
+  origin = divergence_origin(reg_run);
   REQUIRE(origin);
   REQUIRE(origin->facts.size() == 8);
   CHECK(origin->facts[0]->kind == EventKind::kRegister);
@@ -193,7 +194,8 @@ TEST_CASE("the diagnosis names the first fact that differed between ranks, with 
 
   // A write-through backup committed on one rank and not on the other.
   const Scenario skew = load_scenario_file("scenarios/writing-check-skew.json");
-  origin = divergence_origin(simulate(skew, options_of("pre-fix")));
+  const RunResult skew_run = simulate(skew, options_of("pre-fix"));
+  origin = divergence_origin(skew_run);
   REQUIRE(origin);
   CHECK(origin->facts[0]->kind == EventKind::kWriteBackup);
   CHECK(origin->facts[0]->b != origin->facts[1]->b);  // committed

@@ -40,8 +40,9 @@ std::string rank_divergence(const RunResult& r, const Scenario& s);
 struct Origin {
   RequestId request = kNoRequest;
   TimeNs at_ns = 0;
-  std::vector<const TraceEvent*> facts;  // per rank: its fact at that step, or null (none yet)
+  std::vector<const TraceEvent*> facts;  // per rank: its fact at that step, or null (none yet); in the run's log
 };
+// The origin points into `r`'s log: it is valid while `r` lives.
 std::optional<Origin> divergence_origin(const RunResult& r);
 std::string origin_text(const Origin& o, const RunResult& r, const Scenario& s);
 

@@ -82,6 +82,23 @@ class ThreadWorld::ActorRuntime final : public Runtime {
     w_.log_.append({w_.now_ns(), static_cast<std::int16_t>(rank_), kind_, kind, request, a, b, c});
   }
 
+  // Host-device copies take the model's time here: the forward's gather is the real load-back, and
+  // write-through data is not moved, so the acks follow the same clock as the simulator's.
+  TimeNs copy_done_ns(StorageOp op, RequestId request, std::int64_t pages) override {
+    WorldCall c;
+    c.kind = WorldCall::Kind::kStorage;
+    c.storage_op = op;
+    c.request = request;
+    c.pages = pages;
+    StoragePlan p;
+    {
+      std::lock_guard<std::mutex> lock(w_.storage_mu_);
+      p = w_.storage_.plan(rank_, c, model_ns_);
+    }
+    emit(EventKind::kStorageCall, request, static_cast<std::int64_t>(op), p.never_completes ? kStorageNever : p.duration_ns, p.result);
+    return p.never_completes ? kNever : now_ns() + p.duration_ns;
+  }
+
   // Set by the actor's thread; the rank lock it holds while policy code runs.
   std::unique_lock<std::mutex>* held = nullptr;
   bool exited = false;  // under world_mu_: the thread returned from the actor
@@ -375,6 +392,10 @@ class ThreadWorld::ActorRuntime final : public Runtime {
           FileL3::fill(c.keys[0], std::span<std::byte>(slot, static_cast<std::size_t>(l3.sidecar_bytes())));
           if (l3.put_sidecar(rank_, c.keys[0], slot)) n = 1;
         }
+        break;
+      case StorageOp::kDeviceToHost:
+      case StorageOp::kHostToDevice:
+        HCSIM_ASSERT(false);  // copies go through copy_done_ns, never through a storage call
         break;
     }
     std::lock_guard<std::mutex> lock(w_.world_mu_);

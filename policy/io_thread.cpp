@@ -38,7 +38,16 @@ Task<> Rank::page_transfer(Runtime& rt, PrefetchOperation& op) {
     const std::int64_t read_pages = co_await read_into(rt, kv_pool_, slots, StorageOp::kKvGet, op, keys);
     HCSIM_ASSERT(read_pages >= 0 && read_pages <= count);
     const std::int64_t before = op.completed_tokens;
-    if (read_pages > 0) op.increment(read_pages * page);  // refused once terminated
+    if (cfg_.zero_copy_progress) {
+      if (read_pages > 0) op.increment(read_pages * page);  // _page_get_zero_copy; refused once terminated
+    } else {
+      // _generic_page_get: each page is copied from the read buffer into its slot, then counted;
+      // the scheduler may terminate the operation between two pages.
+      for (std::int64_t i = 0; i < read_pages; ++i) {
+        if (cfg_.page_copy_ns > 0) co_await rt.sleep_ns(cfg_.page_copy_ns);
+        if (!op.increment(page)) break;
+      }
+    }
     rt.emit(EventKind::kKvBatchDone, rid, read_pages, op.completed_tokens, op.id);
     if (op.completed_tokens != before + count * page) {  // short read, or terminated meanwhile
       if (read_pages < count && cfg_.fixes.has(Fix::kNegativeCache) && negative_until_.size() < kNegativeCacheMax) {

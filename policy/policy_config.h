@@ -47,6 +47,11 @@ struct PolicyConfig {
   std::int32_t page_size_tokens = 64;
   std::int32_t prefetch_threshold_tokens = 256;
   std::int32_t storage_batch_pages = 128;
+  // How the storage backend reports a batch read's progress (CC@faa628694:935-972): the file
+  // backend copies each page into the host pool and counts it then, page_copy_ns a page; a
+  // zero-copy backend counts the batch's leading pages at once when the read returns.
+  bool zero_copy_progress = false;
+  TimeNs page_copy_ns = 0;
   bool sidecar = true;                          // hybrid Mamba: one sidecar object per prefetch
   bool write_through = false;                   // back up each forward's new pages to host (write_through)
   std::int64_t max_prefill_tokens = 16384;      // the admission walk's token budget

@@ -78,6 +78,10 @@ class Rank {
   // Write-through (write_through.cpp): back up a forward's new pages to host, and drain the acks.
   Task<> write_backup(Runtime& rt, RequestId rid);
   Task<> writing_check(Runtime& rt);
+  // Load-back (write_through.cpp): the batch's host hits go to the device; their nodes stay locked
+  // until loading_check takes the copy's ack.
+  void load_back(Runtime& rt, RequestId rid, std::int32_t host_hit_pages);
+  Task<> loading_check(Runtime& rt);
 
   // IO (io_thread.cpp).
   Task<> page_transfer(Runtime& rt, PrefetchOperation& op);
@@ -136,11 +140,17 @@ class Rank {
     RequestId request = kNoRequest;
     std::int32_t first_page = 0;            // pages [first_page, first_page + slots.size()) of the request
     std::vector<std::int32_t> slots;
-    TimeNs acked_ns = 0;                    // when its device-to-host copy was acknowledged
+    TimeNs acked_ns = 0;                    // when its device-to-host copy completes (finish_event)
     std::int32_t prefix_node = 0;           // the node of page first_page - 1, locked until the insert
     std::int32_t sidecar_slot = -1;         // the request's Mamba state, with a sidecar
   };
   std::map<std::int32_t, WriteThrough> ongoing_write_through_;  // by write id
+  struct LoadBack {
+    RequestId request = kNoRequest;
+    std::int32_t node = 0;                  // the loaded prefix's last node, locked until the ack is taken
+    TimeNs done_ns = 0;                     // when the host-to-device copy completes (finish_event)
+  };
+  std::deque<LoadBack> ack_load_queue_;                         // in issue order
   std::deque<std::int32_t> ack_write_queue_;                    // write ids, in ack order
   struct Backup {
     std::int32_t id = 0;

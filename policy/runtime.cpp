@@ -32,6 +32,8 @@ std::string_view storage_op_name(StorageOp op) {
     case StorageOp::kSidecarGet: return "sidecar_get";
     case StorageOp::kKvSet: return "kv_set";
     case StorageOp::kSidecarSet: return "sidecar_set";
+    case StorageOp::kDeviceToHost: return "d2h_copy";
+    case StorageOp::kHostToDevice: return "h2d_copy";
   }
   HCSIM_ASSERT(false);
   return {};

@@ -34,14 +34,18 @@ std::string_view group_name(Group g);
 enum class CollectiveOp : std::uint8_t { kAllReduceMin, kAllReduceMax, kBroadcast, kForward, kBarrier };
 std::string_view collective_op_name(CollectiveOp op);
 
+// What the world moves for the policy, each with a modelled duration: L3 calls, and the copies
+// between host and device memory on a rank's copy streams.
 enum class StorageOp : std::uint8_t {
   kHitQuery,    // result: leading KV keys present; `present[i]` = sidecar object at key i exists
   kKvGet,       // result: leading pages read into host memory
   kSidecarGet,  // result: 1 if the sidecar object at keys[0] was read, else 0
   kKvSet,       // result: pages written to L3 (present for later queries from then on)
   kSidecarSet,  // result: 1 if the sidecar object at keys[0] was written (its KV page is held), else 0
+  kDeviceToHost,  // a write-through copy of `pages` pages to host memory (copy_done_ns)
+  kHostToDevice,  // a load-back copy of `pages` pages to device memory (copy_done_ns)
 };
-inline constexpr int kStorageOpCount = 5;
+inline constexpr int kStorageOpCount = 7;
 std::string_view storage_op_name(StorageOp op);
 
 // One request from an actor to the world. It lives in the awaiting coroutine frame until the world
@@ -62,6 +66,7 @@ struct WorldCall {
   // host KV slots the batch loads back to the device. Worlds without real memory ignore them.
   std::span<const std::int32_t> slots;
   TimeNs timeout_ns = 0;                // kStorage: fail the call if it has not completed by then; 0: wait
+  std::int64_t pages = 0;               // copies: how many KV pages
   std::int64_t result = 0;
   bool raised = false;                  // the call raised: the awaiting actor gets an exception
 };
@@ -117,6 +122,12 @@ class Runtime {
 
   virtual void emit(EventKind kind, RequestId request, std::int64_t a = 0, std::int64_t b = 0,
                     std::int64_t c = 0) = 0;
+
+  // An asynchronous copy (kDeviceToHost or kHostToDevice) of `pages` KV pages for `request`, issued
+  // now on this rank's copy stream: when it will have completed (upstream: when its CUDA
+  // finish_event.query() turns true), or kNever. The caller does not wait; it polls the time.
+  static constexpr TimeNs kNever = INT64_MAX;
+  virtual TimeNs copy_done_ns(StorageOp op, RequestId request, std::int64_t pages) = 0;
 
   WorldAwait sleep_ns(TimeNs duration_ns) {
     WorldCall c;

@@ -45,8 +45,10 @@ Task<> Rank::scheduler_loop(Runtime& rt) {
   HCSIM_ASSERT(rt.rank() == rank_ && rt.actor() == ActorKind::kScheduler);
   for (;;) {  // bounded by the world, which stops resuming actors at its horizon
     co_await recv_requests(rt);
-    // check_hicache_events: writing_check, then the storage control queues.
+    // check_hicache_events (HM@faa628694:447-456): writing_check, loading_check, then the storage
+    // control queues. The model's write_through off stands for write_back, whose check has no collective.
     if (cfg_.write_through) co_await writing_check(rt);
+    co_await loading_check(rt);
     co_await drain_storage_control_queues(rt);
     co_await get_new_batch_prefill_and_forward(rt);
   }
@@ -179,6 +181,7 @@ Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
     const auto host_hit_pages = static_cast<std::int32_t>(host_hit_tokens / cfg_.page_size_tokens);
     tree_.kv_slots(req.pages, 0, host_hit_pages, load_back_slots);
     tree_.touch(req.pages, host_hit_pages);
+    if (host_hit_pages > 0) load_back(rt, rid, host_hit_pages);
     if (device_left_tokens < cfg_.page_size_tokens || prefill_left_tokens <= 0) batch_is_full = true;
   }
   bulk_ready_.clear();
@@ -202,7 +205,8 @@ Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
 // acks are drained by the first pass after the idle sleep.
 bool Rank::idle() const {
   return waiting_queue_.empty() && ongoing_prefetch_.empty() && prefetch_queue_.size() == 0 && prefetch_buffer_.size() == 0 &&
-         revoke_queue_.empty() && kv_release_queue_.empty() && ongoing_write_through_.empty() && ack_write_queue_.empty();
+         revoke_queue_.empty() && kv_release_queue_.empty() && ongoing_write_through_.empty() && ack_write_queue_.empty() &&
+         ack_load_queue_.empty();
 }
 
 // An empty pass sleeps one pass. With sleep_on_idle (upstream's maybe_sleep_on_idle) a group whose

@@ -48,6 +48,7 @@ constexpr std::array<KindInfo, kEventKindCount> kKinds = {{
     {"host_evict", {"pages", "sidecars", "pages_needed"}},
     {"register_shrink", {"requested_tokens", "granted_tokens", "free_pages"}},
     {"hit_lost", {"agreed_tokens", "published_tokens", "cause"}},
+    {"load_acked", {"node", "acks_left", ""}},
 }};
 }  // namespace
 

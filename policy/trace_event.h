@@ -45,8 +45,9 @@ enum class EventKind : std::uint8_t {
   kHostEvict,          // scheduler: evict_host freed host tree pages and Mamba states
   kRegisterShrink,     // scheduler: host memory short, the prefetch shrunk to the free pages (#26945)
   kHitLost,            // scheduler: less published than the group agreed to prefetch, and why
+  kLoadAcked,          // scheduler: loading_check took a load-back's ack, unlocking its node
 };
-inline constexpr int kEventKindCount = 26;
+inline constexpr int kEventKindCount = 27;
 // kStorageCall's duration field for a call that never returns, and for one that raises.
 inline constexpr std::int64_t kStorageNever = -1;
 inline constexpr std::int64_t kStorageRaises = -2;

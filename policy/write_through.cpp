@@ -1,8 +1,11 @@
-// Write-through (HR263 / HM00d write_backup, writing_check and the backup thread, incident S6): after a forward, each
-// request's new pages are backed up to host slots allocated on this rank, which can fail on one
-// rank alone when its host pool is fuller. writing_check drains the acks by a MIN-agreed count, and
-// before #27489 skipped that all-reduce when this rank had nothing in flight: a rank-local
-// predicate in front of a collective. The device-to-host copy is acknowledged at once.
+// Write-through and load-back between device and host (HM@faa628694 write_backup, writing_check,
+// loading_check, load_back; HCC _page_backup and the backup thread; incident S6). After a forward,
+// each request's new pages are backed up to host slots allocated on this rank, which can fail on
+// one rank alone when its host pool is fuller. Both directions are asynchronous copies: an ack is
+// taken only once its copy completed on this rank (finish_event.query(), HM@faa628694:402-406).
+// writing_check MIN-agrees how many leading acks to take, but before #26923 returned first when
+// this rank had nothing in flight, and loading_check took its own acks without any agreement
+// (HM@faa628694:399-400, 428-439): rank-local predicates around collectives and locks.
 #include <algorithm>
 #include <array>
 
@@ -49,7 +52,8 @@ Task<> Rank::write_backup(Runtime& rt, RequestId rid) {
   rt.emit(EventKind::kWriteBackup, rid, pages, reserved ? 1 : 0, wid);
   if (!reserved) co_return;
   HCSIM_ASSERT(ongoing_write_through_.size() < static_cast<std::size_t>(kv_pool_.capacity()));
-  ongoing_write_through_.emplace(wid, WriteThrough{rid, first_page, std::move(slots), rt.now_ns(), prefix_node,
+  const TimeNs copied_ns = rt.copy_done_ns(StorageOp::kDeviceToHost, rid, pages);  // start_writing's finish_event
+  ongoing_write_through_.emplace(wid, WriteThrough{rid, first_page, std::move(slots), copied_ns, prefix_node,
                                                    sidecar_slot.empty() ? -1 : sidecar_slot[0]});
   ack_write_queue_.push_back(wid);
 }
@@ -58,7 +62,11 @@ Task<> Rank::writing_check(Runtime& rt) {
   const bool unconditional = cfg_.fixes.has(Fix::kSyncedAckChecks) || cfg_.fixes.has(Fix::kWriteReserveCommit);
   // "all ranks have the same ongoing_write_through, can skip sync if empty": not so.
   if (!unconditional && ongoing_write_through_.empty()) co_return;
-  std::array<std::int64_t, 1> acks{static_cast<std::int64_t>(ack_write_queue_.size())};
+  std::array<std::int64_t, 1> acks{0};  // the leading acks whose copy has completed here
+  for (std::int32_t wid : ack_write_queue_) {
+    if (ongoing_write_through_.at(wid).acked_ns > rt.now_ns()) break;
+    ++acks[0];
+  }
   if (tp_size() > 1) co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMin, acks);
   for (std::int64_t i = 0; i < acks[0]; ++i) {
     const std::int32_t wid = ack_write_queue_.front();
@@ -97,18 +105,44 @@ Task<> Rank::writing_check(Runtime& rt) {
   }
 }
 
+void Rank::load_back(Runtime& rt, RequestId rid, std::int32_t host_hit_pages) {
+  const RequestSpec& req = workload_[static_cast<std::size_t>(rid)];
+  const std::int32_t node = tree_.node_at(req.pages, host_hit_pages);
+  tree_.lock(node);  // inc_lock_ref until the ack is taken
+  HCSIM_ASSERT(ack_load_queue_.size() < workload_.size() + static_cast<std::size_t>(kv_pool_.capacity()));
+  ack_load_queue_.push_back({rid, node, rt.copy_done_ns(StorageOp::kHostToDevice, rid, host_hit_pages)});
+}
+
+// loading_check: the leading load acks whose copy completed on this rank, and from #26923 only as
+// many as completed on every rank (HM@7f67965b4:429-453).
+Task<> Rank::loading_check(Runtime& rt) {
+  std::array<std::int64_t, 1> acks{0};
+  for (const LoadBack& l : ack_load_queue_) {
+    if (l.done_ns > rt.now_ns()) break;
+    ++acks[0];
+  }
+  if (cfg_.fixes.has(Fix::kSyncedAckChecks) && tp_size() > 1) co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMin, acks);
+  for (std::int64_t i = 0; i < acks[0]; ++i) {
+    const LoadBack l = ack_load_queue_.front();
+    ack_load_queue_.pop_front();
+    tree_.unlock(l.node);  // dec_lock_ref
+    rt.emit(EventKind::kLoadAcked, l.request, l.node, static_cast<std::int64_t>(ack_load_queue_.size()));
+  }
+}
+
 // backup_thread_func: backup_queue -> _page_backup (L2 to L3 writes) -> ack_backup_queue, whose
-// count the scheduler's drain MIN-agrees on.
+// count the scheduler's drain MIN-agrees on. HCC._page_backup writes the Mamba state first, result
+// unchecked, then the KV pages (HCC@faa628694:635-643).
 Task<> Rank::backup_thread(Runtime& rt) {
   HCSIM_ASSERT(rt.rank() == rank_ && rt.actor() == ActorKind::kBackup);
   for (;;) {  // bounded by the world, as the scheduler loop
     Backup b = co_await backup_queue_.pop(rt);
-    const std::int64_t written = co_await rt.storage(StorageOp::kKvSet, b.request, b.pages, {}, 0, b.slots);
-    if (b.sidecar_slot >= 0 && written == static_cast<std::int64_t>(b.pages.size())) {
+    if (b.sidecar_slot >= 0) {
       const std::array<PageKey, 1> last{b.pages.back()};
       const std::array<std::int32_t, 1> slot{b.sidecar_slot};
       co_await rt.storage(StorageOp::kSidecarSet, b.request, last, {}, 0, slot);
     }
+    const std::int64_t written = co_await rt.storage(StorageOp::kKvSet, b.request, b.pages, {}, 0, b.slots);
     rt.emit(EventKind::kBackupDone, b.request, static_cast<std::int64_t>(b.pages.size()), written, b.id);
     HCSIM_ASSERT(ack_backup_queue_.size() < static_cast<std::size_t>(kv_pool_.capacity()));
     ack_backup_queue_.push_back(b.id);

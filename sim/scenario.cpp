@@ -91,7 +91,7 @@ DelayRule read_delay(const JsonNode& n, int tp, const std::map<std::string, Requ
     n.object({"op", "ranks", "requests", "from_us", "to_us", "fixed_us", "uniform_us", "lognormal", "never", "fail", "raises", "note"});
   }
   DelayRule r;
-  r.op = n.at("op").choice<StorageOp>(storage_op_by_name, "hit_query, kv_get, sidecar_get, kv_set, sidecar_set");
+  r.op = n.at("op").choice<StorageOp>(storage_op_by_name, "hit_query, kv_get, sidecar_get, kv_set, sidecar_set, d2h_copy, h2d_copy");
   if (auto v = n.find("ranks")) r.ranks = rank_list(*v, tp);
   if (auto v = n.find("requests")) {
     for (const JsonNode& name : v->array(1)) {
@@ -143,6 +143,9 @@ DelayRule read_delay(const JsonNode& n, int tp, const std::map<std::string, Requ
   if (effects != 1) {
     n.fail(jitter ? "expected exactly one effect: fixed_us, uniform_us or lognormal"
                   : "expected exactly one effect: fixed_us, uniform_us, lognormal, never, fail or raises");
+  }
+  if (is_copy(r.op) && (r.effect == DelayRule::Effect::kFail || r.effect == DelayRule::Effect::kRaise)) {
+    n.at(r.effect == DelayRule::Effect::kFail ? "fail" : "raises").fail("a host-device copy is slow or never completes; it cannot fail or raise");
   }
   return r;
 }
@@ -277,12 +280,21 @@ Scenario parse_scenario(const std::string& text, const std::string& source) {
     }
   }
   if (auto n = root.find("storage")) {
-    n->object({"call_latency_us", "read_gbps", "kv_page_bytes", "sidecar_bytes", "stale_get_timeout_us"});
+    n->object({"call_latency_us", "read_gbps", "kv_page_bytes", "sidecar_bytes", "stale_get_timeout_us", "backend", "host_copy_gbps",
+               "copy_latency_us", "copy_gbps"});
     if (auto v = n->find("call_latency_us")) s.storage.call_latency_ns = v->duration(1000, 0.0, kMaxUs);
     if (auto v = n->find("read_gbps")) s.storage.read_bytes_per_ns = v->number(0.001, 10'000.0);
     if (auto v = n->find("kv_page_bytes")) s.storage.kv_page_bytes = v->integer(0, std::int64_t{1} << 34);
     if (auto v = n->find("sidecar_bytes")) s.storage.sidecar_bytes = v->integer(0, std::int64_t{1} << 36);
     if (auto v = n->find("stale_get_timeout_us")) s.storage.stale_get_timeout_ns = v->duration(1000, 0.0, kMaxUs);
+    if (auto v = n->find("backend")) {
+      const std::string b = v->str();
+      if (b != "file" && b != "zero_copy") v->expected("one of file, zero_copy");
+      s.storage.zero_copy = b == "zero_copy";
+    }
+    if (auto v = n->find("host_copy_gbps")) s.storage.host_copy_bytes_per_ns = v->number(0.001, 10'000.0);
+    if (auto v = n->find("copy_latency_us")) s.storage.copy_latency_ns = v->duration(1000, 0.0, kMaxUs);
+    if (auto v = n->find("copy_gbps")) s.storage.copy_bytes_per_ns = v->number(0.001, 10'000.0);
   }
   if (auto n = root.find("collective")) {
     n->object({"latency_us", "forward_base_us", "forward_ns_per_token"});

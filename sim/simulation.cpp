@@ -1,5 +1,7 @@
 #include "sim/simulation.h"
 
+#include <cmath>
+
 #include <algorithm>
 #include <memory>
 
@@ -18,6 +20,9 @@ RunSetup prepare_run(const Scenario& scenario, const RunOptions& options) {
   setup.policy.fixes = options.fixes;
   if (options.policy) setup.policy.policy = *options.policy;
   setup.seed = options.seed.value_or(scenario.seed);
+  setup.policy.zero_copy_progress = scenario.storage.zero_copy;
+  setup.policy.page_copy_ns =
+      scenario.storage.zero_copy ? 0 : std::llround(static_cast<double>(scenario.storage.kv_page_bytes) / scenario.storage.host_copy_bytes_per_ns);
   const int tp = scenario.world.ranks;
   HCSIM_ASSERT(static_cast<int>(setup.policy.ranks.size()) == tp);
 

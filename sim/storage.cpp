@@ -143,14 +143,24 @@ StoragePlan StorageModel::plan(int rank, WorldCall& call, TimeNs now_ns) {
       bytes = plan.result * cfg_.sidecar_bytes;
       break;
     }
-    case StorageOp::kSidecarSet: {  // an object describes its KV page: none without the page
+    case StorageOp::kSidecarSet: {  // an object of its own, keyed by its page: written before the page (HCC@faa628694:635-643)
       HCSIM_ASSERT(call.keys.size() == 1);
-      plan.result = has_kv(rank, call.keys[0]) ? 1 : 0;
-      bytes = plan.result * cfg_.sidecar_bytes;
+      plan.result = 1;
+      bytes = cfg_.sidecar_bytes;
       break;
     }
+    case StorageOp::kDeviceToHost:
+    case StorageOp::kHostToDevice:
+      HCSIM_ASSERT(call.pages >= 0 && call.keys.empty());
+      plan.result = call.pages;
+      bytes = call.pages * cfg_.kv_page_bytes;
+      break;
   }
-  plan.duration_ns += cfg_.call_latency_ns + static_cast<TimeNs>(std::llround(static_cast<double>(bytes) / cfg_.read_bytes_per_ns));
+  if (is_copy(call.storage_op)) {
+    plan.duration_ns += cfg_.copy_latency_ns + static_cast<TimeNs>(std::llround(static_cast<double>(bytes) / cfg_.copy_bytes_per_ns));
+  } else {
+    plan.duration_ns += cfg_.call_latency_ns + static_cast<TimeNs>(std::llround(static_cast<double>(bytes) / cfg_.read_bytes_per_ns));
+  }
 
   for (std::size_t i = 0; i < rules_.size(); ++i) {
     const DelayRule& r = rules_[i];
@@ -197,15 +207,17 @@ StoragePlan StorageModel::plan(int rank, WorldCall& call, TimeNs now_ns) {
       }
       // Never more than this call could return: a trace from other contents, or a damaged one.
       const bool one_object = call.storage_op == StorageOp::kSidecarGet || call.storage_op == StorageOp::kSidecarSet;
-      const auto most = one_object ? std::int64_t{1} : static_cast<std::int64_t>(call.keys.size());
+      const auto most = one_object ? std::int64_t{1} : is_copy(call.storage_op) ? call.pages : static_cast<std::int64_t>(call.keys.size());
       plan.result = std::clamp<std::int64_t>(r.result, 0, most);
     } else {
       ++modelled_calls_;
     }
   }
-  if (!plan.never_completes && !plan.raises && call.storage_op == StorageOp::kSidecarSet) {
+  if (is_copy(call.storage_op)) {
+    HCSIM_ASSERT(!plan.raises);  // the scenario reader refuses fail and raises for copies
+  } else if (!plan.never_completes && !plan.raises && call.storage_op == StorageOp::kSidecarSet) {
     RankStore& store = stores_[static_cast<std::size_t>(rank)];
-    if (plan.result > 0 && store.kv.contains(call.keys[0])) store.sidecars.insert(call.keys[0]);
+    if (plan.result > 0) store.sidecars.insert(call.keys[0]);
   } else if (!plan.never_completes && !plan.raises && call.storage_op != StorageOp::kSidecarGet) {
     // Written pages, and pages a query found or a read returned, are used now, when the call is
     // planned: a rank never queries pages it is still writing. A failed call (result 0) uses none.

@@ -25,6 +25,9 @@
 
 namespace hcsim {
 
+// A copy between host and device memory, not an L3 call: it costs copy time, never fails or raises.
+constexpr bool is_copy(StorageOp op) { return op == StorageOp::kDeviceToHost || op == StorageOp::kHostToDevice; }
+
 struct DelayRule {
   enum class Effect : std::uint8_t { kFixed, kUniform, kLognormal, kNever, kFail, kRaise };
   StorageOp op = StorageOp::kKvGet;
@@ -55,6 +58,14 @@ struct StorageConfig {
   // Per rank; 0: unbounded. A kv_set past it evicts least recently used pages; a page is used when
   // written, found by a hit query or read.
   std::int64_t kv_capacity_pages = 0;
+  // How the backend reports a batch read's progress (CC@faa628694:935-972): the file backend copies
+  // each page from its read buffer into the host pool and counts it then (host_copy_bytes_per_ns a
+  // page); a zero-copy backend (Mooncake, 3FS, NIXL) reads into the pool and counts the batch at once.
+  bool zero_copy = false;
+  double host_copy_bytes_per_ns = 10.0;  // 10 GB/s
+  // Copies between host and device memory (write-through, load-back): latency plus bytes over PCIe.
+  TimeNs copy_latency_ns = 10'000;
+  double copy_bytes_per_ns = 25.0;       // 25 GB/s
 };
 
 // What the model answers for one call: when it completes (or never) and its result.

@@ -132,9 +132,10 @@ TEST_CASE("best_effort ending a prefetch before its hit query answers loses the 
 }
 
 TEST_CASE("a prefix committed without its Mamba state is a loss, though every page was read") {
-  // The seed bug without a hang: both ranks end before their Mamba reads land.
-  const Scenario s = load_scenario_file("scenarios/host-pressure-shrink.json");
+  // The seed bug without a hang: both ranks end R2's prefetch before their Mamba reads land.
+  const Scenario s = load_scenario_file("scenarios/himamba-sidecar-tick.json");
   const RunResult r = run(s, "pre-fix");
+  REQUIRE(r.verdict.kind == HangKind::kNone);
   REQUIRE(r.l3_losses.size() == 1);
   CHECK(r.l3_losses.begin()->second.cause == HitLossCause::kSidecarNotLoaded);
   CHECK(r.l3_losses.begin()->second.agreed_tokens == 1024);

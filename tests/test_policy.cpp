@@ -242,6 +242,7 @@ class RecordingRuntime : public Runtime {
   void emit(EventKind kind, RequestId request, std::int64_t a, std::int64_t b, std::int64_t c) override {
     events.push_back({kind, request, a, b, c});
   }
+  TimeNs copy_done_ns(StorageOp, RequestId, std::int64_t) override { return 0; }
 
  protected:
   bool submit(WorldCall&, std::coroutine_handle<>) override { return false; }

@@ -206,3 +206,22 @@ TEST_CASE("the diagnosis names the first fact that differed between ranks, with 
 }
 
 }  // namespace hcsim
+
+namespace hcsim {
+
+TEST_CASE("a load-back copy late on one rank alone skews the write-through checks before #26923, by timing only") {
+  Scenario s = load_scenario_file("scenarios/load-ack-skew.json");
+  const RunResult skewed = simulate(s, options_of("pre-fix"));
+  CHECK(skewed.verdict.kind == HangKind::kCollectiveMismatch);
+  const auto origin = divergence_origin(skewed);
+  REQUIRE(origin);
+  CHECK(origin->facts[0]->kind == EventKind::kHostEvict);  // rank 0 could evict A's pages, rank 1 could not
+  CHECK(origin->facts[0]->a > origin->facts[1]->a);
+  // HiMamba on 2026-06-22 takes a load ack only once every rank's copy completed.
+  CHECK(simulate(s, options_of("seed-fix+synced-ack-checks")).verdict.kind == HangKind::kNone);
+  // The same scenario with both copies on time: nothing differs, nothing hangs.
+  s.delays.clear();
+  CHECK(simulate(s, options_of("pre-fix")).verdict.kind == HangKind::kNone);
+}
+
+}  // namespace hcsim

@@ -126,6 +126,7 @@ class Rank {
   std::vector<RequestId> waiting_queue_;
   std::map<RequestId, Ongoing> ongoing_prefetch_;     // ordered: rank-identical iteration
   std::map<RequestId, std::int64_t> loaded_tokens_;   // prefetch_loaded_tokens_by_reqid
+  std::map<RequestId, std::int64_t> storage_hit_length_;  // req.storage_hit_length, popped when ready
   std::map<RequestId, bool> bulk_ready_;              // bulk-progress-check: this pass's verdicts
   std::int64_t prefetch_tokens_occupied_ = 0;
   std::int64_t prefetch_capacity_limit_ = 0;

@@ -84,6 +84,7 @@ Task<> Rank::abort_request(Runtime& rt, RequestId rid) {
   if (!waiting) co_return;
   waiting_queue_.erase(it);
   loaded_tokens_.erase(rid);
+  storage_hit_length_.erase(rid);
   co_await release_aborted_request(rt, rid);
   rt.work_finished(rid);  // an aborted request is owed nothing more
 }
@@ -160,6 +161,11 @@ Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
       ready = co_await check_prefetch_progress(rt, rid);
     }
     if (!ready) continue;
+    // req.storage_hit_length = pop_prefetch_loaded_tokens(rid), before the request is known to fit
+    // (scheduler.py@faa628694:2674-2677): a request the walk stops at reports 0 when admitted later.
+    auto loaded = loaded_tokens_.find(rid);
+    storage_hit_length_[rid] = loaded == loaded_tokens_.end() ? 0 : loaded->second;
+    if (loaded != loaded_tokens_.end()) loaded_tokens_.erase(loaded);
     const RequestSpec& req = workload_[static_cast<std::size_t>(rid)];
     // init_next_round_input: match_prefix again, now seeing any host nodes just inserted.
     const std::int64_t host_hit_tokens = static_cast<std::int64_t>(host_match_pages(req)) * cfg_.page_size_tokens;
@@ -174,10 +180,9 @@ Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
     prefill_left_tokens -= extend_paged;
     batch_tokens += extend_tokens;
     batch.push_back(rid);
-    auto loaded = loaded_tokens_.find(rid);
-    const std::int64_t storage_hit_tokens = loaded == loaded_tokens_.end() ? 0 : loaded->second;
-    if (loaded != loaded_tokens_.end()) loaded_tokens_.erase(loaded);
-    rt.emit(EventKind::kSchedule, rid, extend_tokens, storage_hit_tokens, host_hit_tokens);
+    const auto hit_length = storage_hit_length_.find(rid);
+    rt.emit(EventKind::kSchedule, rid, extend_tokens, hit_length->second, host_hit_tokens);
+    storage_hit_length_.erase(hit_length);
     const auto host_hit_pages = static_cast<std::int32_t>(host_hit_tokens / cfg_.page_size_tokens);
     tree_.kv_slots(req.pages, 0, host_hit_pages, load_back_slots);
     tree_.touch(req.pages, host_hit_pages);

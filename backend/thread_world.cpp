@@ -85,11 +85,7 @@ class ThreadWorld::ActorRuntime final : public Runtime {
   // Host-device copies take the model's time here: the forward's gather is the real load-back, and
   // write-through data is not moved, so the acks follow the same clock as the simulator's.
   TimeNs copy_done_ns(StorageOp op, RequestId request, std::int64_t pages) override {
-    WorldCall c;
-    c.kind = WorldCall::Kind::kStorage;
-    c.storage_op = op;
-    c.request = request;
-    c.pages = pages;
+    WorldCall c = copy_call(op, request, pages);
     StoragePlan p;
     {
       std::lock_guard<std::mutex> lock(w_.storage_mu_);

@@ -71,6 +71,16 @@ struct WorldCall {
   bool raised = false;                  // the call raised: the awaiting actor gets an exception
 };
 
+// The call a world plans a copy (copy_done_ns) with, as it plans an L3 call.
+inline WorldCall copy_call(StorageOp op, RequestId request, std::int64_t pages) {
+  WorldCall c;
+  c.kind = WorldCall::Kind::kStorage;
+  c.storage_op = op;
+  c.request = request;
+  c.pages = pages;
+  return c;
+}
+
 class Runtime;
 
 // The awaitable of every world call. await_suspend returns false when the world completed the call

@@ -52,11 +52,7 @@ class SimWorld::ActorRuntime final : public Runtime {
   }
 
   TimeNs copy_done_ns(StorageOp op, RequestId request, std::int64_t pages) override {
-    WorldCall c;
-    c.kind = WorldCall::Kind::kStorage;
-    c.storage_op = op;
-    c.request = request;
-    c.pages = pages;
+    WorldCall c = copy_call(op, request, pages);
     const StoragePlan p = w_.storage_.plan(rank_, c, now_ns());
     emit(EventKind::kStorageCall, request, static_cast<std::int64_t>(op), p.never_completes ? kStorageNever : p.duration_ns, p.result);
     return p.never_completes ? kNever : now_ns() + p.duration_ns;

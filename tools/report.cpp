@@ -83,37 +83,56 @@ std::string format_event(const TraceEvent& e) {
 
 namespace {
 
+// Events of one kind of interest, by request, then rank, in log order.
+using EventsByRank = std::vector<std::vector<const TraceEvent*>>;
+template <typename Keep>
+std::map<RequestId, EventsByRank> events_by_request(const RunResult& r, Keep keep) {
+  std::map<RequestId, EventsByRank> out;
+  for (const TraceEvent& e : r.log.events()) {
+    if (!keep(e)) continue;
+    EventsByRank& by_rank = out[e.request];
+    by_rank.resize(r.ranks.size());
+    by_rank[static_cast<std::size_t>(e.rank)].push_back(&e);
+  }
+  return out;
+}
+
+// The first index at which the ranks' texts differ (a rank without an event there counts as
+// different), and the earliest time among the events at that index.
+struct Difference {
+  std::size_t index = 0;
+  TimeNs at_ns = 0;
+};
+template <typename Text>
+std::optional<Difference> first_difference(const EventsByRank& by_rank, Text text) {
+  std::size_t longest = 0;
+  for (const auto& v : by_rank) longest = std::max(longest, v.size());
+  for (std::size_t i = 0; i < longest; ++i) {
+    const auto text_at = [&](const std::vector<const TraceEvent*>& v) { return i < v.size() ? text(*v[i]) : std::string(); };
+    const std::string first = text_at(by_rank[0]);
+    bool differ = false;
+    TimeNs at = INT64_MAX;
+    for (const auto& v : by_rank) {
+      differ = differ || text_at(v) != first;
+      if (i < v.size()) at = std::min(at, v[i]->time_ns);
+    }
+    if (differ) return Difference{i, at};
+  }
+  return std::nullopt;
+}
+
 // The step where the ranks first published different things for a request (by request id).
 struct PublishedDivergence {
   RequestId request = kNoRequest;
   std::size_t step = 0;                         // index into what each rank published
   TimeNs at_ns = 0;                             // the earliest of the differing steps
-  std::vector<std::vector<const TraceEvent*>> by_rank;
+  EventsByRank by_rank;
 };
 
 std::optional<PublishedDivergence> find_published_divergence(const RunResult& r) {
-  const auto tp = r.ranks.size();
-  std::map<RequestId, std::vector<std::vector<const TraceEvent*>>> per_request;  // request -> rank -> events
-  for (const TraceEvent& e : r.log.events()) {
-    if (!published(e.kind) || e.request < 0) continue;
-    auto& by_rank = per_request[e.request];
-    by_rank.resize(tp);
-    by_rank[static_cast<std::size_t>(e.rank)].push_back(&e);
-  }
+  auto per_request = events_by_request(r, [](const TraceEvent& e) { return published(e.kind) && e.request >= 0; });
   for (auto& [rid, by_rank] : per_request) {
-    std::size_t longest = 0;
-    for (const auto& v : by_rank) longest = std::max(longest, v.size());
-    for (std::size_t i = 0; i < longest; ++i) {
-      const auto text_at = [&](const std::vector<const TraceEvent*>& v) { return i < v.size() ? published_text(*v[i]) : std::string(); };
-      const std::string first = text_at(by_rank[0]);
-      bool differ = false;
-      TimeNs at = INT64_MAX;
-      for (const auto& v : by_rank) {
-        differ = differ || text_at(v) != first;
-        if (i < v.size()) at = std::min(at, v[i]->time_ns);
-      }
-      if (differ) return PublishedDivergence{rid, i, at, std::move(by_rank)};
-    }
+    if (const auto d = first_difference(by_rank, published_text)) return PublishedDivergence{rid, d->index, d->at_ns, std::move(by_rank)};
   }
   return std::nullopt;
 }
@@ -165,35 +184,14 @@ std::optional<Origin> divergence_origin(const RunResult& r) {
   // What each rank knew up to the step where they parted (or the hang): the first fact, in any
   // request, that was not the same on every rank.
   const TimeNs until_ns = d ? d->at_ns : r.verdict.at_ns;
-  const auto tp = r.ranks.size();
-  std::map<RequestId, std::vector<std::vector<const TraceEvent*>>> facts;  // request -> rank -> facts
-  for (const TraceEvent& e : r.log.events()) {
-    if (e.time_ns > until_ns || fact_text(e).empty()) continue;
-    auto& by_rank = facts[e.request];
-    by_rank.resize(tp);
-    by_rank[static_cast<std::size_t>(e.rank)].push_back(&e);
-  }
+  const auto facts = events_by_request(r, [&](const TraceEvent& e) { return e.time_ns <= until_ns && !fact_text(e).empty(); });
   std::optional<Origin> best;
   for (const auto& [rid, by_rank] : facts) {
-    std::size_t longest = 0;
-    for (const auto& v : by_rank) longest = std::max(longest, v.size());
-    for (std::size_t i = 0; i < longest; ++i) {
-      const auto text_at = [&](const std::vector<const TraceEvent*>& v) { return i < v.size() ? fact_text(*v[i]) : std::string(); };
-      const std::string first = text_at(by_rank[0]);
-      bool differ = false;
-      TimeNs at = INT64_MAX;
-      for (const auto& v : by_rank) {
-        differ = differ || text_at(v) != first;
-        if (i < v.size()) at = std::min(at, v[i]->time_ns);
-      }
-      if (!differ) continue;
-      if (!best || at < best->at_ns) {
-        Origin o{rid, at, {}};
-        for (const auto& v : by_rank) o.facts.push_back(i < v.size() ? v[i] : nullptr);
-        best = std::move(o);
-      }
-      break;
-    }
+    const auto d = first_difference(by_rank, fact_text);
+    if (!d || (best && d->at_ns >= best->at_ns)) continue;
+    Origin o{rid, d->at_ns, {}};
+    for (const auto& v : by_rank) o.facts.push_back(d->index < v.size() ? v[d->index] : nullptr);
+    best = std::move(o);
   }
   return best;
 }

@@ -181,10 +181,18 @@ std::string rank_divergence(const RunResult& r, const Scenario& s) {
 std::optional<Origin> divergence_origin(const RunResult& r) {
   const auto d = find_published_divergence(r);
   if (!d && !r.verdict.hang()) return std::nullopt;  // nothing went wrong between the ranks
-  // What each rank knew up to the step where they parted (or the hang): the first fact, in any
-  // request, that was not the same on every rank.
-  const TimeNs until_ns = d ? d->at_ns : r.verdict.at_ns;
-  const auto facts = events_by_request(r, [&](const TraceEvent& e) { return e.time_ns <= until_ns && !fact_text(e).empty(); });
+  // What each rank knew up to its own step where they parted (or the hang): the first fact, in any
+  // request, that was not the same on every rank. Per rank, as a real run's ranks reach that step
+  // at slightly different times.
+  std::vector<TimeNs> until_ns(r.ranks.size(), d ? INT64_MAX : r.verdict.at_ns);
+  if (d) {
+    for (std::size_t k = 0; k < until_ns.size(); ++k) {
+      if (d->step < d->by_rank[k].size()) until_ns[k] = d->by_rank[k][d->step]->time_ns;
+    }
+  }
+  const auto facts = events_by_request(r, [&](const TraceEvent& e) {
+    return e.time_ns <= until_ns[static_cast<std::size_t>(e.rank)] && !fact_text(e).empty();
+  });
   std::optional<Origin> best;
   for (const auto& [rid, by_rank] : facts) {
     const auto d = first_difference(by_rank, fact_text);

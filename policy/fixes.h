@@ -1,14 +1,17 @@
 // Named upstream fixes and the presets built from them.
 //
-// Each fix is named after what it changes and cites the upstream change that made it. Fixes merged
-// before the modelled era are "baseline": in every preset, removable to show the bug they fixed. A
-// preset is a named set of fixes ("which upstream code am I running"); a variant expression adds
-// (+) or removes (~) fixes:
+// Each fix is named after what it changes, cites the upstream change that made or proposed it, and
+// says where that change stands upstream: merged (commit and date), open, or closed unmerged.
+// Fixes merged into HiMamba's code before the modelled era are "baseline": in every preset,
+// removable to show the bug they fixed. A preset is a named set of fixes; a variant expression adds
+// (+) or removes (~) fixes. A fix set either is upstream's HiMamba code at a date (upstream_at), or
+// never existed together upstream: hypothetical.
 //
-
-//   seed-fix                          + pool-transfer-guard
-//   timeout-bounded+sidecar-hit-sync  + pool-transfer-guard, timeout-beats-guard, sidecar-hit-sync
-//   pre-fix~completion-race-guard     the baseline without #9397
+//   pre-fix                           upstream HiMamba on 2026-06-05, before sgl-project/sglang#27366
+//   seed-fix                          + pool-transfer-guard: upstream at faa628694 (#27366)
+//   seed-fix+synced-ack-checks        upstream HiMamba on 2026-06-22 (7f67965b4, #26923)
+//   timeout-bounded+sidecar-hit-sync  hypothetical: #35181 is open, #27264 reached only the unified tree
+//   pre-fix~completion-race-guard     hypothetical: the baseline without #9397
 //
 // Only policy/ branches on a fix; everything else passes a FixSet through.
 #pragma once

@@ -317,10 +317,10 @@ std::vector<HostSlotPool::Leak> Rank::leaked_slots(TimeNs now_ns) const {
       if (r.owner == SlotOwner::kReleaseQueued) {
         leaked.push_back({r, "the release queue, which no MIN-agreed drain took"});
       } else if (r.owner == SlotOwner::kOperation && r.op_id >= kWriteOwnerBase) {
-        // A write-through backup acked long ago and never drained: its slots stay locked.
+        // A write-through backup whose copy completed long ago and was never drained: its slots stay locked.
         const std::int32_t wid = r.op_id - kWriteOwnerBase;
         auto w = ongoing_write_through_.find(wid);
-        if (w != ongoing_write_through_.end() && now_ns - w->second.acked_ns > kAckDrainGraceNs) {
+        if (w != ongoing_write_through_.end() && now_ns - w->second.copy_done_ns > kAckDrainGraceNs) {
           leaked.push_back({r, "write-through backup " + std::to_string(wid) + ", acked and never drained"});
         }
       } else if (r.owner == SlotOwner::kOperation && r.op_id >= 0) {

@@ -18,7 +18,7 @@ std::string_view op_end_name(OpEnd e) {
 
 std::string_view hit_loss_cause_name(HitLossCause c) {
   switch (c) {
-    case HitLossCause::kShortRead: return "a rank's read came back short";
+    case HitLossCause::kShortRead: return "a rank's read came back short or failed";
     case HitLossCause::kTimedOut: return "the timeout ended it first";
     case HitLossCause::kBestEffort: return "best_effort ended it first";
     case HitLossCause::kSidecarNotLoaded: return "committed without its Mamba state";

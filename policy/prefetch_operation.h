@@ -25,7 +25,7 @@ enum class TerminateReason : std::uint8_t {
 };
 // Why less was published than the group agreed to prefetch (hit_lost's `cause`).
 enum class HitLossCause : std::uint8_t {
-  kShortRead,        // a rank's read came back short, which terminates it on every rank
+  kShortRead,        // a rank's read came back short or raised, which terminates it on every rank
   kTimedOut,         // the timeout policy ended it before every page arrived
   kBestEffort,       // best_effort ended it before every page arrived
   kSidecarNotLoaded, // KV published, but without its Mamba state the prefix does not match

@@ -126,7 +126,6 @@ class Rank {
   std::vector<RequestId> waiting_queue_;
   std::map<RequestId, Ongoing> ongoing_prefetch_;     // ordered: rank-identical iteration
   std::map<RequestId, std::int64_t> loaded_tokens_;   // prefetch_loaded_tokens_by_reqid
-  std::map<RequestId, std::int64_t> storage_hit_length_;  // req.storage_hit_length, popped when ready
   std::map<RequestId, bool> bulk_ready_;              // bulk-progress-check: this pass's verdicts
   std::int64_t prefetch_tokens_occupied_ = 0;
   std::int64_t prefetch_capacity_limit_ = 0;
@@ -141,7 +140,7 @@ class Rank {
     RequestId request = kNoRequest;
     std::int32_t first_page = 0;            // pages [first_page, first_page + slots.size()) of the request
     std::vector<std::int32_t> slots;
-    TimeNs acked_ns = 0;                    // when its device-to-host copy completes (finish_event)
+    TimeNs copy_done_ns = 0;                // when its device-to-host copy completes (finish_event)
     std::int32_t prefix_node = 0;           // the node of page first_page - 1, locked until the insert
     std::int32_t sidecar_slot = -1;         // the request's Mamba state, with a sidecar
   };

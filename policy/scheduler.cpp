@@ -46,8 +46,8 @@ Task<> Rank::scheduler_loop(Runtime& rt) {
   for (;;) {  // bounded by the world, which stops resuming actors at its horizon
     co_await recv_requests(rt);
     // check_hicache_events (HM@faa628694:447-456): writing_check, loading_check, then the storage
-    // control queues. The model's write_through off stands for write_back, whose check has no collective.
-    if (cfg_.write_through) co_await writing_check(rt);
+    // control queues. Every pass: with no write-through backups, writing_check has an empty queue.
+    co_await writing_check(rt);
     co_await loading_check(rt);
     co_await drain_storage_control_queues(rt);
     co_await get_new_batch_prefill_and_forward(rt);
@@ -84,7 +84,6 @@ Task<> Rank::abort_request(Runtime& rt, RequestId rid) {
   if (!waiting) co_return;
   waiting_queue_.erase(it);
   loaded_tokens_.erase(rid);
-  storage_hit_length_.erase(rid);
   co_await release_aborted_request(rt, rid);
   rt.work_finished(rid);  // an aborted request is owed nothing more
 }
@@ -164,7 +163,7 @@ Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
     // req.storage_hit_length = pop_prefetch_loaded_tokens(rid), before the request is known to fit
     // (scheduler.py@faa628694:2674-2677): a request the walk stops at reports 0 when admitted later.
     auto loaded = loaded_tokens_.find(rid);
-    storage_hit_length_[rid] = loaded == loaded_tokens_.end() ? 0 : loaded->second;
+    const std::int64_t storage_hit_length = loaded == loaded_tokens_.end() ? 0 : loaded->second;
     if (loaded != loaded_tokens_.end()) loaded_tokens_.erase(loaded);
     const RequestSpec& req = workload_[static_cast<std::size_t>(rid)];
     // init_next_round_input: match_prefix again, now seeing any host nodes just inserted.
@@ -180,9 +179,7 @@ Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
     prefill_left_tokens -= extend_paged;
     batch_tokens += extend_tokens;
     batch.push_back(rid);
-    const auto hit_length = storage_hit_length_.find(rid);
-    rt.emit(EventKind::kSchedule, rid, extend_tokens, hit_length->second, host_hit_tokens);
-    storage_hit_length_.erase(hit_length);
+    rt.emit(EventKind::kSchedule, rid, extend_tokens, storage_hit_length, host_hit_tokens);
     const auto host_hit_pages = static_cast<std::int32_t>(host_hit_tokens / cfg_.page_size_tokens);
     tree_.kv_slots(req.pages, 0, host_hit_pages, load_back_slots);
     tree_.touch(req.pages, host_hit_pages);

@@ -64,7 +64,7 @@ Task<> Rank::writing_check(Runtime& rt) {
   if (!unconditional && ongoing_write_through_.empty()) co_return;
   std::array<std::int64_t, 1> acks{0};  // the leading acks whose copy has completed here
   for (std::int32_t wid : ack_write_queue_) {
-    if (ongoing_write_through_.at(wid).acked_ns > rt.now_ns()) break;
+    if (ongoing_write_through_.at(wid).copy_done_ns > rt.now_ns()) break;
     ++acks[0];
   }
   if (tp_size() > 1) co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMin, acks);

@@ -21,11 +21,6 @@ class MetricsTap final : public EventTap {
         tokens_loaded_ += e.b;
         if (e.request >= 0 && static_cast<std::size_t>(e.request) < scheduled_ns_.size()) scheduled_ns_[static_cast<std::size_t>(e.request)] = e.time_ns;
         break;
-      case EventKind::kHitLost: {
-        std::int64_t& lost = lost_tokens_[e.request];
-        lost = std::max(lost, e.a - e.b);
-        break;
-      }
       case EventKind::kKvBatchDone: read_pages_[{e.rank, e.c}] += e.a; break;
       case EventKind::kTerminate: committed_tokens_[{e.rank, e.c}] = e.b; break;
       default: break;
@@ -50,7 +45,7 @@ class MetricsTap final : public EventTap {
     m.sched_p50_us = percentile(waits_us, 50);
     m.sched_p99_us = percentile(waits_us, 99);
     m.tokens_loaded = tokens_loaded_;
-    for (const auto& [rid, lost] : lost_tokens_) m.l3_lost_tokens += lost;
+    m.l3_lost_tokens = result.l3_lost_tokens();
     const std::int64_t page_tokens = result.policy.page_size_tokens;
     HCSIM_ASSERT(page_tokens > 0);
     for (const auto& [key, pages] : read_pages_) {
@@ -66,7 +61,6 @@ class MetricsTap final : public EventTap {
 
  private:
   std::vector<TimeNs> scheduled_ns_;                                   // by request, on rank 0; -1: never
-  std::map<RequestId, std::int64_t> lost_tokens_;                      // request -> most tokens a rank lost
   std::map<std::pair<int, std::int64_t>, std::int64_t> read_pages_;    // (rank, op) -> KV pages read
   std::map<std::pair<int, std::int64_t>, std::int64_t> committed_tokens_;
   std::int64_t tokens_loaded_ = 0;

@@ -306,6 +306,9 @@ void check_against(const TraceRead& trace, int ranks, std::size_t requests, Time
     if (e.b != kStorageNever && e.b != kStorageRaises && (e.b < 0 || e.b > horizon_ns)) {
       throw TraceError(path, line, "fields.duration_ns", "expected -1 (never), -2 (raises) or 0 to the horizon");
     }
+    if (e.b == kStorageRaises && is_copy(static_cast<StorageOp>(e.a))) {
+      throw TraceError(path, line, "fields.duration_ns", "a host-device copy never raises: expected -1 (never) or 0 to the horizon");
+    }
     if (e.c < 0 || e.c > (std::int64_t{1} << 24)) throw TraceError(path, line, "fields.result", "expected 0 to 2^24");
   }
 }

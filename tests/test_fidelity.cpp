@@ -113,7 +113,7 @@ TEST_CASE("an agreed L3 hit a short read throws away is reported, in the result,
 
   const nlohmann::json j = report_json(s, r, RunLabel{"pre-fix", 0.0});
   CHECK(j.at("l3_lost_tokens") == 640);
-  CHECK(j.at("requests").at(0).at("l3_lost").at("cause") == "a rank's read came back short");
+  CHECK(j.at("requests").at(0).at("l3_lost").at("cause") == "a rank's read came back short or failed");
 
   // A scenario can demand no loss: the same run then misses its expectation.
   Expectation e = s.expect.front();
@@ -190,6 +190,8 @@ TEST_CASE("the diagnosis names the first fact that differed between ranks, with 
   origin = divergence_origin(reg_run);
   REQUIRE(origin);
   REQUIRE(origin->facts.size() == 8);
+  REQUIRE(origin->facts[0] != nullptr);
+  REQUIRE(origin->facts[3] != nullptr);
   CHECK(origin->facts[0]->kind == EventKind::kRegister);
   CHECK(origin->facts[3]->kind == EventKind::kRegisterSkip);
 
@@ -198,6 +200,8 @@ TEST_CASE("the diagnosis names the first fact that differed between ranks, with 
   const RunResult skew_run = simulate(skew, options_of("pre-fix"));
   origin = divergence_origin(skew_run);
   REQUIRE(origin);
+  REQUIRE(origin->facts.size() == 2);
+  REQUIRE((origin->facts[0] != nullptr && origin->facts[1] != nullptr));
   CHECK(origin->facts[0]->kind == EventKind::kWriteBackup);
   CHECK(origin->facts[0]->b != origin->facts[1]->b);  // committed
 
@@ -215,6 +219,8 @@ TEST_CASE("a load-back copy late on one rank alone skews the write-through check
   CHECK(skewed.verdict.kind == HangKind::kCollectiveMismatch);
   const auto origin = divergence_origin(skewed);
   REQUIRE(origin);
+  REQUIRE(origin->facts.size() == 2);
+  REQUIRE((origin->facts[0] != nullptr && origin->facts[1] != nullptr));
   CHECK(origin->facts[0]->kind == EventKind::kHostEvict);  // rank 0 could evict A's pages, rank 1 could not
   CHECK(origin->facts[0]->a > origin->facts[1]->a);
   // HiMamba on 2026-06-22 takes a load ack only once every rank's copy completed.
@@ -222,6 +228,74 @@ TEST_CASE("a load-back copy late on one rank alone skews the write-through check
   // The same scenario with both copies on time: nothing differs, nothing hangs.
   s.delays.clear();
   CHECK(simulate(s, options_of("pre-fix")).verdict.kind == HangKind::kNone);
+}
+
+}  // namespace hcsim
+
+namespace hcsim {
+
+namespace {
+// One rank, a 32-page hit of 10 MB pages: the read takes ~64 ms, the file backend's page copies
+// ~32 ms more (1 ms a page), and the timeout fires at 80 ms, between the read's end and the copies'.
+const char* const kSlowPages = R"({
+  "name": "slow-pages", "description": "a timeout during a batch's page copies", "tp": 1,
+  "policy": {"name": "timeout", "page_size": 64, "sidecar": false,
+             "timeout": {"formula": "linear", "base_ms": 80, "per_ki_token_ms": 0}},
+  "storage": {"kv_page_bytes": 10000000, "host_copy_gbps": 10},
+  "l3": [{"prefix": "doc", "kv_pages": 32}],
+  "requests": [{"name": "R", "arrival_us": 0, "input_tokens": 2100, "prefix": "doc"}],
+  "expect": [{"variant": "pre-fix", "verdict": "complete"}]
+})";
+}  // namespace
+
+TEST_CASE("the file backend counts a batch page by page, so a timeout cuts it; a zero-copy backend counts it whole") {
+  Scenario s = parse_scenario(kSlowPages, "slow-pages");
+  const RunResult file = simulate(s, options_of("pre-fix"));
+  REQUIRE(file.verdict.kind == HangKind::kNone);
+  const auto sched = events_of(file, EventKind::kSchedule, 0);
+  REQUIRE(sched.size() == 1);
+  CHECK(sched[0]->b > 0);     // some pages were copied and counted before the timeout
+  CHECK(sched[0]->b < 2048);  // not all of them
+  CHECK(sched[0]->b % 64 == 0);
+  REQUIRE(file.l3_losses.size() == 1);
+  CHECK(file.l3_losses.begin()->second.cause == HitLossCause::kTimedOut);
+  CHECK(file.l3_losses.begin()->second.lost_tokens() == 2048 - sched[0]->b);
+
+  s.storage.zero_copy = true;  // the batch counts when the read returns, before the timeout
+  const RunResult zero = simulate(s, options_of("pre-fix"));
+  REQUIRE(zero.verdict.kind == HangKind::kNone);
+  REQUIRE(events_of(zero, EventKind::kSchedule, 0).size() == 1);
+  CHECK(events_of(zero, EventKind::kSchedule, 0)[0]->b == 2048);
+  CHECK(zero.l3_losses.empty());
+}
+
+TEST_CASE("write-through acks are taken only once every rank's device-to-host copy completed") {
+  const char* const kWrite = R"({
+    "name": "write-ack", "description": "a slow device-to-host copy on one rank", "tp": 2,
+    "policy": {"name": "wait_complete", "page_size": 64, "sidecar": false, "write_through": true},
+    "storage": {"kv_page_bytes": 100000},
+    "requests": [{"name": "A", "arrival_us": 0, "input_tokens": 2048, "prefix": "a"},
+                 {"name": "B", "arrival_us": 50000, "input_tokens": 128, "prefix": "b"}],
+    "delays": [{"op": "d2h_copy", "ranks": [1], "requests": ["A"], "fixed_us": 20000}],
+    "expect": [{"variant": "pre-fix", "verdict": "complete"}]
+  })";
+  Scenario s = parse_scenario(kWrite, "write-ack");
+  const auto acked_after_backup_ns = [](const RunResult& r, int rank) {
+    const auto backups = events_of(r, EventKind::kWriteBackup, rank);  // A's, then B's
+    const auto acks = events_of(r, EventKind::kWriteAcked, rank);
+    REQUIRE(backups.size() == 2);
+    REQUIRE(acks.size() >= 1);
+    REQUIRE(acks[0]->request == 0);
+    return acks[0]->time_ns - backups[0]->time_ns;
+  };
+  const RunResult slow = simulate(s, options_of("pre-fix"));
+  REQUIRE(slow.verdict.kind == HangKind::kNone);
+  // writing_check MIN-agrees the completed acks: rank 0 waits for rank 1's copy too.
+  CHECK(acked_after_backup_ns(slow, 0) >= 20'000'000);
+  CHECK(acked_after_backup_ns(slow, 1) >= 20'000'000);
+  s.delays.clear();
+  const RunResult fast = simulate(s, options_of("pre-fix"));
+  CHECK(acked_after_backup_ns(fast, 0) < 5'000'000);
 }
 
 }  // namespace hcsim

@@ -195,10 +195,10 @@ std::optional<Origin> divergence_origin(const RunResult& r) {
   });
   std::optional<Origin> best;
   for (const auto& [rid, by_rank] : facts) {
-    const auto d = first_difference(by_rank, fact_text);
-    if (!d || (best && d->at_ns >= best->at_ns)) continue;
-    Origin o{rid, d->at_ns, {}};
-    for (const auto& v : by_rank) o.facts.push_back(d->index < v.size() ? v[d->index] : nullptr);
+    const auto diff = first_difference(by_rank, fact_text);
+    if (!diff || (best && diff->at_ns >= best->at_ns)) continue;
+    Origin o{rid, diff->at_ns, {}};
+    for (const auto& v : by_rank) o.facts.push_back(diff->index < v.size() ? v[diff->index] : nullptr);
     best = std::move(o);
   }
   return best;
@@ -273,7 +273,8 @@ void print_report(std::ostream& out, const Scenario& s, const RunResult& r, cons
     out << "\n";
   }
   if (r.l3_losses.empty()) {
-    out << "l3 lost    none: every request got all of its agreed L3 hit\n";
+    out << (r.verdict.hang() ? "l3 lost    none reported (a prefetch still open at the hang is not counted)\n"
+                             : "l3 lost    none: every request got all of its agreed L3 hit\n");
   } else {
     out << "l3 lost    " << r.l3_lost_tokens() << " agreed L3 token(s) not published:\n";
     for (const auto& [rid, loss] : r.l3_losses) {

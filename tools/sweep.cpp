@@ -28,7 +28,8 @@ using json = nlohmann::json;
 using ordered_json = nlohmann::ordered_json;
 
 constexpr const char* kFormat = "hcsim-sweep";
-constexpr int kFormatVersion = 1;
+// 2: tokens_lost (registered minus committed) became l3_lost_tokens (agreed L3 hits not published).
+constexpr int kFormatVersion = 2;
 constexpr std::size_t kFlushBytes = 1 << 20;
 constexpr auto kFlushEvery = std::chrono::milliseconds(200);
 

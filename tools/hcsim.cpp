@@ -277,8 +277,9 @@ int sweep_library(const std::vector<Scenario>& library, VariantArgs va, const po
     hanging += sweep.hangs > 0 ? 1 : 0;
     violating += sweep.runs_with_violations > 0 ? 1 : 0;
   }
-  std::printf("%zu scenario(s) x %lld seed(s), variant %s: %lld with hangs, %lld with broken invariants\n", library.size(),
-              static_cast<long long>(count), variant_name(va).c_str(), static_cast<long long>(hanging), static_cast<long long>(violating));
+  std::printf("%zu scenario(s) x %lld seed(s), variant %s (%s): %lld with hangs, %lld with broken invariants\n", library.size(),
+              static_cast<long long>(count), variant_name(va).c_str(), upstream_label(opt.fixes).c_str(), static_cast<long long>(hanging),
+              static_cast<long long>(violating));
   return expect == "complete" && hanging > 0 ? kExitUnexpected : kExitOk;
 }
 
@@ -291,9 +292,9 @@ int run_seeds(const Scenario& s, const RunOptions& opt, const std::string& varia
   const SeedSweep sweep = sweep_seeds(s, opt, first, count, jobs);
   const auto n = static_cast<std::int64_t>(sweep.runs.size());
   const Interval ci = wilson_interval(sweep.hangs, n);
-  std::printf("seeds      %llu..%llu of %s, variant %s, policy %s\n", static_cast<unsigned long long>(first),
+  std::printf("seeds      %llu..%llu of %s, variant %s (%s), policy %s\n", static_cast<unsigned long long>(first),
               static_cast<unsigned long long>(first + static_cast<std::uint64_t>(n) - 1), s.name.c_str(), variant.c_str(),
-              std::string(policy_name(opt.policy.value_or(s.policy.policy))).c_str());
+              upstream_label(opt.fixes).c_str(), std::string(policy_name(opt.policy.value_or(s.policy.policy))).c_str());
   std::printf("hangs      %lld of %lld = %.1f%% (95%% Wilson interval %.1f%% to %.1f%%)", static_cast<long long>(sweep.hangs),
               static_cast<long long>(n), 100.0 * static_cast<double>(sweep.hangs) / static_cast<double>(n), 100.0 * ci.low, 100.0 * ci.high);
   for (const auto& [kind, k] : sweep.hang_kinds) std::printf("; %s %lld", kind.c_str(), static_cast<long long>(k));

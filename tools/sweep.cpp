@@ -496,8 +496,10 @@ void write_summary(const SweepRows& rows, std::ostream& out, const std::string& 
   std::vector<std::string> table_order;
   std::map<std::string, std::vector<std::string>> point_order;
   std::map<std::string, std::map<std::string, Group>> tables;
+  std::map<std::string, std::string> table_variant;
   for (const json& r : rows.rows) {
     const std::string table = r.value("policy", "?") + " / " + r.value("variant", "?");
+    table_variant.emplace(table, r.value("variant", "?"));
     std::string point;
     for (const auto& [name, value] : r["axes"].items()) {
       if (name == "variant" || name == "/policy/name") continue;
@@ -526,6 +528,8 @@ void write_summary(const SweepRows& rows, std::ostream& out, const std::string& 
      << "time to schedule is the median over runs of each run's p50 and the p99 over runs of each run's p99; waste is per run.\n";
   for (const std::string& table : table_order) {
     md << "\n## " << table << "\n\n";
+    std::string error;
+    if (const auto fixes = parse_variant(table_variant[table], &error)) md << upstream_label(*fixes) << ".\n\n";
     md << "| point | runs | hangs | hang rate | 95% interval | kinds | sched p50 (ms) | sched p99 (ms) | starved/run | L3 tokens lost/run | KV MiB discarded/run |\n";
     md << "|---|---:|---:|---:|---|---|---:|---:|---:|---:|---:|\n";
     for (const std::string& point : point_order[table]) {

@@ -1,0 +1,129 @@
+#include "tools/cli/cli.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <thread>
+
+namespace hcsim::cli {
+
+void add_variant_options(po::options_description& d, VariantArgs& a) {
+  d.add_options()
+      ("preset", po::value(&a.preset)->default_value(std::string(kDefaultPreset)), "pre-fix | seed-fix | timeout-bounded | all-fixes (see 'hcsim fixes')")
+      ("fix", po::value(&a.fixes)->composing(), "add a named upstream fix to the preset (repeatable)")
+      ("without", po::value(&a.without)->composing(), "remove a fix from the preset, e.g. a baseline one (repeatable)")
+      ("policy", po::value(&a.policy), "override the scenario's policy: best_effort | wait_complete | timeout")
+      ("seed", po::value<std::uint64_t>(), "random seed (default: the scenario's)");
+}
+
+std::string variant_name(const VariantArgs& a) {
+  std::string v = a.preset;
+  for (const auto& f : a.fixes) v += "+" + f;
+  for (const auto& f : a.without) v += "~" + f;
+  return v;
+}
+
+// A variant expression (PRESET[+FIX|~FIX]...) as the options that select it.
+VariantArgs variant_args_of(const std::string& variant) {
+  VariantArgs va;
+  const auto first_op = variant.find_first_of("+~");
+  va.preset = variant.substr(0, first_op);
+  const std::string extra = first_op == std::string::npos ? "" : variant.substr(first_op);
+  for (std::size_t at = 0; at < extra.size();) {  // bounded: each round moves past one fix
+    const auto next = extra.find_first_of("+~", at + 1);
+    (extra[at] == '+' ? va.fixes : va.without).push_back(extra.substr(at + 1, next == std::string::npos ? next : next - at - 1));
+    at = next == std::string::npos ? extra.size() : next;
+  }
+  return va;
+}
+
+// The command-line flags that select a variant expression, for reproduce lines.
+std::string variant_flags(const std::string& variant) {
+  auto at = variant.find_first_of("+~");
+  std::string flags = " --preset " + variant.substr(0, at);
+  while (at != std::string::npos) {
+    const auto next = variant.find_first_of("+~", at + 1);
+    flags += (variant[at] == '+' ? " --fix " : " --without ") + variant.substr(at + 1, next == std::string::npos ? next : next - at - 1);
+    at = next;
+  }
+  return flags;
+}
+
+RunOptions run_options(const VariantArgs& a) {
+  RunOptions o;
+  std::string error;
+  auto fixes = parse_variant(variant_name(a), &error);
+  if (!fixes) throw BadInput(error + " (run 'hcsim fixes' for the names)");
+  o.fixes = *fixes;
+  if (!a.policy.empty()) {
+    o.policy = policy_by_name(a.policy);
+    if (!o.policy) throw BadInput("--policy: expected best_effort, wait_complete or timeout; got '" + a.policy + "'");
+  }
+  o.seed = a.seed;
+  return o;
+}
+
+bool parse(const std::vector<std::string>& args, po::options_description& visible, po::positional_options_description* pos,
+           po::variables_map& vm, const char* help_text) {
+  po::options_description all;
+  all.add(visible);
+  po::command_line_parser p(args);
+  p.options(all);
+  if (pos) p.positional(*pos);
+  po::store(p.run(), vm);
+  po::notify(vm);
+  if (vm.count("help")) {
+    std::cout << help_text << "\n" << visible << "\n";
+    return false;
+  }
+  return true;
+}
+
+double wall_ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// The scenario library: every *.json under `dir`, in incident order (S1, S2, ..., S15), then name.
+std::vector<Scenario> load_library(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) throw BadInput(dir + ": not a directory of scenarios (run from the project root, or pass --scenarios DIR)");
+  std::vector<Scenario> library;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.path().extension() == ".json") library.push_back(load_scenario_file(e.path().string()));
+  }
+  if (library.empty()) throw BadInput(dir + ": holds no *.json scenario");
+  auto number = [](const Scenario& s) { return s.incident.size() > 1 ? std::atoi(s.incident.c_str() + 1) : 1 << 30; };
+  std::sort(library.begin(), library.end(), [&](const Scenario& a, const Scenario& b) {
+    return number(a) != number(b) ? number(a) < number(b) : a.name < b.name;
+  });
+  return library;
+}
+
+
+int jobs_option(const po::variables_map& vm) {
+  const int jobs = vm.count("jobs") ? vm["jobs"].as<int>() : static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
+  if (jobs < 1 || jobs > 1024) throw BadInput("--jobs: expected a thread count in [1, 1024]");
+  return jobs;
+}
+
+// hcsim run --record: the run as a trace, with its scenario verbatim so a replay needs nothing else.
+void record_trace(const std::string& out_path, const std::string& scenario_path, const Scenario& s, const RunResult& r,
+                  const std::string& variant, const std::string& world, const std::vector<Decision>& decisions) {
+  std::ifstream in(scenario_path, std::ios::binary);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  TraceHeader h = trace_header_of(text, s, r, variant);
+  h.world = world;
+  h.decisions = decisions;
+  std::ofstream out(out_path, std::ios::binary);
+  write_trace(out, h, r.log);
+  if (!out.flush()) throw BadInput("--record: cannot write " + out_path);
+  if (r.log.truncated()) {
+    std::cerr << "hcsim: recorded the first " << r.log.events().size() << " of " << r.log.count() << " events\n";
+  }
+}
+
+}  // namespace hcsim::cli

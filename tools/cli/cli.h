@@ -1,0 +1,89 @@
+// What every hcsim command shares: exit codes, the bad-input error, the variant options, option
+// parsing with --help, and the trace writer. One file per family of commands includes it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <boost/program_options.hpp>
+
+#include "policy/fixes.h"
+#include "sim/scenario.h"
+#include "sim/simulation.h"
+#include "sim/trace_file.h"
+
+namespace hcsim {
+extern const char* const kSeedScenarioJson;
+}
+
+namespace hcsim::cli {
+
+namespace po = boost::program_options;
+using Args = std::vector<std::string>;
+
+constexpr int kExitOk = 0;
+constexpr int kExitInternal = 1;
+constexpr int kExitBadInput = 2;
+constexpr int kExitUnexpected = 3;
+constexpr int kExitWatchdog = 4;
+
+// Bad input from the user: the message names the file or flag and the reason; exit code 2.
+struct BadInput : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Options shared by run, scan and verify: which upstream code and policy to run.
+struct VariantArgs {
+  std::string preset{kDefaultPreset};
+  std::vector<std::string> fixes;
+  std::vector<std::string> without;
+  std::string policy;
+  std::optional<std::uint64_t> seed;
+};
+
+void add_variant_options(po::options_description& d, VariantArgs& a);
+std::string variant_name(const VariantArgs& a);
+// A variant expression (PRESET[+FIX|~FIX]...) as the options that select it.
+VariantArgs variant_args_of(const std::string& variant);
+// The command-line flags that select a variant expression, for reproduce lines.
+std::string variant_flags(const std::string& variant);
+RunOptions run_options(const VariantArgs& a);
+
+// Parses `args`; prints `help_text` and the options and returns false on --help.
+bool parse(const Args& args, po::options_description& visible, po::positional_options_description* pos, po::variables_map& vm,
+           const char* help_text);
+
+double wall_ms_since(std::chrono::steady_clock::time_point t0);
+
+// The scenario library: every *.json under `dir`, in incident order (S1, S2, ..., S15), then name.
+std::vector<Scenario> load_library(const std::string& dir);
+
+// --jobs, or every core.
+int jobs_option(const po::variables_map& vm);
+
+// The run as a trace, with its scenario verbatim so a replay needs nothing else.
+void record_trace(const std::string& out_path, const std::string& scenario_path, const Scenario& s, const RunResult& r,
+                  const std::string& variant, const std::string& world = "sim", const std::vector<Decision>& decisions = {});
+
+// The commands, by family: runs (cmd_runs.cpp), traces, search, GPU and sweeps.
+int cmd_run(const Args& args);
+int cmd_demo(const Args& args);
+int cmd_scan(const Args& args);
+int cmd_verify(const Args& args);
+int cmd_list(const Args& args);
+int cmd_fixes(const Args& args);
+int cmd_replay(const Args& args);
+int cmd_export(const Args& args);
+int cmd_explore(const Args& args);
+int cmd_shrink(const Args& args);
+int cmd_gpu(const Args& args);
+int cmd_validate(const Args& args);
+int cmd_sweep(const Args& args);
+int cmd_merge(const Args& args);
+int cmd_plot(const Args& args);
+
+}  // namespace hcsim::cli

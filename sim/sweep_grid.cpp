@@ -1,8 +1,10 @@
 #include "sim/sweep_grid.h"
 
+#include <cstdint>
 #include <filesystem>
-#include <optional>
 #include <fstream>
+#include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -28,6 +30,24 @@ std::uint64_t fnv1a(std::uint64_t h, const std::string& text) {
     h *= 0x100000001b3ULL;
   }
   return h;
+}
+
+// The base document with a point's values of the pointer axes in place.
+json document_of(const json& base, const std::vector<SweepAxis>& axes, const std::vector<std::size_t>& index, const std::string& source) {
+  json doc = base;
+  for (std::size_t a = 0; a < axes.size(); ++a) {
+    if (axes[a].name == "variant" || axes[a].name == "workload") continue;
+    try {
+      const json::json_pointer ptr(axes[a].name);
+      if (!doc.contains(ptr.parent_pointer())) {
+        throw ScenarioError(source, "/axes/" + std::to_string(a) + "/name", "the scenario has nothing at " + ptr.parent_pointer().to_string());
+      }
+      doc[ptr] = axes[a].values[index[a]];
+    } catch (const json::exception& e) {
+      throw ScenarioError(source, "/axes/" + std::to_string(a) + "/name", std::string("not a usable JSON pointer: ") + e.what());
+    }
+  }
+  return doc;
 }
 
 }  // namespace
@@ -65,11 +85,11 @@ bool in_shard(std::int64_t run, int shard, int shards) {
   return run % shards == shard - 1;
 }
 
-SweepGrid load_sweep_grid(const std::string& path) {
-  return parse_sweep_grid(read_bounded_file(path, kGridBytesMax, "a grid is a description, not data"), path);
+SweepGrid load_sweep_grid(const std::string& path, const GridProgress& progress) {
+  return parse_sweep_grid(read_bounded_file(path, kGridBytesMax, "a grid is a description, not data"), path, progress);
 }
 
-SweepGrid parse_sweep_grid(const std::string& text, const std::string& source) {
+SweepGrid parse_sweep_grid(const std::string& text, const std::string& source, const GridProgress& progress) {
   const json doc = parse_json(text, source, "a grid object (docs/sweep-format.md), like {\"scenario\": \"s.json\", \"seeds\": {\"first\": 1, \"count\": 10}, \"axes\": [...]}");
   const JsonNode root(doc, source, "");
   root.object({"scenario", "variant", "seeds", "axes", "description"});
@@ -115,14 +135,20 @@ SweepGrid parse_sweep_grid(const std::string& text, const std::string& source) {
   if (static_cast<std::int64_t>(points) > kRunsMax / g.seeds) throw ScenarioError(source, "/seeds/count", "the grid has more than 2^40 runs");
 
   // Every point, built and validated now: a bad value fails before the first run, not hours in.
+  // A point's scenario depends only on its values of the pointer axes and its workload, so points
+  // that differ in their variant share one scenario, and points that differ in their workload share
+  // one parse of the document: a grid with a variant axis of V values parses 1/V of its points.
   g.points.reserve(points);
+  std::map<std::vector<std::size_t>, std::shared_ptr<const Scenario>> parsed;  // by pointer-axis value indices
+  std::map<std::vector<std::size_t>, std::shared_ptr<const Scenario>> built;   // the same, then the workload's index
+  std::map<std::size_t, WorkloadSpec> workloads;                               // by value index
   std::vector<std::size_t> index(g.axes.size(), 0);
   for (std::size_t p = 0; p < points; ++p) {
-    json doc_p = base;
     std::string variant = default_variant;
     std::string variant_at = "/variant";
     std::string last_at = "/axes";
-    std::optional<WorkloadSpec> workload;
+    std::vector<std::size_t> key;
+    std::optional<std::size_t> workload;  // the value index of a workload object
     for (std::size_t a = 0; a < g.axes.size(); ++a) {
       const SweepAxis& axis = g.axes[a];
       const std::string at = "/axes/" + std::to_string(a) + "/values/" + std::to_string(index[a]);
@@ -136,22 +162,17 @@ SweepGrid parse_sweep_grid(const std::string& text, const std::string& source) {
       if (axis.name == "workload") {  // "scenario": the scenario's own requests
         if (value.is_string() && value.get<std::string>() == "scenario") continue;
         if (!value.is_object()) throw ScenarioError(source, at, "expected \"scenario\" or a workload object (docs/workloads.md)");
-        json spec = value;
-        if (spec.contains("name") && !spec["name"].is_string()) throw ScenarioError(source, at + "/name", "expected a short label for tables");
-        spec.erase("name");
-        workload = read_workload(spec, source, at);
+        if (!workloads.contains(index[a])) {
+          json spec = value;
+          if (spec.contains("name") && !spec["name"].is_string()) throw ScenarioError(source, at + "/name", "expected a short label for tables");
+          spec.erase("name");
+          workloads.emplace(index[a], read_workload(spec, source, at));
+        }
+        workload = index[a];
         continue;
       }
       last_at = at;
-      try {
-        const json::json_pointer ptr(axis.name);
-        if (!doc_p.contains(ptr.parent_pointer())) {
-          throw ScenarioError(source, "/axes/" + std::to_string(a) + "/name", "the scenario has nothing at " + ptr.parent_pointer().to_string());
-        }
-        doc_p[ptr] = value;
-      } catch (const json::exception& e) {
-        throw ScenarioError(source, "/axes/" + std::to_string(a) + "/name", std::string("not a usable JSON pointer: ") + e.what());
-      }
+      key.push_back(index[a]);
     }
     SweepPoint point;
     point.value_index = index;
@@ -160,16 +181,39 @@ SweepGrid parse_sweep_grid(const std::string& text, const std::string& source) {
     const auto fixes = parse_variant(variant, &error);
     if (!fixes) throw ScenarioError(source, variant_at, error);
     point.options.fixes = *fixes;
-    try {
-      Scenario scenario = parse_scenario(doc_p.dump(), g.scenario_path);
-      if (workload) apply_workload(scenario, *workload, grid_dir.string());
-      point.scenario = std::make_shared<const Scenario>(std::move(scenario));
-    } catch (const ScenarioError& e) {
-      std::string values;
-      for (std::size_t a = 0; a < g.axes.size(); ++a) values += (values.empty() ? "" : ", ") + g.axes[a].name + " = " + g.axes[a].label(index[a]);
-      throw ScenarioError(source, last_at, "the scenario rejects the point (" + values + "): " + e.what());
+    std::vector<std::size_t> built_key = key;
+    built_key.push_back(workload.value_or(SIZE_MAX));
+    if (const auto it = built.find(built_key); it != built.end()) {
+      point.scenario = it->second;
+    } else {
+      const auto rejected = [&](const ScenarioError& e) {
+        std::string values;
+        for (std::size_t a = 0; a < g.axes.size(); ++a) values += (values.empty() ? "" : ", ") + g.axes[a].name + " = " + g.axes[a].label(index[a]);
+        return ScenarioError(source, last_at, "the scenario rejects the point (" + values + "): " + e.what());
+      };
+      std::shared_ptr<const Scenario>& base_scenario = parsed[key];
+      if (!base_scenario) {
+        const json doc_p = document_of(base, g.axes, index, source);  // a pointer with nowhere to go: named by its axis
+        try {
+          base_scenario = std::make_shared<const Scenario>(parse_scenario(doc_p.dump(), g.scenario_path));
+        } catch (const ScenarioError& e) {
+          throw rejected(e);
+        }
+      }
+      point.scenario = base_scenario;
+      if (workload) {
+        Scenario scenario = *base_scenario;
+        try {
+          apply_workload(scenario, workloads.at(*workload), grid_dir.string());
+        } catch (const ScenarioError& e) {
+          throw rejected(e);
+        }
+        point.scenario = std::make_shared<const Scenario>(std::move(scenario));
+      }
+      built.emplace(std::move(built_key), point.scenario);
     }
     g.points.push_back(std::move(point));
+    if (progress) progress(static_cast<std::int64_t>(p + 1), static_cast<std::int64_t>(points));
     for (std::size_t a = g.axes.size(); a-- > 0;) {  // the last axis varies fastest
       if (++index[a] < g.axes[a].values.size()) break;
       index[a] = 0;

@@ -1,12 +1,19 @@
 // A table of bad inputs, one of each way a file can be wrong, through every reader hcsim has
-// (scenario, grid, workload, Mooncake trace, recorded trace, the files themselves, --limit). Each
+// (scenario, grid, workload, Mooncake trace, recorded trace, sweep results, the files themselves,
+// --limit). Each
 // must be refused with a message that starts with the file and the place (JSON pointer or line)
 // and says what was expected; limits say how to raise them. Huge claims fail before the memory.
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <future>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -19,6 +26,7 @@
 #include "sim/sweep_grid.h"
 #include "sim/trace_file.h"
 #include "sim/workload.h"
+#include "tools/sweep.h"
 
 namespace {
 
@@ -82,13 +90,48 @@ void trace(const std::string& text) {
   (void)read_checked_trace(in, "r.jsonl");
 }
 
+// A file under the temporary folder, named per process: test runs side by side do not collide.
+std::string temp_path(const std::string& name) {
+  return (std::filesystem::temp_directory_path() / (std::to_string(::getpid()) + "-" + name)).string();
+}
+
 struct TempFile {
   std::string path;
-  TempFile(const std::string& name, const std::string& text) : path((std::filesystem::temp_directory_path() / name).string()) {
+  TempFile(const std::string& name, const std::string& text) : path(temp_path(name)) {
     std::ofstream(path, std::ios::binary) << text;
   }
   ~TempFile() { std::filesystem::remove(path); }
 };
+
+// Sweep results: PREFIX.jsonl with PREFIX.grid.json beside it (docs/sweep-format.md).
+const std::string kResultsName = "hcsim-table-results";
+std::string results_path() { return temp_path(kResultsName + ".jsonl"); }
+std::string results_header_path() { return temp_path(kResultsName + ".grid.json"); }
+json results_header() {
+  return json::parse(R"({"format": "hcsim-sweep", "version": 3, "grid_digest": "0123456789abcdef", "runs": 4,
+                         "seeds": {"first": 1, "count": 4}, "axes": [], "wall_time": false})");
+}
+json results_row() {
+  return json::parse(R"({"run": 0, "seed": 1, "axes": {}, "variant": "pre-fix", "policy": "wait_complete", "tp": 2, "page_size": 64,
+                         "verdict": "complete", "hang": false, "violated": [], "requests": 1, "scheduled": 1, "starved": 0,
+                         "sched_p50_us": 0, "sched_p99_us": 0, "tokens_loaded": 0, "l3_lost_tokens": 0, "kv_bytes_discarded": 0,
+                         "events": 10, "end_us": 5, "digest": "00000000000000ff"})");
+}
+// The valid row with `pointer` set to `value`.
+std::string results_row_with(const std::string& pointer, const json& value) {
+  json r = results_row();
+  r[json::json_pointer(pointer)] = value;
+  return r.dump() + "\n";
+}
+void results(const std::string& rows, const std::string& header = results_header().dump(2)) {
+  const TempFile h(kResultsName + ".grid.json", header);
+  const TempFile r(kResultsName + ".jsonl", rows);
+  (void)read_sweep_rows(r.path);
+}
+void results_without_header(const std::string& rows) {
+  const TempFile r(kResultsName + ".jsonl", rows);
+  (void)read_sweep_rows(r.path);
+}
 
 }  // namespace
 
@@ -155,6 +198,38 @@ TEST_CASE("every bad input is refused with its file, its place, the expected for
       {"trace: not JSON", [] { trace("garbage\n"); }, "r.jsonl:1: ", {"not valid JSON", "hcsim run --record", "\"format\":\"hcsim-trace\""}},
       {"trace: another format", [] { trace("{\"format\": \"chrome\"}\n"); }, "r.jsonl:1: format: ", {"expected \"hcsim-trace\""}},
       {"trace: header cut off", [&] { trace(header); }, "r.jsonl:1: ", {"cut off"}},
+      {"results: format 2",
+       [] {
+         json old = results_header();
+         old["version"] = 2;
+         results(old.dump() + "\n" + results_row().dump() + "\n");
+       },
+       results_path() + ": /: ", {"results of format 2", "this hcsim reads format 3", "re-run the sweep"}},
+      {"results: a header of another version",
+       [] {
+         json h = results_header();
+         h["version"] = 9;
+         results(results_row().dump() + "\n", h.dump());
+       },
+       results_header_path() + ": /version: ", {"results of format 9", "re-run the sweep"}},
+      {"results: rows without their header", [] { results_without_header(results_row().dump() + "\n"); }, results_path() + ": /: ",
+       {"its grid header", ".grid.json is missing"}},
+      {"results: not JSON", [] { results("garbage\n"); }, results_path() + ":1: /: ", {"not valid JSON", "one JSON object per line"}},
+      {"results: a field of another type", [] { results(results_row_with("/hang", "yes")); }, results_path() + ":1: /hang: ",
+       {"expected a boolean; got \"yes\""}},
+      {"results: a digest as a number", [] { results(results_row_with("/digest", 255)); }, results_path() + ":1: /digest: ",
+       {"expected a string; got an integer"}},
+      {"results: an unknown field", [] { results(results_row_with("/tokens_lost", 3)); }, results_path() + ":1: /tokens_lost: ", {"unknown key"}},
+      {"results: a run past the grid", [] { results(results_row_with("/run", 9)); }, results_path() + ":1: /run: ", {"expected an integer in [0, 3]; got 9"}},
+      {"results: more rows than runs",
+       [] {
+         std::string rows;
+         for (int i = 0; i < 5; ++i) rows += results_row_with("/run", i % 4);
+         results(rows);
+       },
+       results_path() + ":5: /: ", {"more rows than the 4 runs"}},
+      {"results: a line without end", [] { results(std::string(9 << 20, 'x')); }, results_path() + ":1: /: ", {"longer than 8 MiB", "one JSON object per line"}},
+      {"results: a device", [] { (void)read_sweep_rows("/dev/zero"); }, "/dev/zero: /: ", {"not a regular file"}},
       {"file: missing", [] { (void)load_scenario_file("no-such-dir/x.json"); }, "no-such-dir/x.json: /: ", {"does not exist"}},
       {"file: a device", [] { (void)load_scenario_file("/dev/zero"); }, "/dev/zero: /: ", {"not a regular file"}},
       {"file: a directory", [] { (void)load_mooncake_trace("scenarios", 64); }, "scenarios: /: ", {"is a directory"}},
@@ -203,4 +278,36 @@ TEST_CASE("a run that would go on and on ends at its event bound with a verdict 
   CHECK(r.verdict.kind == HangKind::kStarvation);
   CHECK_THAT(r.verdict.headline, Catch::Contains("bound of 5000 events") && Catch::Contains("--limit events=N"));
   CHECK(r.kernel_events <= 5000);
+}
+
+TEST_CASE("results readers refuse a FIFO at once: nothing blocks on it") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("hcsim-fifo-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / "r.grid.json") << results_header().dump(2);
+  REQUIRE(::mkfifo((dir / "r.jsonl").c_str(), 0600) == 0);
+  REQUIRE(::mkfifo((dir / "s.csv").c_str(), 0600) == 0);
+  fs::copy_file(dir / "r.grid.json", dir / "s.grid.json");
+  std::ofstream(dir / "s.jsonl") << results_row().dump() << "\n";
+  // The answer within 10 s, or "(blocked)": then a writer's open releases the reader stuck in open().
+  auto within_10s = [&](const std::function<void()>& read, const fs::path& fifo) {
+    auto answer = std::async(std::launch::async, [&] {
+      try {
+        read();
+      } catch (const ScenarioError& e) {
+        return std::string(e.what());
+      }
+      return std::string("(accepted)");
+    });
+    if (answer.wait_for(std::chrono::seconds(10)) == std::future_status::ready) return answer.get();
+    const int fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
+    if (fd >= 0) ::close(fd);
+    answer.wait();
+    return std::string("(blocked)");
+  };
+  CHECK_THAT(within_10s([&] { (void)read_sweep_rows((dir / "r.jsonl").string()); }, dir / "r.jsonl"), Catch::Contains("r.jsonl: /: not a regular file"));
+  CHECK_THAT(within_10s([&] { merge_sweeps({(dir / "r").string()}, (dir / "m").string()); }, dir / "r.jsonl"), Catch::Contains("r.jsonl: /: not a regular file"));
+  CHECK_THAT(within_10s([&] { merge_sweeps({(dir / "s").string()}, (dir / "m").string()); }, dir / "s.csv"), Catch::Contains("s.csv: /: not a regular file"));
+  fs::remove_all(dir);
 }

@@ -1,14 +1,20 @@
 #include "tools/sweep.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <condition_variable>
-#include <fstream>
+#include <cstring>
+#include <exception>
+#include <filesystem>
 #include <iomanip>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -17,21 +23,37 @@
 #include <thread>
 
 #include "policy/assert.h"
+#include "sim/input_file.h"
+#include "sim/json_node.h"
+#include "sim/line_reader.h"
 #include "sim/run_metrics.h"
+#include "sim/scenario.h"
 #include "sim/seed_sweep.h"
+#include "tools/output_file.h"
+#include "tools/progress.h"
 
 namespace hcsim {
 
 namespace {
 
+namespace fs = std::filesystem;
 using json = nlohmann::json;
 using ordered_json = nlohmann::ordered_json;
 
 constexpr const char* kFormat = "hcsim-sweep";
+// Results format history (docs/sweep-format.md):
 // 2: tokens_lost (registered minus committed) became l3_lost_tokens (agreed L3 hits not published).
-constexpr int kFormatVersion = 2;
+// 3: the header left the first line of PREFIX.jsonl for PREFIX.grid.json, so every line of the
+//    JSON Lines file is a row; the CSV's digest cells are quoted.
+static_assert(kSweepFormatVersion == 3);
 constexpr std::size_t kFlushBytes = 1 << 20;
 constexpr auto kFlushEvery = std::chrono::milliseconds(200);
+// A row holds its point's axis values, each at most a grid's size (4 MiB), and a few numbers.
+constexpr std::size_t kRowBytesMax = std::size_t{8} << 20;
+constexpr std::int64_t kGridHeaderBytesMax = 4 << 20;
+constexpr std::int64_t kRunsMax = std::int64_t{1} << 40;  // as sim/sweep_grid.cpp bounds a grid
+constexpr std::int64_t kIntMax = std::numeric_limits<std::int64_t>::max();
+constexpr std::int64_t kIntMin = std::numeric_limits<std::int64_t>::min();
 
 std::string hex64(std::uint64_t v) {
   std::ostringstream s;
@@ -39,8 +61,9 @@ std::string hex64(std::uint64_t v) {
   return s.str();
 }
 
-std::string csv_cell(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+// A CSV cell: quoted when it must be (a comma, a quote, a line break) or when asked.
+std::string csv_cell(const std::string& s, bool quote = false) {
+  if (!quote && s.find_first_of(",\"\r\n") == std::string::npos) return s;
   std::string out = "\"";
   for (const char c : s) {
     if (c == '"') out.push_back('"');
@@ -49,6 +72,20 @@ std::string csv_cell(const std::string& s) {
   out.push_back('"');
   return out;
 }
+
+class CsvLine {
+ public:
+  CsvLine& add(const std::string& cell, bool quote = false) {
+    if (cells_++ > 0) text_.push_back(',');
+    text_.append(csv_cell(cell, quote));
+    return *this;
+  }
+  std::string line() const { return text_ + "\n"; }
+
+ private:
+  std::string text_;
+  int cells_ = 0;
+};
 
 std::vector<std::string> csv_columns(const SweepGrid& g, bool wall_time) {
   std::vector<std::string> cols{"run", "seed"};
@@ -63,28 +100,166 @@ std::vector<std::string> csv_columns(const SweepGrid& g, bool wall_time) {
   return cols;
 }
 
-std::string join_csv(const std::vector<std::string>& cells) {
-  std::string line;
-  for (std::size_t i = 0; i < cells.size(); ++i) {
-    if (i > 0) line.push_back(',');
-    line.append(csv_cell(cells[i]));
+std::string csv_header_of(const SweepGrid& g, bool wall_time) {
+  CsvLine line;
+  for (const std::string& c : csv_columns(g, wall_time)) line.add(c);
+  return line.line();
+}
+
+// PREFIX.grid.json: what the rows belong to. A shard's names its shard; the merge drops it.
+struct GridHeader {
+  std::string grid_digest;
+  std::int64_t runs = 0;
+  std::int64_t first_seed = 1;
+  std::int64_t seeds = 1;
+  std::vector<std::string> axes;
+  bool wall_time = false;
+  int shard = 1;
+  int shards = 1;
+  json doc;  // as read
+};
+
+GridHeader header_of(const SweepGrid& g, int shard, int shards, bool wall_time) {
+  GridHeader h;
+  h.grid_digest = hex64(g.digest);
+  h.runs = g.runs();
+  h.first_seed = static_cast<std::int64_t>(g.first_seed);
+  h.seeds = g.seeds;
+  for (const SweepAxis& a : g.axes) h.axes.push_back(a.name);
+  h.wall_time = wall_time;
+  h.shard = shard;
+  h.shards = shards;
+  return h;
+}
+
+// The text of PREFIX.grid.json; a merge writes the unsharded sweep's, byte for byte.
+std::string header_text(const GridHeader& h) {
+  ordered_json j;
+  j["format"] = kFormat;
+  j["version"] = kSweepFormatVersion;
+  j["grid_digest"] = h.grid_digest;
+  j["runs"] = h.runs;
+  ordered_json seeds;
+  seeds["first"] = h.first_seed;
+  seeds["count"] = h.seeds;
+  j["seeds"] = seeds;
+  j["axes"] = h.axes;
+  j["wall_time"] = h.wall_time;
+  if (h.shards > 1) j["shard"] = std::to_string(h.shard) + "/" + std::to_string(h.shards);
+  return j.dump(2) + "\n";
+}
+
+std::string old_format_message(std::int64_t version) {
+  std::string text = "hcsim sweep results of format " + std::to_string(version);
+  if (version < 3) text += " (its header on the first line of the .jsonl)";
+  return text + "; this hcsim reads format " + std::to_string(kSweepFormatVersion) +
+         " only (the header in PREFIX.grid.json, docs/sweep-format.md): re-run the sweep with this hcsim, or read the files with the hcsim that wrote them";
+}
+
+// The version a format-2 (or older) header line names, if `line` is one.
+std::optional<std::int64_t> old_header_version(const std::string& line) {
+  try {
+    const json j = parse_json(line, "");
+    if (!j.is_object() || !j.contains("format") || j["format"] != kFormat) return std::nullopt;
+    return j.contains("version") && j["version"].is_number_integer() ? j["version"].get<std::int64_t>() : 0;
+  } catch (const ScenarioError&) {
+    return std::nullopt;
   }
-  line.push_back('\n');
+}
+
+std::optional<std::pair<int, int>> parse_shard(const std::string& text) {
+  const auto slash = text.find('/');
+  if (slash == std::string::npos) return std::nullopt;
+  int k = 0, n = 0;
+  const char* end = text.data() + text.size();
+  const auto [p1, e1] = std::from_chars(text.data(), text.data() + slash, k);
+  const auto [p2, e2] = std::from_chars(text.data() + slash + 1, end, n);
+  if (e1 != std::errc() || p1 != text.data() + slash || e2 != std::errc() || p2 != end || n < 2 || k < 1 || k > n) return std::nullopt;
+  return std::pair{k, n};
+}
+
+GridHeader read_grid_header(const std::string& path) {
+  GridHeader h;
+  h.doc = parse_json(read_bounded_file(path, kGridHeaderBytesMax, "a grid header is a description, not data"), path,
+                     "an hcsim sweep's grid header, like {\"format\": \"hcsim-sweep\", \"version\": 3, ...}");
+  const JsonNode root(h.doc, path, "");
+  if (!h.doc.is_object()) root.expected("an hcsim sweep's grid header object");
+  const auto format = root.find("format");
+  if (!format || !format->raw().is_string() || format->raw().get<std::string>() != kFormat) {
+    (format ? *format : root).fail("not an hcsim sweep's grid header: expected {\"format\": \"hcsim-sweep\", ...}");
+  }
+  const JsonNode version = root.at("version");
+  if (const std::int64_t v = version.integer(0, kIntMax); v != kSweepFormatVersion) version.fail(old_format_message(v));
+  root.object({"format", "version", "grid_digest", "runs", "seeds", "axes", "wall_time", "shard"});
+  h.grid_digest = root.at("grid_digest").str();
+  h.runs = root.at("runs").integer(0, kRunsMax);
+  const JsonNode seeds = root.at("seeds");
+  seeds.object({"first", "count"});
+  h.first_seed = seeds.at("first").integer(0, std::int64_t{1} << 62);
+  h.seeds = seeds.at("count").integer(1, kRunsMax);
+  for (const JsonNode& a : root.at("axes").array()) h.axes.push_back(a.str());
+  h.wall_time = root.at("wall_time").boolean();
+  if (const auto shard = root.find("shard")) {
+    const auto kn = parse_shard(shard->str());
+    if (!kn) shard->expected("\"K/N\" with 1 <= K <= N and N >= 2");
+    std::tie(h.shard, h.shards) = *kn;
+  }
+  return h;
+}
+
+bool exists(const std::string& path) {
+  std::error_code ec;
+  return fs::exists(path, ec);
+}
+
+// The first line of an existing file (regular files only), or nothing if it is empty.
+std::optional<std::string> first_line_of(const std::string& path) {
+  std::ifstream in = open_input_file(path);
+  std::string line;
+  const LineRead r = read_bounded_line(in, line, kRowBytesMax);
+  if (r == LineRead::kEnd) return std::nullopt;
   return line;
 }
 
-// The header line: what the rows belong to. A shard's names its shard; the merge drops it.
-ordered_json header_of(const SweepGrid& g, int shard, int shards) {
-  ordered_json h;
-  h["format"] = kFormat;
-  h["version"] = kFormatVersion;
-  h["grid_digest"] = hex64(g.digest);
-  h["runs"] = g.runs();
-  h["seeds"] = {{"first", g.first_seed}, {"count", g.seeds}};
-  h["axes"] = json::array();
-  for (const SweepAxis& a : g.axes) h["axes"].push_back(a.name);
-  if (shards > 1) h["shard"] = std::to_string(shard) + "/" + std::to_string(shards);
-  return h;
+// The header beside a rows file, refusing rows of an older format (their header is their first line).
+GridHeader header_beside(const std::string& jsonl_path) {
+  if (const auto line = first_line_of(jsonl_path)) {
+    if (const auto version = old_header_version(*line)) throw ScenarioError(jsonl_path, "", old_format_message(*version));
+  }
+  const std::string grid_path = sweep_grid_header_path(jsonl_path);
+  if (!exists(grid_path)) {
+    throw ScenarioError(jsonl_path, "", "its grid header " + grid_path +
+                                            " is missing: results are PREFIX.jsonl with PREFIX.grid.json beside it (docs/sweep-format.md)");
+  }
+  return read_grid_header(grid_path);
+}
+
+// A results row, checked field by field: one schema for every line.
+void check_row(const json& row, const std::string& where, const GridHeader& h) {
+  const JsonNode r(row, where, "");
+  if (!row.is_object()) r.expected("a results row object (one per line)");
+  r.object({"run", "seed", "axes", "variant", "policy", "tp", "page_size", "verdict", "hang", "violated", "requests", "scheduled", "starved",
+            "sched_p50_us", "sched_p99_us", "tokens_loaded", "l3_lost_tokens", "kv_bytes_discarded", "events", "end_us", "digest", "wall_us"});
+  if (h.runs == 0) r.fail("a row, but the grid header says the grid has no runs");
+  r.at("run").integer(0, h.runs - 1);
+  r.at("seed").integer(0, kIntMax);
+  const JsonNode axes = r.at("axes");
+  (void)axes.members();  // an object, whose keys are the grid's axes and no others
+  for (const std::string& a : h.axes) {
+    if (!axes.raw().contains(a)) axes.fail("missing the value of axis \"" + a + "\"");
+  }
+  if (axes.raw().size() != h.axes.size()) axes.fail("expected the values of the " + std::to_string(h.axes.size()) + " axes of the grid header, no others");
+  for (const char* key : {"variant", "policy", "verdict"}) (void)r.at(key).str();
+  (void)r.at("hang").boolean();
+  for (const JsonNode& v : r.at("violated").array()) (void)v.str();
+  for (const char* key : {"tp", "page_size", "requests", "scheduled", "starved", "sched_p50_us", "sched_p99_us", "tokens_loaded", "l3_lost_tokens",
+                          "kv_bytes_discarded", "events", "end_us"}) {
+    (void)r.at(key).integer(kIntMin, kIntMax);
+  }
+  const JsonNode digest = r.at("digest");
+  const std::string d = digest.str();
+  if (d.size() != 16 || d.find_first_not_of("0123456789abcdef") != std::string::npos) digest.expected("16 hex digits as a string");
+  if (const auto wall = r.find("wall_us")) (void)wall->integer(kIntMin, kIntMax);
 }
 
 struct Row {
@@ -96,6 +271,7 @@ Row format_row(const SweepGrid& g, std::int64_t run, const RunMetrics& m, std::o
   const SweepPoint& p = g.point_of(run);
   const Scenario& s = *p.scenario;
   const std::string verdict = m.verdict == HangKind::kNone ? "complete" : std::string(hang_kind_name(m.verdict));
+  const std::string policy(policy_name(s.policy.policy));
   std::string violated;
   for (const std::string& v : m.violated) {
     if (!violated.empty()) violated.push_back(';');
@@ -108,7 +284,7 @@ Row format_row(const SweepGrid& g, std::int64_t run, const RunMetrics& m, std::o
   for (std::size_t a = 0; a < g.axes.size(); ++a) axes[g.axes[a].name] = g.axes[a].values[p.value_index[a]];
   j["axes"] = axes;
   j["variant"] = p.variant;
-  j["policy"] = std::string(policy_name(s.policy.policy));
+  j["policy"] = policy;
   j["tp"] = s.world.ranks;
   j["page_size"] = s.policy.page_size_tokens;
   j["verdict"] = verdict;
@@ -124,30 +300,36 @@ Row format_row(const SweepGrid& g, std::int64_t run, const RunMetrics& m, std::o
   j["kv_bytes_discarded"] = m.kv_bytes_discarded;
   j["events"] = m.events;
   j["end_us"] = m.end_us;
-  j["digest"] = hex64(m.digest);
+  j["digest"] = hex64(m.digest);  // a string: 64 bits do not survive a JSON reader's doubles
   if (wall_us) j["wall_us"] = *wall_us;
-  std::vector<std::string> cells{std::to_string(run), std::to_string(g.seed_of(run))};
+  CsvLine csv;
+  csv.add(std::to_string(run)).add(std::to_string(g.seed_of(run)));
   for (std::size_t a = 0; a < g.axes.size(); ++a) {
-    if (g.axes[a].name != "variant") cells.push_back(g.axes[a].label(p.value_index[a]));
+    if (g.axes[a].name != "variant") csv.add(g.axes[a].label(p.value_index[a]));
   }
-  for (const std::string& c : {p.variant, j["policy"].get<std::string>(), std::to_string(s.world.ranks), std::to_string(s.policy.page_size_tokens), verdict,
+  for (const std::string& c : {p.variant, policy, std::to_string(s.world.ranks), std::to_string(s.policy.page_size_tokens), verdict,
                                std::string(m.verdict != HangKind::kNone ? "1" : "0"), violated, std::to_string(m.requests),
                                std::to_string(m.scheduled), std::to_string(m.starved), std::to_string(m.sched_p50_us),
                                std::to_string(m.sched_p99_us), std::to_string(m.tokens_loaded), std::to_string(m.l3_lost_tokens),
-                               std::to_string(m.kv_bytes_discarded), std::to_string(m.events), std::to_string(m.end_us), hex64(m.digest)}) {
-    cells.push_back(c);
+                               std::to_string(m.kv_bytes_discarded), std::to_string(m.events), std::to_string(m.end_us)}) {
+    csv.add(c);
   }
-  if (wall_us) cells.push_back(std::to_string(*wall_us));
-  return {j.dump() + "\n", join_csv(cells)};
+  csv.add(hex64(m.digest), true);  // quoted: a spreadsheet keeps "0012..." as text, not a number
+  if (wall_us) csv.add(std::to_string(*wall_us));
+  return {j.dump() + "\n", csv.line()};
 }
 
 // An append-only output file: whole rows go out in one write(2) each flush, so a kill leaves at
-// most one torn row at the end, which the next start cuts off.
+// most one torn row at the end, which the next start cuts off. A failed write is cut back to the
+// rows before it and throws OutputError naming the file.
 class AppendFile {
  public:
   explicit AppendFile(const std::string& path) : path_(path) {
-    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd_ < 0) throw std::runtime_error(path + ": cannot open for appending");
+    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+    if (fd_ < 0) throw OutputError(path + ": cannot write: " + std::strerror(errno));
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0) fail(errno);
+    size_ = st.st_size;
   }
   ~AppendFile() {
     if (fd_ >= 0) ::close(fd_);
@@ -156,19 +338,38 @@ class AppendFile {
   AppendFile& operator=(const AppendFile&) = delete;
   void write_all(const std::string& bytes) {
     std::size_t done = 0;
-    while (done < bytes.size()) {
+    while (done < bytes.size()) {  // bounded: each pass writes at least one byte or throws
       const ssize_t n = ::write(fd_, bytes.data() + done, bytes.size() - done);
-      if (n < 0) throw std::runtime_error(path_ + ": write failed (disk full?)");
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        const int error = n < 0 ? errno : EIO;
+        (void)::ftruncate(fd_, size_);  // no torn row left behind, if the file system lets us
+        fail(error);
+      }
       done += static_cast<std::size_t>(n);
     }
+    size_ += static_cast<off_t>(bytes.size());
+  }
+  // The rows on disk, and the close checked (a network file system reports late errors there).
+  void close() {
+    if (::fsync(fd_) != 0 && errno != EINVAL) fail(errno);
+    const int rc = ::close(fd_);
+    fd_ = -1;
+    if (rc != 0) fail(errno);
   }
 
  private:
+  [[noreturn]] void fail(int error) {
+    std::string text = std::strerror(error);
+    if (error == EFBIG) text += " (the file size limit, ulimit -f?)";
+    throw OutputError(path_ + ": cannot write: " + text + "; the file keeps its whole rows and the same command resumes");
+  }
   std::string path_;
   int fd_ = -1;
+  off_t size_ = 0;
 };
 
-// How much of an existing file holds whole, expected rows: the byte length to keep and the rows.
+// How much of an existing rows file holds whole, expected rows: the byte length to keep and the rows.
 struct Kept {
   std::uintmax_t bytes = 0;
   std::int64_t rows = 0;
@@ -177,33 +378,42 @@ struct Kept {
 
 std::int64_t kth_run(std::int64_t k, int shard, int shards) { return (shard - 1) + k * shards; }
 
-Kept scan_existing(const std::string& path, const std::string& expected_header, bool is_jsonl, int shard, int shards, std::int64_t shard_runs) {
+std::optional<std::int64_t> jsonl_run(const std::string& line) {
+  try {
+    const json j = parse_json(line, "");
+    if (j.is_object() && j.contains("run") && j["run"].is_number_integer()) return j["run"].get<std::int64_t>();
+  } catch (const ScenarioError&) {
+  }
+  return std::nullopt;
+}
+
+std::optional<std::int64_t> csv_run(const std::string& line) {
+  std::int64_t run = -1;
+  const auto end = line.data() + std::min(line.size(), line.find(','));
+  const auto [p, e] = std::from_chars(line.data(), end, run);
+  if (e != std::errc() || p != end) return std::nullopt;
+  return run;
+}
+
+// The whole rows of this shard at the start of `path`, in order, at most `rows_max`; a CSV's
+// column header first, which must be `csv_header`. Stops at the first row that is torn, garbled
+// or not the next run: what follows is cut off and redone.
+Kept scan_rows(const std::string& path, const std::string* csv_header, int shard, int shards, std::int64_t rows_max) {
   Kept kept;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return kept;
+  if (!exists(path)) return kept;
+  std::ifstream in = open_input_file(path);
   kept.exists = true;
   std::string line;
-  if (!std::getline(in, line) || in.eof()) return kept;  // no whole header: start the file again
-  if (line + "\n" != expected_header) {
-    throw std::runtime_error(path + ": holds the results of another grid, shard or format (its first line differs); remove it or choose another --out");
-  }
-  kept.bytes = line.size() + 1;
-  while (kept.rows < shard_runs && std::getline(in, line) && !in.eof()) {
-    const std::int64_t expected_run = kth_run(kept.rows, shard, shards);
-    std::int64_t run = -1;
-    if (is_jsonl) {
-      const json j = json::parse(line, nullptr, false);
-      if (j.is_discarded() || !j.is_object() || !j.contains("run") || !j["run"].is_number_integer()) break;
-      run = j["run"].get<std::int64_t>();
-    } else {
-      const auto comma = line.find(',');
-      try {
-        run = std::stoll(line.substr(0, comma));
-      } catch (const std::exception&) {
-        break;
-      }
+  if (csv_header != nullptr) {
+    if (read_bounded_line(in, line, kRowBytesMax) != LineRead::kLine) return kept;  // no whole header: start the file again
+    if (line + "\n" != *csv_header) {
+      throw ScenarioError(path, "", "holds the results of another grid, shard or format (its column header differs); remove it or choose another -o");
     }
-    if (run != expected_run) break;
+    kept.bytes = line.size() + 1;
+  }
+  while (kept.rows < rows_max && read_bounded_line(in, line, kRowBytesMax) == LineRead::kLine) {
+    const auto run = csv_header != nullptr ? csv_run(line) : jsonl_run(line);
+    if (run != kth_run(kept.rows, shard, shards)) break;
     kept.bytes += line.size() + 1;
     ++kept.rows;
   }
@@ -211,56 +421,38 @@ Kept scan_existing(const std::string& path, const std::string& expected_header, 
 }
 
 void cut_to(const std::string& path, std::uintmax_t bytes) {
-  if (::truncate(path.c_str(), static_cast<off_t>(bytes)) != 0) throw std::runtime_error(path + ": cannot cut off its torn tail");
+  if (::truncate(path.c_str(), static_cast<off_t>(bytes)) != 0) throw OutputError(path + ": cannot cut off its torn tail: " + std::strerror(errno));
 }
 
-// Rows kept in a file, cut to `rows` whole rows.
-std::uintmax_t bytes_of_rows(const std::string& path, std::int64_t rows) {
-  std::ifstream in(path, std::ios::binary);
-  std::string line;
-  std::uintmax_t bytes = 0;
-  for (std::int64_t i = 0; i <= rows && std::getline(in, line); ++i) bytes += line.size() + 1;  // the header, then rows
-  return bytes;
-}
-
-class Progress {
- public:
-  Progress(std::FILE* out, std::int64_t total, std::int64_t done) : out_(out), total_(total), start_done_(done) {
-    tty_ = out_ != nullptr && ::isatty(::fileno(out_)) == 1;
-    start_ = last_ = std::chrono::steady_clock::now();
-  }
-  void update(std::int64_t done, bool final = false) {
-    if (out_ == nullptr) return;
-    const auto now = std::chrono::steady_clock::now();
-    if (!final && now - last_ < (tty_ ? std::chrono::milliseconds(250) : std::chrono::milliseconds(5000))) return;
-    last_ = now;
-    const double s = std::chrono::duration<double>(now - start_).count();
-    const double rate = s > 0 ? static_cast<double>(done - start_done_) / s : 0.0;
-    const double eta_s = rate > 0 ? static_cast<double>(total_ - done) / rate : 0.0;
-    const double pct = total_ > 0 ? 100.0 * static_cast<double>(done) / static_cast<double>(total_) : 100.0;
-    if (tty_) {
-      constexpr int kWidth = 30;
-      const int filled = static_cast<int>(pct / 100.0 * kWidth);
-      std::fprintf(out_, "\r  sweep [%s%s] %5.1f%%  %lld/%lld runs  %.0f runs/s  ETA %.0f s ", std::string(static_cast<std::size_t>(filled), '#').c_str(),
-                   std::string(static_cast<std::size_t>(kWidth - filled), '.').c_str(), pct, static_cast<long long>(done),
-                   static_cast<long long>(total_), rate, eta_s);
-      if (final) std::fprintf(out_, "\n");
-    } else {
-      std::fprintf(out_, "sweep: %lld/%lld runs (%.1f%%), %.0f runs/s, ETA %.0f s\n", static_cast<long long>(done), static_cast<long long>(total_), pct, rate,
-                   eta_s);
+// PREFIX.grid.json for this sweep: there and equal, or written now. Rows without it are refused:
+// nothing says whose they are (or they are of an older format, whose header was their first line).
+void claim_outputs(const std::string& grid_path, const std::string& jsonl_path, const std::string& csv_path, const std::string& header) {
+  if (exists(grid_path)) {
+    const GridHeader found = read_grid_header(grid_path);
+    if (found.doc != json::parse(header)) {
+      std::string why = found.doc.value("grid_digest", "") != json::parse(header).value("grid_digest", "") ? "another grid (its digest differs)"
+                                                                                                          : "another shard or options (--shard, --wall-time)";
+      throw ScenarioError(grid_path, "", "holds the results of another grid, shard or format: " + why + "; remove the files or choose another -o");
     }
-    std::fflush(out_);
+    return;
   }
-
- private:
-  std::FILE* out_;
-  bool tty_ = false;
-  std::int64_t total_;
-  std::int64_t start_done_;
-  std::chrono::steady_clock::time_point start_, last_;
-};
+  for (const std::string& path : {jsonl_path, csv_path}) {
+    if (!exists(path)) continue;
+    const auto line = first_line_of(path);
+    if (!line) continue;
+    if (const auto version = old_header_version(*line)) throw ScenarioError(path, "", old_format_message(*version));
+    throw ScenarioError(path, "", "holds rows, but " + grid_path + ", which says whose, is missing; remove it or choose another -o");
+  }
+  write_file_atomically(grid_path, header);
+}
 
 }  // namespace
+
+std::string sweep_grid_header_path(const std::string& jsonl_path) {
+  constexpr std::string_view kJsonl = ".jsonl";
+  const std::string prefix = jsonl_path.ends_with(kJsonl) ? jsonl_path.substr(0, jsonl_path.size() - kJsonl.size()) : jsonl_path;
+  return prefix + ".grid.json";
+}
 
 SweepStats run_sweep(const SweepConfig& c) {
   HCSIM_ASSERT(c.grid != nullptr && c.jobs >= 1 && c.shards >= 1 && c.shard >= 1 && c.shard <= c.shards);
@@ -269,21 +461,22 @@ SweepStats run_sweep(const SweepConfig& c) {
   SweepStats st;
   const std::int64_t total = g.runs();
   st.shard_runs = total > c.shard - 1 ? (total - c.shard + c.shards) / c.shards : 0;
+  const OutputLock lock(c.out_prefix, "sweep");
+  const std::string grid_path = c.out_prefix + ".grid.json";
   const std::string jsonl_path = c.out_prefix + ".jsonl";
   const std::string csv_path = c.out_prefix + ".csv";
-  const std::string jsonl_header = header_of(g, c.shard, c.shards).dump() + "\n";
-  const std::string csv_header = join_csv(csv_columns(g, c.wall_time));
+  const std::string csv_header = csv_header_of(g, c.wall_time);
+  claim_outputs(grid_path, jsonl_path, csv_path, header_text(header_of(g, c.shard, c.shards, c.wall_time)));
 
-  const Kept kj = scan_existing(jsonl_path, jsonl_header, true, c.shard, c.shards, st.shard_runs);
-  const Kept kc = scan_existing(csv_path, csv_header, false, c.shard, c.shards, st.shard_runs);
+  const Kept kj = scan_rows(jsonl_path, nullptr, c.shard, c.shards, st.shard_runs);
+  const Kept kc = scan_rows(csv_path, &csv_header, c.shard, c.shards, st.shard_runs);
   st.resumed = std::min(kj.rows, kc.rows);
-  for (const auto& [path, kept, header] : {std::tuple{jsonl_path, kj, jsonl_header}, std::tuple{csv_path, kc, csv_header}}) {
-    if (kept.bytes == 0) {
-      if (kept.exists) cut_to(path, 0);
-      AppendFile(path).write_all(header);
-    } else {
-      cut_to(path, kept.rows == st.resumed ? kept.bytes : bytes_of_rows(path, st.resumed));
-    }
+  if (kj.exists) cut_to(jsonl_path, kj.rows == st.resumed ? kj.bytes : scan_rows(jsonl_path, nullptr, c.shard, c.shards, st.resumed).bytes);
+  if (kc.bytes == 0) {
+    if (kc.exists) cut_to(csv_path, 0);
+    AppendFile(csv_path).write_all(csv_header);
+  } else {
+    cut_to(csv_path, kc.rows == st.resumed ? kc.bytes : scan_rows(csv_path, &csv_header, c.shard, c.shards, st.resumed).bytes);
   }
   AppendFile jsonl(jsonl_path);
   AppendFile csv(csv_path);
@@ -332,7 +525,7 @@ SweepStats run_sweep(const SweepConfig& c) {
   std::vector<std::thread> threads;
   for (int i = 0; i < c.jobs; ++i) threads.emplace_back(worker);
 
-  Progress progress(c.progress, st.shard_runs, st.resumed);
+  Progress progress(c.progress, st.shard_runs, "runs", "sweep", st.resumed);
   std::string jsonl_buf, csv_buf;
   auto last_flush = std::chrono::steady_clock::now();
   auto flush = [&] {
@@ -344,146 +537,208 @@ SweepStats run_sweep(const SweepConfig& c) {
     csv_buf.clear();
     last_flush = std::chrono::steady_clock::now();
   };
-  while (true) {
-    std::unique_lock<std::mutex> lock(mu);
-    if (written >= st.shard_runs || failed.load()) break;
-    cv.wait_for(lock, std::chrono::milliseconds(50), [&] { return ring[static_cast<std::size_t>(written % window)].has_value() || failed.load(); });
-    bool advanced = false;
-    while (written < st.shard_runs && ring[static_cast<std::size_t>(written % window)].has_value()) {
-      auto& slot = ring[static_cast<std::size_t>(written % window)];
-      jsonl_buf += slot->jsonl;
-      csv_buf += slot->csv;
-      slot.reset();
-      ++written;
-      advanced = true;
+  // A failed write (a full disk) stops the workers before it is thrown: no thread outlives this.
+  std::exception_ptr write_error;
+  try {
+    while (true) {
+      std::unique_lock<std::mutex> lock(mu);
+      if (written >= st.shard_runs || failed.load()) break;
+      cv.wait_for(lock, std::chrono::milliseconds(50), [&] { return ring[static_cast<std::size_t>(written % window)].has_value() || failed.load(); });
+      bool advanced = false;
+      while (written < st.shard_runs && ring[static_cast<std::size_t>(written % window)].has_value()) {
+        auto& slot = ring[static_cast<std::size_t>(written % window)];
+        jsonl_buf += slot->jsonl;
+        csv_buf += slot->csv;
+        slot.reset();
+        ++written;
+        advanced = true;
+      }
+      const std::int64_t done = written;
+      lock.unlock();
+      if (advanced) cv.notify_all();
+      if (jsonl_buf.size() >= kFlushBytes || std::chrono::steady_clock::now() - last_flush >= kFlushEvery) flush();
+      progress.update(done);
     }
-    const std::int64_t done = written;
-    lock.unlock();
-    if (advanced) cv.notify_all();
-    if (jsonl_buf.size() >= kFlushBytes || std::chrono::steady_clock::now() - last_flush >= kFlushEvery) flush();
-    progress.update(done);
+  } catch (...) {
+    write_error = std::current_exception();
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      failed = true;
+    }
+    cv.notify_all();
   }
   for (auto& t : threads) t.join();
-  flush();
+  if (!write_error) {
+    try {
+      flush();  // the rows finished before a failed run, too: a rerun resumes after them
+      jsonl.close();
+      csv.close();
+    } catch (...) {
+      write_error = std::current_exception();
+    }
+  }
+  if (write_error) std::rethrow_exception(write_error);
   if (out_of_memory) throw std::bad_alloc();
   if (failed.load()) throw std::runtime_error(failure);
   st.ran = written - st.resumed;
-  progress.update(written, true);
+  progress.finish();
   st.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return st;
 }
 
 SweepRows read_sweep_rows(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(path + ": cannot open");
   SweepRows out;
+  const GridHeader h = header_beside(path);
+  out.header = h.doc;
+  std::ifstream in = open_input_file(path);
   std::string line;
-  if (!std::getline(in, line)) throw std::runtime_error(path + ": empty; expected an hcsim sweep results file");
-  out.header = json::parse(line, nullptr, false);
-  if (out.header.is_discarded() || !out.header.is_object() || out.header.value("format", "") != kFormat) {
-    throw std::runtime_error(path + ":1: not an hcsim sweep results file (no {\"format\": \"hcsim-sweep\"} header)");
-  }
-  std::int64_t line_no = 1;
-  while (std::getline(in, line)) {
-    ++line_no;
-    if (in.eof()) break;  // a torn last row
-    json row = json::parse(line, nullptr, false);
-    if (row.is_discarded() || !row.is_object() || !row.contains("run")) throw std::runtime_error(path + ":" + std::to_string(line_no) + ": not a result row");
+  for (std::int64_t line_no = 1;; ++line_no) {  // bounded: each line is a row, and rows are at most the grid's runs
+    const LineRead r = read_bounded_line(in, line, kRowBytesMax);
+    if (r == LineRead::kEnd || r == LineRead::kLastUnterminated) break;  // a torn last row: a sweep still running, or killed
+    const std::string where = path + ":" + std::to_string(line_no);
+    if (r == LineRead::kTooLong) {
+      throw ScenarioError(where, "", "a line longer than " + std::to_string(kRowBytesMax >> 20) + " MiB: not a results row (one JSON object per line)");
+    }
+    if (static_cast<std::int64_t>(out.rows.size()) >= h.runs) {
+      throw ScenarioError(where, "", "more rows than the " + std::to_string(h.runs) + " runs its grid header " + sweep_grid_header_path(path) + " gives");
+    }
+    json row = parse_json(line, where, "a results row, one JSON object per line (docs/sweep-format.md)");
+    check_row(row, where, h);
     out.rows.push_back(std::move(row));
   }
   return out;
 }
 
+namespace {
+
+// Whether two prefixes name the same outputs: the same path once resolved, or the same files.
+bool same_outputs(const std::string& a, const std::string& b) {
+  std::error_code ea, eb;
+  const fs::path ca = fs::weakly_canonical(a, ea), cb = fs::weakly_canonical(b, eb);
+  if (!ea && !eb && ca == cb) return true;
+  for (const char* suffix : {".jsonl", ".csv", ".grid.json"}) {
+    std::error_code ec;
+    if (fs::equivalent(a + suffix, b + suffix, ec) && !ec) return true;
+  }
+  return false;
+}
+
+struct Shard {
+  std::string prefix;
+  GridHeader header;
+  std::vector<std::string> jsonl_rows, csv_rows;
+  std::vector<std::int64_t> runs;
+  std::string csv_header;
+};
+
+// A shard's files, whole rows only (a torn last row is a shard still running or killed).
+Shard read_shard(const std::string& prefix) {
+  Shard sh;
+  sh.prefix = prefix;
+  const std::string jsonl_path = prefix + ".jsonl", csv_path = prefix + ".csv";
+  if (const auto holder = output_holder(prefix)) {
+    throw ScenarioError(jsonl_path, "", "still being written (" + *holder + "): wait for that sweep to end, then merge");
+  }
+  sh.header = header_beside(jsonl_path);
+  std::ifstream j = open_input_file(jsonl_path);
+  std::string line;
+  for (std::int64_t line_no = 1; read_bounded_line(j, line, kRowBytesMax) == LineRead::kLine; ++line_no) {
+    const std::string where = jsonl_path + ":" + std::to_string(line_no);
+    if (static_cast<std::int64_t>(sh.runs.size()) >= sh.header.runs) throw ScenarioError(where, "", "more rows than its grid has runs");
+    const json row = parse_json(line, where, "a results row, one JSON object per line (docs/sweep-format.md)");
+    check_row(row, where, sh.header);
+    sh.runs.push_back(row["run"].get<std::int64_t>());
+    sh.jsonl_rows.push_back(line);
+  }
+  std::ifstream c = open_input_file(csv_path);
+  if (read_bounded_line(c, sh.csv_header, kRowBytesMax) != LineRead::kLine) throw ScenarioError(csv_path, "", "no column header: not a sweep's CSV");
+  for (std::int64_t rows = 0; read_bounded_line(c, line, kRowBytesMax) == LineRead::kLine; ++rows) {
+    if (rows >= sh.header.runs) throw ScenarioError(csv_path, "", "more rows than its grid has runs");
+    sh.csv_rows.push_back(line);
+  }
+  if (sh.csv_rows.size() != sh.jsonl_rows.size()) {
+    throw ScenarioError(prefix, "", "the .jsonl holds " + std::to_string(sh.jsonl_rows.size()) + " rows and the .csv " +
+                                        std::to_string(sh.csv_rows.size()) + "; rerun that shard's sweep to finish it");
+  }
+  return sh;
+}
+
+}  // namespace
+
 void merge_sweeps(const std::vector<std::string>& shard_prefixes, const std::string& out_prefix) {
   if (shard_prefixes.empty()) throw std::runtime_error("merge: no shard outputs given");
-  struct Shard {
-    std::string prefix;
-    std::string header_line;
-    json header;
-    std::vector<std::string> jsonl_rows, csv_rows;
-    std::string csv_header;
-  };
-  std::vector<Shard> shards;
-  std::string digest;
-  std::int64_t runs = -1;
   for (const std::string& prefix : shard_prefixes) {
-    Shard sh;
-    sh.prefix = prefix;
-    std::ifstream j(prefix + ".jsonl", std::ios::binary), c(prefix + ".csv", std::ios::binary);
-    if (!j) throw std::runtime_error(prefix + ".jsonl: cannot open");
-    if (!c) throw std::runtime_error(prefix + ".csv: cannot open");
-    std::string line;
-    std::getline(j, line);
-    sh.header_line = line;
-    sh.header = json::parse(line, nullptr, false);
-    if (sh.header.is_discarded() || !sh.header.is_object() || sh.header.value("format", "") != kFormat) {
-      throw std::runtime_error(prefix + ".jsonl:1: not an hcsim sweep results file");
+    if (same_outputs(prefix, out_prefix)) {
+      throw OutputError(out_prefix + ": is also a shard given to merge (" + prefix + "); merging onto an input would overwrite it: choose another -o");
     }
-    if (digest.empty()) {
-      digest = sh.header.value("grid_digest", "");
-      runs = sh.header.value("runs", std::int64_t{-1});
-    } else if (sh.header.value("grid_digest", "") != digest) {
-      throw std::runtime_error(prefix + ".jsonl: a shard of another grid (digest " + sh.header.value("grid_digest", "") + ", not " + digest + ")");
-    }
-    while (std::getline(j, line) && !j.eof()) sh.jsonl_rows.push_back(line);
-    std::getline(c, sh.csv_header);
-    while (std::getline(c, line) && !c.eof()) sh.csv_rows.push_back(line);
-    if (sh.csv_rows.size() != sh.jsonl_rows.size()) {
-      throw std::runtime_error(prefix + ": the .jsonl holds " + std::to_string(sh.jsonl_rows.size()) + " rows and the .csv " +
-                               std::to_string(sh.csv_rows.size()) + "; rerun that shard's sweep to finish it");
+  }
+  const OutputLock lock(out_prefix, "merge");
+  std::vector<Shard> shards;
+  for (const std::string& prefix : shard_prefixes) {
+    Shard sh = read_shard(prefix);
+    if (!shards.empty()) {
+      const GridHeader& first = shards[0].header;
+      if (sh.header.grid_digest != first.grid_digest) {
+        throw ScenarioError(prefix + ".grid.json", "", "a shard of another grid (digest " + sh.header.grid_digest + ", not " + first.grid_digest + ")");
+      }
+      GridHeader a = sh.header, b = first;
+      a.shard = a.shards = b.shard = b.shards = 1;
+      if (header_text(a) != header_text(b)) {
+        throw ScenarioError(prefix + ".grid.json", "", "its header differs from " + shards[0].prefix + ".grid.json's other than by the shard (--wall-time?)");
+      }
+      if (sh.csv_header != shards[0].csv_header) throw ScenarioError(prefix + ".csv", "", "its columns differ from " + shards[0].prefix + ".csv's");
     }
     shards.push_back(std::move(sh));
   }
-  HCSIM_ASSERT(runs >= 0);
-  // By run number: each exactly once.
-  std::vector<std::pair<std::size_t, std::size_t>> at(static_cast<std::size_t>(runs), {SIZE_MAX, 0});
+  // By run number: each exactly once. Sorted (run, shard, row) triples, as many as the rows read,
+  // not a table of the header's run count, which a file may overstate.
+  const std::int64_t runs = shards[0].header.runs;
+  struct Place {
+    std::int64_t run;
+    std::size_t shard, row;
+  };
+  std::vector<Place> at;
   for (std::size_t s = 0; s < shards.size(); ++s) {
-    if (shards[s].csv_header != shards[0].csv_header) throw std::runtime_error(shards[s].prefix + ".csv: its columns differ from " + shards[0].prefix + ".csv's");
-    for (std::size_t r = 0; r < shards[s].jsonl_rows.size(); ++r) {
-      const json row = json::parse(shards[s].jsonl_rows[r], nullptr, false);
-      const std::int64_t run = row.is_object() ? row.value("run", std::int64_t{-1}) : -1;
-      if (run < 0 || run >= runs) throw std::runtime_error(shards[s].prefix + ".jsonl:" + std::to_string(r + 2) + ": not a row of this grid");
-      auto& slot = at[static_cast<std::size_t>(run)];
-      if (slot.first != SIZE_MAX) {
-        throw std::runtime_error("run " + std::to_string(run) + " is in both " + shards[slot.first].prefix + " and " + shards[s].prefix + " (overlapping shards?)");
+    for (std::size_t r = 0; r < shards[s].runs.size(); ++r) at.push_back({shards[s].runs[r], s, r});
+  }
+  std::sort(at.begin(), at.end(), [](const Place& x, const Place& y) { return x.run != y.run ? x.run < y.run : x.shard < y.shard; });
+  for (std::size_t i = 1; i < at.size(); ++i) {
+    if (at[i].run == at[i - 1].run) {
+      throw ScenarioError(shards[at[i].shard].prefix + ".jsonl", "", "run " + std::to_string(at[i].run) + " is in both " + shards[at[i - 1].shard].prefix +
+                                                                         " and " + shards[at[i].shard].prefix + " (overlapping shards?)");
+    }
+  }
+  if (static_cast<std::int64_t>(at.size()) < runs) {
+    std::int64_t first_missing = static_cast<std::int64_t>(at.size());
+    for (std::size_t i = 0; i < at.size(); ++i) {
+      if (at[i].run != static_cast<std::int64_t>(i)) {
+        first_missing = static_cast<std::int64_t>(i);
+        break;
       }
-      slot = {s, r};
     }
+    throw ScenarioError(shards[0].prefix + ".grid.json", "", std::to_string(runs - static_cast<std::int64_t>(at.size())) + " of " + std::to_string(runs) +
+                                                                 " runs are in no shard (the first: run " + std::to_string(first_missing) +
+                                                                 "); a shard is missing or unfinished");
   }
-  std::int64_t missing = 0;
-  std::int64_t first_missing = -1;
-  for (std::int64_t run = 0; run < runs; ++run) {
-    if (at[static_cast<std::size_t>(run)].first == SIZE_MAX) {
-      if (first_missing < 0) first_missing = run;
-      ++missing;
-    }
+  // The unsharded header: the shards', less the shard.
+  GridHeader merged = shards[0].header;
+  merged.shard = merged.shards = 1;
+  const std::string grid_path = out_prefix + ".grid.json";
+  AtomicOutput jf(out_prefix + ".jsonl"), cf(out_prefix + ".csv");
+  cf.write(shards[0].csv_header);
+  cf.write("\n");
+  for (const Place& p : at) {
+    jf.write(shards[p.shard].jsonl_rows[p.row]);
+    jf.write("\n");
+    cf.write(shards[p.shard].csv_rows[p.row]);
+    cf.write("\n");
   }
-  if (missing > 0) {
-    throw std::runtime_error(std::to_string(missing) + " of " + std::to_string(runs) + " runs are in no shard (the first: run " + std::to_string(first_missing) +
-                             "); a shard is missing or unfinished");
-  }
-  // The unsharded header: the shard's as written (key order kept), less its shard.
-  ordered_json header = ordered_json::parse(shards[0].header_line);
-  header.erase("shard");
-  std::string jsonl = header.dump() + "\n";
-  std::string csv = shards[0].csv_header + "\n";
-  const std::string jsonl_path = out_prefix + ".jsonl", csv_path = out_prefix + ".csv";
-  for (const std::string& path : {jsonl_path, csv_path}) {
-    if (::access(path.c_str(), F_OK) == 0) cut_to(path, 0);
-  }
-  AppendFile jf(jsonl_path), cf(csv_path);
-  for (const auto& [s, r] : at) {
-    jsonl += shards[s].jsonl_rows[r] + "\n";
-    csv += shards[s].csv_rows[r] + "\n";
-    if (jsonl.size() >= kFlushBytes) {
-      jf.write_all(jsonl);
-      cf.write_all(csv);
-      jsonl.clear();
-      csv.clear();
-    }
-  }
-  jf.write_all(jsonl);
-  cf.write_all(csv);
+  // The old header goes first and the new one comes last: rows without a header are refused, so a
+  // merge killed between the renames never passes for a finished one.
+  if (::unlink(grid_path.c_str()) != 0 && errno != ENOENT) throw OutputError(grid_path + ": cannot replace: " + std::strerror(errno));
+  jf.commit();
+  cf.commit();
+  write_file_atomically(grid_path, header_text(merged));
 }
 
 void write_summary(const SweepRows& rows, std::ostream& out, const std::string& markdown_path) {
@@ -546,10 +801,7 @@ void write_summary(const SweepRows& rows, std::ostream& out, const std::string& 
     }
   }
   out << md.str();
-  if (!markdown_path.empty()) {
-    std::ofstream f(markdown_path);
-    if (!(f << md.str())) throw std::runtime_error(markdown_path + ": cannot write");
-  }
+  if (!markdown_path.empty()) write_file_atomically(markdown_path, md.str());
 }
 
 }  // namespace hcsim

@@ -1,12 +1,19 @@
 // Sweeps: every run of a grid (sim/sweep_grid.h), on all cores, one row per run appended to
 // PREFIX.jsonl and PREFIX.csv in run order, so a results file depends only on the grid and the
-// seeds, never on -j or on sharding. A sweep that was killed continues where its files end: rows
-// are appended whole, a torn last row is cut off and redone, the two files are cut to the rows
-// both hold. merge_sweeps() joins shards into the file the unsharded sweep would have written.
+// seeds, never on -j or on sharding. What the rows belong to (format, grid digest, seeds, axes,
+// shard) is in PREFIX.grid.json, written first; every line of PREFIX.jsonl is a row
+// (docs/sweep-format.md, results format 3). A sweep that was killed continues where its files end:
+// rows are appended whole, a torn last row is cut off and redone, the two files are cut to the rows
+// both hold. merge_sweeps() joins shards into the files the unsharded sweep would have written.
 //
 //   SweepConfig c{.grid = &grid, .out_prefix = "out/seed", .jobs = 2};
-//   SweepStats st = run_sweep(c);           // out/seed.jsonl, out/seed.csv
+//   SweepStats st = run_sweep(c);           // out/seed.grid.json, out/seed.jsonl, out/seed.csv
 //   write_summary(read_sweep_rows("out/seed.jsonl"), std::cout, "out/seed.summary.md");
+//
+// Errors: a results file that is not one (another grid, another format, a device, garbage) throws
+// ScenarioError naming the file (and line); an output that cannot be written, or a prefix another
+// hcsim is writing, throws OutputError (tools/output_file.h) naming the file. Both are bad input to
+// the command (exit code 2); a run that throws is an internal error (std::runtime_error).
 #pragma once
 
 #include <cstdint>
@@ -21,6 +28,9 @@
 
 namespace hcsim {
 
+// The results format PREFIX.grid.json names; readers refuse any other ("version").
+inline constexpr int kSweepFormatVersion = 3;
+
 struct SweepConfig {
   const SweepGrid* grid = nullptr;
   std::string out_prefix;
@@ -28,7 +38,7 @@ struct SweepConfig {
   int shard = 1;                  // 1-based, of `shards`
   int shards = 1;
   bool wall_time = false;         // add each run's wall time (the files then differ run to run)
-  std::FILE* progress = nullptr;  // a bar when it is a terminal, a line every few seconds otherwise
+  std::FILE* progress = nullptr;  // a bar when it is a terminal, a line every ten seconds otherwise
 };
 
 struct SweepStats {
@@ -38,22 +48,33 @@ struct SweepStats {
   double wall_s = 0;
 };
 
-// Throws std::runtime_error naming the file when existing outputs belong to another grid or shard.
+// Holds PREFIX.lock (OutputLock) while it runs: a second sweep or merge onto the same prefix is
+// refused with OutputError naming the holder. Throws ScenarioError naming the file when existing
+// outputs belong to another grid, shard or results format; OutputError when a write fails (the
+// files then end in whole rows, and the same command resumes).
 SweepStats run_sweep(const SweepConfig& config);
 
-// The rows of a results file (header checked; a torn last row is ignored).
+// The rows of a results file PREFIX.jsonl and its header PREFIX.grid.json (a torn last row is
+// ignored). Regular files only, each line at most 8 MiB, no more rows than the grid has runs.
 struct SweepRows {
-  nlohmann::json header;
+  nlohmann::json header;          // PREFIX.grid.json
   std::vector<nlohmann::json> rows;
 };
 SweepRows read_sweep_rows(const std::string& jsonl_path);
 
-// Joins shard outputs (PREFIX of each) into OUT.jsonl and OUT.csv; refuses shards of different
-// grids, duplicated runs and missing runs, naming them.
+// PREFIX.grid.json for a PREFIX.jsonl ("x.jsonl" -> "x.grid.json"; a name without .jsonl gets
+// ".grid.json" appended).
+std::string sweep_grid_header_path(const std::string& jsonl_path);
+
+// Joins shard outputs (PREFIX of each) into OUT.grid.json, OUT.jsonl and OUT.csv, written whole
+// (each atomically); refuses shards of different grids, duplicated runs and missing runs, naming
+// them, a shard whose sweep is still running, and an OUT that is one of the shards (same path or
+// same files). Holds OUT.lock while it runs.
 void merge_sweeps(const std::vector<std::string>& shard_prefixes, const std::string& out_prefix);
 
 // A table per (policy, variant): one line per grid point with its hang rate, 95% Wilson interval,
-// time to schedule and waste; printed to `out` and written as Markdown to `markdown_path`.
+// time to schedule and waste; printed to `out` and written as Markdown to `markdown_path`
+// (atomically; OutputError if it cannot be; "" writes none).
 void write_summary(const SweepRows& rows, std::ostream& out, const std::string& markdown_path);
 
 }  // namespace hcsim

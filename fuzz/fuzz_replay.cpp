@@ -9,7 +9,8 @@
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   return hcsim::fuzz::run_one(data, size, [](const std::string& text) {
     std::istringstream in(text);
-    const auto [trace, s] = hcsim::read_checked_trace(in, "fuzz-replay.jsonl");
+    // Mutated events rarely hash right: skip the check so the fuzzer reaches the replay.
+    const auto [trace, s] = hcsim::read_checked_trace(in, "fuzz-replay.jsonl", hcsim::HashCheck::kSkip);
     const hcsim::Recording recording = hcsim::recording_of(trace);
     const hcsim::RunOptions options = hcsim::replay_options(trace, recording);
     const hcsim::RunResult first = hcsim::simulate(s, options);

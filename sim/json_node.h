@@ -1,16 +1,20 @@
 // JsonNode: a JSON value with the place it came from (a file, or "file:line", and a JSON pointer),
 // for strict readers (scenarios, sweep grids' workloads, traces): every error says where and what
-// was expected, and messages are built only on failure.
+// was expected, and messages are built only on failure. Texts go through parse_json, which bounds
+// the nesting (kJsonDepthMax) before parsing and refuses a key repeated in one object.
 //
 //   const JsonNode root(doc, "scenarios/x.json", "");
 //   root.object({"name", "tp"});                 // unknown keys are refused, by pointer
 //   int tp = root.at("tp").integer(1, 64);       // scenarios/x.json: /tp: expected an integer in [1, 64]; got 0
+//   parse_json(text, "x.json");                  // x.json: /requests/0: duplicate key "name": each key of an object may appear once
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <optional>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -50,14 +54,186 @@ inline std::string json_pointer_escape(const std::string& key) {
   return out;
 }
 
-// `text` as JSON, or a ScenarioError naming `source` and, if given, what the text should look like.
+// The deepest nesting of arrays and objects any reader accepts. hcsim's own files nest at most 6
+// levels (a trace header, which holds its scenario); the bound keeps a hostile file from exhausting
+// the stack in the JSON library's recursive parts (destruction, dump) and in the readers.
+inline constexpr int kJsonDepthMax = 64;
+
+// What is wrong with a JSON text, and where: the JSON pointer of the place ("" for the whole text),
+// or the byte offset where a scan stopped. Readers turn it into their own error, which names the
+// file (and line).
+class JsonTextError : public std::runtime_error {
+ public:
+  enum class Kind { kSyntax, kTooDeep, kDuplicateKey };
+  JsonTextError(Kind kind, std::string pointer, std::optional<std::size_t> offset, const std::string& message)
+      : std::runtime_error(message), kind_(kind), pointer_(std::move(pointer)), offset_(offset) {}
+  Kind kind() const { return kind_; }
+  bool syntax() const { return kind_ == Kind::kSyntax; }  // not JSON at all
+  const std::string& pointer() const { return pointer_; }
+  const std::optional<std::size_t>& offset() const { return offset_; }
+
+ private:
+  Kind kind_;
+  std::string pointer_;
+  std::optional<std::size_t> offset_;
+};
+
+// Byte `offset` of `text` as "line L, column C" (both from 1; columns count bytes).
+inline std::string json_text_place(std::string_view text, std::size_t offset) {
+  std::size_t line = 1, line_start = 0;
+  for (std::size_t i = 0; i < offset && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      line_start = i + 1;
+    }
+  }
+  return "line " + std::to_string(line) + ", column " + std::to_string(offset - line_start + 1);
+}
+
+// The byte offset in `text` of the first '[' or '{' that opens level `depth_max + 1`, if any: a
+// linear scan that skips strings (and the escapes in them) and cannot overflow. Malformed text is
+// left to the parser.
+inline std::optional<std::size_t> json_too_deep_at(std::string_view text, int depth_max) {
+  int depth = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;  // the escaped character, whatever it is
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > depth_max) return i;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return std::nullopt;
+}
+
+// Builds a JSON value from nlohmann's SAX events (json::sax_parse), as its own DOM builder does,
+// but refuses a key repeated in one object, naming the object's JSON pointer.
+class StrictJsonBuilder {
+ public:
+  using json = nlohmann::json;
+  explicit StrictJsonBuilder(json& root) : root_(root) {}
+
+  bool null() { return placed(nullptr); }
+  bool boolean(bool v) { return placed(v); }
+  bool number_integer(json::number_integer_t v) { return placed(v); }
+  bool number_unsigned(json::number_unsigned_t v) { return placed(v); }
+  bool number_float(json::number_float_t v, const json::string_t& /*text*/) { return placed(v); }
+  bool string(json::string_t& v) { return placed(std::move(v)); }
+  bool binary(json::binary_t& v) { return placed(json::binary(std::move(v))); }
+  bool start_object(std::size_t /*size*/) {
+    open_.push_back({place(json::value_t::object), nullptr, nullptr});
+    return true;
+  }
+  bool key(json::string_t& k) {
+    Open& o = open_.back();
+    const auto [at, inserted] = o.value->get_ref<json::object_t&>().emplace(std::move(k), nullptr);
+    if (!inserted) throw JsonTextError(JsonTextError::Kind::kDuplicateKey, pointer(), std::nullopt, "duplicate key \"" + at->first + "\": each key of an object may appear once");
+    o.key = &at->first;  // a map's nodes stay put
+    o.slot = &at->second;
+    return true;
+  }
+  bool end_object() {
+    open_.pop_back();
+    return true;
+  }
+  bool start_array(std::size_t /*size*/) {
+    open_.push_back({place(json::value_t::array), nullptr, nullptr});
+    return true;
+  }
+  bool end_array() {
+    open_.pop_back();
+    return true;
+  }
+  template <typename Exception>
+  bool parse_error(std::size_t /*position*/, const std::string& /*token*/, const Exception& e) {
+    throw e;  // a json::exception: parse_error, or out_of_range for a number past double
+  }
+
+ private:
+  struct Open {
+    json* value;             // an open object or array: the last value placed in its parent
+    const std::string* key;  // an object's key whose value comes next
+    json* slot;              // and that value
+  };
+
+  template <typename V>
+  bool placed(V&& v) {
+    place(std::forward<V>(v));
+    return true;
+  }
+  // Places a value in the innermost open array or object (or as the root); returns it.
+  template <typename V>
+  json* place(V&& v) {
+    if (open_.empty()) {
+      root_ = json(std::forward<V>(v));
+      return &root_;
+    }
+    Open& o = open_.back();
+    if (o.value->is_array()) {
+      o.value->get_ref<json::array_t&>().emplace_back(std::forward<V>(v));
+      return &o.value->back();
+    }
+    *o.slot = json(std::forward<V>(v));
+    return o.slot;
+  }
+  // The JSON pointer of the innermost open object or array.
+  std::string pointer() const {
+    std::string p;
+    for (std::size_t i = 0; i + 1 < open_.size(); ++i) {
+      p.append("/").append(open_[i].value->is_array() ? std::to_string(open_[i].value->size() - 1) : json_pointer_escape(*open_[i].key));
+    }
+    return p;
+  }
+
+  json& root_;
+  std::vector<Open> open_;  // bounded by kJsonDepthMax: the text was scanned first
+};
+
+// `text` as JSON, or a JsonTextError: refuses nesting deeper than kJsonDepthMax (before the parser
+// sees the text) and an object that repeats a key (where the parser would let the last one win).
+// Messages (parse_json adds the source and the place):
+//
+//   arrays and objects nested deeper than 64 levels (hcsim's own files nest at most a few)
+//   duplicate key "name": each key of an object may appear once
+inline nlohmann::json parse_json_text(std::string_view text) {
+  using json = nlohmann::json;
+  if (const auto at = json_too_deep_at(text, kJsonDepthMax)) {
+    throw JsonTextError(JsonTextError::Kind::kTooDeep, "", *at,
+                        "arrays and objects nested deeper than " + std::to_string(kJsonDepthMax) + " levels (hcsim's own files nest at most a few)");
+  }
+  json root;
+  StrictJsonBuilder builder(root);
+  try {
+    json::sax_parse(text.begin(), text.end(), &builder);
+    return root;
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number past double
+    throw JsonTextError(JsonTextError::Kind::kSyntax, "", std::nullopt, std::string("not valid JSON: ") + e.what());
+  }
+}
+
+// `text` as JSON, or a ScenarioError naming `source` (a file, or "file:line"), the place (a JSON
+// pointer, or a line and column) and, for text that is not JSON at all, what it should look like.
+//
+//   big.json: /: line 3, column 9: arrays and objects nested deeper than 64 levels (hcsim's own files nest at most a few)
 inline nlohmann::json parse_json(std::string_view text, const std::string& source, std::string_view expected_form = {}) {
   try {
-    return nlohmann::json::parse(text.begin(), text.end());
-  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for a number past double
-    std::string message = std::string("not valid JSON: ") + e.what();
-    if (!expected_form.empty()) message.append("; expected ").append(expected_form);
-    throw ScenarioError(source, "", message);
+    return parse_json_text(text);
+  } catch (const JsonTextError& e) {
+    std::string message = e.what();
+    if (e.offset()) message = json_text_place(text, *e.offset()) + ": " + message;
+    if (e.syntax() && !expected_form.empty()) message.append("; expected ").append(expected_form);
+    throw ScenarioError(source, e.pointer(), message);
   }
 }
 

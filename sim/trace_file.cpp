@@ -1,5 +1,7 @@
 #include "sim/trace_file.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <istream>
 #include <ostream>
@@ -10,6 +12,7 @@
 #include "policy/fixes.h"
 #include "policy/policy_config.h"
 #include "sim/input_file.h"
+#include "sim/json_node.h"
 #include "sim/line_reader.h"
 
 namespace hcsim {
@@ -17,6 +20,26 @@ namespace hcsim {
 namespace {
 
 using nlohmann::json;
+
+// A digest as `hcsim run` prints it: 16 hex digits.
+std::string digest_hex(std::uint64_t digest) {
+  char text[17];
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(digest));
+  return text;
+}
+
+// A digest: 16 hex digits as written since the format quoted it, or the unsigned integer of traces
+// written before, which still replay.
+std::uint64_t digest_field(const json& h, const char* key, const std::string& file) {
+  if (!h.contains(key)) throw TraceError(file, 1, key, "missing; expected 16 hex digits");
+  const json& v = h.at(key);
+  if (v.is_number_unsigned()) return v.get<std::uint64_t>();
+  const std::string text = v.is_string() ? v.get<std::string>() : std::string();
+  if (text.size() != 16 || text.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    throw TraceError(file, 1, key, "expected 16 lowercase hex digits, like \"5ef4a6c1e0b2d3f7\"");
+  }
+  return std::stoull(text, nullptr, 16);
+}
 
 json arrivals_json(const std::vector<Arrival>& v) {
   json a = json::array();
@@ -104,15 +127,49 @@ std::vector<Arrival> read_arrivals(const json& j, const char* key, const std::st
   return out;
 }
 
-TraceHeader parse_header(const std::string& line, const std::string& file) {
-  json h;
+// Line `number` of `file` as JSON (parse_json_text: nesting bounded, keys once per object), or a
+// TraceError naming the file, the line and the place (a JSON pointer, or a column); `expected`
+// follows a syntax error.
+json parse_line(const std::string& line, const std::string& file, std::size_t number, const std::string& expected = {}) {
   try {
-    h = json::parse(line);
-  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number past double
-    throw TraceError(file, 1, "", std::string("the header is not valid JSON (") + e.what() +
-                                      "); expected a trace written by 'hcsim run --record', whose first line is like "
-                                      "{\"format\":\"hcsim-trace\",\"version\":1,\"scenario\":{...},...}");
+    return parse_json_text(line);
+  } catch (const JsonTextError& e) {
+    std::string message = e.what();
+    if (e.offset()) message = "column " + std::to_string(*e.offset() + 1) + ": " + message;  // a line is one line
+    if (e.syntax() && !expected.empty()) message += "; expected " + expected;
+    const bool at_root = e.pointer().empty() && e.kind() == JsonTextError::Kind::kDuplicateKey;
+    throw TraceError(file, number, at_root ? "/" : e.pointer(), message);
   }
+}
+
+// If the text that starts with `first_line` (then the rest of `in`) is one of hcsim's other inputs,
+// what to do with it instead; else "". Reads at most a scenario's bound.
+std::string other_input_advice(const std::string& first_line, bool first_line_complete, std::istream& in, const std::string& path) {
+  std::string text = first_line;
+  if (first_line_complete) {
+    text.push_back('\n');
+    char chunk[1 << 16];
+    for (std::streamsize got = 0; (got = in.rdbuf()->sgetn(chunk, sizeof chunk)) > 0;) {
+      text.append(chunk, static_cast<std::size_t>(got));
+      if (text.size() > static_cast<std::size_t>(kScenarioBytesMax)) return "";
+    }
+  }
+  json j;
+  try {
+    j = parse_json_text(text);
+  } catch (const JsonTextError&) {
+    return "";
+  }
+  if (!j.is_object() || j.contains("format")) return "";
+  if (j.contains("requests") && j.contains("tp")) return path + " is a scenario, not a trace: use hcsim run " + path;
+  if (j.contains("axes") && j.contains("scenario")) return path + " is a sweep grid, not a trace: use hcsim sweep " + path;
+  return "";
+}
+
+TraceHeader parse_header(const std::string& line, const std::string& file) {
+  const json h = parse_line(line, file, 1,
+                            "a trace written by 'hcsim run --record', whose first line is like "
+                            "{\"format\":\"hcsim-trace\",\"version\":1,\"scenario\":{...},...}");
   if (!h.is_object() || !h.contains("format") || !h.at("format").is_string() || h.at("format").get<std::string>() != "hcsim-trace") {
     throw TraceError(file, 1, "format", "expected \"hcsim-trace\": not a hicache-sim trace");
   }
@@ -139,8 +196,11 @@ TraceHeader parse_header(const std::string& line, const std::string& file) {
   if (!parse_variant(t.variant, &error)) throw TraceError(file, 1, "variant", error);
   if (!policy_by_name(t.policy)) throw TraceError(file, 1, "policy", "expected best_effort, wait_complete or timeout");
   t.verdict_at_ns = integer(h, "verdict_at_ns", file, 1, 0, INT64_MAX);
-  if (!h.contains("digest") || !h.at("digest").is_number_unsigned()) throw TraceError(file, 1, "digest", "expected an unsigned integer");
-  t.log_hash = h.at("digest").get<std::uint64_t>();
+  t.log_hash = digest_field(h, "digest", file);
+  if (h.contains("file_events") || h.contains("file_digest")) {
+    t.file_events = static_cast<std::uint64_t>(integer(h, "file_events", file, 1, 0, static_cast<std::int64_t>(t.events)));
+    t.file_digest = digest_field(h, "file_digest", file);
+  }
   t.arrivals = read_arrivals(h, "arrivals", file);
   t.aborts = read_arrivals(h, "aborts", file);
   if (h.contains("decisions")) t.decisions = read_decisions(h.at("decisions"), file);
@@ -148,12 +208,7 @@ TraceHeader parse_header(const std::string& line, const std::string& file) {
 }
 
 TraceEvent parse_event(const std::string& line, const std::string& file, std::size_t number) {
-  json j;
-  try {
-    j = json::parse(line);
-  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number past double
-    throw TraceError(file, number, "", std::string("not valid JSON: ") + e.what());
-  }
+  const json j = parse_line(line, file, number);
   if (!j.is_object()) throw TraceError(file, number, "", "expected an event object");
   TraceEvent e;
   e.time_ns = integer(j, "t_ns", file, number, 0, INT64_MAX);
@@ -223,10 +278,14 @@ void write_trace(std::ostream& out, const TraceHeader& h, const EventLog& log) {
                  {"events", log.count()},
                  {"verdict", h.verdict},
                  {"verdict_at_ns", h.verdict_at_ns},
-                 {"digest", h.log_hash},
+                 {"digest", digest_hex(h.log_hash)},
                  {"arrivals", arrivals_json(h.arrivals)},
                  {"aborts", arrivals_json(h.aborts)},
-                 {"scenario", json::parse(h.scenario_json)}};
+                 {"scenario", parse_json(h.scenario_json, "the recorded scenario")}};
+  if (log.truncated()) {  // the file holds the events the log kept: say how many, and their digest
+    header["file_events"] = log.events().size();
+    header["file_digest"] = digest_hex(events_digest(log.events()));
+  }
   if (!h.decisions.empty()) {
     json d = json::array();
     for (const Decision& x : h.decisions) d.push_back({x.kind == ChoiceKind::kOrder ? "order" : "late", x.rank, x.alternatives, x.taken});
@@ -257,8 +316,14 @@ TraceRead read_trace(std::istream& in, const std::string& path) {
   std::string line;
   bool complete = false;
   if (!read_line(in, line, kTraceHeaderBytesMax, complete, path, 1)) throw TraceError(path, 1, "", "empty file: no header");
-  if (!complete) throw TraceError(path, 1, "", "the header line is cut off: nothing to replay");
-  t.header = parse_header(line, path);
+  try {
+    if (!complete) throw TraceError(path, 1, "", "the header line is cut off: nothing to replay");
+    t.header = parse_header(line, path);
+  } catch (const TraceError&) {
+    const std::string advice = other_input_advice(line, complete, in, path);
+    if (!advice.empty()) throw TraceError(advice);
+    throw;
+  }
   t.lines = 1;
   for (std::size_t number = 2;; ++number) {
     if (!read_line(in, line, kTraceLineBytesMax, complete, path, number)) break;
@@ -270,7 +335,13 @@ TraceRead read_trace(std::istream& in, const std::string& path) {
       t.events_capped = true;
       break;
     }
-    t.events.push_back(parse_event(line, path, number));
+    const TraceEvent e = parse_event(line, path, number);
+    if (!t.events.empty() && e.time_ns < t.events.back().time_ns) {
+      throw TraceError(path, number, "t_ns",
+                       std::to_string(e.time_ns) + " is earlier than line " + std::to_string(number - 1) + "'s " + std::to_string(t.events.back().time_ns) +
+                           ": a run's events are in time order, so the file was edited or is damaged");
+    }
+    t.events.push_back(e);
     t.lines = number;
   }
   return t;
@@ -280,6 +351,25 @@ std::size_t first_departure(const std::vector<TraceEvent>& recorded, const std::
   std::size_t i = 0;
   while (i < recorded.size() && i < replayed.size() && recorded[i] == replayed[i]) ++i;
   return i;
+}
+
+std::optional<Departure> replay_departure(const TraceRead& trace, const std::vector<TraceEvent>& replayed) {
+  if (trace.header.world == "gpu") return std::nullopt;
+  const auto& recorded = trace.events;
+  const std::size_t same = first_departure(recorded, replayed);
+  if (same == recorded.size()) return std::nullopt;
+  const auto first_call = std::find_if(recorded.begin(), recorded.end(), [](const TraceEvent& e) { return e.kind == EventKind::kStorageCall; });
+  return Departure{same, same <= static_cast<std::size_t>(first_call - recorded.begin())};
+}
+
+std::string Departure::message(const std::string& path) const {
+  const std::string line = std::to_string(index + 2);
+  if (before_l3) {
+    return path + ": the embedded scenario does not produce the recorded events: replayed under the recorded code, it departs at line " + line +
+           (index == 0 ? " (the first event)" : "") + ", before any recorded L3 call has returned (was the scenario edited?)";
+  }
+  return path + ": the replay under the recorded code departs from the recording at line " + line +
+         " (a changed model, a trace from another build, or an edited scenario or trace)";
 }
 
 void check_against(const TraceRead& trace, int ranks, std::size_t requests, TimeNs horizon_ns, const std::string& path) {
@@ -313,10 +403,47 @@ void check_against(const TraceRead& trace, int ranks, std::size_t requests, Time
   }
 }
 
-CheckedTrace read_checked_trace(std::istream& in, const std::string& path) {
+std::uint64_t events_digest(const std::vector<TraceEvent>& events) {
+  EventLog log(0);  // keeps none; digests all
+  for (const TraceEvent& e : events) log.append(e);
+  return log.digest();
+}
+
+void check_events(TraceRead& t, const std::string& path) {
+  const std::uint64_t in_file = t.events.size();
+  const std::uint64_t expected = t.events_expected();
+  const std::string edited = ": the file was edited or is damaged";
+  if (in_file > expected) {
+    throw TraceError(path + ": the file holds " + std::to_string(in_file) + (t.events_capped ? " or more" : "") + " events, the header says " + std::to_string(expected) + edited);
+  }
+  if (t.cut_off()) {  // a prefix: the header's digest covers events the file lacks
+    t.events_check = EventsCheck::kCutOff;
+    return;
+  }
+  // Before file_events existed, a writer whose log kept only its first 2^20 events wrote those and no
+  // digest of them.
+  constexpr std::uint64_t kEventsKeptByOlderWriters = std::uint64_t{1} << 20;
+  if (!t.header.file_events && in_file == kEventsKeptByOlderWriters && t.header.events > in_file) {
+    t.events_check = EventsCheck::kUncheckable;
+    return;
+  }
+  if (in_file != expected) {
+    throw TraceError(path + ": the file holds " + std::to_string(in_file) + " whole event line(s), the header says " + std::to_string(expected) + edited +
+                     " (lines deleted, or cut at a line boundary: only a last line cut mid-way reads as a killed write)");
+  }
+  const std::uint64_t digest = events_digest(t.events);
+  const std::uint64_t recorded = t.header.file_digest.value_or(t.header.log_hash);
+  if (digest != recorded) {
+    throw TraceError(path + ": the events hash to " + digest_hex(digest) + ", the header says " + digest_hex(recorded) + edited);
+  }
+  t.events_check = EventsCheck::kHashed;
+}
+
+CheckedTrace read_checked_trace(std::istream& in, const std::string& path, HashCheck hash) {
   CheckedTrace c{read_trace(in, path), {}};
   c.scenario = parse_scenario(c.trace.header.scenario_json, path + " (its scenario)");
   check_against(c.trace, c.scenario.world.ranks, c.scenario.workload.size(), c.scenario.world.bounds.horizon_ns, path);
+  if (hash == HashCheck::kRequire) check_events(c.trace, path);
   return c;
 }
 

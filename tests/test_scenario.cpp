@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sim/json_node.h"
 #include "sim/scenario.h"
 
 namespace {
@@ -192,6 +193,42 @@ TEST_CASE("scenario: a rank override keyed outside [0, tp) is refused", "[scenar
 TEST_CASE("scenario: text that is not JSON is refused", "[scenario][errors]") {
   const auto what = error_of(std::string(R"({"name": "x", "tp": )"));
   require_error(what, "/", "not valid JSON");
+}
+
+TEST_CASE("scenario: a key repeated in one object is refused, naming the object's pointer and the key", "[scenario][errors]") {
+  // The parser would keep the last value silently; the reader refuses the text instead.
+  std::string text = kValid;
+  text.replace(text.find("\"seed\": 3,"), std::string("\"seed\": 3,").size(), "\"seed\": 3, \"name\": \"other\",");
+  require_error(error_of(text), "/", "duplicate key \"name\": each key of an object may appear once");
+
+  text = kValid;
+  text.replace(text.find("\"arrival_us\": 0,"), std::string("\"arrival_us\": 0,").size(), "\"arrival_us\": 0, \"arrival_us\": 5,");
+  require_error(error_of(text), "/requests/0", "duplicate key \"arrival_us\"");
+
+  text = kValid;  // a pointer past an array of objects, and through a key that needs no escaping
+  text.replace(text.find("{\"1\": {\"host_sidecar_slots\": 8}}"), std::string("{\"1\": {\"host_sidecar_slots\": 8}}").size(),
+               "{\"1\": {\"host_sidecar_slots\": 8}, \"1\": {\"host_kv_pages\": 8}}");
+  require_error(error_of(text), "/ranks/overrides", "duplicate key \"1\"");
+
+  // Equal after unescaping is equal: "\u006eame" is "name".
+  text = kValid;
+  text.replace(text.find("\"seed\": 3,"), std::string("\"seed\": 3,").size(), "\"seed\": 3, \"\\u006eame\": \"other\",");
+  require_error(error_of(text), "/", "duplicate key \"name\"");
+
+  // The same key in two objects is no repeat.
+  REQUIRE_NOTHROW(parse_json(R"({"a": {"k": 1}, "b": {"k": 2}, "c": [{"k": 1}, {"k": 2}]})", kSource));
+}
+
+TEST_CASE("scenario: nesting deeper than the bound is refused before parsing, with the line and column", "[scenario][errors]") {
+  // 100,000 levels would overflow the stack in the JSON library's recursive destructor.
+  const auto what = error_of(std::string(100'000, '['));
+  require_error(what, "/", "line 1, column 65: arrays and objects nested deeper than 64 levels");
+  const auto multi_line = error_of("{\n  \"a\": " + std::string(100'000, '[') + "\n}");
+  require_error(multi_line, "/", "line 2, column 71: arrays and objects nested deeper than 64 levels");
+  // The bound itself is accepted; brackets inside strings, escaped quotes included, do not count.
+  REQUIRE_NOTHROW(parse_json(std::string(kJsonDepthMax, '[') + std::string(kJsonDepthMax, ']'), kSource));
+  REQUIRE_THROWS_AS(parse_json(std::string(kJsonDepthMax + 1, '[') + std::string(kJsonDepthMax + 1, ']'), kSource), ScenarioError);
+  REQUIRE_NOTHROW(parse_json("[\"\\\"" + std::string(1000, '[') + "\"]", kSource));
 }
 
 TEST_CASE("scenario: a page size not dividing 1024 is refused", "[scenario][errors]") {

@@ -147,7 +147,7 @@ RunResult simulate(const Scenario& scenario, const RunOptions& given) {
   result.kernel_events = world.kernel().events_processed();
   result.collectives_completed = world.collectives().completed();
   result.end_ns = world.kernel().now_ns();
-  result.wait_for_dot = wait_for_graph_dot(result.verdict, world.collectives());
+  result.wait_for_dot = wait_for_graph_dot(result.verdict, world.collectives(), options.wait_for);
   result.log = world.take_log();
   result.log.tap(nullptr);  // the taps are this run's only
   result.replayed_calls = storage.replayed_calls();

@@ -16,6 +16,7 @@
 #include "policy/policy_config.h"
 #include "policy/rank.h"
 #include "sim/diagnosis.h"
+#include "sim/wait_for_graph.h"
 #include "sim/event_log.h"
 #include "sim/invariants.h"
 #include "sim/choices.h"
@@ -32,6 +33,7 @@ struct RunOptions {
   const Recording* replay = nullptr;     // drive arrivals, aborts and L3 timings from a trace
   EventTap* tap = nullptr;               // sees every event, also those past what the log keeps
   ChoiceSource* choices = nullptr;       // decides same-instant order and explore.late delays (hcsim explore)
+  WaitForGraphOptions wait_for;          // idle actors folded away unless asked for
 };
 
 struct RankSummary {

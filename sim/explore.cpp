@@ -91,7 +91,7 @@ bool run_fails(const RunResult& r) {
 }
 
 ExploreResult explore(const Scenario& scenario, const RunOptions& options, const ExploreBounds& bounds,
-                      const std::function<bool(const RunResult&)>& fails) {
+                      const std::function<bool(const RunResult&)>& fails, const std::function<void(std::int64_t)>& progress) {
   HCSIM_ASSERT(bounds.deviations_max >= 0 && bounds.depth_max >= 0 && bounds.schedules_max >= 1);
   HCSIM_ASSERT(options.tap == nullptr && options.choices == nullptr);
   ExploreResult result;
@@ -115,6 +115,7 @@ ExploreResult explore(const Scenario& scenario, const RunOptions& options, const
       o.choices = &choices;
       o.tap = &choices;
       ++result.schedules;
+      if (progress) progress(result.schedules);
       std::optional<RunResult> run;
       try {
         run = simulate(scenario, o);

@@ -54,7 +54,9 @@ struct ExploreResult {
 bool run_fails(const RunResult& r);
 
 // `fails` says what counts as a failure: run_fails, or only one hang kind, say.
+// `progress`, if given, hears the number of schedules run so far after each run.
 ExploreResult explore(const Scenario& scenario, const RunOptions& options, const ExploreBounds& bounds,
-                      const std::function<bool(const RunResult&)>& fails = run_fails);
+                      const std::function<bool(const RunResult&)>& fails = run_fails,
+                      const std::function<void(std::int64_t)>& progress = {});
 
 }  // namespace hcsim

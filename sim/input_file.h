@@ -14,7 +14,11 @@ namespace hcsim {
 // An open stream on `path`, or a ScenarioError naming it: missing, unreadable, not a regular file.
 std::ifstream open_input_file(const std::string& path);
 
-// The whole file, if at most `bytes_max` long; `why` says why there is a bound.
+// How messages name "-", standard input.
+inline constexpr const char* kStandardInput = "(standard input)";
+
+// The whole file, if at most `bytes_max` long; `why` says why there is a bound. "-" is standard
+// input, read once however often it is asked for.
 std::string read_bounded_file(const std::string& path, std::int64_t bytes_max, const std::string& why);
 
 }  // namespace hcsim

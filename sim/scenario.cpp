@@ -390,6 +390,16 @@ Scenario parse_scenario(const std::string& text, const std::string& source) {
     for (const JsonNode& l : n->at("late").array(1)) s.explore_late.push_back(read_late(l, tp, ids));
   }
   for (const JsonNode& e : root.at("expect").array(1)) s.expect.push_back(read_expectation(e, ids));
+  // A request the run ends before would read as starving; such a scenario cannot answer anything.
+  const auto request_nodes = requests.array(1);
+  const auto ms = [](TimeNs t) { return std::to_string(t / 1'000'000) + " ms"; };
+  for (std::size_t i = 0; i < s.workload.size(); ++i) {
+    const TimeNs latest_ns = s.workload[i].arrival_ns + s.perturbations.arrival_hi_ns;
+    if (latest_ns < s.world.bounds.horizon_ns) continue;
+    request_nodes[i].at("arrival_us").fail("arrives at " + ms(latest_ns) + (s.perturbations.arrival_hi_ns > 0 ? " with /perturbations/arrival_us" : "") +
+                                           ", not before the horizon at " + ms(s.world.bounds.horizon_ns) +
+                                           ": the run would end before it arrives; raise /bounds/horizon_ms");
+  }
   return s;
 }
 

@@ -11,14 +11,17 @@
 
 namespace hcsim {
 
-SeedSweep sweep_seeds(const Scenario& scenario, const RunOptions& options, std::uint64_t first_seed, std::int64_t count, int jobs) {
+SeedSweep sweep_seeds(const Scenario& scenario, const RunOptions& options, std::uint64_t first_seed, std::int64_t count, int jobs,
+                      const std::function<void(std::int64_t)>& progress) {
   HCSIM_ASSERT(count > 0 && jobs > 0);
   SeedSweep sweep;
   sweep.runs.resize(static_cast<std::size_t>(count));
   std::atomic<std::int64_t> next{0};
+  std::atomic<std::int64_t> finished{0};
   const auto t0 = std::chrono::steady_clock::now();
   std::mutex error_mu;
   std::exception_ptr error;  // the first run that failed outside the model (out of memory): the sweep stops
+  const auto caller = std::this_thread::get_id();
   auto worker = [&] {
     try {
       for (std::int64_t i = next++; i < count; i = next++) {
@@ -27,6 +30,8 @@ SeedSweep sweep_seeds(const Scenario& scenario, const RunOptions& options, std::
         const RunResult r = simulate(scenario, o);
         sweep.runs[static_cast<std::size_t>(i)] = {*o.seed, r.verdict.kind, r.verdict.at_ns, violated_names(r.invariants), r.log.digest(),
                                                    r.l3_lost_tokens()};
+        const std::int64_t done = ++finished;
+        if (progress && std::this_thread::get_id() == caller) progress(done);
       }
     } catch (...) {
       std::lock_guard lock(error_mu);
@@ -39,6 +44,7 @@ SeedSweep sweep_seeds(const Scenario& scenario, const RunOptions& options, std::
   worker();
   for (auto& t : threads) t.join();
   if (error) std::rethrow_exception(error);
+  if (progress) progress(finished);
   sweep.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   for (const SeedRun& r : sweep.runs) {

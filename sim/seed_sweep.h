@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -39,7 +40,10 @@ struct SeedSweep {
   double wall_s = 0;
 };
 
-SeedSweep sweep_seeds(const Scenario& scenario, const RunOptions& options, std::uint64_t first_seed, std::int64_t count, int jobs);
+// `progress`, if given, is called on the calling thread with the runs finished so far, after each
+// of its own runs and once at the end.
+SeedSweep sweep_seeds(const Scenario& scenario, const RunOptions& options, std::uint64_t first_seed, std::int64_t count, int jobs,
+                      const std::function<void(std::int64_t)>& progress = {});
 
 struct Interval {
   double low = 0;

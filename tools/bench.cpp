@@ -12,6 +12,7 @@
 #include <iostream>
 
 #include <boost/program_options.hpp>
+#include <nlohmann/json.hpp>
 
 #ifdef HCSIM_HAVE_CUDA
 #include "backend/cuda_bench.h"
@@ -29,6 +30,7 @@
 #include "sim/kernel.h"
 #include "sim/scenario.h"
 #include "sim/simulation.h"
+#include "tools/progress.h"
 
 namespace hcsim {
 extern const char* const kSeedScenarioJson;
@@ -226,13 +228,16 @@ int bench_gpu() {
 
 int cmd_bench(const std::vector<std::string>& args) {
   namespace po = boost::program_options;
+  constexpr unsigned kHelpColumns = 120;
   double seconds = 1.0;
   int actors = 1000, iterations = 5000;
-  po::options_description d("bench options");
+  po::options_description d("bench options", kHelpColumns, kHelpColumns / 2);
   d.add_options()("help,h", "show this help")
-      ("seconds", po::value(&seconds)->default_value(1.0), "time spent on each scenario measurement")
-      ("actors", po::value(&actors)->default_value(1000), "kernel benchmark: concurrent actors")
-      ("iterations", po::value(&iterations)->default_value(5000), "kernel benchmark: sleeps per actor")
+      ("seconds", po::value(&seconds)->default_value(1.0)->value_name("S"), "time spent on each scenario measurement")
+      ("actors", po::value(&actors)->default_value(1000)->value_name("N"), "kernel benchmark: concurrent actors")
+      ("iterations", po::value(&iterations)->default_value(5000)->value_name("N"), "kernel benchmark: sleeps per actor")
+      ("json", "print the figures as JSON (not with --gpu)")
+      ("quiet,q", "no progress on standard error")
       ("gpu", "instead: load-back bandwidth (gather of 4 KiB and 64 KiB pages) against a bulk pinned cudaMemcpy in\n"
               "the same run, and Gloo's and NCCL's latency for the messages the policy and the forward send, at TP\n"
               "1, 2, 4 and 8 (NCCL where the node has a GPU per rank)");
@@ -251,15 +256,35 @@ int cmd_bench(const std::vector<std::string>& args) {
     std::cerr << "hcsim bench: --seconds in (0, 600], --actors in [1, 1e6], --iterations in [1, 1e8]\n";
     return 2;
   }
-  if (vm.count("gpu")) return bench_gpu();
+  if (vm.count("gpu")) {
+    if (vm.count("json")) {
+      std::cerr << "hcsim bench: --json is for the simulator's figures; --gpu prints text\n";
+      return 2;
+    }
+    return bench_gpu();
+  }
+  const bool json = vm.count("json") > 0;
+  Progress progress(vm.count("quiet") ? nullptr : stderr, 3, "measurements", "kernel, seed scenario pre-fix and seed-fix");
   const KernelFigures k = bench_kernel(actors, iterations);
-  std::printf("kernel: %.2f M events/s (%llu events, %d actors)\n", k.events_per_s / 1e6, static_cast<unsigned long long>(k.events), actors);
+  progress.update(1);
+  nlohmann::json out = {{"kernel", {{"events_per_s", k.events_per_s}, {"events", k.events}, {"actors", actors}}}};
+  if (!json) {
+    progress.clear_line();
+    std::printf("kernel: %.2f M events/s (%llu events, %d actors)\n", k.events_per_s / 1e6, static_cast<unsigned long long>(k.events), actors);
+  }
   const Scenario s = parse_scenario(kSeedScenarioJson, "seed scenario (built in)");
+  int done = 1;
   for (const char* preset : {"pre-fix", "seed-fix"}) {
     const ScenarioFigures f = bench_scenario(s, preset, seconds);
+    progress.update(++done);
+    out["seed_scenario"][preset] = {{"verdict", f.verdict}, {"ms_per_run", f.ms_per_run}, {"runs_per_s", f.runs_per_s}, {"kernel_events_per_run", f.kernel_events}};
+    if (json) continue;
+    progress.clear_line();
     std::printf("seed scenario %-9s %-8s %.4f ms per run, %.0f runs/s (%llu kernel events per run)\n", preset, f.verdict.c_str(), f.ms_per_run,
                 f.runs_per_s, static_cast<unsigned long long>(f.kernel_events));
   }
+  progress.finish();
+  if (json) std::cout << out.dump(2) << "\n";
   return 0;
 }
 

@@ -1,12 +1,17 @@
 // hcsim: the hicache-sim command. main() and the table of commands, which makes both the usage
 // text and the dispatch; each family of commands lives in tools/cli/.
 #include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include <sys/resource.h>
 
+#include "backend/device.h"
 #include "backend/gpu_run.h"
 #include "sim/limits.h"
 #include "sim/scenario.h"
@@ -18,6 +23,8 @@ namespace {
 
 using namespace hcsim;
 using namespace hcsim::cli;
+
+constexpr const char* kVersion = HCSIM_VERSION;
 
 struct Command {
   const char* name;
@@ -66,8 +73,28 @@ std::string usage() {
   text += "An input over a limit fails at once, naming the file, the place and the limit to raise.\n\n"
           "exit codes: 0 ok, 1 internal error, 2 bad input (file, JSON pointer and reason on stderr),\n"
           "            3 a verdict differs from --expect or from a scenario's expectation (validate: the worlds differ)\n"
-          "            4 hcsim gpu: the watchdog found a hang, wrote its diagnosis and the trace, and ended the run\n";
+          "            4 hcsim gpu: the watchdog found a hang, wrote its diagnosis and the trace, and ended the run\n"
+          "            5 hcsim explore: its bound stopped the search before an answer\n"
+          "Outputs go where -o, --record, --dot and the like say ('-': standard output), else under results/;\n"
+          "folders are created, and a file is written whole or not at all.\n";
   return text;
+}
+
+std::string build_description() {
+  std::string d = cuda_built() ? "CUDA" : "no CUDA";
+  d += nccl_built() ? ", NCCL" : ", no NCCL";
+#ifdef NDEBUG
+  d += ", release";
+#endif
+  return d;
+}
+
+// Whatever was printed reached standard output; else says so (a full disk, a closed pipe).
+bool standard_output_written() {
+  std::cout.flush();
+  if (std::cout.good() && std::fflush(stdout) == 0 && !std::ferror(stdout)) return true;
+  std::cerr << "hcsim: cannot write standard output: " << std::strerror(errno) << "\n";
+  return false;
 }
 
 // Takes every "--limit NAME=N" (or "--limit=NAME=N") out of `args` and sets it.
@@ -126,14 +153,29 @@ int main(int argc, char** argv) {
     std::cout << usage();
     return args.empty() ? kExitBadInput : kExitOk;
   }
+  if (args[0] == "--version") {
+    std::cout << "hcsim " << kVersion << " (" << build_description() << ")\n";
+    return kExitOk;
+  }
   const std::string command = args[0];
   args.erase(args.begin());
   limit_memory(command);
+  // A file over `ulimit -f` then fails its write (EFBIG) and is reported, instead of killing the process.
+  std::signal(SIGXFSZ, SIG_IGN);
   try {
+    const Command* found = nullptr;
     for (const Command& c : kCommands) {
-      if (command == c.name) return c.run(args);
+      if (command == c.name) found = &c;
     }
-    std::cerr << "hcsim: unknown command '" << command << "'\n\n" << usage();
+    if (!found) {
+      std::cerr << "hcsim: unknown command '" << command << "'\n\n" << usage();
+      return kExitBadInput;
+    }
+    const int code = found->run(args);
+    return standard_output_written() ? code : kExitBadInput;
+  } catch (const OutputError& e) {
+    standard_output_written();
+    std::cerr << "hcsim: " << e.what() << "\n";
     return kExitBadInput;
   } catch (const ScenarioError& e) {
     std::cerr << "hcsim: " << e.what() << "\n";

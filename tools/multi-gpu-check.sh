@@ -32,7 +32,7 @@ echo "== every library scenario in both worlds, at TP ${tps[*]}"
 "$run" hcsim validate scenarios/*.json --ranks-per-gpu 1 --data-group nccl --tp "${tps[@]}" || failed+=("validate")
 
 echo "== the seed bug on NCCL: a real hang, diagnosed, its communicators aborted"
-out=$("$run" hcsim gpu scenarios/himamba-sidecar-lag.json --preset pre-fix --ranks-per-gpu 1 --data-group nccl --record multi-gpu-hang.jsonl 2>&1)
+out=$("$run" hcsim gpu scenarios/himamba-sidecar-lag.json --preset pre-fix --ranks-per-gpu 1 --data-group nccl --record results/multi-gpu-hang.jsonl 2>&1)
 code=$?
 echo "$out"
 if [ "$code" -ne 4 ]; then

@@ -6,17 +6,30 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <limits>
 #include <thread>
+
+#include "sim/input_file.h"
+#include "sim/limits.h"
+#include "tools/output_file.h"
 
 namespace hcsim::cli {
 
 void add_variant_options(po::options_description& d, VariantArgs& a) {
   d.add_options()
-      ("preset", po::value(&a.preset)->default_value(std::string(kDefaultPreset)), "pre-fix | seed-fix | timeout-bounded | all-fixes (see 'hcsim fixes')")
-      ("fix", po::value(&a.fixes)->composing(), "add a named upstream fix to the preset (repeatable)")
-      ("without", po::value(&a.without)->composing(), "remove a fix from the preset, e.g. a baseline one (repeatable)")
-      ("policy", po::value(&a.policy), "override the scenario's policy: best_effort | wait_complete | timeout")
-      ("seed", po::value<std::uint64_t>(), "random seed (default: the scenario's)");
+      ("preset", po::value(&a.preset)->default_value(std::string(kDefaultPreset))->value_name("PRESET"),
+       "pre-fix | seed-fix | timeout-bounded | all-fixes (see 'hcsim fixes')")
+      ("fix", po::value(&a.fixes)->composing()->value_name("FIX"), "add a named upstream fix to the preset (repeatable)")
+      ("without", po::value(&a.without)->composing()->value_name("FIX"), "remove a fix from the preset, e.g. a baseline one (repeatable)")
+      ("policy", po::value(&a.policy)->value_name("POLICY"), "override the scenario's policy: best_effort | wait_complete | timeout")
+      ("seed", po::value<std::int64_t>()->value_name("N"), "random seed, 0 to 2^63-1 as a scenario's /seed (default: the scenario's)");
+}
+
+void take_seed(const po::variables_map& vm, VariantArgs& a) {
+  if (!vm.count("seed")) return;
+  const std::int64_t seed = vm["seed"].as<std::int64_t>();
+  if (seed < 0) throw BadInput("--seed: expected 0 to 9223372036854775807, as a scenario's /seed; got " + std::to_string(seed));
+  a.seed = static_cast<std::uint64_t>(seed);
 }
 
 std::string variant_name(const VariantArgs& a) {
@@ -104,6 +117,41 @@ std::vector<Scenario> load_library(const std::string& dir) {
 }
 
 
+void write_output(const std::string& path, std::string_view content) {
+  ensure_parent_folder(path);
+  write_file_atomically(path, content);
+}
+
+std::string default_output(const std::string& file_name) { return std::string(kResultsFolder) + "/" + file_name; }
+
+void print_json(const nlohmann::json& j) { std::cout << j.dump(2) << "\n"; }
+
+void add_output_options(po::options_description& d) {
+  d.add_options()("json", "print the answer as JSON on standard output")("quiet,q", "no progress on standard error");
+}
+
+Output output_options(const po::variables_map& vm) { return Output{vm.count("json") > 0, vm.count("quiet") > 0}; }
+
+void check_seed_range(std::uint64_t first, std::int64_t count) {
+  constexpr auto kSeedMax = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+  if (count < 1 || count > 100'000'000) throw BadInput("--seeds: expected a count in [1, 1e8]; got " + std::to_string(count));
+  if (first > kSeedMax - static_cast<std::uint64_t>(count - 1)) {
+    throw BadInput("--seeds: seeds " + std::to_string(first) + " and on pass 2^63-1, the largest a scenario's /seed accepts; start lower with --seed");
+  }
+}
+
+void refuse_trace(const std::string& path, const std::string& command, const std::string& use_instead) {
+  if (path == "-") return;
+  // A trace's header names its format near its start; a scenario has no such key.
+  std::ifstream in(path, std::ios::binary);
+  std::string head(64 * 1024, '\0');
+  in.read(head.data(), static_cast<std::streamsize>(head.size()));
+  head.resize(static_cast<std::size_t>(std::max<std::streamsize>(in.gcount(), 0)));
+  const auto first_line = head.substr(0, head.find('\n'));
+  if (first_line.find("\"format\":\"hcsim-trace\"") == std::string::npos && !path.ends_with(".jsonl")) return;
+  throw BadInput(path + ": a recorded trace, not a scenario: 'hcsim " + command + "' takes a scenario; use '" + use_instead + "'");
+}
+
 int jobs_option(const po::variables_map& vm) {
   const int jobs = vm.count("jobs") ? vm["jobs"].as<int>() : static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
   if (jobs < 1 || jobs > 1024) throw BadInput("--jobs: expected a thread count in [1, 1024]");
@@ -113,14 +161,19 @@ int jobs_option(const po::variables_map& vm) {
 // hcsim run --record: the run as a trace, with its scenario verbatim so a replay needs nothing else.
 void record_trace(const std::string& out_path, const std::string& scenario_path, const Scenario& s, const RunResult& r,
                   const std::string& variant, const std::string& world, const std::vector<Decision>& decisions) {
-  std::ifstream in(scenario_path, std::ios::binary);
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  record_trace_of_text(out_path, read_bounded_file(scenario_path, kScenarioBytesMax, "a scenario is a description, not data"), s, r, variant, world,
+                       decisions);
+}
+
+void record_trace_of_text(const std::string& out_path, const std::string& text, const Scenario& s, const RunResult& r,
+                          const std::string& variant, const std::string& world, const std::vector<Decision>& decisions) {
   TraceHeader h = trace_header_of(text, s, r, variant);
   h.world = world;
   h.decisions = decisions;
-  std::ofstream out(out_path, std::ios::binary);
-  write_trace(out, h, r.log);
-  if (!out.flush()) throw BadInput("--record: cannot write " + out_path);
+  ensure_parent_folder(out_path);
+  AtomicOutput out(out_path);
+  write_trace(out.stream(), h, r.log);
+  out.commit();
   if (r.log.truncated()) {
     std::cerr << "hcsim: recorded the first " << r.log.events().size() << " of " << r.log.count() << " events\n";
   }

@@ -4,17 +4,22 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/program_options.hpp>
+#include <nlohmann/json.hpp>
 
 #include "policy/fixes.h"
 #include "sim/scenario.h"
 #include "sim/simulation.h"
 #include "sim/trace_file.h"
+#include "tools/output_file.h"
+#include "tools/progress.h"
 
 namespace hcsim {
 extern const char* const kSeedScenarioJson;
@@ -25,11 +30,15 @@ namespace hcsim::cli {
 namespace po = boost::program_options;
 using Args = std::vector<std::string>;
 
+// Width of the option tables in --help.
+inline constexpr unsigned kHelpColumns = 120;
+
 constexpr int kExitOk = 0;
 constexpr int kExitInternal = 1;
 constexpr int kExitBadInput = 2;
 constexpr int kExitUnexpected = 3;
 constexpr int kExitWatchdog = 4;
+constexpr int kExitBoundReached = 5;  // explore: the search bound stopped it before an answer
 
 // Bad input from the user: the message names the file or flag and the reason; exit code 2.
 struct BadInput : std::runtime_error {
@@ -46,6 +55,8 @@ struct VariantArgs {
 };
 
 void add_variant_options(po::options_description& d, VariantArgs& a);
+// --seed, checked against what a scenario's /seed accepts, so a seed hcsim prints reads back.
+void take_seed(const po::variables_map& vm, VariantArgs& a);
 std::string variant_name(const VariantArgs& a);
 // A variant expression (PRESET[+FIX|~FIX]...) as the options that select it.
 VariantArgs variant_args_of(const std::string& variant);
@@ -65,9 +76,42 @@ std::vector<Scenario> load_library(const std::string& dir);
 // --jobs, or every core.
 int jobs_option(const po::variables_map& vm);
 
+// Where outputs go when the user names none: a folder git ignores, created on first use.
+inline constexpr const char* kResultsFolder = "results";
+std::string default_output(const std::string& file_name);
+
+// A whole output file: its folder created, written to a temporary name and renamed; "-" is
+// standard output. Failures throw OutputError (exit 2) naming the file.
+void write_output(const std::string& path, std::string_view content);
+
+// A --json answer, on standard output.
+void print_json(const nlohmann::json& j);
+template <typename T>
+nlohmann::json optional_json(const std::optional<T>& v) {
+  return v ? nlohmann::json(*v) : nlohmann::json();
+}
+
+// How a reporting command answers: text or --json, with progress on standard error unless --quiet.
+struct Output {
+  bool json = false;
+  bool quiet = false;
+  std::FILE* progress_stream() const { return quiet ? nullptr : stderr; }
+};
+void add_output_options(po::options_description& d);  // --json, -q/--quiet
+Output output_options(const po::variables_map& vm);
+
+// --seeds N from `first`: every seed one a scenario's /seed accepts, so each reproduce line works.
+void check_seed_range(std::uint64_t first, std::int64_t count);
+
+// A recorded trace given where a scenario belongs: bad input that names the command to use.
+void refuse_trace(const std::string& path, const std::string& command, const std::string& use_instead);
+
 // The run as a trace, with its scenario verbatim so a replay needs nothing else.
 void record_trace(const std::string& out_path, const std::string& scenario_path, const Scenario& s, const RunResult& r,
                   const std::string& variant, const std::string& world = "sim", const std::vector<Decision>& decisions = {});
+// The same, with the scenario's text at hand (a scenario read from standard input, or just written).
+void record_trace_of_text(const std::string& out_path, const std::string& scenario_text, const Scenario& s, const RunResult& r,
+                          const std::string& variant, const std::string& world = "sim", const std::vector<Decision>& decisions = {});
 
 // The commands, by family: runs (cmd_runs.cpp), traces, search, GPU and sweeps.
 int cmd_run(const Args& args);

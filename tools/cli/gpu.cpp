@@ -32,13 +32,13 @@ struct GpuArgs {
 
 void add_gpu_options(po::options_description& d, GpuArgs& a) {
   d.add_options()
-      ("device", po::value(&a.device)->default_value("cuda"), "cuda | host (host memory, no GPU: the CPU side alone)")
-      ("ranks-per-gpu", po::value(&a.ranks_per_gpu)->default_value(0), "ranks placed on each GPU; 0: every rank shares GPU 0")
-      ("data-group", po::value(&a.data_group)->default_value("auto"),
+      ("device", po::value(&a.device)->default_value("cuda")->value_name("DEVICE"), "cuda | host (host memory, no GPU: the CPU side alone)")
+      ("ranks-per-gpu", po::value(&a.ranks_per_gpu)->default_value(0)->value_name("N"), "ranks placed on each GPU; 0: every rank shares GPU 0")
+      ("data-group", po::value(&a.data_group)->default_value("auto")->value_name("GROUP"),
        "what carries the forward's collectives: nccl (one communicator per rank; needs --ranks-per-gpu 1),\n"
        "gloo, or auto (nccl where it can run). Policy collectives are on Gloo CPU groups either way")
-      ("watchdog-ms", po::value(&a.watchdog_ms)->default_value(1000), "declare a hang when a collective stays open, or nothing progresses, this long")
-      ("page-bytes", po::value(&a.page_bytes)->default_value(64 * 1024), "real bytes of a KV page and a sidecar object in memory and on disk (timing follows the scenario)");
+      ("watchdog-ms", po::value(&a.watchdog_ms)->default_value(1000)->value_name("MS"), "declare a hang when a collective stays open, or nothing progresses, this long")
+      ("page-bytes", po::value(&a.page_bytes)->default_value(64 * 1024)->value_name("BYTES"), "real bytes of a KV page and a sidecar object in memory and on disk (timing follows the scenario)");
 }
 
 GpuRunOptions gpu_options(const GpuArgs& a) {
@@ -105,15 +105,17 @@ int cmd_gpu(const Args& args) {
   VariantArgs va;
   GpuArgs ga;
   std::string path, record, dot, expect;
-  po::options_description d("gpu options");
-  d.add_options()("help,h", "show this help")("scenario", po::value(&path), "scenario JSON file");
+  po::options_description d("gpu options", kHelpColumns, kHelpColumns / 2);
+  d.add_options()("help,h", "show this help")("scenario", po::value(&path)->value_name("SCENARIO"), "scenario JSON file ('-': standard input)");
   add_variant_options(d, va);
   add_gpu_options(d, ga);
   d.add_options()
-      ("record", po::value(&record), "write the run as a trace to FILE (a hang is always recorded: default hcsim-gpu-hang.jsonl)")
-      ("dot", po::value(&dot), "write the wait-for graph to FILE")
+      ("record", po::value(&record)->value_name("FILE"),
+       "write the run as a trace to FILE (a hang is always recorded: default results/gpu-hang-NAME.jsonl, NAME the scenario's)")
+      ("dot", po::value(&dot)->value_name("FILE"), "write the wait-for graph to FILE")
+      ("all-actors", "--dot: draw every actor, idle ones too")
       ("json", "print the report as JSON")
-      ("expect", po::value(&expect), "hang | complete: exit 3 if the verdict differs");
+      ("expect", po::value(&expect)->value_name("WHAT"), "hang | complete: exit 3 if the verdict differs");
   po::positional_options_description pos;
   pos.add("scenario", 1);
   po::variables_map vm;
@@ -126,16 +128,18 @@ int cmd_gpu(const Args& args) {
              "aborts the groups, writes the trace and exits with code 4. The trace replays in the simulator.\n\n"
              "examples:\n"
              "  hcsim gpu scenarios/himamba-sidecar-lag.json --preset pre-fix     # hangs; the watchdog explains\n"
-             "  hcsim gpu scenarios/himamba-sidecar-lag.json --preset seed-fix --record run.jsonl\n"
-             "  hcsim replay hcsim-gpu-hang.jsonl                                 # the GPU hang in the simulator\n"
+             "  hcsim gpu scenarios/himamba-sidecar-lag.json --preset seed-fix --record results/run.jsonl\n"
+             "  hcsim replay results/gpu-hang-himamba-sidecar-lag.jsonl          # the GPU hang in the simulator\n"
              "  hcsim gpu scenarios/himamba-sidecar-lag.json --device host        # no GPU: CPU side only\n")) {
     return kExitOk;
   }
   if (path.empty()) throw BadInput("gpu: missing SCENARIO (see 'hcsim gpu --help')");
-  if (vm.count("seed")) va.seed = vm["seed"].as<std::uint64_t>();
+  refuse_trace(path, "gpu", "hcsim replay " + path);
+  take_seed(vm, va);
   if (!expect.empty() && expect != "hang" && expect != "complete") throw BadInput("--expect: expected hang or complete; got '" + expect + "'");
   const Scenario s = load_scenario_file(path);
-  const RunOptions opt = run_options(va);
+  RunOptions opt = run_options(va);
+  opt.wait_for.all_actors = vm.count("all-actors") > 0;
   const auto t0 = std::chrono::steady_clock::now();
   const GpuRunResult g = run_on_gpu(s, opt, gpu_options(ga));
   const RunLabel label{variant_name(va) + " (gpu)", wall_ms_since(t0)};
@@ -145,11 +149,8 @@ int cmd_gpu(const Args& args) {
     print_report(std::cout, s, g.run, label);
     print_gpu_section(std::cout, s, g);
   }
-  if (!dot.empty()) {
-    std::ofstream f(dot);
-    if (!(f << g.run.wait_for_dot)) throw BadInput("--dot: cannot write " + dot);
-  }
-  if (record.empty() && g.stats.watchdog_fired) record = "hcsim-gpu-hang.jsonl";
+  if (!dot.empty()) write_output(dot, g.run.wait_for_dot);
+  if (record.empty() && g.stats.watchdog_fired) record = default_output("gpu-hang-" + s.name + ".jsonl");
   if (!record.empty()) {
     record_trace(record, path, s, g.run, variant_name(va), "gpu");
     std::cout << "trace: " << record << "\n";
@@ -257,11 +258,12 @@ int cmd_validate(const Args& args) {
   GpuArgs ga;
   std::vector<std::string> paths;
   std::vector<int> tps;
-  po::options_description d("validate options");
-  d.add_options()("help,h", "show this help")("scenario", po::value(&paths)->composing(), "scenario JSON files");
-  d.add_options()("tp", po::value(&tps)->multitoken(),
+  po::options_description d("validate options", kHelpColumns, kHelpColumns / 2);
+  d.add_options()("help,h", "show this help")("scenario", po::value(&paths)->composing()->value_name("SCENARIO"), "scenario JSON files");
+  d.add_options()("tp", po::value(&tps)->multitoken()->value_name("N..."),
                   "run every scenario at each of these TP sizes instead of its own, e.g. --tp 2 4 8; a scenario naming a\n"
-                  "rank the size lacks is listed as skipped");
+                  "rank the size lacks is listed as skipped")
+      ("quiet,q", "no progress on standard error");
   add_gpu_options(d, ga);
   po::positional_options_description pos;
   pos.add("scenario", -1);
@@ -309,6 +311,9 @@ int cmd_validate(const Args& args) {
       }
     }
   }
+  std::int64_t planned = 0;
+  for (const Scenario& s : scenarios) planned += static_cast<std::int64_t>(s.expect.size());
+  Progress progress(vm.count("quiet") ? nullptr : stderr, planned, "runs", "runs in both worlds");
   for (const Scenario& s : scenarios) {
     for (const Expectation& e : s.expect) {
       RunOptions o;
@@ -330,10 +335,12 @@ int cmd_validate(const Args& args) {
       differ += c.status == "DIFFER" ? 1 : 0;
       unpaced += c.status == "unpaced" ? 1 : 0;
       if (attempts > 1) c.why += (c.why.empty() ? "" : "; ") + std::to_string(attempts) + " attempts: the earlier lost the model's pace";
+      progress.clear_line();
       std::printf("%-7s %-34s tp %d %-16s %-13s %-20s round %3lld us, times within %.2f ms%s%s\n", c.status.c_str(), s.name.c_str(), s.world.ranks,
                   e.variant.c_str(), std::string(policy_name(e.policy.value_or(s.policy.policy))).c_str(), c.gpu_verdict.c_str(),
                   static_cast<long long>(c.round_ns / 1'000), static_cast<double>(c.worst_ns) / 1e6, c.why.empty() ? "" : ": ", c.why.c_str());
       std::fflush(stdout);
+      progress.update(runs);
       if (abandoned) {
         std::printf("validate: actor threads of the last gpu run could not be stopped; ending here after %d run(s), %d differ\n", runs, differ);
         std::fflush(stdout);
@@ -341,6 +348,7 @@ int cmd_validate(const Args& args) {
       }
     }
   }
+  progress.finish();
   std::printf("%d run(s) in both worlds, %d differ, %d compared on the verdict alone (unpaced)", runs, differ, unpaced);
   if (skipped > 0) std::printf(", %d scenario size(s) skipped", skipped);
   std::printf("\n");

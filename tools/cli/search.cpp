@@ -45,19 +45,23 @@ std::string describe_decision(const Decision& d, const Scenario& s, const EventL
 
 int cmd_explore(const Args& args) {
   VariantArgs va;
-  std::string path, record = "hcsim-explore.jsonl", target = "any";
+  std::string path, record, target = "any";
   ExploreBounds bounds;
-  po::options_description d("explore options");
-  d.add_options()("help,h", "show this help")("scenario", po::value(&path), "scenario JSON file");
+  po::options_description d("explore options", kHelpColumns, kHelpColumns / 2);
+  d.add_options()("help,h", "show this help")("scenario", po::value(&path)->value_name("SCENARIO"), "scenario JSON file ('-': standard input)");
   add_variant_options(d, va);
   d.add_options()
-      ("deviations", po::value(&bounds.deviations_max)->default_value(bounds.deviations_max), "search every schedule with at most N choices other than the first")
-      ("depth", po::value(&bounds.depth_max)->default_value(bounds.depth_max), "decision points per schedule open to deviation; later ones take the first")
-      ("schedules", po::value(&bounds.schedules_max)->default_value(bounds.schedules_max), "stop after this many runs")
-      ("seconds", po::value(&bounds.seconds_max)->default_value(0), "stop after this much wall time (0: no limit)")
-      ("target", po::value(&target)->default_value(target), "what to look for: any (a hang or a broken invariant), hang, or a hang kind: "
-                                                           "deadlock | collective_mismatch | starvation | lost_worker")
-      ("record", po::value(&record)->default_value(record), "write the counterexample, if one is found, as a trace to FILE");
+      ("deviations", po::value(&bounds.deviations_max)->default_value(bounds.deviations_max)->value_name("N"),
+       "search every schedule with at most N choices other than the first")
+      ("depth", po::value(&bounds.depth_max)->default_value(bounds.depth_max)->value_name("N"),
+       "decision points per schedule open to deviation; later ones take the first")
+      ("schedules", po::value(&bounds.schedules_max)->default_value(bounds.schedules_max)->value_name("N"), "stop after this many runs")
+      ("seconds", po::value(&bounds.seconds_max)->default_value(0)->value_name("S"), "stop after this much wall time (0: no limit)")
+      ("target", po::value(&target)->default_value(target)->value_name("WHAT"),
+       "what to look for: any (a hang or a broken invariant), hang, or a hang kind: deadlock | collective_mismatch | starvation | lost_worker")
+      ("record", po::value(&record)->value_name("FILE"),
+       "write the counterexample, if one is found, as a trace to FILE (default: results/explore-NAME.jsonl, NAME the scenario's)");
+  add_output_options(d);
   po::positional_options_description pos;
   pos.add("scenario", 1);
   po::variables_map vm;
@@ -69,10 +73,12 @@ int cmd_explore(const Args& args) {
              "each; the search runs every schedule with at most --deviations other choices, fewest first, and stops a\n"
              "run at a state it already reached. It answers either with the first failure (a hang or a broken\n"
              "invariant) with the fewest deviations, written as a trace that 'hcsim replay' re-runs, or that none is\n"
-             "reachable within the bound, with the schedules and distinct states searched. Exit 3 when one is found.\n\n"
+             "reachable within the bound, with the schedules and distinct states searched.\n\n"
+             "exit codes: 0 certified (none within the bound), 3 found (the trace is written), 5 the --schedules or\n"
+             "--seconds bound stopped the search first (no answer: raise it).\n\n"
              "examples:\n"
-             "  hcsim explore scenarios/himamba-sidecar-tick.json --preset pre-fix --target collective_mismatch   # the seed hang\n"
-             "  hcsim explore scenarios/himamba-sidecar-tick.json --preset seed-fix --deviations 3\n")) {
+             "  ./build/hcsim explore scenarios/himamba-sidecar-tick.json --preset pre-fix --target collective_mismatch   # the seed hang\n"
+             "  ./build/hcsim explore scenarios/himamba-sidecar-tick.json --preset seed-fix --deviations 3\n")) {
     return kExitOk;
   }
   if (path.empty()) throw BadInput("explore: missing SCENARIO (see 'hcsim explore --help')");
@@ -80,10 +86,13 @@ int cmd_explore(const Args& args) {
   if (bounds.depth_max < 0) throw BadInput("--depth: expected 0 or more");
   if (bounds.schedules_max < 1) throw BadInput("--schedules: expected 1 or more");
   if (!(bounds.seconds_max >= 0)) throw BadInput("--seconds: expected 0 or more");
-  if (vm.count("seed")) va.seed = vm["seed"].as<std::uint64_t>();
+  take_seed(vm, va);
+  refuse_trace(path, "explore", "hcsim replay " + path);
   const Scenario s = load_scenario_file(path);
   const RunOptions opt = run_options(va);
   const std::string variant = variant_name(va);
+  const Output o = output_options(vm);
+  if (record.empty()) record = default_output("explore-" + s.name + ".jsonl");
   std::function<bool(const RunResult&)> fails = run_fails;
   if (target == "hang") {
     fails = [](const RunResult& run) { return run.verdict.hang(); };
@@ -96,11 +105,41 @@ int cmd_explore(const Args& args) {
     fails = [k = *kind](const RunResult& run) { return run.verdict.kind == k; };
   }
   const auto t0 = std::chrono::steady_clock::now();
-  const ExploreResult r = explore(s, opt, bounds, fails);
+  Progress progress(o.progress_stream(), bounds.schedules_max, "schedules", "schedules, to the --schedules bound");
+  const ExploreResult r = explore(s, opt, bounds, fails, [&](std::int64_t done) { progress.update(done); });
+  progress.finish();
   const double wall_s = wall_ms_since(t0) / 1000.0;
+  const std::string policy(policy_name(opt.policy.value_or(s.policy.policy)));
+  const std::string what = target == "any" ? "no hang and no broken invariant" : target == "hang" ? "no hang" : "no " + target;
+  const std::string scope = r.exhausted ? "in every schedule the scenario allows (none deviates more than " + std::to_string(r.deviations_done) +
+                                              " times)"
+                                        : r.deviations_done < 0 ? "found before the bound stopped it, which ended the default schedule's level"
+                                                                : "reachable with at most " + std::to_string(r.deviations_done) + " deviation(s)";
+  const std::string answer = r.counterexample ? "found" : r.schedules_cut ? "bound_reached" : "certified";
+  const int code = r.counterexample ? kExitUnexpected : r.schedules_cut ? kExitBoundReached : kExitOk;
+  if (r.counterexample) record_trace(record, path, s, r.counterexample->result, variant, "sim", r.counterexample->decisions);
+  if (o.json) {
+    nlohmann::json j = {{"scenario", s.name}, {"variant", variant}, {"policy", policy}, {"target", target},
+                        {"bounds", {{"deviations", bounds.deviations_max}, {"depth", bounds.depth_max}, {"schedules", bounds.schedules_max},
+                                    {"seconds", bounds.seconds_max}}},
+                        {"answer", answer}, {"schedules", r.schedules}, {"pruned", r.pruned}, {"states", r.states},
+                        {"decision_points_max", r.decision_points_max}, {"depth_cut", r.depth_cut}, {"time_cut", r.time_cut}, {"wall_s", wall_s}};
+    if (r.counterexample) {
+      const Counterexample& c = *r.counterexample;
+      nlohmann::json decisions = nlohmann::json::array();
+      for (std::size_t i = 0; i < c.decisions.size(); ++i) {
+        if (c.decisions[i].taken != 0) decisions.push_back({{"index", i}, {"what", describe_decision(c.decisions[i], s, c.result.log)}});
+      }
+      j["found"] = {{"verdict", std::string(hang_kind_name(c.result.verdict.kind))}, {"at_ms", static_cast<double>(c.result.verdict.at_ns) / 1e6},
+                    {"collective", collective_line(c.result.verdict)}, {"deviations", c.deviations}, {"decisions", decisions}, {"trace", record}};
+    } else {
+      j["scope"] = what + " " + scope;
+    }
+    print_json(j);
+    return code;
+  }
   std::printf("explore    %s under %s, policy %s: at most %d deviation(s), depth %d, %lld schedules\n", s.name.c_str(), variant.c_str(),
-              std::string(policy_name(opt.policy.value_or(s.policy.policy))).c_str(), bounds.deviations_max, bounds.depth_max,
-              static_cast<long long>(bounds.schedules_max));
+              policy.c_str(), bounds.deviations_max, bounds.depth_max, static_cast<long long>(bounds.schedules_max));
   std::printf("searched   %lld schedule(s), %lld stopped at a state already reached; %lld distinct state(s); up to %lld decision points "
               "in a schedule; %.2f s\n",
               static_cast<long long>(r.schedules), static_cast<long long>(r.pruned), static_cast<long long>(r.states),
@@ -113,33 +152,27 @@ int cmd_explore(const Args& args) {
     for (std::size_t i = 0; i < c.decisions.size(); ++i) {
       if (c.decisions[i].taken != 0) std::printf("           decision %zu: %s\n", i, describe_decision(c.decisions[i], s, c.result.log).c_str());
     }
-    record_trace(record, path, s, c.result, variant, "sim", c.decisions);
     std::printf("trace      %s (hcsim replay %s re-runs it; hcsim export --chrome shows it)\n", record.c_str(), record.c_str());
-    return kExitUnexpected;
+    return code;
   }
-  const bool whole = !r.schedules_cut;
-  const std::string what = target == "any" ? "no hang and no broken invariant" : target == "hang" ? "no hang" : "no " + target;
-  const std::string scope = r.exhausted ? "in every schedule the scenario allows (none deviates more than " + std::to_string(r.deviations_done) +
-                                              " times)"
-                                        : r.deviations_done < 0 ? "found before the bound stopped it, which ended the default schedule's level"
-                                                                : "reachable with at most " + std::to_string(r.deviations_done) + " deviation(s)";
-  std::printf("%s %s %s%s%s\n", whole ? "certified " : "incomplete", what.c_str(), scope.c_str(),
-              whole ? "" : r.time_cut ? " (the time bound stopped the search: raise --seconds)" : " (the schedule bound stopped the search: raise --schedules)",
+  std::printf("%s %s %s%s%s\n", r.schedules_cut ? "incomplete" : "certified ", what.c_str(), scope.c_str(),
+              !r.schedules_cut ? "" : r.time_cut ? " (the time bound stopped the search: raise --seconds)" : " (the schedule bound stopped the search: raise --schedules)",
               r.depth_cut ? "; decision points past --depth took the first alternative" : "");
-  return kExitOk;
+  return code;
 }
-
 int cmd_shrink(const Args& args) {
   VariantArgs va;
-  std::string path, out = "shrunk.json", record;
+  std::string path, out, record;
   ShrinkBounds bounds;
-  po::options_description d("shrink options");
-  d.add_options()("help,h", "show this help")("input", po::value(&path), "a scenario JSON file, or a trace (.jsonl) whose scenario to shrink");
+  po::options_description d("shrink options", kHelpColumns, kHelpColumns / 2);
+  d.add_options()("help,h", "show this help")
+      ("input", po::value(&path)->value_name("INPUT"), "a scenario JSON file ('-': standard input), or a trace (.jsonl) whose scenario to shrink");
   add_variant_options(d, va);
   d.add_options()
-      ("out,o", po::value(&out)->default_value(out), "write the smallest failing scenario to FILE")
-      ("record", po::value(&record), "also run it and write the run as a trace to FILE")
-      ("runs", po::value(&bounds.runs_max)->default_value(bounds.runs_max), "stop after this many runs");
+      ("out,o", po::value(&out)->value_name("FILE"), "write the smallest failing scenario to FILE (default: results/NAME-shrunk.json)")
+      ("record", po::value(&record)->value_name("FILE"), "also run it and write the run as a trace to FILE")
+      ("runs", po::value(&bounds.runs_max)->default_value(bounds.runs_max)->value_name("N"), "stop after this many runs")
+      ("json", "print the answer as JSON");
   po::positional_options_description pos;
   pos.add("input", 1);
   po::variables_map vm;
@@ -152,8 +185,8 @@ int cmd_shrink(const Args& args) {
              "expectation) and checks that it fails when read back. A trace is shrunk from its scenario, variant,\n"
              "policy and seed, run by the model (not replayed): it must fail that way.\n\n"
              "examples:\n"
-             "  hcsim shrink traces/qwen35-tp4-wait-complete-hang.jsonl -o qwen35-small.json --record qwen35-small.jsonl\n"
-             "  hcsim shrink scenarios/himamba-sidecar-lag-tp4.json --preset pre-fix\n")) {
+             "  ./build/hcsim shrink traces/qwen35-tp4-wait-complete-hang.jsonl -o results/qwen35-small.json --record results/qwen35-small.jsonl\n"
+             "  ./build/hcsim shrink scenarios/himamba-sidecar-lag-tp4.json --preset pre-fix\n")) {
     return kExitOk;
   }
   if (path.empty()) throw BadInput("shrink: missing SCENARIO or TRACE (see 'hcsim shrink --help')");
@@ -163,7 +196,7 @@ int cmd_shrink(const Args& args) {
   const bool from_trace = path.size() > 6 && path.ends_with(".jsonl");
   if (from_trace) {
     const TraceRead trace = read_checked_trace(path).trace;
-    scenario = nlohmann::json::parse(trace.header.scenario_json);
+    scenario = parse_json(trace.header.scenario_json, path + " line 1 /scenario");
     source = path + " (its scenario)";
     if (vm["preset"].defaulted() && va.fixes.empty() && va.without.empty()) {
       const VariantArgs recorded = variant_args_of(trace.header.variant);
@@ -176,7 +209,7 @@ int cmd_shrink(const Args& args) {
   } else {
     scenario = parse_json(read_bounded_file(path, kScenarioBytesMax, "a scenario is a description, not data"), path);
   }
-  if (vm.count("seed")) va.seed = vm["seed"].as<std::uint64_t>();
+  take_seed(vm, va);
   RunOptions opt = run_options(va);
   if (va.seed) scenario["seed"] = *va.seed;  // the result carries the seed it fails with
   opt.seed.reset();
@@ -184,9 +217,8 @@ int cmd_shrink(const Args& args) {
   const auto t0 = std::chrono::steady_clock::now();
   ShrinkResult r = shrink(scenario, source, opt, bounds);
   const std::string policy(policy_name(opt.policy.value_or(r.result.policy.policy)));
-  std::printf("shrink     %s under %s, policy %s: %s\n", scenario.value("name", "").c_str(), variant.c_str(), policy.c_str(),
-              describe(r.signature).c_str());
   // Successive halvings of one number read as one step: "/delays/0/fixed_us 488000 -> 412 (16 runs kept)".
+  std::vector<std::string> kept;
   for (std::size_t i = 0; i < r.steps.size();) {
     const std::string& step = r.steps[i];
     const auto arrow = step.find(" -> ");
@@ -196,39 +228,46 @@ int cmd_shrink(const Args& args) {
       const std::string field = step.substr(0, field_end + 1);
       while (j < r.steps.size() && r.steps[j].starts_with(field) && r.steps[j].find(" -> ") != std::string::npos) ++j;
     }
-    if (j - i == 1) {
-      std::printf("  kept     %s\n", step.c_str());
-    } else {
-      const std::string& last = r.steps[j - 1];
-      std::printf("  kept     %s%s (%zu steps)\n", step.substr(0, arrow).c_str(), last.substr(last.find(" -> ")).c_str(), j - i);
-    }
+    const std::string& last = r.steps[j - 1];
+    kept.push_back(j - i == 1 ? step : step.substr(0, arrow) + last.substr(last.find(" -> ")) + " (" + std::to_string(j - i) + " steps)");
     i = j;
   }
-  auto count = [](const nlohmann::json& s, const char* key) { return s.contains(key) ? s[key].size() : std::size_t{0}; };
-  std::printf("result     tp %d, %zu request(s), %zu delay rule(s), %zu L3 object(s)%s; %lld run(s), %.2f s%s\n", r.scenario["tp"].get<int>(),
-              count(r.scenario, "requests"), count(r.scenario, "delays"), count(r.scenario, "l3"),
-              r.scenario.contains("perturbations") ? ", perturbations kept" : "", static_cast<long long>(r.runs), wall_ms_since(t0) / 1000.0,
-              r.runs_cut ? " (the run bound stopped it: --runs)" : "");
+  const std::string name = scenario.value("name", "scenario");
+  if (out.empty()) out = default_output(name + "-shrunk.json");
   // The result names its failure as its one expectation, and is checked by reading it back.
-  r.scenario["name"] = scenario.value("name", "scenario") + "-shrunk";
+  r.scenario["name"] = name + "-shrunk";
   r.scenario["description"] = "Shrunk by hcsim shrink from " + path + ": " + describe(r.signature) + " under " + variant + ", " + policy;
   r.scenario["expect"] = nlohmann::json::array({{{"variant", variant}, {"policy", policy}, {"verdict", std::string(hang_kind_name(r.signature.kind))}}});
-  {
-    std::ofstream f(out, std::ios::binary);
-    if (!(f << r.scenario.dump(2) << "\n")) throw BadInput("-o: cannot write " + out);
-  }
-  const Scenario written = load_scenario_file(out);
+  const std::string text = r.scenario.dump(2) + "\n";
+  write_output(out, text);
+  const Scenario written = out == "-" ? parse_scenario(text, out) : load_scenario_file(out);
   const RunResult again = simulate(written, opt);
   if (!(signature_of(again) == r.signature)) {
     std::cerr << "hcsim: " << out << " does not fail the same way when read back\n";
     return kExitInternal;
   }
-  std::printf("wrote      %s: %s at %s (hcsim run %s%s)\n", out.c_str(), verdict_word(again.verdict).c_str(), format_ms(again.verdict.at_ns).c_str(),
-              out.c_str(), variant_flags(variant).c_str());
-  if (!record.empty()) {
-    record_trace(record, out, written, again, variant);
-    std::printf("trace      %s (hcsim replay %s)\n", record.c_str(), record.c_str());
+  if (!record.empty()) record_trace_of_text(record, text, written, again, variant);
+  auto count = [](const nlohmann::json& s, const char* key) { return s.contains(key) ? s[key].size() : std::size_t{0}; };
+  const double wall_s = wall_ms_since(t0) / 1000.0;
+  if (vm.count("json")) {
+    print_json({{"scenario", name}, {"variant", variant}, {"policy", policy}, {"failure", describe(r.signature)}, {"kept", kept},
+                {"result", {{"tp", r.scenario["tp"]}, {"requests", count(r.scenario, "requests")}, {"delay_rules", count(r.scenario, "delays")},
+                            {"l3_objects", count(r.scenario, "l3")}, {"perturbations_kept", r.scenario.contains("perturbations")}}},
+                {"runs", r.runs}, {"runs_cut", r.runs_cut}, {"wall_s", wall_s}, {"wrote", out},
+                {"verdict", std::string(hang_kind_name(again.verdict.kind))}, {"at_ms", static_cast<double>(again.verdict.at_ns) / 1e6},
+                {"trace", record.empty() ? nlohmann::json() : nlohmann::json(record)}});
+    return kExitOk;
   }
+  std::FILE* report = out == "-" || record == "-" ? stderr : stdout;
+  std::fprintf(report, "shrink     %s under %s, policy %s: %s\n", name.c_str(), variant.c_str(), policy.c_str(), describe(r.signature).c_str());
+  for (const std::string& k : kept) std::fprintf(report, "  kept     %s\n", k.c_str());
+  std::fprintf(report, "result     tp %d, %zu request(s), %zu delay rule(s), %zu L3 object(s)%s; %lld run(s), %.2f s%s\n", r.scenario["tp"].get<int>(),
+               count(r.scenario, "requests"), count(r.scenario, "delays"), count(r.scenario, "l3"),
+               r.scenario.contains("perturbations") ? ", perturbations kept" : "", static_cast<long long>(r.runs), wall_s,
+               r.runs_cut ? " (the run bound stopped it: --runs)" : "");
+  std::fprintf(report, "wrote      %s: %s at %s (hcsim run %s%s)\n", out.c_str(), verdict_word(again.verdict).c_str(),
+               format_ms(again.verdict.at_ns).c_str(), out.c_str(), variant_flags(variant).c_str());
+  if (!record.empty()) std::fprintf(report, "trace      %s (hcsim replay %s)\n", record.c_str(), record.c_str());
   return kExitOk;
 }
 

@@ -43,11 +43,11 @@ std::pair<int, int> parse_shard(const std::string& text) {
 int cmd_sweep(const Args& args) {
   std::string grid_path, out, shard = "1/1";
   int jobs = 0;
-  po::options_description d("sweep options");
-  d.add_options()("help,h", "show this help")("grid", po::value(&grid_path), "grid JSON file (docs/sweep-format.md)")
-      ("out,o", po::value(&out), "write PREFIX.jsonl, PREFIX.csv and PREFIX.summary.md (default: the grid's name, here)")
-      ("jobs,j", po::value(&jobs)->default_value(0), "threads; 0: all cores")
-      ("shard", po::value(&shard)->default_value("1/1"), "run only shard K of N: the runs whose number is K-1 modulo N")
+  po::options_description d("sweep options", kHelpColumns, kHelpColumns / 2);
+  d.add_options()("help,h", "show this help")("grid", po::value(&grid_path)->value_name("GRID"), "grid JSON file (docs/sweep-format.md)")
+      ("out,o", po::value(&out)->value_name("PREFIX"), "write PREFIX.jsonl, PREFIX.grid.json, PREFIX.csv and PREFIX.summary.md (default: results/GRID_NAME)")
+      ("jobs,j", po::value(&jobs)->default_value(0)->value_name("N"), "threads; 0: all cores")
+      ("shard", po::value(&shard)->default_value("1/1")->value_name("K/N"), "run only shard K of N: the runs whose number is K-1 modulo N")
       ("wall-time", "add each run's wall time to the rows (the files then differ from run to run)")
       ("quiet,q", "no progress");
   po::positional_options_description pos;
@@ -63,15 +63,23 @@ int cmd_sweep(const Args& args) {
              "started again with the same --out continues where its files end. At the end, a table per (policy,\n"
              "variant) with hang rates and 95% Wilson intervals, also written as PREFIX.summary.md.\n\n"
              "examples:\n"
-             "  hcsim sweep grids/seed-family.json -o results/seed-family\n"
-             "  hcsim sweep grids/seed-family.json -o shard-2 --shard 2/4     # one of four machines\n"
-             "  hcsim merge -o results/seed-family shard-1 shard-2 shard-3 shard-4\n")) {
+             "  ./build/hcsim sweep grids/seed-family.json -o results/seed-family\n"
+             "  ./build/hcsim sweep grids/seed-family.json -o results/shard-2 --shard 2/4     # one of four machines\n"
+             "  ./build/hcsim merge -o results/seed-family results/shard-1 results/shard-2 results/shard-3 results/shard-4\n")) {
     return kExitOk;
   }
   if (grid_path.empty()) throw BadInput("sweep: missing GRID (see 'hcsim sweep --help')");
   if (jobs < 0 || jobs > 1024) throw BadInput("--jobs: expected 0 to 1024");
-  const SweepGrid grid = load_sweep_grid(grid_path);
-  if (out.empty()) out = std::filesystem::path(grid_path).stem().string();
+  // A large grid takes a while to expand: say so, with the rate, rather than sit silent.
+  std::optional<Progress> expanding;
+  const SweepGrid grid = load_sweep_grid(grid_path, [&](std::int64_t done, std::int64_t points) {
+    if (!expanding) expanding.emplace(vm.count("quiet") ? nullptr : stderr, points, "points", "expanding the grid");
+    expanding->update(done);
+  });
+  if (expanding) expanding->finish();
+  if (out.empty()) out = default_output(std::filesystem::path(grid_path).stem().string());
+  if (out == "-") throw BadInput("sweep: -o takes a PREFIX for four files (.jsonl, .grid.json, .csv, .summary.md), not '-'");
+  ensure_parent_folder(out);
   SweepConfig c;
   c.grid = &grid;
   c.out_prefix = out;
@@ -79,9 +87,9 @@ int cmd_sweep(const Args& args) {
   std::tie(c.shard, c.shards) = parse_shard(shard);
   c.wall_time = vm.count("wall-time") > 0;
   c.progress = vm.count("quiet") ? nullptr : stderr;
-  std::fprintf(stderr, "sweep: %zu point(s) x %lld seed(s) = %lld runs%s, %d thread(s) -> %s.jsonl, %s.csv\n", grid.points.size(),
+  std::fprintf(stderr, "sweep: %zu point(s) x %lld seed(s) = %lld runs%s, %d thread(s) -> %s.jsonl, .grid.json, .csv\n", grid.points.size(),
                static_cast<long long>(grid.seeds), static_cast<long long>(grid.runs()), c.shards > 1 ? (", shard " + shard).c_str() : "", c.jobs,
-               out.c_str(), out.c_str());
+               out.c_str());
   const SweepStats st = run_sweep(c);
   if (st.resumed > 0) std::fprintf(stderr, "sweep: %lld run(s) were already in the files; ran the other %lld\n", static_cast<long long>(st.resumed),
                                    static_cast<long long>(st.ran));
@@ -94,9 +102,9 @@ int cmd_sweep(const Args& args) {
 int cmd_merge(const Args& args) {
   std::vector<std::string> shards;
   std::string out;
-  po::options_description d("merge options");
-  d.add_options()("help,h", "show this help")("shard", po::value(&shards)->composing(), "shard output PREFIX (its .jsonl and .csv)")
-      ("out,o", po::value(&out), "write PREFIX.jsonl, PREFIX.csv and PREFIX.summary.md");
+  po::options_description d("merge options", kHelpColumns, kHelpColumns / 2);
+  d.add_options()("help,h", "show this help")("shard", po::value(&shards)->composing()->value_name("PREFIX"), "shard output PREFIX (its .jsonl and .csv)")
+      ("out,o", po::value(&out)->value_name("PREFIX"), "write PREFIX.jsonl, PREFIX.grid.json, PREFIX.csv and PREFIX.summary.md");
   po::positional_options_description pos;
   pos.add("shard", -1);
   po::variables_map vm;
@@ -106,16 +114,14 @@ int cmd_merge(const Args& args) {
              "byte. Refuses shards of different grids, a run in two shards, and runs in none (a shard missing or\n"
              "unfinished: rerun it, it resumes).\n\n"
              "example:\n"
-             "  hcsim merge -o results/seed-family shard-1 shard-2 shard-3 shard-4\n")) {
+             "  ./build/hcsim merge -o results/seed-family results/shard-1 results/shard-2 results/shard-3 results/shard-4\n")) {
     return kExitOk;
   }
   if (out.empty()) throw BadInput("merge: missing -o PREFIX (see 'hcsim merge --help')");
   if (shards.empty()) throw BadInput("merge: no shard outputs given (see 'hcsim merge --help')");
-  try {
-    merge_sweeps(shards, out);
-  } catch (const std::runtime_error& e) {
-    throw BadInput(std::string("merge: ") + e.what());
-  }
+  if (out == "-") throw BadInput("merge: -o takes a PREFIX for four files (.jsonl, .grid.json, .csv, .summary.md), not '-'");
+  ensure_parent_folder(out);
+  merge_sweeps(shards, out);  // a bad shard or output names its file
   write_summary(read_sweep_rows(out + ".jsonl"), std::cout, out + ".summary.md");
   return kExitOk;
 }
@@ -123,12 +129,12 @@ int cmd_merge(const Args& args) {
 int cmd_plot(const Args& args) {
   std::string results, out;
   std::vector<std::string> heatmap, where;
-  po::options_description d("plot options");
-  d.add_options()("help,h", "show this help")("results", po::value(&results), "a sweep's PREFIX.jsonl")
-      ("heatmap", po::value(&heatmap)->multitoken(), "X Y: hang rate over two fields (axis names, or policy, variant, tp, page_size)")
+  po::options_description d("plot options", kHelpColumns, kHelpColumns / 2);
+  d.add_options()("help,h", "show this help")("results", po::value(&results)->value_name("RESULTS"), "a sweep's PREFIX.jsonl")
+      ("heatmap", po::value(&heatmap)->multitoken()->value_name("X Y"), "hang rate over two fields (axis names, or policy, variant, tp, page_size)")
       ("tradeoff", "time to schedule against KV read then discarded, a point per (policy, variant)")
-      ("where", po::value(&where)->composing(), "FIELD=VALUE: only rows with this value (repeatable)")
-      ("out,o", po::value(&out), "the SVG file to write");
+      ("where", po::value(&where)->composing()->value_name("FIELD=VALUE"), "only rows with this value (repeatable)")
+      ("out,o", po::value(&out)->value_name("FILE"), "the SVG file to write ('-': standard output)");
   po::positional_options_description pos;
   pos.add("results", 1);
   po::variables_map vm;
@@ -139,8 +145,8 @@ int cmd_plot(const Args& args) {
              "with --where. The trade-off plot puts each (policy, variant) at its p99 time to schedule and its KV\n"
              "bytes read then discarded per run; a hollow mark means some of its runs hang.\n\n"
              "examples:\n"
-             "  hcsim plot results/seed-family.jsonl --heatmap /delays/0/fixed_us variant --where policy=timeout -o hang.svg\n"
-             "  hcsim plot results/seed-family.jsonl --tradeoff --where /tp=2 -o tradeoff.svg\n")) {
+             "  ./build/hcsim plot results/seed-family.jsonl --heatmap /delays/0/fixed_us variant --where policy=timeout -o results/hang.svg\n"
+             "  ./build/hcsim plot results/seed-family.jsonl --tradeoff --where /tp=2 -o results/tradeoff.svg\n")) {
     return kExitOk;
   }
   if (results.empty()) throw BadInput("plot: missing RESULTS (see 'hcsim plot --help')");
@@ -153,16 +159,15 @@ int cmd_plot(const Args& args) {
     if (eq == std::string::npos || eq == 0) throw BadInput("--where: expected FIELD=VALUE; got '" + w + "'");
     filters.emplace_back(w.substr(0, eq), w.substr(eq + 1));
   }
+  const SweepRows rows = read_sweep_rows(results);  // a bad file names itself
   std::string svg;
   try {
-    const SweepRows rows = read_sweep_rows(results);
     svg = heatmap.empty() ? tradeoff_svg(rows, filters) : hang_heatmap_svg(rows, heatmap[0], heatmap[1], filters);
-  } catch (const std::runtime_error& e) {
+  } catch (const std::runtime_error& e) {  // a field no row has
     throw BadInput("plot: " + results + ": " + e.what());
   }
-  std::ofstream f(out);
-  if (!(f << svg)) throw BadInput("plot: cannot write " + out);
-  std::printf("wrote %s\n", out.c_str());
+  write_output(out, svg);
+  if (out != "-") std::printf("wrote %s\n", out.c_str());
   return kExitOk;
 }
 

@@ -13,20 +13,37 @@
 #include <thread>
 #include <vector>
 
+#include "policy/assert.h"
 #include "tools/chrome_trace.h"
 #include "tools/report.h"
 
 namespace hcsim::cli {
 
+namespace {
+
+// What to say on stderr (exit 3) when a replay under the recorded code departs from the recording:
+// replay_departure's message, then both versions of the first disagreeing event; else "".
+std::string departure_complaint(const TraceRead& trace, const std::vector<TraceEvent>& replayed, const std::string& path) {
+  const auto d = replay_departure(trace, replayed);
+  if (!d) return "";
+  std::string m = d->message(path);
+  m += "\n  recorded: " + format_event(trace.events[d->index]);
+  m += "\n  replayed: " + (d->index < replayed.size() ? format_event(replayed[d->index]) : std::string("(nothing: the run ended)"));
+  return m;
+}
+
+}  // namespace
+
 int cmd_replay(const Args& args) {
   std::string path, preset, policy;
   std::vector<std::string> fixes, without;
-  po::options_description d("replay options");
-  d.add_options()("help,h", "show this help")("trace", po::value(&path), "trace file (JSON Lines)")
-      ("preset", po::value(&preset), "replay under this preset instead of the recorded variant")
-      ("fix", po::value(&fixes)->composing(), "add a named fix (repeatable): would it have avoided the failure?")
-      ("without", po::value(&without)->composing(), "remove a fix (repeatable)")
-      ("policy", po::value(&policy), "replay under this policy instead of the recorded one");
+  po::options_description d("replay options", kHelpColumns, kHelpColumns / 2);
+  d.add_options()("help,h", "show this help")("trace", po::value(&path)->value_name("TRACE"), "trace file (JSON Lines)")
+      ("preset", po::value(&preset)->value_name("PRESET"), "replay under this preset instead of the recorded variant")
+      ("fix", po::value(&fixes)->composing()->value_name("FIX"), "add a named fix (repeatable): would it have avoided the failure?")
+      ("without", po::value(&without)->composing()->value_name("FIX"), "remove a fix (repeatable)")
+      ("policy", po::value(&policy)->value_name("POLICY"), "replay under this policy instead of the recorded one")
+      ("json", "print the report and the comparison with the recording as JSON");
   po::positional_options_description pos;
   pos.add("trace", 1);
   po::variables_map vm;
@@ -37,9 +54,20 @@ int cmd_replay(const Args& args) {
              "recording, and the first event where the replay departs from it. With --fix and friends: would\n"
              "that upstream code have avoided the recorded failure? A trace cut off mid-line replays up to its\n"
              "end, which is reported with what was in flight there.\n\n"
+             "Nothing in the file is trusted: events must be in time order, and a whole file's events must hash\n"
+             "to the header's digest (an edited or damaged file is refused).\n\n"
+             "exit status:\n"
+             "  0  under the recorded code, the replay follows the recording and reproduces its verdict and\n"
+             "     event-log hash (a GPU trace: its verdict); under other code (--preset, --fix, --without,\n"
+             "     --policy), departing from the recording is the answer, and the status is 0 whatever it is\n"
+             "  2  not a trace, a malformed one, or one edited or damaged (events out of time order, or not\n"
+             "     hashing to the header's digest); a scenario file says to use 'hcsim run'\n"
+             "  3  under the recorded code, the replay departs from the recorded events (the first disagreeing\n"
+             "     line is named; at the first events, the embedded scenario does not produce them), or a whole\n"
+             "     trace's verdict or event-log hash is not reproduced\n\n"
              "examples:\n"
-             "  hcsim run scenarios/himamba-sidecar-lag-tp4.json --record /tmp/qwen35.jsonl\n"
-             "  hcsim replay /tmp/qwen35.jsonl --fix pool-transfer-guard\n")) {
+             "  ./build/hcsim run scenarios/himamba-sidecar-lag-tp4.json --record results/qwen35.jsonl\n"
+             "  ./build/hcsim replay results/qwen35.jsonl --fix pool-transfer-guard\n")) {
     return kExitOk;
   }
   if (path.empty()) throw BadInput("replay: missing TRACE (see 'hcsim replay --help')");
@@ -57,39 +85,74 @@ int cmd_replay(const Args& args) {
   opt.replay = &recording;
   const auto t0 = std::chrono::steady_clock::now();
   const RunResult r = simulate(s, opt);
-  print_report(std::cout, s, r, RunLabel{variant_name(va), wall_ms_since(t0)});
+  const RunLabel label{variant_name(va), wall_ms_since(t0)};
+  const bool json = vm.count("json") > 0;
+  // The comparison as lines: printed, or kept for the JSON answer.
+  std::vector<std::string> lines;
+  auto say = [&](const char* format, auto... values) {
+    std::string line;
+    if constexpr (sizeof...(values) == 0) {
+      line = format;
+    } else {
+      char text[4096];
+      std::snprintf(text, sizeof text, format, values...);
+      line = text;
+    }
+    if (json) {
+      lines.push_back(line.substr(line.find_first_not_of(' ') == std::string::npos ? 0 : line.find_first_not_of(' ')));
+      if (!lines.back().empty() && lines.back().back() == '\n') lines.back().pop_back();
+    } else {
+      std::fputs(line.c_str(), stdout);
+    }
+  };
+  if (!json) print_report(std::cout, s, r, label);
 
   const auto& recorded = trace.events;
   const auto& replayed = r.log.events();
   const std::size_t same = first_departure(recorded, replayed);
-  std::printf("replay     recorded %s under %s: %s at %s; %zu event(s) in the file%s\n", trace.header.scenario_name.c_str(),
+  say("replay     recorded %s under %s: %s at %s; %zu event(s) in the file%s\n", trace.header.scenario_name.c_str(),
               trace.header.variant.c_str(), trace.header.verdict.c_str(), format_ms(trace.header.verdict_at_ns).c_str(), recorded.size(),
               trace.cut_mid_line ? ", then a line cut off" : "");
-  std::printf("           L3 calls: %lld from the recording, %lld modelled\n", static_cast<long long>(r.replayed_calls),
+  switch (trace.events_check) {
+    case EventsCheck::kHashed:
+      say("           the file's events hash to the header's digest\n");
+      break;
+    case EventsCheck::kCutOff:
+      say("           the file is cut off: its events are a prefix, which the header's digest (of all %llu) cannot check\n",
+                  static_cast<unsigned long long>(trace.header.events));
+      break;
+    case EventsCheck::kUncheckable:
+      say("           the file holds the run's first %zu of %llu events and no digest of them: not checked\n", recorded.size(),
+                  static_cast<unsigned long long>(trace.header.events));
+      break;
+    case EventsCheck::kNotChecked:
+      HCSIM_ASSERT(false);  // read_checked_trace checks
+  }
+  say("           L3 calls: %lld from the recording, %lld modelled\n", static_cast<long long>(r.replayed_calls),
               static_cast<long long>(r.modelled_calls));
   if (same == recorded.size() && !trace.cut_mid_line && r.log.count() == trace.header.events) {
-    std::printf("           the replay follows the recording event for event\n");
+    say("           the replay follows the recording event for event\n");
   } else if (same == recorded.size()) {
-    std::printf("           the replay follows the recording through its last event (line %zu)\n", trace.lines);
+    say("           the replay follows the recording through its last event (line %zu)\n", trace.lines);
   } else {
-    std::printf("           the replay departs at line %zu: recorded %s\n", same + 2, format_event(recorded[same]).c_str());
-    std::printf("           %*s replayed %s\n", static_cast<int>(std::to_string(same + 2).size()) + 25, "",
+    say("           the replay departs at line %zu: recorded %s\n", same + 2, format_event(recorded[same]).c_str());
+    say("           %*s replayed %s\n", static_cast<int>(std::to_string(same + 2).size()) + 25, "",
                 same < replayed.size() ? format_event(replayed[same]).c_str() : "(nothing)");
   }
   if (trace.cut_mid_line || trace.events_capped || recorded.size() < trace.header.events) {
     const TimeNs end_ns = recorded.empty() ? 0 : recorded.back().time_ns;
-    std::printf("           the recording ends at line %zu, t=%s%s; in flight then:\n", trace.lines, format_ms(end_ns).c_str(),
-                trace.cut_mid_line ? " (the next line is cut off)" : trace.events_capped ? " (the reader's event limit)" : " (a whole line boundary)");
+    say("           the recording ends at line %zu, t=%s%s; in flight then:\n", trace.lines, format_ms(end_ns).c_str(),
+                trace.cut_mid_line ? " (the next line is cut off)" : trace.events_capped ? " (the reader's event limit)" : " (the writer kept no more)");
     int in_flight = 0;
     for (const TraceEvent& e : recorded) {
       if (e.kind != EventKind::kStorageCall) continue;
       if (e.b >= 0 && e.time_ns + e.b <= end_ns) continue;
       ++in_flight;
-      std::printf("             rank %d %s: %s for request %d%s\n", e.rank, std::string(actor_name(e.actor)).c_str(),
+      say("             rank %d %s: %s for request %d%s\n", e.rank, std::string(actor_name(e.actor)).c_str(),
                   std::string(storage_op_name(static_cast<StorageOp>(e.a))).c_str(), e.request,
                   e.b >= 0 ? (", due at " + format_ms(e.time_ns + e.b)).c_str() : e.b == kStorageNever ? ", never returning" : ", raising");
     }
-    if (in_flight == 0) std::printf("             no L3 call\n");
+    if (in_flight == 0) say("             no L3 call\n");
   }
   const bool recorded_hang = trace.header.verdict != "none";
   // A real run's timings are not the model's: a GPU trace reproduces when the verdict does.
@@ -97,29 +160,47 @@ int cmd_replay(const Args& args) {
   const bool same_verdict = std::string(hang_kind_name(r.verdict.kind)) == trace.header.verdict;
   const bool reproduced = same_verdict && (from_gpu || r.log.digest() == trace.header.log_hash);
   if (reproduced) {
-    std::printf(from_gpu ? "           same verdict as the GPU recording\n" : "           same verdict and event-log hash as the recording\n");
+    say(from_gpu ? "           same verdict as the GPU recording\n" : "           same verdict and event-log hash as the recording\n");
   } else if (recorded_hang && !r.verdict.hang()) {
-    std::printf("           the recorded %s is avoided under %s\n", trace.header.verdict.c_str(), variant_name(va).c_str());
+    say("           the recorded %s is avoided under %s\n", trace.header.verdict.c_str(), variant_name(va).c_str());
   } else if (!recorded_hang && r.verdict.hang()) {
-    std::printf("           the recording completed; under %s the run hangs\n", variant_name(va).c_str());
+    say("           the recording completed; under %s the run hangs\n", variant_name(va).c_str());
   } else {
-    std::printf("           verdict %s (recorded: %s)\n", verdict_word(r.verdict).c_str(), trace.header.verdict.c_str());
+    say("           verdict %s (recorded: %s)\n", verdict_word(r.verdict).c_str(), trace.header.verdict.c_str());
   }
-  // Under the recorded code, a whole trace must reproduce; under other code, differing is the answer.
-  const bool whole = !trace.cut_mid_line && !trace.events_capped && recorded.size() == trace.header.events;
-  if (same_code && whole && !reproduced) {
-    std::cerr << "hcsim: the replay did not reproduce the recording (a changed model, or a trace from another build)\n";
-    return kExitUnexpected;
+  std::string complaint = same_code ? departure_complaint(trace, replayed, path) : "";
+  const bool whole = !trace.cut_off() && recorded.size() == trace.header.events;
+  if (same_code && complaint.empty() && whole && !reproduced) {
+    complaint = path + ": the replay under the recorded code did not reproduce the recording's " +
+                (same_verdict ? "event-log hash" : "verdict") + " (a changed model, or a trace from another build)";
   }
-  return kExitOk;
+  if (json) {
+    print_json({{"report", report_json(s, r, label)},
+                {"replay", {{"recorded", {{"scenario", trace.header.scenario_name}, {"variant", trace.header.variant},
+                                          {"verdict", trace.header.verdict}, {"at_ms", static_cast<double>(trace.header.verdict_at_ns) / 1e6},
+                                          {"world", trace.header.world}, {"events_in_file", recorded.size()}, {"cut_mid_line", trace.cut_mid_line}}},
+                            {"same_code", same_code},
+                            {"follows_recording", same == recorded.size()},
+                            {"departs_at_line", same == recorded.size() ? nlohmann::json() : nlohmann::json(same + 2)},
+                            {"reproduced", reproduced},
+                            {"l3_calls", {{"from_recording", r.replayed_calls}, {"modelled", r.modelled_calls}}},
+                            {"lines", lines},
+                            {"problem", complaint.empty() ? nlohmann::json() : nlohmann::json(complaint)}}}});
+  }
+  // Under the recorded code, the replay must follow the recorded events and a whole trace must
+  // reproduce; under other code, differing is the answer.
+  if (complaint.empty()) return kExitOk;
+  std::cerr << "hcsim: " << complaint << "\n";
+  return kExitUnexpected;
 }
 
 int cmd_export(const Args& args) {
   std::string path, chrome, dot;
-  po::options_description d("export options");
-  d.add_options()("help,h", "show this help")("trace", po::value(&path), "trace file (JSON Lines)")
-      ("chrome", po::value(&chrome), "write Chrome Trace Event JSON (Perfetto, speedscope, chrome://tracing) to FILE")
-      ("dot", po::value(&dot), "replay the trace and write the wait-for graph at its end (Graphviz DOT) to FILE");
+  po::options_description d("export options", kHelpColumns, kHelpColumns / 2);
+  d.add_options()("help,h", "show this help")("trace", po::value(&path)->value_name("TRACE"), "trace file (JSON Lines)")
+      ("chrome", po::value(&chrome)->value_name("FILE"), "write Chrome Trace Event JSON (Perfetto, speedscope, chrome://tracing) to FILE ('-': standard output)")
+      ("dot", po::value(&dot)->value_name("FILE"), "replay the trace and write the wait-for graph at its end (Graphviz DOT) to FILE ('-': standard output)")
+      ("all-actors", "--dot: draw every actor, idle ones too (by default they are folded into a note per rank)");
   po::positional_options_description pos;
   pos.add("trace", 1);
   po::variables_map vm;
@@ -127,27 +208,33 @@ int cmd_export(const Args& args) {
              "usage: hcsim export [--chrome OUT.json] [--dot OUT.dot] TRACE\n\n"
              "Turns a trace into a timeline: one process per rank, one track per actor, L3 calls as async\n"
              "slices, forwards as complete slices, policy decisions as instants with their fields, queue\n"
-             "depths and prefetch occupancy as counters, flows from each prefetch to its termination.\n\n"
+             "depths and prefetch occupancy as counters, flows from each prefetch to its termination.\n"
+             "The trace is checked as 'hcsim replay' checks it (exit 2 if edited or damaged); --dot replays it,\n"
+             "and exits 3 if the replay departs from the recording (the graph is then the replay's).\n\n"
              "example:\n"
-             "  hcsim export --chrome /tmp/qwen35.json --dot /tmp/qwen35.dot traces/qwen35-tp4-wait-complete-hang.jsonl\n")) {
+             "  ./build/hcsim export --chrome results/qwen35.json --dot results/qwen35.dot traces/qwen35-tp4-wait-complete-hang.jsonl\n")) {
     return kExitOk;
   }
   if (path.empty()) throw BadInput("export: missing TRACE (see 'hcsim export --help')");
   if (chrome.empty() && dot.empty()) throw BadInput("export: say what to write: --chrome FILE and/or --dot FILE");
   const auto [trace, s] = read_checked_trace(path);
+  // With a file on standard output, what was written is said on standard error.
+  std::FILE* said = chrome == "-" || dot == "-" ? stderr : stdout;
   if (!chrome.empty()) {
-    std::ofstream out(chrome, std::ios::binary);
-    out << chrome_trace(trace, s).dump() << "\n";
-    if (!out.flush()) throw BadInput("--chrome: cannot write " + chrome);
-    std::printf("wrote %s: %zu events of %s\n", chrome.c_str(), trace.events.size(), path.c_str());
+    write_output(chrome, chrome_trace(trace, s).dump() + "\n");
+    std::fprintf(said, "wrote %s: %zu events of %s\n", chrome.c_str(), trace.events.size(), path.c_str());
   }
   if (!dot.empty()) {
     const Recording recording = recording_of(trace);
-    const RunOptions opt = replay_options(trace, recording);
+    RunOptions opt = replay_options(trace, recording);
+    opt.wait_for.all_actors = vm.count("all-actors") > 0;
     const RunResult r = simulate(s, opt);
-    std::ofstream out(dot, std::ios::binary);
-    if (!(out << r.wait_for_dot)) throw BadInput("--dot: cannot write " + dot);
-    std::printf("wrote %s: the wait-for graph at %s (%s)\n", dot.c_str(), format_ms(r.verdict.at_ns).c_str(), verdict_word(r.verdict).c_str());
+    write_output(dot, r.wait_for_dot);
+    std::fprintf(said, "wrote %s: the wait-for graph at %s (%s)\n", dot.c_str(), format_ms(r.verdict.at_ns).c_str(), verdict_word(r.verdict).c_str());
+    if (const std::string complaint = departure_complaint(trace, r.log.events(), path); !complaint.empty()) {
+      std::cerr << "hcsim: " << complaint << "\n  the graph is the replay's\n";
+      return kExitUnexpected;
+    }
   }
   return kExitOk;
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the policy study's numbers and figures: docs/policy-study/ (summaries and SVG
 # figures) from the grids in grids/, with the hcsim in build/ (built if missing). Sweeps resume,
-# so an interrupted study continues. About 3 minutes on 2 cores.
+# so an interrupted study continues. About 3 minutes of CPU time, spread over the cores.
 # Usage: tools/policy-study.sh [RESULTS_DIR]      (default: results/, which git ignores)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -21,4 +21,4 @@ array=$(sbatch --parsable "$@" --job-name="hcsim-$name" --array=1-"$shards" --cp
 shard_list=$(for k in $(seq "$shards"); do printf "'%s/shard-%d' " "$out" "$k"; done)
 merge=$(sbatch --parsable "$@" --job-name="hcsim-$name-merge" --dependency="afterok:$array" \
   --output="$out/slurm-merge-%j.log" --wrap="'$hcsim' merge -o '$out/$name' $shard_list")
-echo "slurm-sweep: shards in job array $array, merge in job $merge; results: $out/$name.{jsonl,csv,summary.md}"
+echo "slurm-sweep: shards in job array $array, merge in job $merge; results: $out/$name.{jsonl,grid.json,csv,summary.md}"

@@ -149,7 +149,8 @@ RunEnding ending_from_events(const TraceRead& trace, int ranks) {
   for (const auto& [key, entries] : collectives) {
     std::set<int> members;
     for (const StuckCall& c : entries) members.insert(c.rank);
-    const bool one_size = std::all_of(entries.begin(), entries.end(), [&](const StuckCall& c) { return c.size == entries.front().size; });
+    const std::int64_t first_size = entries.front().size;  // a lambda cannot capture a structured binding (clang)
+    const bool one_size = std::all_of(entries.begin(), entries.end(), [first_size](const StuckCall& c) { return c.size == first_size; });
     if (static_cast<int>(members.size()) == ranks && one_size) continue;  // left
     out.stuck.insert(out.stuck.end(), entries.begin(), entries.end());
     if (!oldest || entries.front().at_ns < oldest->front().at_ns) oldest = &entries;

@@ -151,11 +151,11 @@ int main(int argc, char** argv) {
   }
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     std::cout << usage();
-    return args.empty() ? kExitBadInput : kExitOk;
+    return args.empty() || !standard_output_written() ? kExitBadInput : kExitOk;
   }
   if (args[0] == "--version") {
     std::cout << "hcsim " << kVersion << " (" << build_description() << ")\n";
-    return kExitOk;
+    return standard_output_written() ? kExitOk : kExitBadInput;
   }
   const std::string command = args[0];
   args.erase(args.begin());

@@ -142,19 +142,55 @@ class AtomicOutput::Buffer : public std::streambuf {
   std::vector<char> bytes_;
 };
 
+namespace {
+
+// The descriptor of this process that `path` (or the link `link_to`) names: /dev/stdout,
+// /dev/stderr, /dev/fd/N, /proc/self/fd/N; else -1.
+int descriptor_named(const std::string& path, const std::string& link_to) {
+  for (const std::string& p : {path, link_to}) {
+    if (p == "/dev/stdout") return 1;
+    if (p == "/dev/stderr") return 2;
+    for (const std::string_view prefix : {"/dev/fd/", "/proc/self/fd/"}) {
+      if (!p.starts_with(prefix) || p.size() == prefix.size() || p.size() > prefix.size() + 6) continue;
+      const std::string digits = p.substr(prefix.size());
+      if (digits.find_first_not_of("0123456789") == std::string::npos) return std::stoi(digits);
+    }
+  }
+  return -1;
+}
+
+}  // namespace
+
 AtomicOutput::AtomicOutput(const std::string& path) : path_(path) {
   if (path.empty()) throw OutputError("an output file name is empty");
   if (path == "-") return;  // std::cout
   struct stat st {};
   const bool exists = ::stat(path.c_str(), &st) == 0;
   if (exists && S_ISDIR(st.st_mode)) throw OutputError(path + ": cannot write: it is a folder; expected a file name");
+  // A symbolic link stays one: a regular file it names is replaced, anything else is written through it.
+  struct stat link {};
+  const bool is_link = ::lstat(path.c_str(), &link) == 0 && S_ISLNK(link.st_mode);
+  std::error_code ec;
+  // /dev/stdout and /proc/self/fd/N name an open file of this process: write through them, or
+  // what else goes to that descriptor would land in a replaced file's orphaned copy.
+  const std::string link_to = is_link ? fs::read_symlink(path, ec).string() : std::string();
+  const bool open_descriptor = path.starts_with("/dev/") || path.starts_with("/proc/") || link_to.starts_with("/proc/");
+  if (is_link && exists && S_ISREG(st.st_mode) && !open_descriptor) target_ = fs::canonical(path, ec).string();
+  if (ec) target_.clear();
   int fd = -1;
-  if (exists && !S_ISREG(st.st_mode)) {
+  if (const int own = descriptor_named(path, link_to); own >= 0) {
+    // This process's own descriptor: write at its offset, after what was printed to it already.
+    std::cout.flush();
+    std::fflush(nullptr);
+    fd = ::dup(own);
+    if (fd < 0) fail_write(path, errno);
+  } else if ((exists && !S_ISREG(st.st_mode)) || (is_link && target_.empty())) {
     // A device or a FIFO (/dev/null, /dev/stdout, a pipe): it cannot be replaced, only written to.
-    fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0666);  // O_CREAT: a dangling link makes its file
     if (fd < 0) fail_write(path, errno);
   } else {
-    temp_path_ = path + ".tmp." + std::to_string(::getpid());
+    if (target_.empty()) target_ = path;
+    temp_path_ = target_ + ".tmp." + std::to_string(::getpid());
     fd = ::open(temp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     if (fd < 0) fail_open(path, errno);
     if (exists) (void)::fchmod(fd, st.st_mode & 07777);  // the new file keeps the old one's permissions
@@ -189,9 +225,9 @@ void AtomicOutput::commit() {
   if (!temp_path_.empty() && ::fsync(buffer_->fd()) != 0) fail(errno);
   if (const int error = buffer_->close_fd(); error != 0) fail(error);
   if (temp_path_.empty()) return;
-  if (::rename(temp_path_.c_str(), path_.c_str()) != 0) fail(errno);
+  if (::rename(temp_path_.c_str(), target_.c_str()) != 0) fail(errno);
   // The rename itself on disk: best effort, as some file systems cannot sync a folder.
-  const fs::path parent = fs::path(path_).parent_path();
+  const fs::path parent = fs::path(target_).parent_path();
   const int dir = ::open(parent.empty() ? "." : parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir >= 0) {
     (void)::fsync(dir);

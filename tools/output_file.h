@@ -70,7 +70,8 @@ class AtomicOutput {
  private:
   class Buffer;
   std::string path_;
-  std::string temp_path_;  // empty when writing in place (standard output, a device)
+  std::string target_;     // the file renamed over: the path, or the regular file a symbolic link names
+  std::string temp_path_;  // empty when writing in place (standard output, a device, a link to one)
   std::unique_ptr<Buffer> buffer_;
   std::unique_ptr<std::ostream> stream_;
   bool committed_ = false;

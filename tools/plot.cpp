@@ -168,7 +168,6 @@ const char* const kPalette[] = {"#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e6
 enum class Shape : std::uint8_t { kCircle, kSquare, kTriangleUp, kDiamond, kTriangleDown, kStar, kHexagon, kPentagon };
 constexpr std::array<Shape, 8> kShapes = {Shape::kCircle,       Shape::kSquare, Shape::kTriangleUp, Shape::kDiamond,
                                           Shape::kTriangleDown, Shape::kStar,   Shape::kHexagon,    Shape::kPentagon};
-const char* const kShapeNames[] = {"circle", "square", "triangle-up", "diamond", "triangle-down", "star", "hexagon", "pentagon"};
 
 // A regular polygon (or star) of `corners` around (x, y), radius r, first corner at `start_deg`
 // (0: up), as SVG path data.

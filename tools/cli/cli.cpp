@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <cctype>
 #include <iterator>
 #include <limits>
 #include <thread>
@@ -105,7 +106,9 @@ std::vector<Scenario> load_library(const std::string& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) throw BadInput(dir + ": not a directory of scenarios (run from the project root, or pass --scenarios DIR)");
   std::vector<Scenario> library;
-  for (const auto& e : fs::directory_iterator(dir)) {
+  fs::directory_iterator entries(dir, ec);
+  if (ec) throw BadInput(dir + ": cannot list the folder: " + ec.message());
+  for (const auto& e : entries) {
     if (e.path().extension() == ".json") library.push_back(load_scenario_file(e.path().string()));
   }
   if (library.empty()) throw BadInput(dir + ": holds no *.json scenario");
@@ -124,7 +127,26 @@ void write_output(const std::string& path, std::string_view content) {
 
 std::string default_output(const std::string& file_name) { return std::string(kResultsFolder) + "/" + file_name; }
 
-void print_json(const nlohmann::json& j) { std::cout << j.dump(2) << "\n"; }
+std::string json_text(const nlohmann::json& j) { return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"; }
+
+void print_json(const nlohmann::json& j, std::FILE* out) {
+  const std::string text = json_text(j);
+  std::fwrite(text.data(), 1, text.size(), out);
+}
+
+std::FILE* report_stream(std::initializer_list<std::string_view> outputs, bool json) {
+  int to_stdout = 0;
+  for (const std::string_view o : outputs) to_stdout += o == "-" ? 1 : 0;
+  if (to_stdout > 1) throw BadInput("two outputs are '-': standard output takes one; give the other a file name");
+  if (to_stdout == 1 && json) throw BadInput("--json and an output '-' both want standard output; give the output a file name");
+  return to_stdout == 1 ? stderr : stdout;
+}
+
+std::string safe_file_name(const std::string& name) {
+  std::string out;
+  for (const char c : name) out += std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || (c == '.' && !out.empty()) ? c : '_';
+  return out.empty() ? "scenario" : out;
+}
 
 void add_output_options(po::options_description& d) {
   d.add_options()("json", "print the answer as JSON on standard output")("quiet,q", "no progress on standard error");
@@ -140,15 +162,24 @@ void check_seed_range(std::uint64_t first, std::int64_t count) {
   }
 }
 
+bool looks_like_trace(const std::string& path) {
+  std::string head;
+  if (path == "-") {
+    head = read_bounded_file(path, kScenarioBytesMax, "a scenario is a description, not data").substr(0, 64 * 1024);
+  } else {
+    std::ifstream in(path, std::ios::binary);
+    head.resize(64 * 1024);
+    in.read(head.data(), static_cast<std::streamsize>(head.size()));
+    head.resize(static_cast<std::size_t>(std::max<std::streamsize>(in.gcount(), 0)));
+  }
+  // The header's keys are sorted, so it opens with "aborts"; its "format" follows the arrivals.
+  const std::string first_line = head.substr(0, head.find('\n'));
+  return head.starts_with("{\"aborts\":") || first_line.find("\"format\":\"hcsim-trace\"") != std::string::npos ||
+         path.ends_with(".jsonl");
+}
+
 void refuse_trace(const std::string& path, const std::string& command, const std::string& use_instead) {
-  if (path == "-") return;
-  // A trace's header names its format near its start; a scenario has no such key.
-  std::ifstream in(path, std::ios::binary);
-  std::string head(64 * 1024, '\0');
-  in.read(head.data(), static_cast<std::streamsize>(head.size()));
-  head.resize(static_cast<std::size_t>(std::max<std::streamsize>(in.gcount(), 0)));
-  const auto first_line = head.substr(0, head.find('\n'));
-  if (first_line.find("\"format\":\"hcsim-trace\"") == std::string::npos && !path.ends_with(".jsonl")) return;
+  if (!looks_like_trace(path)) return;
   throw BadInput(path + ": a recorded trace, not a scenario: 'hcsim " + command + "' takes a scenario; use '" + use_instead + "'");
 }
 

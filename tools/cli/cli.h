@@ -84,8 +84,17 @@ std::string default_output(const std::string& file_name);
 // standard output. Failures throw OutputError (exit 2) naming the file.
 void write_output(const std::string& path, std::string_view content);
 
-// A --json answer, on standard output.
-void print_json(const nlohmann::json& j);
+// A --json answer, on standard output (or `out`); text that is not UTF-8 (a file name) is replaced.
+std::string json_text(const nlohmann::json& j);
+void print_json(const nlohmann::json& j, std::FILE* out = stdout);
+
+// Where the report goes: standard output, or standard error when one of `outputs` is '-'. Two
+// outputs on standard output, or one and a --json answer, are refused as bad input.
+std::FILE* report_stream(std::initializer_list<std::string_view> outputs, bool json);
+
+// A scenario's name as part of a default output file name: letters, digits, '.', '_' and '-' only,
+// so a name like "../x" cannot leave results/.
+std::string safe_file_name(const std::string& name);
 template <typename T>
 nlohmann::json optional_json(const std::optional<T>& v) {
   return v ? nlohmann::json(*v) : nlohmann::json();
@@ -103,6 +112,8 @@ Output output_options(const po::variables_map& vm);
 // --seeds N from `first`: every seed one a scenario's /seed accepts, so each reproduce line works.
 void check_seed_range(std::uint64_t first, std::int64_t count);
 
+// Whether `path` holds a recorded trace rather than a scenario (its header's shape, or .jsonl).
+bool looks_like_trace(const std::string& path);
 // A recorded trace given where a scenario belongs: bad input that names the command to use.
 void refuse_trace(const std::string& path, const std::string& command, const std::string& use_instead);
 

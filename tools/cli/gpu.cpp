@@ -9,6 +9,7 @@
 #include <functional>
 #include <iostream>
 #include <map>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -138,24 +139,37 @@ int cmd_gpu(const Args& args) {
   take_seed(vm, va);
   if (!expect.empty() && expect != "hang" && expect != "complete") throw BadInput("--expect: expected hang or complete; got '" + expect + "'");
   const Scenario s = load_scenario_file(path);
+  const bool json = vm.count("json") > 0;
+  std::FILE* report = report_stream({dot, record}, json);
   RunOptions opt = run_options(va);
   opt.wait_for.all_actors = vm.count("all-actors") > 0;
   const auto t0 = std::chrono::steady_clock::now();
   const GpuRunResult g = run_on_gpu(s, opt, gpu_options(ga));
   const RunLabel label{variant_name(va) + " (gpu)", wall_ms_since(t0)};
-  if (vm.count("json")) {
-    std::cout << report_json(s, g.run, label).dump(2) << "\n";
-  } else {
-    print_report(std::cout, s, g.run, label);
-    print_gpu_section(std::cout, s, g);
-  }
   if (!dot.empty()) write_output(dot, g.run.wait_for_dot);
-  if (record.empty() && g.stats.watchdog_fired) record = default_output("gpu-hang-" + s.name + ".jsonl");
-  if (!record.empty()) {
-    record_trace(record, path, s, g.run, variant_name(va), "gpu");
-    std::cout << "trace: " << record << "\n";
+  if (record.empty() && g.stats.watchdog_fired) record = default_output("gpu-hang-" + safe_file_name(s.name) + ".jsonl");
+  if (!record.empty()) record_trace(record, path, s, g.run, variant_name(va), "gpu");
+  if (json) {
+    const ThreadWorldStats& st = g.stats;
+    nlohmann::json j = report_json(s, g.run, label);
+    j["gpu"] = {{"device", g.device}, {"data_group", st.data_group}, {"mean_collective_round_us", g.mean_collective_round_ns / 1'000},
+                {"model_lag_max_us", st.model_lag_max_ns / 1'000}, {"sleeps_behind_model", st.sleeps_behind_model},
+                {"storage_calls", st.storage_calls}, {"storage_overruns", st.storage_overruns}, {"pages_read", st.pages_read},
+                {"pages_written", st.pages_written}, {"pages_corrupt", st.pages_corrupt}, {"forwards", st.forwards},
+                {"load_back_pages", st.load_back_pages}, {"leaked_slots_at_exit", g.leaked_slots_at_exit},
+                {"watchdog", st.watchdog_fired ? nlohmann::json{{"at_ms", st.watchdog_fired_ns / 1'000'000}, {"reason", st.watchdog_reason},
+                                                                {"data_group_aborted", st.data_group_aborted}}
+                                               : nlohmann::json()},
+                {"trace", record.empty() ? nlohmann::json() : nlohmann::json(record)}};
+    print_json(j);
+  } else {
+    std::ostringstream text;
+    print_report(text, s, g.run, label);
+    print_gpu_section(text, s, g);
+    if (!record.empty()) text << "trace: " << record << "\n";
+    std::fputs(text.str().c_str(), report);
   }
-  std::cout.flush();
+  std::fflush(report);
   int code = !expect.empty() && (expect == "hang") != g.run.verdict.hang() ? kExitUnexpected : kExitOk;
   if (g.stats.watchdog_fired) code = kExitWatchdog;
   if (g.stats.actors_abandoned > 0) std::_Exit(code);  // threads stuck in calls nothing interrupts
@@ -300,6 +314,7 @@ int cmd_validate(const Args& args) {
   std::vector<Scenario> scenarios;
   int skipped = 0;
   for (const std::string& path : paths) {
+    refuse_trace(path, "validate", "hcsim replay " + path);
     Scenario own = load_scenario_file(path);
     if (tps.empty()) scenarios.push_back(std::move(own));
     for (const int tp : tps) {

@@ -148,7 +148,6 @@ int sweep_library(const std::vector<Scenario>& library, VariantArgs va, const po
                 static_cast<long long>(count), variant_name(va).c_str(), upstream_label(opt.fixes).c_str(), static_cast<long long>(hanging),
                 static_cast<long long>(violating));
   }
-  if (expect == "hang") throw BadInput("--expect hang: with --all, expect complete or clean");
   return (expect == "complete" && hanging > 0) || (expect == "clean" && hanging + violating > 0) ? kExitUnexpected : kExitOk;
 }
 
@@ -262,8 +261,14 @@ int cmd_run(const Args& args) {
   if (!expect.empty() && expect != "hang" && expect != "complete" && expect != "clean") {
     throw BadInput("--expect: expected hang, complete or clean; got '" + expect + "'");
   }
+  if (vm.count("jobs") && !vm.count("seeds")) throw BadInput("--jobs: threads for --seeds; one run takes one");
   if (vm.count("all")) {
     if (!path.empty()) throw BadInput("run: give a SCENARIO or --all, not both");
+    const bool variant_given = !vm["preset"].defaulted() || vm.count("fix") || vm.count("without") || vm.count("policy") || vm.count("seed");
+    if (variant_given && !vm.count("seeds")) {
+      throw BadInput("run --all: each expectation names its variant and policy; --preset, --fix, --without, --policy and --seed apply with --seeds");
+    }
+    if (expect == "hang" && vm.count("seeds")) throw BadInput("--expect hang: with --all, expect complete or clean");
     if (!dot.empty() || !record.empty()) throw BadInput("run --all: --dot and --record write one run; give a SCENARIO");
     if (check) return check_library_determinism(load_library(library_dir), o);
     if (vm.count("seeds")) return sweep_library(load_library(library_dir), va, vm, expect, o);
@@ -284,10 +289,10 @@ int cmd_run(const Args& args) {
   const auto t0 = std::chrono::steady_clock::now();
   const RunResult r = simulate(s, opt);
   const RunLabel label{variant_name(va), wall_ms_since(t0)};
-  // A file and standard output: the report goes to standard error so neither is mixed into the other.
-  std::ostream& report = dot == "-" || record == "-" ? std::cerr : std::cout;
+  // A file on standard output sends the report to standard error, so neither is mixed into the other.
+  std::ostream& report = report_stream({dot, record}, o.json) == stderr ? std::cerr : std::cout;
   if (o.json) {
-    report << report_json(s, r, label).dump(2) << "\n";
+    report << json_text(report_json(s, r, label));
   } else {
     print_report(report, s, r, label);
   }
@@ -385,10 +390,13 @@ int cmd_scan(const Args& args) {
   if (path.empty()) throw BadInput("scan: missing SCENARIO (see 'hcsim scan --help')");
   take_seed(vm, va);
   long long from = 0, to = 0, step = 0;
-  if (std::sscanf(values.c_str(), "%lld:%lld:%lld", &from, &to, &step) != 3 || step <= 0 || to < from || from < 0 ||
-      (to - from) / step > 100'000) {
-    throw BadInput("--values-us: expected FROM:TO:STEP with 0 <= FROM <= TO, STEP > 0 and at most 100000 steps; got '" + values + "'");
+  int used = 0;
+  constexpr long long kDelayUsMax = 3'600'000'000LL;  // an hour: past any horizon a scenario can have
+  if (std::sscanf(values.c_str(), "%lld:%lld:%lld%n", &from, &to, &step, &used) != 3 || used != static_cast<int>(values.size()) || step <= 0 ||
+      to < from || from < 0 || to > kDelayUsMax || (to - from) / step > 100'000) {
+    throw BadInput("--values-us: expected FROM:TO:STEP with 0 <= FROM <= TO <= 3600000000, STEP > 0 and at most 100000 steps; got '" + values + "'");
   }
+  refuse_trace(path, "scan", "hcsim replay " + path);
   Scenario s = load_scenario_file(path);
   if (rule < 0 || static_cast<std::size_t>(rule) >= s.delays.size()) {
     throw BadInput(path + ": /delays/" + std::to_string(rule) + ": no such delay rule (the scenario has " + std::to_string(s.delays.size()) + ")");

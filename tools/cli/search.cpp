@@ -92,7 +92,8 @@ int cmd_explore(const Args& args) {
   const RunOptions opt = run_options(va);
   const std::string variant = variant_name(va);
   const Output o = output_options(vm);
-  if (record.empty()) record = default_output("explore-" + s.name + ".jsonl");
+  if (record.empty()) record = default_output("explore-" + safe_file_name(s.name) + ".jsonl");
+  std::FILE* report = report_stream({record}, o.json);
   std::function<bool(const RunResult&)> fails = run_fails;
   if (target == "hang") {
     fails = [](const RunResult& run) { return run.verdict.hang(); };
@@ -113,6 +114,7 @@ int cmd_explore(const Args& args) {
   const std::string what = target == "any" ? "no hang and no broken invariant" : target == "hang" ? "no hang" : "no " + target;
   const std::string scope = r.exhausted ? "in every schedule the scenario allows (none deviates more than " + std::to_string(r.deviations_done) +
                                               " times)"
+                                        : r.schedules == 0 ? "found: the bound stopped the search before its first schedule"
                                         : r.deviations_done < 0 ? "found before the bound stopped it, which ended the default schedule's level"
                                                                 : "reachable with at most " + std::to_string(r.deviations_done) + " deviation(s)";
   const std::string answer = r.counterexample ? "found" : r.schedules_cut ? "bound_reached" : "certified";
@@ -138,24 +140,24 @@ int cmd_explore(const Args& args) {
     print_json(j);
     return code;
   }
-  std::printf("explore    %s under %s, policy %s: at most %d deviation(s), depth %d, %lld schedules\n", s.name.c_str(), variant.c_str(),
+  std::fprintf(report, "explore    %s under %s, policy %s: at most %d deviation(s), depth %d, %lld schedules\n", s.name.c_str(), variant.c_str(),
               policy.c_str(), bounds.deviations_max, bounds.depth_max, static_cast<long long>(bounds.schedules_max));
-  std::printf("searched   %lld schedule(s), %lld stopped at a state already reached; %lld distinct state(s); up to %lld decision points "
+  std::fprintf(report, "searched   %lld schedule(s), %lld stopped at a state already reached; %lld distinct state(s); up to %lld decision points "
               "in a schedule; %.2f s\n",
               static_cast<long long>(r.schedules), static_cast<long long>(r.pruned), static_cast<long long>(r.states),
               static_cast<long long>(r.decision_points_max), wall_s);
   if (r.counterexample) {
     const Counterexample& c = *r.counterexample;
-    std::printf("found      %s at %s with %d deviation(s) from the default schedule\n", verdict_word(c.result.verdict).c_str(),
+    std::fprintf(report, "found      %s at %s with %d deviation(s) from the default schedule\n", verdict_word(c.result.verdict).c_str(),
                 format_ms(c.result.verdict.at_ns).c_str(), c.deviations);
-    if (const std::string line = collective_line(c.result.verdict); !line.empty()) std::printf("           %s\n", line.c_str());
+    if (const std::string line = collective_line(c.result.verdict); !line.empty()) std::fprintf(report, "           %s\n", line.c_str());
     for (std::size_t i = 0; i < c.decisions.size(); ++i) {
-      if (c.decisions[i].taken != 0) std::printf("           decision %zu: %s\n", i, describe_decision(c.decisions[i], s, c.result.log).c_str());
+      if (c.decisions[i].taken != 0) std::fprintf(report, "           decision %zu: %s\n", i, describe_decision(c.decisions[i], s, c.result.log).c_str());
     }
-    std::printf("trace      %s (hcsim replay %s re-runs it; hcsim export --chrome shows it)\n", record.c_str(), record.c_str());
+    std::fprintf(report, "trace      %s (hcsim replay %s re-runs it; hcsim export --chrome shows it)\n", record.c_str(), record.c_str());
     return code;
   }
-  std::printf("%s %s %s%s%s\n", r.schedules_cut ? "incomplete" : "certified ", what.c_str(), scope.c_str(),
+  std::fprintf(report, "%s %s %s%s%s\n", r.schedules_cut ? "incomplete" : "certified ", what.c_str(), scope.c_str(),
               !r.schedules_cut ? "" : r.time_cut ? " (the time bound stopped the search: raise --seconds)" : " (the schedule bound stopped the search: raise --schedules)",
               r.depth_cut ? "; decision points past --depth took the first alternative" : "");
   return code;
@@ -193,7 +195,8 @@ int cmd_shrink(const Args& args) {
   if (bounds.runs_max < 1) throw BadInput("--runs: expected 1 or more");
   nlohmann::json scenario;
   std::string source = path;
-  const bool from_trace = path.size() > 6 && path.ends_with(".jsonl");
+  const bool from_trace = looks_like_trace(path);
+  if (from_trace && path == "-") throw BadInput("shrink: a trace on standard input: give its file name (a trace is read line by line)");
   if (from_trace) {
     const TraceRead trace = read_checked_trace(path).trace;
     scenario = parse_json(trace.header.scenario_json, path + " line 1 /scenario");
@@ -209,6 +212,7 @@ int cmd_shrink(const Args& args) {
   } else {
     scenario = parse_json(read_bounded_file(path, kScenarioBytesMax, "a scenario is a description, not data"), path);
   }
+  if (!scenario.is_object()) throw BadInput(source + ": /: expected a scenario object (docs/scenario-format.md)");
   take_seed(vm, va);
   RunOptions opt = run_options(va);
   if (va.seed) scenario["seed"] = *va.seed;  // the result carries the seed it fails with
@@ -233,7 +237,8 @@ int cmd_shrink(const Args& args) {
     i = j;
   }
   const std::string name = scenario.value("name", "scenario");
-  if (out.empty()) out = default_output(name + "-shrunk.json");
+  if (out.empty()) out = default_output(safe_file_name(name) + "-shrunk.json");
+  std::FILE* report = report_stream({out, record}, vm.count("json") > 0);
   // The result names its failure as its one expectation, and is checked by reading it back.
   r.scenario["name"] = name + "-shrunk";
   r.scenario["description"] = "Shrunk by hcsim shrink from " + path + ": " + describe(r.signature) + " under " + variant + ", " + policy;
@@ -258,7 +263,6 @@ int cmd_shrink(const Args& args) {
                 {"trace", record.empty() ? nlohmann::json() : nlohmann::json(record)}});
     return kExitOk;
   }
-  std::FILE* report = out == "-" || record == "-" ? stderr : stdout;
   std::fprintf(report, "shrink     %s under %s, policy %s: %s\n", name.c_str(), variant.c_str(), policy.c_str(), describe(r.signature).c_str());
   for (const std::string& k : kept) std::fprintf(report, "  kept     %s\n", k.c_str());
   std::fprintf(report, "result     tp %d, %zu request(s), %zu delay rule(s), %zu L3 object(s)%s; %lld run(s), %.2f s%s\n", r.scenario["tp"].get<int>(),

@@ -87,13 +87,14 @@ int cmd_sweep(const Args& args) {
   std::tie(c.shard, c.shards) = parse_shard(shard);
   c.wall_time = vm.count("wall-time") > 0;
   c.progress = vm.count("quiet") ? nullptr : stderr;
-  std::fprintf(stderr, "sweep: %zu point(s) x %lld seed(s) = %lld runs%s, %d thread(s) -> %s.jsonl, .grid.json, .csv\n", grid.points.size(),
+  const bool quiet = vm.count("quiet") > 0;
+  if (!quiet) std::fprintf(stderr, "sweep: %zu point(s) x %lld seed(s) = %lld runs%s, %d thread(s) -> %s.jsonl, .grid.json, .csv\n", grid.points.size(),
                static_cast<long long>(grid.seeds), static_cast<long long>(grid.runs()), c.shards > 1 ? (", shard " + shard).c_str() : "", c.jobs,
                out.c_str());
   const SweepStats st = run_sweep(c);
-  if (st.resumed > 0) std::fprintf(stderr, "sweep: %lld run(s) were already in the files; ran the other %lld\n", static_cast<long long>(st.resumed),
+  if (!quiet && st.resumed > 0) std::fprintf(stderr, "sweep: %lld run(s) were already in the files; ran the other %lld\n", static_cast<long long>(st.resumed),
                                    static_cast<long long>(st.ran));
-  std::fprintf(stderr, "sweep: %lld run(s) in %.2f s: %.0f runs/s, %.0f runs/min\n", static_cast<long long>(st.ran), st.wall_s,
+  if (!quiet) std::fprintf(stderr, "sweep: %lld run(s) in %.2f s: %.0f runs/s, %.0f runs/min\n", static_cast<long long>(st.ran), st.wall_s,
                st.wall_s > 0 ? static_cast<double>(st.ran) / st.wall_s : 0.0, st.wall_s > 0 ? 60.0 * static_cast<double>(st.ran) / st.wall_s : 0.0);
   if (c.shards == 1) write_summary(read_sweep_rows(out + ".jsonl"), std::cout, out + ".summary.md");
   return kExitOk;

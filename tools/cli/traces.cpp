@@ -115,14 +115,14 @@ int cmd_replay(const Args& args) {
               trace.cut_mid_line ? ", then a line cut off" : "");
   switch (trace.events_check) {
     case EventsCheck::kHashed:
-      say("           the file's events hash to the header's digest\n");
+      say("           the file's events hash to the header's event-log hash\n");
       break;
     case EventsCheck::kCutOff:
-      say("           the file is cut off: its events are a prefix, which the header's digest (of all %llu) cannot check\n",
+      say("           the file is cut off: its events are a prefix, which the header's event-log hash (of all %llu) cannot check\n",
                   static_cast<unsigned long long>(trace.header.events));
       break;
     case EventsCheck::kUncheckable:
-      say("           the file holds the run's first %zu of %llu events and no digest of them: not checked\n", recorded.size(),
+      say("           the file holds the run's first %zu of %llu events and no hash of them: not checked\n", recorded.size(),
                   static_cast<unsigned long long>(trace.header.events));
       break;
     case EventsCheck::kNotChecked:

@@ -159,26 +159,54 @@ std::string upstream_label(const FixSet& fixes) {
   return "upstream HiMamba " + std::string(at->date) + " (" + std::string(at->commit) + ")";
 }
 
-std::optional<FixSet> parse_variant(std::string_view expr, std::string* error) {
-  const auto op = expr.find_first_of("+~");
-  auto preset = preset_by_name(expr.substr(0, op));
-  if (!preset) {
-    if (error) *error = "unknown preset '" + std::string(expr.substr(0, op)) + "'";
+std::optional<Variant> Variant::parse(std::string_view text, std::string* error) {
+  Variant v;
+  const auto op = text.find_first_of("+~");
+  v.preset = std::string(text.substr(0, op));
+  if (!preset_by_name(v.preset)) {
+    if (error) *error = "unknown preset '" + v.preset + "'";
     return std::nullopt;
   }
-  FixSet set = *preset;
-  for (auto at = op; at != std::string_view::npos;) {
-    const auto next = expr.find_first_of("+~", at + 1);
-    const auto name = expr.substr(at + 1, next == std::string_view::npos ? next : next - at - 1);
-    auto fix = fix_by_name(name);
-    if (!fix) {
+  for (auto at = op; at != std::string_view::npos;) {  // bounded: each round moves past one fix
+    const auto next = text.find_first_of("+~", at + 1);
+    const auto name = text.substr(at + 1, next == std::string_view::npos ? next : next - at - 1);
+    if (!fix_by_name(name)) {
       if (error) *error = "unknown fix '" + std::string(name) + "'";
       return std::nullopt;
     }
-    set = expr[at] == '+' ? set.with(*fix) : set.without(*fix);
+    v.steps.push_back({text[at] == '+', std::string(name)});
     at = next;
   }
+  return v;
+}
+
+std::string Variant::text() const {
+  std::string out = preset;
+  for (const Step& s : steps) out.append(s.add ? "+" : "~").append(s.fix);
+  return out;
+}
+
+std::string Variant::flags() const {
+  std::string out = " --preset " + preset;
+  for (const Step& s : steps) out.append(s.add ? " --fix " : " --without ").append(s.fix);
+  return out;
+}
+
+FixSet Variant::fixes() const {
+  const auto base = preset_by_name(preset);
+  HCSIM_ASSERT(base.has_value());
+  FixSet set = *base;
+  for (const Step& s : steps) {
+    const auto fix = fix_by_name(s.fix);
+    HCSIM_ASSERT(fix.has_value());
+    set = s.add ? set.with(*fix) : set.without(*fix);
+  }
   return set;
+}
+
+std::optional<FixSet> parse_variant(std::string_view expr, std::string* error) {
+  const auto v = Variant::parse(expr, error);
+  return v ? std::optional<FixSet>(v->fixes()) : std::nullopt;
 }
 
 }  // namespace hcsim

@@ -527,3 +527,31 @@ TEST_CASE("radix tree: inserting over an existing path reports matched pages", "
   // Still no sidecar state anywhere: HiMamba matches nothing.
   REQUIRE(tree.match_pages(extended) == 0);
 }
+
+TEST_CASE("fixes: a Variant parses, prints and selects its fixes in order", "[policy][fixes]") {
+  std::string error;
+  const auto v = Variant::parse("timeout-bounded+sidecar-hit-sync~completion-race-guard", &error);
+  REQUIRE(v);
+  CHECK(v->preset == "timeout-bounded");
+  REQUIRE(v->steps.size() == 2);
+  CHECK(v->steps[0] == Variant::Step{true, "sidecar-hit-sync"});
+  CHECK(v->steps[1] == Variant::Step{false, "completion-race-guard"});
+  CHECK(v->text() == "timeout-bounded+sidecar-hit-sync~completion-race-guard");
+  CHECK(v->flags() == " --preset timeout-bounded --fix sidecar-hit-sync --without completion-race-guard");
+  CHECK(Variant::parse(v->text(), nullptr) == v);  // the text reads back as the same value
+  CHECK(v->fixes() == *parse_variant(v->text(), nullptr));
+  CHECK(v->fixes().has(Fix::kSidecarHitSync));
+  CHECK_FALSE(v->fixes().has(Fix::kCompletionRaceGuard));
+
+  // Steps apply in order: removing then adding a fix leaves it in, adding then removing leaves it out.
+  CHECK(Variant::parse("pre-fix~pool-transfer-guard+pool-transfer-guard", nullptr)->fixes().has(Fix::kPoolTransferGuard));
+  CHECK_FALSE(Variant::parse("pre-fix+pool-transfer-guard~pool-transfer-guard", nullptr)->fixes().has(Fix::kPoolTransferGuard));
+
+  // A preset alone, and the names that fail.
+  CHECK(Variant::parse("seed-fix", nullptr)->text() == "seed-fix");
+  CHECK(Variant::parse("seed-fix", nullptr)->flags() == " --preset seed-fix");
+  CHECK_FALSE(Variant::parse("post-fix", &error));
+  CHECK(error == "unknown preset 'post-fix'");
+  CHECK_FALSE(Variant::parse("seed-fix+nonsense", &error));
+  CHECK(error == "unknown fix 'nonsense'");
+}

@@ -33,45 +33,30 @@ void take_seed(const po::variables_map& vm, VariantArgs& a) {
   a.seed = static_cast<std::uint64_t>(seed);
 }
 
-std::string variant_name(const VariantArgs& a) {
-  std::string v = a.preset;
-  for (const auto& f : a.fixes) v += "+" + f;
-  for (const auto& f : a.without) v += "~" + f;
+// The flags' variant: the preset, every --fix, then every --without (the options do not keep their order).
+Variant variant_of(const VariantArgs& a) {
+  Variant v;
+  v.preset = a.preset;
+  for (const auto& f : a.fixes) v.steps.push_back({true, f});
+  for (const auto& f : a.without) v.steps.push_back({false, f});
   return v;
 }
 
-// A variant expression (PRESET[+FIX|~FIX]...) as the options that select it.
-VariantArgs variant_args_of(const std::string& variant) {
-  VariantArgs va;
-  const auto first_op = variant.find_first_of("+~");
-  va.preset = variant.substr(0, first_op);
-  const std::string extra = first_op == std::string::npos ? "" : variant.substr(first_op);
-  for (std::size_t at = 0; at < extra.size();) {  // bounded: each round moves past one fix
-    const auto next = extra.find_first_of("+~", at + 1);
-    (extra[at] == '+' ? va.fixes : va.without).push_back(extra.substr(at + 1, next == std::string::npos ? next : next - at - 1));
-    at = next == std::string::npos ? extra.size() : next;
-  }
-  return va;
-}
+std::string variant_name(const VariantArgs& a) { return variant_of(a).text(); }
 
-// The command-line flags that select a variant expression, for reproduce lines.
-std::string variant_flags(const std::string& variant) {
-  auto at = variant.find_first_of("+~");
-  std::string flags = " --preset " + variant.substr(0, at);
-  while (at != std::string::npos) {
-    const auto next = variant.find_first_of("+~", at + 1);
-    flags += (variant[at] == '+' ? " --fix " : " --without ") + variant.substr(at + 1, next == std::string::npos ? next : next - at - 1);
-    at = next;
-  }
-  return flags;
+VariantArgs variant_args_of(const Variant& v) {
+  VariantArgs va;
+  va.preset = v.preset;
+  for (const auto& s : v.steps) (s.add ? va.fixes : va.without).push_back(s.fix);
+  return va;
 }
 
 RunOptions run_options(const VariantArgs& a) {
   RunOptions o;
   std::string error;
-  auto fixes = parse_variant(variant_name(a), &error);
-  if (!fixes) throw BadInput(error + " (run 'hcsim fixes' for the names)");
-  o.fixes = *fixes;
+  const auto variant = Variant::parse(variant_name(a), &error);
+  if (!variant) throw BadInput(error + " (run 'hcsim fixes' for the names)");
+  o.fixes = variant->fixes();
   if (!a.policy.empty()) {
     o.policy = policy_by_name(a.policy);
     if (!o.policy) throw BadInput("--policy: expected best_effort, wait_complete or timeout; got '" + a.policy + "'");

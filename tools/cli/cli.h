@@ -57,11 +57,10 @@ struct VariantArgs {
 void add_variant_options(po::options_description& d, VariantArgs& a);
 // --seed, checked against what a scenario's /seed accepts, so a seed hcsim prints reads back.
 void take_seed(const po::variables_map& vm, VariantArgs& a);
+Variant variant_of(const VariantArgs& a);
 std::string variant_name(const VariantArgs& a);
-// A variant expression (PRESET[+FIX|~FIX]...) as the options that select it.
-VariantArgs variant_args_of(const std::string& variant);
-// The command-line flags that select a variant expression, for reproduce lines.
-std::string variant_flags(const std::string& variant);
+// A variant as the options that select it (a recorded trace's, to replay it).
+VariantArgs variant_args_of(const Variant& v);
 RunOptions run_options(const VariantArgs& a);
 
 // Parses `args`; prints `help_text` and the options and returns false on --help.

@@ -163,7 +163,7 @@ int run_seeds(const Scenario& s, const RunOptions& opt, const std::string& varia
   const auto n = static_cast<std::int64_t>(sweep.runs.size());
   const Interval ci = wilson_interval(sweep.hangs, n);
   const std::string policy(policy_name(opt.policy.value_or(s.policy.policy)));
-  auto reproduce = [&](std::uint64_t seed) { return "hcsim run " + path + variant_flags(variant) + " --seed " + std::to_string(seed); };
+  auto reproduce = [&](std::uint64_t seed) { return "hcsim run " + path + Variant::parse(variant, nullptr)->flags() + " --seed " + std::to_string(seed); };
   if (o.json) {
     nlohmann::json j = {{"scenario", s.name}, {"variant", variant}, {"upstream", upstream_label(opt.fixes)}, {"policy", policy},
                         {"first_seed", first}, {"seeds", n}, {"hangs", sweep.hangs}, {"wilson_95", {ci.low, ci.high}}, {"hang_kinds", sweep.hang_kinds},

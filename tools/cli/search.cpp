@@ -202,7 +202,7 @@ int cmd_shrink(const Args& args) {
     scenario = parse_json(trace.header.scenario_json, path + " line 1 /scenario");
     source = path + " (its scenario)";
     if (vm["preset"].defaulted() && va.fixes.empty() && va.without.empty()) {
-      const VariantArgs recorded = variant_args_of(trace.header.variant);
+      const VariantArgs recorded = variant_args_of(*Variant::parse(trace.header.variant, nullptr));  // checked by the trace reader
       va.preset = recorded.preset;
       va.fixes = recorded.fixes;
       va.without = recorded.without;
@@ -270,7 +270,7 @@ int cmd_shrink(const Args& args) {
                r.scenario.contains("perturbations") ? ", perturbations kept" : "", static_cast<long long>(r.runs), wall_s,
                r.runs_cut ? " (the run bound stopped it: --runs)" : "");
   std::fprintf(report, "wrote      %s: %s at %s (hcsim run %s%s)\n", out.c_str(), verdict_word(again.verdict).c_str(),
-               format_ms(again.verdict.at_ns).c_str(), out.c_str(), variant_flags(variant).c_str());
+               format_ms(again.verdict.at_ns).c_str(), out.c_str(), Variant::parse(variant, nullptr)->flags().c_str());
   if (!record.empty()) std::fprintf(report, "trace      %s (hcsim replay %s)\n", record.c_str(), record.c_str());
   return kExitOk;
 }

@@ -74,7 +74,7 @@ int cmd_replay(const Args& args) {
   const auto [trace, s] = read_checked_trace(path);
   const bool same_code = preset.empty() && fixes.empty() && without.empty() && policy.empty();
   // The recorded preset, additions and removals, then ours; or our preset alone.
-  VariantArgs va = preset.empty() ? variant_args_of(trace.header.variant) : VariantArgs{};
+  VariantArgs va = preset.empty() ? variant_args_of(*Variant::parse(trace.header.variant, nullptr)) : VariantArgs{};  // checked on reading
   if (!preset.empty()) va.preset = preset;
   va.fixes.insert(va.fixes.end(), fixes.begin(), fixes.end());
   va.without.insert(va.without.end(), without.begin(), without.end());

@@ -1,11 +1,15 @@
-// Rank: one TP rank of the upstream model, V-B "pool_transfers era" (domain doc sections 1-4):
-// the scheduler pass, the HiMamba cache's prefetch lifecycle, the prefetch thread and one FIFO IO
-// thread, over a host radix tree and host slot pools. The world runs its three actors:
+// Rank: one TP rank of upstream's HiMamba path (domain doc sections 1-4): the scheduler pass, the
+// HiMamba cache's prefetch lifecycle, the prefetch thread, the IO workers on one FIFO and the
+// write-through backup thread, over a host radix tree and host slot pools. Either world runs its
+// actors, one Runtime each (spawn_ranks in sim/simulation.h does this for both worlds):
 //
-//   Rank r(cfg, workload, rank_index);
-//   world.spawn(ActorKind::kScheduler, r.scheduler_loop(sched_rt));
-//   world.spawn(ActorKind::kPrefetch, r.prefetch_thread(prefetch_rt));
-//   world.spawn(ActorKind::kIo, r.io_thread(io_rt));
+//   Rank r(policy, workload, rank_index);
+//   Runtime& sched = world.add_actor(rank_index, ActorKind::kScheduler);
+//   r.bind(sched);                                     // creates the rank's signals, once
+//   world.spawn(sched, r.scheduler_loop(sched));
+//   world.spawn(prefetch_rt, r.prefetch_thread(prefetch_rt));
+//   world.spawn(io_rt, r.io_thread(io_rt));            // one per IO worker
+//   world.spawn(backup_rt, r.backup_thread(backup_rt));
 //
 // The code follows upstream's order of checks and collectives, because hangs live in that order.
 #pragma once

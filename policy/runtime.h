@@ -1,13 +1,14 @@
 // Runtime: everything the policy model asks of the world it runs in, and nothing more.
 //
-// One Runtime object belongs to one actor (a rank's scheduler, prefetch thread or IO thread).
-// The simulator answers with virtual time and a deterministic storage model; the GPU backend with
-// steady_clock, Gloo/NCCL and files. Policy code never learns which:
+// One Runtime object belongs to one actor (a rank's scheduler, prefetch thread, an IO worker or the
+// backup thread). The simulator answers with virtual time and a deterministic storage model; the
+// GPU backend with steady_clock, Gloo/NCCL and files. Policy code never learns which:
 //
 //   co_await rt.sleep_ns(500'000);                                  // costs time in both worlds
 //   std::array<std::int64_t, 2> v{1 - can, terminated};
 //   co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMax, v);
-//   std::int64_t pages = co_await rt.storage(StorageOp::kKvGet, rid, keys);
+//   const std::int64_t pages = co_await rt.storage(StorageOp::kKvGet, rid, keys);  // pages read
+//   const TimeNs done_ns = rt.copy_done_ns(StorageOp::kHostToDevice, rid, pages);   // a copy's modelled end
 #pragma once
 
 #include <coroutine>

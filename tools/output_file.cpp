@@ -70,9 +70,14 @@ std::string utc_now() {
 
 // The holder's line from a lock file, printable, or a note that it has none yet.
 std::string holder_text(int fd, const std::string& lock_path) {
-  std::string holder(kLockTextBytesMax, '\0');
-  const ssize_t n = ::pread(fd, holder.data(), holder.size(), 0);
-  holder.resize(static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
+  // The holder writes its line just after taking the lock: give it a moment (at most ~0.1 s).
+  std::string holder;
+  for (int attempt = 0; attempt < 20 && holder.empty(); ++attempt) {
+    if (attempt > 0) ::usleep(5'000);
+    holder.assign(kLockTextBytesMax, '\0');
+    const ssize_t n = ::pread(fd, holder.data(), holder.size(), 0);
+    holder.resize(static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
+  }
   while (!holder.empty() && (holder.back() == '\n' || holder.back() == '\r')) holder.pop_back();
   for (char& c : holder) c = (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;
   return holder.empty() ? "its lock file " + lock_path + " names no holder yet" : holder;

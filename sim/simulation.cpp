@@ -31,6 +31,7 @@ RunSetup prepare_run(const Scenario& scenario, const RunOptions& options) {
   RandomStream skew(setup.seed, "perturb/device_free_pages");
   for (RankResources& r : setup.policy.ranks) {
     const auto pages = skew.uniform_ns(p.device_free_pages_lo, p.device_free_pages_hi);
+    setup.draws.device_free_pages.push_back(pages);
     r.device_free_tokens = std::max<std::int64_t>(0, r.device_free_tokens + pages * setup.policy.page_size_tokens);
   }
   setup.storage = std::make_unique<StorageModel>(scenario.storage, tp, scenario.delays, setup.seed, p.jitter);
@@ -51,12 +52,14 @@ RunSetup prepare_run(const Scenario& scenario, const RunOptions& options) {
   RandomStream arrival_jitter(setup.seed, "perturb/arrival");
   for (const RequestSpec& req : scenario.workload) {
     const TimeNs shift_ns = arrival_jitter.uniform_ns(p.arrival_lo_ns, p.arrival_hi_ns);
+    setup.draws.arrival_shift_ns.push_back(shift_ns);
     setup.arrivals.push_back({req.arrival_ns + shift_ns, req.id});
     if (req.abort_ns >= 0) setup.aborts.push_back({req.abort_ns + shift_ns, req.id});
   }
   if (options.replay) {
     setup.arrivals = options.replay->arrivals;
     setup.aborts = options.replay->aborts;
+    setup.draws.arrival_shift_ns.clear();  // the recording's arrivals stand instead
     storage.replay_from(&options.replay->storage);
   }
   return setup;
@@ -150,6 +153,11 @@ RunResult simulate(const Scenario& scenario, const RunOptions& given) {
   result.wait_for_dot = wait_for_graph_dot(result.verdict, world.collectives(), options.wait_for);
   result.log = world.take_log();
   result.log.tap(nullptr);  // the taps are this run's only
+  result.draws = std::move(setup.draws);
+  if (options.replay == nullptr) {  // a replay's L3 timings are the recording's, not draws
+    result.draws.delays = storage.rule_draws();
+    result.draws.jitter = storage.jitter_draws();
+  }
   result.replayed_calls = storage.replayed_calls();
   result.modelled_calls = storage.modelled_calls();
   judge_run(scenario, ranks, invariant_events, result);

@@ -36,6 +36,15 @@ struct RunOptions {
   WaitForGraphOptions wait_for;          // idle actors folded away unless asked for
 };
 
+// Every draw a run's seed made, so a report says what the seed chose (as a fuzzer's log names
+// every option its seed picked): the scenario's perturbations and its random delays.
+struct SeedDraws {
+  std::vector<std::int64_t> device_free_pages;  // by rank: the shift of /perturbations/device_free_pages
+  std::vector<TimeNs> arrival_shift_ns;         // by request: the shift of /perturbations/arrival_us
+  std::vector<DrawTally> delays;                // by /delays index: uniform and lognormal rules' draws
+  std::vector<DrawTally> jitter;                // by /perturbations/jitter index
+};
+
 struct RankSummary {
   std::int64_t slot_violations = 0;
 };
@@ -45,6 +54,7 @@ struct RunResult {
   EventLog log;
   PolicyConfig policy;  // as run: the scenario's with the options applied
   std::uint64_t seed = 0;
+  SeedDraws draws;       // what the seed chose
   std::uint64_t kernel_events = 0;
   std::uint64_t collectives_completed = 0;
   TimeNs end_ns = 0;
@@ -74,6 +84,7 @@ struct RunSetup {
   std::unique_ptr<StorageModel> storage;
   std::vector<Arrival> arrivals;
   std::vector<Arrival> aborts;
+  SeedDraws draws;  // the perturbations; the storage model tallies the delays' draws as the run goes
 };
 RunSetup prepare_run(const Scenario& scenario, const RunOptions& options);
 

@@ -23,7 +23,8 @@ std::string describe(const DelayRule& r) {
 }
 
 StorageModel::StorageModel(StorageConfig cfg, int ranks, std::vector<DelayRule> rules, std::uint64_t seed, std::vector<DelayRule> jitter)
-    : cfg_(cfg), stores_(static_cast<std::size_t>(ranks)), rules_(std::move(rules)), jitter_(std::move(jitter)) {
+    : cfg_(cfg), stores_(static_cast<std::size_t>(ranks)), rules_(std::move(rules)), jitter_(std::move(jitter)),
+      rule_draws_(rules_.size()), jitter_draws_(jitter_.size()) {
   HCSIM_ASSERT(ranks > 0 && cfg.read_bytes_per_ns > 0.0 && cfg.call_latency_ns >= 0 && cfg.kv_capacity_pages >= 0);
   rule_streams_.reserve(rules_.size());
   for (std::size_t i = 0; i < rules_.size(); ++i) rule_streams_.emplace_back(seed, "delay/" + std::to_string(i));
@@ -177,12 +178,17 @@ StoragePlan StorageModel::plan(int rank, WorldCall& call, TimeNs now_ns) {
       plan.result = 0;
       if (call.storage_op == StorageOp::kHitQuery) std::fill(call.present.begin(), call.present.end(), 0);
     } else {
-      plan.duration_ns += draw(r, rule_streams_[i]);
+      const TimeNs d = draw(r, rule_streams_[i]);
+      if (r.effect == DelayRule::Effect::kUniform || r.effect == DelayRule::Effect::kLognormal) rule_draws_[i].add(d);
+      plan.duration_ns += d;
     }
     break;  // the first matching rule decides
   }
   for (std::size_t i = 0; i < jitter_.size(); ++i) {
-    if (matches(jitter_[i], rank, call, now_ns)) plan.duration_ns += draw(jitter_[i], jitter_streams_[i]);
+    if (!matches(jitter_[i], rank, call, now_ns)) continue;
+    const TimeNs d = draw(jitter_[i], jitter_streams_[i]);
+    jitter_draws_[i].add(d);
+    plan.duration_ns += d;
   }
   for (const LateRule& l : late_) {
     if (plan.never_completes || plan.raises || !matches(l.match, rank, call, now_ns)) continue;

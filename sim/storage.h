@@ -77,11 +77,28 @@ struct StoragePlan {
   int rule = -1;  // index of the delay rule applied, -1 if none
 };
 
+// What the seed drew for one delay or jitter rule over a run, which the report prints.
+struct DrawTally {
+  std::int64_t draws = 0;
+  TimeNs total_ns = 0;
+  TimeNs max_ns = 0;
+  void add(TimeNs d) {
+    ++draws;
+    total_ns += d;
+    max_ns = std::max(max_ns, d);
+  }
+};
+
 class StorageModel {
  public:
   // `rules`: the first match decides a call's injected delay or fault. `jitter`: every match adds
   // its draw on top (a scenario's random perturbations); never or fail are not jitter.
   StorageModel(StorageConfig cfg, int ranks, std::vector<DelayRule> rules, std::uint64_t seed, std::vector<DelayRule> jitter = {});
+
+  // The seed's draws so far, by rule index: delay rules with a random effect (uniform, lognormal)
+  // and every jitter rule; other rules draw nothing.
+  const std::vector<DrawTally>& rule_draws() const { return rule_draws_; }
+  const std::vector<DrawTally>& jitter_draws() const { return jitter_draws_; }
 
   void add_kv_page(int rank, PageKey key);
   void add_sidecar(int rank, PageKey key);
@@ -128,6 +145,8 @@ class StorageModel {
   std::vector<RandomStream> rule_streams_;     // one stream per rule: "delay/<index>"
   std::vector<DelayRule> jitter_;
   std::vector<RandomStream> jitter_streams_;   // "jitter/<index>"
+  std::vector<DrawTally> rule_draws_;          // by rule: what its random delays drew
+  std::vector<DrawTally> jitter_draws_;        // by jitter rule
   std::vector<LateRule> late_;
   ChoiceSource* late_source_ = nullptr;
   const std::map<StorageCallKey, StorageResponse>* recorded_ = nullptr;

@@ -1,5 +1,6 @@
 #include "tools/report.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <map>
 #include <optional>
@@ -228,11 +229,67 @@ std::string origin_text(const Origin& o, const RunResult& r, const Scenario& s) 
   return out.str();
 }
 
+namespace {
+
+// The requests' arrival shifts, each where there are few, else their range.
+constexpr std::size_t kShiftsListedMax = 8;
+
+// What the seed drew, where the scenario asks for draws: one line each, none for a scenario without.
+void print_draws(std::ostream& out, const Scenario& s, const RunResult& r) {
+  std::vector<std::string> lines;
+  const Perturbations& p = s.perturbations;
+  if (p.device_free_pages_lo != p.device_free_pages_hi) {
+    std::string line = "device free pages by rank (/perturbations/device_free_pages):";
+    for (const std::int64_t d : r.draws.device_free_pages) line += (d >= 0 ? " +" : " ") + std::to_string(d);
+    lines.push_back(line);
+  }
+  const auto& shifts = r.draws.arrival_shift_ns;
+  if (p.arrival_lo_ns != p.arrival_hi_ns && !shifts.empty()) {
+    std::string line = "arrival shifts (/perturbations/arrival_us):";
+    if (shifts.size() <= kShiftsListedMax) {
+      for (std::size_t i = 0; i < shifts.size(); ++i) line += (i ? ", " : " ") + s.workload[i].name + " +" + format_ms(shifts[i]);
+    } else {
+      const auto [lo, hi] = std::minmax_element(shifts.begin(), shifts.end());
+      line += " " + std::to_string(shifts.size()) + " requests, +" + format_ms(*lo) + " to +" + format_ms(*hi);
+    }
+    lines.push_back(line);
+  }
+  auto tallies = [&](const std::vector<DrawTally>& t, const std::string& where) {
+    for (std::size_t i = 0; i < t.size(); ++i) {
+      if (t[i].draws == 0) continue;
+      lines.push_back(where + std::to_string(i) + ": " + std::to_string(t[i].draws) + " draw(s), " + format_ms(t[i].total_ns) + " in all, largest " +
+                      format_ms(t[i].max_ns));
+    }
+  };
+  tallies(r.draws.delays, "/delays/");
+  tallies(r.draws.jitter, "/perturbations/jitter/");
+  for (std::size_t i = 0; i < lines.size(); ++i) out << (i == 0 ? "draws      " : "           ") << lines[i] << "\n";
+}
+
+nlohmann::json draws_json(const RunResult& r) {
+  auto tallies = [](const std::vector<DrawTally>& t) {
+    nlohmann::json out = nlohmann::json::array();
+    for (std::size_t i = 0; i < t.size(); ++i) {
+      if (t[i].draws == 0) continue;
+      out.push_back({{"index", i}, {"draws", t[i].draws}, {"total_ms", static_cast<double>(t[i].total_ns) / 1e6},
+                     {"max_ms", static_cast<double>(t[i].max_ns) / 1e6}});
+    }
+    return out;
+  };
+  nlohmann::json shifts = nlohmann::json::array();
+  for (const TimeNs t : r.draws.arrival_shift_ns) shifts.push_back(static_cast<double>(t) / 1e6);
+  return {{"device_free_pages", r.draws.device_free_pages}, {"arrival_shift_ms", shifts}, {"delays", tallies(r.draws.delays)},
+          {"jitter", tallies(r.draws.jitter)}};
+}
+
+}  // namespace
+
 void print_report(std::ostream& out, const Scenario& s, const RunResult& r, const RunLabel& label) {
   const Verdict& v = r.verdict;
   out << "scenario   " << s.name << (s.incident.empty() ? "" : " (" + s.incident + ")") << "\n";
   out << "variant    " << label.variant << " (fixes: " << r.policy.fixes.names() << "; " << upstream_label(r.policy.fixes) << "), policy "
       << policy_name(r.policy.policy) << ", tp " << r.ranks.size() << ", seed " << r.seed << "\n";
+  print_draws(out, s, r);
   out << "verdict    " << verdict_word(v) << " at " << format_ms(v.at_ns) << "\n";
   out << "           " << v.headline << "\n";
   if (v.has_collective) {
@@ -319,6 +376,7 @@ nlohmann::json report_json(const Scenario& s, const RunResult& r, const RunLabel
   j["policy"] = policy_name(r.policy.policy);
   j["tp"] = r.ranks.size();
   j["seed"] = r.seed;
+  j["draws"] = draws_json(r);
   j["verdict"] = v.hang() ? "hang" : "complete";
   j["hang_kind"] = hang_kind_name(v.kind);
   j["at_ns"] = v.at_ns;

@@ -13,6 +13,7 @@
 #include <boost/graph/strong_components.hpp>
 
 #include "policy/assert.h"
+#include "sim/xml_escape.h"
 
 namespace hcsim {
 
@@ -65,21 +66,6 @@ std::string quoted(const std::string& s) {
     out += c;
   }
   return out + "\"";
-}
-
-// For an HTML-like label.
-std::string html_escaped(const std::string& s) {
-  std::string out;
-  for (const char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
 }
 
 // `text` broken at spaces into lines of at most `width` characters (a longer word stands alone).
@@ -328,8 +314,8 @@ std::string wait_for_graph_dot(const Verdict& verdict, const CollectiveLedger& c
   std::string legend;
   if (any_culprit) legend = "red: the culprit";
   if (any_folded) legend += std::string(legend.empty() ? "" : "; ") + (options.all_actors ? "grey: idle actors" : "grey text in a rank's box: its idle actors, folded away");
-  std::string title = "<" + html_escaped(verdict.hang() ? verdict.headline : "complete");
-  if (!legend.empty()) title += "<br/><font point-size=\"10\" color=\"#555555\">" + html_escaped(legend) + "</font>";
+  std::string title = "<" + xml_escaped(verdict.hang() ? verdict.headline : "complete");
+  if (!legend.empty()) title += "<br/><font point-size=\"10\" color=\"#555555\">" + xml_escaped(legend) + "</font>";
   title += ">";
   out << "digraph wait_for {\n";
   out << "  graph [label=" << title << ", labelloc=t, fontname=\"Helvetica\", fontsize=13, newrank=true, "
@@ -384,7 +370,7 @@ std::string wait_for_graph_dot(const Verdict& verdict, const CollectiveLedger& c
             << quoted(note) << "];\n";
       } else {
         caption = "<" + caption + "<br/><font point-size=\"9\" color=\"#555555\">";
-        for (std::size_t l = 0; l < lines.size(); ++l) caption += (l == 0 ? "" : "<br/>") + html_escaped(lines[l]);
+        for (std::size_t l = 0; l < lines.size(); ++l) caption += (l == 0 ? "" : "<br/>") + xml_escaped(lines[l]);
         caption += "</font>>";
       }
     }

@@ -17,6 +17,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "tests/cat.h"
 #include "sim/diagnosis.h"
 #include "sim/scenario.h"
 #include "sim/simulation.h"
@@ -28,14 +29,6 @@ using namespace hcsim;
 using json = nlohmann::json;
 
 namespace {
-
-// Concatenation through a stream: GCC 12 warns falsely (-Wrestrict) on some chains of operator+.
-template <typename... Parts>
-std::string cat(const Parts&... parts) {
-  std::ostringstream s;
-  (s << ... << parts);
-  return s.str();
-}
 
 // ---- sweep rows, as read_sweep_rows gives them ----
 

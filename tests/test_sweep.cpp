@@ -23,6 +23,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "tests/cat.h"
 #include "sim/scenario.h"
 #include "sim/sweep_grid.h"
 #include "tools/output_file.h"
@@ -34,14 +35,6 @@ using namespace hcsim;
 namespace fs = std::filesystem;
 
 namespace {
-
-// Concatenation through a stream: GCC 12 warns falsely (-Wrestrict) on some chains of operator+.
-template <typename... Parts>
-std::string cat(const Parts&... parts) {
-  std::ostringstream s;
-  (s << ... << parts);
-  return s.str();
-}
 
 fs::path fresh_dir(const std::string& name) {
   const fs::path dir = fs::temp_directory_path() / cat("hcsim-test-sweep-", ::getpid(), "-", name);

@@ -13,6 +13,7 @@
 #include "policy/assert.h"
 #include "sim/run_metrics.h"
 #include "sim/seed_sweep.h"
+#include "sim/xml_escape.h"
 
 namespace hcsim {
 
@@ -55,20 +56,6 @@ std::vector<const json*> kept_rows(const SweepRows& rows, const RowFilters& filt
   return out;
 }
 
-std::string escape(const std::string& s) {
-  std::string out;
-  for (const char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
-
 std::string fmt(double v, int decimals) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
@@ -86,7 +73,7 @@ std::string filters_text(const RowFilters& filters) {
 
 // <text> at (x, y), the baseline; `attrs` adds anchor, size, fill.
 std::string text(double x, double y, const std::string& content, const std::string& attrs = "") {
-  return "<text x=\"" + at(x) + "\" y=\"" + at(y) + "\"" + (attrs.empty() ? "" : " " + attrs) + ">" + escape(content) + "</text>\n";
+  return "<text x=\"" + at(x) + "\" y=\"" + at(y) + "\"" + (attrs.empty() ? "" : " " + attrs) + ">" + xml_escaped(content) + "</text>\n";
 }
 
 std::string font_size(double px) { return "font-size=\"" + fmt(px, 0) + "\""; }
@@ -438,7 +425,7 @@ std::string hang_heatmap_svg(const SweepRows& rows, const std::string& x_field, 
       const auto [hangs, runs] = it->second;
       const Rgb fill = heat_rgb(static_cast<double>(hangs) / static_cast<double>(runs));
       const char* ink = is_dark(fill) ? "white" : "#222";
-      s << rect << " fill=\"" << hex(fill) << "\" stroke=\"white\" stroke-width=\"2\"><title>" << escape(xs[xi]) << ", " << escape(ys[yi]) << ": " << hangs
+      s << rect << " fill=\"" << hex(fill) << "\" stroke=\"white\" stroke-width=\"2\"><title>" << xml_escaped(xs[xi]) << ", " << xml_escaped(ys[yi]) << ": " << hangs
         << " of " << runs << " hang</title></rect>\n";
       const auto& [rate, detail] = cell_text.at(it->first);
       s << text(x + cell_w / 2, y + 21, rate, "text-anchor=\"middle\" " + font_size(13) + " font-weight=\"bold\" fill=\"" + ink + "\"");
@@ -450,7 +437,7 @@ std::string hang_heatmap_svg(const SweepRows& rows, const std::string& x_field, 
     if (x_slanted) {
       const double ax = cx + 4, ay = grid_bottom + 14;
       s << "<text x=\"" << at(ax) << "\" y=\"" << at(ay) << "\" text-anchor=\"end\" transform=\"rotate(-45 " << at(ax) << " " << at(ay) << ")\">"
-        << escape(x_lines[xi][0]) << "</text>\n";
+        << xml_escaped(x_lines[xi][0]) << "</text>\n";
       continue;
     }
     for (std::size_t l = 0; l < x_lines[xi].size(); ++l) {
@@ -612,7 +599,7 @@ std::string tradeoff_svg(const SweepRows& rows, const RowFilters& filters) {
   body << text(plot.x0 + kPlotW / 2, plot.y1 + 40, x_title, "text-anchor=\"middle\"");
   const double y_title_x = 24, y_title_y = plot.y0 + kPlotH / 2;
   body << "<text x=\"" << at(y_title_x) << "\" y=\"" << at(y_title_y) << "\" transform=\"rotate(-90 " << at(y_title_x) << " " << at(y_title_y)
-       << ")\" text-anchor=\"middle\">" << escape(y_title) << "</text>\n";
+       << ")\" text-anchor=\"middle\">" << xml_escaped(y_title) << "</text>\n";
 
   body << groups.str();
   // Markers: colour by policy, shape by variant, hollow where some runs hang.
@@ -621,7 +608,7 @@ std::string tradeoff_svg(const SweepRows& rows, const RowFilters& filters) {
     const Shape shape = kShapes[variant_of(p) % kShapes.size()];
     const std::string attrs = std::string("fill=\"") + (p.hangs > 0 ? "white" : colour) + "\" stroke=\"" + colour + "\" stroke-width=\"2\"";
     body << marker(shape, p.px, p.py, kR, attrs,
-                   "<title>" + escape(p.policy) + " / " + escape(p.variant) + ": " + std::to_string(p.hangs) + " of " + std::to_string(p.runs) +
+                   "<title>" + xml_escaped(p.policy) + " / " + xml_escaped(p.variant) + ": " + std::to_string(p.hangs) + " of " + std::to_string(p.runs) +
                        " hang</title>");
   }
   // Each spot's point numbers, placed where they overlap no marker and no other number.

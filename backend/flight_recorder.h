@@ -16,7 +16,7 @@
 #include <optional>
 #include <vector>
 
-#include "sim/diagnosis.h"
+#include "run/diagnosis.h"
 
 namespace hcsim {
 

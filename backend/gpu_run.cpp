@@ -12,7 +12,7 @@
 #include "backend/nccl_data_group.h"
 #endif
 #include "policy/assert.h"
-#include "sim/wait_for_graph.h"
+#include "run/wait_for_graph.h"
 
 namespace hcsim {
 

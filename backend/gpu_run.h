@@ -18,7 +18,7 @@
 #include "backend/device.h"
 #include "backend/flight_recorder.h"
 #include "backend/thread_world.h"
-#include "sim/simulation.h"
+#include "run/run.h"
 
 namespace hcsim {
 

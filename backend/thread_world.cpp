@@ -5,7 +5,6 @@
 #include <algorithm>
 
 #include "policy/assert.h"
-#include "sim/collectives.h"
 
 namespace hcsim {
 
@@ -182,7 +181,7 @@ class ThreadWorld::ActorRuntime final : public Runtime {
   }
 
   bool collective(WorldCall& c) {
-    const std::int64_t size = CollectiveMatcher::size_of(c);
+    const std::int64_t size = collective_size(c);
     const std::uint64_t my_seq = w_.recorder_.enter(rank_, c.group, c.op, size, now_ns());
     emit(EventKind::kCollectiveEnter, kNoRequest, static_cast<std::int64_t>(c.group), static_cast<std::int64_t>(my_seq), size);
     {
@@ -208,9 +207,7 @@ class ThreadWorld::ActorRuntime final : public Runtime {
     if (parked) return true;
     w_.recorder_.exit(rank_, c.group, my_seq, now_ns());
     // As the simulator's matcher: the collective ends its cost after its last member entered.
-    const CollectiveCost& cost = w_.cfg_.world.collective;
-    model_ns_ = last_entry_model_ns_ + cost.latency_ns;
-    if (c.op == CollectiveOp::kForward) model_ns_ += cost.forward_base_ns + cost.forward_ns_per_token * size;
+    model_ns_ = last_entry_model_ns_ + w_.cfg_.world.collective.duration_ns(c.op, size);
     return wait_for_model_time();
   }
 
@@ -219,8 +216,7 @@ class ThreadWorld::ActorRuntime final : public Runtime {
     if (c.op == CollectiveOp::kForward) {
       if (!c.slots.empty()) w_.device_.load_back(rank_, c.slots);
       activations_.assign(static_cast<std::size_t>(size), 0.0f);
-      const CollectiveCost& cost = w_.cfg_.world.collective;
-      w_.device_.forward(rank_, size, cost.forward_base_ns + cost.forward_ns_per_token * size, activations_);
+      w_.device_.forward(rank_, size, w_.cfg_.world.collective.forward_compute_ns(size), activations_);
       std::lock_guard<std::mutex> lock(w_.world_mu_);
       ++w_.stats_.forwards;
       w_.stats_.load_back_pages += static_cast<std::int64_t>(c.slots.size());

@@ -38,12 +38,12 @@
 #include "backend/gloo_mesh.h"
 #include "policy/runtime.h"
 #include "policy/task.h"
-#include "sim/event_log.h"
-#include "sim/hang_detector.h"
-#include "sim/recording.h"
-#include "sim/request_stream.h"
-#include "sim/storage.h"
-#include "sim/world.h"
+#include "run/event_log.h"
+#include "run/hang_detector.h"
+#include "run/recording.h"
+#include "run/request_stream.h"
+#include "run/storage.h"
+#include "run/world_config.h"
 
 namespace hcsim {
 

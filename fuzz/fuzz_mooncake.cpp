@@ -2,7 +2,7 @@
 #include <sstream>
 
 #include "fuzz/fuzz_target.h"
-#include "sim/workload.h"
+#include "run/workload.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   return hcsim::fuzz::run_one(data, size, [](const std::string& text) {

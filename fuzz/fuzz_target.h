@@ -11,9 +11,9 @@
 #include <cstdint>
 #include <string>
 
-#include "sim/limits.h"
-#include "sim/scenario.h"
-#include "sim/trace_file.h"
+#include "run/limits.h"
+#include "run/scenario.h"
+#include "run/trace_file.h"
 
 namespace hcsim::fuzz {
 

@@ -29,14 +29,6 @@ const OpenCollective* CollectiveMatcher::find_open(Group g, std::uint64_t seq) c
   return it == pending.end() ? nullptr : &it->second;
 }
 
-std::int64_t CollectiveMatcher::size_of(const WorldCall& call) {
-  if (call.op == CollectiveOp::kForward) {
-    HCSIM_ASSERT(call.payload.size() == 1);
-    return call.payload[0];
-  }
-  return static_cast<std::int64_t>(call.payload.size());
-}
-
 std::uint64_t CollectiveMatcher::enter(Kernel& kernel, int rank, WorldCall& call, std::coroutine_handle<> h) {
   HCSIM_ASSERT(call.kind == WorldCall::Kind::kCollective);
   HCSIM_ASSERT(rank >= 0 && rank < ranks_);
@@ -50,7 +42,7 @@ std::uint64_t CollectiveMatcher::enter(Kernel& kernel, int rank, WorldCall& call
     p.first_arrival_ns = kernel.now_ns();
   }
   HCSIM_ASSERT(!p.handles[static_cast<std::size_t>(rank)]);
-  const CollectiveEntry entry{rank, call.op, size_of(call), kernel.now_ns()};
+  const CollectiveEntry entry{rank, call.op, collective_size(call), kernel.now_ns()};
   p.entries.push_back(entry);
   p.handles[static_cast<std::size_t>(rank)] = h;
   p.calls[static_cast<std::size_t>(rank)] = &call;
@@ -89,8 +81,7 @@ void CollectiveMatcher::complete(Kernel& kernel, Pending& p) {
     case CollectiveOp::kForward:
     case CollectiveOp::kBarrier: break;
   }
-  TimeNs cost = cost_.latency_ns;
-  if (root.op == CollectiveOp::kForward) cost += cost_.forward_base_ns + cost_.forward_ns_per_token * root.payload[0];
+  const TimeNs cost = cost_.duration_ns(root.op, collective_size(root));
   for (std::size_t r = 0; r < p.handles.size(); ++r) kernel.schedule_at(kernel.now_ns() + cost, p.handles[r], static_cast<int>(r));
   ++completed_;
 }

@@ -13,16 +13,11 @@
 #include <vector>
 
 #include "policy/runtime.h"
-#include "sim/diagnosis.h"
+#include "run/diagnosis.h"
+#include "run/world_config.h"
 #include "sim/kernel.h"
 
 namespace hcsim {
-
-struct CollectiveCost {
-  TimeNs latency_ns = 20'000;
-  TimeNs forward_base_ns = 1'000'000;
-  TimeNs forward_ns_per_token = 200;
-};
 
 class CollectiveMatcher final : public CollectiveLedger {
  public:
@@ -46,8 +41,6 @@ class CollectiveMatcher final : public CollectiveLedger {
   const std::map<std::uint64_t, Pending>& pending(Group g) const { return groups_[static_cast<std::size_t>(g)].pending; }
   std::uint64_t next_seq(Group g, int rank) const;
   std::uint64_t completed() const { return completed_; }
-
-  static std::int64_t size_of(const WorldCall& call);
 
  private:
   struct GroupState {

@@ -1,5 +1,5 @@
 // explore(): the schedules a scenario allows, searched systematically instead of by seed. A
-// schedule is a sequence of decisions (sim/choices.h): which of one rank's same-instant events runs
+// schedule is a sequence of decisions (run/choices.h): which of one rank's same-instant events runs
 // first, and which delay each L3 call matching an explore.late rule gets. The default schedule takes
 // the first alternative everywhere; a deviation is any other choice.
 //
@@ -19,7 +19,7 @@
 #include <optional>
 #include <vector>
 
-#include "sim/choices.h"
+#include "run/choices.h"
 #include "sim/simulation.h"
 
 namespace hcsim {

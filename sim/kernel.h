@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "policy/trace_event.h"
-#include "sim/choices.h"
+#include "run/choices.h"
 
 namespace hcsim {
 

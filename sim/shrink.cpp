@@ -7,7 +7,7 @@
 #include <utility>
 
 #include "policy/assert.h"
-#include "sim/scenario.h"
+#include "run/scenario.h"
 
 namespace hcsim {
 

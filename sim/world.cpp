@@ -83,7 +83,7 @@ class SimWorld::ActorRuntime final : public Runtime {
       case WorldCall::Kind::kCollective:
         wait = WaitKind::kCollective;
         emit(EventKind::kCollectiveEnter, kNoRequest, static_cast<std::int64_t>(c.group),
-             static_cast<std::int64_t>(w_.matcher_.next_seq(c.group, rank_)), CollectiveMatcher::size_of(c));
+             static_cast<std::int64_t>(w_.matcher_.next_seq(c.group, rank_)), collective_size(c));
         seq = w_.matcher_.enter(k, rank_, c, h);
         break;
       case WorldCall::Kind::kStorage:

@@ -18,24 +18,17 @@
 #include "policy/runtime.h"
 #include "policy/task.h"
 #include "sim/collectives.h"
-#include "sim/diagnosis.h"
-#include "sim/event_log.h"
-#include "sim/hang_detector.h"
+#include "run/diagnosis.h"
+#include "run/event_log.h"
+#include "run/hang_detector.h"
 #include "sim/kernel.h"
-#include "sim/limits.h"
-#include "sim/recording.h"
-#include "sim/request_stream.h"
-#include "sim/storage.h"
+#include "run/limits.h"
+#include "run/recording.h"
+#include "run/request_stream.h"
+#include "run/storage.h"
+#include "run/world_config.h"
 
 namespace hcsim {
-
-struct WorldConfig {
-  int ranks = 1;
-  CollectiveCost collective;
-  DetectorBounds bounds;
-  std::uint64_t events_max = 0;  // 0: the events limit as the run starts (hcsim --limit events=N)
-  std::size_t log_kept_max = std::size_t{1} << 20;
-};
 
 class SimWorld {
  public:

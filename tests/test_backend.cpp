@@ -28,8 +28,8 @@
 #endif
 #include "backend/thread_world.h"
 #include "policy/fixes.h"
-#include "sim/hang_detector.h"
-#include "sim/trace_file.h"
+#include "run/hang_detector.h"
+#include "run/trace_file.h"
 #include "tests/variant_options.h"
 
 using namespace hcsim;

@@ -20,12 +20,12 @@
 
 #include <nlohmann/json.hpp>
 
-#include "sim/limits.h"
-#include "sim/scenario.h"
+#include "run/limits.h"
+#include "run/scenario.h"
 #include "sim/simulation.h"
-#include "sim/sweep_grid.h"
-#include "sim/trace_file.h"
-#include "sim/workload.h"
+#include "tools/sweep_grid.h"
+#include "run/trace_file.h"
+#include "run/workload.h"
 #include "tools/sweep.h"
 
 namespace {

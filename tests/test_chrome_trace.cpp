@@ -10,9 +10,9 @@
 #include <catch2/catch.hpp>
 
 #include "policy/fixes.h"
-#include "sim/scenario.h"
+#include "run/scenario.h"
 #include "sim/simulation.h"
-#include "sim/trace_file.h"
+#include "run/trace_file.h"
 #include "tools/chrome_trace.h"
 
 using namespace hcsim;

@@ -11,8 +11,8 @@
 #include "policy/runtime.h"
 #include "policy/task.h"
 #include "sim/collectives.h"
-#include "sim/diagnosis.h"
-#include "sim/hang_detector.h"
+#include "run/diagnosis.h"
+#include "run/hang_detector.h"
 #include "sim/kernel.h"
 
 namespace {
@@ -129,7 +129,7 @@ TEST_CASE("collectives: a matched forward costs latency + base + per-token compu
   std::vector<std::int64_t> p1{2100};
   WorldCall c0 = collective(Group::kScheduler, CollectiveOp::kForward, p0);
   WorldCall c1 = collective(Group::kScheduler, CollectiveOp::kForward, p1);
-  REQUIRE(CollectiveMatcher::size_of(c0) == 2100);  // a forward's size is its token count
+  REQUIRE(collective_size(c0) == 2100);  // a forward's size is its token count
   std::vector<Resumed> log;
   Members m;
   m.start(env, 0, member(env, 0, {&c0}, log));

@@ -10,9 +10,9 @@
 
 #include "policy/fixes.h"
 #include "sim/determinism.h"
-#include "sim/scenario.h"
+#include "run/scenario.h"
 #include "sim/simulation.h"
-#include "sim/trace_file.h"
+#include "run/trace_file.h"
 #include "tests/variant_options.h"
 
 using namespace hcsim;

@@ -17,10 +17,10 @@
 #include "policy/fixes.h"
 #include "sim/explore.h"
 #include "sim/kernel.h"
-#include "sim/scenario.h"
+#include "run/scenario.h"
 #include "sim/shrink.h"
 #include "sim/simulation.h"
-#include "sim/trace_file.h"
+#include "run/trace_file.h"
 #include "tests/variant_options.h"
 
 using namespace hcsim;

@@ -7,8 +7,8 @@
 #include <catch2/catch.hpp>
 
 #include "policy/fixes.h"
-#include "sim/run_metrics.h"
-#include "sim/scenario.h"
+#include "tools/run_metrics.h"
+#include "run/scenario.h"
 #include "sim/seed_sweep.h"
 #include "sim/simulation.h"
 #include "tests/variant_options.h"

@@ -8,7 +8,7 @@
 #include <catch2/catch.hpp>
 
 #include "policy/fixes.h"
-#include "sim/scenario.h"
+#include "run/scenario.h"
 #include "sim/simulation.h"
 #include "tests/variant_options.h"
 

@@ -5,7 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include "policy/prefetch_operation.h"
-#include "sim/invariants.h"
+#include "run/invariants.h"
 
 using namespace hcsim;
 

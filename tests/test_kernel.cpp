@@ -11,7 +11,7 @@
 
 #include "policy/task.h"
 #include "sim/kernel.h"
-#include "sim/random.h"
+#include "run/random.h"
 
 namespace {
 

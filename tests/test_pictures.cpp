@@ -18,10 +18,10 @@
 #include <catch2/catch.hpp>
 
 #include "tests/cat.h"
-#include "sim/diagnosis.h"
-#include "sim/scenario.h"
+#include "run/diagnosis.h"
+#include "run/scenario.h"
 #include "sim/simulation.h"
-#include "sim/wait_for_graph.h"
+#include "run/wait_for_graph.h"
 #include "tools/plot.h"
 #include "tools/sweep.h"
 

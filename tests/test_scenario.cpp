@@ -7,8 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "sim/json_node.h"
-#include "sim/scenario.h"
+#include "run/json_node.h"
+#include "run/scenario.h"
 
 namespace {
 

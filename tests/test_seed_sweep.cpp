@@ -6,7 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include "policy/fixes.h"
-#include "sim/scenario.h"
+#include "run/scenario.h"
 #include "sim/seed_sweep.h"
 
 using namespace hcsim;

@@ -24,8 +24,8 @@
 #include <catch2/catch.hpp>
 
 #include "tests/cat.h"
-#include "sim/scenario.h"
-#include "sim/sweep_grid.h"
+#include "run/scenario.h"
+#include "tools/sweep_grid.h"
 #include "tools/output_file.h"
 #include "tools/plot.h"
 #include "tools/progress.h"

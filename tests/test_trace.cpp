@@ -13,11 +13,11 @@
 #include <nlohmann/json.hpp>
 
 #include "policy/fixes.h"
-#include "sim/json_node.h"
-#include "sim/scenario.h"
+#include "run/json_node.h"
+#include "run/scenario.h"
 #include "sim/simulation.h"
-#include "sim/trace_file.h"
-#include "sim/workload.h"
+#include "run/trace_file.h"
+#include "run/workload.h"
 
 using namespace hcsim;
 

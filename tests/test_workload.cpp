@@ -20,11 +20,11 @@
 #include <nlohmann/json.hpp>
 
 #include "policy/fixes.h"
-#include "sim/scenario.h"
+#include "run/scenario.h"
 #include "sim/simulation.h"
-#include "sim/lru_page_set.h"
-#include "sim/storage.h"
-#include "sim/workload.h"
+#include "run/lru_page_set.h"
+#include "run/storage.h"
+#include "run/workload.h"
 #include "sim/world.h"
 
 namespace {

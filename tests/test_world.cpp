@@ -5,8 +5,8 @@
 
 #include <catch2/catch.hpp>
 
-#include "sim/storage.h"
-#include "sim/wait_for_graph.h"
+#include "run/storage.h"
+#include "run/wait_for_graph.h"
 #include "sim/world.h"
 
 using namespace hcsim;

@@ -28,7 +28,7 @@
 #include "backend/thread_world.h"
 #include "policy/task.h"
 #include "sim/kernel.h"
-#include "sim/scenario.h"
+#include "run/scenario.h"
 #include "sim/simulation.h"
 #include "tools/progress.h"
 

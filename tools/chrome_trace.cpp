@@ -277,7 +277,7 @@ json chrome_trace(const TraceRead& trace, const Scenario& scenario) {
     switch (e.kind) {
       case EventKind::kStorageCall: {  // an async slice: calls of IO workers may overlap
         const std::string name(storage_op_name(static_cast<StorageOp>(e.a)));
-        // A raising call raises after the call latency (sim/storage.cpp); a call that never returns is due never.
+        // A raising call raises after the call latency (run/storage.cpp); a call that never returns is due never.
         const std::int64_t duration_ns = e.b == kStorageRaises ? scenario.storage.call_latency_ns : e.b;
         const TimeNs due = duration_ns >= 0 && duration_ns <= INT64_MAX - e.time_ns ? e.time_ns + duration_ns : -1;
         json args = {{"request", e.request}, {"result", e.c}, {"duration_ns", e.b}};
@@ -291,7 +291,7 @@ json chrome_trace(const TraceRead& trace, const Scenario& scenario) {
       }
       case EventKind::kForward: {  // complete: a rank's forwards never overlap
         if (stuck_forwards.count({e.rank, tid, e.time_ns}) != 0) break;  // drawn as the stuck collective
-        const TimeNs dur = cost.latency_ns + cost.forward_base_ns + cost.forward_ns_per_token * e.a;
+        const TimeNs dur = cost.duration_ns(CollectiveOp::kForward, e.a);
         json args = fields_of(e);
         const TimeNs done = slice_end(e.time_ns, e.time_ns + dur, args);
         events.push_back({{"ph", "X"}, {"name", "forward"}, {"pid", e.rank}, {"tid", tid}, {"ts", us(e.time_ns)}, {"dur", us(done - e.time_ns)},

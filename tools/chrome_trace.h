@@ -18,8 +18,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "sim/scenario.h"
-#include "sim/trace_file.h"
+#include "run/scenario.h"
+#include "run/trace_file.h"
 
 namespace hcsim {
 

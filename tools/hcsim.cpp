@@ -13,9 +13,9 @@
 
 #include "backend/device.h"
 #include "backend/gpu_run.h"
-#include "sim/limits.h"
-#include "sim/scenario.h"
-#include "sim/trace_file.h"
+#include "run/limits.h"
+#include "run/scenario.h"
+#include "run/trace_file.h"
 #include "tools/bench.h"
 #include "tools/cli/cli.h"
 

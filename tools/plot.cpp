@@ -11,9 +11,9 @@
 #include <stdexcept>
 
 #include "policy/assert.h"
-#include "sim/run_metrics.h"
+#include "tools/run_metrics.h"
 #include "sim/seed_sweep.h"
-#include "sim/xml_escape.h"
+#include "run/xml_escape.h"
 
 namespace hcsim {
 

@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "sim/scenario.h"
+#include "run/scenario.h"
 #include "sim/simulation.h"
 
 namespace hcsim {

@@ -23,11 +23,11 @@
 #include <thread>
 
 #include "policy/assert.h"
-#include "sim/input_file.h"
-#include "sim/json_node.h"
-#include "sim/line_reader.h"
-#include "sim/run_metrics.h"
-#include "sim/scenario.h"
+#include "run/input_file.h"
+#include "run/json_node.h"
+#include "run/line_reader.h"
+#include "tools/run_metrics.h"
+#include "run/scenario.h"
 #include "sim/seed_sweep.h"
 #include "tools/output_file.h"
 #include "tools/progress.h"
@@ -51,7 +51,7 @@ constexpr auto kFlushEvery = std::chrono::milliseconds(200);
 // A row holds its point's axis values, each at most a grid's size (4 MiB), and a few numbers.
 constexpr std::size_t kRowBytesMax = std::size_t{8} << 20;
 constexpr std::int64_t kGridHeaderBytesMax = 4 << 20;
-constexpr std::int64_t kRunsMax = std::int64_t{1} << 40;  // as sim/sweep_grid.cpp bounds a grid
+constexpr std::int64_t kRunsMax = std::int64_t{1} << 40;  // as tools/sweep_grid.cpp bounds a grid
 constexpr std::int64_t kIntMax = std::numeric_limits<std::int64_t>::max();
 constexpr std::int64_t kIntMin = std::numeric_limits<std::int64_t>::min();
 

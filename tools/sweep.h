@@ -1,4 +1,4 @@
-// Sweeps: every run of a grid (sim/sweep_grid.h), on all cores, one row per run appended to
+// Sweeps: every run of a grid (tools/sweep_grid.h), on all cores, one row per run appended to
 // PREFIX.jsonl and PREFIX.csv in run order, so a results file depends only on the grid and the
 // seeds, never on -j or on sharding. What the rows belong to (format, grid digest, seeds, axes,
 // shard) is in PREFIX.grid.json, written first; every line of PREFIX.jsonl is a row
@@ -24,7 +24,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "sim/sweep_grid.h"
+#include "tools/sweep_grid.h"
 
 namespace hcsim {
 

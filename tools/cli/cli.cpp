@@ -10,8 +10,8 @@
 #include <limits>
 #include <thread>
 
-#include "sim/input_file.h"
-#include "sim/limits.h"
+#include "run/input_file.h"
+#include "run/limits.h"
 #include "tools/output_file.h"
 
 namespace hcsim::cli {

@@ -15,9 +15,9 @@
 #include <nlohmann/json.hpp>
 
 #include "policy/fixes.h"
-#include "sim/scenario.h"
+#include "run/scenario.h"
 #include "sim/simulation.h"
-#include "sim/trace_file.h"
+#include "run/trace_file.h"
 #include "tools/output_file.h"
 #include "tools/progress.h"
 

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "backend/gpu_run.h"
-#include "sim/limits.h"
+#include "run/limits.h"
 #include "tools/report.h"
 
 namespace hcsim::cli {

@@ -14,9 +14,9 @@
 #include <vector>
 
 #include "sim/explore.h"
-#include "sim/input_file.h"
-#include "sim/json_node.h"
-#include "sim/limits.h"
+#include "run/input_file.h"
+#include "run/json_node.h"
+#include "run/limits.h"
 #include "sim/shrink.h"
 #include "tools/report.h"
 

@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "sim/sweep_grid.h"
+#include "tools/sweep_grid.h"
 #include "tools/plot.h"
 #include "tools/sweep.h"
 

@@ -1,4 +1,4 @@
-#include "sim/limits.h"
+#include "run/limits.h"
 
 #include <array>
 #include <charconv>

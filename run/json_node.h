@@ -24,8 +24,8 @@
 
 #include "policy/assert.h"
 #include "policy/runtime.h"
-#include "sim/limits.h"
-#include "sim/scenario.h"
+#include "run/limits.h"
+#include "run/input_file.h"
 
 namespace hcsim {
 

@@ -15,37 +15,14 @@
 #include "policy/fixes.h"
 #include "policy/policy_config.h"
 #include "policy/request.h"
-#include "sim/diagnosis.h"
-#include "sim/storage.h"
-#include "sim/world.h"
+#include "run/diagnosis.h"
+#include "run/input_file.h"
+#include "run/storage.h"
+#include "run/world_config.h"
 
 namespace hcsim {
 
-// A message about a damaged input may quote any bytes: control bytes and bytes that are not UTF-8
-// become '?', so the terminal shows the message, not the garbage.
-inline std::string printable_text(std::string s) {
-  for (std::size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    const std::size_t length = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
-    bool valid = length > 0 && i + length <= s.size();
-    for (std::size_t k = 1; valid && k < length; ++k) valid = (static_cast<unsigned char>(s[i + k]) >> 6) == 0x2;
-    if (!valid) {
-      s[i++] = '?';
-    } else {
-      if (length == 1 && (c < 0x20 || c == 0x7f)) s[i] = '?';
-      i += length;
-    }
-  }
-  return s;
-}
-
 inline constexpr std::int64_t kScenarioBytesMax = 16 << 20;
-
-class ScenarioError : public std::runtime_error {
- public:
-  ScenarioError(const std::string& file, const std::string& pointer, const std::string& message)
-      : std::runtime_error(printable_text(file + ": " + (pointer.empty() ? "/" : pointer) + ": " + message)) {}
-};
 
 struct L3Contents {
   std::string prefix;

@@ -1,4 +1,4 @@
-#include "sim/storage.h"
+#include "run/storage.h"
 
 #include <algorithm>
 #include <cmath>

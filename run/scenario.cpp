@@ -1,4 +1,4 @@
-#include "sim/scenario.h"
+#include "run/scenario.h"
 
 #include <cmath>
 #include <fstream>
@@ -12,9 +12,9 @@
 
 #include "policy/assert.h"
 #include "policy/prefetch_operation.h"
-#include "sim/input_file.h"
-#include "sim/json_node.h"
-#include "sim/random.h"
+#include "run/input_file.h"
+#include "run/json_node.h"
+#include "run/random.h"
 
 namespace hcsim {
 

@@ -1,4 +1,4 @@
-#include "sim/wait_for_graph.h"
+#include "run/wait_for_graph.h"
 
 #include <cstddef>
 #include <cstdint>
@@ -13,7 +13,7 @@
 #include <boost/graph/strong_components.hpp>
 
 #include "policy/assert.h"
-#include "sim/xml_escape.h"
+#include "run/xml_escape.h"
 
 namespace hcsim {
 

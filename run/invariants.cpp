@@ -1,4 +1,4 @@
-#include "sim/invariants.h"
+#include "run/invariants.h"
 
 #include <algorithm>
 #include <cstdio>

@@ -1,4 +1,4 @@
-#include "sim/hang_detector.h"
+#include "run/hang_detector.h"
 
 #include <string>
 

@@ -1,4 +1,4 @@
-#include "sim/sweep_grid.h"
+#include "tools/sweep_grid.h"
 
 #include <cstdint>
 #include <filesystem>
@@ -9,10 +9,10 @@
 #include <sstream>
 
 #include "policy/assert.h"
-#include "sim/json_node.h"
-#include "sim/input_file.h"
-#include "sim/scenario.h"
-#include "sim/workload.h"
+#include "run/json_node.h"
+#include "run/input_file.h"
+#include "run/scenario.h"
+#include "run/workload.h"
 
 namespace hcsim {
 

@@ -55,4 +55,15 @@ class EventLog {
   EventTap* tap_ = nullptr;
 };
 
+// Hands each event to two taps (either may be null).
+struct TeeTap final : EventTap {
+  EventTap* first;
+  EventTap* second;
+  TeeTap(EventTap* a, EventTap* b) : first(a), second(b) {}
+  void on_event(const TraceEvent& e) override {
+    if (first != nullptr) first->on_event(e);
+    if (second != nullptr) second->on_event(e);
+  }
+};
+
 }  // namespace hcsim

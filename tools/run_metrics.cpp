@@ -1,4 +1,4 @@
-#include "sim/run_metrics.h"
+#include "tools/run_metrics.h"
 
 #include <algorithm>
 #include <map>

@@ -1,4 +1,4 @@
-#include "sim/trace_file.h"
+#include "run/trace_file.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -11,9 +11,9 @@
 #include "policy/assert.h"
 #include "policy/fixes.h"
 #include "policy/policy_config.h"
-#include "sim/input_file.h"
-#include "sim/json_node.h"
-#include "sim/line_reader.h"
+#include "run/input_file.h"
+#include "run/json_node.h"
+#include "run/line_reader.h"
 
 namespace hcsim {
 

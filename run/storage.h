@@ -18,10 +18,10 @@
 #include <vector>
 
 #include "policy/runtime.h"
-#include "sim/lru_page_set.h"
-#include "sim/choices.h"
-#include "sim/random.h"
-#include "sim/recording.h"
+#include "run/lru_page_set.h"
+#include "run/choices.h"
+#include "run/random.h"
+#include "run/recording.h"
 
 namespace hcsim {
 

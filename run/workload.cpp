@@ -1,4 +1,4 @@
-#include "sim/workload.h"
+#include "run/workload.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -14,10 +14,10 @@
 #include <nlohmann/json.hpp>
 
 #include "policy/assert.h"
-#include "sim/input_file.h"
-#include "sim/json_node.h"
-#include "sim/line_reader.h"
-#include "sim/random.h"
+#include "run/input_file.h"
+#include "run/json_node.h"
+#include "run/line_reader.h"
+#include "run/random.h"
 
 namespace hcsim {
 

@@ -21,7 +21,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "policy/request.h"
-#include "sim/scenario.h"
+#include "run/scenario.h"
 
 namespace hcsim {
 

@@ -11,7 +11,7 @@
 #include <span>
 #include <vector>
 
-#include "sim/recording.h"
+#include "run/recording.h"
 
 namespace hcsim {
 

@@ -1,10 +1,9 @@
-#include "sim/input_file.h"
+#include "run/input_file.h"
 
 #include <filesystem>
 #include <iostream>
 #include <system_error>
 
-#include "sim/scenario.h"
 
 namespace hcsim {
 

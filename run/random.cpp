@@ -1,4 +1,4 @@
-#include "sim/random.h"
+#include "run/random.h"
 
 #include <cmath>
 

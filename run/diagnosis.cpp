@@ -1,9 +1,9 @@
-#include "sim/diagnosis.h"
+#include "run/diagnosis.h"
 
 #include <cstdio>
 
 #include "policy/assert.h"
-#include "sim/collectives.h"
+#include "run/world_config.h"
 
 namespace hcsim {
 
@@ -40,7 +40,7 @@ void describe_blocked_call(ActorState& s, const WorldCall& call, std::uint64_t s
     case WaitKind::kCollective:
       s.group = call.group;
       s.op = call.op;
-      s.size = CollectiveMatcher::size_of(call);
+      s.size = collective_size(call);
       s.seq = seq;
       break;
     case WaitKind::kSignal:

@@ -9,20 +9,10 @@
 #include <optional>
 #include <vector>
 
-#include "sim/collectives.h"
-#include "sim/diagnosis.h"
+#include "run/diagnosis.h"
+#include "run/world_config.h"
 
 namespace hcsim {
-
-struct DetectorBounds {
-  TimeNs check_period_ns = 10'000'000;        // how often the bounds below are checked
-  TimeNs settle_ns = 1'000'000;               // after a mismatch, let ranks a little behind arrive
-  TimeNs quiesce_ns = 20'000'000;             // after the last schedule (and the last due transfer),
-                                              // run on so releases drain before conservation is checked
-  TimeNs collective_stall_ns = 10'000'000'000;  // a member this late is taken as never coming
-  TimeNs starvation_ns = 30'000'000'000;
-  TimeNs horizon_ns = 120'000'000'000;
-};
 
 struct WorkItem {
   RequestId request = kNoRequest;

@@ -18,7 +18,7 @@
 
 #include <string>
 
-#include "sim/diagnosis.h"
+#include "run/diagnosis.h"
 
 namespace hcsim {
 

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "policy/runtime.h"
-#include "sim/choices.h"
+#include "run/choices.h"
 
 namespace hcsim {
 

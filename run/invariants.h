@@ -19,8 +19,8 @@
 #include "policy/host_slot_pool.h"
 #include "policy/policy_config.h"
 #include "policy/prefetch_operation.h"
-#include "sim/diagnosis.h"
-#include "sim/event_log.h"
+#include "run/diagnosis.h"
+#include "run/event_log.h"
 
 namespace hcsim {
 

@@ -20,10 +20,10 @@
 #include <vector>
 
 #include "policy/trace_event.h"
-#include "sim/event_log.h"
-#include "sim/recording.h"
-#include "sim/scenario.h"
-#include "sim/simulation.h"
+#include "run/event_log.h"
+#include "run/recording.h"
+#include "run/scenario.h"
+#include "run/run.h"
 
 namespace hcsim {
 

@@ -27,8 +27,7 @@ GlooChannel channel_of(const WorldCall& c) {
 
 class ThreadWorld::ActorRuntime final : public Runtime {
  public:
-  ActorRuntime(ThreadWorld& w, int rank, ActorKind kind, int index) : w_(w), rank_(rank), kind_(kind), index_(index) {}
-  int index() const { return index_; }
+  ActorRuntime(ThreadWorld& w, std::size_t slot, int rank, ActorKind kind) : w_(w), slot_(slot), rank_(rank), kind_(kind) {}
 
   int rank() const override { return rank_; }
   int world_size() const override { return w_.cfg_.world.ranks; }
@@ -37,12 +36,12 @@ class ThreadWorld::ActorRuntime final : public Runtime {
 
   SignalId make_signal(std::string_view name, ActorKind producer) override {
     HCSIM_ASSERT(w_.threads_.empty());  // signals are made when binding, before the actors start
-    w_.signals_.push_back({std::string(name), rank_, producer, 0});
-    return static_cast<SignalId>(w_.signals_.size() - 1);
+    w_.signal_wakes_.emplace_back();
+    return w_.table_.add_signal(name, rank_, producer);
   }
   void notify(SignalId signal) override {
-    Signal& s = w_.signals_.at(static_cast<std::size_t>(signal));
-    HCSIM_ASSERT(s.rank == rank_);
+    HCSIM_ASSERT(w_.table_.signal(signal).rank == rank_);
+    SignalWake& s = w_.signal_wakes_[static_cast<std::size_t>(signal)];
     ++s.generation;  // under the rank lock, which this actor holds
     s.notified_model_ns = std::max(s.notified_model_ns, model_ns_);
     w_.ranks_[static_cast<std::size_t>(rank_)]->cv.notify_all();
@@ -63,19 +62,14 @@ class ThreadWorld::ActorRuntime final : public Runtime {
   }
   void work_started(RequestId r) override {
     std::lock_guard<std::mutex> lock(w_.world_mu_);
-    HCSIM_ASSERT(r >= 0 && static_cast<std::size_t>(r) < w_.request_count_);
-    auto& t = w_.work_started_ns_[static_cast<std::size_t>(r)];
-    if (t < 0) t = w_.now_ns();
+    w_.work_.start(r, w_.now_ns());
   }
   void work_finished(RequestId r) override {
     std::lock_guard<std::mutex> lock(w_.world_mu_);
-    HCSIM_ASSERT(r >= 0 && static_cast<std::size_t>(r) < w_.request_count_);
-    auto by_rank = w_.work_finished_[static_cast<std::size_t>(r)].begin() + rank_;
-    HCSIM_ASSERT(!*by_rank);
-    *by_rank = true;
-    ++w_.finishes_;
+    (void)w_.work_.finish(r, rank_);  // the watchdog sees the last one at its next tick
     w_.world_cv_.notify_all();
   }
+  using Runtime::emit;
   void emit(EventKind kind, RequestId request, std::int64_t a, std::int64_t b, std::int64_t c) override {
     std::lock_guard<std::mutex> lock(w_.world_mu_);  // the time is taken under the lock: the log stays in order
     w_.log_.append({w_.now_ns(), static_cast<std::int16_t>(rank_), kind_, kind, request, a, b, c});
@@ -90,19 +84,13 @@ class ThreadWorld::ActorRuntime final : public Runtime {
       std::lock_guard<std::mutex> lock(w_.storage_mu_);
       p = w_.storage_.plan(rank_, c, model_ns_);
     }
-    emit(EventKind::kStorageCall, request, static_cast<std::int64_t>(op), p.never_completes ? kStorageNever : p.duration_ns, p.result);
+    emit(request, storage_call_event(op, p, p.result));
     return p.never_completes ? kNever : now_ns() + p.duration_ns;
   }
 
   // Set by the actor's thread; the rank lock it holds while policy code runs.
   std::unique_lock<std::mutex>* held = nullptr;
   bool exited = false;  // under world_mu_: the thread returned from the actor
-  // Diagnosis state, under world_mu_.
-  WaitKind wait = WaitKind::kRunnable;
-  TimeNs since_ns = 0;
-  const WorldCall* call = nullptr;
-  std::uint64_t seq = 0;
-  StoragePlan plan;
 
  protected:
   bool submit(WorldCall& c, std::coroutine_handle<>) override {
@@ -118,17 +106,15 @@ class ThreadWorld::ActorRuntime final : public Runtime {
     }();
     if (parked) return true;
     std::lock_guard<std::mutex> lock(w_.world_mu_);
-    wait = WaitKind::kRunnable;
-    call = nullptr;
+    w_.table_.wait(slot_).run();
     w_.last_progress_ns_ = w_.now_ns();
     return false;
   }
 
+  // The actor's wait record in the world's table: under world_mu_.
   void set_state(WaitKind k, const WorldCall& c) {
     std::lock_guard<std::mutex> lock(w_.world_mu_);
-    wait = k;
-    since_ns = w_.now_ns();
-    call = &c;
+    w_.table_.wait(slot_).block(k, c, w_.now_ns());
   }
 
   // Schedulers of a TP group stop together inside a collective; a single rank's, and every other
@@ -171,7 +157,7 @@ class ThreadWorld::ActorRuntime final : public Runtime {
 
   bool wait_signal(const WorldCall& c) {
     set_state(WaitKind::kSignal, c);
-    const Signal& s = w_.signals_.at(static_cast<std::size_t>(c.signal));
+    const SignalWake& s = w_.signal_wakes_.at(static_cast<std::size_t>(c.signal));
     const std::uint64_t seen = s.generation;
     auto& cv = w_.ranks_[static_cast<std::size_t>(rank_)]->cv;
     cv.wait(*held, [&] { return s.generation != seen || w_.stop_.load() || w_.abort_.load(); });
@@ -183,13 +169,12 @@ class ThreadWorld::ActorRuntime final : public Runtime {
   bool collective(WorldCall& c) {
     const std::int64_t size = collective_size(c);
     const std::uint64_t my_seq = w_.recorder_.enter(rank_, c.group, c.op, size, now_ns());
-    emit(EventKind::kCollectiveEnter, kNoRequest, static_cast<std::int64_t>(c.group), static_cast<std::int64_t>(my_seq), size);
+    emit(kNoRequest, CollectiveEnterFields{.group = static_cast<std::int64_t>(c.group), .sequence = static_cast<std::int64_t>(my_seq), .payload_size = size});
     {
       std::lock_guard<std::mutex> lock(w_.world_mu_);
-      wait = WaitKind::kCollective;
-      since_ns = w_.now_ns();
-      call = &c;
-      seq = my_seq;
+      ActorWait& rec = w_.table_.wait(slot_);
+      rec.block(WaitKind::kCollective, c, w_.now_ns());
+      rec.seq = my_seq;
     }
     held->unlock();
     bool parked = false;
@@ -198,7 +183,7 @@ class ThreadWorld::ActorRuntime final : public Runtime {
     } catch (const CollectiveFailed& e) {
       std::lock_guard<std::mutex> lock(w_.world_mu_);
       if (!w_.abort_.load() && !w_.stop_.load() && w_.stats_.transport_error.empty()) {
-        w_.stats_.transport_error = actor_label(rank_, kind_, index_) + ": " + e.what();
+        w_.stats_.transport_error = actor_label(rank_, kind_, w_.table_.actor(slot_).index) + ": " + e.what();
       }
       w_.world_cv_.notify_all();
       parked = true;
@@ -300,19 +285,18 @@ class ThreadWorld::ActorRuntime final : public Runtime {
       p.duration_ns = c.timeout_ns;
       p.result = 0;
     }
+    TimeNs start_ns = 0;
     {
       std::lock_guard<std::mutex> lock(w_.world_mu_);
-      wait = WaitKind::kStorage;
-      since_ns = w_.now_ns();
-      call = &c;
-      plan = p;
+      ActorWait& rec = w_.table_.wait(slot_);
+      rec.block(WaitKind::kStorage, c, w_.now_ns());
+      rec.plan = p;
+      start_ns = rec.since_ns;
     }
-    const TimeNs start_ns = since_ns;
     held->unlock();
     c.result = p.raises || p.never_completes ? 0 : real_io(c, p.result);
     c.raised = p.raises;
-    emit(EventKind::kStorageCall, c.request, static_cast<std::int64_t>(c.storage_op),
-         p.raises ? kStorageRaises : p.never_completes ? kStorageNever : p.duration_ns, c.result);
+    emit(c.request, storage_call_event(c.storage_op, p, c.result));
     bool parked = false;
     {
       std::unique_lock<std::mutex> lock(w_.world_mu_);
@@ -398,9 +382,9 @@ class ThreadWorld::ActorRuntime final : public Runtime {
   }
 
   ThreadWorld& w_;
+  std::size_t slot_;  // in the world's actor table
   int rank_;
   ActorKind kind_;
-  int index_;
   std::vector<float> activations_;
   TimeNs model_ns_ = 0;             // where this actor is on the model's clock (<= the real one)
   TimeNs last_entry_model_ns_ = 0;  // of the current collective's members
@@ -415,9 +399,7 @@ ThreadWorld::ThreadWorld(ThreadWorldConfig cfg, StorageModel& storage, FileL3& l
       recorder_(cfg.world.ranks),
       log_(cfg.world.log_kept_max),
       requests_(std::move(arrivals), std::move(aborts)),
-      request_count_(request_count),
-      work_started_ns_(request_count, -1),
-      work_finished_(request_count, std::vector<bool>(static_cast<std::size_t>(cfg.world.ranks), false)) {
+      work_(request_count, cfg.world.ranks) {
   HCSIM_ASSERT(cfg.world.ranks > 0 && cfg.watchdog_ns > 0);
   for (int r = 0; r < cfg.world.ranks; ++r) ranks_.push_back(std::make_unique<RankSync>());
   // Gloo gives up a little after the watchdog would have fired, so no thread waits in it forever.
@@ -479,64 +461,55 @@ TimeNs ThreadWorld::now_ns() const {
 
 Runtime& ThreadWorld::add_actor(int rank, ActorKind kind) {
   HCSIM_ASSERT(rank >= 0 && rank < cfg_.world.ranks && threads_.empty());
-  int index = 0;
-  for (const auto& a : actors_) index += a->rank() == rank && a->actor() == kind ? 1 : 0;
-  actors_.push_back(std::make_unique<ActorRuntime>(*this, rank, kind, index));
-  tasks_.emplace_back();
+  const std::size_t slot = table_.add_actor(rank, kind);
+  HCSIM_ASSERT(slot == actors_.size());
+  actors_.push_back(std::make_unique<ActorRuntime>(*this, slot, rank, kind));
   return *actors_.back();
 }
 
 void ThreadWorld::spawn(Runtime& rt, Task<> task) {
+  HCSIM_ASSERT(threads_.empty());
   for (std::size_t i = 0; i < actors_.size(); ++i) {
     if (actors_[i].get() != &rt) continue;
-    HCSIM_ASSERT(!tasks_[i].handle());
-    tasks_[i] = std::move(task);
+    table_.set_task(i, std::move(task));
     return;
   }
   HCSIM_ASSERT(false);  // not an actor of this world
 }
 
-bool ThreadWorld::all_work_done() const {
-  return finishes_ == request_count_ * static_cast<std::size_t>(cfg_.world.ranks) && requests_.arrivals_taken();
-}
+bool ThreadWorld::left(std::size_t actor) const { return actors_[actor]->exited; }
 
-std::vector<WorkItem> ThreadWorld::work_owed() const { return owed_work(work_started_ns_, work_finished_, cfg_.world.ranks); }
-
-TimeNs ThreadWorld::last_due_transfer_ns() const {
-  TimeNs last = 0;
-  for (const auto& a : actors_) {
-    if (!a->exited && a->wait == WaitKind::kStorage && !a->plan.never_completes) last = std::max(last, a->since_ns + a->plan.duration_ns);
-  }
-  return last;
+std::vector<WorkItem> ThreadWorld::work_owed() const {
+  std::lock_guard<std::mutex> lock(world_mu_);
+  return work_.owed();
 }
 
 std::vector<ActorState> ThreadWorld::actor_states() const {
   std::lock_guard<std::mutex> lock(world_mu_);
-  std::vector<ActorState> out;
-  for (std::size_t i = 0; i < actors_.size(); ++i) {
-    const ActorRuntime& a = *actors_[i];
-    ActorState s;
-    s.rank = a.rank();
-    s.actor = a.actor();
-    s.index = a.index();
-    s.wait = a.wait;
-    s.since_ns = a.since_ns;
-    if (a.exited && tasks_[i].done()) {  // done() is safe to read once the thread has left the actor
-      describe_ended(s, tasks_[i].exception());
-    } else if (a.call) {
-      const Signal* sig = a.wait == WaitKind::kSignal ? &signals_.at(static_cast<std::size_t>(a.call->signal)) : nullptr;
-      describe_blocked_call(s, *a.call, a.seq, sig ? sig->name : std::string(), sig ? sig->producer : ActorKind::kScheduler,
-                            a.plan.never_completes, a.since_ns + a.plan.duration_ns);
-    }
-    out.push_back(std::move(s));
-  }
-  return out;
+  return table_.states([this](std::size_t i) { return left(i); });
 }
 
 Verdict ThreadWorld::finish(Verdict v) {
-  v.actors = actor_states();
-  name_lost_worker(v);
-  return v;
+  std::lock_guard<std::mutex> lock(world_mu_);
+  return table_.finish(std::move(v), [this](std::size_t i) { return left(i); });
+}
+
+WatchTick ThreadWorld::wait_tick(std::chrono::nanoseconds tick) {
+  std::unique_lock<std::mutex> lock(world_mu_);
+  world_cv_.wait_for(lock, tick);
+  WatchTick t;
+  t.now_ns = now_ns();
+  t.transport_error = stats_.transport_error;
+  t.last_progress_ns = last_progress_ns_;
+  t.work_done = work_.all_done() && requests_.arrivals_taken();
+  t.work_owed = work_.owed_count() > 0;
+  if (t.work_done) t.last_due_transfer_ns = table_.last_due_transfer_ns([this](std::size_t i) { return left(i); });
+  return t;
+}
+
+std::optional<Verdict> ThreadWorld::with_work(const std::function<std::optional<Verdict>(const WorkLedger&)>& read) {
+  std::lock_guard<std::mutex> lock(world_mu_);
+  return read(work_);
 }
 
 void ThreadWorld::stop_actors(bool abort) {
@@ -579,7 +552,7 @@ Verdict ThreadWorld::run() {
         std::unique_lock<std::mutex> lock(ranks_[static_cast<std::size_t>(a.rank())]->mu);
         a.held = &lock;
         try {
-          tasks_[i].handle().resume();  // returns when the actor finished, died or parked
+          table_.task(i).handle().resume();  // returns when the actor finished, died or parked
         } catch (...) {  // not the modelled world's doing: the run ends with it once every thread is joined
           std::lock_guard<std::mutex> error_lock(world_mu_);
           if (!internal_error_) internal_error_ = std::current_exception();
@@ -591,91 +564,16 @@ Verdict ThreadWorld::run() {
       world_cv_.notify_all();
     });
   }
-  Verdict v = watch();
+  Watchdog dog(*this, WatchdogBounds{cfg_.world.ranks, cfg_.world.bounds, cfg_.watchdog_ns});
+  Verdict v = dog.watch();
+  stats_.watchdog_fired = dog.firing().fired;
+  stats_.watchdog_reason = dog.firing().reason;
+  stats_.watchdog_fired_ns = dog.firing().at_ns;
   for (auto& t : threads_) {
     if (t.joinable()) t.join();
   }
   if (internal_error_) std::rethrow_exception(internal_error_);
   return v;
-}
-
-Verdict ThreadWorld::watch() {
-  const DetectorBounds& bounds = cfg_.world.bounds;
-  TimeNs next_check_ns = bounds.check_period_ns;
-  TimeNs done_at_ns = -1;
-  auto fire = [&](std::string reason) {
-    const TimeNs now = now_ns();
-    const FlightRecorder::Snapshot snap = recorder_.snapshot();
-    Verdict v;
-    if (snap.first_mismatch()) {
-      v = mismatch_verdict(snap, cfg_.world.ranks);
-    } else if (auto partial = oldest_partial_collective(snap, cfg_.world.ranks, now, HangKind::kCollectiveMismatch);
-               partial && !partial->missing_ranks.empty()) {
-      v = std::move(*partial);
-      v.headline = "collective mismatch: " + std::to_string(v.missing_ranks.size()) +
-                   " rank(s) never entered the collective others have waited in for " +
-                   std::to_string((now - v.entered.front().at_ns) / 1'000'000) + " ms";
-    } else {
-      std::lock_guard<std::mutex> lock(world_mu_);
-      v = deadlock_verdict(snap, cfg_.world.ranks, now, work_owed().size());
-    }
-    stats_.watchdog_fired = true;
-    stats_.watchdog_reason = std::move(reason);
-    stats_.watchdog_fired_ns = now;
-    v = finish(std::move(v));  // the actors' states as the watchdog found them
-    stop_actors(true);
-    return v;
-  };
-  for (;;) {
-    std::unique_lock<std::mutex> lock(world_mu_);
-    world_cv_.wait_for(lock, std::chrono::milliseconds(1));
-    const TimeNs now = now_ns();
-    if (!stats_.transport_error.empty()) {
-      const std::string why = "the transport failed: " + stats_.transport_error;
-      lock.unlock();
-      return fire(why);
-    }
-    const TimeNs idle_ns = now - last_progress_ns_;
-    const bool owed = !work_owed().empty();
-    if (all_work_done()) {
-      // Quiescence, as the simulator's: let transfers in flight land and releases drain, then stop.
-      if (done_at_ns < 0) done_at_ns = now;
-      if (now >= std::max(done_at_ns, last_due_transfer_ns()) + bounds.quiesce_ns) {
-        lock.unlock();
-        stop_actors(false);
-        if (recorder_.snapshot().first_mismatch()) return finish(mismatch_verdict(recorder_.snapshot(), cfg_.world.ranks));
-        Verdict v;
-        v.at_ns = done_at_ns;
-        v.headline = "complete: every request was scheduled on every rank";
-        return finish(std::move(v));
-      }
-      continue;
-    }
-    lock.unlock();
-    const TimeNs open_since = recorder_.oldest_open_since_ns();
-    if (open_since >= 0 && now - open_since >= cfg_.watchdog_ns) {
-      return fire("a collective has been open for " + std::to_string((now - open_since) / 1'000'000) + " ms");
-    }
-    if (owed && idle_ns >= cfg_.watchdog_ns) return fire("no actor made progress for " + std::to_string(idle_ns / 1'000'000) + " ms");
-    if (now < next_check_ns) continue;
-    next_check_ns += bounds.check_period_ns;
-    std::optional<Verdict> starved;
-    {
-      std::lock_guard<std::mutex> g(world_mu_);
-      starved = check_starvation(work_owed(), now, bounds);
-    }
-    if (!starved && now >= bounds.horizon_ns) {
-      starved = Verdict{};
-      starved->kind = HangKind::kStarvation;
-      starved->at_ns = now;
-      starved->headline = "starvation: the horizon passed with requests still owed a schedule";
-    }
-    if (starved) {
-      Verdict v = finish(std::move(*starved));
-      stop_actors(true);
-      return v;
-    }
-  }
 }
 
 }  // namespace hcsim

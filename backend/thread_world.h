@@ -1,8 +1,9 @@
 // ThreadWorld: the real world behind the Runtime interface. Every actor is an OS thread, time is
 // steady_clock since the start, policy collectives run on Gloo CPU groups and the forward on the
 // device and a data group (NCCL when each rank has its own GPU, else Gloo: data_group.h), L3 calls
-// read and write files with the scenario's injected delays as real waits. A watchdog (the thread
-// that calls run()) declares the verdict from the flight recorder, with the simulator's diagnosis.
+// read and write files with the scenario's injected delays as real waits. A watchdog
+// (backend/watchdog.h, on the thread that calls run()) declares the verdict from the flight
+// recorder, with the simulator's diagnosis.
 //
 //   ThreadWorld w(cfg, storage, l3, device, nullptr, arrivals, request_count, aborts);   // nullptr: Gloo data group
 //   Runtime& rt = w.add_actor(0, ActorKind::kScheduler);
@@ -26,7 +27,9 @@
 #include <condition_variable>
 #include <memory>
 #include <exception>
+#include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -36,13 +39,16 @@
 #include "backend/file_l3.h"
 #include "backend/flight_recorder.h"
 #include "backend/gloo_mesh.h"
+#include "backend/watchdog.h"
 #include "policy/runtime.h"
 #include "policy/task.h"
+#include "run/actor_table.h"
 #include "run/event_log.h"
 #include "run/hang_detector.h"
 #include "run/recording.h"
 #include "run/request_stream.h"
 #include "run/storage.h"
+#include "run/work_ledger.h"
 #include "run/world_config.h"
 
 namespace hcsim {
@@ -79,7 +85,7 @@ struct ThreadWorldStats {
   std::int64_t sleeps_behind_model = 0; // sleeps that could not absorb the lag: the run lost the model's pace
 };
 
-class ThreadWorld {
+class ThreadWorld final : private WatchedWorld {
  public:
   // `data` carries the forward's collectives when there are several ranks; nullptr: Gloo's data channel.
   ThreadWorld(ThreadWorldConfig cfg, StorageModel& storage, FileL3& l3, Device& device, std::unique_ptr<DataGroup> data,
@@ -94,9 +100,9 @@ class ThreadWorld {
   Verdict run();
 
   EventLog take_log() { return std::move(log_); }
-  const FlightRecorder& recorder() const { return recorder_; }
+  const FlightRecorder& recorder() const override { return recorder_; }
   const ThreadWorldStats& stats() const { return stats_; }
-  TimeNs now_ns() const;
+  TimeNs now_ns() const override;
   std::vector<ActorState> actor_states() const;
   std::vector<WorkItem> work_owed() const;
 
@@ -106,20 +112,21 @@ class ThreadWorld {
     std::mutex mu;                 // the rank lock
     std::condition_variable cv;    // signals, and stop
   };
-  struct Signal {
-    std::string name;
-    int rank = 0;
-    ActorKind producer = ActorKind::kScheduler;
-    std::uint64_t generation = 0;  // bumped by notify, under the rank lock
+  // A signal's wake-up state, beside its name in the actor table; under the rank lock.
+  struct SignalWake {
+    std::uint64_t generation = 0;  // bumped by notify
     TimeNs notified_model_ns = 0;  // the notifier's model time at its latest notify
   };
 
   void warm_up_mesh();
-  Verdict finish(Verdict v);
-  Verdict watch();
-  void stop_actors(bool abort);
-  bool all_work_done() const;
-  TimeNs last_due_transfer_ns() const;
+  // Actor i's thread has returned from it (finished, died or parked): under world_mu_.
+  bool left(std::size_t actor) const;
+
+  // The watchdog's view (backend/watchdog.h).
+  WatchTick wait_tick(std::chrono::nanoseconds tick) override;
+  std::optional<Verdict> with_work(const std::function<std::optional<Verdict>(const WorkLedger&)>& read) override;
+  void stop_actors(bool abort) override;
+  Verdict finish(Verdict v) override;
 
   ThreadWorldConfig cfg_;
   StorageModel& storage_;
@@ -130,20 +137,17 @@ class ThreadWorld {
   FlightRecorder recorder_;
   EventLog log_;
   std::vector<std::unique_ptr<RankSync>> ranks_;
-  std::vector<std::unique_ptr<ActorRuntime>> actors_;
-  std::vector<Task<>> tasks_;
+  std::vector<std::unique_ptr<ActorRuntime>> actors_;  // by actor slot in table_
   std::vector<std::thread> threads_;
-  std::vector<Signal> signals_;        // fixed once the actors start
+  std::vector<SignalWake> signal_wakes_;  // by signal; fixed once the actors start
   std::chrono::steady_clock::time_point start_;
 
-  mutable std::mutex world_mu_;        // everything below, and the log
+  mutable std::mutex world_mu_;        // everything below, the wait records in table_, and the log
+  ActorTable table_;                   // identities and tasks fixed once the actors start
   std::exception_ptr internal_error_;  // an actor threw what the model does not: rethrown by run()
   std::condition_variable world_cv_;   // storage waits, stop, actor exits
   RequestStream requests_;
-  std::size_t request_count_;
-  std::vector<TimeNs> work_started_ns_;
-  std::vector<std::vector<bool>> work_finished_;
-  std::size_t finishes_ = 0;
+  WorkLedger work_;
   TimeNs last_progress_ns_ = 0;        // the last world call that completed
   int actors_running_ = 0;
   std::mutex storage_mu_;              // the storage model's plans

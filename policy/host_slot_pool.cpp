@@ -54,8 +54,9 @@ bool HostSlotPool::alloc(TimeNs now_ns, std::int32_t count, std::int32_t op_id, 
 
 void HostSlotPool::violation(Runtime& rt, std::int32_t slot, RequestId request) {
   ++violations_;
-  rt.emit(EventKind::kSlotViolation, request, slot, static_cast<std::int64_t>(kind_),
-          static_cast<std::int64_t>(slots_[slot].owner));
+  rt.emit(request, SlotViolationFields{.slot = slot,
+                                       .pool = static_cast<std::int64_t>(kind_),
+                                       .owner = static_cast<std::int64_t>(slots_[slot].owner)});
 }
 
 void HostSlotPool::begin_write(Runtime& rt, std::int32_t slot, std::int32_t op_id) {

@@ -48,7 +48,7 @@ Task<> Rank::page_transfer(Runtime& rt, PrefetchOperation& op) {
         if (!op.increment(page)) break;
       }
     }
-    rt.emit(EventKind::kKvBatchDone, rid, read_pages, op.completed_tokens, op.id);
+    rt.emit(rid, KvBatchDoneFields{.pages_read = read_pages, .completed_tokens = op.completed_tokens, .op = op.id});
     if (op.completed_tokens != before + count * page) {  // short read, or terminated meanwhile
       if (read_pages < count && cfg_.fixes.has(Fix::kNegativeCache) && negative_until_.size() < kNegativeCacheMax) {
         negative_until_[keys[static_cast<std::size_t>(read_pages)]] = rt.now_ns() + kNegativeCacheTtlNs;
@@ -69,7 +69,7 @@ Task<> Rank::page_transfer(Runtime& rt, PrefetchOperation& op) {
     const std::span<const std::int32_t> slot(&op.sidecar_slot, 1);
     const std::int64_t got = co_await read_into(rt, sidecar_pool_, slot, StorageOp::kSidecarGet, op, trailing);
     op.sidecar_hit_pages = got;  // V-B: sum of successes
-    rt.emit(EventKind::kSidecarDone, rid, got, op.sidecar_slot, op.id);
+    rt.emit(rid, SidecarDoneFields{.hit_pages = got, .slot = op.sidecar_slot, .op = op.id});
   }
 }
 
@@ -91,7 +91,7 @@ Task<> Rank::io_thread(Runtime& rt) {
     op->pool_transfers_done = true;  // unconditionally, on every path
     op->io_released = true;
     if (op->io_frees_sidecar) sidecar_pool_.free(rt, op->sidecar_slot);  // sidecar-release-by-io
-    rt.emit(EventKind::kTransferEnd, op->request_id, op->completed_tokens, op->id);
+    rt.emit(op->request_id, TransferEndFields{.completed_tokens = op->completed_tokens, .op = op->id});
     // append_host_mem_release(host_indices[completed_tokens:])
     const auto done_pages = static_cast<std::size_t>(op->completed_tokens / cfg_.page_size_tokens);
     for (std::size_t i = done_pages; i < op->host_indices.size(); ++i) release_kv_slot_later(rt, op->host_indices[i]);

@@ -48,7 +48,7 @@ Task<> Rank::prefetch_from_storage(Runtime& rt, RequestId rid, std::int32_t host
     if (free_pages < prefetch_pages && free_pages * page < cfg_.prefetch_threshold_tokens) {
       skip = SkipReason::kKvAlloc;
     } else if (free_pages < prefetch_pages) {
-      rt.emit(EventKind::kRegisterShrink, rid, requested_tokens, free_pages * page, free_pages);
+      rt.emit(rid, RegisterShrinkFields{.requested_tokens = requested_tokens, .granted_tokens = free_pages * page, .free_pages = free_pages});
       prefetch_pages = free_pages;
     }
     if (!skip && cfg_.sidecar && sidecar_pool_.available() < 1) skip = SkipReason::kSidecarAlloc;
@@ -61,7 +61,7 @@ Task<> Rank::prefetch_from_storage(Runtime& rt, RequestId rid, std::int32_t host
   }
   if (skip) {
     tree_.unlock(anchor_node);
-    rt.emit(EventKind::kRegisterSkip, rid, requested_tokens, static_cast<std::int64_t>(*skip));
+    rt.emit(rid, RegisterSkipFields{.prefetch_tokens = requested_tokens, .reason = static_cast<std::int64_t>(*skip)});
     co_return;
   }
 
@@ -90,7 +90,7 @@ Task<> Rank::prefetch_from_storage(Runtime& rt, RequestId rid, std::int32_t host
   HCSIM_ASSERT(static_cast<std::size_t>(op->id) == ops_.size());
   ops_.push_back(op);
   prefetch_tokens_occupied_ += prefetch_tokens;
-  rt.emit(EventKind::kRegister, rid, prefetch_tokens, op->id, op->sidecar_slot);
+  rt.emit(rid, RegisterFields{.prefetch_tokens = prefetch_tokens, .op = op->id, .sidecar_slot = op->sidecar_slot});
   prefetch_queue_.push(rt, std::move(op));
 }
 
@@ -109,7 +109,7 @@ Task<bool> Rank::check_prefetch_progress(Runtime& rt, RequestId rid) {
     std::array<std::int64_t, 2> vote{can ? 0 : 1, op.terminated ? 1 : 0};
     if (tp_size() > 1) co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMax, vote);
     const bool decided = vote[0] == 0 || vote[1] == 1;
-    rt.emit(EventKind::kTerminateVote, rid, can ? 1 : 0, op.terminated ? 1 : 0, decided ? 1 : 0);
+    rt.emit(rid, TerminateVoteFields{.can_terminate = can ? 1 : 0, .terminated = op.terminated ? 1 : 0, .group_decision = decided ? 1 : 0});
     if (!decided) co_return false;
     why = vote[1] == 1 ? TerminateReason::kAnyTerminated : TerminateReason::kAllCan;
   }
@@ -151,7 +151,9 @@ Task<> Rank::bulk_check_prefetch_progress(Runtime& rt) {
     bulk_ready_[rid] = decided;
     auto it = ongoing_prefetch_.find(rid);
     if (it == ongoing_prefetch_.end()) continue;
-    rt.emit(EventKind::kTerminateVote, rid, can[i] ? 1 : 0, it->second.op->terminated ? 1 : 0, decided ? 1 : 0);
+    rt.emit(rid, TerminateVoteFields{.can_terminate = can[i] ? 1 : 0,
+                                     .terminated = it->second.op->terminated ? 1 : 0,
+                                     .group_decision = decided ? 1 : 0});
     if (!decided) continue;
     it->second.op->mark_terminate();
     completed[2 * i] = it->second.op->completed_tokens;
@@ -182,7 +184,7 @@ void Rank::finish_prefetch(Runtime& rt, RequestId rid, TerminateReason why, std:
   HCSIM_ASSERT(min_completed % cfg_.page_size_tokens == 0);
   const auto min_pages = static_cast<std::int32_t>(min_completed / cfg_.page_size_tokens);
   const auto local_pages = static_cast<std::int32_t>(op.completed_tokens / cfg_.page_size_tokens);
-  rt.emit(EventKind::kTerminate, rid, op.completed_tokens, min_completed, op.id);
+  rt.emit(rid, TerminateFields{.completed_tokens = op.completed_tokens, .group_min_tokens = min_completed, .op = op.id});
 
   const RequestSpec& req = workload_[static_cast<std::size_t>(rid)];
   const std::span<const PageKey> prefix(req.pages.data(), static_cast<std::size_t>(entry.anchor_pages + min_pages));
@@ -206,8 +208,9 @@ void Rank::finish_prefetch(Runtime& rt, RequestId rid, TerminateReason why, std:
       release_sidecar_slot(rt, op);  // pre-#31668: freed even if the IO thread is still writing it
     }
   }
-  rt.emit(EventKind::kCommit, rid, min_completed,
-          static_cast<std::int64_t>(inserted.matched_pages) * cfg_.page_size_tokens, sidecar_attached ? 1 : 0);
+  rt.emit(rid, CommitFields{.prefix_tokens = min_completed,
+                            .matched_tokens = static_cast<std::int64_t>(inserted.matched_pages) * cfg_.page_size_tokens,
+                            .sidecar_attached = sidecar_attached ? 1 : 0});
   report_hit_loss(rt, rid, entry, why, min_completed, sidecar_attached);
   // Read on this rank beyond the group MIN: released at the next drain.
   for (std::int32_t i = min_pages; i < local_pages; ++i) release_kv_slot_later(rt, entry.host_indices[static_cast<std::size_t>(i)]);
@@ -237,7 +240,7 @@ void Rank::report_hit_loss(Runtime& rt, RequestId rid, const Ongoing& entry, Ter
                                                    : HitLossCause::kTimedOut;
   }
   HCSIM_ASSERT(cause != HitLossCause::kSidecarNotLoaded || (op.has_pool_transfers && !sidecar_attached));
-  rt.emit(EventKind::kHitLost, rid, agreed, published, static_cast<std::int64_t>(cause));
+  rt.emit(rid, HitLostFields{.agreed_tokens = agreed, .published_tokens = published, .cause = static_cast<std::int64_t>(cause)});
 }
 
 // release_aborted_request (HR263 / HM00d): terminate, then a barrier, but only on a rank that has
@@ -289,7 +292,9 @@ void Rank::evict_host(Runtime& rt, RequestId rid, std::int32_t kv_pages, std::in
     sidecar_pool_.free(rt, *slot);
     ++evicted_sidecars;
   }
-  if (evicted_pages + evicted_sidecars > 0) rt.emit(EventKind::kHostEvict, rid, evicted_pages, evicted_sidecars, kv_pages);
+  if (evicted_pages + evicted_sidecars > 0) {
+    rt.emit(rid, HostEvictFields{.pages = evicted_pages, .sidecars = evicted_sidecars, .pages_needed = kv_pages});
+  }
 }
 
 void Rank::release_kv_slot_later(Runtime& rt, std::int32_t slot) {
@@ -304,7 +309,7 @@ void Rank::release_ongoing(Runtime& rt, RequestId rid, OpEnd end) {
   op.ended = true;
   op.end = end;
   tree_.unlock(it->second.anchor_node);
-  rt.emit(EventKind::kOpEnd, rid, static_cast<std::int64_t>(end), op.completed_tokens, op.id);
+  rt.emit(rid, OpEndFields{.state = static_cast<std::int64_t>(end), .completed_tokens = op.completed_tokens, .op = op.id});
   prefetch_tokens_occupied_ -= it->second.prefetch_tokens;
   HCSIM_ASSERT(prefetch_tokens_occupied_ >= 0);
   ongoing_prefetch_.erase(it);

@@ -33,10 +33,10 @@ Task<> Rank::prefetch_thread(Runtime& rt) {
     std::array<std::int64_t, 1> hit_tokens{hit_pages * cfg_.page_size_tokens};
     const std::int64_t local_hit_tokens = hit_tokens[0];
     if (tp_size() > 1) co_await rt.collective(Group::kPrefetch, CollectiveOp::kAllReduceMin, hit_tokens);
-    rt.emit(EventKind::kHitQuery, rid, local_hit_tokens, hit_tokens[0], op->id);
+    rt.emit(rid, HitQueryFields{.local_hit_tokens = local_hit_tokens, .group_min_hit_tokens = hit_tokens[0], .op = op->id});
 
     if (hit_tokens[0] < std::max(cfg_.prefetch_threshold_tokens, cfg_.page_size_tokens)) {
-      rt.emit(EventKind::kRevoke, rid, hit_tokens[0], op->id);
+      rt.emit(rid, RevokeFields{.hit_tokens = hit_tokens[0], .op = op->id});
       op->io_released = true;  // never reaches the IO thread
       if (op->io_frees_sidecar) sidecar_pool_.free(rt, op->sidecar_slot);  // left to us by an early end
       if (cfg_.fixes.has(Fix::kRevokeMarksTerminated)) op->mark_terminate();  // #16747
@@ -47,7 +47,9 @@ Task<> Rank::prefetch_thread(Runtime& rt) {
       continue;
     }
     if (op->ended && op->end != OpEnd::kAborted) {  // the scheduler gave up on it before this agreement
-      rt.emit(EventKind::kHitLost, rid, hit_tokens[0], 0, static_cast<std::int64_t>(HitLossCause::kEndedBeforeHit));
+      rt.emit(rid, HitLostFields{.agreed_tokens = hit_tokens[0],
+                                 .published_tokens = 0,
+                                 .cause = static_cast<std::int64_t>(HitLossCause::kEndedBeforeHit)});
     }
     const auto agreed_pages = static_cast<std::size_t>(hit_tokens[0] / cfg_.page_size_tokens);
     op->hash_value.assign(op->token_pages.begin(), op->token_pages.begin() + static_cast<std::ptrdiff_t>(agreed_pages));

@@ -133,6 +133,12 @@ class Runtime {
 
   virtual void emit(EventKind kind, RequestId request, std::int64_t a = 0, std::int64_t b = 0,
                     std::int64_t c = 0) = 0;
+  // The same by name: rt.emit(rid, ScheduleFields{.extend_tokens = e, .storage_hit_tokens = s, ...}).
+  template <class Fields>
+  void emit(RequestId request, const Fields& fields) {
+    const auto& [a, b, c] = fields;
+    emit(Fields::kKind, request, a, b, c);
+  }
 
   // An asynchronous copy (kDeviceToHost or kHostToDevice) of `pages` KV pages for `request`, issued
   // now on this rank's copy stream: when it will have completed (upstream: when its CUDA

@@ -80,7 +80,7 @@ Task<> Rank::recv_requests(Runtime& rt) {
 Task<> Rank::abort_request(Runtime& rt, RequestId rid) {
   auto it = std::find(waiting_queue_.begin(), waiting_queue_.end(), rid);
   const bool waiting = it != waiting_queue_.end();
-  rt.emit(EventKind::kAbort, rid, waiting ? 1 : 0, ongoing_prefetch_.count(rid) ? 1 : 0);
+  rt.emit(rid, AbortFields{.was_waiting = waiting ? 1 : 0, .had_prefetch = ongoing_prefetch_.count(rid) ? 1 : 0});
   if (!waiting) co_return;
   waiting_queue_.erase(it);
   loaded_tokens_.erase(rid);
@@ -95,7 +95,7 @@ Task<> Rank::add_request_to_queue(Runtime& rt, RequestId rid) {
   const RequestSpec& req = workload_[static_cast<std::size_t>(rid)];
   waiting_queue_.push_back(rid);
   rt.work_started(rid);
-  rt.emit(EventKind::kArrive, rid, req.input_tokens);
+  rt.emit(rid, ArriveFields{.input_tokens = req.input_tokens});
   co_await prefetch_from_storage(rt, rid, host_match_pages(req));
 }
 
@@ -149,7 +149,8 @@ Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
   const std::vector<RequestId> order = waiting_queue_;
   for (RequestId rid : order) {
     if (batch_is_full) {
-      rt.emit(EventKind::kBatchFull, rid, std::min(device_left_tokens, prefill_left_tokens), static_cast<std::int64_t>(batch.size()));
+      rt.emit(rid, BatchFullFields{.budget_tokens_left = std::min(device_left_tokens, prefill_left_tokens),
+                                   .batch_requests = static_cast<std::int64_t>(batch.size())});
       break;
     }
     bool ready = false;
@@ -170,16 +171,17 @@ Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
     const std::int64_t host_hit_tokens = static_cast<std::int64_t>(host_match_pages(req)) * cfg_.page_size_tokens;
     const std::int64_t extend_tokens = req.input_tokens - host_hit_tokens;
     const std::int64_t extend_paged = (extend_tokens + cfg_.page_size_tokens - 1) / cfg_.page_size_tokens * cfg_.page_size_tokens;
-    rt.emit(EventKind::kMatch, rid, 0, host_hit_tokens, extend_tokens);
+    rt.emit(rid, MatchFields{.device_tokens = 0, .host_hit_tokens = host_hit_tokens, .extend_tokens = extend_tokens});
     if (extend_paged > device_left_tokens || (!batch.empty() && extend_paged > prefill_left_tokens)) {
-      rt.emit(EventKind::kBatchFull, rid, std::min(device_left_tokens, prefill_left_tokens), static_cast<std::int64_t>(batch.size()));
+      rt.emit(rid, BatchFullFields{.budget_tokens_left = std::min(device_left_tokens, prefill_left_tokens),
+                                   .batch_requests = static_cast<std::int64_t>(batch.size())});
       break;
     }
     device_left_tokens -= extend_paged;
     prefill_left_tokens -= extend_paged;
     batch_tokens += extend_tokens;
     batch.push_back(rid);
-    rt.emit(EventKind::kSchedule, rid, extend_tokens, storage_hit_length, host_hit_tokens);
+    rt.emit(rid, ScheduleFields{.extend_tokens = extend_tokens, .storage_hit_tokens = storage_hit_length, .host_hit_tokens = host_hit_tokens});
     const auto host_hit_pages = static_cast<std::int32_t>(host_hit_tokens / cfg_.page_size_tokens);
     tree_.kv_slots(req.pages, 0, host_hit_pages, load_back_slots);
     tree_.touch(req.pages, host_hit_pages);
@@ -192,7 +194,7 @@ Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
     co_return;
   }
   std::erase_if(waiting_queue_, [&](RequestId r) { return std::find(batch.begin(), batch.end(), r) != batch.end(); });
-  rt.emit(EventKind::kForward, kNoRequest, batch_tokens, static_cast<std::int64_t>(batch.size()));
+  rt.emit(kNoRequest, ForwardFields{.batch_tokens = batch_tokens, .batch_requests = static_cast<std::int64_t>(batch.size())});
   // The forward is a collective whose payload is the batch's token count: ranks that built
   // different batches launch forwards that never match.
   std::array<std::int64_t, 1> forward{batch_tokens};

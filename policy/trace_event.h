@@ -6,7 +6,10 @@
 
 #include <array>
 #include <cstdint>
+#include <iterator>
 #include <string_view>
+
+#include "policy/assert.h"
 
 namespace hcsim {
 
@@ -52,8 +55,41 @@ inline constexpr int kEventKindCount = 27;
 inline constexpr std::int64_t kStorageNever = -1;
 inline constexpr std::int64_t kStorageRaises = -2;
 std::string_view event_name(EventKind k);
-// Names of the fields a, b, c for a kind; an empty name means the field is unused.
+// Names of the fields a, b, c for a kind, from the table below; an empty name means the field is unused.
 const std::array<std::string_view, 3>& event_field_names(EventKind k);
+
+// The one table of event kinds and their fields, in EventKind order: the kind (without its k), its
+// trace name, then the names of the fields a, b and c (unused_b / unused_c: the kind leaves it 0).
+// The trace format (docs/trace-format.md) writes these names in this order; the views below and
+// event_name() / event_field_names() are generated from it.
+#define HCSIM_EVENT_KINDS(X)                                                       \
+  X(Arrive, arrive, input_tokens, unused_b, unused_c)                              \
+  X(Register, register, prefetch_tokens, op, sidecar_slot)                         \
+  X(RegisterSkip, register_skip, prefetch_tokens, reason, unused_c)                \
+  X(HitQuery, hit_query, local_hit_tokens, group_min_hit_tokens, op)               \
+  X(Revoke, revoke, hit_tokens, op, unused_c)                                      \
+  X(KvBatchDone, kv_batch_done, pages_read, completed_tokens, op)                  \
+  X(SidecarDone, sidecar_done, hit_pages, slot, op)                                \
+  X(TransferEnd, transfer_end, completed_tokens, op, unused_c)                     \
+  X(TerminateVote, terminate_vote, can_terminate, terminated, group_decision)      \
+  X(Terminate, terminate, completed_tokens, group_min_tokens, op)                  \
+  X(Commit, commit, prefix_tokens, matched_tokens, sidecar_attached)               \
+  X(Match, match, device_tokens, host_hit_tokens, extend_tokens)                   \
+  X(Schedule, schedule, extend_tokens, storage_hit_tokens, host_hit_tokens)        \
+  X(Forward, forward, batch_tokens, batch_requests, unused_c)                      \
+  X(BatchFull, batch_full, budget_tokens_left, batch_requests, unused_c)           \
+  X(OpEnd, op_end, state, completed_tokens, op)                                    \
+  X(Abort, abort, was_waiting, had_prefetch, unused_c)                             \
+  X(WriteBackup, write_backup, pages, committed, write)                            \
+  X(WriteAcked, write_acked, pages, matched_pages, write)                          \
+  X(BackupDone, backup_done, pages, pages_written, backup)                         \
+  X(SlotViolation, slot_violation, slot, pool, owner)                              \
+  X(CollectiveEnter, collective_enter, group, sequence, payload_size)              \
+  X(StorageCall, storage_call, op, duration_ns, result)                            \
+  X(HostEvict, host_evict, pages, sidecars, pages_needed)                          \
+  X(RegisterShrink, register_shrink, requested_tokens, granted_tokens, free_pages) \
+  X(HitLost, hit_lost, agreed_tokens, published_tokens, cause)                     \
+  X(LoadAcked, load_acked, node, acks_left, unused_c)
 
 struct TraceEvent {
   TimeNs time_ns = 0;
@@ -61,9 +97,48 @@ struct TraceEvent {
   ActorKind actor = ActorKind::kWorld;
   EventKind kind = EventKind::kArrive;
   RequestId request = kNoRequest;
+  // Read by name through the kind's view (schedule_fields(e).storage_hit_tokens); by position only
+  // where all three are treated alike (the trace writer and reader, the digest).
   std::int64_t a = 0, b = 0, c = 0;
 
   bool operator==(const TraceEvent&) const = default;
 };
+
+// A typed view of one kind's fields, by name: ScheduleFields{extend_tokens, storage_hit_tokens,
+// host_hit_tokens}, read with schedule_fields(e), which asserts e's kind. A writer builds one with
+// designated initializers (order checked by the compiler) and emits it with Runtime::emit.
+#define HCSIM_EVENT_VIEW(Kind, trace_name, field_a, field_b, field_c) \
+  struct Kind##Fields {                                               \
+    static constexpr EventKind kKind = EventKind::k##Kind;            \
+    std::int64_t field_a = 0, field_b = 0, field_c = 0;               \
+  };                                                                  \
+  inline Kind##Fields trace_name##_fields(const TraceEvent& e) {      \
+    HCSIM_ASSERT(e.kind == EventKind::k##Kind);                       \
+    return {e.a, e.b, e.c};                                           \
+  }
+HCSIM_EVENT_KINDS(HCSIM_EVENT_VIEW)
+#undef HCSIM_EVENT_VIEW
+
+// Overwrites an event's fields with a view of its kind (a test editing a trace).
+template <class Fields>
+void set_fields(TraceEvent& e, const Fields& fields) {
+  HCSIM_ASSERT(e.kind == Fields::kKind);
+  const auto& [a, b, c] = fields;
+  e.a = a;
+  e.b = b;
+  e.c = c;
+}
+
+// The table lists every kind once, in EventKind order.
+static_assert([] {
+#define HCSIM_EVENT_KIND_ENUMERATOR(Kind, trace_name, field_a, field_b, field_c) EventKind::k##Kind,
+  constexpr EventKind table_order[] = {HCSIM_EVENT_KINDS(HCSIM_EVENT_KIND_ENUMERATOR)};
+#undef HCSIM_EVENT_KIND_ENUMERATOR
+  if (std::size(table_order) != kEventKindCount) return false;
+  for (int i = 0; i < kEventKindCount; ++i) {
+    if (table_order[i] != static_cast<EventKind>(i)) return false;
+  }
+  return true;
+}());
 
 }  // namespace hcsim

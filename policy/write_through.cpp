@@ -49,7 +49,7 @@ Task<> Rank::write_backup(Runtime& rt, RequestId rid) {
   if (!reserved) tree_.unlock(prefix_node);
   if (pages <= 0) co_return;  // already on host: nothing to back up
   ++next_write_id_;
-  rt.emit(EventKind::kWriteBackup, rid, pages, reserved ? 1 : 0, wid);
+  rt.emit(rid, WriteBackupFields{.pages = pages, .committed = reserved ? 1 : 0, .write = wid});
   if (!reserved) co_return;
   HCSIM_ASSERT(ongoing_write_through_.size() < static_cast<std::size_t>(kv_pool_.capacity()));
   const TimeNs copied_ns = rt.copy_done_ns(StorageOp::kDeviceToHost, rid, pages);  // start_writing's finish_event
@@ -94,7 +94,9 @@ Task<> Rank::writing_check(Runtime& rt) {
     }
     for (std::int32_t k = 0; k < first_new - w.first_page; ++k) kv_pool_.free(rt, w.slots[static_cast<std::size_t>(k)]);
     for (std::int32_t s : fresh) kv_pool_.to_tree(rt, s);
-    rt.emit(EventKind::kWriteAcked, w.request, static_cast<std::int64_t>(w.slots.size()), inserted.matched_pages + (first_new - w.first_page), wid);
+    rt.emit(w.request, WriteAckedFields{.pages = static_cast<std::int64_t>(w.slots.size()),
+                                        .matched_pages = inserted.matched_pages + (first_new - w.first_page),
+                                        .write = wid});
     // write_through also backs the pages up to L3, on the backup thread.
     Backup b{next_backup_id_++, w.request, std::vector<PageKey>(req.pages.begin() + w.first_page, req.pages.begin() + static_cast<std::ptrdiff_t>(end)), {},
              tree_.sidecar_slot(inserted.leaf)};
@@ -126,7 +128,7 @@ Task<> Rank::loading_check(Runtime& rt) {
     const LoadBack l = ack_load_queue_.front();
     ack_load_queue_.pop_front();
     tree_.unlock(l.node);  // dec_lock_ref
-    rt.emit(EventKind::kLoadAcked, l.request, l.node, static_cast<std::int64_t>(ack_load_queue_.size()));
+    rt.emit(l.request, LoadAckedFields{.node = l.node, .acks_left = static_cast<std::int64_t>(ack_load_queue_.size())});
   }
 }
 
@@ -143,7 +145,7 @@ Task<> Rank::backup_thread(Runtime& rt) {
       co_await rt.storage(StorageOp::kSidecarSet, b.request, last, {}, 0, slot);
     }
     const std::int64_t written = co_await rt.storage(StorageOp::kKvSet, b.request, b.pages, {}, 0, b.slots);
-    rt.emit(EventKind::kBackupDone, b.request, static_cast<std::int64_t>(b.pages.size()), written, b.id);
+    rt.emit(b.request, BackupDoneFields{.pages = static_cast<std::int64_t>(b.pages.size()), .pages_written = written, .backup = b.id});
     HCSIM_ASSERT(ack_backup_queue_.size() < static_cast<std::size_t>(kv_pool_.capacity()));
     ack_backup_queue_.push_back(b.id);
   }

@@ -88,4 +88,8 @@ std::string describe_wait(const ActorState& a) {
   return {};
 }
 
+std::string verdict_word(const Verdict& v) {
+  return v.hang() ? std::string("HANG ").append(hang_kind_name(v.kind)) : std::string("complete");
+}
+
 }  // namespace hcsim

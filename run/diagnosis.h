@@ -103,5 +103,7 @@ struct Verdict {
   std::vector<ActorState> actors;
   bool hang() const { return kind != HangKind::kNone; }
 };
+// How reports word a verdict: "complete" or "HANG collective_mismatch".
+std::string verdict_word(const Verdict& v);
 
 }  // namespace hcsim

@@ -1,23 +1,44 @@
 #include "run/hang_detector.h"
 
 #include <string>
+#include <utility>
 
 #include "policy/assert.h"
 
 namespace hcsim {
 
-std::vector<WorkItem> owed_work(const std::vector<TimeNs>& started_ns, const std::vector<std::vector<bool>>& finished, int ranks) {
-  std::vector<WorkItem> owed;
-  for (std::size_t r = 0; r < started_ns.size(); ++r) {
-    if (started_ns[r] < 0) continue;
-    WorkItem w{static_cast<RequestId>(r), started_ns[r], {}};
-    for (int k = 0; k < ranks; ++k) {
-      if (!finished[r][static_cast<std::size_t>(k)]) w.ranks_pending.push_back(k);
-    }
-    if (!w.ranks_pending.empty()) owed.push_back(std::move(w));
-  }
-  return owed;
+namespace {
+
+// A collective some members have waited in since `v.entered.front()`, and others never entered.
+void name_stalled_collective(Verdict& v, TimeNs now_ns) {
+  v.headline = "collective mismatch: " + std::to_string(v.missing_ranks.size()) +
+               " rank(s) never entered the collective others have waited in for " +
+               std::to_string((now_ns - v.entered.front().at_ns) / 1'000'000) + " ms";
 }
+
+Verdict starvation_verdict(TimeNs now_ns, std::string headline) {
+  Verdict v;
+  v.kind = HangKind::kStarvation;
+  v.at_ns = now_ns;
+  v.headline = std::move(headline);
+  return v;
+}
+
+// The watchdog's stuck world: a collective some rank never entered is named as such; without one,
+// nothing moves and nothing waits on a missing rank: a deadlock.
+Verdict watchdog_verdict(const WorldCheck& c) {
+  auto partial = oldest_partial_collective(*c.collectives, c.ranks, c.now_ns, HangKind::kCollectiveMismatch);
+  if (!partial || partial->missing_ranks.empty()) return deadlock_verdict(*c.collectives, c.ranks, c.now_ns, c.work->owed_count());
+  name_stalled_collective(*partial, c.now_ns);
+  return std::move(*partial);
+}
+
+void check_contract(const WorldCheck& c) {
+  HCSIM_ASSERT(c.work != nullptr && c.bounds != nullptr);
+  HCSIM_ASSERT(c.ranks > 0 && c.now_ns >= 0);
+}
+
+}  // namespace
 
 std::optional<Verdict> oldest_partial_collective(const CollectiveLedger& m, int ranks, TimeNs now_ns, HangKind kind) {
   std::optional<Verdict> oldest;
@@ -64,9 +85,7 @@ std::optional<Verdict> check_stalled_collectives(const CollectiveLedger& m, int 
                                                  const DetectorBounds& bounds) {
   auto v = oldest_partial_collective(m, ranks, now_ns, HangKind::kCollectiveMismatch);
   if (!v || now_ns - v->entered.front().at_ns < bounds.collective_stall_ns) return std::nullopt;
-  v->headline = "collective mismatch: " + std::to_string(v->missing_ranks.size()) +
-                " rank(s) never entered the collective others have waited in for " +
-                std::to_string((now_ns - v->entered.front().at_ns) / 1'000'000) + " ms";
+  name_stalled_collective(*v, now_ns);
   return v;
 }
 
@@ -102,6 +121,44 @@ Verdict deadlock_verdict(const CollectiveLedger& m, int ranks, TimeNs now_ns, st
   out.at_ns = now_ns;
   out.headline = "deadlock: no actor can run and " + std::to_string(work_owed) + " request(s) are still owed a schedule";
   return out;
+}
+
+std::optional<Verdict> outright_verdict(const WorldCheck& c) {
+  check_contract(c);
+  HCSIM_ASSERT(c.collectives != nullptr);
+  if (c.collectives->first_mismatch()) return mismatch_verdict(*c.collectives, c.ranks);
+  // A watchdog fires on a quiet run only when its transport failed: the run broke, done or not.
+  if (c.watchdog_fired) return watchdog_verdict(c);
+  if (c.quiet_since_ns >= 0) {
+    HCSIM_ASSERT(c.work->all_done());
+    Verdict v;
+    v.at_ns = c.quiet_since_ns;
+    v.headline = "complete: every request was scheduled on every rank";
+    return v;
+  }
+  if (c.none_runnable) return deadlock_verdict(*c.collectives, c.ranks, c.now_ns, c.work->owed_count());
+  if (c.event_bound_reached > 0) {
+    return starvation_verdict(c.now_ns, "starvation: the run reached its bound of " + std::to_string(c.event_bound_reached) +
+                                            " events with requests still owed a schedule (raise it with --limit events=N)");
+  }
+  return std::nullopt;
+}
+
+std::optional<Verdict> bound_verdict(const WorldCheck& c) {
+  check_contract(c);
+  HCSIM_ASSERT(c.collectives != nullptr || !c.stall_bound);
+  if (c.stall_bound) {
+    if (auto v = check_stalled_collectives(*c.collectives, c.ranks, c.now_ns, *c.bounds)) return v;
+  }
+  // The oldest owed request decides whether any starves; only then is the list built.
+  const TimeNs oldest_ns = c.work->oldest_owed_start_ns();
+  if (oldest_ns >= 0 && c.now_ns - oldest_ns >= c.bounds->starvation_ns) {
+    if (auto v = check_starvation(c.work->owed(), c.now_ns, *c.bounds)) return v;
+  }
+  if (c.now_ns >= c.bounds->horizon_ns) {
+    return starvation_verdict(c.now_ns, "starvation: the horizon passed with requests still owed a schedule");
+  }
+  return std::nullopt;
 }
 
 }  // namespace hcsim

@@ -1,5 +1,6 @@
 // Opening what hcsim reads: regular files only (a FIFO or a device could block or never end), and
-// whole-file reads bounded before the memory is taken.
+// whole-file reads bounded before the memory is taken. A bad input of any reader is a
+// ScenarioError naming the file and the place in it, in printable characters only.
 //
 //   const std::string text = read_bounded_file("scenarios/x.json", 16 << 20, "a scenario is a description, not data");
 //   -> ScenarioError "big.json: /: 40 MiB, larger than 16 MiB: a scenario is a description, not data"

@@ -90,14 +90,15 @@ InvariantResult termination_bound(const InvariantInputs& in) {
 InvariantResult slot_ownership(const InvariantEvents& ev) {
   InvariantResult r{"slot_ownership", true, {}};
   for (const TraceEvent& e : ev.slot_violations) {
-    const auto owner = static_cast<SlotOwner>(e.c);
+    const SlotViolationFields violation = slot_violation_fields(e);
+    const auto owner = static_cast<SlotOwner>(violation.owner);
     const char* what = owner == SlotOwner::kFree      ? "touched after it was freed (use-after-free or double free)"
                        : owner == SlotOwner::kWriting ? "freed or reused while a write was in flight"
                        : owner == SlotOwner::kOperation ? "written while another operation owns it (freed and handed on)"
                                                         : "touched by an actor that does not own it";
     add_detail(r, "rank " + std::to_string(e.rank) + " " + std::string(actor_name(e.actor)) + " at " + ms(e.time_ns) + ": " +
-                      (e.b == 0 ? "KV" : "sidecar") + " slot " + std::to_string(e.a) + " " + what + " (owner: " +
-                      std::string(slot_owner_name(owner)) + ")");
+                      (static_cast<SlotPoolKind>(violation.pool) == SlotPoolKind::kKv ? "KV" : "sidecar") + " slot " +
+                      std::to_string(violation.slot) + " " + what + " (owner: " + std::string(slot_owner_name(owner)) + ")");
   }
   if (ev.slot_violation_count > static_cast<std::int64_t>(ev.slot_violations.size())) r.held = false;
   return r;
@@ -123,24 +124,30 @@ void InvariantEvents::on_event(const TraceEvent& e) {
     case EventKind::kCommit: {
       auto& by_rank = commits[e.request];
       if (by_rank.size() <= static_cast<std::size_t>(e.rank)) by_rank.resize(static_cast<std::size_t>(e.rank) + 1);
-      by_rank[static_cast<std::size_t>(e.rank)].push_back({e.a, e.c});
+      const CommitFields commit = commit_fields(e);
+      by_rank[static_cast<std::size_t>(e.rank)].push_back({commit.prefix_tokens, commit.sidecar_attached});
       break;
     }
     case EventKind::kRegister: {
-      Op& op = ops[{e.rank, e.b}];
+      Op& op = ops[{e.rank, register_fields(e).op}];
       op.request = e.request;
       op.registered = true;
       op.start_ns = e.time_ns;
       break;
     }
-    case EventKind::kHitQuery: ops[{e.rank, e.c}].hit_tokens = e.b; break;
+    case EventKind::kHitQuery: {
+      const HitQueryFields hit = hit_query_fields(e);
+      ops[{e.rank, hit.op}].hit_tokens = hit.group_min_hit_tokens;
+      break;
+    }
     case EventKind::kOpEnd: {
-      Op& op = ops[{e.rank, e.c}];
+      Op& op = ops[{e.rank, op_end_fields(e).op}];
       if (op.ends++ == 0) op.end_ns = e.time_ns;
       break;
     }
     case EventKind::kHitLost: {
-      const HitLoss loss{e.a, e.b, static_cast<HitLossCause>(e.c), e.rank, e.time_ns};
+      const HitLostFields lost = hit_lost_fields(e);
+      const HitLoss loss{lost.agreed_tokens, lost.published_tokens, static_cast<HitLossCause>(lost.cause), e.rank, e.time_ns};
       auto [it, first] = hit_losses.try_emplace(e.request, loss);
       if (!first && loss.lost_tokens() > it->second.lost_tokens()) it->second = loss;
       break;

@@ -127,16 +127,18 @@ ExpectationCheck judge_expectation(const Scenario& scenario, const Expectation& 
       }
       const bool scheduled = arrive && schedule;
       const TimeNs wait_ns = scheduled ? schedule->time_ns - arrive->time_ns : 0;
-      const std::string ended = !registered ? "not_registered" : end ? std::string(op_end_name(static_cast<OpEnd>(end->a))) : "open";
+      const std::int64_t storage_hit_tokens = scheduled ? schedule_fields(*schedule).storage_hit_tokens : 0;
+      const std::string ended =
+          !registered ? "not_registered" : end ? std::string(op_end_name(static_cast<OpEnd>(op_end_fields(*end).state))) : "open";
       bool ok = !timing || scheduled;
-      if (scheduled && o.storage_hit_tokens) ok = ok && schedule->b == *o.storage_hit_tokens;
+      if (scheduled && o.storage_hit_tokens) ok = ok && storage_hit_tokens == *o.storage_hit_tokens;
       if (scheduled && o.scheduled_within_ns) ok = ok && wait_ns <= *o.scheduled_within_ns;
       if (scheduled && o.scheduled_after_ns) ok = ok && wait_ns >= *o.scheduled_after_ns;
       if (o.ended) ok = ok && ended == *o.ended;
       if (!ok) {
         c.met = false;
         c.expected += "; " + name + " on rank " + std::to_string(rank) + " " +
-                      (scheduled ? "loaded " + std::to_string(schedule->b) + " tokens after " + std::to_string(wait_ns / 1'000'000) + " ms"
+                      (scheduled ? "loaded " + std::to_string(storage_hit_tokens) + " tokens after " + std::to_string(wait_ns / 1'000'000) + " ms"
                                  : std::string("was not scheduled")) +
                       ", prefetch " + ended;
       }

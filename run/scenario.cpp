@@ -84,6 +84,13 @@ void read_policy(const JsonNode& n, PolicyConfig& p) {
   if (auto v = n.find("hicache_ratio")) p.hicache_ratio = v->number(1.0, 1000.0);
 }
 
+// [low, high]: the two elements of `n`, not yet read.
+std::vector<JsonNode> low_high(const JsonNode& n) {
+  auto bounds = n.array(2);
+  if (bounds.size() != 2) n.fail("expected [low, high]");
+  return bounds;
+}
+
 DelayRule read_delay(const JsonNode& n, int tp, const std::map<std::string, RequestId>& ids, bool jitter = false) {
   if (jitter) {
     n.object({"op", "ranks", "requests", "from_us", "to_us", "fixed_us", "uniform_us", "lognormal", "note"});
@@ -111,8 +118,7 @@ DelayRule read_delay(const JsonNode& n, int tp, const std::map<std::string, Requ
   }
   if (auto v = n.find("uniform_us")) {
     ++effects;
-    auto bounds = v->array(2);
-    if (bounds.size() != 2) v->fail("expected [low, high]");
+    const auto bounds = low_high(*v);
     r.effect = DelayRule::Effect::kUniform;
     r.a_ns = bounds[0].duration(1000, 0.0, kMaxUs);
     r.b_ns = bounds[1].duration(1000, 0.0, kMaxUs);
@@ -228,26 +234,8 @@ Expectation read_expectation(const JsonNode& n, const std::map<std::string, Requ
   return e;
 }
 
-}  // namespace
-
-std::vector<PageKey> prefix_page_keys(const std::string& prefix, std::int32_t pages) {
-  std::vector<PageKey> keys;
-  keys.reserve(static_cast<std::size_t>(std::max(pages, 0)));
-  std::uint64_t h = fnv1a64(prefix);
-  for (std::int32_t i = 0; i < pages; ++i) {
-    h = fnv1a64(std::string_view(reinterpret_cast<const char*>(&i), sizeof i), h * 0x9e3779b97f4a7c15ULL);
-    keys.push_back(h);
-  }
-  return keys;
-}
-
-Scenario parse_scenario(const std::string& text, const std::string& source) {
-  const json doc = parse_json(text, source, "a scenario object (docs/scenario-format.md), like {\"name\": \"x\", \"tp\": 2, \"policy\": {...}, \"requests\": [...], ...}");
-  const JsonNode root(doc, source, "");
-  root.object({"name", "description", "incident", "upstream", "seed", "tp", "policy", "scheduler", "ranks", "storage",
-               "collective", "l3", "requests", "delays", "perturbations", "explore", "bounds", "expect"});
-  Scenario s;
-  s.path = source;
+// name, description, incident, upstream, seed.
+void read_about(const JsonNode& root, Scenario& s) {
   s.name = root.at("name").str();
   s.description = root.at("description").str();
   if (auto v = root.find("incident")) s.incident = v->str();
@@ -255,72 +243,71 @@ Scenario parse_scenario(const std::string& text, const std::string& source) {
     for (const JsonNode& u : v->array()) s.upstream.push_back(u.str());
   }
   if (auto v = root.find("seed")) s.seed = static_cast<std::uint64_t>(v->integer(0, std::numeric_limits<std::int64_t>::max()));
-  const int tp = static_cast<int>(root.at("tp").limited_integer(1, Limit::kRanks, "ranks"));
-  s.world.ranks = tp;
+}
 
-  read_policy(root.at("policy"), s.policy);
-  if (auto n = root.find("scheduler")) {
-    n->object({"pass_us", "sleep_on_idle"});
-    if (auto v = n->find("pass_us")) s.policy.scheduler_pass_ns = v->duration(1000, 1.0, kMaxUs);
-    if (auto v = n->find("sleep_on_idle")) s.policy.sleep_on_idle = v->boolean();
-  }
+void read_scheduler(const JsonNode& n, PolicyConfig& p) {
+  n.object({"pass_us", "sleep_on_idle"});
+  if (auto v = n.find("pass_us")) p.scheduler_pass_ns = v->duration(1000, 1.0, kMaxUs);
+  if (auto v = n.find("sleep_on_idle")) p.sleep_on_idle = v->boolean();
+}
+
+// Each rank's resources: the defaults, then a rank's overrides (keyed "0", "1", ...).
+std::vector<RankResources> read_ranks(const std::optional<JsonNode>& n, int tp) {
   RankResources defaults;
-  s.policy.ranks.assign(static_cast<std::size_t>(tp), defaults);
-  if (auto n = root.find("ranks")) {
-    n->object({"defaults", "overrides"});
-    if (auto d = n->find("defaults")) read_resources(*d, defaults);
-    s.policy.ranks.assign(static_cast<std::size_t>(tp), defaults);
-    if (auto o = n->find("overrides")) {
-      for (auto& [key, value] : o->members()) {
-        int r = -1;
-        for (int k = 0; k < tp; ++k) r = key == std::to_string(k) ? k : r;
-        if (r < 0) value.fail("expected a rank index in [0, " + std::to_string(tp - 1) + "] as the key, written plainly (\"3\")");
-        read_resources(value, s.policy.ranks[static_cast<std::size_t>(r)]);
-      }
+  if (!n) return std::vector<RankResources>(static_cast<std::size_t>(tp), defaults);
+  n->object({"defaults", "overrides"});
+  if (auto d = n->find("defaults")) read_resources(*d, defaults);
+  std::vector<RankResources> ranks(static_cast<std::size_t>(tp), defaults);
+  if (auto o = n->find("overrides")) {
+    for (auto& [key, value] : o->members()) {
+      int r = -1;
+      for (int k = 0; k < tp; ++k) r = key == std::to_string(k) ? k : r;
+      if (r < 0) value.fail("expected a rank index in [0, " + std::to_string(tp - 1) + "] as the key, written plainly (\"3\")");
+      read_resources(value, ranks[static_cast<std::size_t>(r)]);
     }
   }
-  if (auto n = root.find("storage")) {
-    n->object({"call_latency_us", "read_gbps", "kv_page_bytes", "sidecar_bytes", "stale_get_timeout_us", "backend", "host_copy_gbps",
-               "copy_latency_us", "copy_gbps"});
-    if (auto v = n->find("call_latency_us")) s.storage.call_latency_ns = v->duration(1000, 0.0, kMaxUs);
-    if (auto v = n->find("read_gbps")) s.storage.read_bytes_per_ns = v->number(0.001, 10'000.0);
-    if (auto v = n->find("kv_page_bytes")) s.storage.kv_page_bytes = v->integer(0, std::int64_t{1} << 34);
-    if (auto v = n->find("sidecar_bytes")) s.storage.sidecar_bytes = v->integer(0, std::int64_t{1} << 36);
-    if (auto v = n->find("stale_get_timeout_us")) s.storage.stale_get_timeout_ns = v->duration(1000, 0.0, kMaxUs);
-    if (auto v = n->find("backend")) {
-      const std::string b = v->str();
-      if (b != "file" && b != "zero_copy") v->expected("one of file, zero_copy");
-      s.storage.zero_copy = b == "zero_copy";
-    }
-    if (auto v = n->find("host_copy_gbps")) s.storage.host_copy_bytes_per_ns = v->number(0.001, 10'000.0);
-    if (auto v = n->find("copy_latency_us")) s.storage.copy_latency_ns = v->duration(1000, 0.0, kMaxUs);
-    if (auto v = n->find("copy_gbps")) s.storage.copy_bytes_per_ns = v->number(0.001, 10'000.0);
-  }
-  if (auto n = root.find("collective")) {
-    n->object({"latency_us", "forward_base_us", "forward_ns_per_token"});
-    if (auto v = n->find("latency_us")) s.world.collective.latency_ns = v->duration(1000, 0.0, kMaxUs);
-    if (auto v = n->find("forward_base_us")) s.world.collective.forward_base_ns = v->duration(1000, 0.0, kMaxUs);
-    if (auto v = n->find("forward_ns_per_token")) s.world.collective.forward_ns_per_token = v->integer(0, 1'000'000'000);
-  }
-  if (auto n = root.find("bounds")) {
-    n->object({"horizon_ms", "starvation_ms", "collective_stall_ms", "check_period_ms", "settle_us", "quiesce_ms"});
-    auto& b = s.world.bounds;
-    if (auto v = n->find("horizon_ms")) b.horizon_ns = v->duration(1'000'000, 1.0, kMaxMs);
-    if (auto v = n->find("starvation_ms")) b.starvation_ns = v->duration(1'000'000, 1.0, kMaxMs);
-    if (auto v = n->find("collective_stall_ms")) b.collective_stall_ns = v->duration(1'000'000, 1.0, kMaxMs);
-    if (auto v = n->find("check_period_ms")) b.check_period_ns = v->duration(1'000'000, 0.001, kMaxMs);
-    if (auto v = n->find("settle_us")) b.settle_ns = v->duration(1000, 0.0, kMaxUs);
-    if (auto v = n->find("quiesce_ms")) b.quiesce_ns = v->duration(1'000'000, 0.0, kMaxMs);
-  }
+  return ranks;
+}
 
-  // Pages are counted as they are described, so a scenario claiming too many fails before holding them.
-  PageBudget budget;
-  std::int64_t host_pages = 0;
-  for (const RankResources& r : s.policy.ranks) host_pages += r.host_kv_pages;
-  budget.charge(host_pages, [&](const std::string& m) { root.at("ranks").fail("the host pools of all ranks make " + m); });
+void read_storage(const JsonNode& n, StorageConfig& c) {
+  n.object({"call_latency_us", "read_gbps", "kv_page_bytes", "sidecar_bytes", "stale_get_timeout_us", "backend", "host_copy_gbps",
+            "copy_latency_us", "copy_gbps"});
+  if (auto v = n.find("call_latency_us")) c.call_latency_ns = v->duration(1000, 0.0, kMaxUs);
+  if (auto v = n.find("read_gbps")) c.read_bytes_per_ns = v->number(0.001, 10'000.0);
+  if (auto v = n.find("kv_page_bytes")) c.kv_page_bytes = v->integer(0, std::int64_t{1} << 34);
+  if (auto v = n.find("sidecar_bytes")) c.sidecar_bytes = v->integer(0, std::int64_t{1} << 36);
+  if (auto v = n.find("stale_get_timeout_us")) c.stale_get_timeout_ns = v->duration(1000, 0.0, kMaxUs);
+  if (auto v = n.find("backend")) {
+    const std::string b = v->str();
+    if (b != "file" && b != "zero_copy") v->expected("one of file, zero_copy");
+    c.zero_copy = b == "zero_copy";
+  }
+  if (auto v = n.find("host_copy_gbps")) c.host_copy_bytes_per_ns = v->number(0.001, 10'000.0);
+  if (auto v = n.find("copy_latency_us")) c.copy_latency_ns = v->duration(1000, 0.0, kMaxUs);
+  if (auto v = n.find("copy_gbps")) c.copy_bytes_per_ns = v->number(0.001, 10'000.0);
+}
 
+void read_collective(const JsonNode& n, WorldConfig& world) {
+  n.object({"latency_us", "forward_base_us", "forward_ns_per_token"});
+  if (auto v = n.find("latency_us")) world.collective.latency_ns = v->duration(1000, 0.0, kMaxUs);
+  if (auto v = n.find("forward_base_us")) world.collective.forward_base_ns = v->duration(1000, 0.0, kMaxUs);
+  if (auto v = n.find("forward_ns_per_token")) world.collective.forward_ns_per_token = v->integer(0, 1'000'000'000);
+}
+
+void read_bounds(const JsonNode& n, WorldConfig& world) {
+  n.object({"horizon_ms", "starvation_ms", "collective_stall_ms", "check_period_ms", "settle_us", "quiesce_ms"});
+  auto& b = world.bounds;
+  if (auto v = n.find("horizon_ms")) b.horizon_ns = v->duration(1'000'000, 1.0, kMaxMs);
+  if (auto v = n.find("starvation_ms")) b.starvation_ns = v->duration(1'000'000, 1.0, kMaxMs);
+  if (auto v = n.find("collective_stall_ms")) b.collective_stall_ns = v->duration(1'000'000, 1.0, kMaxMs);
+  if (auto v = n.find("check_period_ms")) b.check_period_ns = v->duration(1'000'000, 0.001, kMaxMs);
+  if (auto v = n.find("settle_us")) b.settle_ns = v->duration(1000, 0.0, kMaxUs);
+  if (auto v = n.find("quiesce_ms")) b.quiesce_ns = v->duration(1'000'000, 0.0, kMaxMs);
+}
+
+// The requests, into `s.workload`, each charged to `budget` as it is read. Returns their ids by name.
+std::map<std::string, RequestId> read_requests(const JsonNode& requests, Scenario& s, PageBudget& budget) {
   std::map<std::string, RequestId> ids;
-  const JsonNode requests = root.at("requests");
   requests.within(Limit::kRequests, static_cast<std::int64_t>(requests.raw().size()), "requests");
   std::vector<std::string> prefixes;  // by request
   for (const JsonNode& r : requests.array(1)) {
@@ -344,53 +331,60 @@ Scenario parse_scenario(const std::string& text, const std::string& source) {
   for (std::size_t i = 0; i < s.workload.size(); ++i) {
     s.workload[i].pages = prefix_page_keys(prefixes[i], s.workload[i].input_tokens / s.policy.page_size_tokens);
   }
-  if (auto n = root.find("l3")) {
-    for (const JsonNode& o : n->array()) {
-      o.object({"prefix", "kv_pages", "sidecar_at_pages", "stale_pages", "ranks"});
-      L3Contents c;
-      c.prefix = prefix_name(o.at("prefix"));
-      c.kv_pages = static_cast<std::int32_t>(o.at("kv_pages").integer(0, 1 << 24));
-      if (auto v = o.find("sidecar_at_pages")) {
-        if (c.kv_pages == 0 && !v->array().empty()) v->fail("a sidecar object needs a page to follow; kv_pages is 0");
-        for (const JsonNode& p : v->array()) c.sidecar_at_pages.push_back(static_cast<std::int32_t>(p.integer(1, c.kv_pages)));
-      }
-      if (auto v = o.find("stale_pages")) {
-        if (c.kv_pages == 0 && !v->array().empty()) v->fail("a stale page must be one of the kv_pages; kv_pages is 0");
-        for (const JsonNode& p : v->array()) c.stale_pages.push_back(static_cast<std::int32_t>(p.integer(1, c.kv_pages)));
-      }
-      if (auto v = o.find("ranks")) c.ranks = rank_list(*v, tp);
-      const auto holders = static_cast<std::int64_t>(c.ranks.empty() ? tp : static_cast<int>(c.ranks.size()));
-      budget.charge(c.kv_pages * holders, [&](const std::string& m) { o.at("kv_pages").fail("the L3 contents up to here make " + m); });
-      s.l3.push_back(std::move(c));
-    }
+  return ids;
+}
+
+// One entry of "l3"; its pages are charged by the caller.
+L3Contents read_l3_contents(const JsonNode& o, int tp) {
+  o.object({"prefix", "kv_pages", "sidecar_at_pages", "stale_pages", "ranks"});
+  L3Contents c;
+  c.prefix = prefix_name(o.at("prefix"));
+  c.kv_pages = static_cast<std::int32_t>(o.at("kv_pages").integer(0, 1 << 24));
+  if (auto v = o.find("sidecar_at_pages")) {
+    if (c.kv_pages == 0 && !v->array().empty()) v->fail("a sidecar object needs a page to follow; kv_pages is 0");
+    for (const JsonNode& p : v->array()) c.sidecar_at_pages.push_back(static_cast<std::int32_t>(p.integer(1, c.kv_pages)));
   }
-  if (auto n = root.find("delays")) {
-    for (const JsonNode& d : n->array()) s.delays.push_back(read_delay(d, tp, ids));
+  if (auto v = o.find("stale_pages")) {
+    if (c.kv_pages == 0 && !v->array().empty()) v->fail("a stale page must be one of the kv_pages; kv_pages is 0");
+    for (const JsonNode& p : v->array()) c.stale_pages.push_back(static_cast<std::int32_t>(p.integer(1, c.kv_pages)));
   }
-  if (auto n = root.find("perturbations")) {
-    n->object({"jitter", "device_free_pages", "arrival_us", "note"});
-    if (auto v = n->find("jitter")) {
-      for (const JsonNode& d : v->array()) s.perturbations.jitter.push_back(read_delay(d, tp, ids, /*jitter=*/true));
-    }
-    if (auto v = n->find("device_free_pages")) {
-      auto b = v->array(2);
-      if (b.size() != 2) v->fail("expected [low, high]");
-      s.perturbations.device_free_pages_lo = static_cast<std::int32_t>(b[0].integer(-(1 << 20), 1 << 20));
-      s.perturbations.device_free_pages_hi = static_cast<std::int32_t>(b[1].integer(s.perturbations.device_free_pages_lo, 1 << 20));
-    }
-    if (auto v = n->find("arrival_us")) {
-      auto b = v->array(2);
-      if (b.size() != 2) v->fail("expected [low, high]");
-      s.perturbations.arrival_lo_ns = b[0].duration(1000, 0.0, kMaxUs);
-      s.perturbations.arrival_hi_ns = b[1].duration(1000, static_cast<double>(s.perturbations.arrival_lo_ns) / 1000.0, kMaxUs);
-    }
+  if (auto v = o.find("ranks")) c.ranks = rank_list(*v, tp);
+  return c;
+}
+
+// The L3 contents, each charged to `budget` once per rank that holds it.
+std::vector<L3Contents> read_l3(const JsonNode& n, int tp, PageBudget& budget) {
+  std::vector<L3Contents> l3;
+  for (const JsonNode& o : n.array()) {
+    L3Contents c = read_l3_contents(o, tp);
+    const auto holders = static_cast<std::int64_t>(c.ranks.empty() ? tp : static_cast<int>(c.ranks.size()));
+    budget.charge(c.kv_pages * holders, [&](const std::string& m) { o.at("kv_pages").fail("the L3 contents up to here make " + m); });
+    l3.push_back(std::move(c));
   }
-  if (auto n = root.find("explore")) {
-    n->object({"late", "note"});
-    for (const JsonNode& l : n->at("late").array(1)) s.explore_late.push_back(read_late(l, tp, ids));
+  return l3;
+}
+
+Perturbations read_perturbations(const JsonNode& n, int tp, const std::map<std::string, RequestId>& ids) {
+  n.object({"jitter", "device_free_pages", "arrival_us", "note"});
+  Perturbations p;
+  if (auto v = n.find("jitter")) {
+    for (const JsonNode& d : v->array()) p.jitter.push_back(read_delay(d, tp, ids, /*jitter=*/true));
   }
-  for (const JsonNode& e : root.at("expect").array(1)) s.expect.push_back(read_expectation(e, ids));
-  // A request the run ends before would read as starving; such a scenario cannot answer anything.
+  if (auto v = n.find("device_free_pages")) {
+    const auto b = low_high(*v);
+    p.device_free_pages_lo = static_cast<std::int32_t>(b[0].integer(-(1 << 20), 1 << 20));
+    p.device_free_pages_hi = static_cast<std::int32_t>(b[1].integer(p.device_free_pages_lo, 1 << 20));
+  }
+  if (auto v = n.find("arrival_us")) {
+    const auto b = low_high(*v);
+    p.arrival_lo_ns = b[0].duration(1000, 0.0, kMaxUs);
+    p.arrival_hi_ns = b[1].duration(1000, static_cast<double>(p.arrival_lo_ns) / 1000.0, kMaxUs);
+  }
+  return p;
+}
+
+// A request the run ends before would read as starving; such a scenario cannot answer anything.
+void check_arrivals_before_horizon(const JsonNode& requests, const Scenario& s) {
   const auto request_nodes = requests.array(1);
   const auto ms = [](TimeNs t) { return std::to_string(t / 1'000'000) + " ms"; };
   for (std::size_t i = 0; i < s.workload.size(); ++i) {
@@ -400,6 +394,58 @@ Scenario parse_scenario(const std::string& text, const std::string& source) {
                                            ", not before the horizon at " + ms(s.world.bounds.horizon_ns) +
                                            ": the run would end before it arrives; raise /bounds/horizon_ms");
   }
+}
+
+}  // namespace
+
+std::vector<PageKey> prefix_page_keys(const std::string& prefix, std::int32_t pages) {
+  std::vector<PageKey> keys;
+  keys.reserve(static_cast<std::size_t>(std::max(pages, 0)));
+  std::uint64_t h = fnv1a64(prefix);
+  for (std::int32_t i = 0; i < pages; ++i) {
+    h = fnv1a64(std::string_view(reinterpret_cast<const char*>(&i), sizeof i), h * 0x9e3779b97f4a7c15ULL);
+    keys.push_back(h);
+  }
+  return keys;
+}
+
+Scenario parse_scenario(const std::string& text, const std::string& source) {
+  const json doc = parse_json(text, source, "a scenario object (docs/scenario-format.md), like {\"name\": \"x\", \"tp\": 2, \"policy\": {...}, \"requests\": [...], ...}");
+  const JsonNode root(doc, source, "");
+  root.object({"name", "description", "incident", "upstream", "seed", "tp", "policy", "scheduler", "ranks", "storage",
+               "collective", "l3", "requests", "delays", "perturbations", "explore", "bounds", "expect"});
+  Scenario s;
+  s.path = source;
+  read_about(root, s);
+  const int tp = static_cast<int>(root.at("tp").limited_integer(1, Limit::kRanks, "ranks"));
+  s.world.ranks = tp;
+
+  read_policy(root.at("policy"), s.policy);
+  if (auto n = root.find("scheduler")) read_scheduler(*n, s.policy);
+  s.policy.ranks = read_ranks(root.find("ranks"), tp);
+  if (auto n = root.find("storage")) read_storage(*n, s.storage);
+  if (auto n = root.find("collective")) read_collective(*n, s.world);
+  if (auto n = root.find("bounds")) read_bounds(*n, s.world);
+
+  // Pages are counted as they are described, so a scenario claiming too many fails before holding them.
+  PageBudget budget;
+  std::int64_t host_pages = 0;
+  for (const RankResources& r : s.policy.ranks) host_pages += r.host_kv_pages;
+  budget.charge(host_pages, [&](const std::string& m) { root.at("ranks").fail("the host pools of all ranks make " + m); });
+  const JsonNode requests = root.at("requests");
+  const std::map<std::string, RequestId> ids = read_requests(requests, s, budget);
+  if (auto n = root.find("l3")) s.l3 = read_l3(*n, tp, budget);
+
+  if (auto n = root.find("delays")) {
+    for (const JsonNode& d : n->array()) s.delays.push_back(read_delay(d, tp, ids));
+  }
+  if (auto n = root.find("perturbations")) s.perturbations = read_perturbations(*n, tp, ids);
+  if (auto n = root.find("explore")) {
+    n->object({"late", "note"});
+    for (const JsonNode& l : n->at("late").array(1)) s.explore_late.push_back(read_late(l, tp, ids));
+  }
+  for (const JsonNode& e : root.at("expect").array(1)) s.expect.push_back(read_expectation(e, ids));
+  check_arrivals_before_horizon(requests, s);
   return s;
 }
 

@@ -104,6 +104,18 @@ void StorageModel::evict_over_capacity(RankStore& store) {
 StoragePlan StorageModel::plan(int rank, WorldCall& call, TimeNs now_ns) {
   HCSIM_ASSERT(sealed_ && call.kind == WorldCall::Kind::kStorage);
   HCSIM_ASSERT(rank >= 0 && static_cast<std::size_t>(rank) < stores_.size());
+  StoragePlan plan = plan_from_contents(rank, call);
+  apply_delay_rule(plan, rank, call, now_ns);
+  add_jitter(plan, rank, call, now_ns);
+  add_late(plan, rank, call, now_ns);
+  if (recorded_) replay_recorded(plan, rank, call);
+  update_contents(plan, rank, call);
+  return plan;
+}
+
+// The call's result from this rank's contents, and its duration: the call's latency plus its bytes
+// over the bandwidth (an L3 call's or a copy's).
+inline StoragePlan StorageModel::plan_from_contents(int rank, WorldCall& call) const {
   StoragePlan plan;
   std::int64_t bytes = 0;
   switch (call.storage_op) {
@@ -117,39 +129,24 @@ StoragePlan StorageModel::plan(int rank, WorldCall& call, TimeNs now_ns) {
       plan.result = leading;
       break;
     }
-    case StorageOp::kKvGet: {
-      std::int64_t leading = 0;
-      while (static_cast<std::size_t>(leading) < call.keys.size() && has_kv(rank, call.keys[static_cast<std::size_t>(leading)])) ++leading;
-      // A stale page in the run ends the read there, after the get's timeout.
-      const auto& stale = stores_[static_cast<std::size_t>(rank)].stale;
-      for (std::int64_t i = 0; i < leading; ++i) {
-        if (stale.contains(call.keys[static_cast<std::size_t>(i)])) {
-          leading = i;
-          plan.duration_ns += cfg_.stale_get_timeout_ns;
-          break;
-        }
-      }
-      plan.result = leading;
-      bytes = leading * cfg_.kv_page_bytes;
+    case StorageOp::kKvGet:
+      plan.result = readable_kv_pages(rank, call, plan);
+      bytes = plan.result * cfg_.kv_page_bytes;
       break;
-    }
-    case StorageOp::kKvSet: {  // the pages exist for this rank's later queries once the call returns
+    case StorageOp::kKvSet:  // the pages exist for this rank's later queries once the call returns
       plan.result = static_cast<std::int64_t>(call.keys.size());
       bytes = plan.result * cfg_.kv_page_bytes;
       break;
-    }
-    case StorageOp::kSidecarGet: {
+    case StorageOp::kSidecarGet:
       HCSIM_ASSERT(call.keys.size() == 1);
       plan.result = has_sidecar(rank, call.keys[0]) ? 1 : 0;
       bytes = plan.result * cfg_.sidecar_bytes;
       break;
-    }
-    case StorageOp::kSidecarSet: {  // an object of its own, keyed by its page: written before the page (HCC@faa628694:635-643)
+    case StorageOp::kSidecarSet:  // an object of its own, keyed by its page: written before the page (HCC@faa628694:635-643)
       HCSIM_ASSERT(call.keys.size() == 1);
       plan.result = 1;
       bytes = cfg_.sidecar_bytes;
       break;
-    }
     case StorageOp::kDeviceToHost:
     case StorageOp::kHostToDevice:
       HCSIM_ASSERT(call.pages >= 0 && call.keys.empty());
@@ -162,7 +159,26 @@ StoragePlan StorageModel::plan(int rank, WorldCall& call, TimeNs now_ns) {
   } else {
     plan.duration_ns += cfg_.call_latency_ns + static_cast<TimeNs>(std::llround(static_cast<double>(bytes) / cfg_.read_bytes_per_ns));
   }
+  return plan;
+}
 
+// A KV read returns the leading pages this rank holds. A stale page in the run ends the read
+// there, after the get's timeout (added to `plan`).
+inline std::int64_t StorageModel::readable_kv_pages(int rank, const WorldCall& call, StoragePlan& plan) const {
+  std::int64_t leading = 0;
+  while (static_cast<std::size_t>(leading) < call.keys.size() && has_kv(rank, call.keys[static_cast<std::size_t>(leading)])) ++leading;
+  const auto& stale = stores_[static_cast<std::size_t>(rank)].stale;
+  for (std::int64_t i = 0; i < leading; ++i) {
+    if (stale.contains(call.keys[static_cast<std::size_t>(i)])) {
+      plan.duration_ns += cfg_.stale_get_timeout_ns;
+      return i;
+    }
+  }
+  return leading;
+}
+
+// The first matching delay rule decides: never completes, raises, fails or takes longer.
+inline void StorageModel::apply_delay_rule(StoragePlan& plan, int rank, WorldCall& call, TimeNs now_ns) {
   for (std::size_t i = 0; i < rules_.size(); ++i) {
     const DelayRule& r = rules_[i];
     if (!matches(r, rank, call, now_ns)) continue;
@@ -182,43 +198,57 @@ StoragePlan StorageModel::plan(int rank, WorldCall& call, TimeNs now_ns) {
       if (r.effect == DelayRule::Effect::kUniform || r.effect == DelayRule::Effect::kLognormal) rule_draws_[i].add(d);
       plan.duration_ns += d;
     }
-    break;  // the first matching rule decides
+    return;
   }
+}
+
+// Every matching jitter rule adds its draw.
+inline void StorageModel::add_jitter(StoragePlan& plan, int rank, const WorldCall& call, TimeNs now_ns) {
   for (std::size_t i = 0; i < jitter_.size(); ++i) {
     if (!matches(jitter_[i], rank, call, now_ns)) continue;
     const TimeNs d = draw(jitter_[i], jitter_streams_[i]);
     jitter_draws_[i].add(d);
     plan.duration_ns += d;
   }
+}
+
+// The first matching late rule adds the delay its choice source picks, to a call that returns.
+inline void StorageModel::add_late(StoragePlan& plan, int rank, const WorldCall& call, TimeNs now_ns) const {
   for (const LateRule& l : late_) {
     if (plan.never_completes || plan.raises || !matches(l.match, rank, call, now_ns)) continue;
     const int n = static_cast<int>(l.late_ns.size());
     const int pick = late_source_ != nullptr ? late_source_->choose(ChoiceKind::kLate, rank, n, now_ns) : 0;
     HCSIM_ASSERT(pick >= 0 && pick < n);
     plan.duration_ns += l.late_ns[static_cast<std::size_t>(pick)];
-    break;  // the first matching rule decides
+    return;
   }
-  if (recorded_) {
-    const int op = static_cast<int>(call.storage_op);
-    const int ordinal = call_ordinals_[{rank, op, call.request}]++;
-    auto it = recorded_->find({rank, op, call.request, ordinal});
-    if (it != recorded_->end()) {
-      ++replayed_calls_;
-      const StorageResponse& r = it->second;
-      plan.never_completes = r.duration_ns == kStorageNever;
-      plan.raises = r.duration_ns == kStorageRaises;
-      plan.duration_ns = r.duration_ns >= 0 ? r.duration_ns : cfg_.call_latency_ns;
-      if (r.result != plan.result && call.storage_op == StorageOp::kHitQuery) {
-        for (std::size_t i = static_cast<std::size_t>(std::max<std::int64_t>(r.result, 0)); i < call.present.size(); ++i) call.present[i] = 0;
-      }
-      // Never more than this call could return: a trace from other contents, or a damaged one.
-      const bool one_object = call.storage_op == StorageOp::kSidecarGet || call.storage_op == StorageOp::kSidecarSet;
-      const auto most = one_object ? std::int64_t{1} : is_copy(call.storage_op) ? call.pages : static_cast<std::int64_t>(call.keys.size());
-      plan.result = std::clamp<std::int64_t>(r.result, 0, most);
-    } else {
-      ++modelled_calls_;
-    }
+}
+
+// A call the recording has takes its recorded duration and result; the rest stay modelled.
+inline void StorageModel::replay_recorded(StoragePlan& plan, int rank, WorldCall& call) {
+  const int op = static_cast<int>(call.storage_op);
+  const int ordinal = call_ordinals_[{rank, op, call.request}]++;
+  auto it = recorded_->find({rank, op, call.request, ordinal});
+  if (it == recorded_->end()) {
+    ++modelled_calls_;
+    return;
   }
+  ++replayed_calls_;
+  const StorageResponse& r = it->second;
+  plan.never_completes = r.duration_ns == kStorageNever;
+  plan.raises = r.duration_ns == kStorageRaises;
+  plan.duration_ns = r.duration_ns >= 0 ? r.duration_ns : cfg_.call_latency_ns;
+  if (r.result != plan.result && call.storage_op == StorageOp::kHitQuery) {
+    for (std::size_t i = static_cast<std::size_t>(std::max<std::int64_t>(r.result, 0)); i < call.present.size(); ++i) call.present[i] = 0;
+  }
+  // Never more than this call could return: a trace from other contents, or a damaged one.
+  const bool one_object = call.storage_op == StorageOp::kSidecarGet || call.storage_op == StorageOp::kSidecarSet;
+  const auto most = one_object ? std::int64_t{1} : is_copy(call.storage_op) ? call.pages : static_cast<std::int64_t>(call.keys.size());
+  plan.result = std::clamp<std::int64_t>(r.result, 0, most);
+}
+
+// What a call that returns does to the rank's store: a sidecar written, pages written or used.
+inline void StorageModel::update_contents(const StoragePlan& plan, int rank, const WorldCall& call) {
   if (is_copy(call.storage_op)) {
     HCSIM_ASSERT(!plan.raises);  // the scenario reader refuses fail and raises for copies
   } else if (!plan.never_completes && !plan.raises && call.storage_op == StorageOp::kSidecarSet) {
@@ -236,7 +266,6 @@ StoragePlan StorageModel::plan(int rank, WorldCall& call, TimeNs now_ns) {
     }
     evict_over_capacity(store);
   }
-  return plan;
 }
 
 }  // namespace hcsim

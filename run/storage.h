@@ -77,6 +77,13 @@ struct StoragePlan {
   int rule = -1;  // index of the delay rule applied, -1 if none
 };
 
+// The event a world logs as it takes an L3 call or a copy under `plan`, returning `result`.
+inline StorageCallFields storage_call_event(StorageOp op, const StoragePlan& plan, std::int64_t result) {
+  return {.op = static_cast<std::int64_t>(op),
+          .duration_ns = plan.raises ? kStorageRaises : plan.never_completes ? kStorageNever : plan.duration_ns,
+          .result = result};
+}
+
 // What the seed drew for one delay or jitter rule over a run, which the report prints.
 struct DrawTally {
   std::int64_t draws = 0;
@@ -138,6 +145,16 @@ class StorageModel {
   bool has_sidecar(int rank, PageKey key) const;
   void use_kv(RankStore& store, PageKey key);  // adds the page, or refreshes it
   void evict_over_capacity(RankStore& store);
+  // plan()'s steps, in order: what the contents give, the first matching delay rule, jitter, the
+  // first matching late rule, the recording's answer, and what the call does to the contents.
+  // Inline, defined in storage.cpp (their one user): plan() is on the simulator's hot path.
+  inline StoragePlan plan_from_contents(int rank, WorldCall& call) const;
+  inline std::int64_t readable_kv_pages(int rank, const WorldCall& call, StoragePlan& plan) const;
+  inline void apply_delay_rule(StoragePlan& plan, int rank, WorldCall& call, TimeNs now_ns);
+  inline void add_jitter(StoragePlan& plan, int rank, const WorldCall& call, TimeNs now_ns);
+  inline void add_late(StoragePlan& plan, int rank, const WorldCall& call, TimeNs now_ns) const;
+  inline void replay_recorded(StoragePlan& plan, int rank, WorldCall& call);
+  inline void update_contents(const StoragePlan& plan, int rank, const WorldCall& call);
 
   StorageConfig cfg_;
   std::vector<RankStore> stores_;              // per rank

@@ -392,14 +392,15 @@ void check_against(const TraceRead& trace, int ranks, std::size_t requests, Time
     if (e.rank >= ranks) throw TraceError(path, line, "rank", "the scenario has " + std::to_string(ranks) + " rank(s)");
     if (e.request >= 0 && static_cast<std::size_t>(e.request) >= requests) throw TraceError(path, line, "request", "no such request in the scenario");
     if (e.kind != EventKind::kStorageCall) continue;
-    if (e.a < 0 || e.a >= kStorageOpCount) throw TraceError(path, line, "fields.op", "expected 0 to " + std::to_string(kStorageOpCount - 1));
-    if (e.b != kStorageNever && e.b != kStorageRaises && (e.b < 0 || e.b > horizon_ns)) {
+    const StorageCallFields call = storage_call_fields(e);
+    if (call.op < 0 || call.op >= kStorageOpCount) throw TraceError(path, line, "fields.op", "expected 0 to " + std::to_string(kStorageOpCount - 1));
+    if (call.duration_ns != kStorageNever && call.duration_ns != kStorageRaises && (call.duration_ns < 0 || call.duration_ns > horizon_ns)) {
       throw TraceError(path, line, "fields.duration_ns", "expected -1 (never), -2 (raises) or 0 to the horizon");
     }
-    if (e.b == kStorageRaises && is_copy(static_cast<StorageOp>(e.a))) {
+    if (call.duration_ns == kStorageRaises && is_copy(static_cast<StorageOp>(call.op))) {
       throw TraceError(path, line, "fields.duration_ns", "a host-device copy never raises: expected -1 (never) or 0 to the horizon");
     }
-    if (e.c < 0 || e.c > (std::int64_t{1} << 24)) throw TraceError(path, line, "fields.result", "expected 0 to 2^24");
+    if (call.result < 0 || call.result > (std::int64_t{1} << 24)) throw TraceError(path, line, "fields.result", "expected 0 to 2^24");
   }
 }
 
@@ -460,9 +461,10 @@ Recording recording_of(const TraceRead& trace) {
   std::map<std::tuple<int, int, RequestId>, int> ordinals;
   for (const TraceEvent& e : trace.events) {
     if (e.kind != EventKind::kStorageCall) continue;
-    const int op = static_cast<int>(e.a);
+    const StorageCallFields call = storage_call_fields(e);
+    const int op = static_cast<int>(call.op);
     const int ordinal = ordinals[{e.rank, op, e.request}]++;
-    r.storage[{e.rank, op, e.request, ordinal}] = {e.b, e.c};
+    r.storage[{e.rank, op, e.request, ordinal}] = {call.duration_ns, call.result};
   }
   return r;
 }

@@ -8,25 +8,27 @@
 //   Verdict v = w.run();
 #pragma once
 
+#include <algorithm>
+#include <coroutine>
 #include <functional>
 #include <memory>
-#include <set>
-#include <string>
 #include <utility>
 #include <vector>
 
 #include "policy/runtime.h"
 #include "policy/task.h"
-#include "sim/collectives.h"
+#include "run/actor_table.h"
 #include "run/diagnosis.h"
 #include "run/event_log.h"
 #include "run/hang_detector.h"
-#include "sim/kernel.h"
 #include "run/limits.h"
 #include "run/recording.h"
 #include "run/request_stream.h"
 #include "run/storage.h"
+#include "run/work_ledger.h"
 #include "run/world_config.h"
+#include "sim/collectives.h"
+#include "sim/kernel.h"
 
 namespace hcsim {
 
@@ -56,36 +58,31 @@ class SimWorld {
   // Where every actor is parked, as a hash: what it waits on and until when.
   std::uint64_t waits_digest() const;
   // Per request: when the first rank started it, and which ranks have not finished it.
-  std::vector<WorkItem> work_owed() const;
+  std::vector<WorkItem> work_owed() const { return work_.owed(); }
 
  private:
   class ActorRuntime;
-  struct Signal {
-    std::string name;
-    int rank = 0;
-    ActorKind producer = ActorKind::kScheduler;
-    std::vector<std::coroutine_handle<>> waiters;
-  };
 
-  Verdict finish(Verdict v);
-  // The latest time a storage call now in flight will complete (calls that never do excluded), or 0.
-  TimeNs last_due_transfer_ns() const;
+  // An actor has left once its coroutine ended: the simulator never parks one for good.
+  bool left(std::size_t actor) const { return table_.task(actor).done(); }
+  Verdict finish(Verdict v) const;
+  WorldCheck check_at(TimeNs now_ns) const;
+  std::uint64_t events_left() const { return cfg_.events_max - std::min(cfg_.events_max, kernel_.events_processed()); }
+  // After a mismatch: ranks slightly behind still reach the mismatched sequence (or block before it).
+  void settle_after_mismatch();
+  // All work done: no new work comes; let in-flight transfers land and releases drain, from `now_ns`.
+  void quiesce(TimeNs now_ns);
 
   WorldConfig cfg_;
   Kernel kernel_;
   StorageModel& storage_;
   CollectiveMatcher matcher_;
   EventLog log_;
-  std::vector<std::unique_ptr<ActorRuntime>> actors_;
-  std::vector<Task<>> tasks_;  // by actor index
-  std::vector<Signal> signals_;
+  std::vector<std::unique_ptr<ActorRuntime>> actors_;  // by actor slot in table_
+  ActorTable table_;
+  std::vector<std::vector<std::coroutine_handle<>>> signal_waiters_;  // by signal
   RequestStream requests_;
-  std::size_t request_count_;
-  std::vector<TimeNs> work_started_ns_;         // by request, -1 if not started
-  std::vector<std::vector<bool>> work_finished_;  // by request, by rank
-  std::size_t finishes_ = 0;
-  std::vector<int> finished_ranks_;                            // by request
-  std::set<std::pair<TimeNs, RequestId>> owed_by_start_;       // started, not finished on every rank
+  WorkLedger work_;
   std::function<void(TimeNs)> sampler_;
 };
 

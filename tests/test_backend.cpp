@@ -248,7 +248,7 @@ TEST_CASE("thread world: seed-fix completes with the sidecar lag, the same decis
   auto schedules = [](const RunResult& r) {
     std::vector<std::pair<int, std::int64_t>> out;
     for (const TraceEvent& e : r.log.events()) {
-      if (e.kind == EventKind::kSchedule) out.emplace_back(e.rank, e.b);
+      if (e.kind == EventKind::kSchedule) out.emplace_back(e.rank, schedule_fields(e).storage_hit_tokens);
     }
     std::sort(out.begin(), out.end());
     return out;

@@ -133,9 +133,21 @@ void results_without_header(const std::string& rows) {
   (void)read_sweep_rows(r.path);
 }
 
+// Each row's message starts with its place and holds every fragment, and prints whatever the bytes.
+void check_refusals(const std::vector<BadInput>& table) {
+  for (const BadInput& row : table) {
+    const std::string message = message_of(row);
+    INFO(row.what << ": " << message);
+    CHECK_THAT(message, Catch::StartsWith(row.starts));
+    for (const std::string& fragment : row.says) CHECK_THAT(message, Catch::Contains(fragment));
+    // Whatever bytes the input held, the message prints.
+    for (const char c : message) CHECK((static_cast<unsigned char>(c) >= 0x20 && c != 0x7f));
+  }
+}
+
 }  // namespace
 
-TEST_CASE("every bad input is refused with its file, its place, the expected form and the limit to raise") {
+TEST_CASE("every bad scenario, grid or workload is refused with its file, its place, the expected form and the limit to raise") {
   reset_limits();
   // A scenario claiming 10^12 pages: 60,000 requests of 2^24 tokens at one token per page.
   json huge = scenario();
@@ -143,13 +155,9 @@ TEST_CASE("every bad input is refused with its file, its place, the expected for
   huge["requests"] = json::array();
   for (int i = 0; i < 60'000; ++i) huge["requests"].push_back({{"name", std::string("r").append(std::to_string(i))}, {"arrival_us", i}, {"input_tokens", 1 << 24}});
   huge["expect"] = json::array({{{"variant", "seed-fix"}, {"verdict", "hang"}}});
-  // A Mooncake trace past the pages limit at page size 1: the fifth line of 2^24 tokens crosses 2^26.
-  std::string long_trace;
-  for (int i = 0; i < 6; ++i) long_trace += mooncake_line(i, 1 << 24);
-  const std::string header = json{{"format", "hcsim-trace"}, {"version", 1}}.dump();
   const TempFile grid_scenario("hcsim-table-scenario.json", scenario().dump());
 
-  const std::vector<BadInput> table = {
+  check_refusals({
       {"not JSON", [] { parse("{\"name\": "); }, "bad.json: /: ", {"not valid JSON", "expected a scenario object", "\"tp\": 2"}},
       {"a number past double", [] { parse(R"({"name": 1e999})"); }, "bad.json: /: ", {"not valid JSON", "number overflow"}},
       {"missing key", [] { parse(scenario_with("/tp", nullptr)); }, "bad.json: /: ", {"missing required key \"tp\""}},
@@ -190,6 +198,16 @@ TEST_CASE("every bad input is refused with its file, its place, the expected for
       {"workload over the requests limit",
        [] { (void)parse_workload(R"({"kind": "poisson", "requests": 5000000, "rate_per_s": 1, "input_tokens": [1, 2], "prefixes": 1, "shared_prefix_tokens": 0})", "w.json"); },
        "w.json: /requests: ", {"5000000 requests", "--limit requests=N"}},
+  });
+}
+
+TEST_CASE("every bad trace, results file or input file is refused with its file, its place and the expected form") {
+  reset_limits();
+  // A Mooncake trace past the pages limit at page size 1: the fifth line of 2^24 tokens crosses 2^26.
+  std::string long_trace;
+  for (int i = 0; i < 6; ++i) long_trace += mooncake_line(i, 1 << 24);
+  const std::string header = json{{"format", "hcsim-trace"}, {"version", 1}}.dump();
+  check_refusals({
       {"Mooncake: garbage", [] { mooncake("\x01\x02garbage\n"); }, "t.jsonl:1: /: ", {"not valid JSON", "\"hash_ids\": [7, 8]"}},
       {"Mooncake: ids and length disagree", [] { mooncake(mooncake_line(0, 1024) + R"({"timestamp": 1, "input_length": 1100, "output_length": 1, "hash_ids": [1, 2]})"); },
        "t.jsonl:2: /hash_ids: ", {"expected ceil(input_length/512) = 3 ids; got 2"}},
@@ -233,15 +251,7 @@ TEST_CASE("every bad input is refused with its file, its place, the expected for
       {"file: missing", [] { (void)load_scenario_file("no-such-dir/x.json"); }, "no-such-dir/x.json: /: ", {"does not exist"}},
       {"file: a device", [] { (void)load_scenario_file("/dev/zero"); }, "/dev/zero: /: ", {"not a regular file"}},
       {"file: a directory", [] { (void)load_mooncake_trace("scenarios", 64); }, "scenarios: /: ", {"is a directory"}},
-  };
-  for (const BadInput& row : table) {
-    const std::string message = message_of(row);
-    INFO(row.what << ": " << message);
-    CHECK_THAT(message, Catch::StartsWith(row.starts));
-    for (const std::string& fragment : row.says) CHECK_THAT(message, Catch::Contains(fragment));
-    // Whatever bytes the input held, the message prints.
-    for (const char c : message) CHECK((static_cast<unsigned char>(c) >= 0x20 && c != 0x7f));
-  }
+  });
 }
 
 TEST_CASE("--limit takes NAME=VALUE, says what is wrong, and raises what the inputs may hold") {

@@ -255,7 +255,7 @@ TEST_CASE("a hang read from the events alone (no replay reproduces it) names a r
   // into the mismatched forward dropped: rank 1 never came.
   TraceRead t = recorded("scenarios/himamba-sidecar-lag.json", "pre-fix");
   t.header.world = "gpu";
-  std::erase_if(t.events, [](const TraceEvent& e) { return e.kind == EventKind::kCollectiveEnter && e.rank == 1 && e.b == 49; });
+  std::erase_if(t.events, [](const TraceEvent& e) { return e.kind == EventKind::kCollectiveEnter && e.rank == 1 && collective_enter_fields(e).sequence == 49; });
   const json doc = chrome_trace(t, load_scenario_file("scenarios/himamba-sidecar-lag.json"));
   validate(doc);
   CHECK(doc.at("otherData").at("end_of_run_from") == "trace events");

@@ -41,14 +41,15 @@ TEST_CASE("a rank short of host pages shrinks its prefetch to them, and the grou
     REQUIRE(r.verdict.kind == HangKind::kNone);
     // Rank 1 has 16 free pages of the 32 it wanted: it registers 16, and the hit's MIN is 16 pages.
     REQUIRE(events_of(r, EventKind::kRegisterShrink, 1).size() == 1);
-    CHECK(events_of(r, EventKind::kRegisterShrink, 1)[0]->a == 2048);
-    CHECK(events_of(r, EventKind::kRegisterShrink, 1)[0]->b == 1024);
+    const RegisterShrinkFields shrink = register_shrink_fields(*events_of(r, EventKind::kRegisterShrink, 1)[0]);
+    CHECK(shrink.requested_tokens == 2048);
+    CHECK(shrink.granted_tokens == 1024);
     CHECK(events_of(r, EventKind::kRegisterShrink, 0).empty());
     for (int rank = 0; rank < 2; ++rank) {
       REQUIRE(events_of(r, EventKind::kHitQuery, rank).size() == 1);
-      CHECK(events_of(r, EventKind::kHitQuery, rank)[0]->b == 1024);  // group_min_hit_tokens
+      CHECK(hit_query_fields(*events_of(r, EventKind::kHitQuery, rank)[0]).group_min_hit_tokens == 1024);
       REQUIRE(events_of(r, EventKind::kSchedule, rank).size() == 1);
-      CHECK(events_of(r, EventKind::kSchedule, rank)[0]->b == 1024);  // storage_hit_tokens
+      CHECK(schedule_fields(*events_of(r, EventKind::kSchedule, rank)[0]).storage_hit_tokens == 1024);
     }
   }
 }
@@ -59,7 +60,7 @@ TEST_CASE("below the threshold even after shrinking, a rank skips registration a
   CHECK(r.verdict.kind == HangKind::kCollectiveMismatch);
   const auto skips = events_of(r, EventKind::kRegisterSkip, 3);
   REQUIRE(skips.size() == 1);
-  CHECK(skips[0]->b == static_cast<std::int64_t>(SkipReason::kKvAlloc));
+  CHECK(register_skip_fields(*skips[0]).reason == static_cast<std::int64_t>(SkipReason::kKvAlloc));
   CHECK(events_of(r, EventKind::kRegisterShrink, 3).empty());
 }
 
@@ -84,7 +85,7 @@ TEST_CASE("the rate limit is 0.8 x (host - device) tokens, the device pool being
   const auto skips = events_of(r, EventKind::kRegisterSkip, 0);
   REQUIRE(skips.size() == 1);
   CHECK(skips[0]->request == 2);
-  CHECK(skips[0]->b == static_cast<std::int64_t>(SkipReason::kRateLimited));
+  CHECK(register_skip_fields(*skips[0]).reason == static_cast<std::int64_t>(SkipReason::kRateLimited));
   // At ratio 4 the device pool is 16 pages: 0.8 x 48 x 64 = 2457 tokens, room for the third.
   s.policy.hicache_ratio = 4.0;
   r = run(s, "pre-fix");
@@ -203,7 +204,7 @@ TEST_CASE("the diagnosis names the first fact that differed between ranks, with 
   REQUIRE(origin->facts.size() == 2);
   REQUIRE((origin->facts[0] != nullptr && origin->facts[1] != nullptr));
   CHECK(origin->facts[0]->kind == EventKind::kWriteBackup);
-  CHECK(origin->facts[0]->b != origin->facts[1]->b);  // committed
+  CHECK(write_backup_fields(*origin->facts[0]).committed != write_backup_fields(*origin->facts[1]).committed);
 
   // seed-fix: the ranks never part, so there is no origin to name.
   CHECK_FALSE(divergence_origin(simulate(seed, options_of("seed-fix"))));
@@ -222,7 +223,7 @@ TEST_CASE("a load-back copy late on one rank alone skews the write-through check
   REQUIRE(origin->facts.size() == 2);
   REQUIRE((origin->facts[0] != nullptr && origin->facts[1] != nullptr));
   CHECK(origin->facts[0]->kind == EventKind::kHostEvict);  // rank 0 could evict A's pages, rank 1 could not
-  CHECK(origin->facts[0]->a > origin->facts[1]->a);
+  CHECK(host_evict_fields(*origin->facts[0]).pages > host_evict_fields(*origin->facts[1]).pages);
   // HiMamba on 2026-06-22 takes a load ack only once every rank's copy completed.
   CHECK(simulate(s, options_of("seed-fix+synced-ack-checks")).verdict.kind == HangKind::kNone);
   // The same scenario with both copies on time: nothing differs, nothing hangs.
@@ -254,18 +255,19 @@ TEST_CASE("the file backend counts a batch page by page, so a timeout cuts it; a
   REQUIRE(file.verdict.kind == HangKind::kNone);
   const auto sched = events_of(file, EventKind::kSchedule, 0);
   REQUIRE(sched.size() == 1);
-  CHECK(sched[0]->b > 0);     // some pages were copied and counted before the timeout
-  CHECK(sched[0]->b < 2048);  // not all of them
-  CHECK(sched[0]->b % 64 == 0);
+  const std::int64_t storage_hit_tokens = schedule_fields(*sched[0]).storage_hit_tokens;
+  CHECK(storage_hit_tokens > 0);     // some pages were copied and counted before the timeout
+  CHECK(storage_hit_tokens < 2048);  // not all of them
+  CHECK(storage_hit_tokens % 64 == 0);
   REQUIRE(file.l3_losses.size() == 1);
   CHECK(file.l3_losses.begin()->second.cause == HitLossCause::kTimedOut);
-  CHECK(file.l3_losses.begin()->second.lost_tokens() == 2048 - sched[0]->b);
+  CHECK(file.l3_losses.begin()->second.lost_tokens() == 2048 - storage_hit_tokens);
 
   s.storage.zero_copy = true;  // the batch counts when the read returns, before the timeout
   const RunResult zero = simulate(s, options_of("pre-fix"));
   REQUIRE(zero.verdict.kind == HangKind::kNone);
   REQUIRE(events_of(zero, EventKind::kSchedule, 0).size() == 1);
-  CHECK(events_of(zero, EventKind::kSchedule, 0)[0]->b == 2048);
+  CHECK(schedule_fields(*events_of(zero, EventKind::kSchedule, 0)[0]).storage_hit_tokens == 2048);
   CHECK(zero.l3_losses.empty());
 }
 

@@ -80,15 +80,15 @@ TEST_CASE("seed hang: pre-fix diverges on the Mamba commit and the forwards mism
   const TraceEvent* commit1 = last_event(r, EventKind::kCommit, 1);
   REQUIRE(commit0);
   REQUIRE(commit1);
-  CHECK(commit0->a == commit1->a);  // the same KV prefix (MIN of completed tokens) ...
-  CHECK(commit0->c == 1);           // ... but only rank 0 had its sidecar when it committed
-  CHECK(commit1->c == 0);
+  CHECK(commit_fields(*commit0).prefix_tokens == commit_fields(*commit1).prefix_tokens);  // the same KV prefix (MIN of completed tokens) ...
+  CHECK(commit_fields(*commit0).sidecar_attached == 1);  // ... but only rank 0 had its sidecar when it committed
+  CHECK(commit_fields(*commit1).sidecar_attached == 0);
   const TraceEvent* match0 = last_event(r, EventKind::kMatch, 0);
   const TraceEvent* match1 = last_event(r, EventKind::kMatch, 1);
   REQUIRE(match0);
   REQUIRE(match1);
-  CHECK(match0->b == 2048);
-  CHECK(match1->b == 0);
+  CHECK(match_fields(*match0).host_hit_tokens == 2048);
+  CHECK(match_fields(*match1).host_hit_tokens == 0);
   // Rank 1's scheduler freed the Mamba slot its IO thread was still writing: flagged.
   CHECK(r.ranks[1].slot_violations == 1);
   CHECK(r.ranks[0].slot_violations == 0);
@@ -104,7 +104,7 @@ TEST_CASE("seed fix: every rank waits for every rank's sidecar, then commits the
   REQUIRE(commit0);
   CHECK(commit0->time_ns > sidecar1->time_ns);  // terminated only after the lagging read
   for (int rank : {0, 1}) {
-    CHECK(last_event(r, EventKind::kCommit, rank)->c == 1);
+    CHECK(commit_fields(*last_event(r, EventKind::kCommit, rank)).sidecar_attached == 1);
     CHECK(r.ranks[static_cast<std::size_t>(rank)].slot_violations == 0);
   }
 }
@@ -181,7 +181,7 @@ TEST_CASE("HM00d reads the Mamba hit after the MIN: a sidecar landing during the
   s.delays[0].a_ns = 330'000;
   const RunResult r = run(s, "pre-fix");
   CHECK_FALSE(r.verdict.hang());
-  CHECK(last_event(r, EventKind::kCommit, 1)->c == 1);
+  CHECK(commit_fields(*last_event(r, EventKind::kCommit, 1)).sidecar_attached == 1);
 }
 
 namespace {
@@ -202,7 +202,7 @@ TEST_CASE("without a sidecar the host match is the plain KV prefix") {
   const RunResult r = run(s, "pre-fix");
   REQUIRE_FALSE(r.verdict.hang());
   for (const auto& e : r.log.events()) {
-    if (e.kind == EventKind::kSchedule) CHECK(e.c == 2048);  // A after its prefetch, B from the host tree
+    if (e.kind == EventKind::kSchedule) CHECK(schedule_fields(e).host_hit_tokens == 2048);  // A after its prefetch, B from the host tree
     if (e.kind == EventKind::kRegister) CHECK(e.request == 0);  // B needs no prefetch of its own
   }
 }
@@ -239,7 +239,7 @@ TEST_CASE("write-through backs every drained write up to L3, on the backup threa
     if (e.kind != EventKind::kBackupDone) continue;
     ++backed_up;
     CHECK(e.actor == ActorKind::kBackup);
-    CHECK(e.b == e.a);  // every page written
+    CHECK(backup_done_fields(e).pages_written == backup_done_fields(e).pages);  // every page written
   }
   CHECK(acked > 0);
   CHECK(backed_up == acked);
@@ -341,8 +341,8 @@ TEST_CASE("a full host cache evicts its least recently used pages, and an evicte
     const TraceEvent* a2 = last_event(r, EventKind::kSchedule, rank);
     REQUIRE(a2);
     CHECK(a2->request == 3);
-    CHECK(a2->b == 2048);  // storage_hit_tokens: all 32 pages from L3
-    if (s.policy.sidecar) CHECK(last_event(r, EventKind::kCommit, rank)->c == 1);  // with A's Mamba state
+    CHECK(schedule_fields(*a2).storage_hit_tokens == 2048);  // all 32 pages from L3
+    if (s.policy.sidecar) CHECK(commit_fields(*last_event(r, EventKind::kCommit, rank)).sidecar_attached == 1);  // with A's Mamba state
   }
 
   // When the device holds the whole pool, nothing may be evicted: C's backup fails, and A2 finds
@@ -354,8 +354,8 @@ TEST_CASE("a full host cache evicts its least recently used pages, and an evicte
   const TraceEvent* backup = last_event(held, EventKind::kWriteBackup, 0);
   REQUIRE(backup);
   CHECK(backup->request == 2);
-  CHECK(backup->b == 0);  // not committed
+  CHECK(write_backup_fields(*backup).committed == 0);
   const TraceEvent* a2 = last_event(held, EventKind::kSchedule, 0);
-  CHECK(a2->b == 0);     // nothing from L3
-  CHECK(a2->c == 2048);  // host_hit_tokens
+  CHECK(schedule_fields(*a2).storage_hit_tokens == 0);  // nothing from L3
+  CHECK(schedule_fields(*a2).host_hit_tokens == 2048);
 }

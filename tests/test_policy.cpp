@@ -221,12 +221,7 @@ namespace {
 // A Runtime that records what is emitted and refuses every world call.
 class RecordingRuntime : public Runtime {
  public:
-  struct Emitted {
-    EventKind kind;
-    RequestId request;
-    std::int64_t a, b, c;
-  };
-  std::vector<Emitted> events;
+  std::vector<TraceEvent> events;  // at time 0 on rank 0, as the scheduler
 
   int rank() const override { return 0; }
   int world_size() const override { return 1; }
@@ -240,7 +235,7 @@ class RecordingRuntime : public Runtime {
   void work_started(RequestId) override {}
   void work_finished(RequestId) override {}
   void emit(EventKind kind, RequestId request, std::int64_t a, std::int64_t b, std::int64_t c) override {
-    events.push_back({kind, request, a, b, c});
+    events.push_back({0, 0, ActorKind::kScheduler, kind, request, a, b, c});
   }
   TimeNs copy_done_ns(StorageOp, RequestId, std::int64_t) override { return 0; }
 
@@ -309,11 +304,11 @@ TEST_CASE("slots: a double free is a violation and emits slot_violation", "[poli
   REQUIRE(pool.violations() == 1);
   REQUIRE(pool.available() == 2);  // not pushed onto the free stack twice
   REQUIRE(rt.events.size() == 1);
-  const auto& e = rt.events[0];
-  REQUIRE(e.kind == EventKind::kSlotViolation);
-  REQUIRE(e.a == s[0]);                                          // slot
-  REQUIRE(e.b == static_cast<std::int64_t>(SlotPoolKind::kKv));  // pool
-  REQUIRE(e.c == static_cast<std::int64_t>(SlotOwner::kFree));   // owner at the time
+  REQUIRE(rt.events[0].kind == EventKind::kSlotViolation);
+  const SlotViolationFields violation = slot_violation_fields(rt.events[0]);
+  REQUIRE(violation.slot == s[0]);
+  REQUIRE(violation.pool == static_cast<std::int64_t>(SlotPoolKind::kKv));
+  REQUIRE(violation.owner == static_cast<std::int64_t>(SlotOwner::kFree));  // at the time
 
   // A double free must not let two allocations share the slot.
   std::vector<std::int32_t> a, b;
@@ -349,9 +344,10 @@ TEST_CASE("slots: a free during a write is a violation", "[policy][slots]") {
   REQUIRE(pool.violations() == 1);
   REQUIRE(rt.events.size() == 1);
   REQUIRE(rt.events[0].kind == EventKind::kSlotViolation);
-  REQUIRE(rt.events[0].a == s[0]);
-  REQUIRE(rt.events[0].b == static_cast<std::int64_t>(SlotPoolKind::kSidecar));
-  REQUIRE(rt.events[0].c == static_cast<std::int64_t>(SlotOwner::kWriting));
+  const SlotViolationFields violation = slot_violation_fields(rt.events[0]);
+  REQUIRE(violation.slot == s[0]);
+  REQUIRE(violation.pool == static_cast<std::int64_t>(SlotPoolKind::kSidecar));
+  REQUIRE(violation.owner == static_cast<std::int64_t>(SlotOwner::kWriting));
   // The late end_write of the raced write is not reported a second time.
   pool.end_write(rt, s[0], 4);
   REQUIRE(pool.violations() == 1);
@@ -367,8 +363,9 @@ TEST_CASE("slots: begin_write into a slot owned by another operation is a violat
   REQUIRE(pool.violations() == 1);
   REQUIRE(rt.events.size() == 1);
   REQUIRE(rt.events[0].kind == EventKind::kSlotViolation);
-  REQUIRE(rt.events[0].a == theirs[0]);
-  REQUIRE(rt.events[0].c == static_cast<std::int64_t>(SlotOwner::kOperation));
+  const SlotViolationFields violation = slot_violation_fields(rt.events[0]);
+  REQUIRE(violation.slot == theirs[0]);
+  REQUIRE(violation.owner == static_cast<std::int64_t>(SlotOwner::kOperation));
   REQUIRE(pool.owner(theirs[0]) == SlotOwner::kOperation);  // ownership stays with op 2
   // Op 2 can still write its own slot.
   pool.begin_write(rt, theirs[0], 2);

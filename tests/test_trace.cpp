@@ -212,10 +212,14 @@ TEST_CASE("a trace's values are checked against its scenario before they reach t
   REQUIRE(call != good.events.end());
   const std::size_t index = static_cast<std::size_t>(call - good.events.begin());
   t = good;
-  t.events[index].b = INT64_MAX;
+  StorageCallFields edited = storage_call_fields(t.events[index]);
+  edited.duration_ns = INT64_MAX;
+  set_fields(t.events[index], edited);
   CHECK(error_of(t).find("fields.duration_ns") != std::string::npos);
   t = good;
-  t.events[index].a = -1;
+  edited = storage_call_fields(t.events[index]);
+  edited.op = -1;
+  set_fields(t.events[index], edited);
   CHECK(error_of(t).find("fields.op") != std::string::npos);
 }
 

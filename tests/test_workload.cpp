@@ -405,10 +405,10 @@ bool has_sidecar_object(StorageModel& storage, int rank, PageKey key) {
 }
 
 // The kSchedule event of each (rank, request): a = extend tokens, b = L3 hit tokens, c = host hit tokens.
-std::map<std::pair<int, RequestId>, TraceEvent> schedules_of(const EventLog& log) {
-  std::map<std::pair<int, RequestId>, TraceEvent> out;
+std::map<std::pair<int, RequestId>, ScheduleFields> schedules_of(const EventLog& log) {
+  std::map<std::pair<int, RequestId>, ScheduleFields> out;
   for (const TraceEvent& e : log.events()) {
-    if (e.kind == EventKind::kSchedule) out.emplace(std::make_pair(e.rank, e.request), e);
+    if (e.kind == EventKind::kSchedule) out.emplace(std::make_pair(e.rank, e.request), schedule_fields(e));
   }
   return out;
 }
@@ -475,7 +475,7 @@ TEST_CASE("apply_workload: the scenario runs the workload from an empty L3 that 
   const auto schedules = schedules_of(r.log);
   std::map<int, std::int64_t> backed_up_pages;
   for (const TraceEvent& e : r.log.events()) {
-    if (e.kind == EventKind::kBackupDone && e.request == 0) backed_up_pages[e.rank] += e.b;
+    if (e.kind == EventKind::kBackupDone && e.request == 0) backed_up_pages[e.rank] += backup_done_fields(e).pages_written;
   }
   const RunWithStorage kept = run_keeping_storage(s, seed_fix());
   REQUIRE(kept.log.digest() == r.log.digest());
@@ -484,12 +484,12 @@ TEST_CASE("apply_workload: the scenario runs the workload from an empty L3 that 
     CHECK(l3_hit_pages(*kept.storage, rank, s.workload[1]) == 32);  // ...and are there for r1
     REQUIRE(schedules.count({rank, 0}));
     REQUIRE(schedules.count({rank, 1}));
-    CHECK(schedules.at({rank, 0}).b == 0);  // L3 was empty
+    CHECK(schedules.at({rank, 0}).storage_hit_tokens == 0);  // L3 was empty
     CHECK(has_sidecar_object(*kept.storage, rank, s.workload[0].pages.back()));
     // HiMamba serves a prefix only up to a page with Mamba state: write-through backs r0's state up
     // with its pages, so the host tree serves all of r1.
-    CHECK(schedules.at({rank, 1}).b == 0);
-    CHECK(schedules.at({rank, 1}).c == 2048);
+    CHECK(schedules.at({rank, 1}).storage_hit_tokens == 0);
+    CHECK(schedules.at({rank, 1}).host_hit_tokens == 2048);
   }
 
   SECTION("without a sidecar, r1 is served from the host tree the write-through filled first") {
@@ -498,8 +498,8 @@ TEST_CASE("apply_workload: the scenario runs the workload from an empty L3 that 
     REQUIRE(!plain.verdict.hang());
     const auto plain_schedules = schedules_of(plain.log);
     for (int rank = 0; rank < s.world.ranks; ++rank) {
-      CHECK(plain_schedules.at({rank, 1}).c == 2048);
-      CHECK(plain_schedules.at({rank, 1}).b == 0);
+      CHECK(plain_schedules.at({rank, 1}).host_hit_tokens == 2048);
+      CHECK(plain_schedules.at({rank, 1}).storage_hit_tokens == 0);
     }
   }
 }

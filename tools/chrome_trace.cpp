@@ -6,6 +6,7 @@
 #include <set>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "policy/assert.h"
@@ -137,13 +138,15 @@ RunEnding ending_from_events(const TraceRead& trace, int ranks) {
   std::map<std::pair<int, int>, const TraceEvent*> previous;                   // (rank, actor) -> its last event
   for (const TraceEvent& e : trace.events) {
     const std::pair<int, int> track{e.rank, static_cast<int>(e.actor)};
-    if (e.kind == EventKind::kCollectiveEnter && e.a >= 0 && e.a < kGroupCount && e.b >= 0) {
-      const TraceEvent* p = previous[track];
-      const bool forward = p != nullptr && p->kind == EventKind::kForward && p->time_ns == e.time_ns && p->a == e.c;
-      collectives[{static_cast<int>(e.a), static_cast<std::uint64_t>(e.b)}].push_back(
-          {e.rank, e.actor, static_cast<Group>(e.a), static_cast<std::uint64_t>(e.b), forward ? "forward" : "collective", e.c, e.time_ns});
-    }
-    previous[track] = &e;
+    const TraceEvent* p = std::exchange(previous[track], &e);
+    if (e.kind != EventKind::kCollectiveEnter) continue;
+    const CollectiveEnterFields enter = collective_enter_fields(e);
+    if (enter.group < 0 || enter.group >= kGroupCount || enter.sequence < 0) continue;
+    const bool forward =
+        p != nullptr && p->kind == EventKind::kForward && p->time_ns == e.time_ns && forward_fields(*p).batch_tokens == enter.payload_size;
+    const auto seq = static_cast<std::uint64_t>(enter.sequence);
+    collectives[{static_cast<int>(enter.group), seq}].push_back(
+        {e.rank, e.actor, static_cast<Group>(enter.group), seq, forward ? "forward" : "collective", enter.payload_size, e.time_ns});
   }
   const std::vector<StuckCall>* oldest = nullptr;
   for (const auto& [key, entries] : collectives) {
@@ -187,18 +190,8 @@ std::vector<int> rank_order(const RunEnding& end, int ranks) {
   return order;
 }
 
-}  // namespace
-
-json chrome_trace(const TraceRead& trace, const Scenario& scenario) {
-  const int ranks = scenario.world.ranks;
-  HCSIM_ASSERT(ranks > 0);
-  std::optional<RunEnding> replayed = replayed_ending(trace, scenario);
-  const RunEnding ending = replayed ? std::move(*replayed) : ending_from_events(trace, ranks);
-  const TimeNs end_ns = ending.end_ns;
-  HCSIM_ASSERT(end_ns >= last_event_ns(trace));
-
-  json events = json::array();
-  const std::vector<int> order = rank_order(ending, ranks);
+// Perfetto's process and thread names, and the order it lists the ranks in.
+void add_track_names(json& events, const RunEnding& ending, const std::vector<int>& order, int ranks) {
   for (int r = 0; r < ranks; ++r) {
     std::string name = "rank " + std::to_string(r);
     if (ending.has_collective) {
@@ -214,27 +207,19 @@ json chrome_trace(const TraceRead& trace, const Scenario& scenario) {
                         {"args", {{"name", std::string(actor_name(static_cast<ActorKind>(a)))}}}});
     }
   }
+}
 
-  // A slice from `start_ns` due at `due_ns` (never, if negative) ends at the end of the run at the
-  // latest; one cut there says so, and when it was due.
-  TimeNs interest_from_ns = end_ns;  // the hang, and the L3 calls still in flight when the run ended
-  auto slice_end = [&](TimeNs start_ns, TimeNs due_ns, json& args) {
-    if (due_ns >= 0 && due_ns <= end_ns) return std::max(due_ns, start_ns);
-    args["cut_at_end_of_run"] = true;
-    if (due_ns >= 0) {
-      args["due_us"] = us(due_ns);
-    } else {
-      args["never_returns"] = true;
-    }
-    return end_ns;
-  };
+// Forwards that never completed, drawn as their stuck collective: (rank, actor, entered at).
+using StuckForwards = std::set<std::tuple<int, int, TimeNs>>;
 
-  // The verdict's collective and every other one left open: a complete slice on the caller's
-  // track from its entry to the end of the run. A forward that never completed is drawn as this
-  // slice instead of the forward's modelled length.
-  std::set<std::tuple<int, int, TimeNs>> stuck_forwards;  // (rank, actor, entered at)
+// The hang, in a hung run: the verdict's collective and every other one left open, each a complete
+// slice on the caller's track from its entry to the end of the run, and a global instant at the
+// verdict on the first rank listed. Returns the stuck forwards; `interest_from_ns` moves back to
+// the earliest entry into the verdict's collective.
+StuckForwards add_hang(json& events, const TraceRead& trace, const RunEnding& ending, int first_rank, TimeNs end_ns, TimeNs& interest_from_ns) {
+  StuckForwards stuck_forwards;
+  if (!ending.hang) return stuck_forwards;
   for (const StuckCall& c : ending.stuck) {
-    if (!ending.hang) break;
     const bool named = ending.names_verdict(c);
     const std::string where = std::string(group_name(c.group)) + " seq " + std::to_string(c.seq);
     const json args = {{"hang", named}, {"verdict", trace.header.verdict}, {"group", std::string(group_name(c.group))}, {"seq", c.seq},
@@ -244,95 +229,163 @@ json chrome_trace(const TraceRead& trace, const Scenario& scenario) {
     if (c.op == collective_op_name(CollectiveOp::kForward)) stuck_forwards.insert({c.rank, static_cast<int>(c.actor), c.at_ns});
     if (named) interest_from_ns = std::min(interest_from_ns, c.at_ns);
   }
-  if (ending.hang) {
-    json args = {{"verdict", trace.header.verdict}, {"headline", ending.headline}, {"from", ending.replayed ? "replay" : "trace events"}};
-    std::string name = "HANG " + trace.header.verdict;
-    if (ending.has_collective) {
-      name += ": " + std::string(group_name(ending.group)) + " seq " + std::to_string(ending.seq);
-      args["group"] = std::string(group_name(ending.group));
-      args["seq"] = ending.seq;
-      json entered = json::array();
-      for (const StuckCall& c : ending.entered) entered.push_back("rank " + std::to_string(c.rank) + " " + c.label() + " at " + format_ms(c.at_ns));
-      args["entered"] = entered;
-      args["missing_ranks"] = ending.missing_ranks;
-    }
-    if (ending.request != kNoRequest) {
-      name += ": request " + std::to_string(ending.request);
-      args["request"] = ending.request;
-      args["ranks_pending"] = ending.ranks_pending;
-    }
-    events.push_back({{"ph", "i"}, {"s", "g"}, {"cat", "hang"}, {"name", name}, {"pid", order.front()}, {"tid", 0},
-                      {"ts", us(trace.header.verdict_at_ns)}, {"args", args}});
+  json args = {{"verdict", trace.header.verdict}, {"headline", ending.headline}, {"from", ending.replayed ? "replay" : "trace events"}};
+  std::string name = "HANG " + trace.header.verdict;
+  if (ending.has_collective) {
+    name += ": " + std::string(group_name(ending.group)) + " seq " + std::to_string(ending.seq);
+    args["group"] = std::string(group_name(ending.group));
+    args["seq"] = ending.seq;
+    json entered = json::array();
+    for (const StuckCall& c : ending.entered) entered.push_back("rank " + std::to_string(c.rank) + " " + c.label() + " at " + format_ms(c.at_ns));
+    args["entered"] = entered;
+    args["missing_ranks"] = ending.missing_ranks;
   }
+  if (ending.request != kNoRequest) {
+    name += ": request " + std::to_string(ending.request);
+    args["request"] = ending.request;
+    args["ranks_pending"] = ending.ranks_pending;
+  }
+  events.push_back({{"ph", "i"}, {"s", "g"}, {"cat", "hang"}, {"name", name}, {"pid", first_rank}, {"tid", 0},
+                    {"ts", us(trace.header.verdict_at_ns)}, {"args", args}});
+  return stuck_forwards;
+}
 
-  const CollectiveCost& cost = scenario.world.collective;
-  std::map<int, std::int64_t> waiting, ongoing, held_tokens;       // counters, per rank
-  std::map<std::pair<int, std::int64_t>, std::int64_t> op_tokens;  // (rank, op) -> prefetch tokens
-  std::int64_t async_id = 0;
-  auto counter = [&](const TraceEvent& e, const char* name, std::int64_t value) {
-    events.push_back({{"ph", "C"}, {"name", name}, {"pid", e.rank}, {"tid", 0}, {"ts", us(e.time_ns)}, {"args", {{name, value}}}});
-  };
-  for (const TraceEvent& e : trace.events) {
+// The trace's events, one at a time: L3 calls as async slices, forwards as complete slices,
+// decisions and collective entries as instants, flows from each prefetch's registration to its
+// termination, and counters.
+class EventDrawer {
+ public:
+  EventDrawer(json& events, const Scenario& scenario, TimeNs end_ns, const StuckForwards& stuck_forwards)
+      : events_(events), scenario_(scenario), end_ns_(end_ns), stuck_forwards_(stuck_forwards) {}
+
+  void draw(const TraceEvent& e) {
+    if (e.kind == EventKind::kStorageCall) storage_call(e);
+    if (e.kind == EventKind::kForward) forward(e);
     const int tid = static_cast<int>(e.actor);
-    switch (e.kind) {
-      case EventKind::kStorageCall: {  // an async slice: calls of IO workers may overlap
-        const std::string name(storage_op_name(static_cast<StorageOp>(e.a)));
-        // A raising call raises after the call latency (run/storage.cpp); a call that never returns is due never.
-        const std::int64_t duration_ns = e.b == kStorageRaises ? scenario.storage.call_latency_ns : e.b;
-        const TimeNs due = duration_ns >= 0 && duration_ns <= INT64_MAX - e.time_ns ? e.time_ns + duration_ns : -1;
-        json args = {{"request", e.request}, {"result", e.c}, {"duration_ns", e.b}};
-        if (e.b == kStorageRaises) args["raises"] = true;
-        const TimeNs done = slice_end(e.time_ns, due, args);
-        if (args.contains("cut_at_end_of_run")) interest_from_ns = std::min(interest_from_ns, e.time_ns);
-        events.push_back({{"ph", "b"}, {"cat", "l3"}, {"name", name}, {"id", async_id}, {"pid", e.rank}, {"tid", tid}, {"ts", us(e.time_ns)}, {"args", args}});
-        events.push_back({{"ph", "e"}, {"cat", "l3"}, {"name", name}, {"id", async_id}, {"pid", e.rank}, {"tid", tid}, {"ts", us(done)}});
-        ++async_id;
-        break;
-      }
-      case EventKind::kForward: {  // complete: a rank's forwards never overlap
-        if (stuck_forwards.count({e.rank, tid, e.time_ns}) != 0) break;  // drawn as the stuck collective
-        const TimeNs dur = cost.duration_ns(CollectiveOp::kForward, e.a);
-        json args = fields_of(e);
-        const TimeNs done = slice_end(e.time_ns, e.time_ns + dur, args);
-        events.push_back({{"ph", "X"}, {"name", "forward"}, {"pid", e.rank}, {"tid", tid}, {"ts", us(e.time_ns)}, {"dur", us(done - e.time_ns)},
-                          {"args", args}});
-        break;
-      }
-      default:
-        break;
-    }
     if (is_decision(e.kind)) {
-      events.push_back({{"ph", "i"}, {"s", "t"}, {"cat", "policy"}, {"name", std::string(event_name(e.kind))}, {"pid", e.rank}, {"tid", tid},
-                        {"ts", us(e.time_ns)}, {"args", fields_of(e)}});
+      events_.push_back({{"ph", "i"}, {"s", "t"}, {"cat", "policy"}, {"name", std::string(event_name(e.kind))}, {"pid", e.rank}, {"tid", tid},
+                         {"ts", us(e.time_ns)}, {"args", fields_of(e)}});
     }
     if (e.kind == EventKind::kCollectiveEnter) {
-      events.push_back({{"ph", "i"}, {"s", "t"}, {"cat", "collective"}, {"name", "enter " + std::string(group_name(static_cast<Group>(e.a)))},
-                        {"pid", e.rank}, {"tid", tid}, {"ts", us(e.time_ns)}, {"args", fields_of(e)}});
+      const std::string group(group_name(static_cast<Group>(collective_enter_fields(e).group)));
+      events_.push_back({{"ph", "i"}, {"s", "t"}, {"cat", "collective"}, {"name", "enter " + group},
+                         {"pid", e.rank}, {"tid", tid}, {"ts", us(e.time_ns)}, {"args", fields_of(e)}});
     }
-    // Flows from a prefetch's registration to its termination.
+    flows(e);
+    counters(e);
+  }
+
+  // The start of the earliest L3 call still in flight at the end of the run (the end if none).
+  TimeNs earliest_cut_call_ns() const { return earliest_cut_call_ns_; }
+
+ private:
+  // A slice from `start_ns` due at `due_ns` (never, if negative) ends at the end of the run at the
+  // latest; one cut there says so, and when it was due.
+  TimeNs slice_end(TimeNs start_ns, TimeNs due_ns, json& args) const {
+    if (due_ns >= 0 && due_ns <= end_ns_) return std::max(due_ns, start_ns);
+    args["cut_at_end_of_run"] = true;
+    if (due_ns >= 0) {
+      args["due_us"] = us(due_ns);
+    } else {
+      args["never_returns"] = true;
+    }
+    return end_ns_;
+  }
+
+  // An async slice: calls of IO workers may overlap.
+  void storage_call(const TraceEvent& e) {
+    const int tid = static_cast<int>(e.actor);
+    const StorageCallFields call = storage_call_fields(e);
+    const std::string name(storage_op_name(static_cast<StorageOp>(call.op)));
+    // A raising call raises after the call latency (run/storage.cpp); a call that never returns is due never.
+    const std::int64_t duration_ns = call.duration_ns == kStorageRaises ? scenario_.storage.call_latency_ns : call.duration_ns;
+    const TimeNs due = duration_ns >= 0 && duration_ns <= INT64_MAX - e.time_ns ? e.time_ns + duration_ns : -1;
+    json args = {{"request", e.request}, {"result", call.result}, {"duration_ns", call.duration_ns}};
+    if (call.duration_ns == kStorageRaises) args["raises"] = true;
+    const TimeNs done = slice_end(e.time_ns, due, args);
+    if (args.contains("cut_at_end_of_run")) earliest_cut_call_ns_ = std::min(earliest_cut_call_ns_, e.time_ns);
+    events_.push_back({{"ph", "b"}, {"cat", "l3"}, {"name", name}, {"id", async_id_}, {"pid", e.rank}, {"tid", tid}, {"ts", us(e.time_ns)}, {"args", args}});
+    events_.push_back({{"ph", "e"}, {"cat", "l3"}, {"name", name}, {"id", async_id_}, {"pid", e.rank}, {"tid", tid}, {"ts", us(done)}});
+    ++async_id_;
+  }
+
+  // A complete slice: a rank's forwards never overlap.
+  void forward(const TraceEvent& e) {
+    const int tid = static_cast<int>(e.actor);
+    if (stuck_forwards_.count({e.rank, tid, e.time_ns}) != 0) return;  // drawn as the stuck collective
+    const TimeNs dur = scenario_.world.collective.duration_ns(CollectiveOp::kForward, forward_fields(e).batch_tokens);
+    json args = fields_of(e);
+    const TimeNs done = slice_end(e.time_ns, e.time_ns + dur, args);
+    events_.push_back({{"ph", "X"}, {"name", "forward"}, {"pid", e.rank}, {"tid", tid}, {"ts", us(e.time_ns)}, {"dur", us(done - e.time_ns)},
+                       {"args", args}});
+  }
+
+  // Flows from a prefetch's registration to its termination.
+  void flows(const TraceEvent& e) {
+    const int tid = static_cast<int>(e.actor);
     const std::int64_t flow_base = static_cast<std::int64_t>(e.rank) << 32;
     if (e.kind == EventKind::kRegister) {
-      events.push_back({{"ph", "s"}, {"cat", "prefetch"}, {"name", "prefetch"}, {"id", flow_base + e.b}, {"pid", e.rank}, {"tid", tid}, {"ts", us(e.time_ns)}});
+      events_.push_back({{"ph", "s"}, {"cat", "prefetch"}, {"name", "prefetch"}, {"id", flow_base + register_fields(e).op}, {"pid", e.rank},
+                         {"tid", tid}, {"ts", us(e.time_ns)}});
     }
     if (e.kind == EventKind::kTerminate) {
-      events.push_back({{"ph", "f"}, {"bp", "e"}, {"cat", "prefetch"}, {"name", "prefetch"}, {"id", flow_base + e.c}, {"pid", e.rank}, {"tid", tid},
-                        {"ts", us(e.time_ns)}});
-    }
-    // Counters: the waiting queue, live prefetches and the tokens they hold (the rate limiter's).
-    if (e.kind == EventKind::kArrive) counter(e, "waiting_queue", ++waiting[e.rank]);
-    if (e.kind == EventKind::kSchedule || (e.kind == EventKind::kAbort && e.a == 1)) counter(e, "waiting_queue", --waiting[e.rank]);
-    if (e.kind == EventKind::kRegister) {
-      op_tokens[{e.rank, e.b}] = e.a;
-      counter(e, "ongoing_prefetches", ++ongoing[e.rank]);
-      counter(e, "prefetch_tokens_held", held_tokens[e.rank] += e.a);
-    }
-    if (e.kind == EventKind::kOpEnd) {
-      counter(e, "ongoing_prefetches", --ongoing[e.rank]);
-      auto held = op_tokens.find({e.rank, e.c});
-      counter(e, "prefetch_tokens_held", held_tokens[e.rank] -= held == op_tokens.end() ? 0 : held->second);
-      if (held != op_tokens.end()) op_tokens.erase(held);
+      events_.push_back({{"ph", "f"}, {"bp", "e"}, {"cat", "prefetch"}, {"name", "prefetch"}, {"id", flow_base + terminate_fields(e).op},
+                         {"pid", e.rank}, {"tid", tid}, {"ts", us(e.time_ns)}});
     }
   }
+
+  // Counters: the waiting queue, live prefetches and the tokens they hold (the rate limiter's).
+  void counters(const TraceEvent& e) {
+    if (e.kind == EventKind::kArrive) counter(e, "waiting_queue", ++waiting_[e.rank]);
+    if (e.kind == EventKind::kSchedule || (e.kind == EventKind::kAbort && abort_fields(e).was_waiting == 1)) {
+      counter(e, "waiting_queue", --waiting_[e.rank]);
+    }
+    if (e.kind == EventKind::kRegister) {
+      const RegisterFields registered = register_fields(e);
+      op_tokens_[{e.rank, registered.op}] = registered.prefetch_tokens;
+      counter(e, "ongoing_prefetches", ++ongoing_[e.rank]);
+      counter(e, "prefetch_tokens_held", held_tokens_[e.rank] += registered.prefetch_tokens);
+    }
+    if (e.kind == EventKind::kOpEnd) {
+      counter(e, "ongoing_prefetches", --ongoing_[e.rank]);
+      auto held = op_tokens_.find({e.rank, op_end_fields(e).op});
+      counter(e, "prefetch_tokens_held", held_tokens_[e.rank] -= held == op_tokens_.end() ? 0 : held->second);
+      if (held != op_tokens_.end()) op_tokens_.erase(held);
+    }
+  }
+
+  void counter(const TraceEvent& e, const char* name, std::int64_t value) {
+    events_.push_back({{"ph", "C"}, {"name", name}, {"pid", e.rank}, {"tid", 0}, {"ts", us(e.time_ns)}, {"args", {{name, value}}}});
+  }
+
+  json& events_;
+  const Scenario& scenario_;
+  const TimeNs end_ns_;
+  const StuckForwards& stuck_forwards_;
+  TimeNs earliest_cut_call_ns_ = end_ns_;
+  std::int64_t async_id_ = 0;
+  std::map<int, std::int64_t> waiting_, ongoing_, held_tokens_;     // counters, per rank
+  std::map<std::pair<int, std::int64_t>, std::int64_t> op_tokens_;  // (rank, op) -> prefetch tokens
+};
+
+}  // namespace
+
+json chrome_trace(const TraceRead& trace, const Scenario& scenario) {
+  const int ranks = scenario.world.ranks;
+  HCSIM_ASSERT(ranks > 0);
+  std::optional<RunEnding> replayed = replayed_ending(trace, scenario);
+  const RunEnding ending = replayed ? std::move(*replayed) : ending_from_events(trace, ranks);
+  const TimeNs end_ns = ending.end_ns;
+  HCSIM_ASSERT(end_ns >= last_event_ns(trace));
+
+  json events = json::array();
+  const std::vector<int> order = rank_order(ending, ranks);
+  add_track_names(events, ending, order, ranks);
+  TimeNs interest_from_ns = end_ns;  // the hang, and the L3 calls still in flight when the run ended
+  const StuckForwards stuck_forwards = add_hang(events, trace, ending, order.front(), end_ns, interest_from_ns);
+  EventDrawer drawer(events, scenario, end_ns, stuck_forwards);
+  for (const TraceEvent& e : trace.events) drawer.draw(e);
+  interest_from_ns = std::min(interest_from_ns, drawer.earliest_cut_call_ns());
 
   // Where to look. A JSON trace cannot set a viewer's initial zoom, so the export says where the
   // hang is instead: the ranks that departed come first (process_sort_index, which Perfetto

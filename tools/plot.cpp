@@ -45,6 +45,13 @@ std::string field_of(const json& row, const std::string& field) {
   return v == nullptr ? std::string() : value_label(*v);
 }
 
+// As field_of; throws naming a field the row lacks.
+std::string required_field_of(const json& row, const std::string& field) {
+  std::string v = field_of(row, field);
+  if (v.empty()) throw std::runtime_error("no row has the field \"" + field + "\" (an axis name, or policy, variant, tp, ...)");
+  return v;
+}
+
 std::vector<const json*> kept_rows(const SweepRows& rows, const RowFilters& filters) {
   std::vector<const json*> out;
   for (const json& r : rows.rows) {
@@ -286,7 +293,7 @@ std::string numbers_text(const std::vector<int>& n) {
   for (std::size_t i = 1; i < n.size(); ++i) consecutive = consecutive && n[i] == n[i - 1] + 1;
   if (consecutive) return std::to_string(n.front()) + "\u2013" + std::to_string(n.back());
   std::string s;
-  for (const int v : n) s += (s.empty() ? "" : ",") + std::to_string(v);
+  for (const int v : n) s.append(s.empty() ? "" : ",").append(std::to_string(v));
   return s;
 }
 
@@ -295,41 +302,58 @@ std::string svg_open(double width, double height) {
          "\" font-family=\"DejaVu Sans, Verdana, sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
 }
 
-}  // namespace
+// The heat map's sizes, in pixels.
+constexpr double kHeatCellH = 46, kHeatTop = 84, kHeatMaxYLabel = 240, kHeatMaxSlanted = 260;
 
-std::string hang_heatmap_svg(const SweepRows& rows, const std::string& x_field, const std::string& y_field, const RowFilters& filters) {
-  const auto kept = kept_rows(rows, filters);
+using CellKey = std::pair<std::string, std::string>;  // (x value, y value)
+
+// What the heat map shows: the values in run order, and each cell's counts and text.
+struct HeatCells {
   std::vector<std::string> xs, ys;
-  std::map<std::pair<std::string, std::string>, std::pair<std::int64_t, std::int64_t>> cells;  // (x, y) -> (hangs, runs)
+  std::map<CellKey, std::pair<std::int64_t, std::int64_t>> counts;  // (x, y) -> (hangs, runs)
+  std::map<CellKey, std::pair<std::string, std::string>> text;     // each cell's two lines: the rate, then its interval and run count
+};
+
+HeatCells count_hangs(const std::vector<const json*>& kept, const std::string& x_field, const std::string& y_field) {
+  HeatCells cells;
   for (const json* r : kept) {
-    const std::string x = field_of(*r, x_field), y = field_of(*r, y_field);
-    if (x.empty()) throw std::runtime_error("no row has the field \"" + x_field + "\" (an axis name, or policy, variant, tp, ...)");
-    if (y.empty()) throw std::runtime_error("no row has the field \"" + y_field + "\" (an axis name, or policy, variant, tp, ...)");
-    if (std::find(xs.begin(), xs.end(), x) == xs.end()) xs.push_back(x);
-    if (std::find(ys.begin(), ys.end(), y) == ys.end()) ys.push_back(y);
-    auto& c = cells[{x, y}];
+    const std::string x = required_field_of(*r, x_field), y = required_field_of(*r, y_field);
+    if (std::find(cells.xs.begin(), cells.xs.end(), x) == cells.xs.end()) cells.xs.push_back(x);
+    if (std::find(cells.ys.begin(), cells.ys.end(), y) == cells.ys.end()) cells.ys.push_back(y);
+    auto& c = cells.counts[{x, y}];
     c.first += r->value("hang", false) ? 1 : 0;
     ++c.second;
   }
-  // Each cell's two lines: the rate, then its interval and run count.
-  std::map<std::pair<std::string, std::string>, std::pair<std::string, std::string>> cell_text;
-  double cell_w = 104;
-  for (const auto& [key, c] : cells) {
+  for (const auto& [key, c] : cells.counts) {
     const Interval ci = wilson_interval(c.first, c.second);
     const std::string rate = fmt(100.0 * static_cast<double>(c.first) / static_cast<double>(c.second), 1) + "%";
     const std::string detail = "[" + fmt(100.0 * ci.low, 0) + "\u2013" + fmt(100.0 * ci.high, 0) + "] n=" + std::to_string(c.second);
-    cell_text[key] = {rate, detail};
-    cell_w = std::max(cell_w, text_width_px(detail, kSmallFont) + 12);
+    cells.text[key] = {rate, detail};
   }
-  constexpr double kCellH = 46, kTop = 84, kMaxYLabel = 240, kMaxSlanted = 260;
+  return cells;
+}
 
-  // Column labels: wrapped into as few lines as columns up to 168 px wide allow (three at most;
-  // the narrowest such column), else slanted at 45 degrees, else keys X1, X2, ... spelled out
-  // under the figure.
-  std::vector<std::vector<std::string>> x_lines(xs.size());
+// Where everything of the heat map goes.
+struct HeatLayout {
+  double cell_w = 104;
+  std::vector<std::vector<std::string>> x_lines, y_lines;  // each value's label, as lines
+  bool x_slanted = false;
+  std::vector<std::pair<std::string, std::string>> keys;  // (key, full value), listed under the figure
+  double left = 0;                                        // the grid's left edge
+  double grid_w = 0, grid_h = 0, grid_bottom = 0;
+  double x_title_y = 0, keys_y = 0;
+  double bar_x = 0, bar_h = 0;  // the colour bar
+  double width = 0, height = 0;
+};
+
+// Column labels: wrapped into as few lines as columns up to 168 px wide allow (three at most;
+// the narrowest such column), else slanted at 45 degrees, else keys X1, X2, ... spelled out
+// under the figure.
+void lay_out_column_labels(HeatLayout& layout, const std::vector<std::string>& xs) {
+  layout.x_lines.assign(xs.size(), {});
   bool x_fit = false;
   std::size_t fewest_lines = 4;
-  const double narrowest = cell_w;
+  const double narrowest = layout.cell_w;
   for (double w = narrowest; w <= std::max(narrowest, 168.0); w += 8) {
     std::vector<std::vector<std::string>> lines(xs.size());
     std::size_t most = 0;
@@ -341,167 +365,199 @@ std::string hang_heatmap_svg(const SweepRows& rows, const std::string& x_field, 
     }
     if (fit && most < fewest_lines) {
       fewest_lines = most;
-      x_lines = lines;
-      cell_w = w;
+      layout.x_lines = lines;
+      layout.cell_w = w;
       x_fit = true;
     }
   }
-  bool x_slanted = false;
-  std::vector<std::pair<std::string, std::string>> keys;  // (key, full value), listed under the figure
-  if (!x_fit) {
-    x_slanted = std::all_of(xs.begin(), xs.end(), [&](const std::string& x) { return text_width_px(x, kFont) <= kMaxSlanted; });
-    for (std::size_t i = 0; i < xs.size(); ++i) {
-      x_lines[i] = {x_slanted ? xs[i] : "X" + std::to_string(i + 1)};
-      if (!x_slanted) keys.emplace_back(x_lines[i][0], xs[i]);
-    }
+  if (x_fit) return;
+  layout.x_slanted = std::all_of(xs.begin(), xs.end(), [&](const std::string& x) { return text_width_px(x, kFont) <= kHeatMaxSlanted; });
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    layout.x_lines[i] = {layout.x_slanted ? xs[i] : "X" + std::to_string(i + 1)};
+    if (!layout.x_slanted) layout.keys.emplace_back(layout.x_lines[i][0], xs[i]);
   }
-  // Row labels: wrapped into at most three lines of 240 px, else keys Y1, Y2, ...
-  std::vector<std::vector<std::string>> y_lines(ys.size());
+}
+
+// Row labels: wrapped into at most three lines of 240 px, else keys Y1, Y2, ...
+void lay_out_row_labels(HeatLayout& layout, const std::vector<std::string>& ys) {
+  layout.y_lines.assign(ys.size(), {});
   bool y_fit = true;
   for (std::size_t i = 0; i < ys.size(); ++i) {
-    y_lines[i] = wrap_lines(ys[i], kMaxYLabel, kFont);
-    y_fit = y_fit && y_lines[i].size() <= 3 && widest(y_lines[i], kFont) <= kMaxYLabel;
+    layout.y_lines[i] = wrap_lines(ys[i], kHeatMaxYLabel, kFont);
+    y_fit = y_fit && layout.y_lines[i].size() <= 3 && widest(layout.y_lines[i], kFont) <= kHeatMaxYLabel;
   }
-  if (!y_fit) {
-    for (std::size_t i = 0; i < ys.size(); ++i) {
-      y_lines[i] = {"Y" + std::to_string(i + 1)};
-      keys.emplace_back(y_lines[i][0], ys[i]);
-    }
+  if (y_fit) return;
+  for (std::size_t i = 0; i < ys.size(); ++i) {
+    layout.y_lines[i] = {"Y" + std::to_string(i + 1)};
+    layout.keys.emplace_back(layout.y_lines[i][0], ys[i]);
   }
+}
 
+// The grid's left edge: clear of the row labels and of the slanted column labels.
+double heat_grid_left(const HeatLayout& layout, const std::vector<std::string>& xs, const std::string& y_field) {
   double y_label_w = text_width_px(y_field, kFont);
-  for (const auto& l : y_lines) y_label_w = std::max(y_label_w, widest(l, kFont));
+  for (const auto& l : layout.y_lines) y_label_w = std::max(y_label_w, widest(l, kFont));
   double left = kPad + y_label_w + 12;
-  if (x_slanted) {  // a slanted label reaches left of its column by its width times cos 45
+  if (layout.x_slanted) {  // a slanted label reaches left of its column by its width times cos 45
     for (std::size_t i = 0; i < xs.size(); ++i) {
-      left = std::max(left, kPad + text_width_px(xs[i], kFont) * kCos45 - (static_cast<double>(i) + 0.5) * cell_w);
+      left = std::max(left, kPad + text_width_px(xs[i], kFont) * kCos45 - (static_cast<double>(i) + 0.5) * layout.cell_w);
     }
   }
-  const double grid_w = cell_w * static_cast<double>(xs.size()), grid_h = kCellH * static_cast<double>(ys.size());
-  const double grid_bottom = kTop + grid_h;
-  std::size_t x_line_count = 1;
-  for (const auto& l : x_lines) x_line_count = std::max(x_line_count, l.size());
-  double labels_bottom = grid_bottom + 18 + kLineGap * static_cast<double>(x_line_count - 1);
-  if (x_slanted) {
+  return left;
+}
+
+// How far down the column labels reach.
+double column_labels_bottom(const HeatLayout& layout, const std::vector<std::string>& xs) {
+  if (layout.x_slanted) {
     double reach = 0;
     for (const auto& x : xs) reach = std::max(reach, text_width_px(x, kFont) * kCos45);
-    labels_bottom = grid_bottom + 12 + reach + kFont * kCos45;
+    return layout.grid_bottom + 12 + reach + kFont * kCos45;
   }
-  const double x_title_y = labels_bottom + 22;
-  const double bar_x = left + grid_w + 30, bar_h = std::max(grid_h, 120.0);
-  const std::string title = "Hang rate by " + x_field + " and " + y_field;
-  const std::string subtitle = filters_text(filters) + "; " + std::to_string(kept.size()) + " runs; cell: hang rate, [95% Wilson interval] and runs";
-  double width = std::max({bar_x + std::max(22 + text_width_px("100%", 11), text_width_px("hang rate", kFont)) + kPad, kPad + text_width_px(title, kTitleFont), kPad + text_width_px(subtitle, kFont),
-                           left + grid_w / 2 + text_width_px(x_field, kFont) / 2 + kPad});
-  for (const auto& [k, v] : keys) width = std::max(width, kPad * 2 + text_width_px(k + " = " + v, 11));
-  const double keys_y = std::max(x_title_y, kTop + bar_h + 8);  // the keys' lines start under both the axis title and the colour bar
-  const double height = std::max(kTop + bar_h + 8, keys_y + 18.0 * static_cast<double>(keys.size())) + kPad + 4;
+  std::size_t x_line_count = 1;
+  for (const auto& l : layout.x_lines) x_line_count = std::max(x_line_count, l.size());
+  return layout.grid_bottom + 18 + kLineGap * static_cast<double>(x_line_count - 1);
+}
 
-  std::ostringstream s;
-  s << svg_open(width, height);
+// The grid, the axis titles, the colour bar and the keys, placed once the labels are laid out.
+void place_heatmap(HeatLayout& layout, const HeatCells& cells, const std::string& x_field, const std::string& y_field, const std::string& title,
+                   const std::string& subtitle) {
+  layout.left = heat_grid_left(layout, cells.xs, y_field);
+  layout.grid_w = layout.cell_w * static_cast<double>(cells.xs.size());
+  layout.grid_h = kHeatCellH * static_cast<double>(cells.ys.size());
+  layout.grid_bottom = kHeatTop + layout.grid_h;
+  layout.x_title_y = column_labels_bottom(layout, cells.xs) + 22;
+  layout.bar_x = layout.left + layout.grid_w + 30;
+  layout.bar_h = std::max(layout.grid_h, 120.0);
+  layout.width = std::max({layout.bar_x + std::max(22 + text_width_px("100%", 11), text_width_px("hang rate", kFont)) + kPad, kPad + text_width_px(title, kTitleFont),
+                           kPad + text_width_px(subtitle, kFont), layout.left + layout.grid_w / 2 + text_width_px(x_field, kFont) / 2 + kPad});
+  for (const auto& [k, v] : layout.keys) layout.width = std::max(layout.width, kPad * 2 + text_width_px(k + " = " + v, 11));
+  layout.keys_y = std::max(layout.x_title_y, kHeatTop + layout.bar_h + 8);  // the keys' lines start under both the axis title and the colour bar
+  layout.height = std::max(kHeatTop + layout.bar_h + 8, layout.keys_y + 18.0 * static_cast<double>(layout.keys.size())) + kPad + 4;
+}
+
+void write_heat_gradient(std::ostream& s) {
   s << "<defs><linearGradient id=\"heat\" x1=\"0\" y1=\"1\" x2=\"0\" y2=\"0\">";
   for (std::size_t i = 0; i < kHeat.size(); ++i) {
     s << "<stop offset=\"" << fmt(100.0 * static_cast<double>(i) / static_cast<double>(kHeat.size() - 1), 0) << "%\" stop-color=\"" << hex(kHeat[i]) << "\"/>";
   }
   s << "</linearGradient></defs>\n";
-  s << text(kPad, 24, title, font_size(kTitleFont) + " font-weight=\"bold\"");
-  s << text(kPad, 44, subtitle, "fill=\"#555\"");
-  s << text(left - 12, kTop - 10, y_field, "text-anchor=\"end\" fill=\"#555\" font-style=\"italic\"");
-  for (std::size_t yi = 0; yi < ys.size(); ++yi) {
-    const double y = kTop + kCellH * static_cast<double>(yi);
-    const double first = y + kCellH / 2 + 4 - kLineGap * static_cast<double>(y_lines[yi].size() - 1) / 2;
-    for (std::size_t l = 0; l < y_lines[yi].size(); ++l) {
-      s << text(left - 12, first + kLineGap * static_cast<double>(l), y_lines[yi][l], "text-anchor=\"end\"");
-    }
-    for (std::size_t xi = 0; xi < xs.size(); ++xi) {
-      const double x = left + cell_w * static_cast<double>(xi);
-      const std::string rect = "<rect x=\"" + at(x) + "\" y=\"" + at(y) + "\" width=\"" + at(cell_w) + "\" height=\"" + at(kCellH) + "\"";
-      const auto it = cells.find({xs[xi], ys[yi]});
-      if (it == cells.end()) {
-        s << rect << " fill=\"#f0f0f0\" stroke=\"white\" stroke-width=\"2\"/>\n";
-        s << text(x + cell_w / 2, y + kCellH / 2 + 4, "no runs", font_size(kSmallFont) + " text-anchor=\"middle\" fill=\"#888\"");
-        continue;
-      }
-      const auto [hangs, runs] = it->second;
-      const Rgb fill = heat_rgb(static_cast<double>(hangs) / static_cast<double>(runs));
-      const char* ink = is_dark(fill) ? "white" : "#222";
-      s << rect << " fill=\"" << hex(fill) << "\" stroke=\"white\" stroke-width=\"2\"><title>" << xml_escaped(xs[xi]) << ", " << xml_escaped(ys[yi]) << ": " << hangs
-        << " of " << runs << " hang</title></rect>\n";
-      const auto& [rate, detail] = cell_text.at(it->first);
-      s << text(x + cell_w / 2, y + 21, rate, "text-anchor=\"middle\" " + font_size(13) + " font-weight=\"bold\" fill=\"" + ink + "\"");
-      s << text(x + cell_w / 2, y + 36, detail, "text-anchor=\"middle\" " + font_size(kSmallFont) + " fill=\"" + ink + "\"");
-    }
-  }
-  for (std::size_t xi = 0; xi < xs.size(); ++xi) {
-    const double cx = left + cell_w * (static_cast<double>(xi) + 0.5);
-    if (x_slanted) {
-      const double ax = cx + 4, ay = grid_bottom + 14;
-      s << "<text x=\"" << at(ax) << "\" y=\"" << at(ay) << "\" text-anchor=\"end\" transform=\"rotate(-45 " << at(ax) << " " << at(ay) << ")\">"
-        << xml_escaped(x_lines[xi][0]) << "</text>\n";
-      continue;
-    }
-    for (std::size_t l = 0; l < x_lines[xi].size(); ++l) {
-      s << text(cx, grid_bottom + 18 + kLineGap * static_cast<double>(l), x_lines[xi][l], "text-anchor=\"middle\"");
-    }
-  }
-  s << text(left + grid_w / 2, x_title_y, x_field, "text-anchor=\"middle\" fill=\"#555\" font-style=\"italic\"");
-  for (std::size_t k = 0; k < keys.size(); ++k) {
-    s << text(kPad, keys_y + 18.0 * static_cast<double>(k + 1), keys[k].first + " = " + keys[k].second, font_size(11) + " fill=\"#333\"");
-  }
-  // The colour bar: 0% at the bottom, 100% at the top.
-  s << text(bar_x, kTop - 10, "hang rate", "fill=\"#555\" font-style=\"italic\"");
-  s << "<rect class=\"legend\" x=\"" << at(bar_x) << "\" y=\"" << at(kTop) << "\" width=\"14\" height=\"" << at(bar_h)
-    << "\" fill=\"url(#heat)\" stroke=\"#999\"/>\n";
-  for (int t = 0; t <= 4; ++t) {
-    const double y = kTop + bar_h * (1.0 - t / 4.0);
-    s << "<line x1=\"" << at(bar_x + 14) << "\" y1=\"" << at(y) << "\" x2=\"" << at(bar_x + 18) << "\" y2=\"" << at(y) << "\" stroke=\"#555\"/>\n";
-    s << text(bar_x + 22, y + 4, std::to_string(25 * t) + "%", font_size(11));
-  }
-  s << "</svg>\n";
-  return s.str();
 }
 
-std::string tradeoff_svg(const SweepRows& rows, const RowFilters& filters) {
-  const auto kept = kept_rows(rows, filters);
-  struct Point {
-    std::string policy, variant;
-    std::vector<std::int64_t> p99_us;
-    std::int64_t discarded_bytes = 0, runs = 0, hangs = 0;
-    double x_ms = 0, y_mib = 0;     // the values
-    double px = 0, py = 0;          // where the marker is drawn
-  };
+// A cell with its top left corner at (x, y): coloured by its hang rate, or grey with no runs.
+void write_heat_cell(std::ostream& s, const HeatCells& cells, const HeatLayout& layout, std::size_t xi, std::size_t yi, double x, double y) {
+  const std::string rect = "<rect x=\"" + at(x) + "\" y=\"" + at(y) + "\" width=\"" + at(layout.cell_w) + "\" height=\"" + at(kHeatCellH) + "\"";
+  const auto it = cells.counts.find({cells.xs[xi], cells.ys[yi]});
+  if (it == cells.counts.end()) {
+    s << rect << " fill=\"#f0f0f0\" stroke=\"white\" stroke-width=\"2\"/>\n";
+    s << text(x + layout.cell_w / 2, y + kHeatCellH / 2 + 4, "no runs", font_size(kSmallFont) + " text-anchor=\"middle\" fill=\"#888\"");
+    return;
+  }
+  const auto [hangs, runs] = it->second;
+  const Rgb fill = heat_rgb(static_cast<double>(hangs) / static_cast<double>(runs));
+  const char* ink = is_dark(fill) ? "white" : "#222";
+  s << rect << " fill=\"" << hex(fill) << "\" stroke=\"white\" stroke-width=\"2\"><title>" << xml_escaped(cells.xs[xi]) << ", " << xml_escaped(cells.ys[yi])
+    << ": " << hangs << " of " << runs << " hang</title></rect>\n";
+  const auto& [rate, detail] = cells.text.at(it->first);
+  s << text(x + layout.cell_w / 2, y + 21, rate, "text-anchor=\"middle\" " + font_size(13) + " font-weight=\"bold\" fill=\"" + ink + "\"");
+  s << text(x + layout.cell_w / 2, y + 36, detail, "text-anchor=\"middle\" " + font_size(kSmallFont) + " fill=\"" + ink + "\"");
+}
+
+// Each row: its label, then its cells.
+void write_heat_rows(std::ostream& s, const HeatCells& cells, const HeatLayout& layout) {
+  for (std::size_t yi = 0; yi < cells.ys.size(); ++yi) {
+    const double y = kHeatTop + kHeatCellH * static_cast<double>(yi);
+    const std::vector<std::string>& label = layout.y_lines[yi];
+    const double first = y + kHeatCellH / 2 + 4 - kLineGap * static_cast<double>(label.size() - 1) / 2;
+    for (std::size_t l = 0; l < label.size(); ++l) {
+      s << text(layout.left - 12, first + kLineGap * static_cast<double>(l), label[l], "text-anchor=\"end\"");
+    }
+    for (std::size_t xi = 0; xi < cells.xs.size(); ++xi) write_heat_cell(s, cells, layout, xi, yi, layout.left + layout.cell_w * static_cast<double>(xi), y);
+  }
+}
+
+void write_column_labels(std::ostream& s, const HeatLayout& layout) {
+  for (std::size_t xi = 0; xi < layout.x_lines.size(); ++xi) {
+    const double cx = layout.left + layout.cell_w * (static_cast<double>(xi) + 0.5);
+    if (layout.x_slanted) {
+      const double ax = cx + 4, ay = layout.grid_bottom + 14;
+      s << "<text x=\"" << at(ax) << "\" y=\"" << at(ay) << "\" text-anchor=\"end\" transform=\"rotate(-45 " << at(ax) << " " << at(ay) << ")\">"
+        << xml_escaped(layout.x_lines[xi][0]) << "</text>\n";
+      continue;
+    }
+    for (std::size_t l = 0; l < layout.x_lines[xi].size(); ++l) {
+      s << text(cx, layout.grid_bottom + 18 + kLineGap * static_cast<double>(l), layout.x_lines[xi][l], "text-anchor=\"middle\"");
+    }
+  }
+}
+
+// The colour bar: 0% at the bottom, 100% at the top.
+void write_colour_bar(std::ostream& s, const HeatLayout& layout) {
+  s << text(layout.bar_x, kHeatTop - 10, "hang rate", "fill=\"#555\" font-style=\"italic\"");
+  s << "<rect class=\"legend\" x=\"" << at(layout.bar_x) << "\" y=\"" << at(kHeatTop) << "\" width=\"14\" height=\"" << at(layout.bar_h)
+    << "\" fill=\"url(#heat)\" stroke=\"#999\"/>\n";
+  for (int t = 0; t <= 4; ++t) {
+    const double y = kHeatTop + layout.bar_h * (1.0 - t / 4.0);
+    s << "<line x1=\"" << at(layout.bar_x + 14) << "\" y1=\"" << at(y) << "\" x2=\"" << at(layout.bar_x + 18) << "\" y2=\"" << at(y) << "\" stroke=\"#555\"/>\n";
+    s << text(layout.bar_x + 22, y + 4, std::to_string(25 * t) + "%", font_size(11));
+  }
+}
+
+// The trade-off's sizes, in pixels: the plot's corner and size, a marker's radius.
+constexpr double kPlotLeft = 86, kPlotTop = 74, kPlotW = 540, kPlotH = 340, kMarkerR = 6;
+constexpr double kDodge = 15;  // between markers at one spot
+
+// A (policy, variant) of the trade-off, over its runs.
+struct Point {
+  std::string policy, variant;
+  std::vector<std::int64_t> p99_us;
+  std::int64_t discarded_bytes = 0, runs = 0, hangs = 0;
+  double x_ms = 0, y_mib = 0;     // the values
+  double px = 0, py = 0;          // where the marker is drawn
+};
+
+// The points, and the policies and variants in run order (their colours and shapes).
+struct Points {
   std::vector<Point> points;
   std::vector<std::string> policies, variants;
+};
+
+Points collect_points(const std::vector<const json*>& kept) {
+  Points out;
   for (const json* r : kept) {
     const std::string policy = field_of(*r, "policy"), variant = field_of(*r, "variant");
-    auto it = std::find_if(points.begin(), points.end(), [&](const Point& p) { return p.policy == policy && p.variant == variant; });
-    if (it == points.end()) {
-      points.push_back({policy, variant, {}, 0, 0, 0, 0, 0, 0, 0});
-      it = points.end() - 1;
+    auto it = std::find_if(out.points.begin(), out.points.end(), [&](const Point& p) { return p.policy == policy && p.variant == variant; });
+    if (it == out.points.end()) {
+      out.points.push_back({policy, variant, {}, 0, 0, 0, 0, 0, 0, 0});
+      it = out.points.end() - 1;
     }
-    if (std::find(policies.begin(), policies.end(), policy) == policies.end()) policies.push_back(policy);
-    if (std::find(variants.begin(), variants.end(), variant) == variants.end()) variants.push_back(variant);
+    if (std::find(out.policies.begin(), out.policies.end(), policy) == out.policies.end()) out.policies.push_back(policy);
+    if (std::find(out.variants.begin(), out.variants.end(), variant) == out.variants.end()) out.variants.push_back(variant);
     if (r->value("scheduled", std::int64_t{0}) > 0) it->p99_us.push_back(r->value("sched_p99_us", std::int64_t{0}));
     it->discarded_bytes += r->value("kv_bytes_discarded", std::int64_t{0});
     it->hangs += r->value("hang", false) ? 1 : 0;
     ++it->runs;
   }
-  std::vector<double> xs, ys;
-  for (Point& p : points) {
+  for (Point& p : out.points) {
     p.x_ms = static_cast<double>(percentile(p.p99_us, 99)) / 1e3;
     p.y_mib = static_cast<double>(p.discarded_bytes) / static_cast<double>(p.runs) / (1 << 20);
-    xs.push_back(p.x_ms);
-    ys.push_back(p.y_mib);
   }
-  auto policy_of = [&](const Point& p) { return static_cast<std::size_t>(std::find(policies.begin(), policies.end(), p.policy) - policies.begin()); };
-  auto variant_of = [&](const Point& p) { return static_cast<std::size_t>(std::find(variants.begin(), variants.end(), p.variant) - variants.begin()); };
+  return out;
+}
 
-  constexpr double kLeft = 86, kTop = 74, kPlotW = 540, kPlotH = 340, kR = 6;
-  const Box plot{kLeft, kTop, kLeft + kPlotW, kTop + kPlotH};
-  const Axis ax = make_axis(xs, kLeft, kPlotW);
-  const Axis ay = make_axis(ys, kTop + kPlotH, -kPlotH);
+std::size_t index_of(const std::vector<std::string>& names, const std::string& name) {
+  return static_cast<std::size_t>(std::find(names.begin(), names.end(), name) - names.begin());
+}
 
-  // Markers at one spot (closer than 12 px) are set side by side, 15 px apart, kept in the plot.
+// A point's marker: colour by policy, shape by variant, hollow where some runs hang.
+const char* colour_of(const Points& all, const Point& p) { return kPalette[index_of(all.policies, p.policy) % std::size(kPalette)]; }
+Shape shape_of(const Points& all, const Point& p) { return kShapes[index_of(all.variants, p.variant) % kShapes.size()]; }
+std::string marker_style(const Points& all, const Point& p) {
+  const char* colour = colour_of(all, p);
+  return std::string("fill=\"") + (p.hangs > 0 ? "white" : colour) + "\" stroke=\"" + colour + "\" stroke-width=\"2\"";
+}
+
+// Markers at one spot (closer than 12 px), as groups of point indices; sets each point's pixel.
+std::vector<std::vector<std::size_t>> spots(std::vector<Point>& points, const Axis& ax, const Axis& ay) {
   std::vector<std::vector<std::size_t>> clusters;
   for (std::size_t i = 0; i < points.size(); ++i) {
     const double x = ax.px(points[i].x_ms), y = ay.px(points[i].y_mib);
@@ -516,12 +572,22 @@ std::string tradeoff_svg(const SweepRows& rows, const RowFilters& filters) {
       c->push_back(i);
     }
   }
-  // Markers at one spot stand in a small grid (row by row, in point order) centred on it, in a
-  // dashed box: the box's centre is where they all are.
-  constexpr double kDodge = 15;
-  std::vector<Box> marker_boxes;
-  std::vector<Box> group_boxes(clusters.size());
-  std::ostringstream groups;
+  return clusters;
+}
+
+// Where the spots' markers went: what a point number must not cover, and each spot's box.
+struct SpotBoxes {
+  std::vector<Box> taken;  // every marker, and every dashed box
+  std::vector<Box> spot;   // per spot, around its markers
+  std::string dashed;      // the dashed boxes' SVG
+};
+
+// Markers at one spot are set side by side, 15 px apart, in a small grid (row by row, in point
+// order) centred on it and kept in the plot, in a dashed box: the box's centre is where they all are.
+SpotBoxes spread_spots(std::vector<Point>& points, const std::vector<std::vector<std::size_t>>& clusters, const Box& plot) {
+  SpotBoxes boxes;
+  boxes.spot.resize(clusters.size());
+  std::ostringstream dashed;
   for (std::size_t g = 0; g < clusters.size(); ++g) {
     const auto& c = clusters[g];
     double cx = 0, cy = 0;
@@ -535,28 +601,29 @@ std::string tradeoff_svg(const SweepRows& rows, const RowFilters& filters) {
     while (cols * cols < c.size()) ++cols;
     const std::size_t rows_n = (c.size() + cols - 1) / cols;
     const double half_w = kDodge * static_cast<double>(cols - 1) / 2, half_h = kDodge * static_cast<double>(rows_n - 1) / 2;
-    cx = std::clamp(cx, plot.x0 + half_w + kR + 4, std::max(plot.x0 + half_w + kR + 4, plot.x1 - half_w - kR - 4));
-    cy = std::clamp(cy, plot.y0 + half_h + kR + 4, std::max(plot.y0 + half_h + kR + 4, plot.y1 - half_h - kR - 4));
+    cx = std::clamp(cx, plot.x0 + half_w + kMarkerR + 4, std::max(plot.x0 + half_w + kMarkerR + 4, plot.x1 - half_w - kMarkerR - 4));
+    cy = std::clamp(cy, plot.y0 + half_h + kMarkerR + 4, std::max(plot.y0 + half_h + kMarkerR + 4, plot.y1 - half_h - kMarkerR - 4));
     for (std::size_t j = 0; j < c.size(); ++j) {
-      points[c[j]].px = cx - half_w + kDodge * static_cast<double>(j % cols);
-      points[c[j]].py = cy - half_h + kDodge * static_cast<double>(j / cols);
-      marker_boxes.push_back({points[c[j]].px - kR - 2, points[c[j]].py - kR - 2, points[c[j]].px + kR + 2, points[c[j]].py + kR + 2});
+      Point& p = points[c[j]];
+      p.px = cx - half_w + kDodge * static_cast<double>(j % cols);
+      p.py = cy - half_h + kDodge * static_cast<double>(j / cols);
+      boxes.taken.push_back({p.px - kMarkerR - 2, p.py - kMarkerR - 2, p.px + kMarkerR + 2, p.py + kMarkerR + 2});
     }
-    const double pad = c.size() > 1 ? kR + 4 : kR + 2;
-    group_boxes[g] = {cx - half_w - pad, cy - half_h - pad, cx + half_w + pad, cy + half_h + pad};
+    const double pad = c.size() > 1 ? kMarkerR + 4 : kMarkerR + 2;
+    boxes.spot[g] = {cx - half_w - pad, cy - half_h - pad, cx + half_w + pad, cy + half_h + pad};
     if (c.size() > 1) {
-      const Box& b = group_boxes[g];
-      groups << "<rect class=\"group\" x=\"" << at(b.x0) << "\" y=\"" << at(b.y0) << "\" width=\"" << at(b.x1 - b.x0) << "\" height=\"" << at(b.y1 - b.y0)
+      const Box& b = boxes.spot[g];
+      dashed << "<rect class=\"group\" x=\"" << at(b.x0) << "\" y=\"" << at(b.y0) << "\" width=\"" << at(b.x1 - b.x0) << "\" height=\"" << at(b.y1 - b.y0)
              << "\" rx=\"4\" fill=\"none\" stroke=\"#999\" stroke-dasharray=\"3 2\"/>\n";
-      marker_boxes.push_back(b);
+      boxes.taken.push_back(b);
     }
   }
+  boxes.dashed = dashed.str();
+  return boxes;
+}
 
-  const std::string title = "Time to schedule against KV read then discarded, per policy and variant";
-  const std::string subtitle = filters_text(filters) + "; " + std::to_string(kept.size()) + " runs; a dashed box: markers at one spot; numbers lead to the table below";
-  std::ostringstream s;
-  std::ostringstream body;
-  // Grid lines and ticks.
+// Grid lines, ticks and their values along both axes.
+void write_ticks(std::ostream& body, const Axis& ax, const Axis& ay, const Box& plot) {
   for (const Axis::Tick& t : ax.ticks()) {
     const double x = ax.px(t.value);
     if (!t.label.empty()) {
@@ -575,9 +642,13 @@ std::string tradeoff_svg(const SweepRows& rows, const RowFilters& filters) {
     body << "<line x1=\"" << at(plot.x0 - (t.label.empty() ? 3 : 5)) << "\" y1=\"" << at(y) << "\" x2=\"" << at(plot.x0) << "\" y2=\"" << at(y)
          << "\" stroke=\"black\"/>\n";
   }
+}
+
+// The axis lines; a break between a zero and the decades: two slashes across the axis on a white
+// gap; the axis titles.
+void write_axes(std::ostream& body, const Axis& ax, const Axis& ay, const Box& plot) {
   body << "<line x1=\"" << at(plot.x0) << "\" y1=\"" << at(plot.y1) << "\" x2=\"" << at(plot.x1) << "\" y2=\"" << at(plot.y1) << "\" stroke=\"black\"/>\n";
   body << "<line x1=\"" << at(plot.x0) << "\" y1=\"" << at(plot.y0) << "\" x2=\"" << at(plot.x0) << "\" y2=\"" << at(plot.y1) << "\" stroke=\"black\"/>\n";
-  // A break between a zero and the decades: two slashes across the axis on a white gap.
   if (ax.log && ax.zero_slot) {
     const double x = plot.x0 + (Axis::kZeroAt + Axis::kLogFrom) / 2;
     body << "<rect x=\"" << at(x - 4) << "\" y=\"" << at(plot.y1 - 5) << "\" width=\"8\" height=\"10\" fill=\"white\"/>\n";
@@ -600,41 +671,46 @@ std::string tradeoff_svg(const SweepRows& rows, const RowFilters& filters) {
   const double y_title_x = 24, y_title_y = plot.y0 + kPlotH / 2;
   body << "<text x=\"" << at(y_title_x) << "\" y=\"" << at(y_title_y) << "\" transform=\"rotate(-90 " << at(y_title_x) << " " << at(y_title_y)
        << ")\" text-anchor=\"middle\">" << xml_escaped(y_title) << "</text>\n";
+}
 
-  body << groups.str();
-  // Markers: colour by policy, shape by variant, hollow where some runs hang.
-  for (const Point& p : points) {
-    const char* colour = kPalette[policy_of(p) % std::size(kPalette)];
-    const Shape shape = kShapes[variant_of(p) % kShapes.size()];
-    const std::string attrs = std::string("fill=\"") + (p.hangs > 0 ? "white" : colour) + "\" stroke=\"" + colour + "\" stroke-width=\"2\"";
-    body << marker(shape, p.px, p.py, kR, attrs,
+void write_markers(std::ostream& body, const Points& all) {
+  for (const Point& p : all.points) {
+    body << marker(shape_of(all, p), p.px, p.py, kMarkerR, marker_style(all, p),
                    "<title>" + xml_escaped(p.policy) + " / " + xml_escaped(p.variant) + ": " + std::to_string(p.hangs) + " of " + std::to_string(p.runs) +
                        " hang</title>");
   }
-  // Each spot's point numbers, placed where they overlap no marker and no other number.
+}
+
+// Where a spot's number may go, a `w` by `h` box around `around`, best first: nearest first, and
+// at each distance above, right, below, left, then the corners.
+std::vector<Box> number_places(const Box& around, double w, double h) {
+  const double cx = (around.x0 + around.x1) / 2, cy = (around.y0 + around.y1) / 2;
+  std::vector<Box> candidates;
+  for (const double d : {2.0, 10.0, 22.0, 36.0}) {
+    candidates.push_back({cx - w / 2, around.y0 - d - h, cx + w / 2, around.y0 - d});                  // above
+    candidates.push_back({around.x1 + d, cy - h / 2, around.x1 + d + w, cy + h / 2});                  // right
+    candidates.push_back({cx - w / 2, around.y1 + d, cx + w / 2, around.y1 + d + h});                  // below
+    candidates.push_back({around.x0 - d - w, cy - h / 2, around.x0 - d, cy + h / 2});                  // left
+    candidates.push_back({around.x1 + d, around.y0 - d - h, around.x1 + d + w, around.y0 - d});        // above right
+    candidates.push_back({around.x0 - d - w, around.y0 - d - h, around.x0 - d, around.y0 - d});        // above left
+    candidates.push_back({around.x1 + d, around.y1 + d, around.x1 + d + w, around.y1 + d + h});        // below right
+    candidates.push_back({around.x0 - d - w, around.y1 + d, around.x0 - d, around.y1 + d + h});        // below left
+  }
+  return candidates;
+}
+
+// Each spot's point numbers, placed where they overlap no marker and no other number (else at the
+// first place).
+void write_point_numbers(std::ostream& body, const std::vector<std::vector<std::size_t>>& clusters, const SpotBoxes& boxes, const Box& plot) {
   std::vector<Box> label_boxes;
   for (std::size_t g = 0; g < clusters.size(); ++g) {
-    const auto& c = clusters[g];
     std::vector<int> numbers;
-    for (const std::size_t i : c) numbers.push_back(static_cast<int>(i) + 1);
+    for (const std::size_t i : clusters[g]) numbers.push_back(static_cast<int>(i) + 1);
     const std::string label = numbers_text(numbers);
-    const double w = text_width_px(label, 11), h = 12;
-    const Box& around = group_boxes[g];
-    const double cx = (around.x0 + around.x1) / 2, cy = (around.y0 + around.y1) / 2;
-    std::vector<Box> candidates;
-    for (const double d : {2.0, 10.0, 22.0, 36.0}) {
-      candidates.push_back({cx - w / 2, around.y0 - d - h, cx + w / 2, around.y0 - d});                  // above
-      candidates.push_back({around.x1 + d, cy - h / 2, around.x1 + d + w, cy + h / 2});                  // right
-      candidates.push_back({cx - w / 2, around.y1 + d, cx + w / 2, around.y1 + d + h});                  // below
-      candidates.push_back({around.x0 - d - w, cy - h / 2, around.x0 - d, cy + h / 2});                  // left
-      candidates.push_back({around.x1 + d, around.y0 - d - h, around.x1 + d + w, around.y0 - d});        // above right
-      candidates.push_back({around.x0 - d - w, around.y0 - d - h, around.x0 - d, around.y0 - d});        // above left
-      candidates.push_back({around.x1 + d, around.y1 + d, around.x1 + d + w, around.y1 + d + h});        // below right
-      candidates.push_back({around.x0 - d - w, around.y1 + d, around.x0 - d, around.y1 + d + h});        // below left
-    }
+    const std::vector<Box> candidates = number_places(boxes.spot[g], text_width_px(label, 11), 12);
     Box chosen = candidates.front();
     for (const Box& b : candidates) {
-      const bool free = b.inside(plot) && std::none_of(marker_boxes.begin(), marker_boxes.end(), [&](const Box& m) { return m.overlaps(b); }) &&
+      const bool free = b.inside(plot) && std::none_of(boxes.taken.begin(), boxes.taken.end(), [&](const Box& m) { return m.overlaps(b); }) &&
                         std::none_of(label_boxes.begin(), label_boxes.end(), [&](const Box& l) { return l.overlaps(b); });
       if (free) {
         chosen = b;
@@ -644,39 +720,56 @@ std::string tradeoff_svg(const SweepRows& rows, const RowFilters& filters) {
     label_boxes.push_back(chosen);
     body << text((chosen.x0 + chosen.x1) / 2, chosen.y1 - 2, label, "text-anchor=\"middle\" " + font_size(11) + " font-weight=\"bold\" fill=\"#222\" class=\"point-number\"");
   }
+}
 
-  // Legends, right of the plot: colour by policy, shape by variant, hollow.
-  const double legend_x = plot.x1 + 28;
-  double legend_w = 0;
-  double ly = plot.y0 + 4;
-  auto legend_head = [&](const std::string& t) {
-    body << text(legend_x, ly, t, "font-weight=\"bold\" fill=\"#444\"");
-    legend_w = std::max(legend_w, text_width_px(t, kFont));
-    ly += 20;
-  };
-  legend_head("policy (colour)");
-  for (std::size_t i = 0; i < policies.size(); ++i) {
-    body << "<rect x=\"" << at(legend_x) << "\" y=\"" << at(ly - 10) << "\" width=\"12\" height=\"12\" fill=\"" << kPalette[i % std::size(kPalette)] << "\"/>\n";
-    body << text(legend_x + 20, ly, policies[i]);
-    legend_w = std::max(legend_w, 20 + text_width_px(policies[i], kFont));
-    ly += 18;
-  }
-  ly += 10;
-  legend_head("variant (shape)");
-  for (std::size_t i = 0; i < variants.size(); ++i) {
-    body << marker(kShapes[i % kShapes.size()], legend_x + 6, ly - 4, 5, "fill=\"#555\" stroke=\"#555\" stroke-width=\"1.5\"");
-    body << text(legend_x + 20, ly, variants[i]);
-    legend_w = std::max(legend_w, 20 + text_width_px(variants[i], kFont));
-    ly += 18;
-  }
-  ly += 10;
-  body << marker(Shape::kCircle, legend_x + 6, ly - 4, 5, "fill=\"white\" stroke=\"#555\" stroke-width=\"2\"");
-  body << text(legend_x + 20, ly, "hollow: some runs hang");
-  legend_w = std::max(legend_w, 20 + text_width_px("hollow: some runs hang", kFont));
-  ly += 18;
+// The legends right of the plot, written top down from `y`.
+struct Legend {
+  double x = 0, y = 0;
+  double w = 0;  // the widest line so far
+};
 
-  // The table: a row per point.
-  const std::vector<std::string> head = {"#", "", "policy / variant", "p99 to schedule (ms)", "KV discarded (MiB/run)", "hang rate"};
+void write_legend_head(std::ostream& body, Legend& legend, const std::string& t) {
+  body << text(legend.x, legend.y, t, "font-weight=\"bold\" fill=\"#444\"");
+  legend.w = std::max(legend.w, text_width_px(t, kFont));
+  legend.y += 20;
+}
+
+// A legend's line: its sample (`sample_svg`), then its text.
+void write_legend_line(std::ostream& body, Legend& legend, const std::string& sample_svg, const std::string& t) {
+  body << sample_svg;
+  body << text(legend.x + 20, legend.y, t);
+  legend.w = std::max(legend.w, 20 + text_width_px(t, kFont));
+  legend.y += 18;
+}
+
+// Legends, right of the plot: colour by policy, shape by variant, hollow. Returns where they end.
+Legend write_legends(std::ostream& body, const Points& all, const Box& plot) {
+  Legend legend{plot.x1 + 28, plot.y0 + 4, 0};
+  write_legend_head(body, legend, "policy (colour)");
+  for (std::size_t i = 0; i < all.policies.size(); ++i) {
+    const std::string swatch = "<rect x=\"" + at(legend.x) + "\" y=\"" + at(legend.y - 10) + "\" width=\"12\" height=\"12\" fill=\"" +
+                               kPalette[i % std::size(kPalette)] + "\"/>\n";
+    write_legend_line(body, legend, swatch, all.policies[i]);
+  }
+  legend.y += 10;
+  write_legend_head(body, legend, "variant (shape)");
+  for (std::size_t i = 0; i < all.variants.size(); ++i) {
+    write_legend_line(body, legend, marker(kShapes[i % kShapes.size()], legend.x + 6, legend.y - 4, 5, "fill=\"#555\" stroke=\"#555\" stroke-width=\"1.5\""),
+                      all.variants[i]);
+  }
+  legend.y += 10;
+  write_legend_line(body, legend, marker(Shape::kCircle, legend.x + 6, legend.y - 4, 5, "fill=\"white\" stroke=\"#555\" stroke-width=\"2\""),
+                    "hollow: some runs hang");
+  return legend;
+}
+
+// The table under the plot: a row per point, numbered as the plot's numbers.
+constexpr std::array<const char*, 6> kTableHead = {"#", "", "policy / variant", "p99 to schedule (ms)", "KV discarded (MiB/run)", "hang rate"};
+constexpr std::size_t kMarkerColumn = 1;
+
+bool right_aligned(std::size_t column) { return column == 0 || column >= 3; }  // numbers, aligned by the column's right edge
+
+std::vector<std::vector<std::string>> table_cells(const std::vector<Point>& points) {
   std::vector<std::vector<std::string>> table;
   for (std::size_t i = 0; i < points.size(); ++i) {
     const Point& p = points[i];
@@ -685,36 +778,100 @@ std::string tradeoff_svg(const SweepRows& rows, const RowFilters& filters) {
                      fmt(100.0 * static_cast<double>(p.hangs) / static_cast<double>(p.runs), 1) + "% (" + std::to_string(p.hangs) + "/" +
                          std::to_string(p.runs) + ")"});
   }
-  std::vector<double> col_x(head.size());
+  return table;
+}
+
+// Writes the table with its head at `table_y`; returns its right edge.
+double write_table(std::ostream& body, const Points& all, const std::vector<std::vector<std::string>>& table, double table_y) {
+  std::vector<double> col_x(kTableHead.size());
   double tx = kPad + 8;
-  for (std::size_t c = 0; c < head.size(); ++c) {
-    double w = c == 1 ? 16 : text_width_px(head[c], 11);
+  for (std::size_t c = 0; c < kTableHead.size(); ++c) {
+    double w = c == kMarkerColumn ? 16 : text_width_px(kTableHead[c], 11);
     for (const auto& row : table) w = std::max(w, text_width_px(row[c], 11));
-    col_x[c] = c == 0 || c >= 3 ? tx + w : tx;  // numbers right-aligned: the column's right edge
+    col_x[c] = right_aligned(c) ? tx + w : tx;
     tx += w + 22;
   }
   const double table_right = tx;
-  const double table_y = plot.y1 + 72;
-  for (std::size_t c = 0; c < head.size(); ++c) {
-    body << text(col_x[c], table_y, head[c], font_size(11) + " font-weight=\"bold\" fill=\"#444\"" + (c == 0 || c >= 3 ? " text-anchor=\"end\"" : ""));
+  for (std::size_t c = 0; c < kTableHead.size(); ++c) {
+    body << text(col_x[c], table_y, kTableHead[c], font_size(11) + " font-weight=\"bold\" fill=\"#444\"" + (right_aligned(c) ? " text-anchor=\"end\"" : ""));
   }
   body << "<line x1=\"" << at(kPad + 4) << "\" y1=\"" << at(table_y + 5) << "\" x2=\"" << at(table_right - 18) << "\" y2=\"" << at(table_y + 5)
        << "\" stroke=\"#bbb\"/>\n";
   for (std::size_t r = 0; r < table.size(); ++r) {
     const double y = table_y + 18 * static_cast<double>(r + 1);
-    const Point& p = points[r];
-    for (std::size_t c = 0; c < head.size(); ++c) {
-      if (c == 1) {
-        const char* colour = kPalette[policy_of(p) % std::size(kPalette)];
-        body << marker(kShapes[variant_of(p) % kShapes.size()], col_x[c] + 6, y - 4, 5,
-                       std::string("fill=\"") + (p.hangs > 0 ? "white" : colour) + "\" stroke=\"" + colour + "\" stroke-width=\"2\"");
+    const Point& p = all.points[r];
+    for (std::size_t c = 0; c < kTableHead.size(); ++c) {
+      if (c == kMarkerColumn) {
+        body << marker(shape_of(all, p), col_x[c] + 6, y - 4, 5, marker_style(all, p));
         continue;
       }
-      body << text(col_x[c], y, table[r][c], font_size(11) + (c == 0 || c >= 3 ? " text-anchor=\"end\"" : ""));
+      body << text(col_x[c], y, table[r][c], font_size(11) + (right_aligned(c) ? " text-anchor=\"end\"" : ""));
     }
   }
-  const double height = std::max(table_y + 18 * static_cast<double>(table.size()) + kPad + 4, ly + kPad);
-  const double width = std::max({legend_x + legend_w + kPad, table_right + kPad, kPad + text_width_px(title, kTitleFont), kPad + text_width_px(subtitle, kFont)});
+  return table_right;
+}
+
+}  // namespace
+
+std::string hang_heatmap_svg(const SweepRows& rows, const std::string& x_field, const std::string& y_field, const RowFilters& filters) {
+  const auto kept = kept_rows(rows, filters);
+  const HeatCells cells = count_hangs(kept, x_field, y_field);
+  HeatLayout layout;
+  for (const auto& [key, lines] : cells.text) layout.cell_w = std::max(layout.cell_w, text_width_px(lines.second, kSmallFont) + 12);  // the detail line fits
+  lay_out_column_labels(layout, cells.xs);
+  lay_out_row_labels(layout, cells.ys);
+  const std::string title = "Hang rate by " + x_field + " and " + y_field;
+  const std::string subtitle = filters_text(filters) + "; " + std::to_string(kept.size()) + " runs; cell: hang rate, [95% Wilson interval] and runs";
+  place_heatmap(layout, cells, x_field, y_field, title, subtitle);
+
+  std::ostringstream s;
+  s << svg_open(layout.width, layout.height);
+  write_heat_gradient(s);
+  s << text(kPad, 24, title, font_size(kTitleFont) + " font-weight=\"bold\"");
+  s << text(kPad, 44, subtitle, "fill=\"#555\"");
+  s << text(layout.left - 12, kHeatTop - 10, y_field, "text-anchor=\"end\" fill=\"#555\" font-style=\"italic\"");
+  write_heat_rows(s, cells, layout);
+  write_column_labels(s, layout);
+  s << text(layout.left + layout.grid_w / 2, layout.x_title_y, x_field, "text-anchor=\"middle\" fill=\"#555\" font-style=\"italic\"");
+  for (std::size_t k = 0; k < layout.keys.size(); ++k) {
+    s << text(kPad, layout.keys_y + 18.0 * static_cast<double>(k + 1), layout.keys[k].first + " = " + layout.keys[k].second, font_size(11) + " fill=\"#333\"");
+  }
+  write_colour_bar(s, layout);
+  s << "</svg>\n";
+  return s.str();
+}
+
+std::string tradeoff_svg(const SweepRows& rows, const RowFilters& filters) {
+  const auto kept = kept_rows(rows, filters);
+  Points all = collect_points(kept);
+  std::vector<double> xs, ys;
+  for (const Point& p : all.points) {
+    xs.push_back(p.x_ms);
+    ys.push_back(p.y_mib);
+  }
+  const Box plot{kPlotLeft, kPlotTop, kPlotLeft + kPlotW, kPlotTop + kPlotH};
+  const Axis ax = make_axis(xs, kPlotLeft, kPlotW);
+  const Axis ay = make_axis(ys, kPlotTop + kPlotH, -kPlotH);
+  const std::vector<std::vector<std::size_t>> clusters = spots(all.points, ax, ay);
+  const SpotBoxes boxes = spread_spots(all.points, clusters, plot);
+
+  // The body first: the figure's size depends on the legends and the table.
+  std::ostringstream body;
+  write_ticks(body, ax, ay, plot);
+  write_axes(body, ax, ay, plot);
+  body << boxes.dashed;
+  write_markers(body, all);
+  write_point_numbers(body, clusters, boxes, plot);
+  const Legend legend = write_legends(body, all, plot);
+  const std::vector<std::vector<std::string>> table = table_cells(all.points);
+  const double table_y = plot.y1 + 72;
+  const double table_right = write_table(body, all, table, table_y);
+
+  const std::string title = "Time to schedule against KV read then discarded, per policy and variant";
+  const std::string subtitle = filters_text(filters) + "; " + std::to_string(kept.size()) + " runs; a dashed box: markers at one spot; numbers lead to the table below";
+  const double height = std::max(table_y + 18 * static_cast<double>(table.size()) + kPad + 4, legend.y + kPad);
+  const double width = std::max({legend.x + legend.w + kPad, table_right + kPad, kPad + text_width_px(title, kTitleFont), kPad + text_width_px(subtitle, kFont)});
+  std::ostringstream s;
   s << svg_open(width, height);
   s << text(kPad, 24, title, font_size(kTitleFont) + " font-weight=\"bold\"");
   s << text(kPad, 44, subtitle, "fill=\"#555\"");

@@ -17,10 +17,6 @@ std::string format_ms(TimeNs t) {
   return buf;
 }
 
-std::string verdict_word(const Verdict& v) {
-  return v.hang() ? "HANG " + std::string(hang_kind_name(v.kind)) : "complete";
-}
-
 std::string collective_line(const Verdict& v) {
   if (!v.has_collective) return "";
   std::ostringstream s;
@@ -61,7 +57,7 @@ bool published(EventKind k) {
 }
 std::string fact_text(const TraceEvent& e);
 std::string published_text(const TraceEvent& e) {
-  if (e.kind == EventKind::kRegister) return "register prefetch_tokens=" + std::to_string(e.a);  // op ids differ legitimately
+  if (e.kind == EventKind::kRegister) return "register prefetch_tokens=" + std::to_string(register_fields(e).prefetch_tokens);  // op ids differ legitimately
   if (e.kind == EventKind::kRegisterSkip) return fact_text(e);
   return std::string(event_name(e.kind)) + " " + fields_text(e);
 }
@@ -141,22 +137,32 @@ std::optional<PublishedDivergence> find_published_divergence(const RunResult& r)
 // A fact a rank learned or had, as opposed to what it published: its own allocation, the hit its
 // store reported, what a read returned. The fields that may differ between ranks; ids never count.
 std::string fact_text(const TraceEvent& e) {
-  const auto& names = event_field_names(e.kind);
-  const std::int64_t values[3] = {e.a, e.b, e.c};
   std::string s(event_name(e.kind));
-  auto field = [&](int i) { s.append(" ").append(names[static_cast<std::size_t>(i)]).append("=").append(std::to_string(values[i])); };
+  auto field = [&](std::string_view name, std::int64_t value) { s.append(" ").append(name).append("=").append(std::to_string(value)); };
   switch (e.kind) {
-    case EventKind::kRegister: field(0); break;
+    case EventKind::kRegister: field("prefetch_tokens", register_fields(e).prefetch_tokens); break;
     case EventKind::kRegisterShrink:
-    case EventKind::kHostEvict: field(0), field(1), field(2); break;
-    case EventKind::kRegisterSkip:
-      field(0);
-      s.append(" reason=").append(skip_reason_name(static_cast<SkipReason>(e.b)));
+    case EventKind::kHostEvict: s.append(" ").append(fields_text(e)); break;
+    case EventKind::kRegisterSkip: {
+      const RegisterSkipFields skip = register_skip_fields(e);
+      field("prefetch_tokens", skip.prefetch_tokens);
+      s.append(" reason=").append(skip_reason_name(static_cast<SkipReason>(skip.reason)));
       break;
-    case EventKind::kHitQuery: field(0); break;
-    case EventKind::kKvBatchDone: field(0), field(1); break;
-    case EventKind::kSidecarDone: field(0); break;
-    case EventKind::kWriteBackup: field(0), field(1); break;
+    }
+    case EventKind::kHitQuery: field("local_hit_tokens", hit_query_fields(e).local_hit_tokens); break;
+    case EventKind::kKvBatchDone: {
+      const KvBatchDoneFields batch = kv_batch_done_fields(e);
+      field("pages_read", batch.pages_read);
+      field("completed_tokens", batch.completed_tokens);
+      break;
+    }
+    case EventKind::kSidecarDone: field("hit_pages", sidecar_done_fields(e).hit_pages); break;
+    case EventKind::kWriteBackup: {
+      const WriteBackupFields backup = write_backup_fields(e);
+      field("pages", backup.pages);
+      field("committed", backup.committed);
+      break;
+    }
     default: return "";
   }
   return s;
@@ -349,7 +355,9 @@ void print_report(std::ostream& out, const Scenario& s, const RunResult& r, cons
       }
       out << (k ? ";" : "") << " rank " << k << " ";
       if (sched) {
-        out << "scheduled at " << format_ms(sched->time_ns) << " (L3 " << sched->b << ", host hit " << sched->c << ", extend " << sched->a << " tokens)";
+        const ScheduleFields schedule = schedule_fields(*sched);
+        out << "scheduled at " << format_ms(sched->time_ns) << " (L3 " << schedule.storage_hit_tokens << ", host hit " << schedule.host_hit_tokens
+            << ", extend " << schedule.extend_tokens << " tokens)";
       } else {
         out << "not scheduled";
       }
@@ -405,7 +413,12 @@ nlohmann::json report_json(const Scenario& s, const RunResult& r, const RunLabel
     json q{{"request", req.name}};
     for (const TraceEvent& e : r.log.events()) {
       if (e.kind == EventKind::kSchedule && e.request == req.id) {
-        q["scheduled"].push_back({{"rank", e.rank}, {"at_ns", e.time_ns}, {"storage_hit_tokens", e.b}, {"host_hit_tokens", e.c}, {"extend_tokens", e.a}});
+        const ScheduleFields schedule = schedule_fields(e);
+        q["scheduled"].push_back({{"rank", e.rank},
+                                  {"at_ns", e.time_ns},
+                                  {"storage_hit_tokens", schedule.storage_hit_tokens},
+                                  {"host_hit_tokens", schedule.host_hit_tokens},
+                                  {"extend_tokens", schedule.extend_tokens}});
       }
     }
     auto loss = r.l3_losses.find(req.id);

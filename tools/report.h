@@ -19,7 +19,6 @@ struct RunLabel {
 };
 
 std::string format_ms(TimeNs t);
-std::string verdict_word(const Verdict& v);  // "complete" or "HANG collective_mismatch"
 std::string collective_line(const Verdict& v);
 // One event as a line: "10.700 ms rank 1 scheduler commit request 0 prefix_tokens=2048 ...".
 std::string format_event(const TraceEvent& e);

@@ -18,11 +18,19 @@ class MetricsTap final : public EventTap {
     switch (e.kind) {
       case EventKind::kSchedule:
         if (e.rank != 0) break;
-        tokens_loaded_ += e.b;
+        tokens_loaded_ += schedule_fields(e).storage_hit_tokens;
         if (e.request >= 0 && static_cast<std::size_t>(e.request) < scheduled_ns_.size()) scheduled_ns_[static_cast<std::size_t>(e.request)] = e.time_ns;
         break;
-      case EventKind::kKvBatchDone: read_pages_[{e.rank, e.c}] += e.a; break;
-      case EventKind::kTerminate: committed_tokens_[{e.rank, e.c}] = e.b; break;
+      case EventKind::kKvBatchDone: {
+        const KvBatchDoneFields batch = kv_batch_done_fields(e);
+        read_pages_[{e.rank, batch.op}] += batch.pages_read;
+        break;
+      }
+      case EventKind::kTerminate: {
+        const TerminateFields terminate = terminate_fields(e);
+        committed_tokens_[{e.rank, terminate.op}] = terminate.group_min_tokens;
+        break;
+      }
       default: break;
     }
   }

@@ -446,6 +446,155 @@ void claim_outputs(const std::string& grid_path, const std::string& jsonl_path, 
   write_file_atomically(grid_path, header);
 }
 
+// Resuming: both rows files cut to the whole rows they share, the CSV started again where it has
+// no whole column header. Returns how many rows they keep.
+std::int64_t cut_to_shared_rows(const std::string& jsonl_path, const std::string& csv_path, const std::string& csv_header, int shard, int shards,
+                                std::int64_t shard_runs) {
+  const Kept kj = scan_rows(jsonl_path, nullptr, shard, shards, shard_runs);
+  const Kept kc = scan_rows(csv_path, &csv_header, shard, shards, shard_runs);
+  const std::int64_t resumed = std::min(kj.rows, kc.rows);
+  if (kj.exists) cut_to(jsonl_path, kj.rows == resumed ? kj.bytes : scan_rows(jsonl_path, nullptr, shard, shards, resumed).bytes);
+  if (kc.bytes == 0) {
+    if (kc.exists) cut_to(csv_path, 0);
+    AppendFile(csv_path).write_all(csv_header);
+  } else {
+    cut_to(csv_path, kc.rows == resumed ? kc.bytes : scan_rows(csv_path, &csv_header, shard, shards, resumed).bytes);
+  }
+  return resumed;
+}
+
+// The two rows files, appended through buffers flushed every kFlushBytes or kFlushEvery.
+class RowFiles {
+ public:
+  RowFiles(const std::string& jsonl_path, const std::string& csv_path) : jsonl_(jsonl_path), csv_(csv_path) {}
+  std::string jsonl_buf, csv_buf;
+
+  void flush_if_due() {
+    if (jsonl_buf.size() >= kFlushBytes || std::chrono::steady_clock::now() - last_flush_ >= kFlushEvery) flush();
+  }
+  void flush() {
+    // JSON Lines first: a kill between the two leaves the CSV behind, and the restart cuts both
+    // to the rows they share.
+    jsonl_.write_all(jsonl_buf);
+    csv_.write_all(csv_buf);
+    jsonl_buf.clear();
+    csv_buf.clear();
+    last_flush_ = std::chrono::steady_clock::now();
+  }
+  void close() {
+    jsonl_.close();
+    csv_.close();
+  }
+
+ private:
+  AppendFile jsonl_;
+  AppendFile csv_;
+  std::chrono::steady_clock::time_point last_flush_ = std::chrono::steady_clock::now();
+};
+
+// A shard's runs, simulated by worker threads and taken in run order by one writer. Workers claim
+// runs in order; the window bounds how far a fast worker may run ahead of a slow one, and with it
+// the memory held.
+class OrderedRuns {
+ public:
+  OrderedRuns(const SweepConfig& c, std::int64_t shard_runs, std::int64_t resumed)
+      : c_(c), shard_runs_(shard_runs), window_(std::max<std::int64_t>(1024, std::int64_t{256} * c.jobs)), ring_(static_cast<std::size_t>(window_)),
+        written_(resumed), next_(resumed) {}
+
+  // A worker thread: runs what it claims until every run is claimed or one failed.
+  void work() {
+    for (;;) {
+      const std::int64_t k = next_.fetch_add(1);
+      if (k >= shard_runs_ || failed_.load()) return;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return k < written_ + window_ || failed_.load(); });
+        if (failed_.load()) return;
+      }
+      run(k);
+      cv_.notify_all();
+    }
+  }
+
+  // Waits a little for the next row, then appends the rows ready, in order, to the buffers.
+  // Returns the rows taken so far; none once every row is taken or a run failed.
+  std::optional<std::int64_t> take_ready(std::string& jsonl_buf, std::string& csv_buf) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (written_ >= shard_runs_ || failed_.load()) return std::nullopt;
+    cv_.wait_for(lock, std::chrono::milliseconds(50), [&] { return slot(written_).has_value() || failed_.load(); });
+    bool advanced = false;
+    while (written_ < shard_runs_ && slot(written_).has_value()) {
+      auto& row = slot(written_);
+      jsonl_buf += row->jsonl;
+      csv_buf += row->csv;
+      row.reset();
+      ++written_;
+      advanced = true;
+    }
+    const std::int64_t done = written_;
+    lock.unlock();
+    if (advanced) cv_.notify_all();
+    return done;
+  }
+
+  // The writer failed: the workers stop at their next claim or wait.
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      failed_ = true;
+    }
+    cv_.notify_all();
+  }
+
+  // Once the workers are joined: the rows taken, and what stopped a run, thrown.
+  std::int64_t written() const { return written_; }
+  void rethrow_failure() const {
+    if (out_of_memory_) throw std::bad_alloc();
+    if (failed_.load()) throw std::runtime_error(failure_);
+  }
+
+ private:
+  std::optional<Row>& slot(std::int64_t k) { return ring_[static_cast<std::size_t>(k % window_)]; }
+
+  void run(std::int64_t k) {
+    const std::int64_t run = kth_run(k, c_.shard, c_.shards);
+    try {
+      Row row = simulate_row(run);
+      std::lock_guard<std::mutex> lock(mu_);
+      slot(k) = std::move(row);
+    } catch (const std::bad_alloc&) {  // the process's limit, not the run's fault: said as such by main
+      std::lock_guard<std::mutex> lock(mu_);
+      out_of_memory_ = true;
+      failed_ = true;
+    } catch (const std::exception& e) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!failed_.exchange(true)) failure_ = "run " + std::to_string(run) + ": " + e.what();
+    }
+  }
+
+  Row simulate_row(std::int64_t run) const {
+    const auto w0 = std::chrono::steady_clock::now();
+    const SweepGrid& g = *c_.grid;
+    const Scenario& s = *g.point_of(run).scenario;
+    const RunMetrics m = simulate_for_metrics(s, g.options_of(run));
+    std::optional<std::int64_t> wall_us;
+    if (c_.wall_time) wall_us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - w0).count();
+    return format_row(g, run, m, wall_us);
+  }
+
+  const SweepConfig& c_;
+  const std::int64_t shard_runs_;
+  const std::int64_t window_;
+  std::vector<std::optional<Row>> ring_;  // run k's row at k % window_, until taken
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::int64_t written_;  // rows taken by the writer
+  std::atomic<std::int64_t> next_;
+  std::atomic<bool> failed_{false};
+  std::string failure_;
+  bool out_of_memory_ = false;
+};
+
 }  // namespace
 
 std::string sweep_grid_header_path(const std::string& jsonl_path) {
@@ -467,120 +616,36 @@ SweepStats run_sweep(const SweepConfig& c) {
   const std::string csv_path = c.out_prefix + ".csv";
   const std::string csv_header = csv_header_of(g, c.wall_time);
   claim_outputs(grid_path, jsonl_path, csv_path, header_text(header_of(g, c.shard, c.shards, c.wall_time)));
+  st.resumed = cut_to_shared_rows(jsonl_path, csv_path, csv_header, c.shard, c.shards, st.shard_runs);
+  RowFiles files(jsonl_path, csv_path);
 
-  const Kept kj = scan_rows(jsonl_path, nullptr, c.shard, c.shards, st.shard_runs);
-  const Kept kc = scan_rows(csv_path, &csv_header, c.shard, c.shards, st.shard_runs);
-  st.resumed = std::min(kj.rows, kc.rows);
-  if (kj.exists) cut_to(jsonl_path, kj.rows == st.resumed ? kj.bytes : scan_rows(jsonl_path, nullptr, c.shard, c.shards, st.resumed).bytes);
-  if (kc.bytes == 0) {
-    if (kc.exists) cut_to(csv_path, 0);
-    AppendFile(csv_path).write_all(csv_header);
-  } else {
-    cut_to(csv_path, kc.rows == st.resumed ? kc.bytes : scan_rows(csv_path, &csv_header, c.shard, c.shards, st.resumed).bytes);
-  }
-  AppendFile jsonl(jsonl_path);
-  AppendFile csv(csv_path);
-
-  // Workers claim runs in order; the writer appends them in order. The window bounds how far a
-  // fast worker may run ahead of a slow one, and with it the memory held.
-  const std::int64_t window = std::max<std::int64_t>(1024, std::int64_t{256} * c.jobs);
-  std::vector<std::optional<Row>> ring(static_cast<std::size_t>(window));
-  std::mutex mu;
-  std::condition_variable cv;
-  std::int64_t written = st.resumed;
-  std::atomic<std::int64_t> next{st.resumed};
-  std::atomic<bool> failed{false};
-  std::string failure;
-  bool out_of_memory = false;
-  auto worker = [&] {
-    for (;;) {
-      const std::int64_t k = next.fetch_add(1);
-      if (k >= st.shard_runs || failed.load()) return;
-      {
-        std::unique_lock<std::mutex> lock(mu);
-        cv.wait(lock, [&] { return k < written + window || failed.load(); });
-        if (failed.load()) return;
-      }
-      const std::int64_t run = kth_run(k, c.shard, c.shards);
-      try {
-        const auto w0 = std::chrono::steady_clock::now();
-        const Scenario& s = *g.point_of(run).scenario;
-        const RunMetrics m = simulate_for_metrics(s, g.options_of(run));
-        std::optional<std::int64_t> wall_us;
-        if (c.wall_time) wall_us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - w0).count();
-        Row row = format_row(g, run, m, wall_us);
-        std::lock_guard<std::mutex> lock(mu);
-        ring[static_cast<std::size_t>(k % window)] = std::move(row);
-      } catch (const std::bad_alloc&) {  // the process's limit, not the run's fault: said as such by main
-        std::lock_guard<std::mutex> lock(mu);
-        out_of_memory = true;
-        failed = true;
-      } catch (const std::exception& e) {
-        std::lock_guard<std::mutex> lock(mu);
-        if (!failed.exchange(true)) failure = "run " + std::to_string(run) + ": " + e.what();
-      }
-      cv.notify_all();
-    }
-  };
+  OrderedRuns runs(c, st.shard_runs, st.resumed);
   std::vector<std::thread> threads;
-  for (int i = 0; i < c.jobs; ++i) threads.emplace_back(worker);
-
+  for (int i = 0; i < c.jobs; ++i) threads.emplace_back([&runs] { runs.work(); });
   Progress progress(c.progress, st.shard_runs, "runs", "sweep", st.resumed);
-  std::string jsonl_buf, csv_buf;
-  auto last_flush = std::chrono::steady_clock::now();
-  auto flush = [&] {
-    // JSON Lines first: a kill between the two leaves the CSV behind, and the restart cuts both
-    // to the rows they share.
-    jsonl.write_all(jsonl_buf);
-    csv.write_all(csv_buf);
-    jsonl_buf.clear();
-    csv_buf.clear();
-    last_flush = std::chrono::steady_clock::now();
-  };
   // A failed write (a full disk) stops the workers before it is thrown: no thread outlives this.
   std::exception_ptr write_error;
   try {
-    while (true) {
-      std::unique_lock<std::mutex> lock(mu);
-      if (written >= st.shard_runs || failed.load()) break;
-      cv.wait_for(lock, std::chrono::milliseconds(50), [&] { return ring[static_cast<std::size_t>(written % window)].has_value() || failed.load(); });
-      bool advanced = false;
-      while (written < st.shard_runs && ring[static_cast<std::size_t>(written % window)].has_value()) {
-        auto& slot = ring[static_cast<std::size_t>(written % window)];
-        jsonl_buf += slot->jsonl;
-        csv_buf += slot->csv;
-        slot.reset();
-        ++written;
-        advanced = true;
-      }
-      const std::int64_t done = written;
-      lock.unlock();
-      if (advanced) cv.notify_all();
-      if (jsonl_buf.size() >= kFlushBytes || std::chrono::steady_clock::now() - last_flush >= kFlushEvery) flush();
-      progress.update(done);
+    while (const auto done = runs.take_ready(files.jsonl_buf, files.csv_buf)) {
+      files.flush_if_due();
+      progress.update(*done);
     }
   } catch (...) {
     write_error = std::current_exception();
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      failed = true;
-    }
-    cv.notify_all();
+    runs.stop();
   }
   for (auto& t : threads) t.join();
   if (!write_error) {
     try {
-      flush();  // the rows finished before a failed run, too: a rerun resumes after them
-      jsonl.close();
-      csv.close();
+      files.flush();  // the rows finished before a failed run, too: a rerun resumes after them
+      files.close();
     } catch (...) {
       write_error = std::current_exception();
     }
   }
   if (write_error) std::rethrow_exception(write_error);
-  if (out_of_memory) throw std::bad_alloc();
-  if (failed.load()) throw std::runtime_error(failure);
-  st.ran = written - st.resumed;
+  runs.rethrow_failure();
+  st.ran = runs.written() - st.resumed;
   progress.finish();
   st.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return st;

@@ -50,6 +50,162 @@ json document_of(const json& base, const std::vector<SweepAxis>& axes, const std
   return doc;
 }
 
+// The text of the scenario the grid names, resolved from the grid's directory.
+std::string read_scenario_text(const JsonNode& root, const std::string& source, const std::filesystem::path& grid_dir, SweepGrid& g) {
+  const std::filesystem::path scenario_rel = root.at("scenario").str();
+  g.scenario_path = (scenario_rel.is_absolute() ? scenario_rel : grid_dir / scenario_rel).lexically_normal().string();
+  std::string scenario_text;
+  try {
+    scenario_text = read_bounded_file(g.scenario_path, kScenarioBytesMax, "a scenario is a description, not data");
+  } catch (const ScenarioError& e) {
+    throw ScenarioError(source, "/scenario", std::string("the scenario it names: ") + e.what());
+  }
+  return scenario_text;
+}
+
+void read_seeds(const JsonNode& seeds, SweepGrid& g) {
+  seeds.object({"first", "count"});
+  if (const auto v = seeds.find("first")) g.first_seed = static_cast<std::uint64_t>(v->integer(0, std::int64_t{1} << 62));
+  if (const auto v = seeds.find("count")) g.seeds = v->integer(1, kRunsMax);
+}
+
+// The axes, into `g.axes`. Returns the number of points, at most kPointsMax.
+std::size_t read_axes(const JsonNode& axes, SweepGrid& g) {
+  std::set<std::string> names;
+  std::size_t points = 1;
+  for (const JsonNode& a : axes.array()) {
+    a.object({"name", "values"});
+    const JsonNode name = a.at("name");
+    SweepAxis axis;
+    axis.name = name.str();
+    if (axis.name != "variant" && axis.name != "workload" && (axis.name.empty() || axis.name[0] != '/')) {
+      name.expected("\"variant\", \"workload\" or a JSON pointer into the scenario, e.g. \"/tp\"");
+    }
+    if (!names.insert(axis.name).second) name.fail("axis \"" + axis.name + "\" appears twice");
+    const JsonNode values = a.at("values");
+    for (const JsonNode& v : values.array(1)) axis.values.push_back(v.raw());
+    points *= axis.values.size();
+    if (points > kPointsMax) values.fail("the grid has more than " + std::to_string(kPointsMax) + " points");
+    g.axes.push_back(std::move(axis));
+  }
+  return points;
+}
+
+// A point's values, sorted by what they change.
+struct PointValues {
+  std::string variant;
+  std::string variant_at = "/variant";  // where the variant comes from, for its error
+  std::string last_at = "/axes";        // the last pointer axis value, for the scenario's errors
+  std::vector<std::size_t> key;         // the pointer axes' value indices
+  std::optional<std::size_t> workload;  // the value index of a workload object
+};
+
+// Builds every point of a grid, in run order. A point's scenario depends only on its values of the
+// pointer axes and its workload, so points that differ in their variant share one scenario, and
+// points that differ in their workload share one parse of the document: a grid with a variant axis
+// of V values parses 1/V of its points.
+class PointBuilder {
+ public:
+  PointBuilder(const SweepGrid& g, const json& base, const std::string& source, std::string grid_dir, std::string default_variant)
+      : g_(g), base_(base), source_(source), grid_dir_(std::move(grid_dir)), default_variant_(std::move(default_variant)) {}
+
+  SweepPoint build(const std::vector<std::size_t>& index) {
+    const PointValues values = values_of(index);
+    SweepPoint point;
+    point.value_index = index;
+    point.variant = values.variant;
+    std::string error;
+    const auto fixes = parse_variant(values.variant, &error);
+    if (!fixes) throw ScenarioError(source_, values.variant_at, error);
+    point.options.fixes = *fixes;
+    point.scenario = scenario_of(values, index);
+    return point;
+  }
+
+ private:
+  PointValues values_of(const std::vector<std::size_t>& index) {
+    PointValues values;
+    values.variant = default_variant_;
+    for (std::size_t a = 0; a < g_.axes.size(); ++a) {
+      const SweepAxis& axis = g_.axes[a];
+      const std::string at = "/axes/" + std::to_string(a) + "/values/" + std::to_string(index[a]);
+      const json& value = axis.values[index[a]];
+      if (axis.name == "variant") {
+        if (!value.is_string()) throw ScenarioError(source_, at, "expected a variant expression string");
+        values.variant = value.get<std::string>();
+        values.variant_at = at;
+      } else if (axis.name == "workload") {  // "scenario": the scenario's own requests
+        if (value.is_string() && value.get<std::string>() == "scenario") continue;
+        read_workload_value(value, index[a], at);
+        values.workload = index[a];
+      } else {
+        values.last_at = at;
+        values.key.push_back(index[a]);
+      }
+    }
+    return values;
+  }
+
+  // A workload axis's value `i`, read once.
+  void read_workload_value(const json& value, std::size_t i, const std::string& at) {
+    if (!value.is_object()) throw ScenarioError(source_, at, "expected \"scenario\" or a workload object (docs/workloads.md)");
+    if (workloads_.contains(i)) return;
+    json spec = value;
+    if (spec.contains("name") && !spec["name"].is_string()) throw ScenarioError(source_, at + "/name", "expected a short label for tables");
+    spec.erase("name");
+    workloads_.emplace(i, read_workload(spec, source_, at));
+  }
+
+  std::shared_ptr<const Scenario> scenario_of(const PointValues& values, const std::vector<std::size_t>& index) {
+    std::vector<std::size_t> built_key = values.key;
+    built_key.push_back(values.workload.value_or(SIZE_MAX));
+    if (const auto it = built_.find(built_key); it != built_.end()) return it->second;
+    const auto rejected = [&](const ScenarioError& e) {
+      std::string text;
+      for (std::size_t a = 0; a < g_.axes.size(); ++a) text += (text.empty() ? "" : ", ") + g_.axes[a].name + " = " + g_.axes[a].label(index[a]);
+      return ScenarioError(source_, values.last_at, "the scenario rejects the point (" + text + "): " + e.what());
+    };
+    std::shared_ptr<const Scenario>& base_scenario = parsed_[values.key];
+    if (!base_scenario) {
+      const json doc_p = document_of(base_, g_.axes, index, source_);  // a pointer with nowhere to go: named by its axis
+      try {
+        base_scenario = std::make_shared<const Scenario>(parse_scenario(doc_p.dump(), g_.scenario_path));
+      } catch (const ScenarioError& e) {
+        throw rejected(e);
+      }
+    }
+    std::shared_ptr<const Scenario> scenario = base_scenario;
+    if (values.workload) {
+      Scenario with_workload = *base_scenario;
+      try {
+        apply_workload(with_workload, workloads_.at(*values.workload), grid_dir_);
+      } catch (const ScenarioError& e) {
+        throw rejected(e);
+      }
+      scenario = std::make_shared<const Scenario>(std::move(with_workload));
+    }
+    built_.emplace(std::move(built_key), scenario);
+    return scenario;
+  }
+
+  const SweepGrid& g_;
+  const json& base_;
+  const std::string& source_;
+  const std::string grid_dir_;
+  const std::string default_variant_;
+  std::map<std::vector<std::size_t>, std::shared_ptr<const Scenario>> parsed_;  // by pointer-axis value indices
+  std::map<std::vector<std::size_t>, std::shared_ptr<const Scenario>> built_;   // the same, then the workload's index
+  std::map<std::size_t, WorkloadSpec> workloads_;                               // by value index
+};
+
+// The next point's value indices: the last axis varies fastest.
+void advance(std::vector<std::size_t>& index, const std::vector<SweepAxis>& axes) {
+  for (std::size_t a = axes.size(); a-- > 0;) {
+    if (++index[a] < axes[a].values.size()) break;
+    index[a] = 0;
+  }
+}
+
 }  // namespace
 
 std::string value_label(const json& v) {
@@ -96,128 +252,23 @@ SweepGrid parse_sweep_grid(const std::string& text, const std::string& source, c
   SweepGrid g;
   g.path = source;
   const std::filesystem::path grid_dir = std::filesystem::path(source).parent_path();
-  const std::filesystem::path scenario_rel = root.at("scenario").str();
-  g.scenario_path = (scenario_rel.is_absolute() ? scenario_rel : grid_dir / scenario_rel).lexically_normal().string();
-  std::string scenario_text;
-  try {
-    scenario_text = read_bounded_file(g.scenario_path, kScenarioBytesMax, "a scenario is a description, not data");
-  } catch (const ScenarioError& e) {
-    throw ScenarioError(source, "/scenario", std::string("the scenario it names: ") + e.what());
-  }
+  const std::string scenario_text = read_scenario_text(root, source, grid_dir, g);
   const json base = parse_json(scenario_text, g.scenario_path);
   (void)parse_scenario(scenario_text, g.scenario_path);  // the base must stand on its own
-
-  if (const auto seeds = root.find("seeds")) {
-    seeds->object({"first", "count"});
-    if (const auto v = seeds->find("first")) g.first_seed = static_cast<std::uint64_t>(v->integer(0, std::int64_t{1} << 62));
-    if (const auto v = seeds->find("count")) g.seeds = v->integer(1, kRunsMax);
-  }
+  if (const auto seeds = root.find("seeds")) read_seeds(*seeds, g);
   std::string default_variant(kDefaultPreset);
   if (const auto v = root.find("variant")) default_variant = v->str();
-
-  std::set<std::string> names;
-  std::size_t points = 1;
-  for (const JsonNode& a : root.at("axes").array()) {
-    a.object({"name", "values"});
-    const JsonNode name = a.at("name");
-    SweepAxis axis;
-    axis.name = name.str();
-    if (axis.name != "variant" && axis.name != "workload" && (axis.name.empty() || axis.name[0] != '/')) {
-      name.expected("\"variant\", \"workload\" or a JSON pointer into the scenario, e.g. \"/tp\"");
-    }
-    if (!names.insert(axis.name).second) name.fail("axis \"" + axis.name + "\" appears twice");
-    const JsonNode values = a.at("values");
-    for (const JsonNode& v : values.array(1)) axis.values.push_back(v.raw());
-    points *= axis.values.size();
-    if (points > kPointsMax) values.fail("the grid has more than " + std::to_string(kPointsMax) + " points");
-    g.axes.push_back(std::move(axis));
-  }
+  const std::size_t points = read_axes(root.at("axes"), g);
   if (static_cast<std::int64_t>(points) > kRunsMax / g.seeds) throw ScenarioError(source, "/seeds/count", "the grid has more than 2^40 runs");
 
   // Every point, built and validated now: a bad value fails before the first run, not hours in.
-  // A point's scenario depends only on its values of the pointer axes and its workload, so points
-  // that differ in their variant share one scenario, and points that differ in their workload share
-  // one parse of the document: a grid with a variant axis of V values parses 1/V of its points.
   g.points.reserve(points);
-  std::map<std::vector<std::size_t>, std::shared_ptr<const Scenario>> parsed;  // by pointer-axis value indices
-  std::map<std::vector<std::size_t>, std::shared_ptr<const Scenario>> built;   // the same, then the workload's index
-  std::map<std::size_t, WorkloadSpec> workloads;                               // by value index
+  PointBuilder builder(g, base, source, grid_dir.string(), default_variant);
   std::vector<std::size_t> index(g.axes.size(), 0);
   for (std::size_t p = 0; p < points; ++p) {
-    std::string variant = default_variant;
-    std::string variant_at = "/variant";
-    std::string last_at = "/axes";
-    std::vector<std::size_t> key;
-    std::optional<std::size_t> workload;  // the value index of a workload object
-    for (std::size_t a = 0; a < g.axes.size(); ++a) {
-      const SweepAxis& axis = g.axes[a];
-      const std::string at = "/axes/" + std::to_string(a) + "/values/" + std::to_string(index[a]);
-      const json& value = axis.values[index[a]];
-      if (axis.name == "variant") {
-        if (!value.is_string()) throw ScenarioError(source, at, "expected a variant expression string");
-        variant = value.get<std::string>();
-        variant_at = at;
-        continue;
-      }
-      if (axis.name == "workload") {  // "scenario": the scenario's own requests
-        if (value.is_string() && value.get<std::string>() == "scenario") continue;
-        if (!value.is_object()) throw ScenarioError(source, at, "expected \"scenario\" or a workload object (docs/workloads.md)");
-        if (!workloads.contains(index[a])) {
-          json spec = value;
-          if (spec.contains("name") && !spec["name"].is_string()) throw ScenarioError(source, at + "/name", "expected a short label for tables");
-          spec.erase("name");
-          workloads.emplace(index[a], read_workload(spec, source, at));
-        }
-        workload = index[a];
-        continue;
-      }
-      last_at = at;
-      key.push_back(index[a]);
-    }
-    SweepPoint point;
-    point.value_index = index;
-    point.variant = variant;
-    std::string error;
-    const auto fixes = parse_variant(variant, &error);
-    if (!fixes) throw ScenarioError(source, variant_at, error);
-    point.options.fixes = *fixes;
-    std::vector<std::size_t> built_key = key;
-    built_key.push_back(workload.value_or(SIZE_MAX));
-    if (const auto it = built.find(built_key); it != built.end()) {
-      point.scenario = it->second;
-    } else {
-      const auto rejected = [&](const ScenarioError& e) {
-        std::string values;
-        for (std::size_t a = 0; a < g.axes.size(); ++a) values += (values.empty() ? "" : ", ") + g.axes[a].name + " = " + g.axes[a].label(index[a]);
-        return ScenarioError(source, last_at, "the scenario rejects the point (" + values + "): " + e.what());
-      };
-      std::shared_ptr<const Scenario>& base_scenario = parsed[key];
-      if (!base_scenario) {
-        const json doc_p = document_of(base, g.axes, index, source);  // a pointer with nowhere to go: named by its axis
-        try {
-          base_scenario = std::make_shared<const Scenario>(parse_scenario(doc_p.dump(), g.scenario_path));
-        } catch (const ScenarioError& e) {
-          throw rejected(e);
-        }
-      }
-      point.scenario = base_scenario;
-      if (workload) {
-        Scenario scenario = *base_scenario;
-        try {
-          apply_workload(scenario, workloads.at(*workload), grid_dir.string());
-        } catch (const ScenarioError& e) {
-          throw rejected(e);
-        }
-        point.scenario = std::make_shared<const Scenario>(std::move(scenario));
-      }
-      built.emplace(std::move(built_key), point.scenario);
-    }
-    g.points.push_back(std::move(point));
+    g.points.push_back(builder.build(index));
     if (progress) progress(static_cast<std::int64_t>(p + 1), static_cast<std::int64_t>(points));
-    for (std::size_t a = g.axes.size(); a-- > 0;) {  // the last axis varies fastest
-      if (++index[a] < g.axes[a].values.size()) break;
-      index[a] = 0;
-    }
+    advance(index, g.axes);
   }
   g.digest = fnv1a(fnv1a(0xcbf29ce484222325ULL, doc.dump()), scenario_text);
   return g;

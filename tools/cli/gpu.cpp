@@ -1,6 +1,5 @@
 #include "tools/cli/cli.h"
 
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -8,13 +7,13 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
-#include <map>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "backend/gpu_run.h"
+#include "backend/world_comparison.h"
 #include "run/limits.h"
 #include "tools/report.h"
 
@@ -178,92 +177,67 @@ int cmd_gpu(const Args& args) {
 
 namespace {
 
-// What validate compares per request and rank: the termination decisions in order.
-std::map<std::pair<RequestId, int>, std::vector<std::string>> decisions_of(const RunResult& r) {
-  std::map<std::pair<RequestId, int>, std::vector<std::string>> out;
-  for (const TraceEvent& e : r.log.events()) {
-    std::string d;
-    switch (e.kind) {
-      case EventKind::kRegister: d = "register"; break;
-      case EventKind::kRegisterSkip: d = "skip(" + std::to_string(e.a) + ")"; break;
-      case EventKind::kRevoke: d = "revoke"; break;
-      case EventKind::kTerminate: d = "terminate"; break;
-      case EventKind::kOpEnd: d = "end(" + std::string(op_end_name(static_cast<OpEnd>(e.a))) + ")"; break;
-      case EventKind::kSchedule: d = "schedule(L3 " + std::to_string(e.b) + ")"; break;
-      default: continue;
-    }
-    out[{e.request, e.rank}].push_back(std::move(d));
-  }
-  return out;
-}
-
-TimeNs first_time(const RunResult& r, EventKind kind, RequestId request, int rank) {
-  for (const TraceEvent& e : r.log.events()) {
-    if (e.kind == kind && e.request == request && e.rank == rank) return e.time_ns;
-  }
-  return -1;
-}
-
 // How many times validate runs a GPU run that lost the model's pace and got another verdict.
 constexpr int kValidateAttemptsMax = 3;
 
-// One validate line: the simulator's run against the GPU backend's.
-struct WorldComparison {
-  std::string status;       // same | DIFFER | unpaced
-  std::string why;          // empty when the same
-  std::string gpu_verdict;
-  bool lost_pace = false;   // the real run fell behind the model's clock, or its I/O outlasted the model
-  TimeNs round_ns = 0;      // the measured policy collective round
-  TimeNs worst_ns = 0;      // the largest difference of a prefetch end or schedule time
-};
-
-WorldComparison compare_worlds(const Scenario& s, const RunResult& sim, const GpuRunResult& gpu) {
-  WorldComparison c;
-  c.gpu_verdict = verdict_word(gpu.run.verdict);
-  c.round_ns = gpu.mean_collective_round_ns;
-  const auto ds = decisions_of(sim);
-  const auto dg = decisions_of(gpu.run);
-  if (sim.verdict.kind != gpu.run.verdict.kind) {
-    c.why = "verdict sim " + verdict_word(sim.verdict) + ", gpu " + verdict_word(gpu.run.verdict);
-  } else if (sim.verdict.has_collective && (sim.verdict.group != gpu.run.verdict.group || sim.verdict.seq != gpu.run.verdict.seq)) {
-    c.why = "collective sim " + std::string(group_name(sim.verdict.group)) + " seq " + std::to_string(sim.verdict.seq) + ", gpu " +
-            std::string(group_name(gpu.run.verdict.group)) + " seq " + std::to_string(gpu.run.verdict.seq);
-  } else if (ds != dg) {
-    for (const auto& [key, seq] : ds) {
-      auto it = dg.find(key);
-      if (it == dg.end() || it->second != seq) {
-        auto joined = [](const std::vector<std::string>& v) {
-          std::string out;
-          for (const std::string& d : v) out += (out.empty() ? "" : " ") + d;
-          return out.empty() ? std::string("none") : out;
-        };
-        c.why = "decisions of " + s.workload[static_cast<std::size_t>(key.first)].name + " on rank " + std::to_string(key.second) +
-                ": sim [" + joined(seq) + "], gpu [" + (it == dg.end() ? std::string("none") : joined(it->second)) + "]";
-        break;
+// Every scenario validate runs, read before any run so that a bad file fails the command at once:
+// each at its own TP size, or at each of `tps`. A size lacking a rank the scenario names is
+// skipped, with a line that says so, and counted in `skipped`.
+std::vector<Scenario> validate_scenarios(const std::vector<std::string>& paths, const std::vector<int>& tps, int& skipped) {
+  for (const int tp : tps) {
+    if (tp < 1 || tp > limit_value(Limit::kRanks)) {
+      throw BadInput("--tp: expected 1 to " + std::to_string(limit_value(Limit::kRanks)) + "; got " + std::to_string(tp) + " " + limit_hint(Limit::kRanks));
+    }
+  }
+  std::vector<Scenario> scenarios;
+  for (const std::string& path : paths) {
+    refuse_trace(path, "validate", "hcsim replay " + path);
+    Scenario own = load_scenario_file(path);
+    if (tps.empty()) scenarios.push_back(std::move(own));
+    for (const int tp : tps) {
+      try {
+        scenarios.push_back(load_scenario_file_at_tp(path, tp));
+      } catch (const ScenarioError& e) {  // good at its own size: this size lacks a rank it names
+        std::printf("skipped %s: %s\n", path.c_str(), e.what());
+        ++skipped;
       }
     }
-    if (c.why.empty()) c.why = "the gpu run made decisions the simulator did not";
   }
-  // Real I/O that outlasted the model moves a transfer's end past the pass the model ends it before.
-  c.lost_pace = gpu.stats.sleeps_behind_model > 0 || gpu.stats.storage_overruns > 0;
-  c.status = c.why.empty() ? "same" : "DIFFER";
-  if (!c.why.empty() && c.lost_pace) {
-    // Past the verdict, the comparison needs the model's pace; a machine whose collectives are too
-    // slow for the scenario cannot keep it, and that is not a difference between the worlds.
-    if (sim.verdict.kind == gpu.run.verdict.kind) c.status = "unpaced";
-    c.why += "; a Gloo round of " + std::to_string(gpu.mean_collective_round_ns / 1'000) + " us (modelled " +
-             std::to_string(s.world.collective.latency_ns / 1'000) + " us) left the run up to " +
-             std::to_string(gpu.stats.model_lag_max_ns / 1'000) + " us behind the model's clock";
-    if (gpu.stats.storage_overruns > 0) c.why += ", and " + std::to_string(gpu.stats.storage_overruns) + " L3 call(s) outlasted the model";
-  }
-  for (const auto& [key, seq] : ds) {
-    for (EventKind k : {EventKind::kOpEnd, EventKind::kSchedule}) {
-      const TimeNs a = first_time(sim, k, key.first, key.second);
-      const TimeNs b = first_time(gpu.run, k, key.first, key.second);
-      if (a >= 0 && b >= 0) c.worst_ns = std::max(c.worst_ns, b > a ? b - a : a - b);
-    }
-  }
-  return c;
+  return scenarios;
+}
+
+// One expectation of a scenario in both worlds, compared (backend/world_comparison.h).
+struct ValidatedRun {
+  WorldComparison comparison;
+  bool abandoned = false;  // actor threads of the GPU run could not be stopped
+};
+
+ValidatedRun validate_expectation(const Scenario& s, const Expectation& e, const GpuRunOptions& gopt) {
+  RunOptions o;
+  o.fixes = e.fixes;
+  o.policy = e.policy;
+  const RunResult sim = simulate(s, o);
+  ValidatedRun v;
+  int attempts = 0;
+  // A run that lost the model's pace can end with another verdict (a transfer landing on the
+  // other side of a termination check). That says nothing of the policy, so it is run again.
+  do {
+    ++attempts;
+    const GpuRunResult gpu = run_on_gpu(s, o, gopt);
+    v.comparison = compare_worlds(s, sim, gpu);
+    v.abandoned = gpu.stats.actors_abandoned > 0;
+  } while (!v.abandoned && v.comparison.match == WorldMatch::kDiffer && v.comparison.lost_pace && attempts < kValidateAttemptsMax);
+  std::string& why = v.comparison.why;
+  if (attempts > 1) why.append(why.empty() ? "" : "; ").append(std::to_string(attempts)).append(" attempts: the earlier lost the model's pace");
+  return v;
+}
+
+void print_validate_line(const Scenario& s, const Expectation& e, const WorldComparison& c) {
+  std::printf("%-7s %-34s tp %d %-16s %-13s %-20s round %3lld us, times within %.2f ms%s%s\n", std::string(world_match_name(c.match)).c_str(),
+              s.name.c_str(), s.world.ranks, e.variant.c_str(), std::string(policy_name(e.policy.value_or(s.policy.policy))).c_str(),
+              c.gpu_verdict.c_str(), static_cast<long long>(c.round_ns / 1'000), static_cast<double>(c.worst_ns) / 1e6, c.why.empty() ? "" : ": ",
+              c.why.c_str());
+  std::fflush(stdout);
 }
 
 }  // namespace
@@ -302,61 +276,24 @@ int cmd_validate(const Args& args) {
   }
   if (paths.empty()) throw BadInput("validate: missing SCENARIO (see 'hcsim validate --help')");
   const GpuRunOptions gopt = gpu_options(ga);
+  int skipped = 0;
+  const std::vector<Scenario> scenarios = validate_scenarios(paths, tps, skipped);
   int differ = 0;
   int unpaced = 0;
   int runs = 0;
-  for (const int tp : tps) {
-    if (tp < 1 || tp > limit_value(Limit::kRanks)) {
-      throw BadInput("--tp: expected 1 to " + std::to_string(limit_value(Limit::kRanks)) + "; got " + std::to_string(tp) + " " + limit_hint(Limit::kRanks));
-    }
-  }
-  // Every scenario is read before any run: a bad file fails the command at once.
-  std::vector<Scenario> scenarios;
-  int skipped = 0;
-  for (const std::string& path : paths) {
-    refuse_trace(path, "validate", "hcsim replay " + path);
-    Scenario own = load_scenario_file(path);
-    if (tps.empty()) scenarios.push_back(std::move(own));
-    for (const int tp : tps) {
-      try {
-        scenarios.push_back(load_scenario_file_at_tp(path, tp));
-      } catch (const ScenarioError& e) {  // good at its own size: this size lacks a rank it names
-        std::printf("skipped %s: %s\n", path.c_str(), e.what());
-        ++skipped;
-      }
-    }
-  }
   std::int64_t planned = 0;
   for (const Scenario& s : scenarios) planned += static_cast<std::int64_t>(s.expect.size());
   Progress progress(vm.count("quiet") ? nullptr : stderr, planned, "runs", "runs in both worlds");
   for (const Scenario& s : scenarios) {
     for (const Expectation& e : s.expect) {
-      RunOptions o;
-      o.fixes = e.fixes;
-      o.policy = e.policy;
-      const RunResult sim = simulate(s, o);
-      WorldComparison c;
-      int attempts = 0;
-      // A run that lost the model's pace can end with another verdict (a transfer landing on the
-      // other side of a termination check). That says nothing of the policy, so it is run again.
-      bool abandoned = false;
-      do {
-        ++attempts;
-        const GpuRunResult gpu = run_on_gpu(s, o, gopt);
-        c = compare_worlds(s, sim, gpu);
-        abandoned = gpu.stats.actors_abandoned > 0;
-      } while (!abandoned && c.status == "DIFFER" && c.lost_pace && attempts < kValidateAttemptsMax);
+      const ValidatedRun v = validate_expectation(s, e, gopt);
       ++runs;
-      differ += c.status == "DIFFER" ? 1 : 0;
-      unpaced += c.status == "unpaced" ? 1 : 0;
-      if (attempts > 1) c.why += (c.why.empty() ? "" : "; ") + std::to_string(attempts) + " attempts: the earlier lost the model's pace";
+      differ += v.comparison.match == WorldMatch::kDiffer ? 1 : 0;
+      unpaced += v.comparison.match == WorldMatch::kUnpaced ? 1 : 0;
       progress.clear_line();
-      std::printf("%-7s %-34s tp %d %-16s %-13s %-20s round %3lld us, times within %.2f ms%s%s\n", c.status.c_str(), s.name.c_str(), s.world.ranks,
-                  e.variant.c_str(), std::string(policy_name(e.policy.value_or(s.policy.policy))).c_str(), c.gpu_verdict.c_str(),
-                  static_cast<long long>(c.round_ns / 1'000), static_cast<double>(c.worst_ns) / 1e6, c.why.empty() ? "" : ": ", c.why.c_str());
-      std::fflush(stdout);
+      print_validate_line(s, e, v.comparison);
       progress.update(runs);
-      if (abandoned) {
+      if (v.abandoned) {
         std::printf("validate: actor threads of the last gpu run could not be stopped; ending here after %d run(s), %d differ\n", runs, differ);
         std::fflush(stdout);
         std::_Exit(kExitInternal);

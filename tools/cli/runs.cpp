@@ -351,7 +351,7 @@ int cmd_demo(const Args& args) {
       }
       for (const TraceEvent& e : r.log.events()) {
         if (e.kind == EventKind::kSchedule && e.rank == static_cast<int>(k)) {
-          return "scheduled at " + format_ms(e.time_ns) + ", L3 hit " + std::to_string(e.b);
+          return "scheduled at " + format_ms(e.time_ns) + ", L3 hit " + std::to_string(schedule_fields(e).storage_hit_tokens);
         }
       }
       return std::string("-");

@@ -32,6 +32,161 @@ std::string departure_complaint(const TraceRead& trace, const std::vector<TraceE
   return m;
 }
 
+// The replay's comparison with the recording, line by line: printed as it goes, or kept for the
+// JSON answer (without its indentation and newline).
+class ReplayLines {
+ public:
+  explicit ReplayLines(bool json) : json_(json) {}
+
+  template <typename... Values>
+  void say(const char* format, Values... values) {
+    std::string line;
+    if constexpr (sizeof...(values) == 0) {
+      line = format;
+    } else {
+      char text[4096];
+      std::snprintf(text, sizeof text, format, values...);
+      line = text;
+    }
+    if (json_) {
+      lines_.push_back(line.substr(line.find_first_not_of(' ') == std::string::npos ? 0 : line.find_first_not_of(' ')));
+      if (!lines_.back().empty() && lines_.back().back() == '\n') lines_.back().pop_back();
+    } else {
+      std::fputs(line.c_str(), stdout);
+    }
+  }
+
+  const std::vector<std::string>& lines() const { return lines_; }
+
+ private:
+  bool json_;
+  std::vector<std::string> lines_;
+};
+
+// What replay runs: the recorded preset, additions and removals, then the user's; or the user's
+// preset alone. The recorded policy unless one is given, and always the recorded seed.
+VariantArgs replay_variant(const TraceHeader& recorded, const std::string& preset, const std::vector<std::string>& fixes,
+                           const std::vector<std::string>& without, const std::string& policy) {
+  VariantArgs va = preset.empty() ? variant_args_of(*Variant::parse(recorded.variant, nullptr)) : VariantArgs{};  // checked on reading
+  if (!preset.empty()) va.preset = preset;
+  va.fixes.insert(va.fixes.end(), fixes.begin(), fixes.end());
+  va.without.insert(va.without.end(), without.begin(), without.end());
+  va.policy = policy.empty() ? recorded.policy : policy;
+  va.seed = recorded.seed;
+  return va;
+}
+
+// The recording, how far its events were checked, and how far the replay follows them (`same`:
+// the recorded events it reproduces before it departs).
+void say_replay_events(ReplayLines& out, const TraceRead& trace, const RunResult& r, std::size_t same) {
+  const auto& recorded = trace.events;
+  const auto& replayed = r.log.events();
+  out.say("replay     recorded %s under %s: %s at %s; %zu event(s) in the file%s\n", trace.header.scenario_name.c_str(),
+          trace.header.variant.c_str(), trace.header.verdict.c_str(), format_ms(trace.header.verdict_at_ns).c_str(), recorded.size(),
+          trace.cut_mid_line ? ", then a line cut off" : "");
+  switch (trace.events_check) {
+    case EventsCheck::kHashed:
+      out.say("           the file's events hash to the header's event-log hash\n");
+      break;
+    case EventsCheck::kCutOff:
+      out.say("           the file is cut off: its events are a prefix, which the header's event-log hash (of all %llu) cannot check\n",
+              static_cast<unsigned long long>(trace.header.events));
+      break;
+    case EventsCheck::kUncheckable:
+      out.say("           the file holds the run's first %zu of %llu events and no hash of them: not checked\n", recorded.size(),
+              static_cast<unsigned long long>(trace.header.events));
+      break;
+    case EventsCheck::kNotChecked:
+      HCSIM_ASSERT(false);  // read_checked_trace checks
+  }
+  out.say("           L3 calls: %lld from the recording, %lld modelled\n", static_cast<long long>(r.replayed_calls),
+          static_cast<long long>(r.modelled_calls));
+  if (same == recorded.size() && !trace.cut_mid_line && r.log.count() == trace.header.events) {
+    out.say("           the replay follows the recording event for event\n");
+  } else if (same == recorded.size()) {
+    out.say("           the replay follows the recording through its last event (line %zu)\n", trace.lines);
+  } else {
+    out.say("           the replay departs at line %zu: recorded %s\n", same + 2, format_event(recorded[same]).c_str());
+    out.say("           %*s replayed %s\n", static_cast<int>(std::to_string(same + 2).size()) + 25, "",
+            same < replayed.size() ? format_event(replayed[same]).c_str() : "(nothing)");
+  }
+}
+
+// Where a recording holds less than the run (cut off, capped, or the writer's share): the L3 calls
+// in flight at its end.
+void say_in_flight_at_end(ReplayLines& out, const TraceRead& trace) {
+  const auto& recorded = trace.events;
+  if (!trace.cut_mid_line && !trace.events_capped && recorded.size() >= trace.header.events) return;
+  const TimeNs end_ns = recorded.empty() ? 0 : recorded.back().time_ns;
+  out.say("           the recording ends at line %zu, t=%s%s; in flight then:\n", trace.lines, format_ms(end_ns).c_str(),
+          trace.cut_mid_line ? " (the next line is cut off)" : trace.events_capped ? " (the reader's event limit)" : " (the writer kept no more)");
+  int in_flight = 0;
+  for (const TraceEvent& e : recorded) {
+    if (e.kind != EventKind::kStorageCall) continue;
+    const StorageCallFields call = storage_call_fields(e);
+    if (call.duration_ns >= 0 && e.time_ns + call.duration_ns <= end_ns) continue;
+    ++in_flight;
+    out.say("             rank %d %s: %s for request %d%s\n", e.rank, std::string(actor_name(e.actor)).c_str(),
+            std::string(storage_op_name(static_cast<StorageOp>(call.op))).c_str(), e.request,
+            call.duration_ns >= 0 ? (", due at " + format_ms(e.time_ns + call.duration_ns)).c_str()
+            : call.duration_ns == kStorageNever ? ", never returning"
+                                                : ", raising");
+  }
+  if (in_flight == 0) out.say("             no L3 call\n");
+}
+
+// Whether the replay reproduced the recording's verdict and, for a simulator's trace, its event-log hash.
+struct ReplayVerdict {
+  bool same_verdict = false;
+  bool reproduced = false;
+};
+
+ReplayVerdict say_replay_verdict(ReplayLines& out, const TraceRead& trace, const RunResult& r, const std::string& variant) {
+  const bool recorded_hang = trace.header.verdict != "none";
+  // A real run's timings are not the model's: a GPU trace reproduces when the verdict does.
+  const bool from_gpu = trace.header.world == "gpu";
+  ReplayVerdict v;
+  v.same_verdict = std::string(hang_kind_name(r.verdict.kind)) == trace.header.verdict;
+  v.reproduced = v.same_verdict && (from_gpu || r.log.digest() == trace.header.log_hash);
+  if (v.reproduced) {
+    out.say(from_gpu ? "           same verdict as the GPU recording\n" : "           same verdict and event-log hash as the recording\n");
+  } else if (recorded_hang && !r.verdict.hang()) {
+    out.say("           the recorded %s is avoided under %s\n", trace.header.verdict.c_str(), variant.c_str());
+  } else if (!recorded_hang && r.verdict.hang()) {
+    out.say("           the recording completed; under %s the run hangs\n", variant.c_str());
+  } else {
+    out.say("           verdict %s (recorded: %s)\n", verdict_word(r.verdict).c_str(), trace.header.verdict.c_str());
+  }
+  return v;
+}
+
+// Under the recorded code, the replay must follow the recorded events and a whole trace must
+// reproduce: what to say on stderr (exit 3) when it does not; else "".
+std::string replay_complaint(const TraceRead& trace, const RunResult& r, const std::string& path, const ReplayVerdict& v) {
+  std::string complaint = departure_complaint(trace, r.log.events(), path);
+  const bool whole = !trace.cut_off() && trace.events.size() == trace.header.events;
+  if (complaint.empty() && whole && !v.reproduced) {
+    complaint = path + ": the replay under the recorded code did not reproduce the recording's " +
+                (v.same_verdict ? "event-log hash" : "verdict") + " (a changed model, or a trace from another build)";
+  }
+  return complaint;
+}
+
+nlohmann::json replay_json(const TraceRead& trace, std::size_t same, bool same_code, const RunResult& r, const ReplayVerdict& v,
+                           const std::vector<std::string>& lines, const std::string& complaint) {
+  const auto& recorded = trace.events;
+  return {{"recorded", {{"scenario", trace.header.scenario_name}, {"variant", trace.header.variant},
+                        {"verdict", trace.header.verdict}, {"at_ms", static_cast<double>(trace.header.verdict_at_ns) / 1e6},
+                        {"world", trace.header.world}, {"events_in_file", recorded.size()}, {"cut_mid_line", trace.cut_mid_line}}},
+          {"same_code", same_code},
+          {"follows_recording", same == recorded.size()},
+          {"departs_at_line", same == recorded.size() ? nlohmann::json() : nlohmann::json(same + 2)},
+          {"reproduced", v.reproduced},
+          {"l3_calls", {{"from_recording", r.replayed_calls}, {"modelled", r.modelled_calls}}},
+          {"lines", lines},
+          {"problem", complaint.empty() ? nlohmann::json() : nlohmann::json(complaint)}};
+}
+
 }  // namespace
 
 int cmd_replay(const Args& args) {
@@ -73,13 +228,7 @@ int cmd_replay(const Args& args) {
   if (path.empty()) throw BadInput("replay: missing TRACE (see 'hcsim replay --help')");
   const auto [trace, s] = read_checked_trace(path);
   const bool same_code = preset.empty() && fixes.empty() && without.empty() && policy.empty();
-  // The recorded preset, additions and removals, then ours; or our preset alone.
-  VariantArgs va = preset.empty() ? variant_args_of(*Variant::parse(trace.header.variant, nullptr)) : VariantArgs{};  // checked on reading
-  if (!preset.empty()) va.preset = preset;
-  va.fixes.insert(va.fixes.end(), fixes.begin(), fixes.end());
-  va.without.insert(va.without.end(), without.begin(), without.end());
-  va.policy = policy.empty() ? trace.header.policy : policy;
-  va.seed = trace.header.seed;
+  const VariantArgs va = replay_variant(trace.header, preset, fixes, without, policy);
   RunOptions opt = run_options(va);
   const Recording recording = recording_of(trace);
   opt.replay = &recording;
@@ -87,106 +236,14 @@ int cmd_replay(const Args& args) {
   const RunResult r = simulate(s, opt);
   const RunLabel label{variant_name(va), wall_ms_since(t0)};
   const bool json = vm.count("json") > 0;
-  // The comparison as lines: printed, or kept for the JSON answer.
-  std::vector<std::string> lines;
-  auto say = [&](const char* format, auto... values) {
-    std::string line;
-    if constexpr (sizeof...(values) == 0) {
-      line = format;
-    } else {
-      char text[4096];
-      std::snprintf(text, sizeof text, format, values...);
-      line = text;
-    }
-    if (json) {
-      lines.push_back(line.substr(line.find_first_not_of(' ') == std::string::npos ? 0 : line.find_first_not_of(' ')));
-      if (!lines.back().empty() && lines.back().back() == '\n') lines.back().pop_back();
-    } else {
-      std::fputs(line.c_str(), stdout);
-    }
-  };
+  ReplayLines out(json);
   if (!json) print_report(std::cout, s, r, label);
-
-  const auto& recorded = trace.events;
-  const auto& replayed = r.log.events();
-  const std::size_t same = first_departure(recorded, replayed);
-  say("replay     recorded %s under %s: %s at %s; %zu event(s) in the file%s\n", trace.header.scenario_name.c_str(),
-              trace.header.variant.c_str(), trace.header.verdict.c_str(), format_ms(trace.header.verdict_at_ns).c_str(), recorded.size(),
-              trace.cut_mid_line ? ", then a line cut off" : "");
-  switch (trace.events_check) {
-    case EventsCheck::kHashed:
-      say("           the file's events hash to the header's event-log hash\n");
-      break;
-    case EventsCheck::kCutOff:
-      say("           the file is cut off: its events are a prefix, which the header's event-log hash (of all %llu) cannot check\n",
-                  static_cast<unsigned long long>(trace.header.events));
-      break;
-    case EventsCheck::kUncheckable:
-      say("           the file holds the run's first %zu of %llu events and no hash of them: not checked\n", recorded.size(),
-                  static_cast<unsigned long long>(trace.header.events));
-      break;
-    case EventsCheck::kNotChecked:
-      HCSIM_ASSERT(false);  // read_checked_trace checks
-  }
-  say("           L3 calls: %lld from the recording, %lld modelled\n", static_cast<long long>(r.replayed_calls),
-              static_cast<long long>(r.modelled_calls));
-  if (same == recorded.size() && !trace.cut_mid_line && r.log.count() == trace.header.events) {
-    say("           the replay follows the recording event for event\n");
-  } else if (same == recorded.size()) {
-    say("           the replay follows the recording through its last event (line %zu)\n", trace.lines);
-  } else {
-    say("           the replay departs at line %zu: recorded %s\n", same + 2, format_event(recorded[same]).c_str());
-    say("           %*s replayed %s\n", static_cast<int>(std::to_string(same + 2).size()) + 25, "",
-                same < replayed.size() ? format_event(replayed[same]).c_str() : "(nothing)");
-  }
-  if (trace.cut_mid_line || trace.events_capped || recorded.size() < trace.header.events) {
-    const TimeNs end_ns = recorded.empty() ? 0 : recorded.back().time_ns;
-    say("           the recording ends at line %zu, t=%s%s; in flight then:\n", trace.lines, format_ms(end_ns).c_str(),
-                trace.cut_mid_line ? " (the next line is cut off)" : trace.events_capped ? " (the reader's event limit)" : " (the writer kept no more)");
-    int in_flight = 0;
-    for (const TraceEvent& e : recorded) {
-      if (e.kind != EventKind::kStorageCall) continue;
-      if (e.b >= 0 && e.time_ns + e.b <= end_ns) continue;
-      ++in_flight;
-      say("             rank %d %s: %s for request %d%s\n", e.rank, std::string(actor_name(e.actor)).c_str(),
-                  std::string(storage_op_name(static_cast<StorageOp>(e.a))).c_str(), e.request,
-                  e.b >= 0 ? (", due at " + format_ms(e.time_ns + e.b)).c_str() : e.b == kStorageNever ? ", never returning" : ", raising");
-    }
-    if (in_flight == 0) say("             no L3 call\n");
-  }
-  const bool recorded_hang = trace.header.verdict != "none";
-  // A real run's timings are not the model's: a GPU trace reproduces when the verdict does.
-  const bool from_gpu = trace.header.world == "gpu";
-  const bool same_verdict = std::string(hang_kind_name(r.verdict.kind)) == trace.header.verdict;
-  const bool reproduced = same_verdict && (from_gpu || r.log.digest() == trace.header.log_hash);
-  if (reproduced) {
-    say(from_gpu ? "           same verdict as the GPU recording\n" : "           same verdict and event-log hash as the recording\n");
-  } else if (recorded_hang && !r.verdict.hang()) {
-    say("           the recorded %s is avoided under %s\n", trace.header.verdict.c_str(), variant_name(va).c_str());
-  } else if (!recorded_hang && r.verdict.hang()) {
-    say("           the recording completed; under %s the run hangs\n", variant_name(va).c_str());
-  } else {
-    say("           verdict %s (recorded: %s)\n", verdict_word(r.verdict).c_str(), trace.header.verdict.c_str());
-  }
-  std::string complaint = same_code ? departure_complaint(trace, replayed, path) : "";
-  const bool whole = !trace.cut_off() && recorded.size() == trace.header.events;
-  if (same_code && complaint.empty() && whole && !reproduced) {
-    complaint = path + ": the replay under the recorded code did not reproduce the recording's " +
-                (same_verdict ? "event-log hash" : "verdict") + " (a changed model, or a trace from another build)";
-  }
-  if (json) {
-    print_json({{"report", report_json(s, r, label)},
-                {"replay", {{"recorded", {{"scenario", trace.header.scenario_name}, {"variant", trace.header.variant},
-                                          {"verdict", trace.header.verdict}, {"at_ms", static_cast<double>(trace.header.verdict_at_ns) / 1e6},
-                                          {"world", trace.header.world}, {"events_in_file", recorded.size()}, {"cut_mid_line", trace.cut_mid_line}}},
-                            {"same_code", same_code},
-                            {"follows_recording", same == recorded.size()},
-                            {"departs_at_line", same == recorded.size() ? nlohmann::json() : nlohmann::json(same + 2)},
-                            {"reproduced", reproduced},
-                            {"l3_calls", {{"from_recording", r.replayed_calls}, {"modelled", r.modelled_calls}}},
-                            {"lines", lines},
-                            {"problem", complaint.empty() ? nlohmann::json() : nlohmann::json(complaint)}}}});
-  }
+  const std::size_t same = first_departure(trace.events, r.log.events());
+  say_replay_events(out, trace, r, same);
+  say_in_flight_at_end(out, trace);
+  const ReplayVerdict v = say_replay_verdict(out, trace, r, variant_name(va));
+  const std::string complaint = same_code ? replay_complaint(trace, r, path, v) : "";
+  if (json) print_json({{"report", report_json(s, r, label)}, {"replay", replay_json(trace, same, same_code, r, v, out.lines(), complaint)}});
   // Under the recorded code, the replay must follow the recorded events and a whole trace must
   // reproduce; under other code, differing is the answer.
   if (complaint.empty()) return kExitOk;

@@ -1,14 +1,11 @@
 #include "sim/simulation.h"
 
-#include <cmath>
-
-#include <algorithm>
 #include <memory>
+#include <optional>
+#include <utility>
+#include <vector>
 
-#include "policy/assert.h"
-#include "policy/prefetch_operation.h"
 #include "policy/rank.h"
-#include "run/random.h"
 #include "run/wait_for_graph.h"
 #include "sim/world.h"
 

@@ -3,6 +3,7 @@
 #include <array>
 
 #include "policy/assert.h"
+#include "policy/upstream_timeline.h"
 
 namespace hcsim {
 
@@ -51,6 +52,26 @@ constexpr std::array<FixInfo, kFixCount> kFixes = {{
      "a write-through backup is reserved on every rank, MIN-agreed, then committed or aborted on every rank"},
     {Fix::kIoExceptionGuard, false, "io-exception-guard", "sgl-project/sglang#36882", kClosedUnmerged, "", "2026-08-28", "",
      "the IO thread catches a read that raises: the operation fails, the thread lives on"},
+    {Fix::kPrefetchTimeoutConfig, true, "prefetch-timeout-config", "sgl-project/sglang#23309", kMerged, "5495026a3", "2026-05-11",
+     "HiRadixCache and HiMamba; the unified tree never adopted it (1 s + 0.25 s per Ki token, no cap)",
+     "a scenario that sets no timeout gets 2 s + 0.1 s per Ki token, capped at 30 s, instead of 1 s + 0.25 s uncapped"},
+    {Fix::kSidecarAfterKv, true, "sidecar-after-kv", "sgl-project/sglang#26881", kMerged, "736263f3d", "2026-06-04",
+     "the hybrid cache controller, shared by HiMamba and the unified tree (which has it built in)",
+     "the IO thread reads sidecar objects after every KV page arrived, then sets pool_transfers_done; before, it read them first"},
+    {Fix::kUnifiedTreeRoute, false, "unified-tree-route", "sgl-project/sglang#27759", kMerged, "5e0271536", "2026-06-11",
+     "mem_cache/registry.py; #30468 (2026-07-14) extended it to models without HiCache and to DSA",
+     "a hybrid Mamba model with HiCache runs the unified radix tree instead of HiMamba (deleted by #33468, 2026-08-07)"},
+    {Fix::kRateLimitHalfHost, false, "rate-limit-half-host", "sgl-project/sglang#28614", kMerged, "da0f4f6f9", "2026-06-26", "",
+     "prefetch registration is rate-limited at int(0.5 x host pool tokens) in flight, not int(0.8 x (host - device))"},
+    {Fix::kHitThenAlloc, false, "hit-then-alloc", "sgl-project/sglang#19320", kMerged, "7cd55c681", "2026-07-16", "",
+     "registration allocates no host KV slots; the scheduler's hit drain allocates the group's agreed hit, evicting, then "
+     "falling back to the free size if it reaches the threshold, else revokes"},
+    {Fix::kHybridResultCheck, false, "hybrid-result-check", "sgl-project/sglang#31443", kMerged, "1a53f231d", "2026-07-21",
+     "the unified tree and HiRadixCache; HiMamba was unreachable by then",
+     "a hybrid result is published whole (all KV pages and the sidecar) or not at all; a terminated operation reads no sidecar"},
+    {Fix::kThresholdInDrain, false, "threshold-in-drain", "sgl-project/sglang#33613", kMerged, "f6de147b8", "2026-08-06", "",
+     "the revoke queue is gone: the prefetch thread always hands the agreed hit to the scheduler, whose drain revokes below "
+     "the threshold"},
 }};
 
 // Names fixes had before a rename: variants and traces that use them still parse.
@@ -73,22 +94,23 @@ constexpr FixSet every_fix() {
 
 constexpr FixSet kBaseline = baseline_fixes();
 constexpr FixSet kSeedFix = kBaseline.with(Fix::kPoolTransferGuard);
+// Every fix on the HiMamba path: the dated changes that came after HiMamba stopped serving models
+// are left out, so the preset stays on the path its scenarios were written for.
+constexpr FixSet himamba_fixes() {
+  FixSet s;
+  for (const auto& f : kFixes) {
+    const bool later = f.fix == Fix::kUnifiedTreeRoute || f.fix == Fix::kRateLimitHalfHost || f.fix == Fix::kHitThenAlloc ||
+                       f.fix == Fix::kHybridResultCheck || f.fix == Fix::kThresholdInDrain;
+    s = later ? s : s.with(f.fix);
+  }
+  return s;
+}
 constexpr std::array<PresetInfo, 4> kPresets = {{
-    {"pre-fix", kBaseline, "upstream HiMamba on 2026-06-05, before #27366: KV completion alone ends a prefetch"},
-    {"seed-fix", kSeedFix, "upstream HiMamba at faa628694 (#27366, 2026-06-05): wait for sidecar transfers, even past a timeout"},
+    {"pre-fix", kBaseline, "upstream 2026-06-04 (736263f3d, #26881) until #27366: KV completion alone ends a prefetch"},
+    {"seed-fix", kSeedFix, "upstream at faa628694 (#27366, 2026-06-05): wait for sidecar transfers, even past a timeout"},
     {"timeout-bounded", kSeedFix.with(Fix::kTimeoutBeatsGuard),
      "hypothetical: #27366 with the semantics of #35181 (open): wait for sidecars, but never past the timeout"},
-    {"all-fixes", every_fix(), "hypothetical: every named fix, most of them never merged"},
-}};
-
-// HiMamba was the default for hybrid models with HiCache until #27759 (2026-06-11) and was deleted
-// by #33468 (2026-08-07). #28614 (2026-06-26) changed the rate limit, which the model does not follow.
-constexpr std::array<UpstreamAt, 3> kUpstreamStates = {{
-    {"2026-06-05", "faa628694^", "HiMamba before the seed fix: #26881 (06-04) reads the sidecar after KV, #26945 shrinks registration",
-     kBaseline},
-    {"2026-06-05", "faa628694", "the seed fix #27366: a pending sidecar votes 'cannot terminate'", kSeedFix},
-    {"2026-06-22", "7f67965b4", "#26923: writing_check always all-reduces, loading_check MIN-agrees its acks",
-     kSeedFix.with(Fix::kSyncedAckChecks)},
+    {"all-fixes", himamba_fixes(), "hypothetical: every named fix of the HiMamba path, most of them never merged"},
 }};
 
 }  // namespace
@@ -144,27 +166,14 @@ std::optional<FixSet> preset_by_name(std::string_view name) {
   return std::nullopt;
 }
 
-std::span<const UpstreamAt> upstream_states() { return kUpstreamStates; }
-
-const UpstreamAt* upstream_at(const FixSet& fixes) {
-  for (const auto& u : kUpstreamStates) {
-    if (u.fixes == fixes) return &u;
-  }
-  return nullptr;
-}
-
-std::string upstream_label(const FixSet& fixes) {
-  const UpstreamAt* at = upstream_at(fixes);
-  if (at == nullptr) return "hypothetical: never upstream as a whole";
-  return "upstream HiMamba " + std::string(at->date) + " (" + std::string(at->commit) + ")";
-}
-
 std::optional<Variant> Variant::parse(std::string_view text, std::string* error) {
   Variant v;
   const auto op = text.find_first_of("+~");
   v.preset = std::string(text.substr(0, op));
-  if (!preset_by_name(v.preset)) {
-    if (error) *error = "unknown preset '" + v.preset + "'";
+  if (looks_like_upstream_point(v.preset)) {
+    if (!UpstreamPoint::parse(v.preset, error)) return std::nullopt;
+  } else if (!preset_by_name(v.preset)) {
+    if (error) *error = "unknown preset '" + v.preset + "': a preset name, an upstream date (YYYY-MM-DD) or a timeline commit";
     return std::nullopt;
   }
   for (auto at = op; at != std::string_view::npos;) {  // bounded: each round moves past one fix
@@ -187,13 +196,14 @@ std::string Variant::text() const {
 }
 
 std::string Variant::flags() const {
-  std::string out = " --preset " + preset;
+  std::string out = (looks_like_upstream_point(preset) ? " --upstream " : " --preset ") + preset;
   for (const Step& s : steps) out.append(s.add ? " --fix " : " --without ").append(s.fix);
   return out;
 }
 
 FixSet Variant::fixes() const {
-  const auto base = preset_by_name(preset);
+  const auto base = looks_like_upstream_point(preset) ? std::optional<FixSet>(fixes_at(*UpstreamPoint::parse(preset, nullptr)))
+                                                      : preset_by_name(preset);
   HCSIM_ASSERT(base.has_value());
   FixSet set = *base;
   for (const Step& s : steps) {

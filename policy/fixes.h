@@ -2,15 +2,16 @@
 //
 // Each fix is named after what it changes, cites the upstream change that made or proposed it, and
 // says where that change stands upstream: merged (commit and date), open, or closed unmerged.
-// Fixes merged into HiMamba's code before the modelled era are "baseline": in every preset,
-// removable to show the bug they fixed. A preset is a named set of fixes; a variant expression adds
-// (+) or removes (~) fixes. A fix set either is upstream's HiMamba code at a date (upstream_at), or
-// never existed together upstream: hypothetical.
+// Merged ones are rows of the upstream timeline (policy/upstream_timeline.h), so an upstream date
+// stands for the fixes merged by then. Fixes in pre-fix are "baseline", removable to show the bug
+// they fixed. A variant is a preset or an upstream date (or timeline commit) with fixes added (+)
+// and removed (~). A fix set either is upstream at some date (upstream_at), or never existed
+// together upstream: hypothetical.
 //
-//   pre-fix                           upstream HiMamba on 2026-06-05, before sgl-project/sglang#27366
+//   pre-fix                           upstream 2026-06-04 (#26881) until sgl-project/sglang#27366
 //   seed-fix                          + pool-transfer-guard: upstream at faa628694 (#27366)
-//   seed-fix+synced-ack-checks        upstream HiMamba on 2026-06-22 (7f67965b4, #26923)
-//   timeout-bounded+sidecar-hit-sync  hypothetical: #35181 is open, #27264 reached only the unified tree
+//   2026-08-20                        upstream main at 17313cf4b: hybrid models on the unified tree
+//   2026-08-20+timeout-beats-guard    hypothetical: #35181 (open) on today's upstream
 //   pre-fix~completion-race-guard     hypothetical: the baseline without #9397
 //
 // Only policy/ branches on a fix; everything else passes a FixSet through.
@@ -41,8 +42,16 @@ enum class Fix : std::uint8_t {
   kSyncedAckChecks,       // writing_check always joins its MIN; loading_check MIN-agrees its load acks
   kWriteReserveCommit,    // write-through backups are reserved, MIN-agreed, then committed or aborted everywhere
   kIoExceptionGuard,      // an L3 read that raises fails its operation; the IO thread lives on
+  // Dated changes merged upstream that the fixes above do not cover (policy/upstream_timeline.h):
+  kPrefetchTimeoutConfig, // the default timeout is 2 s + 0.1 s per Ki token, capped at 30 s (was 1 s + 0.25 s, no cap)
+  kSidecarAfterKv,        // sidecar objects are read after every KV page, not before
+  kUnifiedTreeRoute,      // hybrid models with HiCache run the unified radix tree, not HiMamba
+  kRateLimitHalfHost,     // the prefetch rate limit is half the host pool, not 0.8 x (host - device)
+  kHitThenAlloc,          // host KV slots are allocated by the scheduler after the group agreed on the hit
+  kHybridResultCheck,     // a hybrid prefetch publishes all of KV and sidecar or nothing; no sidecar read once terminated
+  kThresholdInDrain,      // no revoke queue: the scheduler's hit drain applies the threshold
 };
-inline constexpr int kFixCount = 15;
+inline constexpr int kFixCount = 22;
 
 // Where a fix's upstream change stands (as of the last public record read, 2026-09).
 enum class UpstreamState : std::uint8_t { kMerged, kOpen, kClosedUnmerged };
@@ -95,18 +104,6 @@ struct PresetInfo {
 std::span<const PresetInfo> all_presets();
 std::optional<FixSet> preset_by_name(std::string_view name);
 
-// A state of upstream's HiMamba code: from `date` (commit `commit`) until the next state.
-struct UpstreamAt {
-  std::string_view date;
-  std::string_view commit;
-  std::string_view what;
-  FixSet fixes;
-};
-std::span<const UpstreamAt> upstream_states();
-// The upstream state `fixes` stands for, or null when no upstream code had exactly these fixes.
-const UpstreamAt* upstream_at(const FixSet& fixes);
-// "upstream HiMamba 2026-06-05 (faa628694)" or "hypothetical: never upstream as a whole".
-std::string upstream_label(const FixSet& fixes);
 // The preset a run without a named variant uses: the upstream code before the modelled fixes.
 inline constexpr std::string_view kDefaultPreset = "pre-fix";
 
@@ -122,7 +119,7 @@ struct Variant {
     std::string fix;
     bool operator==(const Step&) const = default;
   };
-  std::string preset{kDefaultPreset};
+  std::string preset{kDefaultPreset};  // a preset name or an upstream point (date or commit)
   std::vector<Step> steps;
 
   // Checks every name (old names of renamed fixes included); on failure nullopt, and why in `error`.

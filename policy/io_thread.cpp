@@ -26,11 +26,24 @@ Task<std::int64_t> Rank::read_into(Runtime& rt, HostSlotPool& pool, std::span<co
   co_return result;
 }
 
+// The sidecar's one read: the Mamba state of the hit's last page, into the operation's slot.
+Task<> Rank::sidecar_transfer(Runtime& rt, PrefetchOperation& op) {
+  HCSIM_ASSERT(op.has_pool_transfers && !op.hash_value.empty());
+  const std::span<const PageKey> trailing(op.hash_value.data() + op.hash_value.size() - 1, 1);
+  const std::span<const std::int32_t> slot(&op.sidecar_slot, 1);
+  const std::int64_t got = co_await read_into(rt, sidecar_pool_, slot, StorageOp::kSidecarGet, op, trailing);
+  op.sidecar_hit_pages = got;  // V-B: sum of successes; one key, so also the leading run (#31443)
+  rt.emit(op.request_id, SidecarDoneFields{.hit_pages = got, .slot = op.sidecar_slot, .op = op.id});
+}
+
 Task<> Rank::page_transfer(Runtime& rt, PrefetchOperation& op) {
   const std::int64_t page = cfg_.page_size_tokens;
   const RequestId rid = op.request_id;
   const auto hit_pages = static_cast<std::int64_t>(op.hash_value.size());
   HCSIM_ASSERT(static_cast<std::int64_t>(op.host_indices.size()) == hit_pages);
+  // Before #26881 the hybrid controller read the sidecar objects first, unless terminated
+  // (HCC@736263f3d^:620-628), so KV completion implied the sidecar had landed.
+  if (op.has_pool_transfers && !cfg_.has(Fix::kSidecarAfterKv) && !op.terminated && hit_pages > 0) co_await sidecar_transfer(rt, op);
   for (std::int64_t first = 0; first < hit_pages; first += cfg_.storage_batch_pages) {
     const std::int64_t count = std::min<std::int64_t>(cfg_.storage_batch_pages, hit_pages - first);
     const std::span<const PageKey> keys(op.hash_value.data() + first, static_cast<std::size_t>(count));
@@ -50,26 +63,24 @@ Task<> Rank::page_transfer(Runtime& rt, PrefetchOperation& op) {
     }
     rt.emit(rid, KvBatchDoneFields{.pages_read = read_pages, .completed_tokens = op.completed_tokens, .op = op.id});
     if (op.completed_tokens != before + count * page) {  // short read, or terminated meanwhile
-      if (read_pages < count && cfg_.fixes.has(Fix::kNegativeCache) && negative_until_.size() < kNegativeCacheMax) {
+      if (read_pages < count && cfg_.has(Fix::kNegativeCache) && negative_until_.size() < kNegativeCacheMax) {
         negative_until_[keys[static_cast<std::size_t>(read_pages)]] = rt.now_ns() + kNegativeCacheTtlNs;
       }
       // #9971: a failed read ends the operation; before it, the read just stopped, and
       // wait_complete waited on pages that would never come.
-      if (!op.terminated && cfg_.fixes.has(Fix::kFailedReadTerminates)) {
+      if (!op.terminated && cfg_.has(Fix::kFailedReadTerminates)) {
         op.failed = true;
         op.mark_terminate();
       }
       co_return;
     }
   }
-  // Sidecar phase: runs when every KV page arrived, even if the scheduler terminated the
-  // operation meanwhile (V-B has no is_terminated guard here).
-  if (op.has_pool_transfers && op.completed_tokens == hit_pages * page) {
-    const std::span<const PageKey> trailing(op.hash_value.data() + hit_pages - 1, 1);
-    const std::span<const std::int32_t> slot(&op.sidecar_slot, 1);
-    const std::int64_t got = co_await read_into(rt, sidecar_pool_, slot, StorageOp::kSidecarGet, op, trailing);
-    op.sidecar_hit_pages = got;  // V-B: sum of successes
-    rt.emit(rid, SidecarDoneFields{.hit_pages = got, .slot = op.sidecar_slot, .op = op.id});
+  // Sidecar phase (#26881, HCC@736263f3d:618-633): runs when every KV page arrived, even if the
+  // scheduler terminated the operation meanwhile, until #31443 put the is_terminated guard back
+  // (HCC@1a53f231d:657-661).
+  const bool skip_terminated = cfg_.has(Fix::kHybridResultCheck) && op.terminated;
+  if (op.has_pool_transfers && cfg_.has(Fix::kSidecarAfterKv) && op.completed_tokens == hit_pages * page && hit_pages > 0 && !skip_terminated) {
+    co_await sidecar_transfer(rt, op);
   }
 }
 
@@ -81,7 +92,7 @@ Task<> Rank::io_thread(Runtime& rt) {
     try {
       co_await page_transfer(rt, *op);
     } catch (const WorldCallRaised&) {
-      if (!cfg_.fixes.has(Fix::kIoExceptionGuard)) throw;  // the thread dies, as upstream's
+      if (!cfg_.has(Fix::kIoExceptionGuard)) throw;  // the thread dies, as upstream's
       raised = true;
     }
     if (raised) {  // io-exception-guard: the operation fails, the thread lives

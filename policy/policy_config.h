@@ -9,6 +9,7 @@
 
 #include "policy/fixes.h"
 #include "policy/trace_event.h"
+#include "policy/upstream_timeline.h"
 
 namespace hcsim {
 
@@ -43,7 +44,7 @@ struct RankResources {
 struct PolicyConfig {
   PrefetchPolicy policy = PrefetchPolicy::kWaitComplete;
   TimeoutConfig timeout;
-  FixSet fixes;
+  FixSet fixes;  // the run's variant; what is in force on its path: in_force()
   std::int32_t page_size_tokens = 64;
   std::int32_t prefetch_threshold_tokens = 256;
   std::int32_t storage_batch_pages = 128;
@@ -52,7 +53,10 @@ struct PolicyConfig {
   // zero-copy backend counts the batch's leading pages at once when the read returns.
   bool zero_copy_progress = false;
   TimeNs page_copy_ns = 0;
-  bool sidecar = true;                          // hybrid Mamba: one sidecar object per prefetch
+  ModelFamily family = ModelFamily::kHybridMamba;  // hybrid Mamba: one sidecar object per prefetch
+  CodePath path = CodePath::kHiMamba;           // code_path(family, fixes): set with the fixes
+  // The scenario set the timeout; else each run takes its code path's default at its date.
+  bool timeout_given = false;
   bool write_through = false;                   // back up each forward's new pages to host (write_through)
   std::int64_t max_prefill_tokens = 16384;      // the admission walk's token budget
   // Upstream's --hicache-ratio, host pool over device pool. The device holds the most recently
@@ -63,6 +67,27 @@ struct PolicyConfig {
   // next request instead of passing every scheduler_pass_ns (off upstream by default).
   bool sleep_on_idle = false;
   std::vector<RankResources> ranks;             // one entry per TP rank
+
+  bool sidecar() const { return family == ModelFamily::kHybridMamba; }
+  bool unified() const { return path == CodePath::kUnified; }
+  // The fixes in force on this run's code path: the unified tree had four of them before it served
+  // any model by default, and never took #23309's timeout (upstream_timeline.h).
+  FixSet in_force() const {
+    if (!unified()) return fixes;
+    return fixes.with(Fix::kSyncedAckChecks).with(Fix::kSidecarHitSync).with(Fix::kPoolTransferGuard).with(Fix::kSidecarAfterKv).without(
+        Fix::kPrefetchTimeoutConfig);
+  }
+  bool has(Fix f) const { return in_force().has(f); }
+  // The default timeout of this path at this date, for a scenario that sets none.
+  TimeoutConfig default_timeout() const {
+    return has(Fix::kPrefetchTimeoutConfig) ? TimeoutConfig::capped_defaults() : TimeoutConfig::linear_defaults();
+  }
+  // Sets the fixes, and with them the code path and (unless the scenario set it) the timeout.
+  void apply_fixes(const FixSet& f) {
+    fixes = f;
+    path = code_path(family, f);
+    if (!timeout_given) timeout = default_timeout();
+  }
 };
 
 }  // namespace hcsim

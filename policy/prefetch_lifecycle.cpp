@@ -40,10 +40,15 @@ Task<> Rank::prefetch_from_storage(Runtime& rt, RequestId rid, std::int32_t host
     skip = SkipReason::kThreshold;
   } else if (prefetch_tokens_occupied_ >= prefetch_capacity_limit_) {
     skip = SkipReason::kRateLimited;
+  } else if (cfg_.has(Fix::kHitThenAlloc)) {
+    // #19320 (URC@7cd55c681:1895-1940): only the sidecar's own slot now; host KV slots wait for
+    // the group's agreed hit (take_storage_hit).
+    evict_host(rt, rid, 0, cfg_.sidecar() ? 1 : 0);
+    if (cfg_.sidecar() && sidecar_pool_.available() < 1) skip = SkipReason::kSidecarAlloc;
   } else {
     // _alloc_with_evict, then #26945 (HM@faa628694:1736-1754): with too few host pages even after
     // eviction, prefetch only the page-aligned free size if it still reaches the threshold.
-    evict_host(rt, rid, prefetch_pages, cfg_.sidecar ? 1 : 0);
+    evict_host(rt, rid, prefetch_pages, cfg_.sidecar() ? 1 : 0);
     const std::int32_t free_pages = kv_pool_.available();
     if (free_pages < prefetch_pages && free_pages * page < cfg_.prefetch_threshold_tokens) {
       skip = SkipReason::kKvAlloc;
@@ -51,10 +56,10 @@ Task<> Rank::prefetch_from_storage(Runtime& rt, RequestId rid, std::int32_t host
       rt.emit(rid, RegisterShrinkFields{.requested_tokens = requested_tokens, .granted_tokens = free_pages * page, .free_pages = free_pages});
       prefetch_pages = free_pages;
     }
-    if (!skip && cfg_.sidecar && sidecar_pool_.available() < 1) skip = SkipReason::kSidecarAlloc;
+    if (!skip && cfg_.sidecar() && sidecar_pool_.available() < 1) skip = SkipReason::kSidecarAlloc;
   }
   const std::int64_t prefetch_tokens = prefetch_pages * page;
-  if (cfg_.fixes.has(Fix::kRegistrationConsensus) && tp_size() > 1) {
+  if (cfg_.has(Fix::kRegistrationConsensus) && tp_size() > 1) {
     std::array<std::int64_t, 1> vote{skip ? 0 : 1};
     co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMin, vote);
     if (!skip && vote[0] == 0) skip = SkipReason::kGroupDeclined;
@@ -70,9 +75,12 @@ Task<> Rank::prefetch_from_storage(Runtime& rt, RequestId rid, std::int32_t host
   op->request_id = rid;
   op->start_time_ns = rt.now_ns();
   op->token_pages.assign(req.pages.begin() + host_hit_pages, req.pages.begin() + host_hit_pages + prefetch_pages);
-  const bool kv_ok = kv_pool_.alloc(rt.now_ns(), prefetch_pages, op->id, op->host_indices);
-  HCSIM_ASSERT(kv_ok);
-  if (cfg_.sidecar) {
+  if (!cfg_.has(Fix::kHitThenAlloc)) {
+    const bool kv_ok = kv_pool_.alloc(rt.now_ns(), prefetch_pages, op->id, op->host_indices);
+    HCSIM_ASSERT(kv_ok);
+    op->host_allocated = true;
+  }
+  if (cfg_.sidecar()) {
     std::vector<std::int32_t> slot;
     const bool sidecar_ok = sidecar_pool_.alloc(rt.now_ns(), 1, op->id, slot);
     HCSIM_ASSERT(sidecar_ok);
@@ -95,7 +103,7 @@ Task<> Rank::prefetch_from_storage(Runtime& rt, RequestId rid, std::int32_t host
 }
 
 bool Rank::local_can_terminate_now(Runtime& rt, const PrefetchOperation& op) const {
-  return local_can_terminate(cfg_.policy, cfg_.fixes, termination_inputs(cfg_, op, rt.now_ns()));
+  return local_can_terminate(cfg_.policy, cfg_.in_force(), termination_inputs(cfg_, op, rt.now_ns()));
 }
 
 // check_prefetch_progress with can_terminate_prefetch inlined, as HM00d has it.
@@ -115,8 +123,12 @@ Task<bool> Rank::check_prefetch_progress(Runtime& rt, RequestId rid) {
   }
   // controller.terminate_prefetch: mark, then read.
   op.mark_terminate();
+  if (!op.host_allocated) {  // hit-then-alloc, before the hit drain: nothing read, no result collective
+    revoke_pending_prefetch(rt, rid);
+    co_return true;
+  }
   std::array<std::int64_t, 2> agreed{op.completed_tokens, op.sidecar_hit_pages};
-  const bool sync_sidecar = cfg_.fixes.has(Fix::kSidecarHitSync);
+  const bool sync_sidecar = cfg_.has(Fix::kSidecarHitSync);  // the unified tree's packed MIN (#27264)
   if (tp_size() > 1) {
     std::span<std::int64_t> payload(agreed.data(), sync_sidecar ? 2 : 1);
     co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMin, payload);
@@ -156,11 +168,15 @@ Task<> Rank::bulk_check_prefetch_progress(Runtime& rt) {
                                      .group_decision = decided ? 1 : 0});
     if (!decided) continue;
     it->second.op->mark_terminate();
+    if (!it->second.op->host_allocated) {  // hit-then-alloc, before the hit drain
+      revoke_pending_prefetch(rt, rid);
+      continue;
+    }
     completed[2 * i] = it->second.op->completed_tokens;
     completed[2 * i + 1] = it->second.op->sidecar_hit_pages;
   }
   if (tp_size() > 1) co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMin, completed);
-  const bool sync_sidecar = cfg_.fixes.has(Fix::kSidecarHitSync);
+  const bool sync_sidecar = cfg_.has(Fix::kSidecarHitSync);
   for (std::size_t i = 0; i < n; ++i) {
     const RequestId rid = waiting_queue_[i];
     auto it = ongoing_prefetch_.find(rid);
@@ -185,6 +201,10 @@ void Rank::finish_prefetch(Runtime& rt, RequestId rid, TerminateReason why, std:
   const auto min_pages = static_cast<std::int32_t>(min_completed / cfg_.page_size_tokens);
   const auto local_pages = static_cast<std::int32_t>(op.completed_tokens / cfg_.page_size_tokens);
   rt.emit(rid, TerminateFields{.completed_tokens = op.completed_tokens, .group_min_tokens = min_completed, .op = op.id});
+  if (op.has_pool_transfers && cfg_.has(Fix::kHybridResultCheck) && !hybrid_result_complete(op, min_completed, sidecar_hits)) {
+    discard_prefetch(rt, rid, why, min_completed);
+    return;
+  }
 
   const RequestSpec& req = workload_[static_cast<std::size_t>(rid)];
   const std::span<const PageKey> prefix(req.pages.data(), static_cast<std::size_t>(entry.anchor_pages + min_pages));
@@ -197,9 +217,13 @@ void Rank::finish_prefetch(Runtime& rt, RequestId rid, TerminateReason why, std:
       kv_pool_.to_tree(rt, slots[static_cast<std::size_t>(i)]);
     }
   }
-  // HM00d: mamba_loaded comes from this rank's pool_storage_result unless synced (#27264).
+  // HM00d: mamba_loaded comes from this rank's pool_storage_result unless synced (#27264). HiMamba
+  // attaches the state to a new leaf; the unified tree to the insert's end node, new or not, unless
+  // that node has a host Mamba state already (MC@5e0271536:500-531, MC@17313cf4b:804-840).
   const bool sidecar_loaded = sidecar_hits >= 1;
-  const bool sidecar_attached = op.has_pool_transfers && inserted.inserted_pages > 0 && sidecar_loaded;
+  const bool target_free = cfg_.unified() ? !prefix.empty() && tree_.sidecar_slot(inserted.leaf) < 0
+                                          : inserted.inserted_pages > 0;
+  const bool sidecar_attached = op.has_pool_transfers && target_free && sidecar_loaded;
   if (op.has_pool_transfers) {
     if (sidecar_attached) {
       tree_.attach_sidecar(inserted.leaf, op.sidecar_slot);
@@ -218,6 +242,28 @@ void Rank::finish_prefetch(Runtime& rt, RequestId rid, TerminateReason why, std:
   const bool all_hit = !op.hash_value.empty() && min_completed == static_cast<std::int64_t>(op.hash_value.size()) * cfg_.page_size_tokens;
   const OpEnd end = op.failed ? OpEnd::kFailed : (all_hit && (!op.has_pool_transfers || sidecar_loaded)) ? OpEnd::kCompleted : OpEnd::kTerminated;
   release_ongoing(rt, rid, end);
+}
+
+bool Rank::hybrid_result_complete(const PrefetchOperation& op, std::int64_t min_completed, std::int64_t sidecar_hits) const {
+  // URC@1a53f231d:2096-2145: every KV page of the hit and the one Mamba key, on every rank.
+  const std::int64_t all_tokens = static_cast<std::int64_t>(op.hash_value.size()) * cfg_.page_size_tokens;
+  return !op.hash_value.empty() && min_completed == all_tokens && sidecar_hits == 1;
+}
+
+// The all-or-nothing failure (URC@1a53f231d:2096-2145): KV [:completed] and the sidecar slot go
+// back through the release queues, nothing is inserted, the request loads nothing.
+void Rank::discard_prefetch(Runtime& rt, RequestId rid, TerminateReason why, std::int64_t min_completed) {
+  auto it = ongoing_prefetch_.find(rid);
+  HCSIM_ASSERT(it != ongoing_prefetch_.end());
+  Ongoing& entry = it->second;
+  PrefetchOperation& op = *entry.op;
+  const auto local_pages = static_cast<std::size_t>(op.completed_tokens / cfg_.page_size_tokens);
+  for (std::size_t i = 0; i < local_pages; ++i) release_kv_slot_later(rt, entry.host_indices[i]);
+  release_sidecar_slot(rt, op);
+  rt.emit(rid, CommitFields{.prefix_tokens = 0, .matched_tokens = 0, .sidecar_attached = 0});
+  report_hit_loss(rt, rid, entry, why, min_completed, false);
+  loaded_tokens_[rid] = 0;
+  release_ongoing(rt, rid, op.failed ? OpEnd::kFailed : OpEnd::kTerminated);
 }
 
 // Model bookkeeping, no upstream counterpart: upstream logs nothing when the ranks agreed on an L3
@@ -250,6 +296,10 @@ Task<> Rank::release_aborted_request(Runtime& rt, RequestId rid) {
   if (it == ongoing_prefetch_.end()) co_return;
   PrefetchOperationPtr op = it->second.op;  // keeps the operation across the barrier
   op->mark_terminate();
+  if (!op->host_allocated) {  // hit-then-alloc, before the hit drain (URC@17313cf4b:1920-1958)
+    revoke_pending_prefetch(rt, rid);
+    co_return;
+  }
   const std::int64_t completed = op->completed_tokens;
   if (tp_size() > 1) co_await rt.collective(Group::kScheduler, CollectiveOp::kBarrier, std::span<std::int64_t>{});
   it = ongoing_prefetch_.find(rid);
@@ -263,11 +313,23 @@ Task<> Rank::release_aborted_request(Runtime& rt, RequestId rid) {
 
 void Rank::release_sidecar_slot(Runtime& rt, PrefetchOperation& op) {
   HCSIM_ASSERT(op.sidecar_slot >= 0);
-  if (cfg_.fixes.has(Fix::kSidecarReleaseByIo) && !op.pool_transfers_done && !op.io_released) {
+  if (cfg_.has(Fix::kSidecarReleaseByIo) && !op.pool_transfers_done && !op.io_released) {
     op.io_frees_sidecar = true;
     return;
   }
-  sidecar_pool_.free(rt, op.sidecar_slot);
+  if (cfg_.unified()) {  // extra_host_mem_release_queues (URC@5e0271536:2040-2043, URC@17313cf4b:1622)
+    HCSIM_ASSERT(sidecar_release_queue_.size() < static_cast<std::size_t>(sidecar_pool_.capacity()));
+    if (sidecar_pool_.queue_release(rt, op.sidecar_slot)) sidecar_release_queue_.push_back(op.sidecar_slot);
+    return;
+  }
+  sidecar_pool_.free(rt, op.sidecar_slot);  // HM@faa628694:1392-1398, 1846-1850
+}
+
+void Rank::revoke_pending_prefetch(Runtime& rt, RequestId rid) {
+  auto it = ongoing_prefetch_.find(rid);
+  HCSIM_ASSERT(it != ongoing_prefetch_.end());
+  if (it->second.op->sidecar_slot >= 0) release_sidecar_slot(rt, *it->second.op);
+  release_ongoing(rt, rid, OpEnd::kRevoked);
 }
 
 void Rank::evict_host(Runtime& rt, RequestId rid, std::int32_t kv_pages, std::int32_t sidecar_slots) {

@@ -37,6 +37,7 @@ struct PrefetchOperation {
   std::int32_t id = 0;
   RequestId request_id = kNoRequest;
   std::vector<std::int32_t> host_indices;  // host KV slots, one per page; shrunk to the hit
+  bool host_allocated = false;             // host_indices is not None: at registration, or (hit-then-alloc) the hit drain
   std::vector<PageKey> token_pages;        // the page-aligned key to look up
   std::vector<PageKey> hash_value;         // the hit prefix, set by the prefetch thread
   std::int64_t completed_tokens = 0;       // KV tokens read into host memory, page multiples

@@ -18,7 +18,7 @@ Task<> Rank::prefetch_thread(Runtime& rt) {
     sidecar_present.assign(op->token_pages.size(), 0);
     auto hit_pages = co_await rt.storage(StorageOp::kHitQuery, rid, op->token_pages, sidecar_present);
     HCSIM_ASSERT(hit_pages >= 0 && static_cast<std::size_t>(hit_pages) <= op->token_pages.size());
-    if (cfg_.fixes.has(Fix::kNegativeCache)) {  // a recently failed key ends the hit
+    if (cfg_.has(Fix::kNegativeCache)) {  // a recently failed key ends the hit
       for (std::int64_t i = 0; i < hit_pages; ++i) {
         auto neg = negative_until_.find(op->token_pages[static_cast<std::size_t>(i)]);
         if (neg != negative_until_.end() && neg->second > rt.now_ns()) {
@@ -35,11 +35,13 @@ Task<> Rank::prefetch_thread(Runtime& rt) {
     if (tp_size() > 1) co_await rt.collective(Group::kPrefetch, CollectiveOp::kAllReduceMin, hit_tokens);
     rt.emit(rid, HitQueryFields{.local_hit_tokens = local_hit_tokens, .group_min_hit_tokens = hit_tokens[0], .op = op->id});
 
-    if (hit_tokens[0] < std::max(cfg_.prefetch_threshold_tokens, cfg_.page_size_tokens)) {
+    // #33613 leaves the threshold to the scheduler's hit drain (take_storage_hit).
+    const bool threshold_in_drain = cfg_.has(Fix::kHitThenAlloc) && cfg_.has(Fix::kThresholdInDrain);
+    if (!threshold_in_drain && hit_tokens[0] < std::max(cfg_.prefetch_threshold_tokens, cfg_.page_size_tokens)) {
       rt.emit(rid, RevokeFields{.hit_tokens = hit_tokens[0], .op = op->id});
       op->io_released = true;  // never reaches the IO thread
       if (op->io_frees_sidecar) sidecar_pool_.free(rt, op->sidecar_slot);  // left to us by an early end
-      if (cfg_.fixes.has(Fix::kRevokeMarksTerminated)) op->mark_terminate();  // #16747
+      if (cfg_.has(Fix::kRevokeMarksTerminated)) op->mark_terminate();  // #16747
       HCSIM_ASSERT(revoke_queue_.size() < workload_.size());  // one revoke per registered request at most
       revoke_queue_.push_back(rid);
       for (std::int32_t slot : op->host_indices) release_kv_slot_later(rt, slot);  // not the sidecar slot (HM00d)
@@ -53,6 +55,11 @@ Task<> Rank::prefetch_thread(Runtime& rt) {
     }
     const auto agreed_pages = static_cast<std::size_t>(hit_tokens[0] / cfg_.page_size_tokens);
     op->hash_value.assign(op->token_pages.begin(), op->token_pages.begin() + static_cast<std::ptrdiff_t>(agreed_pages));
+    if (cfg_.has(Fix::kHitThenAlloc)) {  // prefetch_hit_queue (CC@7cd55c681:1047-1085)
+      HCSIM_ASSERT(hit_queue_.size() < workload_.size());  // one operation per registered request at most
+      hit_queue_.push_back(std::move(op));
+      continue;
+    }
     for (std::size_t i = agreed_pages; i < op->host_indices.size(); ++i) release_kv_slot_later(rt, op->host_indices[i]);
     op->host_indices.resize(agreed_pages);
     prefetch_buffer_.push(rt, std::move(op));

@@ -47,9 +47,9 @@ class Rank {
   Task<> prefetch_thread(Runtime& rt);
   Task<> io_thread(Runtime& rt);  // one per IO worker, all on one FIFO
   Task<> backup_thread(Runtime& rt);  // write-through: host pages to L3
-  int io_workers() const { return cfg_.fixes.has(Fix::kIoWorkerPool) ? 4 : 1; }
+  int io_workers() const { return cfg_.has(Fix::kIoWorkerPool) ? 4 : 1; }
   // transfer-stall-timeout: how long an L3 read may stay in flight; 0: forever.
-  TimeNs stall_timeout_ns() const { return cfg_.fixes.has(Fix::kTransferStallTimeout) ? 10'000'000'000 : 0; }
+  TimeNs stall_timeout_ns() const { return cfg_.has(Fix::kTransferStallTimeout) ? 10'000'000'000 : 0; }
 
   const HostSlotPool& kv_pool() const { return kv_pool_; }
   const HostSlotPool& sidecar_pool() const { return sidecar_pool_; }
@@ -73,6 +73,11 @@ class Rank {
   Task<> add_request_to_queue(Runtime& rt, RequestId rid);
   Task<> abort_request(Runtime& rt, RequestId rid);
   Task<> drain_storage_control_queues(Runtime& rt);
+  // hit-then-alloc (#19320): host KV slots for the group's agreed hit, or a revoke.
+  void take_storage_hit(Runtime& rt, const PrefetchOperationPtr& op);
+  // revoke_pending_prefetch: ends a prefetch that will read nothing more; its KV slots, if any,
+  // went back already.
+  void revoke_pending_prefetch(Runtime& rt, RequestId rid);
   Task<> get_new_batch_prefill_and_forward(Runtime& rt);
   Task<> sleep_after_empty_pass(Runtime& rt);
   // The idle sleeper polls the request sockets with this timeout (upstream's IdleSleeper).
@@ -89,6 +94,7 @@ class Rank {
 
   // IO (io_thread.cpp).
   Task<> page_transfer(Runtime& rt, PrefetchOperation& op);
+  Task<> sidecar_transfer(Runtime& rt, PrefetchOperation& op);
   Task<std::int64_t> read_into(Runtime& rt, HostSlotPool& pool, std::span<const std::int32_t> slots, StorageOp op,
                                const PrefetchOperation& prefetch, std::span<const PageKey> keys);
 
@@ -96,8 +102,9 @@ class Rank {
   Task<> prefetch_from_storage(Runtime& rt, RequestId rid, std::int32_t host_hit_pages);
   Task<bool> check_prefetch_progress(Runtime& rt, RequestId rid);
   Task<> release_aborted_request(Runtime& rt, RequestId rid);
-  // The scheduler is done with an operation's sidecar slot: free it, or leave it to the IO thread
-  // if it is still reading into it and sidecar-release-by-io is in force.
+  // The scheduler is done with an operation's sidecar slot: free it (HiMamba), queue it for the
+  // next drain (the unified tree), or leave it to the IO thread if it is still reading into it and
+  // sidecar-release-by-io is in force.
   void release_sidecar_slot(Runtime& rt, PrefetchOperation& op);
   Task<> bulk_check_prefetch_progress(Runtime& rt);
   bool best_effort() const { return cfg_.policy == PrefetchPolicy::kBestEffort; }
@@ -105,6 +112,10 @@ class Rank {
   std::int32_t host_match_pages(const RequestSpec& req) const;
   bool local_can_terminate_now(Runtime& rt, const PrefetchOperation& op) const;
   void finish_prefetch(Runtime& rt, RequestId rid, TerminateReason why, std::int64_t min_completed, std::int64_t sidecar_hits);
+  // hybrid-result-check (#31443): all of KV and the sidecar were read on every rank, or nothing is
+  // published and everything goes back through the release queues.
+  bool hybrid_result_complete(const PrefetchOperation& op, std::int64_t min_completed, std::int64_t sidecar_hits) const;
+  void discard_prefetch(Runtime& rt, RequestId rid, TerminateReason why, std::int64_t min_completed);
   // hit_lost: what the request can use of its agreed L3 hit, when that is less than all of it.
   void report_hit_loss(Runtime& rt, RequestId rid, const Ongoing& entry, TerminateReason why, std::int64_t min_completed,
                        bool sidecar_attached);
@@ -139,6 +150,8 @@ class Rank {
   Channel<PrefetchOperationPtr> prefetch_queue_;   // scheduler -> prefetch thread
   Channel<PrefetchOperationPtr> prefetch_buffer_;  // prefetch thread -> IO thread
   std::deque<RequestId> revoke_queue_;             // prefetch thread -> scheduler drain
+  std::deque<PrefetchOperationPtr> hit_queue_;     // prefetch thread -> scheduler drain (hit-then-alloc)
+  std::deque<std::int32_t> sidecar_release_queue_; // unified tree: the Mamba pool's release queue
   std::deque<std::int32_t> kv_release_queue_;      // any -> scheduler drain, one slot per page
   struct WriteThrough {
     RequestId request = kNoRequest;

@@ -33,6 +33,8 @@ Rank::Rank(const PolicyConfig& cfg, const std::vector<RequestSpec>& workload, in
   // the device pool being the host pool over --hicache-ratio; never negative.
   const std::int64_t spare_tokens = static_cast<std::int64_t>(resources_.host_kv_pages - device_cache_pages_) * cfg.page_size_tokens;
   prefetch_capacity_limit_ = std::max<std::int64_t>(0, spare_tokens * 8 / 10);
+  // #28614 (CC@da0f4f6f9:472): int(0.5 * host.size).
+  if (cfg.has(Fix::kRateLimitHalfHost)) prefetch_capacity_limit_ = static_cast<std::int64_t>(resources_.host_kv_pages) * cfg.page_size_tokens / 2;
 }
 
 void Rank::bind(Runtime& rt) {
@@ -100,37 +102,104 @@ Task<> Rank::add_request_to_queue(Runtime& rt, RequestId rid) {
 }
 
 std::int32_t Rank::host_match_pages(const RequestSpec& req) const {
-  return cfg_.sidecar ? tree_.match_pages(req.pages) : tree_.kv_match_pages(req.pages);
+  return cfg_.sidecar() ? tree_.match_pages(req.pages) : tree_.kv_match_pages(req.pages);
 }
 
 // check_hicache_events -> drain_storage_control_queues: MIN-agree on how many items of each queue
-// (revokes, L3 backup acks, KV releases) every rank can drain, then drain exactly that many. HM00d
-// frees sidecar slots directly, so they have no queue here.
+// every rank can drain, then drain exactly that many. The queues, in upstream's order: revokes
+// (until #33613), agreed hits (from #19320), L3 backup acks, KV releases, and on the unified tree
+// the Mamba pool's releases (URC@5e0271536:2147-2160, URC@17313cf4b:2344-2355). HiMamba frees
+// sidecar slots directly, so it has no such queue.
 Task<> Rank::drain_storage_control_queues(Runtime& rt) {
-  std::array<std::int64_t, 3> counts{static_cast<std::int64_t>(revoke_queue_.size()),
-                                     static_cast<std::int64_t>(ack_backup_queue_.size()),
-                                     static_cast<std::int64_t>(kv_release_queue_.size())};
-  if (tp_size() > 1) co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMin, counts);
-  for (std::int64_t i = 0; i < counts[0]; ++i) {
+  const bool revoke_queue = !(cfg_.has(Fix::kHitThenAlloc) && cfg_.has(Fix::kThresholdInDrain));
+  const bool hit_queue = cfg_.has(Fix::kHitThenAlloc);
+  const bool sidecar_queue = cfg_.unified() && cfg_.sidecar();
+  std::array<std::int64_t, 5> counts{};
+  std::size_t n = 0;
+  const std::size_t revoke_at = revoke_queue ? n++ : counts.size();
+  const std::size_t hit_at = hit_queue ? n++ : counts.size();
+  const std::size_t backup_at = n++;
+  const std::size_t release_at = n++;
+  const std::size_t sidecar_at = sidecar_queue ? n++ : counts.size();
+  auto count = [&](std::size_t at, std::size_t size) {
+    if (at < counts.size()) counts[at] = static_cast<std::int64_t>(size);
+  };
+  count(revoke_at, revoke_queue_.size());
+  count(hit_at, hit_queue_.size());
+  count(backup_at, ack_backup_queue_.size());
+  count(release_at, kv_release_queue_.size());
+  count(sidecar_at, sidecar_release_queue_.size());
+  if (tp_size() > 1) co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMin, std::span<std::int64_t>(counts.data(), n));
+  auto agreed = [&](std::size_t at) { return at < counts.size() ? counts[at] : 0; };
+  for (std::int64_t i = 0; i < agreed(revoke_at); ++i) {
     const RequestId rid = revoke_queue_.front();
     revoke_queue_.pop_front();
-    auto it = ongoing_prefetch_.find(rid);
-    if (it == ongoing_prefetch_.end()) continue;  // keyed by rid: a stale revoke pops nothing
-    // HM00d prefetch_abort: the sidecar slot is freed here; the KV slots went back via the queue.
-    if (it->second.op->sidecar_slot >= 0) release_sidecar_slot(rt, *it->second.op);
-    release_ongoing(rt, rid, OpEnd::kRevoked);
+    // keyed by rid: a stale revoke pops nothing. The KV slots went back via the queue.
+    if (ongoing_prefetch_.count(rid)) revoke_pending_prefetch(rt, rid);
   }
-  for (std::int64_t i = 0; i < counts[1]; ++i) {  // the nodes are backed up in L3
+  for (std::int64_t i = 0; i < agreed(hit_at); ++i) {
+    PrefetchOperationPtr op = std::move(hit_queue_.front());
+    hit_queue_.pop_front();
+    take_storage_hit(rt, op);
+  }
+  for (std::int64_t i = 0; i < agreed(backup_at); ++i) {  // the nodes are backed up in L3
     auto locked = backup_nodes_.find(ack_backup_queue_.front());
     HCSIM_ASSERT(locked != backup_nodes_.end());
     tree_.unlock(locked->second);
     backup_nodes_.erase(locked);
     ack_backup_queue_.pop_front();
   }
-  for (std::int64_t i = 0; i < counts[2]; ++i) {
+  for (std::int64_t i = 0; i < agreed(release_at); ++i) {
     kv_pool_.free(rt, kv_release_queue_.front());
     kv_release_queue_.pop_front();
   }
+  for (std::int64_t i = 0; i < agreed(sidecar_at); ++i) {
+    sidecar_pool_.free(rt, sidecar_release_queue_.front());
+    sidecar_release_queue_.pop_front();
+  }
+}
+
+// _drain_storage_hit_queue (URC@7cd55c681, URC@17313cf4b:2044-2145): allocate host KV slots for
+// the agreed hit, evicting, then falling back to the page-aligned free size if it still reaches the
+// threshold. A rank-local decision: ranks whose host pools differ can decide differently.
+void Rank::take_storage_hit(Runtime& rt, const PrefetchOperationPtr& op) {
+  const RequestId rid = op->request_id;
+  auto it = ongoing_prefetch_.find(rid);
+  if (it == ongoing_prefetch_.end() || it->second.op != op) {  // ended before its hit came back
+    op->io_released = true;
+    if (op->io_frees_sidecar) sidecar_pool_.free(rt, op->sidecar_slot);
+    return;
+  }
+  op->io_released = true;  // until it reaches the IO thread below
+  const std::int64_t page = cfg_.page_size_tokens;
+  const auto hit_pages = static_cast<std::int32_t>(op->hash_value.size());
+  if (op->terminated) {
+    revoke_pending_prefetch(rt, rid);
+    return;
+  }
+  if (cfg_.has(Fix::kThresholdInDrain) && hit_pages * page < cfg_.prefetch_threshold_tokens) {  // #33613
+    rt.emit(rid, RevokeFields{.hit_tokens = hit_pages * page, .op = op->id});
+    revoke_pending_prefetch(rt, rid);
+    return;
+  }
+  std::int32_t alloc_pages = hit_pages;
+  if (kv_pool_.available() < alloc_pages) evict_host(rt, rid, alloc_pages, 0);
+  if (kv_pool_.available() < alloc_pages) {
+    const std::int32_t free_pages = kv_pool_.available();
+    if (free_pages * page < cfg_.prefetch_threshold_tokens || free_pages == 0) {
+      revoke_pending_prefetch(rt, rid);
+      return;
+    }
+    rt.emit(rid, RegisterShrinkFields{.requested_tokens = hit_pages * page, .granted_tokens = free_pages * page, .free_pages = free_pages});
+    alloc_pages = free_pages;
+  }
+  const bool ok = kv_pool_.alloc(rt.now_ns(), alloc_pages, op->id, op->host_indices);
+  HCSIM_ASSERT(ok);
+  op->host_allocated = true;
+  op->io_released = false;
+  op->hash_value.resize(static_cast<std::size_t>(alloc_pages));
+  it->second.host_indices = op->host_indices;
+  prefetch_buffer_.push(rt, op);
 }
 
 // _get_new_batch_prefill_raw: walk the waiting queue in order; a request whose prefetch is still
@@ -139,7 +208,7 @@ Task<> Rank::drain_storage_control_queues(Runtime& rt) {
 // always bounds (NO_TOKEN), the prefill token budget only once the batch holds a request, and
 // budgets count whole pages.
 Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
-  if (cfg_.fixes.has(Fix::kBulkProgressCheck)) co_await bulk_check_prefetch_progress(rt);
+  if (cfg_.has(Fix::kBulkProgressCheck)) co_await bulk_check_prefetch_progress(rt);
   std::int64_t device_left_tokens = resources_.device_free_tokens;
   std::int64_t prefill_left_tokens = cfg_.max_prefill_tokens;
   std::vector<RequestId> batch;
@@ -154,7 +223,7 @@ Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
       break;
     }
     bool ready = false;
-    if (cfg_.fixes.has(Fix::kBulkProgressCheck)) {
+    if (cfg_.has(Fix::kBulkProgressCheck)) {
       auto it = bulk_ready_.find(rid);
       ready = it == bulk_ready_.end() || it->second;
     } else {
@@ -209,7 +278,7 @@ Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
 // acks are drained by the first pass after the idle sleep.
 bool Rank::idle() const {
   return waiting_queue_.empty() && ongoing_prefetch_.empty() && prefetch_queue_.size() == 0 && prefetch_buffer_.size() == 0 &&
-         revoke_queue_.empty() && kv_release_queue_.empty() && ongoing_write_through_.empty() && ack_write_queue_.empty() &&
+         revoke_queue_.empty() && hit_queue_.empty() && kv_release_queue_.empty() && sidecar_release_queue_.empty() && ongoing_write_through_.empty() && ack_write_queue_.empty() &&
          ack_load_queue_.empty();
 }
 

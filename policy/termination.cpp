@@ -41,7 +41,7 @@ TerminationInputs termination_inputs(const PolicyConfig& cfg, const PrefetchOper
   TerminationInputs in;
   const auto hit_pages = static_cast<std::int64_t>(op.hash_value.size());
   // #9397: an empty hash_value is never complete (0 == 0 must not count as done).
-  const bool hit_known = hit_pages > 0 || !cfg.fixes.has(Fix::kCompletionRaceGuard);
+  const bool hit_known = hit_pages > 0 || !cfg.has(Fix::kCompletionRaceGuard);
   in.kv_done = hit_known && op.completed_tokens == hit_pages * cfg.page_size_tokens;
   in.has_pool = op.has_pool_transfers;
   in.pool_done = op.pool_transfers_done;

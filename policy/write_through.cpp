@@ -26,7 +26,7 @@ Task<> Rank::write_backup(Runtime& rt, RequestId rid) {
   tree_.lock(prefix_node);
   bool reserved = false;
   if (pages > 0) {
-    const std::int32_t sidecars = cfg_.sidecar ? 1 : 0;
+    const std::int32_t sidecars = cfg_.sidecar() ? 1 : 0;
     // write() returned None: evict_host, then write again.
     if (kv_pool_.available() < pages || sidecar_pool_.available() < sidecars) evict_host(rt, rid, pages, sidecars);
     reserved = kv_pool_.available() >= pages && sidecar_pool_.available() >= sidecars;
@@ -36,7 +36,7 @@ Task<> Rank::write_backup(Runtime& rt, RequestId rid) {
       HCSIM_ASSERT(kv_ok && sidecar_ok);
     }
   }
-  if (cfg_.fixes.has(Fix::kWriteReserveCommit) && tp_size() > 1) {
+  if (cfg_.has(Fix::kWriteReserveCommit) && tp_size() > 1) {
     // Every rank votes, also one with nothing to back up (it does not object).
     std::array<std::int64_t, 1> all_reserved{reserved || pages <= 0 ? 1 : 0};
     co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMin, all_reserved);
@@ -59,7 +59,7 @@ Task<> Rank::write_backup(Runtime& rt, RequestId rid) {
 }
 
 Task<> Rank::writing_check(Runtime& rt) {
-  const bool unconditional = cfg_.fixes.has(Fix::kSyncedAckChecks) || cfg_.fixes.has(Fix::kWriteReserveCommit);
+  const bool unconditional = cfg_.has(Fix::kSyncedAckChecks) || cfg_.has(Fix::kWriteReserveCommit);
   // "all ranks have the same ongoing_write_through, can skip sync if empty": not so.
   if (!unconditional && ongoing_write_through_.empty()) co_return;
   std::array<std::int64_t, 1> acks{0};  // the leading acks whose copy has completed here
@@ -123,7 +123,7 @@ Task<> Rank::loading_check(Runtime& rt) {
     if (l.done_ns > rt.now_ns()) break;
     ++acks[0];
   }
-  if (cfg_.fixes.has(Fix::kSyncedAckChecks) && tp_size() > 1) co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMin, acks);
+  if (cfg_.has(Fix::kSyncedAckChecks) && tp_size() > 1) co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMin, acks);
   for (std::int64_t i = 0; i < acks[0]; ++i) {
     const LoadBack l = ack_load_queue_.front();
     ack_load_queue_.pop_front();

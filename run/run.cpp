@@ -14,7 +14,7 @@ namespace hcsim {
 RunSetup prepare_run(const Scenario& scenario, const RunOptions& options) {
   RunSetup setup;
   setup.policy = scenario.policy;
-  setup.policy.fixes = options.fixes;
+  setup.policy.apply_fixes(options.fixes);
   if (options.policy) setup.policy.policy = *options.policy;
   setup.seed = options.seed.value_or(scenario.seed);
   setup.policy.zero_copy_progress = scenario.storage.zero_copy;

@@ -58,10 +58,11 @@ void read_resources(const JsonNode& n, RankResources& r) {
 }
 
 void read_policy(const JsonNode& n, PolicyConfig& p) {
-  n.object({"name", "timeout", "page_size", "prefetch_threshold_tokens", "storage_batch_pages", "sidecar", "max_prefill_tokens",
+  n.object({"name", "timeout", "page_size", "prefetch_threshold_tokens", "storage_batch_pages", "model", "sidecar", "max_prefill_tokens",
             "write_through", "hicache_ratio"});
   p.policy = n.at("name").choice<PrefetchPolicy>(policy_by_name, "best_effort, wait_complete, timeout");
   if (auto t = n.find("timeout")) {
+    p.timeout_given = true;
     t->object({"formula", "base_ms", "per_ki_token_ms", "max_ms"});
     const auto formula = t->at("formula").choice<TimeoutFormula>(timeout_formula_by_name, "linear, capped");
     p.timeout = formula == TimeoutFormula::kLinear ? TimeoutConfig::linear_defaults() : TimeoutConfig::capped_defaults();
@@ -78,7 +79,12 @@ void read_policy(const JsonNode& n, PolicyConfig& p) {
   }
   if (auto v = n.find("prefetch_threshold_tokens")) p.prefetch_threshold_tokens = static_cast<std::int32_t>(v->integer(0, 1 << 24));
   if (auto v = n.find("storage_batch_pages")) p.storage_batch_pages = static_cast<std::int32_t>(v->integer(1, 1 << 16));
-  if (auto v = n.find("sidecar")) p.sidecar = v->boolean();
+  if (auto v = n.find("model")) p.family = v->choice<ModelFamily>(model_family_by_name, "dense, hybrid_mamba");
+  if (auto v = n.find("sidecar")) {  // the older spelling: true is hybrid_mamba, false dense
+    const ModelFamily f = v->boolean() ? ModelFamily::kHybridMamba : ModelFamily::kDense;
+    if (n.find("model") && f != p.family) v->fail("contradicts /policy/model; drop \"sidecar\", which \"model\" replaces");
+    p.family = f;
+  }
   if (auto v = n.find("write_through")) p.write_through = v->boolean();
   if (auto v = n.find("max_prefill_tokens")) p.max_prefill_tokens = v->integer(1, std::int64_t{1} << 32);
   if (auto v = n.find("hicache_ratio")) p.hicache_ratio = v->number(1.0, 1000.0);
@@ -171,13 +177,14 @@ LateRule read_late(const JsonNode& n, int tp, const std::map<std::string, Reques
   return l;
 }
 
-Expectation read_expectation(const JsonNode& n, const std::map<std::string, RequestId>& ids) {
+Expectation read_expectation(const JsonNode& n, const std::map<std::string, RequestId>& ids, const std::string& upstream_at) {
   n.object({"variant", "policy", "verdict", "violations", "l3_lost_tokens", "outcomes", "note"});
   Expectation e;
-  e.variant = n.at("variant").str();
+  if (!n.find("variant") && upstream_at.empty()) n.at("variant");  // names what is missing
+  e.variant = n.find("variant") ? n.at("variant").str() : upstream_at;
   std::string error;
   auto fixes = parse_variant(e.variant, &error);
-  if (!fixes) n.at("variant").fail(error + " (expected PRESET[+FIX|~FIX]...; see hcsim fixes)");
+  if (!fixes) n.at("variant").fail(error + " (expected PRESET[+FIX|~FIX]... or DATE[+FIX|~FIX]...; see hcsim fixes)");
   e.fixes = *fixes;
   if (auto v = n.find("policy")) e.policy = v->choice<PrefetchPolicy>(policy_by_name, "best_effort, wait_complete, timeout");
   const std::string verdict = n.at("verdict").str();
@@ -234,7 +241,7 @@ Expectation read_expectation(const JsonNode& n, const std::map<std::string, Requ
   return e;
 }
 
-// name, description, incident, upstream, seed.
+// name, description, incident, upstream, seed, upstream_at.
 void read_about(const JsonNode& root, Scenario& s) {
   s.name = root.at("name").str();
   s.description = root.at("description").str();
@@ -243,6 +250,11 @@ void read_about(const JsonNode& root, Scenario& s) {
     for (const JsonNode& u : v->array()) s.upstream.push_back(u.str());
   }
   if (auto v = root.find("seed")) s.seed = static_cast<std::uint64_t>(v->integer(0, std::numeric_limits<std::int64_t>::max()));
+  if (auto v = root.find("upstream_at")) {
+    s.upstream_at = v->str();
+    std::string error;
+    if (!UpstreamPoint::parse(s.upstream_at, &error)) v->fail(error);
+  }
 }
 
 void read_scheduler(const JsonNode& n, PolicyConfig& p) {
@@ -412,7 +424,7 @@ std::vector<PageKey> prefix_page_keys(const std::string& prefix, std::int32_t pa
 Scenario parse_scenario(const std::string& text, const std::string& source) {
   const json doc = parse_json(text, source, "a scenario object (docs/scenario-format.md), like {\"name\": \"x\", \"tp\": 2, \"policy\": {...}, \"requests\": [...], ...}");
   const JsonNode root(doc, source, "");
-  root.object({"name", "description", "incident", "upstream", "seed", "tp", "policy", "scheduler", "ranks", "storage",
+  root.object({"name", "description", "incident", "upstream", "upstream_at", "seed", "tp", "policy", "scheduler", "ranks", "storage",
                "collective", "l3", "requests", "delays", "perturbations", "explore", "bounds", "expect"});
   Scenario s;
   s.path = source;
@@ -444,7 +456,7 @@ Scenario parse_scenario(const std::string& text, const std::string& source) {
     n->object({"late", "note"});
     for (const JsonNode& l : n->at("late").array(1)) s.explore_late.push_back(read_late(l, tp, ids));
   }
-  for (const JsonNode& e : root.at("expect").array(1)) s.expect.push_back(read_expectation(e, ids));
+  for (const JsonNode& e : root.at("expect").array(1)) s.expect.push_back(read_expectation(e, ids, s.upstream_at));
   check_arrivals_before_horizon(requests, s);
   return s;
 }

@@ -66,6 +66,9 @@ struct Scenario {
   std::string description;
   std::string incident;
   std::vector<std::string> upstream;
+  // The upstream point (date or timeline commit) an expectation without a variant, or a run
+  // without --preset or --upstream, stands for; empty: pre-fix.
+  std::string upstream_at;
   std::uint64_t seed = 1;
   PolicyConfig policy;  // without fixes: a run adds its variant's
   WorldConfig world;

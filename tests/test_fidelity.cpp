@@ -157,12 +157,16 @@ TEST_CASE("every fix says where its upstream change stands; only exact upstream 
   CHECK(fix_info(Fix::kSyncedAckChecks).commit == "7f67965b4");
 
   std::string error;
-  CHECK(upstream_label(*parse_variant("pre-fix", &error)) == "upstream HiMamba 2026-06-05 (faa628694^)");
-  CHECK(upstream_label(*parse_variant("seed-fix", &error)) == "upstream HiMamba 2026-06-05 (faa628694)");
-  CHECK(upstream_label(*parse_variant("seed-fix+synced-ack-checks", &error)) == "upstream HiMamba 2026-06-22 (7f67965b4)");
-  for (const char* hypothetical : {"timeout-bounded", "all-fixes", "pre-fix~completion-race-guard", "seed-fix+sidecar-hit-sync"}) {
+  CHECK(upstream_label(*parse_variant("pre-fix", &error)) == "upstream 2026-06-04 (736263f3d, #26881) until 2026-06-05 (faa628694, #27366)");
+  CHECK(upstream_label(*parse_variant("seed-fix", &error)) == "upstream 2026-06-05 (faa628694, #27366) until 2026-06-11 (5e0271536, #27759)");
+  CHECK(upstream_label(*parse_variant("2026-08-20", &error)) == "upstream 2026-08-06 (f6de147b8, #33613) to 2026-08-20 (17313cf4b)");
+  // Each preset that names an upstream state is that state: the same fixes as its date.
+  CHECK(*parse_variant("pre-fix", &error) == *parse_variant("faa628694^", &error));
+  CHECK(*parse_variant("seed-fix", &error) == *parse_variant("2026-06-05", &error));
+  for (const char* hypothetical : {"timeout-bounded", "all-fixes", "pre-fix~completion-race-guard", "seed-fix+sidecar-hit-sync",
+                                   "2026-08-20+timeout-beats-guard"}) {
     INFO(hypothetical);
-    CHECK(upstream_at(*parse_variant(hypothetical, &error)) == nullptr);
+    CHECK_FALSE(upstream_at(*parse_variant(hypothetical, &error)).has_value());
   }
   // The name before the rename still parses: old variants and traces replay.
   CHECK(*parse_variant("pre-fix+unconditional-writing-check", &error) == *parse_variant("pre-fix+synced-ack-checks", &error));

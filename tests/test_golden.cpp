@@ -328,8 +328,8 @@ std::int64_t count_events(const RunResult& r, EventKind kind, int rank) {
 
 TEST_CASE("a full host cache evicts its least recently used pages, and an evicted prefix comes back from L3") {
   Scenario s = parse_scenario(kHostEviction, "host-eviction");
-  s.policy.sidecar = GENERATE(false, true);  // with a sidecar, write-through backs the Mamba state up too
-  INFO("sidecar " << s.policy.sidecar);
+  s.policy.family = GENERATE(ModelFamily::kDense, ModelFamily::kHybridMamba);  // with a sidecar, write-through backs the Mamba state up too
+  INFO("sidecar " << s.policy.sidecar());
   const RunResult r = run(s, "pre-fix");
   REQUIRE(r.verdict.kind == HangKind::kNone);
   for (const auto& inv : r.invariants) CHECK(inv.held);
@@ -342,7 +342,7 @@ TEST_CASE("a full host cache evicts its least recently used pages, and an evicte
     REQUIRE(a2);
     CHECK(a2->request == 3);
     CHECK(schedule_fields(*a2).storage_hit_tokens == 2048);  // all 32 pages from L3
-    if (s.policy.sidecar) CHECK(commit_fields(*last_event(r, EventKind::kCommit, rank)).sidecar_attached == 1);  // with A's Mamba state
+    if (s.policy.sidecar()) CHECK(commit_fields(*last_event(r, EventKind::kCommit, rank)).sidecar_attached == 1);  // with A's Mamba state
   }
 
   // When the device holds the whole pool, nothing may be evicted: C's backup fails, and A2 finds

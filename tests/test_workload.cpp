@@ -493,7 +493,7 @@ TEST_CASE("apply_workload: the scenario runs the workload from an empty L3 that 
   }
 
   SECTION("without a sidecar, r1 is served from the host tree the write-through filled first") {
-    s.policy.sidecar = false;
+    s.policy.family = ModelFamily::kDense;
     const RunResult plain = simulate(s, seed_fix());
     REQUIRE(!plain.verdict.hang());
     const auto plain_schedules = schedules_of(plain.log);

@@ -295,6 +295,7 @@ void print_report(std::ostream& out, const Scenario& s, const RunResult& r, cons
   out << "scenario   " << s.name << (s.incident.empty() ? "" : " (" + s.incident + ")") << "\n";
   out << "variant    " << label.variant << " (fixes: " << r.policy.fixes.names() << "; " << upstream_label(r.policy.fixes) << "), policy "
       << policy_name(r.policy.policy) << ", tp " << r.ranks.size() << ", seed " << r.seed << "\n";
+  out << "code path  " << code_path_name(r.policy.path) << " (" << model_family_name(r.policy.family) << ")\n";
   print_draws(out, s, r);
   out << "verdict    " << verdict_word(v) << " at " << format_ms(v.at_ns) << "\n";
   out << "           " << v.headline << "\n";
@@ -379,8 +380,17 @@ nlohmann::json report_json(const Scenario& s, const RunResult& r, const RunLabel
   j["scenario"] = s.name;
   j["variant"] = label.variant;
   j["fixes"] = r.policy.fixes.names();
-  const UpstreamAt* at = upstream_at(r.policy.fixes);
-  j["upstream"] = at ? nlohmann::json{{"date", at->date}, {"commit", at->commit}} : nlohmann::json("hypothetical");
+  const auto at = upstream_at(r.policy.fixes);
+  if (!at) {
+    j["upstream"] = "hypothetical";
+  } else if (at->last < 0) {
+    j["upstream"] = {{"label", upstream_label(r.policy.fixes)}};
+  } else {
+    const UpstreamChange& c = upstream_timeline()[static_cast<std::size_t>(at->last)];
+    j["upstream"] = {{"date", c.date}, {"commit", c.commit}, {"pr", c.pr}, {"label", upstream_label(r.policy.fixes)}};
+  }
+  j["code_path"] = code_path_name(r.policy.path);
+  j["model"] = model_family_name(r.policy.family);
   j["policy"] = policy_name(r.policy.policy);
   j["tp"] = r.ranks.size();
   j["seed"] = r.seed;

@@ -18,8 +18,10 @@ namespace hcsim::cli {
 
 void add_variant_options(po::options_description& d, VariantArgs& a) {
   d.add_options()
-      ("preset", po::value(&a.preset)->default_value(std::string(kDefaultPreset))->value_name("PRESET"),
-       "pre-fix | seed-fix | timeout-bounded | all-fixes (see 'hcsim fixes')")
+      ("preset", po::value(&a.preset)->value_name("PRESET"),
+       "pre-fix | seed-fix | timeout-bounded | all-fixes (see 'hcsim fixes'); default: the scenario's upstream_at, else pre-fix")
+      ("upstream", po::value(&a.upstream)->value_name("DATE"),
+       "upstream as it was on a date (YYYY-MM-DD) or at a timeline commit (COMMIT, COMMIT^), in place of --preset")
       ("fix", po::value(&a.fixes)->composing()->value_name("FIX"), "add a named upstream fix to the preset (repeatable)")
       ("without", po::value(&a.without)->composing()->value_name("FIX"), "remove a fix from the preset, e.g. a baseline one (repeatable)")
       ("policy", po::value(&a.policy)->value_name("POLICY"), "override the scenario's policy: best_effort | wait_complete | timeout")
@@ -35,8 +37,9 @@ void take_seed(const po::variables_map& vm, VariantArgs& a) {
 
 // The flags' variant: the preset, every --fix, then every --without (the options do not keep their order).
 Variant variant_of(const VariantArgs& a) {
+  if (!a.preset.empty() && !a.upstream.empty()) throw BadInput("--preset and --upstream both say where to start; give one");
   Variant v;
-  v.preset = a.preset;
+  v.preset = !a.upstream.empty() ? a.upstream : !a.preset.empty() ? a.preset : !a.fallback.empty() ? a.fallback : std::string(kDefaultPreset);
   for (const auto& f : a.fixes) v.steps.push_back({true, f});
   for (const auto& f : a.without) v.steps.push_back({false, f});
   return v;
@@ -46,7 +49,7 @@ std::string variant_name(const VariantArgs& a) { return variant_of(a).text(); }
 
 VariantArgs variant_args_of(const Variant& v) {
   VariantArgs va;
-  va.preset = v.preset;
+  (looks_like_upstream_point(v.preset) ? va.upstream : va.preset) = v.preset;
   for (const auto& s : v.steps) (s.add ? va.fixes : va.without).push_back(s.fix);
   return va;
 }

@@ -47,7 +47,9 @@ struct BadInput : std::runtime_error {
 
 // Options shared by run, scan and verify: which upstream code and policy to run.
 struct VariantArgs {
-  std::string preset{kDefaultPreset};
+  std::string preset;    // empty: not given
+  std::string upstream;  // empty: not given; else a date or timeline commit, in place of a preset
+  std::string fallback;  // the scenario's upstream_at, used when neither is given; then pre-fix
   std::vector<std::string> fixes;
   std::vector<std::string> without;
   std::string policy;

@@ -140,6 +140,7 @@ int cmd_gpu(const Args& args) {
   const Scenario s = load_scenario_file(path);
   const bool json = vm.count("json") > 0;
   std::FILE* report = report_stream({dot, record}, json);
+  va.fallback = s.upstream_at;
   RunOptions opt = run_options(va);
   opt.wait_for.all_actors = vm.count("all-actors") > 0;
   const auto t0 = std::chrono::steady_clock::now();

@@ -264,9 +264,9 @@ int cmd_run(const Args& args) {
   if (vm.count("jobs") && !vm.count("seeds")) throw BadInput("--jobs: threads for --seeds; one run takes one");
   if (vm.count("all")) {
     if (!path.empty()) throw BadInput("run: give a SCENARIO or --all, not both");
-    const bool variant_given = !vm["preset"].defaulted() || vm.count("fix") || vm.count("without") || vm.count("policy") || vm.count("seed");
+    const bool variant_given = vm.count("preset") || vm.count("upstream") || vm.count("fix") || vm.count("without") || vm.count("policy") || vm.count("seed");
     if (variant_given && !vm.count("seeds")) {
-      throw BadInput("run --all: each expectation names its variant and policy; --preset, --fix, --without, --policy and --seed apply with --seeds");
+      throw BadInput("run --all: each expectation names its variant and policy; --preset, --upstream, --fix, --without, --policy and --seed apply with --seeds");
     }
     if (expect == "hang" && vm.count("seeds")) throw BadInput("--expect hang: with --all, expect complete or clean");
     if (!dot.empty() || !record.empty()) throw BadInput("run --all: --dot and --record write one run; give a SCENARIO");
@@ -279,6 +279,7 @@ int cmd_run(const Args& args) {
   refuse_trace(path, "run", "hcsim replay " + path);
   take_seed(vm, va);
   const Scenario s = load_scenario_file(path);
+  va.fallback = s.upstream_at;
   RunOptions opt = run_options(va);
   opt.wait_for.all_actors = vm.count("all-actors") > 0;
   if (check) return determinism_holds(s, opt, variant_name(va)) ? kExitOk : kExitUnexpected;
@@ -523,36 +524,85 @@ std::vector<std::string> fix_names(const FixSet& fixes) {
   return out;
 }
 
+nlohmann::json timeline_json() {
+  nlohmann::json rows = nlohmann::json::array();
+  for (const UpstreamChange& c : upstream_timeline()) {
+    rows.push_back({{"date", c.date}, {"commit", c.commit}, {"pr", c.pr}, {"fix", fix_info(c.fix).name}, {"what", c.what}});
+  }
+  return rows;
+}
+
 nlohmann::json fixes_json() {
-  nlohmann::json fixes = nlohmann::json::array(), presets = nlohmann::json::array(), states = nlohmann::json::array();
+  nlohmann::json fixes = nlohmann::json::array(), presets = nlohmann::json::array();
   for (const FixInfo& f : all_fixes()) {
     fixes.push_back({{"name", f.name}, {"baseline", f.baseline}, {"upstream", f.upstream}, {"state", upstream_state_name(f.state)},
                      {"commit", f.commit}, {"date", f.date}, {"scope", f.scope}, {"summary", f.summary}});
   }
-  for (const PresetInfo& p : all_presets()) presets.push_back({{"name", p.name}, {"fixes", fix_names(p.fixes)}, {"summary", p.summary}});
-  for (const UpstreamAt& u : upstream_states()) {
-    states.push_back({{"date", u.date}, {"commit", u.commit}, {"fixes", fix_names(u.fixes)}, {"what", u.what}});
+  for (const PresetInfo& p : all_presets()) {
+    presets.push_back({{"name", p.name}, {"fixes", fix_names(p.fixes)}, {"upstream", upstream_label(p.fixes)}, {"summary", p.summary}});
   }
-  return {{"fixes", fixes}, {"presets", presets}, {"upstream_himamba", states}};
+  return {{"fixes", fixes}, {"presets", presets}, {"timeline", timeline_json()}};
+}
+
+// What a run at `at` gets, for each model family: its code path and the fixes in force there.
+nlohmann::json upstream_json(const std::string& text, UpstreamPoint at) {
+  const FixSet fixes = fixes_at(at);
+  nlohmann::json families = nlohmann::json::array();
+  for (ModelFamily family : {ModelFamily::kDense, ModelFamily::kHybridMamba}) {
+    PolicyConfig cfg;
+    cfg.family = family;
+    cfg.apply_fixes(fixes);
+    families.push_back({{"model", model_family_name(family)}, {"code_path", code_path_name(cfg.path)}, {"in_force", fix_names(cfg.in_force())},
+                        {"default_timeout", std::string(timeout_formula_name(cfg.timeout.formula))}});
+  }
+  return {{"upstream", text}, {"label", upstream_label(fixes)}, {"fixes", fix_names(fixes)}, {"families", families}};
+}
+
+int print_upstream(const std::string& text, bool json) {
+  std::string error;
+  const auto at = UpstreamPoint::parse(text, &error);
+  if (!at) throw BadInput("--upstream: " + error);
+  const nlohmann::json j = upstream_json(text, *at);
+  if (json) {
+    print_json(j);
+    return kExitOk;
+  }
+  std::printf("upstream %s: %s\n", text.c_str(), j["label"].get<std::string>().c_str());
+  for (const auto& f : j["families"]) {
+    std::printf("\n  %-13s runs %s; default timeout %s\n", f["model"].get<std::string>().c_str(), f["code_path"].get<std::string>().c_str(),
+                f["default_timeout"].get<std::string>().c_str());
+    std::printf("  %-13s in force:", "");
+    for (const auto& name : f["in_force"]) std::printf(" %s", name.get<std::string>().c_str());
+    std::printf("\n");
+  }
+  std::printf("\nA named fix added to a date is a counterfactual: --upstream %s --fix timeout-beats-guard.\n", text.c_str());
+  return kExitOk;
 }
 
 }  // namespace
 
 int cmd_fixes(const Args& args) {
   po::options_description d("fixes options", kHelpColumns, kHelpColumns / 2);
-  d.add_options()("help,h", "show this help")("json", "print the fixes, presets and upstream states as JSON");
+  std::string upstream;
+  d.add_options()("help,h", "show this help")("json", "print the fixes, presets and upstream timeline as JSON")(
+      "upstream", po::value(&upstream)->value_name("DATE"),
+      "what is in force at an upstream date (YYYY-MM-DD) or timeline commit: each model family's code path and fixes");
   po::variables_map vm;
   if (!parse(args, d, nullptr, vm,
-             "usage: hcsim fixes [--json]\n\n"
+             "usage: hcsim fixes [--upstream DATE] [--json]\n\n"
              "Lists the named upstream fixes a variant can add or remove, each with the upstream change that made\n"
              "or proposed it and where that change stands (merged with its commit and date, open, or closed\n"
-             "unmerged); the presets; and the states of upstream's HiMamba code by date, each the exact set of\n"
-             "fixes a variant needs to stand for it.\n\n"
+             "unmerged); the presets; and the upstream timeline: the dated changes of upstream main the model\n"
+             "follows. A variant may start from a date or a timeline commit instead of a preset: every change\n"
+             "merged by then is in force, and the date picks the code path that served the scenario's model.\n\n"
              "examples:\n"
              "  ./build/hcsim fixes\n"
-             "  ./build/hcsim run scenarios/stalled-sidecar-timeout.json --preset timeout-bounded --fix sidecar-hit-sync\n")) {
+             "  ./build/hcsim fixes --upstream 2026-08-20              # today's upstream: hybrid models on the unified tree\n"
+             "  ./build/hcsim fixes --upstream faa628694^              # just before the seed fix\n"
+             "  ./build/hcsim run scenarios/himamba-sidecar-lag.json --upstream 2026-06-04\n")) {
     return kExitOk;
   }
+  if (vm.count("upstream")) return print_upstream(upstream, vm.count("json") > 0);
   if (vm.count("json")) {
     print_json(fixes_json());
     return kExitOk;
@@ -571,25 +621,23 @@ int cmd_fixes(const Args& args) {
     if (!f.scope.empty()) std::printf("  %*s where: %s\n", indent, "", std::string(f.scope).c_str());
     std::printf("  %*s %s\n", indent, "", std::string(f.summary).c_str());
   }
-  int preset_w = 0, fixes_w = 0;
-  for (const PresetInfo& p : all_presets()) {
-    preset_w = std::max(preset_w, static_cast<int>(p.name.size()));
-    fixes_w = std::max(fixes_w, static_cast<int>(p.fixes.names().size()));
-  }
+  int preset_w = 0;
+  for (const PresetInfo& p : all_presets()) preset_w = std::max(preset_w, static_cast<int>(p.name.size()));
   std::printf("\npresets:\n");
   for (const PresetInfo& p : all_presets()) {
-    std::printf("  %-*s  %-*s  %s\n", preset_w, std::string(p.name).c_str(), fixes_w, p.fixes.names().c_str(), std::string(p.summary).c_str());
+    std::printf("  %-*s  %s\n", preset_w, std::string(p.name).c_str(), std::string(p.summary).c_str());
+    std::printf("  %*s  fixes: %s\n", preset_w, "", p.fixes.names().c_str());
   }
-  int state_w = 0;
-  for (const UpstreamAt& u : upstream_states()) state_w = std::max(state_w, static_cast<int>(u.fixes.names().size()));
-  std::printf("\nupstream HiMamba code, by date (a variant with exactly these fixes stands for it; any other is hypothetical):\n");
-  for (const UpstreamAt& u : upstream_states()) {
-    std::printf("  %s %-11s %-*s  %s\n", std::string(u.date).c_str(), std::string(u.commit).c_str(), state_w, u.fixes.names().c_str(),
-                std::string(u.what).c_str());
+  std::printf("\nupstream timeline (first-parent history of upstream main to %s, %s); a date or commit stands for\n"
+              "every row up to it:\n",
+              std::string(kUpstreamPinDate).c_str(), std::string(kUpstreamPinCommit).c_str());
+  for (const UpstreamChange& c : upstream_timeline()) {
+    std::printf("  %s %-9s %-7s %-23s %s\n", std::string(c.date).c_str(), std::string(c.commit).c_str(), std::string(c.pr).c_str(),
+                std::string(fix_info(c.fix).name).c_str(), std::string(c.what).c_str());
   }
-  std::printf("\nBaseline fixes (merged into HiMamba before the modelled era) are in every preset; the presets list what they add.\n"
-              "A variant is PRESET[+FIX|~FIX]..., e.g. timeout-bounded+sidecar-hit-sync or pre-fix~completion-race-guard;\n"
-              "on the command line: --preset P --fix F --without F.\n");
+  std::printf("\nBaseline fixes are those of pre-fix; the presets list what they add or remove.\n"
+              "A variant is PRESET|DATE[+FIX|~FIX]..., e.g. timeout-bounded+sidecar-hit-sync or 2026-08-20+timeout-beats-guard;\n"
+              "on the command line: --preset P or --upstream DATE, --fix F, --without F.\n");
   return kExitOk;
 }
 

@@ -144,9 +144,10 @@ ShrinkInput read_shrink_input(const std::string& path, const po::variables_map& 
     const TraceRead trace = read_checked_trace(path).trace;
     in.scenario = parse_json(trace.header.scenario_json, path + " line 1 /scenario");
     in.source = path + " (its scenario)";
-    if (vm["preset"].defaulted() && va.fixes.empty() && va.without.empty()) {
+    if (va.preset.empty() && va.upstream.empty() && va.fixes.empty() && va.without.empty()) {
       const VariantArgs recorded = variant_args_of(*Variant::parse(trace.header.variant, nullptr));  // checked by the trace reader
       va.preset = recorded.preset;
+      va.upstream = recorded.upstream;
       va.fixes = recorded.fixes;
       va.without = recorded.without;
     }
@@ -262,6 +263,7 @@ int cmd_explore(const Args& args) {
   take_seed(vm, va);
   refuse_trace(path, "explore", "hcsim replay " + path);
   const Scenario s = load_scenario_file(path);
+  va.fallback = s.upstream_at;
   const RunOptions opt = run_options(va);
   const std::string variant = variant_name(va);
   const Output o = output_options(vm);

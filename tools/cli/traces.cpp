@@ -68,7 +68,7 @@ class ReplayLines {
 VariantArgs replay_variant(const TraceHeader& recorded, const std::string& preset, const std::vector<std::string>& fixes,
                            const std::vector<std::string>& without, const std::string& policy) {
   VariantArgs va = preset.empty() ? variant_args_of(*Variant::parse(recorded.variant, nullptr)) : VariantArgs{};  // checked on reading
-  if (!preset.empty()) va.preset = preset;
+  if (!preset.empty()) (looks_like_upstream_point(preset) ? va.upstream : va.preset) = preset;
   va.fixes.insert(va.fixes.end(), fixes.begin(), fixes.end());
   va.without.insert(va.without.end(), without.begin(), without.end());
   va.policy = policy.empty() ? recorded.policy : policy;
@@ -195,6 +195,7 @@ int cmd_replay(const Args& args) {
   po::options_description d("replay options", kHelpColumns, kHelpColumns / 2);
   d.add_options()("help,h", "show this help")("trace", po::value(&path)->value_name("TRACE"), "trace file (JSON Lines)")
       ("preset", po::value(&preset)->value_name("PRESET"), "replay under this preset instead of the recorded variant")
+      ("upstream", po::value(&preset)->value_name("DATE"), "replay under upstream as it was on a date (or at a timeline commit)")
       ("fix", po::value(&fixes)->composing()->value_name("FIX"), "add a named fix (repeatable): would it have avoided the failure?")
       ("without", po::value(&without)->composing()->value_name("FIX"), "remove a fix (repeatable)")
       ("policy", po::value(&policy)->value_name("POLICY"), "replay under this policy instead of the recorded one")

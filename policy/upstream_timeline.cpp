@@ -1,0 +1,154 @@
+#include "policy/upstream_timeline.h"
+
+#include <array>
+#include <cctype>
+
+#include "policy/assert.h"
+
+namespace hcsim {
+
+namespace {
+
+// Dates and commits: the first-parent history of upstream main up to 17313cf4b (2026-08-20).
+// docs/upstream-map.md has the code each row changed, at its commit.
+constexpr std::array<UpstreamChange, 11> kTimeline = {{
+    {"2025-08-27", "a3aee7c37", "#9397", Fix::kCompletionRaceGuard, "an empty hash_value is never complete"},
+    {"2025-09-07", "33467c05a", "#9971", Fix::kFailedReadTerminates, "a short L3 read terminates the operation"},
+    {"2026-05-11", "5495026a3", "#23309", Fix::kPrefetchTimeoutConfig,
+     "HiRadixCache and HiMamba: default timeout 2 s + 0.1 s per Ki token, capped at 30 s"},
+    {"2026-06-04", "736263f3d", "#26881", Fix::kSidecarAfterKv,
+     "the hybrid controller reads sidecar objects after every KV page (the seed bug's window opens)"},
+    {"2026-06-05", "faa628694", "#27366", Fix::kPoolTransferGuard, "HiMamba: a pending sidecar votes 'cannot terminate' (the seed fix)"},
+    {"2026-06-11", "5e0271536", "#27759", Fix::kUnifiedTreeRoute, "hybrid models with HiCache run the unified radix tree"},
+    {"2026-06-22", "7f67965b4", "#26923", Fix::kSyncedAckChecks, "HiRadixCache and HiMamba: writing_check and loading_check always MIN-agree"},
+    {"2026-06-26", "da0f4f6f9", "#28614", Fix::kRateLimitHalfHost, "rate limit: half the host pool"},
+    {"2026-07-16", "7cd55c681", "#19320", Fix::kHitThenAlloc, "hit-then-alloc: host KV slots allocated in the scheduler's hit drain"},
+    {"2026-07-21", "1a53f231d", "#31443", Fix::kHybridResultCheck,
+     "hybrid results all-or-nothing; leading-run sidecar hits; no sidecar read once terminated"},
+    {"2026-08-06", "f6de147b8", "#33613", Fix::kThresholdInDrain, "revoke queue removed: the hit drain applies the threshold"},
+}};
+
+// Upstream had no prefetch stop policies before #8692 (e2fd2b9c7).
+constexpr std::string_view kFirstPolicyDate = "2025-08-08";
+
+bool is_date(std::string_view t) {
+  if (t.size() != 10 || t[4] != '-' || t[7] != '-') return false;
+  for (std::size_t i : {0, 1, 2, 3, 5, 6, 8, 9}) {
+    if (!std::isdigit(static_cast<unsigned char>(t[i]))) return false;
+  }
+  const int month = (t[5] - '0') * 10 + (t[6] - '0');
+  const int day = (t[8] - '0') * 10 + (t[9] - '0');
+  return month >= 1 && month <= 12 && day >= 1 && day <= 31;
+}
+
+bool is_hex(std::string_view t) {
+  if (t.size() < 7 || t.size() > 40) return false;
+  for (char c : t) {
+    if (!std::isxdigit(static_cast<unsigned char>(c)) || std::isupper(static_cast<unsigned char>(c))) return false;
+  }
+  return true;
+}
+
+std::string row_text(int i) {
+  const UpstreamChange& c = kTimeline[static_cast<std::size_t>(i)];
+  return std::string(c.date) + " (" + std::string(c.commit) + ", " + std::string(c.pr) + ")";
+}
+
+}  // namespace
+
+std::string_view model_family_name(ModelFamily f) {
+  switch (f) {
+    case ModelFamily::kDense: return "dense";
+    case ModelFamily::kHybridMamba: return "hybrid_mamba";
+  }
+  HCSIM_ASSERT(false);
+  return {};
+}
+
+std::optional<ModelFamily> model_family_by_name(std::string_view name) {
+  for (ModelFamily f : {ModelFamily::kDense, ModelFamily::kHybridMamba}) {
+    if (model_family_name(f) == name) return f;
+  }
+  return std::nullopt;
+}
+
+std::string_view code_path_name(CodePath p) {
+  switch (p) {
+    case CodePath::kHiRadix: return "HiRadixCache";
+    case CodePath::kHiMamba: return "HiMambaRadixCache";
+    case CodePath::kUnified: return "UnifiedRadixCache";
+  }
+  HCSIM_ASSERT(false);
+  return {};
+}
+
+CodePath code_path(ModelFamily family, const FixSet& fixes) {
+  if (family == ModelFamily::kDense) return CodePath::kHiRadix;
+  return fixes.has(Fix::kUnifiedTreeRoute) ? CodePath::kUnified : CodePath::kHiMamba;
+}
+
+std::span<const UpstreamChange> upstream_timeline() { return kTimeline; }
+
+bool looks_like_upstream_point(std::string_view text) {
+  if (!text.empty() && text.back() == '^') text.remove_suffix(1);
+  return is_date(text) || is_hex(text);
+}
+
+std::optional<UpstreamPoint> UpstreamPoint::parse(std::string_view text, std::string* error) {
+  auto fail = [&](std::string why) -> std::optional<UpstreamPoint> {
+    if (error) *error = std::move(why);
+    return std::nullopt;
+  };
+  if (is_date(text)) {
+    if (text < kFirstPolicyDate) return fail("upstream before " + std::string(kFirstPolicyDate) + " (#8692) had no prefetch stop policies; got " + std::string(text));
+    if (text > kUpstreamPinDate) {
+      return fail("the model follows upstream up to " + std::string(kUpstreamPinDate) + " (" + std::string(kUpstreamPinCommit) +
+                  "); the acknowledgement design (#27010) merged after it is not modelled; got " + std::string(text));
+    }
+    UpstreamPoint p;
+    for (int i = 0; i < static_cast<int>(kTimeline.size()); ++i) {
+      if (kTimeline[static_cast<std::size_t>(i)].date <= text) p.last = i;
+    }
+    return p;
+  }
+  const bool before = !text.empty() && text.back() == '^';
+  const std::string_view commit = before ? text.substr(0, text.size() - 1) : text;
+  if (is_hex(commit)) {
+    for (int i = 0; i < static_cast<int>(kTimeline.size()); ++i) {
+      const std::string_view row = kTimeline[static_cast<std::size_t>(i)].commit;
+      if (row.starts_with(commit) || commit.starts_with(row)) return UpstreamPoint{before ? i - 1 : i};
+    }
+    if (commit.starts_with(kUpstreamPinCommit) || kUpstreamPinCommit.starts_with(commit)) {
+      return UpstreamPoint{static_cast<int>(kTimeline.size()) - (before ? 2 : 1)};
+    }
+    return fail("commit " + std::string(commit) + " is not on the model's timeline; give a date (YYYY-MM-DD) or one of the commits 'hcsim fixes' lists");
+  }
+  return fail("expected a date (YYYY-MM-DD) or an upstream commit of the timeline, optionally with ^ for the point before it; got '" +
+              std::string(text) + "'");
+}
+
+FixSet fixes_at(UpstreamPoint at) {
+  HCSIM_ASSERT(at.last >= -1 && at.last < static_cast<int>(kTimeline.size()));
+  FixSet s;
+  for (int i = 0; i <= at.last; ++i) s = s.with(kTimeline[static_cast<std::size_t>(i)].fix);
+  return s;
+}
+
+std::optional<UpstreamPoint> upstream_at(const FixSet& fixes) {
+  for (int i = -1; i < static_cast<int>(kTimeline.size()); ++i) {
+    if (fixes_at(UpstreamPoint{i}) == fixes) return UpstreamPoint{i};
+  }
+  return std::nullopt;
+}
+
+std::string upstream_label(const FixSet& fixes) {
+  const auto at = upstream_at(fixes);
+  if (!at) return "hypothetical: never upstream as a whole";
+  const int next = at->last + 1;
+  const std::string until = next < static_cast<int>(kTimeline.size()) ? " until " + row_text(next)
+                                                                         : " to " + std::string(kUpstreamPinDate) + " (" + std::string(kUpstreamPinCommit) + ")";
+  if (at->last < 0) return "upstream from " + std::string(kFirstPolicyDate) + until;
+  return "upstream " + row_text(at->last) + until;
+}
+
+}  // namespace hcsim

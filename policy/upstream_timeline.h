@@ -1,0 +1,72 @@
+// Upstream as it was on a date: the dated changes of upstream main that the model follows, in
+// first-parent order, and the code path that served a model family under a set of them.
+//
+//   const auto at = UpstreamPoint::parse("2026-06-04", &error);   // or "faa628694", "faa628694^"
+//   FixSet f = fixes_at(*at);          // completion-race-guard, ..., sidecar-after-kv
+//   code_path(ModelFamily::kHybridMamba, f)  -> CodePath::kHiMamba
+//   upstream_label(f)  -> "upstream 2026-06-04 (736263f3d, #26881) until 2026-06-05 (faa628694, #27366)"
+//
+// One set of changes serves every family: where the unified tree had a change before it served any
+// model by default (the pending-sidecar guard, the synced result MIN, the synced ack checks, the
+// sidecar read after KV, the uncapped timeout), the unified path has it built in, and the dated row
+// is the one that brought it to the path that served those models then (HiMamba, HiRadixCache).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "policy/fixes.h"
+
+namespace hcsim {
+
+// What a scenario's model is made of, as far as the L3 path cares.
+enum class ModelFamily : std::uint8_t {
+  kDense,        // KV only (dense or MLA): HiRadixCache
+  kHybridMamba,  // KV plus one Mamba state per prefetch (Qwen3-Next, Qwen3.5)
+};
+std::string_view model_family_name(ModelFamily f);  // "dense", "hybrid_mamba"
+std::optional<ModelFamily> model_family_by_name(std::string_view name);
+
+// The upstream tree class whose prefetch code runs.
+enum class CodePath : std::uint8_t { kHiRadix, kHiMamba, kUnified };
+std::string_view code_path_name(CodePath p);  // "HiRadixCache", "HiMambaRadixCache", "UnifiedRadixCache"
+// mem_cache/registry.py: dense models run HiRadixCache; hybrid Mamba runs HiMamba until #27759
+// routes it to the unified tree.
+CodePath code_path(ModelFamily family, const FixSet& fixes);
+
+// One merged upstream change the model follows.
+struct UpstreamChange {
+  std::string_view date;    // the squash commit's date, in its committer's zone
+  std::string_view commit;  // on upstream main
+  std::string_view pr;      // "#26881"
+  Fix fix;                  // the behaviour it brought
+  std::string_view what;
+};
+// Oldest first; the last row is the newest upstream the model follows.
+std::span<const UpstreamChange> upstream_timeline();
+// The newest upstream commit the model follows, and its date.
+inline constexpr std::string_view kUpstreamPinCommit = "17313cf4b";
+inline constexpr std::string_view kUpstreamPinDate = "2026-08-20";
+
+// A point on the timeline: every change up to and including row `last` (-1: before the first).
+struct UpstreamPoint {
+  int last = -1;
+  // "YYYY-MM-DD" (every change merged by the end of that day), a timeline commit, or COMMIT^ (the
+  // point just before it). On failure nullopt, and why in `error`.
+  static std::optional<UpstreamPoint> parse(std::string_view text, std::string* error);
+  bool operator==(const UpstreamPoint&) const = default;
+};
+// Whether `text` is meant as an upstream point (a date or a commit), not a preset name.
+bool looks_like_upstream_point(std::string_view text);
+FixSet fixes_at(UpstreamPoint at);
+
+// The first point at which exactly `fixes` are in force, or nullopt when no upstream had them.
+std::optional<UpstreamPoint> upstream_at(const FixSet& fixes);
+// "upstream 2026-06-05 (faa628694, #27366) until 2026-06-11 (5e0271536, #27759)", or
+// "hypothetical: never upstream as a whole".
+std::string upstream_label(const FixSet& fixes);
+
+}  // namespace hcsim

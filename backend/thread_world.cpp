@@ -346,9 +346,13 @@ class ThreadWorld::ActorRuntime final : public Runtime {
           ++n;
         }
         break;
-      case StorageOp::kSidecarGet:
-        HCSIM_ASSERT(c.slots.size() == 1 && c.keys.size() == 1);
-        if (planned > 0 && l3.get_sidecar(rank_, c.keys[0], dev.sidecar_slot(rank_, c.slots[0]))) n = 1;
+      case StorageOp::kSidecarGet:  // one object per key and slot (Mamba: one; SWA: a window's pages)
+        HCSIM_ASSERT(c.slots.size() == c.keys.size() && (c.present.empty() || c.present.size() == c.keys.size()));
+        for (std::size_t i = 0; i < c.keys.size(); ++i) {
+          const bool read = planned > 0 && (c.present.empty() || c.present[i]) && l3.get_sidecar(rank_, c.keys[i], dev.sidecar_slot(rank_, c.slots[i]));
+          if (!c.present.empty()) c.present[i] = read ? 1 : 0;
+          n += read ? 1 : 0;
+        }
         break;
       case StorageOp::kKvSet:
         HCSIM_ASSERT(c.slots.size() == c.keys.size());
@@ -361,12 +365,13 @@ class ThreadWorld::ActorRuntime final : public Runtime {
         }
         break;
       case StorageOp::kSidecarSet:
-        HCSIM_ASSERT(c.slots.size() == 1 && c.keys.size() == 1);
-        if (planned > 0) {
+        HCSIM_ASSERT(c.slots.size() == c.keys.size());
+        for (std::size_t i = 0; i < c.keys.size() && n < planned; ++i) {
           // As for kv_set: the slot gets the key's contents, standing in for the device's state.
-          std::byte* slot = dev.sidecar_slot(rank_, c.slots[0]);
-          FileL3::fill(c.keys[0], std::span<std::byte>(slot, static_cast<std::size_t>(l3.sidecar_bytes())));
-          if (l3.put_sidecar(rank_, c.keys[0], slot)) n = 1;
+          std::byte* slot = dev.sidecar_slot(rank_, c.slots[i]);
+          FileL3::fill(c.keys[i], std::span<std::byte>(slot, static_cast<std::size_t>(l3.sidecar_bytes())));
+          if (!l3.put_sidecar(rank_, c.keys[i], slot)) break;
+          ++n;
         }
         break;
       case StorageOp::kDeviceToHost:

@@ -3,7 +3,6 @@
 #include <array>
 
 #include "policy/assert.h"
-#include "policy/upstream_timeline.h"
 
 namespace hcsim {
 
@@ -60,7 +59,8 @@ constexpr std::array<FixInfo, kFixCount> kFixes = {{
      "the IO thread reads sidecar objects after every KV page arrived, then sets pool_transfers_done; before, it read them first"},
     {Fix::kUnifiedTreeRoute, false, "unified-tree-route", "sgl-project/sglang#27759", kMerged, "5e0271536", "2026-06-11",
      "mem_cache/registry.py; #30468 (2026-07-14) extended it to models without HiCache and to DSA",
-     "a hybrid Mamba model with HiCache runs the unified radix tree instead of HiMamba (deleted by #33468, 2026-08-07)"},
+     "hybrid models with HiCache run the unified radix tree: hybrid Mamba instead of HiMamba (deleted by #33468, 2026-08-07), "
+     "hybrid SWA instead of HiRadixCache with hybrid SWA memory off"},
     {Fix::kRateLimitHalfHost, false, "rate-limit-half-host", "sgl-project/sglang#28614", kMerged, "da0f4f6f9", "2026-06-26", "",
      "prefetch registration is rate-limited at int(0.5 x host pool tokens) in flight, not int(0.8 x (host - device))"},
     {Fix::kHitThenAlloc, false, "hit-then-alloc", "sgl-project/sglang#19320", kMerged, "7cd55c681", "2026-07-16", "",
@@ -84,11 +84,6 @@ constexpr std::array<FormerName, 1> kFormerNames = {{{"unconditional-writing-che
 constexpr FixSet baseline_fixes() {
   FixSet s;
   for (const auto& f : kFixes) s = f.baseline ? s.with(f.fix) : s;
-  return s;
-}
-constexpr FixSet every_fix() {
-  FixSet s;
-  for (const auto& f : kFixes) s = s.with(f.fix);
   return s;
 }
 
@@ -164,59 +159,6 @@ std::optional<FixSet> preset_by_name(std::string_view name) {
     if (p.name == name) return p.fixes;
   }
   return std::nullopt;
-}
-
-std::optional<Variant> Variant::parse(std::string_view text, std::string* error) {
-  Variant v;
-  const auto op = text.find_first_of("+~");
-  v.preset = std::string(text.substr(0, op));
-  if (looks_like_upstream_point(v.preset)) {
-    if (!UpstreamPoint::parse(v.preset, error)) return std::nullopt;
-  } else if (!preset_by_name(v.preset)) {
-    if (error) *error = "unknown preset '" + v.preset + "': a preset name, an upstream date (YYYY-MM-DD) or a timeline commit";
-    return std::nullopt;
-  }
-  for (auto at = op; at != std::string_view::npos;) {  // bounded: each round moves past one fix
-    const auto next = text.find_first_of("+~", at + 1);
-    const auto name = text.substr(at + 1, next == std::string_view::npos ? next : next - at - 1);
-    if (!fix_by_name(name)) {
-      if (error) *error = "unknown fix '" + std::string(name) + "'";
-      return std::nullopt;
-    }
-    v.steps.push_back({text[at] == '+', std::string(name)});
-    at = next;
-  }
-  return v;
-}
-
-std::string Variant::text() const {
-  std::string out = preset;
-  for (const Step& s : steps) out.append(s.add ? "+" : "~").append(s.fix);
-  return out;
-}
-
-std::string Variant::flags() const {
-  std::string out = (looks_like_upstream_point(preset) ? " --upstream " : " --preset ") + preset;
-  for (const Step& s : steps) out.append(s.add ? " --fix " : " --without ").append(s.fix);
-  return out;
-}
-
-FixSet Variant::fixes() const {
-  const auto base = looks_like_upstream_point(preset) ? std::optional<FixSet>(fixes_at(*UpstreamPoint::parse(preset, nullptr)))
-                                                      : preset_by_name(preset);
-  HCSIM_ASSERT(base.has_value());
-  FixSet set = *base;
-  for (const Step& s : steps) {
-    const auto fix = fix_by_name(s.fix);
-    HCSIM_ASSERT(fix.has_value());
-    set = s.add ? set.with(*fix) : set.without(*fix);
-  }
-  return set;
-}
-
-std::optional<FixSet> parse_variant(std::string_view expr, std::string* error) {
-  const auto v = Variant::parse(expr, error);
-  return v ? std::optional<FixSet>(v->fixes()) : std::nullopt;
 }
 
 }  // namespace hcsim

@@ -157,6 +157,23 @@ std::int32_t HostRadixTree::match_pages(std::span<const PageKey> pages) const {
   return best;
 }
 
+std::int32_t HostRadixTree::window_match_pages(std::span<const PageKey> pages, std::int32_t window_pages) const {
+  HCSIM_ASSERT(window_pages >= 1);
+  // The validator's run length starts unbounded: every node back to the root validates until the
+  // first node without a value.
+  constexpr std::int64_t kFromRoot = std::int64_t{1} << 40;
+  std::int64_t run = kFromRoot;
+  std::int32_t node = kRoot;
+  std::int32_t best = 0;
+  for (std::size_t i = 0; i < pages.size(); ++i) {
+    node = child(node, pages[i]);
+    if (node < 0) break;
+    run = nodes_[node].sidecar_slot >= 0 ? run + 1 : 0;
+    if (run >= window_pages) best = static_cast<std::int32_t>(i) + 1;
+  }
+  return best;
+}
+
 std::int32_t HostRadixTree::kv_match_pages(std::span<const PageKey> pages) const {
   std::int32_t node = kRoot;
   std::int32_t n = 0;
@@ -211,6 +228,11 @@ void HostRadixTree::attach_sidecar(std::int32_t node, std::int32_t slot) {
 std::int32_t HostRadixTree::sidecar_slot(std::int32_t node) const {
   HCSIM_ASSERT(node >= kRoot && node < static_cast<std::int32_t>(nodes_.size()));
   return nodes_[node].sidecar_slot;
+}
+
+std::int32_t HostRadixTree::parent(std::int32_t node) const {
+  HCSIM_ASSERT(node >= kRoot && node < static_cast<std::int32_t>(nodes_.size()));
+  return nodes_[node].parent;
 }
 
 void HostRadixTree::lock(std::int32_t node) {

@@ -1,6 +1,8 @@
 // HostRadixTree: the host (L2) prefix tree of one rank, one node per page, with HiMamba's rule
 // that a prefix is usable only up to the deepest node holding Mamba state (HM00d
-// `_match_prefix_helper`: best_last_node = deepest node with mamba value or mamba backup), and
+// `_match_prefix_helper`: best_last_node = deepest node with mamba value or mamba backup), the
+// hybrid SWA rule that it is usable up to the deepest node ending a window of nodes with SWA values
+// (window_match_pages; each node's sidecar slot is then its page's SWA value), and
 // upstream's evict_host: least recently used unlocked leaves go first, and Mamba state can be
 // dropped from any unlocked node (a tombstone that keeps the node's KV).
 //
@@ -37,6 +39,11 @@ class HostRadixTree {
 
   // Length in pages of the longest prefix of `pages` ending at a node with sidecar state.
   std::int32_t match_pages(std::span<const PageKey> pages) const;
+  // Hybrid SWA (SC@17313cf4b:203-228, the SWA match validator): length in pages of the longest
+  // prefix whose last node ends `window_pages` consecutive nodes with SWA values, or whose nodes
+  // all have them back to the root.
+  //   window 2, values on pages 1 2 _ 4 5 6 _: 6 (pages 5, 6); values on 1 2 3: 3; on 1 _ 3: 1
+  std::int32_t window_match_pages(std::span<const PageKey> pages, std::int32_t window_pages) const;
   // Length in pages of the longest prefix present at all (KV only).
   std::int32_t kv_match_pages(std::span<const PageKey> pages) const;
   // Appends the host KV slots of pages [first, first + count) of a present prefix to `out`.
@@ -48,6 +55,7 @@ class HostRadixTree {
 
   void attach_sidecar(std::int32_t node, std::int32_t slot);
   std::int32_t sidecar_slot(std::int32_t node) const;
+  std::int32_t parent(std::int32_t node) const;  // -1 for the root
   std::int32_t node_count() const { return live_nodes_; }
 
   // inc_lock_ref / dec_lock_ref: a locked node is never evicted, and so neither are its

@@ -12,12 +12,12 @@ namespace hcsim {
 // One L3 read into `slots`: the slots are being written for exactly as long as the call runs,
 // also when it raises.
 Task<std::int64_t> Rank::read_into(Runtime& rt, HostSlotPool& pool, std::span<const std::int32_t> slots, StorageOp op,
-                                   const PrefetchOperation& prefetch, std::span<const PageKey> keys) {
+                                   const PrefetchOperation& prefetch, std::span<const PageKey> keys, std::span<std::uint8_t> present) {
   for (std::int32_t s : slots) pool.begin_write(rt, s, prefetch.id);
   std::int64_t result = 0;
   bool raised = false;
   try {
-    result = co_await rt.storage(op, prefetch.request_id, keys, {}, stall_timeout_ns(), slots);
+    result = co_await rt.storage(op, prefetch.request_id, keys, present, stall_timeout_ns(), slots);
   } catch (const WorldCallRaised&) {
     raised = true;
   }
@@ -26,14 +26,27 @@ Task<std::int64_t> Rank::read_into(Runtime& rt, HostSlotPool& pool, std::span<co
   co_return result;
 }
 
-// The sidecar's one read: the Mamba state of the hit's last page, into the operation's slot.
+std::span<const PageKey> Rank::sync_trailing_keys(Runtime& rt, PrefetchOperation& op) {
+  const std::size_t keys = std::min(op.sidecar_slots.size(), op.hash_value.size());
+  for (std::size_t i = keys; i < op.sidecar_slots.size(); ++i) release_sidecar_slot_later(rt, op.sidecar_slots[i]);
+  op.sidecar_slots.resize(keys);
+  return {op.hash_value.data() + op.hash_value.size() - keys, keys};
+}
+
+// The sidecar's one read (batch_get_v2): the objects of the hit's trailing pages (Mamba: the state
+// after the last page; SWA: the window's pages), into the operation's slots.
 Task<> Rank::sidecar_transfer(Runtime& rt, PrefetchOperation& op) {
-  HCSIM_ASSERT(op.has_pool_transfers && !op.hash_value.empty());
-  const std::span<const PageKey> trailing(op.hash_value.data() + op.hash_value.size() - 1, 1);
-  const std::span<const std::int32_t> slot(&op.sidecar_slot, 1);
-  const std::int64_t got = co_await read_into(rt, sidecar_pool_, slot, StorageOp::kSidecarGet, op, trailing);
-  op.sidecar_hit_pages = got;  // V-B: sum of successes; one key, so also the leading run (#31443)
-  rt.emit(op.request_id, SidecarDoneFields{.hit_pages = got, .slot = op.sidecar_slot, .op = op.id});
+  HCSIM_ASSERT(op.has_pool_transfers && !op.hash_value.empty() && !op.sidecar_slots.empty());
+  const std::span<const PageKey> trailing = sync_trailing_keys(rt, op);
+  std::vector<std::uint8_t> read(trailing.size(), 0);
+  const std::vector<std::int32_t> slots = op.sidecar_slots;  // the read's own copy: a release may not shrink it
+  // The call's result counts the objects read; `read` says which.
+  const std::int64_t successes = co_await read_into(rt, sidecar_pool_, slots, StorageOp::kSidecarGet, op, trailing, read);
+  const auto run = static_cast<std::int64_t>(std::find(read.begin(), read.end(), std::uint8_t{0}) - read.begin());
+  // V-B: the sum of successes; #31443 (HS@1a53f231d): the leading run. One key: the same.
+  const std::int64_t got = cfg_.has(Fix::kHybridResultCheck) ? std::min(successes, run) : successes;
+  op.sidecar_hit_pages = got;
+  rt.emit(op.request_id, SidecarDoneFields{.hit_pages = got, .slot = slots.front(), .op = op.id});
 }
 
 Task<> Rank::page_transfer(Runtime& rt, PrefetchOperation& op) {
@@ -101,7 +114,7 @@ Task<> Rank::io_thread(Runtime& rt) {
     }
     op->pool_transfers_done = true;  // unconditionally, on every path
     op->io_released = true;
-    if (op->io_frees_sidecar) sidecar_pool_.free(rt, op->sidecar_slot);  // sidecar-release-by-io
+    if (op->io_frees_sidecar) free_sidecar_slots(rt, *op);  // sidecar-release-by-io
     rt.emit(op->request_id, TransferEndFields{.completed_tokens = op->completed_tokens, .op = op->id});
     // append_host_mem_release(host_indices[completed_tokens:])
     const auto done_pages = static_cast<std::size_t>(op->completed_tokens / cfg_.page_size_tokens);

@@ -38,7 +38,7 @@ struct RankResources {
   std::int64_t device_free_tokens = 1 << 20;  // the admission budget's memory bound on this rank
   std::int32_t host_kv_pages = 4096;          // host KV pool, in pages
   std::int32_t host_kv_occupied_pages = 0;    // of which held from the start by resident host data
-  std::int32_t host_sidecar_slots = 64;       // host Mamba state slots
+  std::int32_t host_sidecar_slots = 64;       // host Mamba state slots; hybrid SWA: the SWA host pool, in pages
 };
 
 struct PolicyConfig {
@@ -54,6 +54,8 @@ struct PolicyConfig {
   bool zero_copy_progress = false;
   TimeNs page_copy_ns = 0;
   ModelFamily family = ModelFamily::kHybridMamba;  // hybrid Mamba: one sidecar object per prefetch
+  // hybrid SWA: the sliding window in pages (full_window_pages = ceil(window / page), SC@17313cf4b:776).
+  std::int32_t swa_window_pages = 0;
   CodePath path = CodePath::kHiMamba;           // code_path(family, fixes): set with the fixes
   // The scenario set the timeout; else each run takes its code path's default at its date.
   bool timeout_given = false;
@@ -68,7 +70,10 @@ struct PolicyConfig {
   bool sleep_on_idle = false;
   std::vector<RankResources> ranks;             // one entry per TP rank
 
-  bool sidecar() const { return family == ModelFamily::kHybridMamba; }
+  bool mamba() const { return family == ModelFamily::kHybridMamba; }
+  bool swa() const { return family == ModelFamily::kHybridSwa; }
+  // A component with host slots of its own beside KV: the Mamba state or the SWA window.
+  bool sidecar() const { return mamba() || swa(); }
   bool unified() const { return path == CodePath::kUnified; }
   // The fixes in force on this run's code path: the unified tree had four of them before it served
   // any model by default, and never took #23309's timeout (upstream_timeline.h).

@@ -10,6 +10,7 @@
 #include "policy/assert.h"
 #include "policy/rank.h"
 #include "policy/termination.h"
+#include "policy/trailing_pages.h"
 
 namespace hcsim {
 
@@ -35,6 +36,7 @@ Task<> Rank::prefetch_from_storage(Runtime& rt, RequestId rid, std::int32_t host
   // protect_host: the anchor path stays on host while the operation lives, evictions included.
   const std::int32_t anchor_node = tree_.node_at(req.pages, host_hit_pages);
   tree_.lock(anchor_node);
+  const std::int32_t sidecar_slots = sidecar_slots_wanted(prefetch_pages, host_hit_pages);
   std::optional<SkipReason> skip;
   if (requested_tokens < cfg_.prefetch_threshold_tokens) {
     skip = SkipReason::kThreshold;
@@ -43,12 +45,12 @@ Task<> Rank::prefetch_from_storage(Runtime& rt, RequestId rid, std::int32_t host
   } else if (cfg_.has(Fix::kHitThenAlloc)) {
     // #19320 (URC@7cd55c681:1895-1940): only the sidecar's own slot now; host KV slots wait for
     // the group's agreed hit (take_storage_hit).
-    evict_host(rt, rid, 0, cfg_.sidecar() ? 1 : 0);
-    if (cfg_.sidecar() && sidecar_pool_.available() < 1) skip = SkipReason::kSidecarAlloc;
+    evict_host(rt, rid, 0, sidecar_slots);
+    if (sidecar_pool_.available() < sidecar_slots) skip = SkipReason::kSidecarAlloc;
   } else {
     // _alloc_with_evict, then #26945 (HM@faa628694:1736-1754): with too few host pages even after
     // eviction, prefetch only the page-aligned free size if it still reaches the threshold.
-    evict_host(rt, rid, prefetch_pages, cfg_.sidecar() ? 1 : 0);
+    evict_host(rt, rid, prefetch_pages, sidecar_slots);
     const std::int32_t free_pages = kv_pool_.available();
     if (free_pages < prefetch_pages && free_pages * page < cfg_.prefetch_threshold_tokens) {
       skip = SkipReason::kKvAlloc;
@@ -56,7 +58,7 @@ Task<> Rank::prefetch_from_storage(Runtime& rt, RequestId rid, std::int32_t host
       rt.emit(rid, RegisterShrinkFields{.requested_tokens = requested_tokens, .granted_tokens = free_pages * page, .free_pages = free_pages});
       prefetch_pages = free_pages;
     }
-    if (!skip && cfg_.sidecar() && sidecar_pool_.available() < 1) skip = SkipReason::kSidecarAlloc;
+    if (!skip && sidecar_pool_.available() < sidecar_slots) skip = SkipReason::kSidecarAlloc;
   }
   const std::int64_t prefetch_tokens = prefetch_pages * page;
   if (cfg_.has(Fix::kRegistrationConsensus) && tp_size() > 1) {
@@ -80,12 +82,10 @@ Task<> Rank::prefetch_from_storage(Runtime& rt, RequestId rid, std::int32_t host
     HCSIM_ASSERT(kv_ok);
     op->host_allocated = true;
   }
-  if (cfg_.sidecar()) {
-    std::vector<std::int32_t> slot;
-    const bool sidecar_ok = sidecar_pool_.alloc(rt.now_ns(), 1, op->id, slot);
+  if (sidecar_slots > 0) {
+    const bool sidecar_ok = sidecar_pool_.alloc(rt.now_ns(), sidecar_slots, op->id, op->sidecar_slots);
     HCSIM_ASSERT(sidecar_ok);
     op->has_pool_transfers = true;
-    op->sidecar_slot = slot[0];
     op->pool_transfers_done = false;
   }
   Ongoing entry;
@@ -98,8 +98,13 @@ Task<> Rank::prefetch_from_storage(Runtime& rt, RequestId rid, std::int32_t host
   HCSIM_ASSERT(static_cast<std::size_t>(op->id) == ops_.size());
   ops_.push_back(op);
   prefetch_tokens_occupied_ += prefetch_tokens;
-  rt.emit(rid, RegisterFields{.prefetch_tokens = prefetch_tokens, .op = op->id, .sidecar_slot = op->sidecar_slot});
+  rt.emit(rid, RegisterFields{.prefetch_tokens = prefetch_tokens, .op = op->id, .sidecar_slot = op->first_sidecar_slot()});
   prefetch_queue_.push(rt, std::move(op));
+}
+
+std::int32_t Rank::sidecar_slots_wanted(std::int32_t prefetch_pages, std::int32_t host_hit_pages) const {
+  if (cfg_.mamba()) return 1;
+  return cfg_.swa() ? swa_slots_wanted(cfg_.swa_window_pages, prefetch_pages, host_hit_pages) : 0;
 }
 
 bool Rank::local_can_terminate_now(Runtime& rt, const PrefetchOperation& op) const {
@@ -130,7 +135,9 @@ Task<bool> Rank::check_prefetch_progress(Runtime& rt, RequestId rid) {
   std::array<std::int64_t, 2> agreed{op.completed_tokens, op.sidecar_hit_pages};
   const bool sync_sidecar = cfg_.has(Fix::kSidecarHitSync);  // the unified tree's packed MIN (#27264)
   if (tp_size() > 1) {
-    std::span<std::int64_t> payload(agreed.data(), sync_sidecar ? 2 : 1);
+    // [completed, one hit count per pool transfer] (URC@17313cf4b:1811-1850): an SWA prefetch
+    // whose component took no part has none.
+    std::span<std::int64_t> payload(agreed.data(), sync_sidecar && op.has_pool_transfers ? 2 : 1);
     co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMin, payload);
   }
   // HM00d reads mamba_loaded after the MIN, from whatever this rank's IO thread has by then.
@@ -220,14 +227,19 @@ void Rank::finish_prefetch(Runtime& rt, RequestId rid, TerminateReason why, std:
   // HM00d: mamba_loaded comes from this rank's pool_storage_result unless synced (#27264). HiMamba
   // attaches the state to a new leaf; the unified tree to the insert's end node, new or not, unless
   // that node has a host Mamba state already (MC@5e0271536:500-531, MC@17313cf4b:804-840).
-  const bool sidecar_loaded = sidecar_hits >= 1;
-  const bool target_free = cfg_.unified() ? !prefix.empty() && tree_.sidecar_slot(inserted.leaf) < 0
-                                          : inserted.inserted_pages > 0;
-  const bool sidecar_attached = op.has_pool_transfers && target_free && sidecar_loaded;
-  if (op.has_pool_transfers) {
+  // Loaded: every trailing key's object read on every rank (Mamba: the one state; SWA: the
+  // window, all or nothing: SC@5e0271536:705-733, SC@17313cf4b:995-1033).
+  const bool sidecar_loaded = sidecar_hits >= std::max<std::int64_t>(1, static_cast<std::int64_t>(op.sidecar_slots.size()));
+  bool sidecar_attached = false;
+  if (op.has_pool_transfers && cfg_.swa()) {
+    sidecar_attached = commit_swa_window(rt, entry, inserted.leaf, static_cast<std::int32_t>(prefix.size()), sidecar_loaded);
+  } else if (op.has_pool_transfers) {
+    const bool target_free = cfg_.unified() ? !prefix.empty() && tree_.sidecar_slot(inserted.leaf) < 0
+                                            : inserted.inserted_pages > 0;
+    sidecar_attached = target_free && sidecar_loaded;
     if (sidecar_attached) {
-      tree_.attach_sidecar(inserted.leaf, op.sidecar_slot);
-      sidecar_pool_.to_tree(rt, op.sidecar_slot);
+      tree_.attach_sidecar(inserted.leaf, op.sidecar_slots.front());
+      sidecar_pool_.to_tree(rt, op.sidecar_slots.front());
     } else {
       release_sidecar_slot(rt, op);  // pre-#31668: freed even if the IO thread is still writing it
     }
@@ -235,7 +247,7 @@ void Rank::finish_prefetch(Runtime& rt, RequestId rid, TerminateReason why, std:
   rt.emit(rid, CommitFields{.prefix_tokens = min_completed,
                             .matched_tokens = static_cast<std::int64_t>(inserted.matched_pages) * cfg_.page_size_tokens,
                             .sidecar_attached = sidecar_attached ? 1 : 0});
-  report_hit_loss(rt, rid, entry, why, min_completed, sidecar_attached);
+  report_hit_loss(rt, rid, entry, why, min_completed, sidecar_attached, false);
   // Read on this rank beyond the group MIN: released at the next drain.
   for (std::int32_t i = min_pages; i < local_pages; ++i) release_kv_slot_later(rt, entry.host_indices[static_cast<std::size_t>(i)]);
   loaded_tokens_[rid] = min_completed - static_cast<std::int64_t>(inserted.matched_pages) * cfg_.page_size_tokens;
@@ -245,9 +257,35 @@ void Rank::finish_prefetch(Runtime& rt, RequestId rid, TerminateReason why, std:
 }
 
 bool Rank::hybrid_result_complete(const PrefetchOperation& op, std::int64_t min_completed, std::int64_t sidecar_hits) const {
-  // URC@1a53f231d:2096-2145: every KV page of the hit and the one Mamba key, on every rank.
-  const std::int64_t all_tokens = static_cast<std::int64_t>(op.hash_value.size()) * cfg_.page_size_tokens;
-  return !op.hash_value.empty() && min_completed == all_tokens && sidecar_hits == 1;
+  // URC@1a53f231d:2096-2145, URC@17313cf4b:1811-1895: every KV page of the hit and every key of
+  // the sidecar (the one Mamba key; the SWA window's min(N, hit) keys), on every rank.
+  return hcsim::hybrid_result_complete(static_cast<std::int64_t>(op.hash_value.size()), cfg_.page_size_tokens, min_completed, sidecar_hits,
+                                       static_cast<std::int64_t>(op.sidecar_slots.size()));
+}
+
+bool Rank::commit_swa_window(Runtime& rt, const Ongoing& entry, std::int32_t leaf, std::int32_t total_pages, bool loaded) {
+  PrefetchOperation& op = *entry.op;
+  const auto buffer = static_cast<std::int32_t>(op.sidecar_slots.size());
+  // Mid-tree, a window shrunk below a full one is missing its head (SC@17313cf4b:1020-1026).
+  const bool short_graft = entry.anchor_pages > 0 && buffer < cfg_.swa_window_pages;
+  if (!loaded || total_pages == 0 || buffer == 0 || short_graft) {
+    release_sidecar_slot(rt, op);
+    return false;
+  }
+  // The buffer holds pages [total_pages - buffer, total_pages); walk leaf -> anchor.
+  const std::int32_t first = total_pages - buffer;
+  std::int32_t depth = total_pages;
+  for (std::int32_t node = leaf; depth > entry.anchor_pages && depth > first; --depth, node = tree_.parent(node)) {
+    const std::int32_t slot = op.sidecar_slots[static_cast<std::size_t>(depth - 1 - first)];
+    if (tree_.sidecar_slot(node) < 0) {
+      tree_.attach_sidecar(node, slot);
+      sidecar_pool_.to_tree(rt, slot);
+    } else {
+      release_sidecar_slot_later(rt, slot);  // the node has its SWA value already
+    }
+  }
+  for (std::int32_t i = 0; i < depth - first; ++i) release_sidecar_slot_later(rt, op.sidecar_slots[static_cast<std::size_t>(i)]);  // above the anchor
+  return true;
 }
 
 // The all-or-nothing failure (URC@1a53f231d:2096-2145): KV [:completed] and the sidecar slot go
@@ -261,7 +299,7 @@ void Rank::discard_prefetch(Runtime& rt, RequestId rid, TerminateReason why, std
   for (std::size_t i = 0; i < local_pages; ++i) release_kv_slot_later(rt, entry.host_indices[i]);
   release_sidecar_slot(rt, op);
   rt.emit(rid, CommitFields{.prefix_tokens = 0, .matched_tokens = 0, .sidecar_attached = 0});
-  report_hit_loss(rt, rid, entry, why, min_completed, false);
+  report_hit_loss(rt, rid, entry, why, min_completed, false, true);
   loaded_tokens_[rid] = 0;
   release_ongoing(rt, rid, op.failed ? OpEnd::kFailed : OpEnd::kTerminated);
 }
@@ -269,7 +307,7 @@ void Rank::discard_prefetch(Runtime& rt, RequestId rid, TerminateReason why, std
 // Model bookkeeping, no upstream counterpart: upstream logs nothing when the ranks agreed on an L3
 // hit and the request then gets less of it, so such a run looks clean.
 void Rank::report_hit_loss(Runtime& rt, RequestId rid, const Ongoing& entry, TerminateReason why, std::int64_t min_completed,
-                           bool sidecar_attached) {
+                           bool sidecar_attached, bool discarded) {
   const PrefetchOperation& op = *entry.op;
   const std::int64_t agreed = static_cast<std::int64_t>(op.hash_value.size()) * cfg_.page_size_tokens;
   if (agreed == 0) return;  // no agreed hit: revoked below the threshold, or never queried
@@ -279,13 +317,15 @@ void Rank::report_hit_loss(Runtime& rt, RequestId rid, const Ongoing& entry, Ter
   const std::int64_t usable_pages = std::max(0, host_match_pages(req) - entry.anchor_pages);
   const std::int64_t published = std::min(agreed, usable_pages * cfg_.page_size_tokens);
   if (published >= agreed) return;
-  HitLossCause cause = HitLossCause::kSidecarNotLoaded;
+  HitLossCause cause = discarded ? HitLossCause::kDiscarded : HitLossCause::kSidecarNotLoaded;
   if (min_completed < agreed) {
     cause = why == TerminateReason::kAnyTerminated ? HitLossCause::kShortRead
             : why == TerminateReason::kBestEffort  ? HitLossCause::kBestEffort
                                                    : HitLossCause::kTimedOut;
   }
-  HCSIM_ASSERT(cause != HitLossCause::kSidecarNotLoaded || (op.has_pool_transfers && !sidecar_attached));
+  // Hybrid SWA publishes KV without a window when its SWA component took no part, or mid-tree
+  // with a short one: the prefix then does not match either.
+  HCSIM_ASSERT(cause != HitLossCause::kSidecarNotLoaded || cfg_.swa() || (op.has_pool_transfers && !sidecar_attached));
   rt.emit(rid, HitLostFields{.agreed_tokens = agreed, .published_tokens = published, .cause = static_cast<std::int64_t>(cause)});
 }
 
@@ -307,28 +347,39 @@ Task<> Rank::release_aborted_request(Runtime& rt, RequestId rid) {
   // host_indices[:completed] go back through the queue; the IO thread releases the rest.
   const auto completed_pages = static_cast<std::size_t>(completed / cfg_.page_size_tokens);
   for (std::size_t i = 0; i < completed_pages; ++i) release_kv_slot_later(rt, it->second.host_indices[i]);
-  if (op->sidecar_slot >= 0) release_sidecar_slot(rt, *op);
+  if (!op->sidecar_slots.empty()) release_sidecar_slot(rt, *op);
   release_ongoing(rt, rid, OpEnd::kAborted);
 }
 
 void Rank::release_sidecar_slot(Runtime& rt, PrefetchOperation& op) {
-  HCSIM_ASSERT(op.sidecar_slot >= 0);
+  HCSIM_ASSERT(!op.sidecar_slots.empty());
   if (cfg_.has(Fix::kSidecarReleaseByIo) && !op.pool_transfers_done && !op.io_released) {
     op.io_frees_sidecar = true;
     return;
   }
-  if (cfg_.unified()) {  // extra_host_mem_release_queues (URC@5e0271536:2040-2043, URC@17313cf4b:1622)
-    HCSIM_ASSERT(sidecar_release_queue_.size() < static_cast<std::size_t>(sidecar_pool_.capacity()));
-    if (sidecar_pool_.queue_release(rt, op.sidecar_slot)) sidecar_release_queue_.push_back(op.sidecar_slot);
-    return;
+  for (std::int32_t slot : op.sidecar_slots) {
+    if (cfg_.unified()) {
+      release_sidecar_slot_later(rt, slot);
+    } else {
+      sidecar_pool_.free(rt, slot);  // HM@faa628694:1392-1398, 1846-1850
+    }
   }
-  sidecar_pool_.free(rt, op.sidecar_slot);  // HM@faa628694:1392-1398, 1846-1850
+}
+
+// extra_host_mem_release_queues (URC@5e0271536:2040-2043, URC@17313cf4b:1622): one entry per slot.
+void Rank::release_sidecar_slot_later(Runtime& rt, std::int32_t slot) {
+  HCSIM_ASSERT(sidecar_release_queue_.size() < static_cast<std::size_t>(sidecar_pool_.capacity()));
+  if (sidecar_pool_.queue_release(rt, slot)) sidecar_release_queue_.push_back(slot);
+}
+
+void Rank::free_sidecar_slots(Runtime& rt, const PrefetchOperation& op) {
+  for (std::int32_t slot : op.sidecar_slots) sidecar_pool_.free(rt, slot);
 }
 
 void Rank::revoke_pending_prefetch(Runtime& rt, RequestId rid) {
   auto it = ongoing_prefetch_.find(rid);
   HCSIM_ASSERT(it != ongoing_prefetch_.end());
-  if (it->second.op->sidecar_slot >= 0) release_sidecar_slot(rt, *it->second.op);
+  if (!it->second.op->sidecar_slots.empty()) release_sidecar_slot(rt, *it->second.op);
   release_ongoing(rt, rid, OpEnd::kRevoked);
 }
 

@@ -23,6 +23,7 @@ std::string_view hit_loss_cause_name(HitLossCause c) {
     case HitLossCause::kBestEffort: return "best_effort ended it first";
     case HitLossCause::kSidecarNotLoaded: return "committed without its Mamba state";
     case HitLossCause::kEndedBeforeHit: return "ended before the group agreed on its hit";
+    case HitLossCause::kDiscarded: return "discarded whole: a sidecar key missed on some rank";
   }
   HCSIM_ASSERT(false);
   return {};

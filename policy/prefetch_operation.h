@@ -30,6 +30,7 @@ enum class HitLossCause : std::uint8_t {
   kBestEffort,       // best_effort ended it before every page arrived
   kSidecarNotLoaded, // KV published, but without its Mamba state the prefix does not match
   kEndedBeforeHit,   // the scheduler ended it before the group agreed on its hit (best_effort, timeout)
+  kDiscarded,        // every KV page read, but a sidecar key missed on some rank: discarded whole (#31443)
 };
 std::string_view hit_loss_cause_name(HitLossCause c);
 
@@ -43,17 +44,20 @@ struct PrefetchOperation {
   std::int64_t completed_tokens = 0;       // KV tokens read into host memory, page multiples
   bool terminated = false;
   TimeNs start_time_ns = 0;                // on this rank
-  // The sidecar ("pool_transfers"): one Mamba state slot and the page key its state belongs to.
+  // The sidecar ("pool_transfers"): its host slots, one per trailing page it reads (Mamba: one
+  // state slot; SWA: the window buffer, one slot per page, shrunk by _sync_trailing_keys).
   bool has_pool_transfers = false;
-  std::int32_t sidecar_slot = -1;
+  std::vector<std::int32_t> sidecar_slots;
   bool pool_transfers_done = true;         // upstream: not bool(pool_transfers)
-  std::int64_t sidecar_hit_pages = 0;      // pool_storage_result's Mamba entry (V-B: sum of successes)
+  std::int64_t sidecar_hit_pages = 0;      // pool_storage_result's sidecar entry (V-B: sum of successes)
   // Bookkeeping of this model, not upstream fields:
   bool failed = false;        // a KV read came back short while the operation was live
   bool io_released = false;   // the IO thread is done with it (or it never reached IO: revoked)
   bool ended = false;         // the scheduler gave it its terminal state
   OpEnd end = OpEnd::kCompleted;  // which, once ended
   bool io_frees_sidecar = false;  // sidecar-release-by-io: the IO thread frees the slot when done
+
+  std::int32_t first_sidecar_slot() const { return sidecar_slots.empty() ? -1 : sidecar_slots.front(); }
 
   bool increment(std::int64_t tokens) {
     if (terminated) return false;

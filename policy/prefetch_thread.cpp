@@ -5,6 +5,7 @@
 
 #include "policy/assert.h"
 #include "policy/rank.h"
+#include "policy/trailing_pages.h"
 
 namespace hcsim {
 
@@ -27,8 +28,8 @@ Task<> Rank::prefetch_thread(Runtime& rt) {
         }
       }
     }
-    if (op->has_pool_transfers) {
-      while (hit_pages > 0 && !sidecar_present[static_cast<std::size_t>(hit_pages - 1)]) --hit_pages;
+    if (op->has_pool_transfers) {  // TRAILING_PAGES with N keys, N the sidecar's slots
+      hit_pages = trailing_pages_hit(sidecar_present, hit_pages, static_cast<std::int64_t>(op->sidecar_slots.size()));
     }
     std::array<std::int64_t, 1> hit_tokens{hit_pages * cfg_.page_size_tokens};
     const std::int64_t local_hit_tokens = hit_tokens[0];
@@ -40,7 +41,7 @@ Task<> Rank::prefetch_thread(Runtime& rt) {
     if (!threshold_in_drain && hit_tokens[0] < std::max(cfg_.prefetch_threshold_tokens, cfg_.page_size_tokens)) {
       rt.emit(rid, RevokeFields{.hit_tokens = hit_tokens[0], .op = op->id});
       op->io_released = true;  // never reaches the IO thread
-      if (op->io_frees_sidecar) sidecar_pool_.free(rt, op->sidecar_slot);  // left to us by an early end
+      if (op->io_frees_sidecar) free_sidecar_slots(rt, *op);  // left to us by an early end
       if (cfg_.has(Fix::kRevokeMarksTerminated)) op->mark_terminate();  // #16747
       HCSIM_ASSERT(revoke_queue_.size() < workload_.size());  // one revoke per registered request at most
       revoke_queue_.push_back(rid);

@@ -91,21 +91,40 @@ class Rank {
   // until loading_check takes the copy's ack.
   void load_back(Runtime& rt, RequestId rid, std::int32_t host_hit_pages);
   Task<> loading_check(Runtime& rt);
+  // A write-through's sidecar slots onto the path ending at `leaf`, one per trailing node; a node
+  // that has its value already gets none, and that slot is freed.
+  void attach_write_sidecars(Runtime& rt, std::int32_t leaf, const std::vector<std::int32_t>& slots);
+  // What of the path ending at `leaf` (the last pages of `pages`) the backup writes as sidecar objects.
+  void backup_sidecars(std::int32_t leaf, std::span<const PageKey> pages, std::vector<std::int32_t>& slots, std::vector<PageKey>& keys) const;
 
   // IO (io_thread.cpp).
   Task<> page_transfer(Runtime& rt, PrefetchOperation& op);
   Task<> sidecar_transfer(Runtime& rt, PrefetchOperation& op);
   Task<std::int64_t> read_into(Runtime& rt, HostSlotPool& pool, std::span<const std::int32_t> slots, StorageOp op,
-                               const PrefetchOperation& prefetch, std::span<const PageKey> keys);
+                               const PrefetchOperation& prefetch, std::span<const PageKey> keys, std::span<std::uint8_t> present = {});
+  // _sync_trailing_keys (HCC@17313cf4b:767-807): the sidecar reads the last min(N, hit) pages of
+  // the hit; buffer slots beyond them are queued for release from the IO thread.
+  std::span<const PageKey> sync_trailing_keys(Runtime& rt, PrefetchOperation& op);
 
   // HiMamba cache prefetch lifecycle (prefetch_lifecycle.cpp).
   Task<> prefetch_from_storage(Runtime& rt, RequestId rid, std::int32_t host_hit_pages);
   Task<bool> check_prefetch_progress(Runtime& rt, RequestId rid);
   Task<> release_aborted_request(Runtime& rt, RequestId rid);
-  // The scheduler is done with an operation's sidecar slot: free it (HiMamba), queue it for the
-  // next drain (the unified tree), or leave it to the IO thread if it is still reading into it and
-  // sidecar-release-by-io is in force.
+  // The scheduler is done with an operation's sidecar slots: free them (HiMamba), queue them for
+  // the next drain (the unified tree), or leave them to the IO thread if it is still reading into
+  // them and sidecar-release-by-io is in force.
   void release_sidecar_slot(Runtime& rt, PrefetchOperation& op);
+  // One sidecar slot to the unified tree's per-pool release queue (extra_host_mem_release_queues).
+  void release_sidecar_slot_later(Runtime& rt, std::int32_t slot);
+  // sidecar-release-by-io: whoever ends last frees the operation's sidecar slots now.
+  void free_sidecar_slots(Runtime& rt, const PrefetchOperation& op);
+  // How many sidecar slots a prefetch of `prefetch_pages` pages under an anchor of `host_hit_pages`
+  // takes at registration: Mamba one (MC@17313cf4b:677-689); SWA a full window, the requested pages
+  // when shorter and anchored at the root, else none (SC@17313cf4b:767-803); dense none.
+  std::int32_t sidecar_slots_wanted(std::int32_t prefetch_pages, std::int32_t host_hit_pages) const;
+  // Hybrid SWA commit (SC@17313cf4b:984-1067): the window's slots become the SWA values of the last
+  // nodes of the inserted path, leaf toward the anchor; the rest go back. False: the window dropped.
+  bool commit_swa_window(Runtime& rt, const Ongoing& entry, std::int32_t leaf, std::int32_t total_pages, bool loaded);
   Task<> bulk_check_prefetch_progress(Runtime& rt);
   bool best_effort() const { return cfg_.policy == PrefetchPolicy::kBestEffort; }
   // match_prefix on the host tree: HiMamba's rule with a sidecar, the plain KV prefix without.
@@ -118,7 +137,8 @@ class Rank {
   void discard_prefetch(Runtime& rt, RequestId rid, TerminateReason why, std::int64_t min_completed);
   // hit_lost: what the request can use of its agreed L3 hit, when that is less than all of it.
   void report_hit_loss(Runtime& rt, RequestId rid, const Ongoing& entry, TerminateReason why, std::int64_t min_completed,
-                       bool sidecar_attached);
+                       bool sidecar_attached,
+                       bool discarded);
   // Ends the operation on this rank: its terminal state, the anchor, the rate-limit tokens.
   void release_ongoing(Runtime& rt, RequestId rid, OpEnd end);
   // evict_host: frees least recently used host tree leaves until `kv_pages` slots are available
@@ -159,7 +179,7 @@ class Rank {
     std::vector<std::int32_t> slots;
     TimeNs copy_done_ns = 0;                // when its device-to-host copy completes (finish_event)
     std::int32_t prefix_node = 0;           // the node of page first_page - 1, locked until the insert
-    std::int32_t sidecar_slot = -1;         // the request's Mamba state, with a sidecar
+    std::vector<std::int32_t> sidecar_slots; // the request's Mamba state, or its last pages' SWA values
   };
   std::map<std::int32_t, WriteThrough> ongoing_write_through_;  // by write id
   struct LoadBack {
@@ -174,7 +194,9 @@ class Rank {
     RequestId request = kNoRequest;
     std::vector<PageKey> pages;             // host pages to write to L3
     std::vector<std::int32_t> slots;        // their host slots
-    std::int32_t sidecar_slot = -1;         // the last page's Mamba state, written to L3 after them
+    // The last page's Mamba state, or the last pages' SWA values, written to L3 before the pages.
+    std::vector<std::int32_t> sidecar_slots;
+    std::vector<PageKey> sidecar_keys;
   };
   Channel<Backup> backup_queue_;                                // scheduler -> backup thread
   std::deque<std::int32_t> ack_backup_queue_;                   // backup thread -> scheduler drain

@@ -40,9 +40,9 @@ std::string_view collective_op_name(CollectiveOp op);
 enum class StorageOp : std::uint8_t {
   kHitQuery,    // result: leading KV keys present; `present[i]` = sidecar object at key i exists
   kKvGet,       // result: leading pages read into host memory
-  kSidecarGet,  // result: 1 if the sidecar object at keys[0] was read, else 0
+  kSidecarGet,  // result: how many of the keys' sidecar objects were read; `present[i]`, if given, = key i's was
   kKvSet,       // result: pages written to L3 (present for later queries from then on)
-  kSidecarSet,  // result: 1 if the sidecar object at keys[0] was written (its KV page is held), else 0
+  kSidecarSet,  // result: how many of the keys' sidecar objects were written (Mamba: one key; SWA: a window)
   kDeviceToHost,  // a write-through copy of `pages` pages to host memory (copy_done_ns)
   kHostToDevice,  // a load-back copy of `pages` pages to device memory (copy_done_ns)
 };
@@ -62,7 +62,7 @@ struct WorldCall {
   StorageOp storage_op = StorageOp::kHitQuery;  // kStorage
   RequestId request = kNoRequest;
   std::span<const PageKey> keys;
-  std::span<std::uint8_t> present;      // kHitQuery output, one entry per key
+  std::span<std::uint8_t> present;      // kHitQuery and kSidecarGet output, one entry per key
   // kStorage: the host slots a get reads into or a set writes from, one per key; kForward: the
   // host KV slots the batch loads back to the device. Worlds without real memory ignore them.
   std::span<const std::int32_t> slots;

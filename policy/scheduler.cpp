@@ -102,14 +102,15 @@ Task<> Rank::add_request_to_queue(Runtime& rt, RequestId rid) {
 }
 
 std::int32_t Rank::host_match_pages(const RequestSpec& req) const {
-  return cfg_.sidecar() ? tree_.match_pages(req.pages) : tree_.kv_match_pages(req.pages);
+  if (cfg_.swa()) return tree_.window_match_pages(req.pages, cfg_.swa_window_pages);
+  return cfg_.mamba() ? tree_.match_pages(req.pages) : tree_.kv_match_pages(req.pages);
 }
 
 // check_hicache_events -> drain_storage_control_queues: MIN-agree on how many items of each queue
 // every rank can drain, then drain exactly that many. The queues, in upstream's order: revokes
 // (until #33613), agreed hits (from #19320), L3 backup acks, KV releases, and on the unified tree
-// the Mamba pool's releases (URC@5e0271536:2147-2160, URC@17313cf4b:2344-2355). HiMamba frees
-// sidecar slots directly, so it has no such queue.
+// the Mamba or SWA pool's releases (URC@5e0271536:2147-2160, URC@17313cf4b:2344-2355). HiMamba
+// frees sidecar slots directly, so it has no such queue.
 Task<> Rank::drain_storage_control_queues(Runtime& rt) {
   const bool revoke_queue = !(cfg_.has(Fix::kHitThenAlloc) && cfg_.has(Fix::kThresholdInDrain));
   const bool hit_queue = cfg_.has(Fix::kHitThenAlloc);
@@ -167,19 +168,19 @@ void Rank::take_storage_hit(Runtime& rt, const PrefetchOperationPtr& op) {
   auto it = ongoing_prefetch_.find(rid);
   if (it == ongoing_prefetch_.end() || it->second.op != op) {  // ended before its hit came back
     op->io_released = true;
-    if (op->io_frees_sidecar) sidecar_pool_.free(rt, op->sidecar_slot);
+    if (op->io_frees_sidecar) free_sidecar_slots(rt, *op);
     return;
   }
   op->io_released = true;  // until it reaches the IO thread below
   const std::int64_t page = cfg_.page_size_tokens;
   const auto hit_pages = static_cast<std::int32_t>(op->hash_value.size());
-  if (op->terminated) {
-    revoke_pending_prefetch(rt, rid);
-    return;
-  }
-  if (cfg_.has(Fix::kThresholdInDrain) && hit_pages * page < cfg_.prefetch_threshold_tokens) {  // #33613
+  // Every revoke here is logged: the allocation outcome is rank-local, so a divergence starts here.
+  auto revoke = [&] {
     rt.emit(rid, RevokeFields{.hit_tokens = hit_pages * page, .op = op->id});
     revoke_pending_prefetch(rt, rid);
+  };
+  if (op->terminated || (cfg_.has(Fix::kThresholdInDrain) && hit_pages * page < cfg_.prefetch_threshold_tokens)) {  // #33613
+    revoke();
     return;
   }
   std::int32_t alloc_pages = hit_pages;
@@ -187,7 +188,7 @@ void Rank::take_storage_hit(Runtime& rt, const PrefetchOperationPtr& op) {
   if (kv_pool_.available() < alloc_pages) {
     const std::int32_t free_pages = kv_pool_.available();
     if (free_pages * page < cfg_.prefetch_threshold_tokens || free_pages == 0) {
-      revoke_pending_prefetch(rt, rid);
+      revoke();
       return;
     }
     rt.emit(rid, RegisterShrinkFields{.requested_tokens = hit_pages * page, .granted_tokens = free_pages * page, .free_pages = free_pages});

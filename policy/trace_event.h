@@ -26,7 +26,7 @@ enum class EventKind : std::uint8_t {
   kRegister,           // prefetch operation created
   kRegisterSkip,       // prefetch not registered (threshold, rate limit, allocation)
   kHitQuery,           // prefetch thread: local and group-MIN hit
-  kRevoke,             // hit below threshold, operation revoked
+  kRevoke,             // operation revoked: hit below the threshold, or no host memory for it (hit-then-alloc)
   kKvBatchDone,        // IO thread: one KV batch read
   kSidecarDone,        // IO thread: sidecar read returned
   kTransferEnd,        // IO thread: op finished (pool_transfers_done set)

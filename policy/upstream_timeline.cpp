@@ -60,13 +60,14 @@ std::string_view model_family_name(ModelFamily f) {
   switch (f) {
     case ModelFamily::kDense: return "dense";
     case ModelFamily::kHybridMamba: return "hybrid_mamba";
+    case ModelFamily::kHybridSwa: return "hybrid_swa";
   }
   HCSIM_ASSERT(false);
   return {};
 }
 
 std::optional<ModelFamily> model_family_by_name(std::string_view name) {
-  for (ModelFamily f : {ModelFamily::kDense, ModelFamily::kHybridMamba}) {
+  for (ModelFamily f : {ModelFamily::kDense, ModelFamily::kHybridMamba, ModelFamily::kHybridSwa}) {
     if (model_family_name(f) == name) return f;
   }
   return std::nullopt;
@@ -84,6 +85,7 @@ std::string_view code_path_name(CodePath p) {
 
 CodePath code_path(ModelFamily family, const FixSet& fixes) {
   if (family == ModelFamily::kDense) return CodePath::kHiRadix;
+  if (family == ModelFamily::kHybridSwa) return fixes.has(Fix::kUnifiedTreeRoute) ? CodePath::kUnified : CodePath::kHiRadix;
   return fixes.has(Fix::kUnifiedTreeRoute) ? CodePath::kUnified : CodePath::kHiMamba;
 }
 

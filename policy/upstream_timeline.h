@@ -26,16 +26,23 @@ namespace hcsim {
 enum class ModelFamily : std::uint8_t {
   kDense,        // KV only (dense or MLA): HiRadixCache
   kHybridMamba,  // KV plus one Mamba state per prefetch (Qwen3-Next, Qwen3.5)
+  kHybridSwa,    // KV plus an SWA window of per-page values (the unified tree's _SwaStrategy: FULL + SWA)
 };
-std::string_view model_family_name(ModelFamily f);  // "dense", "hybrid_mamba"
+std::string_view model_family_name(ModelFamily f);  // "dense", "hybrid_mamba", "hybrid_swa"
 std::optional<ModelFamily> model_family_by_name(std::string_view name);
 
 // The upstream tree class whose prefetch code runs.
 enum class CodePath : std::uint8_t { kHiRadix, kHiMamba, kUnified };
 std::string_view code_path_name(CodePath p);  // "HiRadixCache", "HiMambaRadixCache", "UnifiedRadixCache"
 // mem_cache/registry.py: dense models run HiRadixCache; hybrid Mamba runs HiMamba until #27759
-// routes it to the unified tree.
+// routes it to the unified tree. Hybrid SWA with HiCache ran HiRadixCache with hybrid SWA memory off
+// until #27759 (REG@5e0271536): kHiRadix, which the model does not run for that family
+// (hybrid_swa_modelled; prepare_run refuses such a run).
 CodePath code_path(ModelFamily family, const FixSet& fixes);
+// Whether the model runs `family` on `path`: hybrid SWA only on the unified tree.
+inline bool hybrid_swa_modelled(ModelFamily family, CodePath path) { return family != ModelFamily::kHybridSwa || path == CodePath::kUnified; }
+inline constexpr std::string_view kHybridSwaBeforeUnified =
+    "HiCache on hybrid SWA models ran HiRadixCache with hybrid SWA memory off before 2026-06-11 (#27759); not modelled";
 
 // One merged upstream change the model follows.
 struct UpstreamChange {

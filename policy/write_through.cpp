@@ -19,20 +19,22 @@ Task<> Rank::write_backup(Runtime& rt, RequestId rid) {
   const std::int32_t first_page = tree_.kv_match_pages(req.pages);
   const auto pages = static_cast<std::int32_t>(req.pages.size()) - first_page;  // rank-local: host trees may differ
   std::vector<std::int32_t> slots;
-  std::vector<std::int32_t> sidecar_slot;  // HiMamba backs the request's Mamba state up with its pages
+  // HiMamba backs the request's Mamba state up with its pages; hybrid SWA the SWA values of its
+  // last new pages, up to a window.
+  std::vector<std::int32_t> sidecar_slots;
   const std::int32_t wid = next_write_id_;
   // The present prefix must outlive the backup: the acked pages are inserted below it.
   const std::int32_t prefix_node = tree_.node_at(req.pages, first_page);
   tree_.lock(prefix_node);
   bool reserved = false;
   if (pages > 0) {
-    const std::int32_t sidecars = cfg_.sidecar() ? 1 : 0;
+    const std::int32_t sidecars = cfg_.mamba() ? 1 : cfg_.swa() ? std::min(pages, cfg_.swa_window_pages) : 0;
     // write() returned None: evict_host, then write again.
     if (kv_pool_.available() < pages || sidecar_pool_.available() < sidecars) evict_host(rt, rid, pages, sidecars);
     reserved = kv_pool_.available() >= pages && sidecar_pool_.available() >= sidecars;
     if (reserved) {
       const bool kv_ok = kv_pool_.alloc(rt.now_ns(), pages, kWriteOwnerBase + wid, slots);
-      const bool sidecar_ok = sidecars == 0 || sidecar_pool_.alloc(rt.now_ns(), 1, kWriteOwnerBase + wid, sidecar_slot);
+      const bool sidecar_ok = sidecars == 0 || sidecar_pool_.alloc(rt.now_ns(), sidecars, kWriteOwnerBase + wid, sidecar_slots);
       HCSIM_ASSERT(kv_ok && sidecar_ok);
     }
   }
@@ -42,7 +44,7 @@ Task<> Rank::write_backup(Runtime& rt, RequestId rid) {
     co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMin, all_reserved);
     if (reserved && all_reserved[0] == 0) {  // another rank could not: abort here too
       for (std::int32_t s : slots) kv_pool_.free(rt, s);
-      for (std::int32_t s : sidecar_slot) sidecar_pool_.free(rt, s);
+      for (std::int32_t s : sidecar_slots) sidecar_pool_.free(rt, s);
       reserved = false;
     }
   }
@@ -53,8 +55,7 @@ Task<> Rank::write_backup(Runtime& rt, RequestId rid) {
   if (!reserved) co_return;
   HCSIM_ASSERT(ongoing_write_through_.size() < static_cast<std::size_t>(kv_pool_.capacity()));
   const TimeNs copied_ns = rt.copy_done_ns(StorageOp::kDeviceToHost, rid, pages);  // start_writing's finish_event
-  ongoing_write_through_.emplace(wid, WriteThrough{rid, first_page, std::move(slots), copied_ns, prefix_node,
-                                                   sidecar_slot.empty() ? -1 : sidecar_slot[0]});
+  ongoing_write_through_.emplace(wid, WriteThrough{rid, first_page, std::move(slots), copied_ns, prefix_node, std::move(sidecar_slots)});
   ack_write_queue_.push_back(wid);
 }
 
@@ -84,26 +85,45 @@ Task<> Rank::writing_check(Runtime& rt) {
     const auto inserted = tree_.insert(prefix, first_new, fresh);
     tree_.unlock(w.prefix_node);
     tree_.lock(inserted.leaf);  // the backup thread reads these pages until its ack is drained
-    if (w.sidecar_slot >= 0) {  // the Mamba state after the request's last page
-      if (tree_.sidecar_slot(inserted.leaf) < 0) {
-        tree_.attach_sidecar(inserted.leaf, w.sidecar_slot);
-        sidecar_pool_.to_tree(rt, w.sidecar_slot);
-      } else {
-        sidecar_pool_.free(rt, w.sidecar_slot);  // the node has its state already
-      }
-    }
+    attach_write_sidecars(rt, inserted.leaf, w.sidecar_slots);
     for (std::int32_t k = 0; k < first_new - w.first_page; ++k) kv_pool_.free(rt, w.slots[static_cast<std::size_t>(k)]);
     for (std::int32_t s : fresh) kv_pool_.to_tree(rt, s);
     rt.emit(w.request, WriteAckedFields{.pages = static_cast<std::int64_t>(w.slots.size()),
                                         .matched_pages = inserted.matched_pages + (first_new - w.first_page),
                                         .write = wid});
     // write_through also backs the pages up to L3, on the backup thread.
-    Backup b{next_backup_id_++, w.request, std::vector<PageKey>(req.pages.begin() + w.first_page, req.pages.begin() + static_cast<std::ptrdiff_t>(end)), {},
-             tree_.sidecar_slot(inserted.leaf)};
+    Backup b{next_backup_id_++, w.request, std::vector<PageKey>(req.pages.begin() + w.first_page, req.pages.begin() + static_cast<std::ptrdiff_t>(end)), {}, {}, {}};
     tree_.kv_slots(prefix, w.first_page, static_cast<std::int32_t>(end) - w.first_page, b.slots);
+    backup_sidecars(inserted.leaf, b.pages, b.sidecar_slots, b.sidecar_keys);
     backup_nodes_.emplace(b.id, inserted.leaf);
     backup_queue_.push(rt, std::move(b));
     ongoing_write_through_.erase(it);
+  }
+}
+
+// Slot i of `slots` belongs to the i-th of the path's last slots.size() nodes (Mamba: one, the leaf).
+void Rank::attach_write_sidecars(Runtime& rt, std::int32_t leaf, const std::vector<std::int32_t>& slots) {
+  std::int32_t node = leaf;
+  for (std::size_t i = slots.size(); i-- > 0; node = tree_.parent(node)) {
+    HCSIM_ASSERT(node > HostRadixTree::kRoot);  // the path holds the backed-up pages
+    if (tree_.sidecar_slot(node) < 0) {
+      tree_.attach_sidecar(node, slots[i]);
+      sidecar_pool_.to_tree(rt, slots[i]);
+    } else {
+      sidecar_pool_.free(rt, slots[i]);  // the node has its state already
+    }
+  }
+}
+
+// Mamba: the leaf's state, if it has one. Hybrid SWA: the SWA values the last pages' nodes hold, up
+// to a window (a node whose value was evicted meanwhile writes none).
+void Rank::backup_sidecars(std::int32_t leaf, std::span<const PageKey> pages, std::vector<std::int32_t>& slots, std::vector<PageKey>& keys) const {
+  const std::size_t count = cfg_.swa() ? std::min(pages.size(), static_cast<std::size_t>(cfg_.swa_window_pages)) : 1;
+  std::int32_t node = leaf;
+  for (std::size_t i = 0; i < count && node > HostRadixTree::kRoot; ++i, node = tree_.parent(node)) {
+    if (tree_.sidecar_slot(node) < 0) continue;
+    slots.insert(slots.begin(), tree_.sidecar_slot(node));
+    keys.insert(keys.begin(), pages[pages.size() - 1 - i]);
   }
 }
 
@@ -139,11 +159,7 @@ Task<> Rank::backup_thread(Runtime& rt) {
   HCSIM_ASSERT(rt.rank() == rank_ && rt.actor() == ActorKind::kBackup);
   for (;;) {  // bounded by the world, as the scheduler loop
     Backup b = co_await backup_queue_.pop(rt);
-    if (b.sidecar_slot >= 0) {
-      const std::array<PageKey, 1> last{b.pages.back()};
-      const std::array<std::int32_t, 1> slot{b.sidecar_slot};
-      co_await rt.storage(StorageOp::kSidecarSet, b.request, last, {}, 0, slot);
-    }
+    if (!b.sidecar_slots.empty()) co_await rt.storage(StorageOp::kSidecarSet, b.request, b.sidecar_keys, {}, 0, b.sidecar_slots);
     const std::int64_t written = co_await rt.storage(StorageOp::kKvSet, b.request, b.pages, {}, 0, b.slots);
     rt.emit(b.request, BackupDoneFields{.pages = static_cast<std::int64_t>(b.pages.size()), .pages_written = written, .backup = b.id});
     HCSIM_ASSERT(ack_backup_queue_.size() < static_cast<std::size_t>(kv_pool_.capacity()));

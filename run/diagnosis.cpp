@@ -14,9 +14,18 @@ std::string_view hang_kind_name(HangKind k) {
     case HangKind::kCollectiveMismatch: return "collective_mismatch";
     case HangKind::kStarvation: return "starvation";
     case HangKind::kLostWorker: return "lost_worker";
+    case HangKind::kCrash: return "crash";
   }
   HCSIM_ASSERT(false);
   return {};
+}
+
+std::optional<HangKind> hang_kind_by_name(std::string_view name) {
+  for (auto k : {HangKind::kNone, HangKind::kDeadlock, HangKind::kCollectiveMismatch, HangKind::kStarvation, HangKind::kLostWorker,
+                 HangKind::kCrash}) {
+    if (hang_kind_name(k) == name) return k;
+  }
+  return std::nullopt;
 }
 
 namespace {
@@ -89,6 +98,7 @@ std::string describe_wait(const ActorState& a) {
 }
 
 std::string verdict_word(const Verdict& v) {
+  if (v.kind == HangKind::kCrash) return "CRASH";
   return v.hang() ? std::string("HANG ").append(hang_kind_name(v.kind)) : std::string("complete");
 }
 

@@ -18,8 +18,11 @@
 
 namespace hcsim {
 
-enum class HangKind : std::uint8_t { kNone, kDeadlock, kCollectiveMismatch, kStarvation, kLostWorker };
-std::string_view hang_kind_name(HangKind k);  // "none", "deadlock", "collective_mismatch", ...
+// How a run failed. A crash is not a hang: the CPU transport (Gloo) checks a collective's payload
+// length and aborts the process when ranks disagree on it, where a hang waits forever.
+enum class HangKind : std::uint8_t { kNone, kDeadlock, kCollectiveMismatch, kStarvation, kLostWorker, kCrash };
+std::string_view hang_kind_name(HangKind k);  // "none", "deadlock", "collective_mismatch", ..., "crash"
+std::optional<HangKind> hang_kind_by_name(std::string_view name);
 
 enum class WaitKind : std::uint8_t { kRunnable, kSleep, kSignal, kCollective, kStorage, kFinished, kDied };
 
@@ -103,7 +106,7 @@ struct Verdict {
   std::vector<ActorState> actors;
   bool hang() const { return kind != HangKind::kNone; }
 };
-// How reports word a verdict: "complete" or "HANG collective_mismatch".
+// How reports word a verdict: "complete", "HANG collective_mismatch" or "CRASH".
 std::string verdict_word(const Verdict& v);
 
 }  // namespace hcsim

@@ -15,6 +15,9 @@ RunSetup prepare_run(const Scenario& scenario, const RunOptions& options) {
   RunSetup setup;
   setup.policy = scenario.policy;
   setup.policy.apply_fixes(options.fixes);
+  if (!hybrid_swa_modelled(setup.policy.family, setup.policy.path)) {
+    throw ScenarioError(scenario.path, "/policy/model", std::string(kHybridSwaBeforeUnified));
+  }
   if (options.policy) setup.policy.policy = *options.policy;
   setup.seed = options.seed.value_or(scenario.seed);
   setup.policy.zero_copy_progress = scenario.storage.zero_copy;

@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "policy/variant.h"
 #include "policy/assert.h"
 #include "policy/prefetch_operation.h"
 #include "run/input_file.h"
@@ -59,7 +60,7 @@ void read_resources(const JsonNode& n, RankResources& r) {
 
 void read_policy(const JsonNode& n, PolicyConfig& p) {
   n.object({"name", "timeout", "page_size", "prefetch_threshold_tokens", "storage_batch_pages", "model", "sidecar", "max_prefill_tokens",
-            "write_through", "hicache_ratio"});
+            "write_through", "hicache_ratio", "swa_window_pages"});
   p.policy = n.at("name").choice<PrefetchPolicy>(policy_by_name, "best_effort, wait_complete, timeout");
   if (auto t = n.find("timeout")) {
     p.timeout_given = true;
@@ -79,11 +80,18 @@ void read_policy(const JsonNode& n, PolicyConfig& p) {
   }
   if (auto v = n.find("prefetch_threshold_tokens")) p.prefetch_threshold_tokens = static_cast<std::int32_t>(v->integer(0, 1 << 24));
   if (auto v = n.find("storage_batch_pages")) p.storage_batch_pages = static_cast<std::int32_t>(v->integer(1, 1 << 16));
-  if (auto v = n.find("model")) p.family = v->choice<ModelFamily>(model_family_by_name, "dense, hybrid_mamba");
+  if (auto v = n.find("model")) p.family = v->choice<ModelFamily>(model_family_by_name, "dense, hybrid_mamba, hybrid_swa");
   if (auto v = n.find("sidecar")) {  // the older spelling: true is hybrid_mamba, false dense
     const ModelFamily f = v->boolean() ? ModelFamily::kHybridMamba : ModelFamily::kDense;
     if (n.find("model") && f != p.family) v->fail("contradicts /policy/model; drop \"sidecar\", which \"model\" replaces");
     p.family = f;
+  }
+  // The SWA window in pages: required for hybrid_swa, meaningless for the others.
+  if (auto v = n.find("swa_window_pages")) {
+    if (!p.swa()) v->fail("only a hybrid_swa model has a sliding window; set /policy/model to \"hybrid_swa\" or drop swa_window_pages");
+    p.swa_window_pages = static_cast<std::int32_t>(v->integer(1, 1 << 20));
+  } else if (p.swa()) {
+    n.fail("a hybrid_swa model needs \"swa_window_pages\": its sliding window in pages (ceil(window / page_size)), at least 1");
   }
   if (auto v = n.find("write_through")) p.write_through = v->boolean();
   if (auto v = n.find("max_prefill_tokens")) p.max_prefill_tokens = v->integer(1, std::int64_t{1} << 32);
@@ -188,19 +196,15 @@ Expectation read_expectation(const JsonNode& n, const std::map<std::string, Requ
   e.fixes = *fixes;
   if (auto v = n.find("policy")) e.policy = v->choice<PrefetchPolicy>(policy_by_name, "best_effort, wait_complete, timeout");
   const std::string verdict = n.at("verdict").str();
-  if (verdict == "complete") {
-    e.verdict = HangKind::kNone;
-  } else if (verdict == "hang") {
+  const auto kind = hang_kind_by_name(verdict);
+  if (verdict == "hang") {
     e.any_hang = true;
+  } else if (verdict == "complete") {
+    e.verdict = HangKind::kNone;
+  } else if (kind && *kind != HangKind::kNone) {
+    e.verdict = *kind;
   } else {
-    bool found = false;
-    for (auto k : {HangKind::kDeadlock, HangKind::kCollectiveMismatch, HangKind::kStarvation, HangKind::kLostWorker}) {
-      if (hang_kind_name(k) == verdict) {
-        e.verdict = k;
-        found = true;
-      }
-    }
-    if (!found) n.at("verdict").expected("one of complete, hang, deadlock, collective_mismatch, starvation, lost_worker");
+    n.at("verdict").expected("one of complete, hang, deadlock, collective_mismatch, starvation, lost_worker, crash");
   }
   if (auto v = n.find("violations")) {
     static const std::set<std::string> kNames = {"matching_collectives", "identical_published_prefix", "one_terminal_state",

@@ -137,15 +137,19 @@ inline StoragePlan StorageModel::plan_from_contents(int rank, WorldCall& call) c
       plan.result = static_cast<std::int64_t>(call.keys.size());
       bytes = plan.result * cfg_.kv_page_bytes;
       break;
-    case StorageOp::kSidecarGet:
-      HCSIM_ASSERT(call.keys.size() == 1);
-      plan.result = has_sidecar(rank, call.keys[0]) ? 1 : 0;
+    case StorageOp::kSidecarGet:  // one object per key: Mamba's state after a page, or an SWA window page's values
+      HCSIM_ASSERT(!call.keys.empty() && (call.present.empty() || call.present.size() == call.keys.size()));
+      for (std::size_t i = 0; i < call.keys.size(); ++i) {
+        const bool read = has_sidecar(rank, call.keys[i]);
+        if (!call.present.empty()) call.present[i] = read ? 1 : 0;
+        plan.result += read ? 1 : 0;
+      }
       bytes = plan.result * cfg_.sidecar_bytes;
       break;
     case StorageOp::kSidecarSet:  // an object of its own, keyed by its page: written before the page (HCC@faa628694:635-643)
-      HCSIM_ASSERT(call.keys.size() == 1);
-      plan.result = 1;
-      bytes = cfg_.sidecar_bytes;
+      HCSIM_ASSERT(!call.keys.empty());
+      plan.result = static_cast<std::int64_t>(call.keys.size());
+      bytes = plan.result * cfg_.sidecar_bytes;
       break;
     case StorageOp::kDeviceToHost:
     case StorageOp::kHostToDevice:
@@ -192,7 +196,7 @@ inline void StorageModel::apply_delay_rule(StoragePlan& plan, int rank, WorldCal
     } else if (r.effect == DelayRule::Effect::kFail) {  // fails after the call latency, with nothing transferred
       plan.duration_ns = cfg_.call_latency_ns;
       plan.result = 0;
-      if (call.storage_op == StorageOp::kHitQuery) std::fill(call.present.begin(), call.present.end(), 0);
+      if (call.storage_op == StorageOp::kHitQuery || call.storage_op == StorageOp::kSidecarGet) std::fill(call.present.begin(), call.present.end(), 0);
     } else {
       const TimeNs d = draw(r, rule_streams_[i]);
       if (r.effect == DelayRule::Effect::kUniform || r.effect == DelayRule::Effect::kLognormal) rule_draws_[i].add(d);
@@ -242,9 +246,11 @@ inline void StorageModel::replay_recorded(StoragePlan& plan, int rank, WorldCall
     for (std::size_t i = static_cast<std::size_t>(std::max<std::int64_t>(r.result, 0)); i < call.present.size(); ++i) call.present[i] = 0;
   }
   // Never more than this call could return: a trace from other contents, or a damaged one.
-  const bool one_object = call.storage_op == StorageOp::kSidecarGet || call.storage_op == StorageOp::kSidecarSet;
-  const auto most = one_object ? std::int64_t{1} : is_copy(call.storage_op) ? call.pages : static_cast<std::int64_t>(call.keys.size());
+  const auto most = is_copy(call.storage_op) ? call.pages : static_cast<std::int64_t>(call.keys.size());
   plan.result = std::clamp<std::int64_t>(r.result, 0, most);
+  if (call.storage_op == StorageOp::kSidecarGet) {  // a recording has the count only: the leading objects
+    for (std::size_t i = 0; i < call.present.size(); ++i) call.present[i] = static_cast<std::int64_t>(i) < plan.result ? 1 : 0;
+  }
 }
 
 // What a call that returns does to the rank's store: a sidecar written, pages written or used.
@@ -253,7 +259,8 @@ inline void StorageModel::update_contents(const StoragePlan& plan, int rank, con
     HCSIM_ASSERT(!plan.raises);  // the scenario reader refuses fail and raises for copies
   } else if (!plan.never_completes && !plan.raises && call.storage_op == StorageOp::kSidecarSet) {
     RankStore& store = stores_[static_cast<std::size_t>(rank)];
-    if (plan.result > 0) store.sidecars.insert(call.keys[0]);
+    HCSIM_ASSERT(plan.result >= 0 && static_cast<std::size_t>(plan.result) <= call.keys.size());
+    for (std::size_t i = 0; i < static_cast<std::size_t>(plan.result); ++i) store.sidecars.insert(call.keys[i]);
   } else if (!plan.never_completes && !plan.raises && call.storage_op != StorageOp::kSidecarGet) {
     // Written pages, and pages a query found or a read returned, are used now, when the call is
     // planned: a rank never queries pages it is still writing. A failed call (result 0) uses none.

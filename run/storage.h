@@ -1,7 +1,8 @@
 // StorageModel: the simulated L3 store of every rank. A call costs a fixed latency plus its bytes
 // over the read bandwidth (upstream's sim backend: 100 us, 5 GB/s), plus whatever the first
 // matching delay rule injects. KV presence is per page and per rank; sidecar objects are keyed by
-// the page their state belongs to. With a capacity, each rank's store keeps at most that many KV
+// the page their state belongs to (hybrid Mamba: the state after that page; hybrid SWA: that page's
+// SWA values, so a window is the objects of its pages). With a capacity, each rank's store keeps at most that many KV
 // pages: a kv_set past it evicts the least recently used pages (and their sidecar objects).
 //
 //   rule {op: sidecar_get, ranks: [1], requests: [R], delay: fixed 488 ms}
@@ -53,7 +54,7 @@ struct StorageConfig {
   TimeNs call_latency_ns = 100'000;
   double read_bytes_per_ns = 5.0;  // 5 GB/s
   std::int64_t kv_page_bytes = 0;
-  std::int64_t sidecar_bytes = 0;
+  std::int64_t sidecar_bytes = 0;  // one sidecar object: a Mamba state, or one page's SWA values
   TimeNs stale_get_timeout_ns = 1'000'000'000;  // a read of a stale page fails after this long
   // Per rank; 0: unbounded. A kv_set past it evicts least recently used pages; a page is used when
   // written, found by a hit query or read.

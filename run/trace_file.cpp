@@ -10,6 +10,7 @@
 
 #include "policy/assert.h"
 #include "policy/fixes.h"
+#include "policy/variant.h"
 #include "policy/policy_config.h"
 #include "run/input_file.h"
 #include "run/json_node.h"
@@ -188,9 +189,7 @@ TraceHeader parse_header(const std::string& line, const std::string& file) {
   t.world = text(h, "world", file, 1);
   t.events = static_cast<std::uint64_t>(integer(h, "events", file, 1, 0, INT64_MAX));
   t.verdict = text(h, "verdict", file, 1);
-  bool known_verdict = false;
-  for (const char* v : {"none", "deadlock", "collective_mismatch", "starvation", "lost_worker"}) known_verdict = known_verdict || t.verdict == v;
-  if (!known_verdict) throw TraceError(file, 1, "verdict", "expected none, deadlock, collective_mismatch, starvation or lost_worker");
+  if (!hang_kind_by_name(t.verdict)) throw TraceError(file, 1, "verdict", "expected none, deadlock, collective_mismatch, starvation, lost_worker or crash");
   if (t.world != "sim" && t.world != "gpu") throw TraceError(file, 1, "world", "expected \"sim\" or \"gpu\"");
   std::string error;
   if (!parse_variant(t.variant, &error)) throw TraceError(file, 1, "variant", error);

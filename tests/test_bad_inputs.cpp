@@ -20,6 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "policy/variant.h"
 #include "run/limits.h"
 #include "run/scenario.h"
 #include "sim/simulation.h"

@@ -10,6 +10,7 @@
 #include <catch2/catch.hpp>
 
 #include "policy/fixes.h"
+#include "policy/variant.h"
 #include "run/scenario.h"
 #include "sim/simulation.h"
 #include "run/trace_file.h"

@@ -25,6 +25,7 @@
 #include <catch2/catch.hpp>
 
 #include "policy/fixes.h"
+#include "policy/variant.h"
 #include "run/invariants.h"
 #include "run/scenario.h"
 #include "sim/simulation.h"

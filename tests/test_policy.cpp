@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "policy/fixes.h"
+#include "policy/variant.h"
 #include "policy/host_radix_tree.h"
 #include "policy/host_slot_pool.h"
 #include "policy/policy_config.h"

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "policy/variant.h"
 #include "run/json_node.h"
 #include "run/scenario.h"
 

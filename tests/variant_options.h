@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include "policy/fixes.h"
+#include "policy/variant.h"
 #include "sim/simulation.h"
 
 namespace hcsim {

@@ -37,6 +37,7 @@ struct Command {
 constexpr Command kCommands[] = {
     {"demo", "", "the seed bug (incident S1) under pre-fix and seed-fix, side by side", cmd_demo},
     {"run", "SCENARIO", "simulate one scenario and explain the verdict (--all: every expectation of the library)", cmd_run},
+    {"bisect", "SCENARIO", "run a scenario at every upstream date of the timeline; name the changes that opened and closed a hang", cmd_bisect},
     {"scan", "SCENARIO", "sweep one injected delay and show where a hang begins", cmd_scan},
     {"explore", "SCENARIO", "search every schedule within a bound: a certificate, or the smallest failure as a trace", cmd_explore},
     {"shrink", "INPUT", "the smallest scenario that fails the same way as a failing scenario or trace", cmd_shrink},

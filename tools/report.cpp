@@ -157,6 +157,7 @@ std::string fact_text(const TraceEvent& e) {
       break;
     }
     case EventKind::kSidecarDone: field("hit_pages", sidecar_done_fields(e).hit_pages); break;
+    case EventKind::kRevoke: field("hit_tokens", revoke_fields(e).hit_tokens); break;  // the hit drain's allocation
     case EventKind::kWriteBackup: {
       const WriteBackupFields backup = write_backup_fields(e);
       field("pages", backup.pages);

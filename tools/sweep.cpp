@@ -22,6 +22,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "policy/variant.h"
 #include "policy/assert.h"
 #include "run/input_file.h"
 #include "run/json_node.h"

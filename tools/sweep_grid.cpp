@@ -1,5 +1,8 @@
 #include "tools/sweep_grid.h"
 
+#include "policy/variant.h"
+#include "policy/upstream_timeline.h"
+
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -9,6 +12,7 @@
 #include <sstream>
 
 #include "policy/assert.h"
+#include "policy/upstream_timeline.h"
 #include "run/json_node.h"
 #include "run/input_file.h"
 #include "run/scenario.h"
@@ -36,7 +40,7 @@ std::uint64_t fnv1a(std::uint64_t h, const std::string& text) {
 json document_of(const json& base, const std::vector<SweepAxis>& axes, const std::vector<std::size_t>& index, const std::string& source) {
   json doc = base;
   for (std::size_t a = 0; a < axes.size(); ++a) {
-    if (axes[a].name == "variant" || axes[a].name == "workload") continue;
+    if (axes[a].name == "variant" || axes[a].name == "upstream" || axes[a].name == "workload") continue;
     try {
       const json::json_pointer ptr(axes[a].name);
       if (!doc.contains(ptr.parent_pointer())) {
@@ -78,10 +82,11 @@ std::size_t read_axes(const JsonNode& axes, SweepGrid& g) {
     const JsonNode name = a.at("name");
     SweepAxis axis;
     axis.name = name.str();
-    if (axis.name != "variant" && axis.name != "workload" && (axis.name.empty() || axis.name[0] != '/')) {
-      name.expected("\"variant\", \"workload\" or a JSON pointer into the scenario, e.g. \"/tp\"");
+    if (axis.name != "variant" && axis.name != "upstream" && axis.name != "workload" && (axis.name.empty() || axis.name[0] != '/')) {
+      name.expected("\"variant\", \"upstream\", \"workload\" or a JSON pointer into the scenario, e.g. \"/tp\"");
     }
     if (!names.insert(axis.name).second) name.fail("axis \"" + axis.name + "\" appears twice");
+    if (names.count("variant") && names.count("upstream")) name.fail("\"variant\" and \"upstream\" both say which code runs; give one axis");
     const JsonNode values = a.at("values");
     for (const JsonNode& v : values.array(1)) axis.values.push_back(v.raw());
     points *= axis.values.size();
@@ -130,7 +135,12 @@ class PointBuilder {
       const SweepAxis& axis = g_.axes[a];
       const std::string at = "/axes/" + std::to_string(a) + "/values/" + std::to_string(index[a]);
       const json& value = axis.values[index[a]];
-      if (axis.name == "variant") {
+      if (axis.name == "upstream") {  // a date or timeline commit: upstream as it was then
+        std::string error;
+        if (!value.is_string()) throw ScenarioError(source_, at, "expected an upstream date (YYYY-MM-DD) or timeline commit");
+        if (!UpstreamPoint::parse(value.get<std::string>(), &error)) throw ScenarioError(source_, at, error);
+      }
+      if (axis.name == "variant" || axis.name == "upstream") {
         if (!value.is_string()) throw ScenarioError(source_, at, "expected a variant expression string");
         values.variant = value.get<std::string>();
         values.variant_at = at;

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "policy/fixes.h"
+#include "policy/variant.h"
 #include "run/scenario.h"
 #include "sim/simulation.h"
 #include "run/trace_file.h"
@@ -129,6 +130,7 @@ void record_trace_of_text(const std::string& out_path, const std::string& scenar
 int cmd_run(const Args& args);
 int cmd_demo(const Args& args);
 int cmd_scan(const Args& args);
+int cmd_bisect(const Args& args);
 int cmd_verify(const Args& args);
 int cmd_list(const Args& args);
 int cmd_fixes(const Args& args);

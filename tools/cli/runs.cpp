@@ -548,10 +548,14 @@ nlohmann::json fixes_json() {
 nlohmann::json upstream_json(const std::string& text, UpstreamPoint at) {
   const FixSet fixes = fixes_at(at);
   nlohmann::json families = nlohmann::json::array();
-  for (ModelFamily family : {ModelFamily::kDense, ModelFamily::kHybridMamba}) {
+  for (ModelFamily family : {ModelFamily::kDense, ModelFamily::kHybridMamba, ModelFamily::kHybridSwa}) {
     PolicyConfig cfg;
     cfg.family = family;
     cfg.apply_fixes(fixes);
+    if (!hybrid_swa_modelled(family, cfg.path)) {
+      families.push_back({{"model", model_family_name(family)}, {"code_path", nullptr}, {"not_modelled", kHybridSwaBeforeUnified}});
+      continue;
+    }
     families.push_back({{"model", model_family_name(family)}, {"code_path", code_path_name(cfg.path)}, {"in_force", fix_names(cfg.in_force())},
                         {"default_timeout", std::string(timeout_formula_name(cfg.timeout.formula))}});
   }
@@ -569,6 +573,10 @@ int print_upstream(const std::string& text, bool json) {
   }
   std::printf("upstream %s: %s\n", text.c_str(), j["label"].get<std::string>().c_str());
   for (const auto& f : j["families"]) {
+    if (f.contains("not_modelled")) {
+      std::printf("\n  %-13s %s\n", f["model"].get<std::string>().c_str(), f["not_modelled"].get<std::string>().c_str());
+      continue;
+    }
     std::printf("\n  %-13s runs %s; default timeout %s\n", f["model"].get<std::string>().c_str(), f["code_path"].get<std::string>().c_str(),
                 f["default_timeout"].get<std::string>().c_str());
     std::printf("  %-13s in force:", "");

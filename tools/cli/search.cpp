@@ -53,11 +53,10 @@ void check_explore_bounds(const ExploreBounds& bounds) {
 std::function<bool(const RunResult&)> explore_target(const std::string& target) {
   if (target == "any") return run_fails;
   if (target == "hang") return [](const RunResult& run) { return run.verdict.hang(); };
-  std::optional<HangKind> kind;
-  for (auto k : {HangKind::kDeadlock, HangKind::kCollectiveMismatch, HangKind::kStarvation, HangKind::kLostWorker}) {
-    if (hang_kind_name(k) == target) kind = k;
+  const std::optional<HangKind> kind = hang_kind_by_name(target);
+  if (!kind || *kind == HangKind::kNone) {
+    throw BadInput("--target: expected any, hang, deadlock, collective_mismatch, starvation, lost_worker or crash; got '" + target + "'");
   }
-  if (!kind) throw BadInput("--target: expected any, hang, deadlock, collective_mismatch, starvation or lost_worker; got '" + target + "'");
   return [k = *kind](const RunResult& run) { return run.verdict.kind == k; };
 }
 
@@ -235,7 +234,7 @@ int cmd_explore(const Args& args) {
       ("schedules", po::value(&bounds.schedules_max)->default_value(bounds.schedules_max)->value_name("N"), "stop after this many runs")
       ("seconds", po::value(&bounds.seconds_max)->default_value(0)->value_name("S"), "stop after this much wall time (0: no limit)")
       ("target", po::value(&target)->default_value(target)->value_name("WHAT"),
-       "what to look for: any (a hang or a broken invariant), hang, or a hang kind: deadlock | collective_mismatch | starvation | lost_worker")
+       "what to look for: any (a hang, a crash or a broken invariant), hang, or a kind: deadlock | collective_mismatch | starvation | lost_worker | crash")
       ("record", po::value(&record)->value_name("FILE"),
        "write the counterexample, if one is found, as a trace to FILE (default: results/explore-NAME.jsonl, NAME the scenario's)");
   add_output_options(d);

@@ -91,6 +91,26 @@ CodePath code_path(ModelFamily family, const FixSet& fixes) {
 
 std::span<const UpstreamChange> upstream_timeline() { return kTimeline; }
 
+std::string_view family_since(ModelFamily family) {
+  switch (family) {
+    case ModelFamily::kDense: return kFirstPolicyDate;
+    case ModelFamily::kHybridMamba: return "2026-03-23";
+    case ModelFamily::kHybridSwa: return "2026-06-11";
+  }
+  HCSIM_ASSERT(false);
+  return {};
+}
+
+bool before_family(std::string_view text, ModelFamily family) {
+  if (!looks_like_upstream_point(text)) return false;
+  if (is_date(text)) return text < family_since(family);
+  // A commit stands for its row's date; one before every row, for the first policy date.
+  const auto at = UpstreamPoint::parse(text, nullptr);
+  if (!at) return false;
+  const std::string_view date = at->last < 0 ? kFirstPolicyDate : kTimeline[static_cast<std::size_t>(at->last)].date;
+  return date < family_since(family);
+}
+
 bool looks_like_upstream_point(std::string_view text) {
   if (!text.empty() && text.back() == '^') text.remove_suffix(1);
   return is_date(text) || is_hex(text);

@@ -44,6 +44,13 @@ inline bool hybrid_swa_modelled(ModelFamily family, CodePath path) { return fami
 inline constexpr std::string_view kHybridSwaBeforeUnified =
     "HiCache on hybrid SWA models ran HiRadixCache with hybrid SWA memory off before 2026-06-11 (#27759); not modelled";
 
+// The first date the model has code for `family`: HiCache's prefetch policies (#8692) for dense
+// models; HiMamba's Mamba state in L3 through the hybrid controller (#20457, 0986bed8e) for hybrid
+// Mamba; the unified tree's routing (#27759) for hybrid SWA.
+std::string_view family_since(ModelFamily family);
+// Whether `text` (a date or commit) lies before family_since(family); a preset is never.
+bool before_family(std::string_view text, ModelFamily family);
+
 // One merged upstream change the model follows.
 struct UpstreamChange {
   std::string_view date;    // the squash commit's date, in its committer's zone

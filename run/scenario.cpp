@@ -185,7 +185,7 @@ LateRule read_late(const JsonNode& n, int tp, const std::map<std::string, Reques
   return l;
 }
 
-Expectation read_expectation(const JsonNode& n, const std::map<std::string, RequestId>& ids, const std::string& upstream_at) {
+Expectation read_expectation(const JsonNode& n, const std::map<std::string, RequestId>& ids, const std::string& upstream_at, ModelFamily family) {
   n.object({"variant", "policy", "verdict", "violations", "l3_lost_tokens", "outcomes", "note"});
   Expectation e;
   if (!n.find("variant") && upstream_at.empty()) n.at("variant");  // names what is missing
@@ -193,6 +193,11 @@ Expectation read_expectation(const JsonNode& n, const std::map<std::string, Requ
   std::string error;
   auto fixes = parse_variant(e.variant, &error);
   if (!fixes) n.at("variant").fail(error + " (expected PRESET[+FIX|~FIX]... or DATE[+FIX|~FIX]...; see hcsim fixes)");
+  const std::string start = Variant::parse(e.variant, nullptr)->preset;
+  if (before_family(start, family)) {
+    (n.find("variant") ? n.at("variant") : n).fail("upstream " + start + " is before the model has code for " + std::string(model_family_name(family)) +
+                                                  " (from " + std::string(family_since(family)) + ")");
+  }
   e.fixes = *fixes;
   if (auto v = n.find("policy")) e.policy = v->choice<PrefetchPolicy>(policy_by_name, "best_effort, wait_complete, timeout");
   const std::string verdict = n.at("verdict").str();
@@ -460,7 +465,7 @@ Scenario parse_scenario(const std::string& text, const std::string& source) {
     n->object({"late", "note"});
     for (const JsonNode& l : n->at("late").array(1)) s.explore_late.push_back(read_late(l, tp, ids));
   }
-  for (const JsonNode& e : root.at("expect").array(1)) s.expect.push_back(read_expectation(e, ids, s.upstream_at));
+  for (const JsonNode& e : root.at("expect").array(1)) s.expect.push_back(read_expectation(e, ids, s.upstream_at, s.policy.family));
   check_arrivals_before_horizon(requests, s);
   return s;
 }

@@ -184,8 +184,11 @@ std::vector<std::string> bisect_summary(const Bisection& b) {
     }
   }
   if (opened) {
-    windows.push_back(failure_word(last.outcome.verdict) + " window opened by " + change_text(opened->change()) +
-                      ", still open at the end of the range (" + point_text(last.at) + ", " + std::string(last.row()->date) + ")");
+    // The last row of the timeline stands until the newest upstream the model follows.
+    const bool at_pin = last.at.last + 1 == static_cast<int>(upstream_timeline().size());
+    const std::string end = at_pin ? std::string(kUpstreamPinDate) + " (" + std::string(kUpstreamPinCommit) + "), the newest upstream modelled"
+                                   : "the end of the range (" + point_text(last.at) + ", " + std::string(last.row()->date) + ")";
+    windows.push_back(failure_word(last.outcome.verdict) + " window opened by " + change_text(opened->change()) + ", still open at " + end);
   }
   if (windows.empty()) {
     const HangKind v = first.outcome.verdict;

@@ -252,7 +252,7 @@ int cmd_bisect(const Args& args) {
   po::options_description d("bisect options", kHelpColumns, kHelpColumns / 2);
   d.add_options()("help,h", "show this help")("scenario", po::value(&path)->value_name("SCENARIO"), "scenario JSON file ('-': standard input)")
       ("from", po::value(&from)->value_name("DATE"),
-       "the first change to test: a date (the first merged on or after it) or a timeline commit; default: the first row")
+       "the first change to test: a date (the first merged on or after it) or a timeline commit; default: the first date the model has code for the scenario's model family (dense 2025-08-08, hybrid_mamba 2026-03-23, hybrid_swa 2026-06-11)")
       ("to", po::value(&to)->value_name("DATE"), "the newest point: a date (every change merged by its end) or a timeline commit; default: the last row")
       ("fix", po::value(&va.fixes)->composing()->value_name("FIX"), "add a named fix at every point: a counterfactual (repeatable)")
       ("without", po::value(&va.without)->composing()->value_name("FIX"), "remove a fix at every point (repeatable)")
@@ -265,11 +265,17 @@ int cmd_bisect(const Args& args) {
   if (!parse(args, d, &pos, vm, kHelp)) return kExitOk;
   if (path.empty()) throw BadInput("bisect: missing SCENARIO (see 'hcsim bisect --help')");
   take_seed(vm, va);
+  refuse_trace(path, "bisect", "hcsim replay " + path);
+  const Scenario s = load_scenario_file(path);
+  // By default from the first date the model has code for the scenario's model family.
+  if (from.empty()) from = std::string(family_since(s.policy.family));
+  if (before_family(from, s.policy.family)) {
+    throw BadInput("--from " + from + ": " + path + " is a " + std::string(model_family_name(s.policy.family)) +
+                   " scenario, which the model has code for from " + std::string(family_since(s.policy.family)) + " on");
+  }
   std::string error;
   const auto range = bisect_range(from, to, &error);
   if (!range) throw BadInput(error + " (see 'hcsim fixes' for the timeline)");
-  refuse_trace(path, "bisect", "hcsim replay " + path);
-  const Scenario s = load_scenario_file(path);
   va.upstream = std::string(kUpstreamPinDate);  // a point for run_options to check the fix names and the policy against
   const RunOptions checked = run_options(va);
   const BisectOptions o{*range, variant_of(va).steps, checked.policy, checked.seed};

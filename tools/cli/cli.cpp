@@ -54,6 +54,15 @@ VariantArgs variant_args_of(const Variant& v) {
   return va;
 }
 
+void check_family_date(const VariantArgs& a, const Scenario& s) {
+  const std::string start = variant_of(a).preset;
+  if (before_family(start, s.policy.family)) {
+    throw BadInput((a.upstream.empty() ? "--preset " : "--upstream ") + start + ": " + s.path + " is a " +
+                   std::string(model_family_name(s.policy.family)) + " scenario, which the model has code for from " +
+                   std::string(family_since(s.policy.family)) + " on");
+  }
+}
+
 RunOptions run_options(const VariantArgs& a) {
   RunOptions o;
   std::string error;

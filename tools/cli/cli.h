@@ -65,6 +65,8 @@ std::string variant_name(const VariantArgs& a);
 // A variant as the options that select it (a recorded trace's, to replay it).
 VariantArgs variant_args_of(const Variant& v);
 RunOptions run_options(const VariantArgs& a);
+// Refuses an upstream date before the model has code for the scenario's model family.
+void check_family_date(const VariantArgs& a, const Scenario& s);
 
 // Parses `args`; prints `help_text` and the options and returns false on --help.
 bool parse(const Args& args, po::options_description& visible, po::positional_options_description* pos, po::variables_map& vm,

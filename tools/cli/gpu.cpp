@@ -141,6 +141,7 @@ int cmd_gpu(const Args& args) {
   const bool json = vm.count("json") > 0;
   std::FILE* report = report_stream({dot, record}, json);
   va.fallback = s.upstream_at;
+  check_family_date(va, s);
   RunOptions opt = run_options(va);
   opt.wait_for.all_actors = vm.count("all-actors") > 0;
   const auto t0 = std::chrono::steady_clock::now();

@@ -280,6 +280,7 @@ int cmd_run(const Args& args) {
   take_seed(vm, va);
   const Scenario s = load_scenario_file(path);
   va.fallback = s.upstream_at;
+  check_family_date(va, s);
   RunOptions opt = run_options(va);
   opt.wait_for.all_actors = vm.count("all-actors") > 0;
   if (check) return determinism_holds(s, opt, variant_name(va)) ? kExitOk : kExitUnexpected;

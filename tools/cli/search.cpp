@@ -263,6 +263,7 @@ int cmd_explore(const Args& args) {
   refuse_trace(path, "explore", "hcsim replay " + path);
   const Scenario s = load_scenario_file(path);
   va.fallback = s.upstream_at;
+  check_family_date(va, s);
   const RunOptions opt = run_options(va);
   const std::string variant = variant_name(va);
   const Output o = output_options(vm);

@@ -1,7 +1,7 @@
-// The HiMamba cache's side of a prefetch, on the scheduler thread: registration
-// (prefetch_from_storage), the termination check and TP agreement (check_prefetch_progress,
-// can_terminate_prefetch), and the host-tree insert with the rank-local Mamba commit
-// (HM00d, domain doc 3.1, 3.5 and 4 steps 2, 10-13).
+// The cache's side of a prefetch, on the scheduler thread, for HiMamba, HiRadixCache and the unified
+// tree: registration (prefetch_from_storage), the termination check and TP agreement
+// (check_prefetch_progress, can_terminate_prefetch), the result rule and the host-tree insert with
+// the sidecar commit (HM@faa628694, URC@17313cf4b; docs/upstream-map.md has the ranges).
 #include <algorithm>
 #include <array>
 #include <limits>

@@ -49,7 +49,7 @@ Task<> Rank::prefetch_thread(Runtime& rt) {
       op->host_indices.clear();
       continue;
     }
-    if (op->ended && op->end != OpEnd::kAborted) {  // the scheduler gave up on it before this agreement
+    if (op->ended && op->end != OpEnd::kAborted && hit_tokens[0] > 0) {  // the scheduler gave up on it before this agreement
       rt.emit(rid, HitLostFields{.agreed_tokens = hit_tokens[0],
                                  .published_tokens = 0,
                                  .cause = static_cast<std::int64_t>(HitLossCause::kEndedBeforeHit)});

@@ -141,7 +141,7 @@ std::optional<UpstreamPoint> UpstreamPoint::parse(std::string_view text, std::st
       if (row.starts_with(commit) || commit.starts_with(row)) return UpstreamPoint{before ? i - 1 : i};
     }
     if (commit.starts_with(kUpstreamPinCommit) || kUpstreamPinCommit.starts_with(commit)) {
-      return UpstreamPoint{static_cast<int>(kTimeline.size()) - (before ? 2 : 1)};
+      return UpstreamPoint{static_cast<int>(kTimeline.size()) - 1};  // the pin is no row: its parent has every row too
     }
     return fail("commit " + std::string(commit) + " is not on the model's timeline; give a date (YYYY-MM-DD) or one of the commits 'hcsim fixes' lists");
   }

@@ -41,8 +41,14 @@ std::string Variant::flags() const {
 }
 
 FixSet Variant::fixes() const {
-  const auto base = looks_like_upstream_point(preset) ? std::optional<FixSet>(fixes_at(*UpstreamPoint::parse(preset, nullptr)))
-                                                      : preset_by_name(preset);
+  std::optional<FixSet> base;
+  if (looks_like_upstream_point(preset)) {
+    const auto at = UpstreamPoint::parse(preset, nullptr);
+    HCSIM_ASSERT(at.has_value());  // a parsed variant's point is valid
+    base = fixes_at(*at);
+  } else {
+    base = preset_by_name(preset);
+  }
   HCSIM_ASSERT(base.has_value());
   FixSet set = *base;
   for (const Step& s : steps) {

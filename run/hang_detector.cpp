@@ -81,14 +81,16 @@ Verdict mismatch_verdict(const CollectiveLedger& m, int ranks) {
   // Two data collectives of the CPU transport whose payload lengths differ: Gloo checks the length
   // a peer sends against its own buffer and aborts (op.preamble.length <= op.nbytes, #39147). A
   // forward is a GPU collective, which waits instead.
-  const CollectiveEntry& first = v.entered.front();
   auto on_cpu = [](const CollectiveEntry& e) { return e.op != CollectiveOp::kForward && e.op != CollectiveOp::kBarrier; };
+  const CollectiveEntry* first = nullptr;  // the first data collective of the CPU transport entered
   for (const CollectiveEntry& e : v.entered) {
-    if (on_cpu(first) && on_cpu(e) && e.size != first.size) {
+    if (!on_cpu(e)) continue;
+    if (first == nullptr) first = &e;
+    if (e.size != first->size) {
       v.kind = HangKind::kCrash;
-      v.headline = "crash: rank " + std::to_string(first.rank) + " and rank " + std::to_string(e.rank) + " entered " +
-                   std::string(collective_op_name(first.op)) + " and " + std::string(collective_op_name(e.op)) + " with " +
-                   std::to_string(first.size) + " and " + std::to_string(e.size) +
+      v.headline = "crash: rank " + std::to_string(first->rank) + " and rank " + std::to_string(e.rank) + " entered " +
+                   std::string(collective_op_name(first->op)) + " and " + std::string(collective_op_name(e.op)) + " with " +
+                   std::to_string(first->size) + " and " + std::to_string(e.size) +
                    " elements at one sequence number; the transport aborts on a payload length that differs";
       break;
     }

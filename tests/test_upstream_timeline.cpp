@@ -43,6 +43,7 @@ TEST_CASE("upstream point: a date takes every change merged by the end of that d
   CHECK(at("faa628694^") == at("2026-06-04"));
   CHECK(at("faa62869461d") == at("faa628694"));
   CHECK(at("17313cf4b") == at("2026-08-20"));
+  CHECK(at("17313cf4b^") == at("2026-08-20"));  // the pin is no row: its parent has every row too
 }
 
 TEST_CASE("upstream point: what it refuses, and why", "[upstream]") {
@@ -59,6 +60,16 @@ TEST_CASE("upstream point: what it refuses, and why", "[upstream]") {
   CHECK_FALSE(looks_like_upstream_point("pre-fix"));
   CHECK(looks_like_upstream_point("2026-06-04"));
   CHECK(looks_like_upstream_point("faa628694^"));
+}
+
+TEST_CASE("a model family starts where the model has code for it", "[upstream]") {
+  CHECK(before_family("2026-03-22", ModelFamily::kHybridMamba));
+  CHECK_FALSE(before_family("2026-03-23", ModelFamily::kHybridMamba));
+  CHECK(before_family("2026-06-10", ModelFamily::kHybridSwa));
+  CHECK_FALSE(before_family("2025-08-08", ModelFamily::kDense));
+  CHECK(before_family("33467c05a", ModelFamily::kHybridMamba));  // a commit stands for its row's date
+  CHECK_FALSE(before_family("faa628694^", ModelFamily::kHybridMamba));
+  CHECK_FALSE(before_family("pre-fix", ModelFamily::kHybridSwa));  // a preset is never a date
 }
 
 TEST_CASE("code path: hybrid Mamba runs HiMamba until #27759, then the unified tree", "[upstream]") {

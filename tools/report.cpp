@@ -396,7 +396,7 @@ nlohmann::json report_json(const Scenario& s, const RunResult& r, const RunLabel
   j["tp"] = r.ranks.size();
   j["seed"] = r.seed;
   j["draws"] = draws_json(r);
-  j["verdict"] = v.hang() ? "hang" : "complete";
+  j["verdict"] = v.kind == HangKind::kCrash ? "crash" : v.hang() ? "hang" : "complete";
   j["hang_kind"] = hang_kind_name(v.kind);
   j["at_ns"] = v.at_ns;
   j["headline"] = v.headline;

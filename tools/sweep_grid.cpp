@@ -1,8 +1,5 @@
 #include "tools/sweep_grid.h"
 
-#include "policy/variant.h"
-#include "policy/upstream_timeline.h"
-
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +10,7 @@
 
 #include "policy/assert.h"
 #include "policy/upstream_timeline.h"
+#include "policy/variant.h"
 #include "run/json_node.h"
 #include "run/input_file.h"
 #include "run/scenario.h"
@@ -266,7 +264,9 @@ SweepGrid parse_sweep_grid(const std::string& text, const std::string& source, c
   const json base = parse_json(scenario_text, g.scenario_path);
   (void)parse_scenario(scenario_text, g.scenario_path);  // the base must stand on its own
   if (const auto seeds = root.find("seeds")) read_seeds(*seeds, g);
+  // Points without a variant axis: the grid's variant, else the scenario's upstream_at, else pre-fix.
   std::string default_variant(kDefaultPreset);
+  if (base.contains("upstream_at") && base["upstream_at"].is_string()) default_variant = base["upstream_at"].get<std::string>();
   if (const auto v = root.find("variant")) default_variant = v->str();
   const std::size_t points = read_axes(root.at("axes"), g);
   if (static_cast<std::int64_t>(points) > kRunsMax / g.seeds) throw ScenarioError(source, "/seeds/count", "the grid has more than 2^40 runs");

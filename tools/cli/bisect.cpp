@@ -192,7 +192,7 @@ nlohmann::json change_json(const UpstreamChange* row) {
 nlohmann::json point_json(const BisectPoint& p) {
   const Verdict& v = p.result.verdict;
   return {{"point", point_name(p)}, {"variant", p.variant.text()}, {"change", change_json(p.row())}, {"upstream", upstream_label(p.result.policy.fixes)},
-          {"code_path", code_path_name(p.result.policy.path)}, {"verdict", v.hang() ? "hang" : "complete"}, {"hang_kind", hang_kind_name(v.kind)},
+          {"code_path", code_path_name(p.result.policy.path)}, {"verdict", v.kind == HangKind::kCrash ? "crash" : v.hang() ? "hang" : "complete"}, {"hang_kind", hang_kind_name(v.kind)},
           {"at_ns", v.at_ns}, {"violated", p.outcome.violated}, {"l3_lost_tokens", p.outcome.l3_lost_tokens}};
 }
 

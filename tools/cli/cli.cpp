@@ -38,6 +38,10 @@ void take_seed(const po::variables_map& vm, VariantArgs& a) {
 // The flags' variant: the preset, every --fix, then every --without (the options do not keep their order).
 Variant variant_of(const VariantArgs& a) {
   if (!a.preset.empty() && !a.upstream.empty()) throw BadInput("--preset and --upstream both say where to start; give one");
+  if (!a.upstream.empty() && !looks_like_upstream_point(a.upstream)) {
+    throw BadInput("--upstream: expected a date (YYYY-MM-DD) or a commit of the timeline ('hcsim fixes' lists them); got '" + a.upstream + "'");
+  }
+  if (looks_like_upstream_point(a.preset)) throw BadInput("--preset " + a.preset + ": a date or commit goes to --upstream");
   Variant v;
   v.preset = !a.upstream.empty() ? a.upstream : !a.preset.empty() ? a.preset : !a.fallback.empty() ? a.fallback : std::string(kDefaultPreset);
   for (const auto& f : a.fixes) v.steps.push_back({true, f});
@@ -57,7 +61,8 @@ VariantArgs variant_args_of(const Variant& v) {
 void check_family_date(const VariantArgs& a, const Scenario& s) {
   const std::string start = variant_of(a).preset;
   if (before_family(start, s.policy.family)) {
-    throw BadInput((a.upstream.empty() ? "--preset " : "--upstream ") + start + ": " + s.path + " is a " +
+    const std::string source = !a.upstream.empty() ? "--upstream " : !a.preset.empty() ? "--preset " : s.path + ": /upstream_at ";
+    throw BadInput(source + start + ": " + s.path + " is a " +
                    std::string(model_family_name(s.policy.family)) + " scenario, which the model has code for from " +
                    std::string(family_since(s.policy.family)) + " on");
   }

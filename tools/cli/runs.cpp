@@ -240,8 +240,8 @@ int cmd_run(const Args& args) {
              "Simulates SCENARIO and prints the verdict, the collective and ranks involved, what each actor\n"
              "waits on, where the ranks' published state diverged and the first fact that differed between\n"
              "them (origin), the agreed L3 hits requests did not get (l3 lost), per-request outcomes and a\n"
-             "digest. The variant line says which upstream HiMamba code it stands for, or that it is\n"
-             "hypothetical (hcsim fixes lists both).\n\n"
+             "digest. The variant line says which upstream it stands for (a range of dates of the timeline), or\n"
+             "that it is hypothetical (hcsim fixes lists both); the next line names the code path that runs.\n\n"
              "examples:\n"
              "  hcsim run scenarios/himamba-sidecar-lag.json --preset pre-fix --expect hang\n"
              "  hcsim run scenarios/himamba-sidecar-lag.json --preset seed-fix --dot results/wait.dot\n"
@@ -403,6 +403,8 @@ int cmd_scan(const Args& args) {
   if (rule < 0 || static_cast<std::size_t>(rule) >= s.delays.size()) {
     throw BadInput(path + ": /delays/" + std::to_string(rule) + ": no such delay rule (the scenario has " + std::to_string(s.delays.size()) + ")");
   }
+  va.fallback = s.upstream_at;
+  check_family_date(va, s);
   const RunOptions opt = run_options(va);
   const Output o = output_options(vm);
   const std::string rule_text = describe(s.delays[static_cast<std::size_t>(rule)]);

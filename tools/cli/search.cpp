@@ -156,6 +156,7 @@ ShrinkInput read_shrink_input(const std::string& path, const po::variables_map& 
     in.scenario = parse_json(read_bounded_file(path, kScenarioBytesMax, "a scenario is a description, not data"), path);
   }
   if (!in.scenario.is_object()) throw BadInput(in.source + ": /: expected a scenario object (docs/scenario-format.md)");
+  if (in.scenario.contains("upstream_at") && in.scenario["upstream_at"].is_string()) va.fallback = in.scenario["upstream_at"].get<std::string>();
   return in;
 }
 

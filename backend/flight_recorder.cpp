@@ -6,6 +6,14 @@
 
 namespace hcsim {
 
+namespace {
+// Where a group's state lives: by kind, for the whole groups the GPU world has.
+std::size_t slot_of(Group g) {
+  HCSIM_ASSERT(g.index == Group::kWhole);
+  return static_cast<std::size_t>(g.kind);
+}
+}  // namespace
+
 FlightRecorder::FlightRecorder(int ranks, std::size_t kept_per_rank)
     : ranks_(ranks), kept_per_rank_(kept_per_rank), recent_(static_cast<std::size_t>(ranks)) {
   HCSIM_ASSERT(ranks > 0 && kept_per_rank > 0);
@@ -15,7 +23,7 @@ FlightRecorder::FlightRecorder(int ranks, std::size_t kept_per_rank)
 std::uint64_t FlightRecorder::enter(int rank, Group group, CollectiveOp op, std::int64_t size, TimeNs now_ns) {
   HCSIM_ASSERT(rank >= 0 && rank < ranks_);
   std::lock_guard<std::mutex> lock(mu_);
-  const auto g = static_cast<std::size_t>(group);
+  const std::size_t g = slot_of(group);
   const std::uint64_t seq = next_seq_[g][static_cast<std::size_t>(rank)]++;
   auto [it, fresh] = open_[g].try_emplace(seq);
   OpenCollective& c = it->second.collective;
@@ -42,7 +50,7 @@ void FlightRecorder::exit(int rank, Group group, std::uint64_t seq, TimeNs now_n
       break;
     }
   }
-  auto& open = open_[static_cast<std::size_t>(group)];
+  auto& open = open_[slot_of(group)];
   auto it = open.find(seq);
   HCSIM_ASSERT(it != open.end() && it->second.collective.entered(rank));
   Open& o = it->second;
@@ -79,6 +87,7 @@ TimeNs FlightRecorder::oldest_open_since_ns() const {
 FlightRecorder::Snapshot FlightRecorder::snapshot() const {
   std::lock_guard<std::mutex> lock(mu_);
   Snapshot s;
+  s.ranks = ranks_;
   for (std::size_t g = 0; g < open_.size(); ++g) {
     for (const auto& [seq, o] : open_[g]) s.open[g].emplace(seq, o.collective);
   }
@@ -89,15 +98,22 @@ FlightRecorder::Snapshot FlightRecorder::snapshot() const {
   return s;
 }
 
+std::vector<int> FlightRecorder::Snapshot::members(Group g) const {
+  slot_of(g);
+  std::vector<int> out(static_cast<std::size_t>(ranks));
+  for (int r = 0; r < ranks; ++r) out[static_cast<std::size_t>(r)] = r;
+  return out;
+}
+
 const OpenCollective* FlightRecorder::Snapshot::oldest_open(Group g, std::uint64_t& seq) const {
-  const auto& m = open[static_cast<std::size_t>(g)];
+  const auto& m = open[slot_of(g)];
   if (m.empty()) return nullptr;
   seq = m.begin()->first;
   return &m.begin()->second;
 }
 
 const OpenCollective* FlightRecorder::Snapshot::find_open(Group g, std::uint64_t seq) const {
-  const auto& m = open[static_cast<std::size_t>(g)];
+  const auto& m = open[slot_of(g)];
   auto it = m.find(seq);
   return it == m.end() ? nullptr : &it->second;
 }

@@ -3,9 +3,12 @@
 // watchdog reads a snapshot of it, which answers the same ledger questions as the simulator's
 // matcher, so a GPU hang gets the simulator's diagnosis.
 //
-//   std::uint64_t seq = fr.enter(rank, Group::kScheduler, CollectiveOp::kForward, 2100, now);
-//   ... fr.exit(rank, Group::kScheduler, seq, now);
-//   auto snap = fr.snapshot();  mismatch_verdict(snap, ranks);
+//   std::uint64_t seq = fr.enter(rank, Group::kTp, CollectiveOp::kForward, 2100, now);
+//   ... fr.exit(rank, Group::kTp, seq, now);
+//   auto snap = fr.snapshot();  mismatch_verdict(snap);
+//
+// The GPU world runs each group kind as one group spanning every rank (no DP attention or
+// attention CP), so a group is recorded by its kind.
 #pragma once
 
 #include <array>
@@ -22,7 +25,7 @@ namespace hcsim {
 
 struct CollectiveRecord {
   int rank = 0;
-  Group group = Group::kScheduler;
+  Group group = Group::kTp;
   std::uint64_t seq = 0;
   CollectiveOp op = CollectiveOp::kAllReduceMin;
   std::int64_t size = 0;
@@ -44,8 +47,11 @@ class FlightRecorder {
     const OpenCollective* oldest_open(Group g, std::uint64_t& seq) const override;
     const OpenCollective* find_open(Group g, std::uint64_t seq) const override;
     std::optional<MismatchPoint> first_mismatch() const override { return mismatch; }
+    std::vector<Group> communicators() const override { return {Group::kTp, Group::kPrefetchTp}; }
+    std::vector<int> members(Group g) const override;
 
-    std::array<std::map<std::uint64_t, OpenCollective>, kGroupCount> open;
+    int ranks = 0;
+    std::array<std::map<std::uint64_t, OpenCollective>, kGroupKindCount> open;  // by kind
     std::optional<MismatchPoint> mismatch;
     std::vector<std::vector<CollectiveRecord>> recent;  // by rank, oldest first
     std::uint64_t completed = 0;
@@ -68,8 +74,8 @@ class FlightRecorder {
   int ranks_;
   std::size_t kept_per_rank_;
   mutable std::mutex mu_;
-  std::array<std::vector<std::uint64_t>, kGroupCount> next_seq_;  // by group, by rank
-  std::array<std::map<std::uint64_t, Open>, kGroupCount> open_;
+  std::array<std::vector<std::uint64_t>, kGroupKindCount> next_seq_;  // by kind, by rank
+  std::array<std::map<std::uint64_t, Open>, kGroupKindCount> open_;
   std::optional<MismatchPoint> mismatch_;
   std::vector<std::deque<CollectiveRecord>> recent_;  // by rank, bounded by kept_per_rank
   std::uint64_t completed_ = 0;

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "policy/assert.h"
+#include "policy/topology.h"
 
 namespace hcsim {
 
@@ -20,7 +21,7 @@ constexpr std::size_t kInline = kFrameWords - kHeaderWords;
 // The policy's CPU group; the forward goes to the data group instead.
 GlooChannel channel_of(const WorldCall& c) {
   HCSIM_ASSERT(c.op != CollectiveOp::kForward);
-  return c.group == Group::kPrefetch ? GlooChannel::kPrefetch : GlooChannel::kScheduler;
+  return c.group == Group::kPrefetchTp ? GlooChannel::kPrefetch : GlooChannel::kScheduler;
 }
 
 }  // namespace
@@ -167,9 +168,13 @@ class ThreadWorld::ActorRuntime final : public Runtime {
   }
 
   bool collective(WorldCall& c) {
+    // Every group spans the TP ranks here (run_gpu refuses attention groups): an attention kind
+    // is tp_cpu_group, as upstream reuses the TP group.
+    c.group = Topology{.tp = w_.cfg_.world.ranks}.resolve(c.group, rank_);
+    HCSIM_ASSERT(c.group.index == Group::kWhole);
     const std::int64_t size = collective_size(c);
     const std::uint64_t my_seq = w_.recorder_.enter(rank_, c.group, c.op, size, now_ns());
-    emit(kNoRequest, CollectiveEnterFields{.group = static_cast<std::int64_t>(c.group), .sequence = static_cast<std::int64_t>(my_seq), .payload_size = size});
+    emit(kNoRequest, CollectiveEnterFields{.group = c.group.code(), .sequence = static_cast<std::int64_t>(my_seq), .payload_size = size});
     {
       std::lock_guard<std::mutex> lock(w_.world_mu_);
       ActorWait& rec = w_.table_.wait(slot_);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "policy/fixes.h"
+#include "policy/topology.h"
 #include "policy/trace_event.h"
 #include "policy/upstream_timeline.h"
 
@@ -69,6 +70,10 @@ struct PolicyConfig {
   // next request instead of passing every scheduler_pass_ns (off upstream by default).
   bool sleep_on_idle = false;
   std::vector<RankResources> ranks;             // one entry per TP rank
+  int attn_dp = 1;                              // DP attention replicas (policy/topology.h)
+  int attn_cp = 1;                              // attention context parallelism
+
+  Topology topology() const { return {.tp = static_cast<int>(ranks.size()), .dp = attn_dp, .cp = attn_cp}; }
 
   bool mamba() const { return family == ModelFamily::kHybridMamba; }
   bool swa() const { return family == ModelFamily::kHybridSwa; }

@@ -61,9 +61,9 @@ Task<> Rank::prefetch_from_storage(Runtime& rt, RequestId rid, std::int32_t host
     if (!skip && sidecar_pool_.available() < sidecar_slots) skip = SkipReason::kSidecarAlloc;
   }
   const std::int64_t prefetch_tokens = prefetch_pages * page;
-  if (cfg_.has(Fix::kRegistrationConsensus) && tp_size() > 1) {
+  if (cfg_.has(Fix::kRegistrationConsensus) && !cache_groups_.empty()) {
     std::array<std::int64_t, 1> vote{skip ? 0 : 1};
-    co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMin, vote);
+    for (const Group g : cache_groups_) co_await rt.collective(g, CollectiveOp::kAllReduceMin, vote);
     if (!skip && vote[0] == 0) skip = SkipReason::kGroupDeclined;
   }
   if (skip) {
@@ -120,7 +120,7 @@ Task<bool> Rank::check_prefetch_progress(Runtime& rt, RequestId rid) {
   if (!best_effort()) {  // best_effort returns before any collective
     const bool can = local_can_terminate_now(rt, op);
     std::array<std::int64_t, 2> vote{can ? 0 : 1, op.terminated ? 1 : 0};
-    if (tp_size() > 1) co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMax, vote);
+    for (const Group g : cache_groups_) co_await rt.collective(g, CollectiveOp::kAllReduceMax, vote);
     const bool decided = vote[0] == 0 || vote[1] == 1;
     rt.emit(rid, TerminateVoteFields{.can_terminate = can ? 1 : 0, .terminated = op.terminated ? 1 : 0, .group_decision = decided ? 1 : 0});
     if (!decided) co_return false;
@@ -134,12 +134,10 @@ Task<bool> Rank::check_prefetch_progress(Runtime& rt, RequestId rid) {
   }
   std::array<std::int64_t, 2> agreed{op.completed_tokens, op.sidecar_hit_pages};
   const bool sync_sidecar = cfg_.has(Fix::kSidecarHitSync);  // the unified tree's packed MIN (#27264)
-  if (tp_size() > 1) {
-    // [completed, one hit count per pool transfer] (URC@17313cf4b:1811-1850): an SWA prefetch
-    // whose component took no part has none.
-    std::span<std::int64_t> payload(agreed.data(), sync_sidecar && op.has_pool_transfers ? 2 : 1);
-    co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMin, payload);
-  }
+  // [completed, one hit count per pool transfer] (URC@17313cf4b:1811-1850): an SWA prefetch
+  // whose component took no part has none.
+  const std::span<std::int64_t> payload(agreed.data(), sync_sidecar && op.has_pool_transfers ? 2 : 1);
+  for (const Group g : cache_groups_) co_await rt.collective(g, CollectiveOp::kAllReduceMin, payload);
   // HM00d reads mamba_loaded after the MIN, from whatever this rank's IO thread has by then.
   finish_prefetch(rt, rid, why, agreed[0], sync_sidecar ? agreed[1] : op.sidecar_hit_pages);
   co_return true;
@@ -161,7 +159,7 @@ Task<> Rank::bulk_check_prefetch_progress(Runtime& rt) {
     votes[2 * i] = can[i] ? 0 : 1;
     votes[2 * i + 1] = op.terminated ? 1 : 0;
   }
-  if (tp_size() > 1) co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMax, votes);
+  for (const Group g : cache_groups_) co_await rt.collective(g, CollectiveOp::kAllReduceMax, votes);
   constexpr std::int64_t kNoVote = std::numeric_limits<std::int64_t>::max();
   std::vector<std::int64_t> completed(2 * n, kNoVote);
   for (std::size_t i = 0; i < n; ++i) {
@@ -182,7 +180,7 @@ Task<> Rank::bulk_check_prefetch_progress(Runtime& rt) {
     completed[2 * i] = it->second.op->completed_tokens;
     completed[2 * i + 1] = it->second.op->sidecar_hit_pages;
   }
-  if (tp_size() > 1) co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMin, completed);
+  for (const Group g : cache_groups_) co_await rt.collective(g, CollectiveOp::kAllReduceMin, completed);
   const bool sync_sidecar = cfg_.has(Fix::kSidecarHitSync);
   for (std::size_t i = 0; i < n; ++i) {
     const RequestId rid = waiting_queue_[i];
@@ -341,7 +339,7 @@ Task<> Rank::release_aborted_request(Runtime& rt, RequestId rid) {
     co_return;
   }
   const std::int64_t completed = op->completed_tokens;
-  if (tp_size() > 1) co_await rt.collective(Group::kScheduler, CollectiveOp::kBarrier, std::span<std::int64_t>{});
+  for (const Group g : cache_groups_) co_await rt.collective(g, CollectiveOp::kBarrier, std::span<std::int64_t>{});
   it = ongoing_prefetch_.find(rid);
   HCSIM_ASSERT(it != ongoing_prefetch_.end());
   // host_indices[:completed] go back through the queue; the IO thread releases the rest.

@@ -33,7 +33,7 @@ Task<> Rank::prefetch_thread(Runtime& rt) {
     }
     std::array<std::int64_t, 1> hit_tokens{hit_pages * cfg_.page_size_tokens};
     const std::int64_t local_hit_tokens = hit_tokens[0];
-    if (tp_size() > 1) co_await rt.collective(Group::kPrefetch, CollectiveOp::kAllReduceMin, hit_tokens);
+    for (const Group g : prefetch_groups_) co_await rt.collective(g, CollectiveOp::kAllReduceMin, hit_tokens);
     rt.emit(rid, HitQueryFields{.local_hit_tokens = local_hit_tokens, .group_min_hit_tokens = hit_tokens[0], .op = op->id});
 
     // #33613 leaves the threshold to the scheduler's hit drain (take_storage_hit).

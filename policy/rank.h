@@ -70,6 +70,9 @@ class Rank {
 
   // Scheduler pass (scheduler.cpp).
   Task<> recv_requests(Runtime& rt);
+  Task<> recv_requests_dp_attention(Runtime& rt);
+  Task<> broadcast_ids(Runtime& rt, Group g, std::vector<std::int64_t>& ids);
+  Task<> take_requests(Runtime& rt, std::span<const std::int64_t> arrivals, std::span<const std::int64_t> aborts);
   Task<> add_request_to_queue(Runtime& rt, RequestId rid);
   Task<> abort_request(Runtime& rt, RequestId rid);
   Task<> drain_storage_control_queues(Runtime& rt);
@@ -152,6 +155,9 @@ class Rank {
   const int rank_;
   const RankResources resources_;
   int tp_size() const { return static_cast<int>(cfg_.ranks.size()); }
+  const Topology topology_;
+  const GroupList cache_groups_;     // the cache's scheduler-side reductions, in order
+  const GroupList prefetch_groups_;  // the prefetch thread's
 
   HostSlotPool kv_pool_;
   HostSlotPool sidecar_pool_;

@@ -1,16 +1,37 @@
 #include "policy/runtime.h"
 
+#include <cstdint>
+#include <string>
+
 #include "policy/assert.h"
 
 namespace hcsim {
 
-std::string_view group_name(Group g) {
-  switch (g) {
-    case Group::kScheduler: return "tp_cpu_group";
-    case Group::kPrefetch: return "prefetch_group";
+namespace {
+std::string_view kind_name(GroupKind k) {
+  switch (k) {
+    case GroupKind::kTp: return "tp_cpu_group";
+    case GroupKind::kPrefetchTp: return "prefetch_group";
+    case GroupKind::kAttnTp: return "attn_tp_cpu_group";
+    case GroupKind::kAttnCp: return "attn_cp_cpu_group";
+    case GroupKind::kPrefetchCp: return "prefetch_cp_group";
   }
   HCSIM_ASSERT(false);
   return {};
+}
+}  // namespace
+
+std::string group_name(Group g) {
+  std::string out(kind_name(g.kind));
+  if (g.index != Group::kWhole) out.append("[").append(std::to_string(g.index)).append("]");
+  return out;
+}
+
+std::optional<Group> Group::from_code(std::int64_t code) {
+  if (code < 0 || code >= 8 * (INT16_MAX + 1)) return std::nullopt;
+  const std::int64_t kind = code % 8;
+  if (kind >= kGroupKindCount) return std::nullopt;
+  return Group{static_cast<GroupKind>(kind), static_cast<std::int16_t>(code / 8 - 1)};
 }
 
 std::string_view collective_op_name(CollectiveOp op) {

@@ -6,17 +6,20 @@
 //
 //   co_await rt.sleep_ns(500'000);                                  // costs time in both worlds
 //   std::array<std::int64_t, 2> v{1 - can, terminated};
-//   co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMax, v);
+//   co_await rt.collective(Group::kTp, CollectiveOp::kAllReduceMax, v);
 //   const std::int64_t pages = co_await rt.storage(StorageOp::kKvGet, rid, keys);  // pages read
 //   const TimeNs done_ns = rt.copy_done_ns(StorageOp::kHostToDevice, rid, pages);   // a copy's modelled end
 #pragma once
 
 #include <coroutine>
+#include <compare>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "policy/task.h"
 #include "policy/trace_event.h"
@@ -27,10 +30,38 @@ using PageKey = std::uint64_t;
 using SignalId = std::int32_t;
 
 // Process groups of one TP group of ranks. Each actor kind uses its own, as upstream does, so the
-// scheduler's and the prefetch thread's collectives never interleave on one communicator.
-enum class Group : std::uint8_t { kScheduler, kPrefetch };
-inline constexpr int kGroupCount = 2;
-std::string_view group_name(Group g);
+// scheduler's and the prefetch thread's collectives never interleave on one communicator. With
+// DP attention or attention CP (policy/topology.h) the attention kinds split the TP ranks.
+enum class GroupKind : std::uint8_t { kTp, kPrefetchTp, kAttnTp, kAttnCp, kPrefetchCp };
+inline constexpr int kGroupKindCount = 5;
+
+// A communicator. Policy code names a kind (index kWhole); the world resolves it for the calling
+// rank to the group that rank belongs to: the kind's group `index` where the topology splits the
+// kind, or another kind's group with the same ranks, as upstream reuses the TP group object.
+struct Group {
+  static constexpr std::int16_t kWhole = -1;  // the kind's one group, spanning every TP rank
+  GroupKind kind = GroupKind::kTp;
+  std::int16_t index = kWhole;
+
+  static const Group kTp;          // tp_cpu_group: request broadcast, forward, idle agreement
+  static const Group kPrefetchTp;  // the prefetch thread's group over the attention-TP ranks
+  static const Group kAttnTp;      // attention-TP CPU group
+  static const Group kAttnCp;      // attention-CP CPU group
+  static const Group kPrefetchCp;  // the prefetch thread's group over the attention-CP ranks
+  friend constexpr bool operator==(Group, Group) = default;
+  friend constexpr auto operator<=>(Group a, Group b) { return std::pair(a.kind, a.index) <=> std::pair(b.kind, b.index); }
+  // As events record it: the kind for a whole group (so runs without split groups keep their
+  // digests), else kind + 8 * (index + 1).
+  constexpr std::int64_t code() const { return static_cast<std::int64_t>(kind) + 8 * (index + 1); }
+  static std::optional<Group> from_code(std::int64_t code);
+};
+inline constexpr Group Group::kTp{GroupKind::kTp};
+inline constexpr Group Group::kPrefetchTp{GroupKind::kPrefetchTp};
+inline constexpr Group Group::kAttnTp{GroupKind::kAttnTp};
+inline constexpr Group Group::kAttnCp{GroupKind::kAttnCp};
+inline constexpr Group Group::kPrefetchCp{GroupKind::kPrefetchCp};
+// "tp_cpu_group", "attn_tp_cpu_group[1]", "prefetch_group"
+std::string group_name(Group g);
 
 enum class CollectiveOp : std::uint8_t { kAllReduceMin, kAllReduceMax, kBroadcast, kForward, kBarrier };
 std::string_view collective_op_name(CollectiveOp op);
@@ -56,7 +87,7 @@ struct WorldCall {
   Kind kind = Kind::kSleep;
   TimeNs duration_ns = 0;               // kSleep
   SignalId signal = -1;                 // kWait
-  Group group = Group::kScheduler;      // kCollective
+  Group group = Group::kTp;      // kCollective
   CollectiveOp op = CollectiveOp::kAllReduceMin;
   std::span<std::int64_t> payload;      // kCollective: in and out
   StorageOp storage_op = StorageOp::kHitQuery;  // kStorage
@@ -166,11 +197,12 @@ class Runtime {
     c.payload = payload;
     return {*this, c};
   }
-  // The forward of a batch of `tokens[0]` tokens, after loading `load_back_slots` from host to device.
-  WorldAwait forward(std::span<std::int64_t, 1> tokens, std::span<const std::int32_t> load_back_slots) {
+  // The forward of a batch of `tokens[0]` tokens over `group`, after loading `load_back_slots` from
+  // host to device.
+  WorldAwait forward(std::span<std::int64_t, 1> tokens, std::span<const std::int32_t> load_back_slots, Group group = Group::kTp) {
     WorldCall c;
     c.kind = WorldCall::Kind::kCollective;
-    c.group = Group::kScheduler;
+    c.group = group;
     c.op = CollectiveOp::kForward;
     c.payload = tokens;
     c.slots = load_back_slots;

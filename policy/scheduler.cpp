@@ -20,6 +20,9 @@ Rank::Rank(const PolicyConfig& cfg, const std::vector<RequestSpec>& workload, in
       workload_(workload),
       rank_(rank),
       resources_(cfg.ranks.at(static_cast<std::size_t>(rank))),
+      topology_(cfg.topology()),
+      cache_groups_(cache_groups(topology_, cfg.path == CodePath::kHiMamba)),
+      prefetch_groups_(prefetch_groups(topology_)),
       kv_pool_(SlotPoolKind::kKv, resources_.host_kv_pages),
       sidecar_pool_(SlotPoolKind::kSidecar, resources_.host_sidecar_slots),
       tree_(resources_.host_kv_pages + 1),
@@ -59,6 +62,10 @@ Task<> Rank::scheduler_loop(Runtime& rt) {
 // TP rank 0 receives from the tokenizer and broadcasts (broadcast_pyobj: the sizes, then the data),
 // so every rank's waiting queue holds the same requests in the same order, and sees the same aborts.
 Task<> Rank::recv_requests(Runtime& rt) {
+  if (topology_.dp_attention()) {
+    co_await recv_requests_dp_attention(rt);
+    co_return;
+  }
   std::array<RequestId, kArrivalsPerPassMax> arrivals{};
   std::array<RequestId, kArrivalsPerPassMax> aborts{};
   std::array<std::int64_t, 2> counts{rank_ == 0 ? rt.take_arrivals(arrivals) : 0, rank_ == 0 ? rt.take_aborts(aborts) : 0};
@@ -68,13 +75,42 @@ Task<> Rank::recv_requests(Runtime& rt) {
     ids.insert(ids.end(), aborts.begin(), aborts.begin() + counts[1]);
   }
   if (tp_size() > 1) {
-    co_await rt.collective(Group::kScheduler, CollectiveOp::kBroadcast, counts);
+    co_await rt.collective(Group::kTp, CollectiveOp::kBroadcast, counts);
     ids.resize(static_cast<std::size_t>(counts[0] + counts[1]));
-    if (!ids.empty()) co_await rt.collective(Group::kScheduler, CollectiveOp::kBroadcast, ids);
+    if (!ids.empty()) co_await rt.collective(Group::kTp, CollectiveOp::kBroadcast, ids);
   }
   HCSIM_ASSERT(counts[0] >= 0 && counts[1] >= 0 && static_cast<std::size_t>(counts[0] + counts[1]) == ids.size());
-  for (std::int64_t i = 0; i < counts[0]; ++i) co_await add_request_to_queue(rt, static_cast<RequestId>(ids[static_cast<std::size_t>(i)]));
-  for (std::int64_t i = counts[0]; i < counts[0] + counts[1]; ++i) co_await abort_request(rt, static_cast<RequestId>(ids[static_cast<std::size_t>(i)]));
+  co_await take_requests(rt, std::span<const std::int64_t>(ids).first(static_cast<std::size_t>(counts[0])),
+                         std::span<const std::int64_t>(ids).subspan(static_cast<std::size_t>(counts[0])));
+}
+
+// With DP attention each replica's first rank receives its replica's requests and broadcasts them
+// over the attention-TP group, then the attention-CP group; aborts, as control requests, go from
+// TP rank 0 over the TP group (request_receiver.py@17313cf4b:105-107, 151-214).
+Task<> Rank::recv_requests_dp_attention(Runtime& rt) {
+  std::array<RequestId, kArrivalsPerPassMax> taken{};
+  std::vector<std::int64_t> work;
+  std::vector<std::int64_t> control;
+  if (topology_.replica_leader(rank_)) work.assign(taken.begin(), taken.begin() + rt.take_arrivals(taken));
+  if (rank_ == 0) control.assign(taken.begin(), taken.begin() + rt.take_aborts(taken));
+  if (topology_.attn_tp() > 1) co_await broadcast_ids(rt, Group::kAttnTp, work);
+  if (topology_.cp > 1) co_await broadcast_ids(rt, Group::kAttnCp, work);
+  if (tp_size() > 1) co_await broadcast_ids(rt, Group::kTp, control);
+  co_await take_requests(rt, work, control);
+}
+
+// broadcast_pyobj from the group's first rank: the length, then the items.
+Task<> Rank::broadcast_ids(Runtime& rt, Group g, std::vector<std::int64_t>& ids) {
+  std::array<std::int64_t, 1> count{static_cast<std::int64_t>(ids.size())};
+  co_await rt.collective(g, CollectiveOp::kBroadcast, count);
+  HCSIM_ASSERT(count[0] >= 0 && count[0] <= static_cast<std::int64_t>(2 * kArrivalsPerPassMax));
+  ids.resize(static_cast<std::size_t>(count[0]));
+  if (!ids.empty()) co_await rt.collective(g, CollectiveOp::kBroadcast, ids);
+}
+
+Task<> Rank::take_requests(Runtime& rt, std::span<const std::int64_t> arrivals, std::span<const std::int64_t> aborts) {
+  for (const std::int64_t rid : arrivals) co_await add_request_to_queue(rt, static_cast<RequestId>(rid));
+  for (const std::int64_t rid : aborts) co_await abort_request(rt, static_cast<RequestId>(rid));
 }
 
 // abort_request: a request still waiting leaves the queue, then release_aborted_request; one that
@@ -130,7 +166,7 @@ Task<> Rank::drain_storage_control_queues(Runtime& rt) {
   count(backup_at, ack_backup_queue_.size());
   count(release_at, kv_release_queue_.size());
   count(sidecar_at, sidecar_release_queue_.size());
-  if (tp_size() > 1) co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMin, std::span<std::int64_t>(counts.data(), n));
+  for (const Group g : cache_groups_) co_await rt.collective(g, CollectiveOp::kAllReduceMin, std::span<std::int64_t>(counts.data(), n));
   auto agreed = [&](std::size_t at) { return at < counts.size() ? counts[at] : 0; };
   for (std::int64_t i = 0; i < agreed(revoke_at); ++i) {
     const RequestId rid = revoke_queue_.front();
@@ -259,16 +295,25 @@ Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
     if (device_left_tokens < cfg_.page_size_tokens || prefill_left_tokens <= 0) batch_is_full = true;
   }
   bulk_ready_.clear();
-  if (batch.empty()) {
+  bool any_batch = !batch.empty();
+  if (topology_.dp_attention()) {
+    // prepare_mlp_sync_batch: every pass gathers the replicas' batches over the TP group, and a
+    // replica without one runs an idle batch beside the others (dp_attn.py@17313cf4b:228-300).
+    std::array<std::int64_t, 1> replicas_with_batch{any_batch ? 1 : 0};
+    co_await rt.collective(Group::kTp, CollectiveOp::kAllReduceMax, replicas_with_batch);
+    any_batch = replicas_with_batch[0] == 1;
+  }
+  if (!any_batch) {
     co_await sleep_after_empty_pass(rt);
     co_return;
   }
   std::erase_if(waiting_queue_, [&](RequestId r) { return std::find(batch.begin(), batch.end(), r) != batch.end(); });
-  rt.emit(kNoRequest, ForwardFields{.batch_tokens = batch_tokens, .batch_requests = static_cast<std::int64_t>(batch.size())});
+  if (!batch.empty()) rt.emit(kNoRequest, ForwardFields{.batch_tokens = batch_tokens, .batch_requests = static_cast<std::int64_t>(batch.size())});
   // The forward is a collective whose payload is the batch's token count: ranks that built
-  // different batches launch forwards that never match.
+  // different batches launch forwards that never match. With DP attention the attention-TP group
+  // runs the replica's own batch.
   std::array<std::int64_t, 1> forward{batch_tokens};
-  co_await rt.forward(forward, load_back_slots);
+  co_await rt.forward(forward, load_back_slots, topology_.dp_attention() ? Group::kAttnTp : Group::kTp);
   for (RequestId rid : batch) {
     if (cfg_.write_through) co_await write_backup(rt, rid);
     rt.work_finished(rid);
@@ -290,7 +335,7 @@ Task<> Rank::sleep_after_empty_pass(Runtime& rt) {
   TimeNs sleep_ns = cfg_.scheduler_pass_ns;
   if (cfg_.sleep_on_idle) {
     std::array<std::int64_t, 1> group_idle{idle() ? 1 : 0};
-    if (tp_size() > 1) co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMin, group_idle);
+    if (tp_size() > 1) co_await rt.collective(Group::kTp, CollectiveOp::kAllReduceMin, group_idle);
     const TimeNs next_ns = rt.next_arrival_ns();
     const TimeNs until_ns = next_ns < 0 ? rt.now_ns() + kIdlePollNs : std::min(next_ns, rt.now_ns() + kIdlePollNs);
     if (group_idle[0] == 1 && until_ns > rt.now_ns() + sleep_ns) sleep_ns = until_ns - rt.now_ns();

@@ -101,14 +101,23 @@ std::string_view family_since(ModelFamily family) {
   return {};
 }
 
-bool before_family(std::string_view text, ModelFamily family) {
+std::string_view model_since(ModelFamily family, bool attention_cp) {
+  constexpr std::string_view kAttentionCpSince = "2026-04-27";
+  return attention_cp ? std::max(family_since(family), kAttentionCpSince) : family_since(family);
+}
+
+std::string model_scope(ModelFamily family, bool attention_cp) {
+  return std::string(model_family_name(family)) + (attention_cp ? " with attention CP" : "");
+}
+
+bool before_model(std::string_view text, ModelFamily family, bool attention_cp) {
   if (!looks_like_upstream_point(text)) return false;
-  if (is_date(text)) return text < family_since(family);
+  if (is_date(text)) return text < model_since(family, attention_cp);
   // A commit stands for its row's date; one before every row, for the first policy date.
   const auto at = UpstreamPoint::parse(text, nullptr);
   if (!at) return false;
   const std::string_view date = at->last < 0 ? kFirstPolicyDate : kTimeline[static_cast<std::size_t>(at->last)].date;
-  return date < family_since(family);
+  return date < model_since(family, attention_cp);
 }
 
 bool looks_like_upstream_point(std::string_view text) {

@@ -48,8 +48,14 @@ inline constexpr std::string_view kHybridSwaBeforeUnified =
 // models; HiMamba's Mamba state in L3 through the hybrid controller (#20457, 0986bed8e) for hybrid
 // Mamba; the unified tree's routing (#27759) for hybrid SWA.
 std::string_view family_since(ModelFamily family);
-// Whether `text` (a date or commit) lies before family_since(family); a preset is never.
-bool before_family(std::string_view text, ModelFamily family);
+// The first date the model has code for a scenario: its family's, or, with attention CP, that of
+// the CP reductions (#20460, 2026-04-27: HiRadixCache and the controller's prefetch groups),
+// whichever is later.
+std::string_view model_since(ModelFamily family, bool attention_cp);
+// Whether `text` (a date or commit) lies before model_since; a preset is never.
+bool before_model(std::string_view text, ModelFamily family, bool attention_cp);
+// What a scenario is, as refusals name it: "hybrid_mamba", "dense with attention CP".
+std::string model_scope(ModelFamily family, bool attention_cp);
 
 // One merged upstream change the model follows.
 struct UpstreamChange {

@@ -38,10 +38,10 @@ Task<> Rank::write_backup(Runtime& rt, RequestId rid) {
       HCSIM_ASSERT(kv_ok && sidecar_ok);
     }
   }
-  if (cfg_.has(Fix::kWriteReserveCommit) && tp_size() > 1) {
+  if (cfg_.has(Fix::kWriteReserveCommit) && !cache_groups_.empty()) {
     // Every rank votes, also one with nothing to back up (it does not object).
     std::array<std::int64_t, 1> all_reserved{reserved || pages <= 0 ? 1 : 0};
-    co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMin, all_reserved);
+    for (const Group g : cache_groups_) co_await rt.collective(g, CollectiveOp::kAllReduceMin, all_reserved);
     if (reserved && all_reserved[0] == 0) {  // another rank could not: abort here too
       for (std::int32_t s : slots) kv_pool_.free(rt, s);
       for (std::int32_t s : sidecar_slots) sidecar_pool_.free(rt, s);
@@ -68,7 +68,7 @@ Task<> Rank::writing_check(Runtime& rt) {
     if (ongoing_write_through_.at(wid).copy_done_ns > rt.now_ns()) break;
     ++acks[0];
   }
-  if (tp_size() > 1) co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMin, acks);
+  for (const Group g : cache_groups_) co_await rt.collective(g, CollectiveOp::kAllReduceMin, acks);
   for (std::int64_t i = 0; i < acks[0]; ++i) {
     const std::int32_t wid = ack_write_queue_.front();
     ack_write_queue_.pop_front();
@@ -143,7 +143,9 @@ Task<> Rank::loading_check(Runtime& rt) {
     if (l.done_ns > rt.now_ns()) break;
     ++acks[0];
   }
-  if (cfg_.has(Fix::kSyncedAckChecks) && tp_size() > 1) co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMin, acks);
+  if (cfg_.has(Fix::kSyncedAckChecks)) {
+    for (const Group g : cache_groups_) co_await rt.collective(g, CollectiveOp::kAllReduceMin, acks);
+  }
   for (std::int64_t i = 0; i < acks[0]; ++i) {
     const LoadBack l = ack_load_queue_.front();
     ack_load_queue_.pop_front();

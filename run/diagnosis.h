@@ -32,7 +32,7 @@ struct ActorState {
   int index = 0;  // among the rank's actors of this kind (IO workers)
   WaitKind wait = WaitKind::kRunnable;
   TimeNs since_ns = 0;
-  Group group = Group::kScheduler;  // kCollective
+  Group group = Group::kTp;  // kCollective
   CollectiveOp op = CollectiveOp::kAllReduceMin;
   std::int64_t size = 0;
   std::uint64_t seq = 0;
@@ -75,7 +75,7 @@ struct OpenCollective {
 };
 
 struct MismatchPoint {
-  Group group = Group::kScheduler;
+  Group group = Group::kTp;
   std::uint64_t seq = 0;
   TimeNs at_ns = 0;
 };
@@ -90,6 +90,9 @@ class CollectiveLedger {
   virtual const OpenCollective* find_open(Group g, std::uint64_t seq) const = 0;
   // Where members first entered different collectives at one sequence, if they have.
   virtual std::optional<MismatchPoint> first_mismatch() const = 0;
+  // Every communicator, and the ranks of one.
+  virtual std::vector<Group> communicators() const = 0;
+  virtual std::vector<int> members(Group g) const = 0;
 };
 
 struct Verdict {
@@ -97,7 +100,7 @@ struct Verdict {
   TimeNs at_ns = 0;
   std::string headline;
   bool has_collective = false;
-  Group group = Group::kScheduler;
+  Group group = Group::kTp;
   std::uint64_t seq = 0;
   std::vector<CollectiveEntry> entered;
   std::vector<int> missing_ranks;

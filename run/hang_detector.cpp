@@ -27,8 +27,8 @@ Verdict starvation_verdict(TimeNs now_ns, std::string headline) {
 // The watchdog's stuck world: a collective some rank never entered is named as such; without one,
 // nothing moves and nothing waits on a missing rank: a deadlock.
 Verdict watchdog_verdict(const WorldCheck& c) {
-  auto partial = oldest_partial_collective(*c.collectives, c.ranks, c.now_ns, HangKind::kCollectiveMismatch);
-  if (!partial || partial->missing_ranks.empty()) return deadlock_verdict(*c.collectives, c.ranks, c.now_ns, c.work->owed_count());
+  auto partial = oldest_partial_collective(*c.collectives, c.now_ns, HangKind::kCollectiveMismatch);
+  if (!partial || partial->missing_ranks.empty()) return deadlock_verdict(*c.collectives, c.now_ns, c.work->owed_count());
   name_stalled_collective(*partial, c.now_ns);
   return std::move(*partial);
 }
@@ -40,10 +40,9 @@ void check_contract(const WorldCheck& c) {
 
 }  // namespace
 
-std::optional<Verdict> oldest_partial_collective(const CollectiveLedger& m, int ranks, TimeNs now_ns, HangKind kind) {
+std::optional<Verdict> oldest_partial_collective(const CollectiveLedger& m, TimeNs now_ns, HangKind kind) {
   std::optional<Verdict> oldest;
-  for (int gi = 0; gi < kGroupCount; ++gi) {
-    const auto g = static_cast<Group>(gi);
+  for (const Group g : m.communicators()) {
     std::uint64_t seq = 0;
     const OpenCollective* p = m.oldest_open(g, seq);  // per group, the lowest sequence is the oldest
     if (!p || (oldest && oldest->entered.front().at_ns <= p->first_arrival_ns)) continue;
@@ -54,7 +53,7 @@ std::optional<Verdict> oldest_partial_collective(const CollectiveLedger& m, int 
     v.group = g;
     v.seq = seq;
     v.entered = p->entries;
-    for (int r = 0; r < ranks; ++r) {
+    for (int r : m.members(g)) {
       if (!p->entered(r)) v.missing_ranks.push_back(r);
     }
     oldest = std::move(v);
@@ -62,7 +61,7 @@ std::optional<Verdict> oldest_partial_collective(const CollectiveLedger& m, int 
   return oldest;
 }
 
-Verdict mismatch_verdict(const CollectiveLedger& m, int ranks) {
+Verdict mismatch_verdict(const CollectiveLedger& m) {
   const auto point = m.first_mismatch();
   HCSIM_ASSERT(point.has_value());
   const OpenCollective* p = m.find_open(point->group, point->seq);
@@ -74,7 +73,7 @@ Verdict mismatch_verdict(const CollectiveLedger& m, int ranks) {
   v.group = point->group;
   v.seq = point->seq;
   v.entered = p->entries;
-  for (int r = 0; r < ranks; ++r) {
+  for (int r : m.members(point->group)) {
     if (!p->entered(r)) v.missing_ranks.push_back(r);
   }
   v.headline = "collective mismatch: ranks entered different collectives at one sequence number";
@@ -98,9 +97,9 @@ Verdict mismatch_verdict(const CollectiveLedger& m, int ranks) {
   return v;
 }
 
-std::optional<Verdict> check_stalled_collectives(const CollectiveLedger& m, int ranks, TimeNs now_ns,
+std::optional<Verdict> check_stalled_collectives(const CollectiveLedger& m, TimeNs now_ns,
                                                  const DetectorBounds& bounds) {
-  auto v = oldest_partial_collective(m, ranks, now_ns, HangKind::kCollectiveMismatch);
+  auto v = oldest_partial_collective(m, now_ns, HangKind::kCollectiveMismatch);
   if (!v || now_ns - v->entered.front().at_ns < bounds.collective_stall_ns) return std::nullopt;
   name_stalled_collective(*v, now_ns);
   return v;
@@ -131,8 +130,8 @@ void name_lost_worker(Verdict& v) {
   }
 }
 
-Verdict deadlock_verdict(const CollectiveLedger& m, int ranks, TimeNs now_ns, std::size_t work_owed) {
-  auto v = oldest_partial_collective(m, ranks, now_ns, HangKind::kDeadlock);
+Verdict deadlock_verdict(const CollectiveLedger& m, TimeNs now_ns, std::size_t work_owed) {
+  auto v = oldest_partial_collective(m, now_ns, HangKind::kDeadlock);
   Verdict out = v ? std::move(*v) : Verdict{};
   out.kind = HangKind::kDeadlock;
   out.at_ns = now_ns;
@@ -143,7 +142,7 @@ Verdict deadlock_verdict(const CollectiveLedger& m, int ranks, TimeNs now_ns, st
 std::optional<Verdict> outright_verdict(const WorldCheck& c) {
   check_contract(c);
   HCSIM_ASSERT(c.collectives != nullptr);
-  if (c.collectives->first_mismatch()) return mismatch_verdict(*c.collectives, c.ranks);
+  if (c.collectives->first_mismatch()) return mismatch_verdict(*c.collectives);
   // A watchdog fires on a quiet run only when its transport failed: the run broke, done or not.
   if (c.watchdog_fired) return watchdog_verdict(c);
   if (c.quiet_since_ns >= 0) {
@@ -153,7 +152,7 @@ std::optional<Verdict> outright_verdict(const WorldCheck& c) {
     v.headline = "complete: every request was scheduled on every rank";
     return v;
   }
-  if (c.none_runnable) return deadlock_verdict(*c.collectives, c.ranks, c.now_ns, c.work->owed_count());
+  if (c.none_runnable) return deadlock_verdict(*c.collectives, c.now_ns, c.work->owed_count());
   if (c.event_bound_reached > 0) {
     return starvation_verdict(c.now_ns, "starvation: the run reached its bound of " + std::to_string(c.event_bound_reached) +
                                             " events with requests still owed a schedule (raise it with --limit events=N)");
@@ -165,7 +164,7 @@ std::optional<Verdict> bound_verdict(const WorldCheck& c) {
   check_contract(c);
   HCSIM_ASSERT(c.collectives != nullptr || !c.stall_bound);
   if (c.stall_bound) {
-    if (auto v = check_stalled_collectives(*c.collectives, c.ranks, c.now_ns, *c.bounds)) return v;
+    if (auto v = check_stalled_collectives(*c.collectives, c.now_ns, *c.bounds)) return v;
   }
   // The oldest owed request decides whether any starves; only then is the list built.
   const TimeNs oldest_ns = c.work->oldest_owed_start_ns();

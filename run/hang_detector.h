@@ -25,19 +25,19 @@
 namespace hcsim {
 
 // The oldest collective that some members entered and others did not, as a verdict of `kind`.
-std::optional<Verdict> oldest_partial_collective(const CollectiveLedger& m, int ranks, TimeNs now_ns, HangKind kind);
+std::optional<Verdict> oldest_partial_collective(const CollectiveLedger& m, TimeNs now_ns, HangKind kind);
 
 // The verdict for the first mismatched sequence: who entered it with what, who did not.
-Verdict mismatch_verdict(const CollectiveLedger& m, int ranks);
+Verdict mismatch_verdict(const CollectiveLedger& m);
 
-std::optional<Verdict> check_stalled_collectives(const CollectiveLedger& m, int ranks, TimeNs now_ns,
+std::optional<Verdict> check_stalled_collectives(const CollectiveLedger& m, TimeNs now_ns,
                                                  const DetectorBounds& bounds);
 std::optional<Verdict> check_starvation(const std::vector<WorkItem>& owed, TimeNs now_ns, const DetectorBounds& bounds);
 // A verdict of stuck (not mismatched) actors with a dead actor on the scene becomes lost worker:
 // whoever waits, waits on a worker that is gone. Needs `v.actors`.
 void name_lost_worker(Verdict& v);
 
-Verdict deadlock_verdict(const CollectiveLedger& m, int ranks, TimeNs now_ns, std::size_t work_owed);
+Verdict deadlock_verdict(const CollectiveLedger& m, TimeNs now_ns, std::size_t work_owed);
 
 // What a world saw at one check. The world does its own mechanics first (the simulator lets
 // ranks settle after a mismatch and drains at quiescence; the watchdog waits out its bounds), then

@@ -185,7 +185,8 @@ LateRule read_late(const JsonNode& n, int tp, const std::map<std::string, Reques
   return l;
 }
 
-Expectation read_expectation(const JsonNode& n, const std::map<std::string, RequestId>& ids, const std::string& upstream_at, ModelFamily family) {
+Expectation read_expectation(const JsonNode& n, const std::map<std::string, RequestId>& ids, const std::string& upstream_at, ModelFamily family,
+                             bool attention_cp) {
   n.object({"variant", "policy", "verdict", "violations", "l3_lost_tokens", "outcomes", "note"});
   Expectation e;
   if (!n.find("variant") && upstream_at.empty()) n.at("variant");  // names what is missing
@@ -194,9 +195,9 @@ Expectation read_expectation(const JsonNode& n, const std::map<std::string, Requ
   auto fixes = parse_variant(e.variant, &error);
   if (!fixes) n.at("variant").fail(error + " (expected PRESET[+FIX|~FIX]... or DATE[+FIX|~FIX]...; see hcsim fixes)");
   const std::string start = Variant::parse(e.variant, nullptr)->preset;
-  if (before_family(start, family)) {
-    (n.find("variant") ? n.at("variant") : n).fail("upstream " + start + " is before the model has code for " + std::string(model_family_name(family)) +
-                                                  " (from " + std::string(family_since(family)) + ")");
+  if (before_model(start, family, attention_cp)) {
+    (n.find("variant") ? n.at("variant") : n).fail("upstream " + start + " is before the model has code for " + model_scope(family, attention_cp) +
+                                                  " (from " + std::string(model_since(family, attention_cp)) + ")");
   }
   e.fixes = *fixes;
   if (auto v = n.find("policy")) e.policy = v->choice<PrefetchPolicy>(policy_by_name, "best_effort, wait_complete, timeout");
@@ -430,16 +431,28 @@ std::vector<PageKey> prefix_page_keys(const std::string& prefix, std::int32_t pa
   return keys;
 }
 
+// DP attention replicas and attention CP: how the TP ranks split into attention groups.
+void read_attention(const JsonNode& n, Scenario& s) {
+  n.object({"dp", "cp", "note"});
+  Topology t{.tp = s.world.ranks};
+  if (auto v = n.find("dp")) t.dp = static_cast<int>(v->integer(1, s.world.ranks));
+  if (auto v = n.find("cp")) t.cp = static_cast<int>(v->integer(1, s.world.ranks));
+  if (const std::string problem = t.problem(); !problem.empty()) n.fail(problem);
+  s.world.attn_dp = s.policy.attn_dp = t.dp;
+  s.world.attn_cp = s.policy.attn_cp = t.cp;
+}
+
 Scenario parse_scenario(const std::string& text, const std::string& source) {
   const json doc = parse_json(text, source, "a scenario object (docs/scenario-format.md), like {\"name\": \"x\", \"tp\": 2, \"policy\": {...}, \"requests\": [...], ...}");
   const JsonNode root(doc, source, "");
-  root.object({"name", "description", "incident", "upstream", "upstream_at", "seed", "tp", "policy", "scheduler", "ranks", "storage",
+  root.object({"name", "description", "incident", "upstream", "upstream_at", "seed", "tp", "attention", "policy", "scheduler", "ranks", "storage",
                "collective", "l3", "requests", "delays", "perturbations", "explore", "bounds", "expect"});
   Scenario s;
   s.path = source;
   read_about(root, s);
   const int tp = static_cast<int>(root.at("tp").limited_integer(1, Limit::kRanks, "ranks"));
   s.world.ranks = tp;
+  if (auto n = root.find("attention")) read_attention(*n, s);
 
   read_policy(root.at("policy"), s.policy);
   if (auto n = root.find("scheduler")) read_scheduler(*n, s.policy);
@@ -465,7 +478,9 @@ Scenario parse_scenario(const std::string& text, const std::string& source) {
     n->object({"late", "note"});
     for (const JsonNode& l : n->at("late").array(1)) s.explore_late.push_back(read_late(l, tp, ids));
   }
-  for (const JsonNode& e : root.at("expect").array(1)) s.expect.push_back(read_expectation(e, ids, s.upstream_at, s.policy.family));
+  for (const JsonNode& e : root.at("expect").array(1)) {
+    s.expect.push_back(read_expectation(e, ids, s.upstream_at, s.policy.family, s.policy.attn_cp > 1));
+  }
   check_arrivals_before_horizon(requests, s);
   return s;
 }

@@ -48,7 +48,7 @@ struct Edge {
 
 // An open collective some actor is blocked in.
 struct Collective {
-  Group group = Group::kScheduler;
+  Group group = Group::kTp;
   std::uint64_t seq = 0;
   std::size_t node = 0;
   const OpenCollective* open = nullptr;  // null: the ledger no longer knows it

@@ -12,6 +12,7 @@
 
 #include "policy/assert.h"
 #include "policy/runtime.h"
+#include "policy/topology.h"
 
 namespace hcsim {
 
@@ -48,10 +49,14 @@ struct DetectorBounds {
 
 struct WorldConfig {
   int ranks = 1;
+  int attn_dp = 1;  // DP attention replicas (policy/topology.h)
+  int attn_cp = 1;  // attention context parallelism
   CollectiveCost collective;
   DetectorBounds bounds;
   std::uint64_t events_max = 0;  // 0: the events limit as the run starts (hcsim --limit events=N)
   std::size_t log_kept_max = std::size_t{1} << 20;
+
+  Topology topology() const { return {.tp = ranks, .dp = attn_dp, .cp = attn_cp}; }
 };
 
 }  // namespace hcsim

@@ -1,7 +1,7 @@
-// CollectiveMatcher: matches the collectives of each group by per-rank sequence number. A call
-// completes when every member has entered the same (sequence, op, size); entering a sequence with a
-// different op or size is a mismatch, reported at once. A forward's size is the token count it
-// carries; a forward also costs compute time.
+// CollectiveMatcher: matches the collectives of each communicator by per-rank sequence number. A
+// call completes when every member of its communicator (policy/topology.h) has entered the same
+// (sequence, op, size); entering a sequence with a different op or size is a mismatch, reported at
+// once. A forward's size is the token count it carries; a forward also costs compute time.
 //
 //   rank 0: seq 5 all_reduce(MAX) size 2 ; rank 1: seq 5 forward size 2100  -> mismatch
 #pragma once
@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "policy/runtime.h"
+#include "policy/topology.h"
 #include "run/diagnosis.h"
 #include "run/world_config.h"
 #include "sim/kernel.h"
@@ -21,37 +22,48 @@ namespace hcsim {
 
 class CollectiveMatcher final : public CollectiveLedger {
  public:
-  CollectiveMatcher(int ranks, CollectiveCost cost);
+  CollectiveMatcher(Topology topology, CollectiveCost cost);
 
   struct Pending : OpenCollective {
     std::vector<std::coroutine_handle<>> handles;   // by rank; null until entered
     std::vector<WorldCall*> calls;                  // by rank
   };
 
-  // Enters `call` for `rank`, returning the sequence number it got. Completes the collective when
-  // the last member enters; a conflicting entry marks the sequence mismatched (it never completes)
-  // and records the first such point.
+  // The communicator `rank` enters when policy code names the kind `g`.
+  Group resolve(Group g, int rank) const { return comms_[comm_index(g.kind, rank)]; }
+  // Enters `call`, whose group is resolved, for `rank`, returning the sequence number it got.
+  // Completes the collective when the last member enters; a conflicting entry marks the sequence
+  // mismatched (it never completes) and records the first such point.
   std::uint64_t enter(Kernel& kernel, int rank, WorldCall& call, std::coroutine_handle<> h);
 
   const std::optional<MismatchPoint>& mismatch() const { return mismatch_; }
   const OpenCollective* oldest_open(Group g, std::uint64_t& seq) const override;
   const OpenCollective* find_open(Group g, std::uint64_t seq) const override;
   std::optional<MismatchPoint> first_mismatch() const override { return mismatch_; }
-  // Collectives some member has entered and some has not, per group, by sequence.
-  const std::map<std::uint64_t, Pending>& pending(Group g) const { return groups_[static_cast<std::size_t>(g)].pending; }
+  std::vector<Group> communicators() const override { return comms_; }
+  std::vector<int> members(Group g) const override { return groups_[index_of(g)].members; }
+  // Collectives some member has entered and some has not, per communicator, by sequence.
+  const std::map<std::uint64_t, Pending>& pending(Group g) const { return groups_[index_of(g)].pending; }
   std::uint64_t next_seq(Group g, int rank) const;
   std::uint64_t completed() const { return completed_; }
 
  private:
   struct GroupState {
-    std::vector<std::uint64_t> next_seq;  // by rank
+    std::vector<int> members;
+    std::vector<std::uint64_t> next_seq;  // by rank; members only
     std::map<std::uint64_t, Pending> pending;
   };
   void complete(Kernel& kernel, Pending& p);
+  std::size_t comm_index(GroupKind kind, int rank) const {
+    return comm_of_[static_cast<std::size_t>(kind) * static_cast<std::size_t>(ranks_) + static_cast<std::size_t>(rank)];
+  }
+  std::size_t index_of(Group g) const;
 
   int ranks_;
   CollectiveCost cost_;
-  std::vector<GroupState> groups_;
+  std::vector<Group> comms_;            // every communicator, by index
+  std::vector<std::size_t> comm_of_;    // by kind, then rank: index into comms_ and groups_
+  std::vector<GroupState> groups_;      // by communicator index
   std::optional<MismatchPoint> mismatch_;
   std::uint64_t completed_ = 0;
 };

@@ -29,7 +29,7 @@ namespace hcsim {
 struct FailureSignature {
   HangKind kind = HangKind::kNone;
   bool has_collective = false;
-  Group group = Group::kScheduler;
+  Group group = Group::kTp;
   std::vector<CollectiveOp> ops;  // sorted, distinct
 
   bool operator==(const FailureSignature&) const = default;

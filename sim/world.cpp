@@ -27,7 +27,9 @@ class SimWorld::ActorRuntime final : public Runtime {
     waiters.clear();
   }
 
-  int take_arrivals(std::span<RequestId> out) override { return w_.requests_.take_arrivals(now_ns(), out); }
+  int take_arrivals(std::span<RequestId> out) override {
+    return w_.requests_.take_arrivals(now_ns(), out, w_.cfg_.topology().replica(rank_));
+  }
   int take_aborts(std::span<RequestId> out) override { return w_.requests_.take_aborts(now_ns(), out); }
   TimeNs next_arrival_ns() const override { return w_.requests_.next_due_ns(); }
   void work_started(RequestId r) override { w_.work_.start(r, now_ns()); }
@@ -64,8 +66,9 @@ class SimWorld::ActorRuntime final : public Runtime {
         w_.signal_waiters_.at(static_cast<std::size_t>(c.signal)).push_back(h);
         break;
       case WorldCall::Kind::kCollective:
+        c.group = w_.matcher_.resolve(c.group, rank_);  // the communicator this rank's group of the kind is
         rec.block(WaitKind::kCollective, c, k.now_ns());
-        emit(kNoRequest, CollectiveEnterFields{.group = static_cast<std::int64_t>(c.group),
+        emit(kNoRequest, CollectiveEnterFields{.group = c.group.code(),
                                                .sequence = static_cast<std::int64_t>(w_.matcher_.next_seq(c.group, rank_)),
                                                .payload_size = collective_size(c)});
         rec.seq = w_.matcher_.enter(k, rank_, c, h);
@@ -103,10 +106,10 @@ SimWorld::SimWorld(WorldConfig cfg, StorageModel& storage, std::vector<Arrival> 
                    std::vector<Arrival> aborts)
     : cfg_(cfg),
       storage_(storage),
-      matcher_(cfg.ranks, cfg.collective),
+      matcher_(cfg.topology(), cfg.collective),
       log_(cfg.log_kept_max),
-      requests_(std::move(arrivals), std::move(aborts)),
-      work_(request_count, cfg.ranks) {
+      requests_(std::move(arrivals), std::move(aborts), cfg.attn_dp),
+      work_(request_count, cfg.ranks, requests_.replica_of(request_count), cfg.topology().replica_ranks()) {
   HCSIM_ASSERT(cfg.ranks > 0 && cfg.bounds.check_period_ns > 0);
   if (cfg_.events_max == 0) cfg_.events_max = static_cast<std::uint64_t>(limit_value(Limit::kEvents));
   HCSIM_ASSERT(cfg_.events_max > 0);

@@ -49,19 +49,19 @@ GpuRunOptions host_world() {
 
 TEST_CASE("flight recorder: a mismatch at one sequence gives the simulator's verdict") {
   FlightRecorder fr(2);
-  REQUIRE(fr.enter(0, Group::kScheduler, CollectiveOp::kBroadcast, 2, 10) == 0);
-  REQUIRE(fr.enter(1, Group::kScheduler, CollectiveOp::kBroadcast, 2, 11) == 0);
-  fr.exit(0, Group::kScheduler, 0, 20);
-  fr.exit(1, Group::kScheduler, 0, 21);
+  REQUIRE(fr.enter(0, Group::kTp, CollectiveOp::kBroadcast, 2, 10) == 0);
+  REQUIRE(fr.enter(1, Group::kTp, CollectiveOp::kBroadcast, 2, 11) == 0);
+  fr.exit(0, Group::kTp, 0, 20);
+  fr.exit(1, Group::kTp, 0, 21);
   REQUIRE(fr.completed() == 1);
   REQUIRE(fr.oldest_open_since_ns() == -1);
-  REQUIRE(fr.enter(0, Group::kScheduler, CollectiveOp::kForward, 52, 30) == 1);
-  REQUIRE(fr.enter(1, Group::kScheduler, CollectiveOp::kForward, 2100, 31) == 1);
+  REQUIRE(fr.enter(0, Group::kTp, CollectiveOp::kForward, 52, 30) == 1);
+  REQUIRE(fr.enter(1, Group::kTp, CollectiveOp::kForward, 2100, 31) == 1);
   REQUIRE(fr.oldest_open_since_ns() == 30);
   const FlightRecorder::Snapshot snap = fr.snapshot();
-  const Verdict v = mismatch_verdict(snap, 2);
+  const Verdict v = mismatch_verdict(snap);
   REQUIRE(v.kind == HangKind::kCollectiveMismatch);
-  REQUIRE(v.group == Group::kScheduler);
+  REQUIRE(v.group == Group::kTp);
   REQUIRE(v.seq == 1);
   REQUIRE(v.at_ns == 31);
   REQUIRE(v.entered.size() == 2);
@@ -127,7 +127,7 @@ TEST_CASE("thread world: the seed bug hangs for real and the watchdog names the 
   REQUIRE(g.stats.watchdog_fired);
   REQUIRE(g.stats.actors_abandoned == 0);
   REQUIRE(v.kind == HangKind::kCollectiveMismatch);
-  REQUIRE(v.group == Group::kScheduler);
+  REQUIRE(v.group == Group::kTp);
   REQUIRE(v.entered.size() == 2);
   for (const CollectiveEntry& e : v.entered) {
     REQUIRE(e.op == CollectiveOp::kForward);
@@ -227,7 +227,7 @@ TEST_CASE("thread world: where the data group lets mismatched counts in, the div
   REQUIRE(returned_from_unmatched.load() == 1);
   const Verdict& v = g.run.verdict;
   REQUIRE(v.kind == HangKind::kCollectiveMismatch);
-  REQUIRE(v.group == Group::kScheduler);
+  REQUIRE(v.group == Group::kTp);
   REQUIRE(v.entered.size() == 2);
   for (const CollectiveEntry& e : v.entered) REQUIRE(e.size == (e.rank == 0 ? 52 : 2100));
   for (const auto& ring : g.flight) {

@@ -22,7 +22,8 @@ using namespace hcsim;
 constexpr TimeNs kLatency = 1'000;
 
 struct Env {
-  explicit Env(int ranks) : matcher(ranks, CollectiveCost{kLatency, 1'000'000, 200}) {}
+  explicit Env(int ranks) : Env(Topology{.tp = ranks}) {}
+  explicit Env(Topology t) : matcher(t, CollectiveCost{kLatency, 1'000'000, 200}) {}
   Kernel kernel;
   CollectiveMatcher matcher;
 };
@@ -80,8 +81,8 @@ TEST_CASE("collectives: 2-rank all_reduce MIN and MAX reduce element-wise and re
   Env env(2);
   std::vector<std::int64_t> p0{5, 1, 7, -3};
   std::vector<std::int64_t> p1{3, 4, 7, -8};
-  WorldCall c0 = collective(Group::kScheduler, op, p0);
-  WorldCall c1 = collective(Group::kScheduler, op, p1);
+  WorldCall c0 = collective(Group::kTp, op, p0);
+  WorldCall c1 = collective(Group::kTp, op, p1);
   std::vector<Resumed> log;
   Members m;
   m.start(env, 100, member(env, 0, {&c0}, log));
@@ -95,7 +96,7 @@ TEST_CASE("collectives: 2-rank all_reduce MIN and MAX reduce element-wise and re
   // Both resumed at the last arrival plus the latency, in rank order.
   REQUIRE(log == std::vector<Resumed>{{250 + kLatency, 0, 0}, {250 + kLatency, 1, 0}});
   REQUIRE(env.matcher.completed() == 1);
-  REQUIRE(env.matcher.pending(Group::kScheduler).empty());
+  REQUIRE(env.matcher.pending(Group::kTp).empty());
   REQUIRE_FALSE(env.matcher.mismatch());
   for (const auto& t : m.tasks) REQUIRE(t.done());
 }
@@ -105,9 +106,9 @@ TEST_CASE("collectives: broadcast copies rank 0's payload to every other rank", 
   std::vector<std::int64_t> p0{11, 22, 33};
   std::vector<std::int64_t> p1{0, 0, 0};
   std::vector<std::int64_t> p2{-1, -2, -3};
-  WorldCall c0 = collective(Group::kPrefetch, CollectiveOp::kBroadcast, p0);
-  WorldCall c1 = collective(Group::kPrefetch, CollectiveOp::kBroadcast, p1);
-  WorldCall c2 = collective(Group::kPrefetch, CollectiveOp::kBroadcast, p2);
+  WorldCall c0 = collective(Group::kPrefetchTp, CollectiveOp::kBroadcast, p0);
+  WorldCall c1 = collective(Group::kPrefetchTp, CollectiveOp::kBroadcast, p1);
+  WorldCall c2 = collective(Group::kPrefetchTp, CollectiveOp::kBroadcast, p2);
   std::vector<Resumed> log;
   Members m;
   // Rank 0 is the root even though it is not the first to arrive.
@@ -127,8 +128,8 @@ TEST_CASE("collectives: a matched forward costs latency + base + per-token compu
   Env env(2);
   std::vector<std::int64_t> p0{2100};
   std::vector<std::int64_t> p1{2100};
-  WorldCall c0 = collective(Group::kScheduler, CollectiveOp::kForward, p0);
-  WorldCall c1 = collective(Group::kScheduler, CollectiveOp::kForward, p1);
+  WorldCall c0 = collective(Group::kTp, CollectiveOp::kForward, p0);
+  WorldCall c1 = collective(Group::kTp, CollectiveOp::kForward, p1);
   REQUIRE(collective_size(c0) == 2100);  // a forward's size is its token count
   std::vector<Resumed> log;
   Members m;
@@ -145,12 +146,12 @@ TEST_CASE("collectives: sequence numbers advance per rank per group; groups are 
   // Scheduler group: two all-reduces per rank. Prefetch group: one broadcast per rank, entered by a
   // second actor of each rank while its scheduler is still inside a scheduler-group collective.
   std::vector<std::int64_t> s0a{1}, s0b{10}, s1a{2}, s1b{20}, f0{7}, f1{0};
-  WorldCall cs0a = collective(Group::kScheduler, CollectiveOp::kAllReduceMax, s0a);
-  WorldCall cs0b = collective(Group::kScheduler, CollectiveOp::kAllReduceMin, s0b);
-  WorldCall cs1a = collective(Group::kScheduler, CollectiveOp::kAllReduceMax, s1a);
-  WorldCall cs1b = collective(Group::kScheduler, CollectiveOp::kAllReduceMin, s1b);
-  WorldCall cf0 = collective(Group::kPrefetch, CollectiveOp::kBroadcast, f0);
-  WorldCall cf1 = collective(Group::kPrefetch, CollectiveOp::kBroadcast, f1);
+  WorldCall cs0a = collective(Group::kTp, CollectiveOp::kAllReduceMax, s0a);
+  WorldCall cs0b = collective(Group::kTp, CollectiveOp::kAllReduceMin, s0b);
+  WorldCall cs1a = collective(Group::kTp, CollectiveOp::kAllReduceMax, s1a);
+  WorldCall cs1b = collective(Group::kTp, CollectiveOp::kAllReduceMin, s1b);
+  WorldCall cf0 = collective(Group::kPrefetchTp, CollectiveOp::kBroadcast, f0);
+  WorldCall cf1 = collective(Group::kPrefetchTp, CollectiveOp::kBroadcast, f1);
   std::vector<Resumed> sched_log, prefetch_log;
   Members m;
   m.start(env, 0, member(env, 0, {&cs0a, &cs0b}, sched_log));
@@ -163,12 +164,12 @@ TEST_CASE("collectives: sequence numbers advance per rank per group; groups are 
   REQUIRE(prefetch_log == std::vector<Resumed>{{6 + kLatency, 0, 0}, {6 + kLatency, 1, 0}});
   REQUIRE(f1 == std::vector<std::int64_t>{7});
   REQUIRE(sched_log.empty());
-  REQUIRE(env.matcher.pending(Group::kScheduler).size() == 1);
-  REQUIRE(env.matcher.pending(Group::kPrefetch).empty());
-  REQUIRE(env.matcher.next_seq(Group::kScheduler, 0) == 1);
-  REQUIRE(env.matcher.next_seq(Group::kScheduler, 1) == 0);
-  REQUIRE(env.matcher.next_seq(Group::kPrefetch, 0) == 1);
-  REQUIRE(env.matcher.next_seq(Group::kPrefetch, 1) == 1);
+  REQUIRE(env.matcher.pending(Group::kTp).size() == 1);
+  REQUIRE(env.matcher.pending(Group::kPrefetchTp).empty());
+  REQUIRE(env.matcher.next_seq(Group::kTp, 0) == 1);
+  REQUIRE(env.matcher.next_seq(Group::kTp, 1) == 0);
+  REQUIRE(env.matcher.next_seq(Group::kPrefetchTp, 0) == 1);
+  REQUIRE(env.matcher.next_seq(Group::kPrefetchTp, 1) == 1);
 
   REQUIRE(env.kernel.run(1'000'000) == Kernel::RunEnd::kQueueEmpty);
   const TimeNs first = 50'000 + kLatency;
@@ -176,10 +177,10 @@ TEST_CASE("collectives: sequence numbers advance per rank per group; groups are 
   REQUIRE(sched_log == std::vector<Resumed>{{first, 0, 0}, {first, 1, 0}, {second, 0, 1}, {second, 1, 1}});
   REQUIRE(s0a == std::vector<std::int64_t>{2});
   REQUIRE(s1b == std::vector<std::int64_t>{10});
-  REQUIRE(env.matcher.next_seq(Group::kScheduler, 0) == 2);
-  REQUIRE(env.matcher.next_seq(Group::kScheduler, 1) == 2);
-  REQUIRE(env.matcher.next_seq(Group::kPrefetch, 0) == 1);  // untouched by scheduler traffic
-  REQUIRE(env.matcher.next_seq(Group::kPrefetch, 1) == 1);
+  REQUIRE(env.matcher.next_seq(Group::kTp, 0) == 2);
+  REQUIRE(env.matcher.next_seq(Group::kTp, 1) == 2);
+  REQUIRE(env.matcher.next_seq(Group::kPrefetchTp, 0) == 1);  // untouched by scheduler traffic
+  REQUIRE(env.matcher.next_seq(Group::kPrefetchTp, 1) == 1);
   REQUIRE(env.matcher.completed() == 3);
   REQUIRE_FALSE(env.matcher.mismatch());
 }
@@ -189,13 +190,13 @@ TEST_CASE("collectives: all_reduce(MAX) against forward at one sequence is a mis
   Env env(2);
   std::vector<std::int64_t> vote{1, 0};
   std::vector<std::int64_t> tokens{2100};
-  WorldCall c0 = collective(Group::kScheduler, CollectiveOp::kAllReduceMax, vote);
-  WorldCall c1 = collective(Group::kScheduler, CollectiveOp::kForward, tokens);
+  WorldCall c0 = collective(Group::kTp, CollectiveOp::kAllReduceMax, vote);
+  WorldCall c1 = collective(Group::kTp, CollectiveOp::kForward, tokens);
   // Something that would run after the mismatch if the kernel kept going.
   std::vector<Resumed> log, later;
   std::vector<std::int64_t> q0{0}, q1{0};
-  WorldCall after0 = collective(Group::kPrefetch, CollectiveOp::kAllReduceMin, q0);
-  WorldCall after1 = collective(Group::kPrefetch, CollectiveOp::kAllReduceMin, q1);
+  WorldCall after0 = collective(Group::kPrefetchTp, CollectiveOp::kAllReduceMin, q0);
+  WorldCall after1 = collective(Group::kPrefetchTp, CollectiveOp::kAllReduceMin, q1);
   Members m;
   m.start(env, 1'000, member(env, 0, {&c0}, log));
   m.start(env, 2'000, member(env, 1, {&c1}, log));
@@ -211,16 +212,16 @@ TEST_CASE("collectives: all_reduce(MAX) against forward at one sequence is a mis
 
   const auto& point = env.matcher.mismatch();
   REQUIRE(point);
-  REQUIRE(point->group == Group::kScheduler);
+  REQUIRE(point->group == Group::kTp);
   REQUIRE(point->seq == 0);
   REQUIRE(point->at_ns == 2'000);
 
-  const Verdict v = mismatch_verdict(env.matcher, 2);
+  const Verdict v = mismatch_verdict(env.matcher);
   REQUIRE(v.kind == HangKind::kCollectiveMismatch);
   REQUIRE(v.hang());
   REQUIRE(v.at_ns == 2'000);
   REQUIRE(v.has_collective);
-  REQUIRE(v.group == Group::kScheduler);
+  REQUIRE(v.group == Group::kTp);
   REQUIRE(v.seq == 0);
   REQUIRE(v.entered.size() == 2);
   CHECK(v.entered[0].rank == 0);
@@ -238,7 +239,7 @@ TEST_CASE("collectives: all_reduce(MAX) against forward at one sequence is a mis
   REQUIRE(env.matcher.completed() == 0);
   REQUIRE(vote == std::vector<std::int64_t>{1, 0});
   REQUIRE(tokens == std::vector<std::int64_t>{2100});
-  REQUIRE(env.matcher.pending(Group::kScheduler).at(0).mismatched);
+  REQUIRE(env.matcher.pending(Group::kTp).at(0).mismatched);
 
   // Running on (the world lets late ranks settle) never completes the mismatched sequence, and
   // keeps the first mismatch point; unrelated groups still work.
@@ -253,16 +254,16 @@ TEST_CASE("collectives: same op with a different size is also a mismatch", "[col
   Env env(2);
   std::vector<std::int64_t> p0{1, 2};
   std::vector<std::int64_t> p1{1, 2, 3};
-  WorldCall c0 = collective(Group::kPrefetch, CollectiveOp::kAllReduceMin, p0);
-  WorldCall c1 = collective(Group::kPrefetch, CollectiveOp::kAllReduceMin, p1);
+  WorldCall c0 = collective(Group::kPrefetchTp, CollectiveOp::kAllReduceMin, p0);
+  WorldCall c1 = collective(Group::kPrefetchTp, CollectiveOp::kAllReduceMin, p1);
   std::vector<Resumed> log;
   Members m;
   m.start(env, 0, member(env, 0, {&c0}, log));
   m.start(env, 0, member(env, 1, {&c1}, log));
   REQUIRE(env.kernel.run(1'000'000) == Kernel::RunEnd::kStopped);
   REQUIRE(env.matcher.mismatch());
-  const Verdict v = mismatch_verdict(env.matcher, 2);
-  REQUIRE(v.group == Group::kPrefetch);
+  const Verdict v = mismatch_verdict(env.matcher);
+  REQUIRE(v.group == Group::kPrefetchTp);
   REQUIRE(v.entered.size() == 2);
   REQUIRE(v.entered[0].size == 2);
   REQUIRE(v.entered[1].size == 3);
@@ -272,14 +273,14 @@ TEST_CASE("collectives: same op with a different size is also a mismatch", "[col
 TEST_CASE("collectives: a 3-rank mismatch names the rank that has not entered yet", "[collectives]") {
   Env env(3);
   std::vector<std::int64_t> p0{0, 0}, p1{5};
-  WorldCall c0 = collective(Group::kScheduler, CollectiveOp::kAllReduceMax, p0);
-  WorldCall c1 = collective(Group::kScheduler, CollectiveOp::kForward, p1);
+  WorldCall c0 = collective(Group::kTp, CollectiveOp::kAllReduceMax, p0);
+  WorldCall c1 = collective(Group::kTp, CollectiveOp::kForward, p1);
   std::vector<Resumed> log;
   Members m;
   m.start(env, 10, member(env, 0, {&c0}, log));
   m.start(env, 20, member(env, 1, {&c1}, log));
   REQUIRE(env.kernel.run(1'000'000) == Kernel::RunEnd::kStopped);
-  const Verdict v = mismatch_verdict(env.matcher, 3);
+  const Verdict v = mismatch_verdict(env.matcher);
   REQUIRE(v.missing_ranks == std::vector<int>{2});
   REQUIRE(v.entered.size() == 2);
 }
@@ -288,7 +289,7 @@ TEST_CASE("collectives: a partial collective is pending, and a stall only once t
           "[collectives][hang]") {
   Env env(2);
   std::vector<std::int64_t> p0{1, 0};
-  WorldCall c0 = collective(Group::kScheduler, CollectiveOp::kAllReduceMax, p0);
+  WorldCall c0 = collective(Group::kTp, CollectiveOp::kAllReduceMax, p0);
   std::vector<Resumed> log;
   Members m;
   const TimeNs entered_at = 7'000;
@@ -298,7 +299,7 @@ TEST_CASE("collectives: a partial collective is pending, and a stall only once t
   REQUIRE(log.empty());
   REQUIRE_FALSE(env.matcher.mismatch());
 
-  const auto& pending = env.matcher.pending(Group::kScheduler);
+  const auto& pending = env.matcher.pending(Group::kTp);
   REQUIRE(pending.size() == 1);
   REQUIRE(pending.count(0) == 1);
   const auto& p = pending.at(0);
@@ -307,13 +308,13 @@ TEST_CASE("collectives: a partial collective is pending, and a stall only once t
   REQUIRE(p.entries[0].rank == 0);
   REQUIRE(p.handles[0]);
   REQUIRE_FALSE(p.handles[1]);
-  REQUIRE(env.matcher.pending(Group::kPrefetch).empty());
+  REQUIRE(env.matcher.pending(Group::kPrefetchTp).empty());
 
   // oldest_partial_collective has no bound: it names the partial at once, with the missing rank.
-  const auto oldest = oldest_partial_collective(env.matcher, 2, entered_at + 1, HangKind::kDeadlock);
+  const auto oldest = oldest_partial_collective(env.matcher, entered_at + 1, HangKind::kDeadlock);
   REQUIRE(oldest);
   REQUIRE(oldest->kind == HangKind::kDeadlock);
-  REQUIRE(oldest->group == Group::kScheduler);
+  REQUIRE(oldest->group == Group::kTp);
   REQUIRE(oldest->seq == 0);
   REQUIRE(oldest->missing_ranks == std::vector<int>{1});
   REQUIRE(oldest->entered.size() == 1);
@@ -321,13 +322,13 @@ TEST_CASE("collectives: a partial collective is pending, and a stall only once t
   // check_stalled_collectives waits for the stall bound ("a member this late is taken as never coming").
   DetectorBounds bounds;
   bounds.collective_stall_ns = 10'000'000;
-  REQUIRE_FALSE(check_stalled_collectives(env.matcher, 2, entered_at, bounds));
-  REQUIRE_FALSE(check_stalled_collectives(env.matcher, 2, entered_at + bounds.collective_stall_ns - 1, bounds));
-  const auto stalled = check_stalled_collectives(env.matcher, 2, entered_at + bounds.collective_stall_ns, bounds);
+  REQUIRE_FALSE(check_stalled_collectives(env.matcher, entered_at, bounds));
+  REQUIRE_FALSE(check_stalled_collectives(env.matcher, entered_at + bounds.collective_stall_ns - 1, bounds));
+  const auto stalled = check_stalled_collectives(env.matcher, entered_at + bounds.collective_stall_ns, bounds);
   REQUIRE(stalled);
   REQUIRE(stalled->kind == HangKind::kCollectiveMismatch);
   REQUIRE(stalled->at_ns == entered_at + bounds.collective_stall_ns);
-  REQUIRE(stalled->group == Group::kScheduler);
+  REQUIRE(stalled->group == Group::kTp);
   REQUIRE(stalled->seq == 0);
   REQUIRE(stalled->missing_ranks == std::vector<int>{1});
   REQUIRE(stalled->entered.at(0).op == CollectiveOp::kAllReduceMax);
@@ -338,16 +339,16 @@ TEST_CASE("collectives: a partial collective is pending, and a stall only once t
 TEST_CASE("collectives: the oldest partial collective across groups is reported", "[collectives][hang]") {
   Env env(2);
   std::vector<std::int64_t> ps{0}, pf{0};
-  WorldCall cs = collective(Group::kScheduler, CollectiveOp::kAllReduceMin, ps);
-  WorldCall cf = collective(Group::kPrefetch, CollectiveOp::kAllReduceMin, pf);
+  WorldCall cs = collective(Group::kTp, CollectiveOp::kAllReduceMin, ps);
+  WorldCall cf = collective(Group::kPrefetchTp, CollectiveOp::kAllReduceMin, pf);
   std::vector<Resumed> log;
   Members m;
   m.start(env, 500, member(env, 0, {&cs}, log));  // scheduler partial: rank 1 missing, later
   m.start(env, 100, member(env, 1, {&cf}, log));  // prefetch partial: rank 0 missing, older
   REQUIRE(env.kernel.run(1'000'000) == Kernel::RunEnd::kQueueEmpty);
-  const auto v = oldest_partial_collective(env.matcher, 2, 1'000, HangKind::kDeadlock);
+  const auto v = oldest_partial_collective(env.matcher, 1'000, HangKind::kDeadlock);
   REQUIRE(v);
-  REQUIRE(v->group == Group::kPrefetch);
+  REQUIRE(v->group == Group::kPrefetchTp);
   REQUIRE(v->missing_ranks == std::vector<int>{0});
   REQUIRE(v->entered.at(0).at_ns == 100);
 }

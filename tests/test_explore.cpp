@@ -164,7 +164,7 @@ TEST_CASE("shrink makes the reconstructed Qwen3.5 CI trace small, and it fails t
   o.policy = policy_by_name(trace.header.policy);
   const ShrinkResult r = shrink(scenario, "qwen35 (its scenario)", o, ShrinkBounds{});
   CHECK(r.signature.kind == HangKind::kCollectiveMismatch);
-  CHECK(r.signature.group == Group::kScheduler);
+  CHECK(r.signature.group == Group::kTp);
   CHECK(describe(r.signature) == "collective_mismatch at tp_cpu_group (forward)");
   CHECK(r.scenario["requests"].size() <= 2);
   CHECK(r.scenario["tp"].get<int>() < scenario["tp"].get<int>());

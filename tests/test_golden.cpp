@@ -71,7 +71,7 @@ TEST_CASE("seed hang: pre-fix diverges on the Mamba commit and the forwards mism
   const RunResult r = run(s, "pre-fix");
   REQUIRE(r.verdict.kind == HangKind::kCollectiveMismatch);
   REQUIRE(r.verdict.has_collective);
-  CHECK(r.verdict.group == Group::kScheduler);
+  CHECK(r.verdict.group == Group::kTp);
   REQUIRE(r.verdict.entered.size() == 2);
   // Both ranks reach the forward; their batches differ by the host hit rank 1 lost.
   for (const auto& e : r.verdict.entered) CHECK(e.op == CollectiveOp::kForward);

@@ -203,12 +203,14 @@ class FakeLedger : public CollectiveLedger {
     return it == open.end() ? nullptr : &it->second;
   }
   std::optional<MismatchPoint> first_mismatch() const override { return std::nullopt; }
+  std::vector<Group> communicators() const override { return {Group::kTp, Group::kPrefetchTp}; }
+  std::vector<int> members(Group) const override { return {0, 1}; }
 };
 
 ActorState in_collective(int rank, Group g, std::uint64_t seq, CollectiveOp op, std::int64_t size) {
   ActorState a;
   a.rank = rank;
-  a.actor = g == Group::kScheduler ? ActorKind::kScheduler : ActorKind::kPrefetch;
+  a.actor = g == Group::kTp ? ActorKind::kScheduler : ActorKind::kPrefetch;
   a.wait = WaitKind::kCollective;
   a.group = g;
   a.seq = seq;
@@ -236,14 +238,14 @@ struct Tp8Mismatch {
     verdict.kind = HangKind::kCollectiveMismatch;
     verdict.headline = "collective mismatch: ranks entered different collectives at one sequence number";
     verdict.has_collective = true;
-    verdict.group = Group::kScheduler;
+    verdict.group = Group::kTp;
     verdict.seq = 5;
-    OpenCollective& c = ledger.open[{Group::kScheduler, 5}];
+    OpenCollective& c = ledger.open[{Group::kTp, 5}];
     c.mismatched = true;
     for (int r = 0; r < 8; ++r) {
       const CollectiveOp op = r == 3 ? CollectiveOp::kForward : CollectiveOp::kAllReduceMax;
       const std::int64_t size = r == 3 ? 2100 : 2;
-      verdict.actors.push_back(in_collective(r, Group::kScheduler, 5, op, size));
+      verdict.actors.push_back(in_collective(r, Group::kTp, 5, op, size));
       verdict.actors.push_back(waiting(r, ActorKind::kPrefetch, "prefetch_queue", ActorKind::kScheduler));
       verdict.actors.push_back(waiting(r, ActorKind::kIo, "prefetch_buffer", ActorKind::kPrefetch));
       verdict.actors.push_back(waiting(r, ActorKind::kBackup, "backup_queue", ActorKind::kScheduler));
@@ -395,11 +397,11 @@ TEST_CASE("pictures: a wait-for graph marks the rank that never came, a wait cyc
     v.kind = HangKind::kDeadlock;
     v.headline = "deadlock";
     v.has_collective = true;
-    v.group = Group::kScheduler;
+    v.group = Group::kTp;
     v.seq = 0;
-    v.actors = {in_collective(0, Group::kScheduler, 0, CollectiveOp::kAllReduceMax, 2), waiting(1, ActorKind::kScheduler, "work_queue", ActorKind::kIo)};
+    v.actors = {in_collective(0, Group::kTp, 0, CollectiveOp::kAllReduceMax, 2), waiting(1, ActorKind::kScheduler, "work_queue", ActorKind::kIo)};
     FakeLedger l;
-    l.open[{Group::kScheduler, 0}].entries.push_back({0, CollectiveOp::kAllReduceMax, 2, 0});
+    l.open[{Group::kTp, 0}].entries.push_back({0, CollectiveOp::kAllReduceMax, 2, 0});
     const std::string dot = wait_for_graph_dot(v, l);
     const std::string e = edge_line(dot, "tp_cpu_group seq 0", "rank 1 scheduler");
     CHECK_THAT(e, Catch::Contains("has not entered seq 0") && Catch::Contains(kRed) && Catch::Contains("style=dashed"));

@@ -63,13 +63,17 @@ TEST_CASE("upstream point: what it refuses, and why", "[upstream]") {
 }
 
 TEST_CASE("a model family starts where the model has code for it", "[upstream]") {
-  CHECK(before_family("2026-03-22", ModelFamily::kHybridMamba));
-  CHECK_FALSE(before_family("2026-03-23", ModelFamily::kHybridMamba));
-  CHECK(before_family("2026-06-10", ModelFamily::kHybridSwa));
-  CHECK_FALSE(before_family("2025-08-08", ModelFamily::kDense));
-  CHECK(before_family("33467c05a", ModelFamily::kHybridMamba));  // a commit stands for its row's date
-  CHECK_FALSE(before_family("faa628694^", ModelFamily::kHybridMamba));
-  CHECK_FALSE(before_family("pre-fix", ModelFamily::kHybridSwa));  // a preset is never a date
+  CHECK(before_model("2026-03-22", ModelFamily::kHybridMamba, false));
+  CHECK_FALSE(before_model("2026-03-23", ModelFamily::kHybridMamba, false));
+  CHECK(before_model("2026-06-10", ModelFamily::kHybridSwa, false));
+  CHECK_FALSE(before_model("2025-08-08", ModelFamily::kDense, false));
+  CHECK(before_model("33467c05a", ModelFamily::kHybridMamba, false));  // a commit stands for its row's date
+  CHECK_FALSE(before_model("faa628694^", ModelFamily::kHybridMamba, false));
+  CHECK_FALSE(before_model("pre-fix", ModelFamily::kHybridSwa, false));  // a preset is never a date
+  // Attention CP from #20460 (2026-04-27), or the family's date if later.
+  CHECK(before_model("2026-04-26", ModelFamily::kDense, true));
+  CHECK_FALSE(before_model("2026-04-27", ModelFamily::kDense, true));
+  CHECK(model_since(ModelFamily::kHybridSwa, true) == "2026-06-11");
 }
 
 TEST_CASE("code path: hybrid Mamba runs HiMamba until #27759, then the unified tree", "[upstream]") {

@@ -22,17 +22,19 @@ class FakeLedger final : public CollectiveLedger {
   bool mismatched = false;
 
   const OpenCollective* oldest_open(Group g, std::uint64_t& seq) const override {
-    if (g != Group::kScheduler || !open) return nullptr;
+    if (g != Group::kTp || !open) return nullptr;
     seq = 3;
     return &*open;
   }
   const OpenCollective* find_open(Group g, std::uint64_t seq) const override {
-    return g == Group::kScheduler && seq == 3 && open ? &*open : nullptr;
+    return g == Group::kTp && seq == 3 && open ? &*open : nullptr;
   }
   std::optional<MismatchPoint> first_mismatch() const override {
     if (!mismatched) return std::nullopt;
-    return MismatchPoint{Group::kScheduler, 3, 7'000};
+    return MismatchPoint{Group::kTp, 3, 7'000};
   }
+  std::vector<Group> communicators() const override { return {Group::kTp, Group::kPrefetchTp}; }
+  std::vector<int> members(Group) const override { return {0, 1}; }
 };
 
 // Rank 0 entered the open collective at t=5us; rank 1 never did.

@@ -29,11 +29,11 @@ struct Fixture {
 Task<> serve_one(Runtime& rt) {
   std::array<RequestId, 4> arrivals{};
   std::array<std::int64_t, 1> n{rt.rank() == 0 ? rt.take_arrivals(arrivals) : 0};
-  co_await rt.collective(Group::kScheduler, CollectiveOp::kBroadcast, n);
+  co_await rt.collective(Group::kTp, CollectiveOp::kBroadcast, n);
   REQUIRE(n[0] == 1);
   rt.work_started(0);
   std::array<std::int64_t, 1> v{rt.rank()};
-  co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMax, v);
+  co_await rt.collective(Group::kTp, CollectiveOp::kAllReduceMax, v);
   rt.work_finished(0);
   for (;;) co_await rt.sleep_ns(1'000'000);  // stays alive, as a scheduler does
 }
@@ -61,7 +61,7 @@ TEST_CASE("world: a rank blocked on a signal nobody raises, with its peer in a c
   auto in_collective = [](Runtime& rt) -> Task<> {
     rt.work_started(0);
     std::array<std::int64_t, 2> v{0, 0};
-    co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMax, v);
+    co_await rt.collective(Group::kTp, CollectiveOp::kAllReduceMax, v);
   };
   auto waiting = [](Runtime& rt, SignalId s) -> Task<> {
     rt.work_started(0);
@@ -72,7 +72,7 @@ TEST_CASE("world: a rank blocked on a signal nobody raises, with its peer in a c
   const Verdict v = w.run();
   REQUIRE(v.kind == HangKind::kDeadlock);
   REQUIRE(v.has_collective);
-  CHECK(v.group == Group::kScheduler);
+  CHECK(v.group == Group::kTp);
   CHECK(v.seq == 0);
   REQUIRE(v.entered.size() == 1);
   CHECK(v.entered[0].rank == 0);
@@ -117,7 +117,7 @@ TEST_CASE("world: a request owed past the bound while the ranks keep running is 
     rt.work_started(0);
     for (;;) {
       std::array<std::int64_t, 1> v{0};
-      co_await rt.collective(Group::kScheduler, CollectiveOp::kAllReduceMin, v);
+      co_await rt.collective(Group::kTp, CollectiveOp::kAllReduceMin, v);
       co_await rt.sleep_ns(1'000'000);
     }
   };
@@ -141,7 +141,7 @@ TEST_CASE("world: a collective one rank never enters while it keeps running is a
   auto enters = [](Runtime& rt) -> Task<> {
     rt.work_started(0);
     std::array<std::int64_t, 1> v{0};
-    co_await rt.collective(Group::kPrefetch, CollectiveOp::kAllReduceMin, v);
+    co_await rt.collective(Group::kPrefetchTp, CollectiveOp::kAllReduceMin, v);
   };
   auto elsewhere = [](Runtime& rt) -> Task<> {
     for (;;) co_await rt.sleep_ns(1'000'000);
@@ -150,7 +150,7 @@ TEST_CASE("world: a collective one rank never enters while it keeps running is a
   w.spawn(r1, elsewhere(r1));
   const Verdict v = w.run();
   REQUIRE(v.kind == HangKind::kCollectiveMismatch);
-  CHECK(v.group == Group::kPrefetch);
+  CHECK(v.group == Group::kPrefetchTp);
   CHECK(v.missing_ranks == std::vector<int>{1});
   CHECK(v.at_ns >= 20'000'000);
 }

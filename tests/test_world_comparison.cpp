@@ -80,7 +80,7 @@ Verdict mismatch_at(std::uint64_t seq) {
   Verdict v;
   v.kind = HangKind::kCollectiveMismatch;
   v.has_collective = true;
-  v.group = Group::kScheduler;
+  v.group = Group::kTp;
   v.seq = seq;
   return v;
 }

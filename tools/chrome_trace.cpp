@@ -58,7 +58,7 @@ json fields_of(const TraceEvent& e) {
 struct StuckCall {
   int rank = 0;
   ActorKind actor = ActorKind::kScheduler;
-  Group group = Group::kScheduler;
+  Group group = Group::kTp;
   std::uint64_t seq = 0;
   std::string op;  // "forward", "all_reduce(MAX)", ...; "collective" where only the events tell
   std::int64_t size = 0;
@@ -73,7 +73,7 @@ struct RunEnding {
   bool hang = false;
   std::string headline;
   bool has_collective = false;  // the verdict names a collective
-  Group group = Group::kScheduler;
+  Group group = Group::kTp;
   std::uint64_t seq = 0;
   std::vector<StuckCall> entered;  // the verdict's collective: who entered it with what
   std::vector<int> missing_ranks;  // ... and who never did
@@ -115,7 +115,7 @@ std::optional<RunEnding> replayed_ending(const TraceRead& trace, const Scenario&
   }
   for (const CollectiveEntry& e : v.entered) {
     auto in = std::find_if(out.stuck.begin(), out.stuck.end(), [&](const StuckCall& c) { return c.rank == e.rank && out.names_verdict(c); });
-    const ActorKind actor = in != out.stuck.end() ? in->actor : v.group == Group::kPrefetch ? ActorKind::kPrefetch : ActorKind::kScheduler;
+    const ActorKind actor = in != out.stuck.end() ? in->actor : v.group == Group::kPrefetchTp ? ActorKind::kPrefetch : ActorKind::kScheduler;
     out.entered.push_back({e.rank, actor, v.group, v.seq, std::string(collective_op_name(e.op)), e.size, e.at_ns});
   }
   return out;
@@ -125,7 +125,7 @@ std::optional<RunEnding> replayed_ending(const TraceRead& trace, const Scenario&
 // in a run that ended in a mismatch or a deadlock, the others were never left. The verdict's is taken to be the oldest of them (the
 // hang detector's choice for a deadlock, and a mismatch's in practice). The events carry no op:
 // a collective entered right after a `forward` of its size is that forward.
-RunEnding ending_from_events(const TraceRead& trace, int ranks) {
+RunEnding ending_from_events(const TraceRead& trace, const Topology& topology) {
   RunEnding out;
   out.end_ns = std::max(last_event_ns(trace), trace.header.verdict_at_ns);
   out.hang = trace.header.verdict != "none";
@@ -134,19 +134,20 @@ RunEnding ending_from_events(const TraceRead& trace, int ranks) {
   // Only these verdicts name a collective; a run that starved kept running, and a collective it
   // was part-way through at the end is no hang.
   if (trace.header.verdict != "collective_mismatch" && trace.header.verdict != "deadlock") return out;
-  std::map<std::pair<int, std::uint64_t>, std::vector<StuckCall>> collectives;  // (group, seq) -> entries
+  std::map<std::pair<std::int64_t, std::uint64_t>, std::vector<StuckCall>> collectives;  // (group code, seq) -> entries
   std::map<std::pair<int, int>, const TraceEvent*> previous;                   // (rank, actor) -> its last event
   for (const TraceEvent& e : trace.events) {
     const std::pair<int, int> track{e.rank, static_cast<int>(e.actor)};
     const TraceEvent* p = std::exchange(previous[track], &e);
     if (e.kind != EventKind::kCollectiveEnter) continue;
     const CollectiveEnterFields enter = collective_enter_fields(e);
-    if (enter.group < 0 || enter.group >= kGroupCount || enter.sequence < 0) continue;
+    const std::optional<Group> group = Group::from_code(enter.group);
+    if (!group || enter.sequence < 0) continue;
     const bool forward =
         p != nullptr && p->kind == EventKind::kForward && p->time_ns == e.time_ns && forward_fields(*p).batch_tokens == enter.payload_size;
     const auto seq = static_cast<std::uint64_t>(enter.sequence);
-    collectives[{static_cast<int>(enter.group), seq}].push_back(
-        {e.rank, e.actor, static_cast<Group>(enter.group), seq, forward ? "forward" : "collective", enter.payload_size, e.time_ns});
+    collectives[{enter.group, seq}].push_back(
+        {e.rank, e.actor, *group, seq, forward ? "forward" : "collective", enter.payload_size, e.time_ns});
   }
   const std::vector<StuckCall>* oldest = nullptr;
   for (const auto& [key, entries] : collectives) {
@@ -154,7 +155,7 @@ RunEnding ending_from_events(const TraceRead& trace, int ranks) {
     for (const StuckCall& c : entries) members.insert(c.rank);
     const std::int64_t first_size = entries.front().size;  // a lambda cannot capture a structured binding (clang)
     const bool one_size = std::all_of(entries.begin(), entries.end(), [first_size](const StuckCall& c) { return c.size == first_size; });
-    if (static_cast<int>(members.size()) == ranks && one_size) continue;  // left
+    if (members.size() == topology.members(entries.front().group).size() && one_size) continue;  // left
     out.stuck.insert(out.stuck.end(), entries.begin(), entries.end());
     if (!oldest || entries.front().at_ns < oldest->front().at_ns) oldest = &entries;
   }
@@ -163,7 +164,7 @@ RunEnding ending_from_events(const TraceRead& trace, int ranks) {
   out.group = oldest->front().group;
   out.seq = oldest->front().seq;
   out.entered = *oldest;
-  for (int r = 0; r < ranks; ++r) {
+  for (int r : topology.members(out.group)) {
     if (std::none_of(oldest->begin(), oldest->end(), [&](const StuckCall& c) { return c.rank == r; })) out.missing_ranks.push_back(r);
   }
   return out;
@@ -267,7 +268,8 @@ class EventDrawer {
                          {"ts", us(e.time_ns)}, {"args", fields_of(e)}});
     }
     if (e.kind == EventKind::kCollectiveEnter) {
-      const std::string group(group_name(static_cast<Group>(collective_enter_fields(e).group)));
+      const std::optional<Group> g = Group::from_code(collective_enter_fields(e).group);
+      const std::string group = g ? group_name(*g) : "group " + std::to_string(collective_enter_fields(e).group);
       events_.push_back({{"ph", "i"}, {"s", "t"}, {"cat", "collective"}, {"name", "enter " + group},
                          {"pid", e.rank}, {"tid", tid}, {"ts", us(e.time_ns)}, {"args", fields_of(e)}});
     }
@@ -374,7 +376,7 @@ json chrome_trace(const TraceRead& trace, const Scenario& scenario) {
   const int ranks = scenario.world.ranks;
   HCSIM_ASSERT(ranks > 0);
   std::optional<RunEnding> replayed = replayed_ending(trace, scenario);
-  const RunEnding ending = replayed ? std::move(*replayed) : ending_from_events(trace, ranks);
+  const RunEnding ending = replayed ? std::move(*replayed) : ending_from_events(trace, scenario.world.topology());
   const TimeNs end_ns = ending.end_ns;
   HCSIM_ASSERT(end_ns >= last_event_ns(trace));
 

@@ -267,11 +267,12 @@ int cmd_bisect(const Args& args) {
   take_seed(vm, va);
   refuse_trace(path, "bisect", "hcsim replay " + path);
   const Scenario s = load_scenario_file(path);
-  // By default from the first date the model has code for the scenario's model family.
-  if (from.empty()) from = std::string(family_since(s.policy.family));
-  if (before_family(from, s.policy.family)) {
-    throw BadInput("--from " + from + ": " + path + " is a " + std::string(model_family_name(s.policy.family)) +
-                   " scenario, which the model has code for from " + std::string(family_since(s.policy.family)) + " on");
+  // By default from the first date the model has code for the scenario's model family (and topology).
+  const bool cp = s.policy.attn_cp > 1;
+  if (from.empty()) from = std::string(model_since(s.policy.family, cp));
+  if (before_model(from, s.policy.family, cp)) {
+    throw BadInput("--from " + from + ": " + path + " is a " + model_scope(s.policy.family, cp) +
+                   " scenario, which the model has code for from " + std::string(model_since(s.policy.family, cp)) + " on");
   }
   std::string error;
   const auto range = bisect_range(from, to, &error);

@@ -60,11 +60,11 @@ VariantArgs variant_args_of(const Variant& v) {
 
 void check_family_date(const VariantArgs& a, const Scenario& s) {
   const std::string start = variant_of(a).preset;
-  if (before_family(start, s.policy.family)) {
+  const bool cp = s.policy.attn_cp > 1;
+  if (before_model(start, s.policy.family, cp)) {
     const std::string source = !a.upstream.empty() ? "--upstream " : !a.preset.empty() ? "--preset " : s.path + ": /upstream_at ";
-    throw BadInput(source + start + ": " + s.path + " is a " +
-                   std::string(model_family_name(s.policy.family)) + " scenario, which the model has code for from " +
-                   std::string(family_since(s.policy.family)) + " on");
+    throw BadInput(source + start + ": " + s.path + " is a " + model_scope(s.policy.family, cp) +
+                   " scenario, which the model has code for from " + std::string(model_since(s.policy.family, cp)) + " on");
   }
 }
 

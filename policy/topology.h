@@ -1,0 +1,74 @@
+// Topology: how the TP ranks of one model split into attention groups (DP attention replicas,
+// attention context parallelism), and which communicator a rank's collective of a kind runs on.
+//
+// Upstream's rank layout is (dp, cp, tp) with the attention-TP rank changing fastest
+// (layers/dp_attention.py@17313cf4b:326-340): rank = (replica * cp + cp_rank) * attn_tp + attn_tp_rank.
+// A kind whose group spans every TP rank is the TP group itself (parallel_state.py@17313cf4b:2507-2508,
+// 2554-2555 reuse _TP), so it shares tp_cpu_group's sequence; the prefetch thread's groups are always
+// groups of their own (create_custom_parallel_group, CC@17313cf4b:372-394).
+//
+//   Topology t{.tp = 8, .dp = 2, .cp = 2};           // attn_tp = 2
+//   t.resolve(Group::kAttnTp, 5);                     // attn_tp_cpu_group[2]: ranks 4, 5
+//   t.resolve(Group::kAttnCp, 5);                     // attn_cp_cpu_group[5]: ranks 5, 7
+//   t.members(t.resolve(Group::kAttnCp, 5));          // {5, 7}
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "policy/runtime.h"
+
+namespace hcsim {
+
+struct Topology {
+  int tp = 1;
+  int dp = 1;  // DP attention replicas; 1: DP attention off
+  int cp = 1;  // attention context parallelism
+
+  int attn_tp() const { return tp / dp / cp; }
+  bool dp_attention() const { return dp > 1; }
+  int replica(int rank) const { return rank / (attn_tp() * cp); }
+  int cp_rank(int rank) const { return rank / attn_tp() % cp; }
+  int attn_tp_rank(int rank) const { return rank % attn_tp(); }
+  // Receives the requests of its replica (request_receiver.py@17313cf4b:105-107).
+  bool replica_leader(int rank) const { return attn_tp_rank(rank) == 0 && cp_rank(rank) == 0; }
+  int replica_ranks() const { return tp / dp; }
+
+  // How many ranks one group of `kind` holds.
+  int size(GroupKind kind) const;
+  // The communicator `rank` enters when policy code names `g` (a kind, index kWhole).
+  Group resolve(Group g, int rank) const;
+  // The ranks of a resolved communicator, ascending.
+  std::vector<int> members(Group g) const;
+  // Every communicator of this topology, each once.
+  std::vector<Group> communicators() const;
+  // Empty when tp, dp and cp fit together; else what is wrong, naming the fields.
+  std::string problem() const;
+};
+
+// The groups one reduction runs over, in order; at most two.
+class GroupList {
+ public:
+  void add(Group g);
+  const Group* begin() const { return groups_.data(); }
+  const Group* end() const { return groups_.data() + count_; }
+  bool empty() const { return count_ == 0; }
+
+ private:
+  std::array<Group, 2> groups_{};
+  std::size_t count_ = 0;
+};
+
+// The scheduler-side reductions of the cache: attention CP, then attention TP, each only if it has
+// more than one rank; neither: the cache's TP group (the attention-TP group under DP attention),
+// if it has (URC@17313cf4b:271-287, HiRadixCache from #20460, HRC@faa628694:193-207). Two
+// reductions in a row give the MIN or MAX over the CP x TP grid. HiMamba reduces over that TP
+// group alone (HM@faa628694:410-413, 1627-1628).
+GroupList cache_groups(const Topology& t, bool himamba);
+// The prefetch thread's groups: its own groups over the attention-CP and attention-TP ranks, each
+// only if it has more than one rank (CC@17313cf4b:372-394).
+GroupList prefetch_groups(const Topology& t);
+
+}  // namespace hcsim

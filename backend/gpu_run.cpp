@@ -101,6 +101,10 @@ std::string nccl_environment_problem() {
 }
 
 GpuRunResult run_on_gpu(const Scenario& scenario, const RunOptions& options, const GpuRunOptions& gpu) {
+  if (scenario.world.attn_dp > 1 || scenario.world.attn_cp > 1) {
+    throw ScenarioError(scenario.path, "/attention",
+                        "the GPU world runs every group over all TP ranks; DP attention and attention CP run in the simulator only (hcsim run)");
+  }
   RunSetup setup = prepare_run(scenario, options);
   GpuRunResult out;
   RunResult& result = out.run;

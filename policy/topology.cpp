@@ -75,6 +75,14 @@ GroupList prefetch_groups(const Topology& t) {
   return out;
 }
 
+std::string Topology::split_text() const {
+  if (dp == 1 && cp == 1) return {};
+  std::string out;
+  if (dp > 1) out.append("DP attention ").append(std::to_string(dp)).append(" x ");
+  if (cp > 1) out.append("attention CP ").append(std::to_string(cp)).append(" x ");
+  return out.append("attention TP ").append(std::to_string(attn_tp()));
+}
+
 std::string Topology::problem() const {
   if (dp < 1 || cp < 1) return "attention.dp and attention.cp must be at least 1";
   if (tp % (dp * cp) != 0) {

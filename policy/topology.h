@@ -44,6 +44,9 @@ struct Topology {
   std::vector<int> members(Group g) const;
   // Every communicator of this topology, each once.
   std::vector<Group> communicators() const;
+  // How reports name the split: "" for one attention group of every rank, else
+  // "DP attention 2 x attention TP 4", "attention CP 2 x attention TP 2".
+  std::string split_text() const;
   // Empty when tp, dp and cp fit together; else what is wrong, naming the fields.
   std::string problem() const;
 };
@@ -63,7 +66,7 @@ class GroupList {
 
 // The scheduler-side reductions of the cache: attention CP, then attention TP, each only if it has
 // more than one rank; neither: the cache's TP group (the attention-TP group under DP attention),
-// if it has (URC@17313cf4b:271-287, HiRadixCache from #20460, HRC@faa628694:193-207). Two
+// if it has (URC@17313cf4b:271-287, HiRadixCache from #20460, HR@faa628694:191-207). Two
 // reductions in a row give the MIN or MAX over the CP x TP grid. HiMamba reduces over that TP
 // group alone (HM@faa628694:410-413, 1627-1628).
 GroupList cache_groups(const Topology& t, bool himamba);

@@ -35,22 +35,23 @@ InvariantResult matching_collectives(const Verdict& v) {
   return r;
 }
 
-InvariantResult identical_published_prefix(const InvariantEvents& ev, int ranks, bool complete) {
+InvariantResult identical_published_prefix(const InvariantEvents& ev, const RequestOwners& owners, bool complete) {
   InvariantResult r{"identical_published_prefix", true, {}};
   for (const auto& [rid, by_rank] : ev.commits) {
     const std::vector<std::pair<std::int64_t, std::int64_t>> none;
-    const auto& first = by_rank.empty() ? none : by_rank[0];
-    for (int k = 1; k < ranks; ++k) {
+    const int f = owners.first_rank(rid);
+    const auto& first = static_cast<std::size_t>(f) < by_rank.size() ? by_rank[static_cast<std::size_t>(f)] : none;
+    for (int k = f + 1; k < f + owners.replica_ranks; ++k) {
       const auto& mine = static_cast<std::size_t>(k) < by_rank.size() ? by_rank[static_cast<std::size_t>(k)] : none;
       const std::size_t n = std::min(mine.size(), first.size());
       for (std::size_t i = 0; i < n; ++i) {
         if (mine[i] == first[i]) continue;
-        add_detail(r, "request " + std::to_string(rid) + ": rank 0 published " + std::to_string(first[i].first) + " tokens" +
+        add_detail(r, "request " + std::to_string(rid) + ": rank " + std::to_string(f) + " published " + std::to_string(first[i].first) + " tokens" +
                           (first[i].second ? " with sidecar state" : " without sidecar state") + ", rank " + std::to_string(k) + " " +
                           std::to_string(mine[i].first) + (mine[i].second ? " with" : " without"));
       }
       if (complete && mine.size() != first.size()) {
-        add_detail(r, "request " + std::to_string(rid) + ": rank 0 committed " + std::to_string(first.size()) + " time(s), rank " +
+        add_detail(r, "request " + std::to_string(rid) + ": rank " + std::to_string(f) + " committed " + std::to_string(first.size()) + " time(s), rank " +
                           std::to_string(k) + " " + std::to_string(mine.size()));
       }
     }
@@ -161,11 +162,11 @@ void InvariantEvents::on_event(const TraceEvent& e) {
 }
 
 std::vector<InvariantResult> check_invariants(const InvariantInputs& in) {
-  HCSIM_ASSERT(in.verdict && in.events && in.policy && in.ranks > 0 && static_cast<int>(in.leaked.size()) == in.ranks);
+  HCSIM_ASSERT(in.verdict && in.events && in.policy && in.owners && in.ranks > 0 && static_cast<int>(in.leaked.size()) == in.ranks);
   const bool complete = !in.verdict->hang();
   std::vector<InvariantResult> out;
   out.push_back(matching_collectives(*in.verdict));
-  out.push_back(identical_published_prefix(*in.events, in.ranks, complete));
+  out.push_back(identical_published_prefix(*in.events, *in.owners, complete));
   out.push_back(one_terminal_state(*in.events, complete));
   out.push_back(termination_bound(in));
   out.push_back(slot_ownership(*in.events));

@@ -21,6 +21,7 @@
 #include "policy/prefetch_operation.h"
 #include "run/diagnosis.h"
 #include "run/event_log.h"
+#include "run/request_stream.h"
 
 namespace hcsim {
 
@@ -73,6 +74,7 @@ struct InvariantInputs {
   const PolicyConfig* policy = nullptr;  // the termination bound of the timeout policy
   TimeNs pass_slack_ns = 0;              // what one scheduler pass may take, at most
   int ranks = 0;
+  const RequestOwners* owners = nullptr;  // which ranks run each request
   TimeNs end_ns = 0;
   std::vector<std::vector<HostSlotPool::Leak>> leaked;  // by rank, at the end
 };

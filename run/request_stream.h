@@ -18,6 +18,19 @@
 
 namespace hcsim {
 
+// Which ranks run a request: every rank, or with DP attention the ranks of its replica, which are
+// contiguous (policy/topology.h). Reports and invariants compare a request's ranks among themselves.
+struct RequestOwners {
+  std::vector<int> replica_of;  // by request
+  int replica_ranks = 1;
+
+  int first_rank(RequestId request) const {
+    const auto r = static_cast<std::size_t>(request);
+    return r < replica_of.size() ? replica_of[r] * replica_ranks : 0;
+  }
+  bool owns(int rank, RequestId request) const { return rank >= first_rank(request) && rank < first_rank(request) + replica_ranks; }
+};
+
 class RequestStream {
  public:
   RequestStream(std::vector<Arrival> arrivals, std::vector<Arrival> aborts, int replicas = 1)

@@ -67,6 +67,8 @@ RunSetup prepare_run(const Scenario& scenario, const RunOptions& options) {
 
 void judge_run(const Scenario& scenario, const std::vector<std::unique_ptr<Rank>>& ranks, const InvariantEvents& events,
                RunResult& result) {
+  const Topology topology = scenario.world.topology();
+  result.owners = {RequestStream(result.arrivals, {}, topology.dp).replica_of(scenario.workload.size()), topology.replica_ranks()};
   for (const auto& rank : ranks) {
     RankSummary s;
     s.slot_violations = rank->kv_pool().violations() + rank->sidecar_pool().violations();
@@ -81,6 +83,7 @@ void judge_run(const Scenario& scenario, const std::vector<std::unique_ptr<Rank>
   inputs.pass_slack_ns = result.policy.scheduler_pass_ns + 15 * cost.latency_ns +
                          cost.duration_ns(CollectiveOp::kForward, result.policy.max_prefill_tokens);
   inputs.ranks = scenario.world.ranks;
+  inputs.owners = &result.owners;
   inputs.end_ns = result.end_ns;
   for (const auto& rank : ranks) inputs.leaked.push_back(rank->leaked_slots(result.end_ns));
   result.invariants = check_invariants(inputs);
@@ -117,6 +120,7 @@ ExpectationCheck judge_expectation(const Scenario& scenario, const Expectation& 
     const std::string& name = scenario.workload[static_cast<std::size_t>(o.request)].name;
     const bool timing = o.storage_hit_tokens || o.scheduled_within_ns || o.scheduled_after_ns;
     for (int rank = 0; rank < scenario.world.ranks; ++rank) {
+      if (!c.result.owners.owns(rank, o.request)) continue;  // another DP attention replica's rank
       const TraceEvent* arrive = nullptr;
       const TraceEvent* schedule = nullptr;
       const TraceEvent* end = nullptr;

@@ -20,6 +20,7 @@
 #include "policy/fixes.h"
 #include "policy/policy_config.h"
 #include "policy/rank.h"
+#include "run/request_stream.h"
 #include "run/diagnosis.h"
 #include "run/wait_for_graph.h"
 #include "run/event_log.h"
@@ -73,6 +74,7 @@ struct RunResult {
     for (const auto& [rid, loss] : l3_losses) sum += loss.lost_tokens();
     return sum;
   }
+  RequestOwners owners;                     // which ranks ran each request
   std::vector<Arrival> arrivals;            // as this run had them (perturbed or replayed)
   std::vector<Arrival> aborts;
   std::int64_t replayed_calls = 0;          // L3 calls served from a recording

@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <sstream>
+#include <algorithm>
 #include <string>
 #include <utility>
 #include <vector>
@@ -53,6 +54,7 @@ struct Collective {
   std::size_t node = 0;
   const OpenCollective* open = nullptr;  // null: the ledger no longer knows it
   std::vector<std::size_t> waiters;      // actor indices, in verdict order
+  std::vector<int> members;              // the communicator's ranks
 };
 
 // A DOT string literal; a '\n' in `s` becomes a line break of the label.
@@ -157,7 +159,7 @@ Collective& open_collective(Graph& g, std::vector<Collective>& open, const Colle
     if (o.group == group && o.seq == seq) return o;
   }
   const std::string id = std::string(group_name(group)) + " seq " + std::to_string(seq);
-  open.push_back(Collective{group, seq, g.node(NodeKind::kCollective, id, -1), collectives.find_open(group, seq), {}});
+  open.push_back(Collective{group, seq, g.node(NodeKind::kCollective, id, -1), collectives.find_open(group, seq), {}, collectives.members(group)});
   return open.back();
 }
 
@@ -251,6 +253,7 @@ void add_missing_members(Graph& g, const Collective& c, bool culprit) {
   const ActorKind member = g.actors[c.waiters.front()].actor;
   for (const ActorState& b : g.actors) {
     if (b.actor != member || c.open->entered(b.rank)) continue;
+    if (std::find(c.members.begin(), c.members.end(), b.rank) == c.members.end()) continue;  // another group's rank
     const std::size_t to = g.by_id.at(actor_label(b));
     g.edges.push_back(Edge{c.node, to, "has not entered seq " + std::to_string(c.seq), culprit, true});
     if (culprit) g.nodes[to].culprit = true;

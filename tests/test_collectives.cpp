@@ -352,3 +352,61 @@ TEST_CASE("collectives: the oldest partial collective across groups is reported"
   REQUIRE(v->missing_ranks == std::vector<int>{0});
   REQUIRE(v->entered.at(0).at_ns == 100);
 }
+
+TEST_CASE("collectives: split attention groups match and reduce apart; a broadcast's root is the group's lowest rank",
+          "[collectives][topology]") {
+  // TP 4 as two DP attention replicas: attention-TP groups {0, 1} and {2, 3}.
+  Env env(Topology{.tp = 4, .dp = 2});
+  std::vector<std::vector<std::int64_t>> p{{5}, {3}, {9}, {7}};
+  std::vector<WorldCall> calls;
+  for (int r = 0; r < 4; ++r) {
+    calls.push_back(collective(env.matcher.resolve(Group::kAttnTp, r), CollectiveOp::kAllReduceMin, p[static_cast<std::size_t>(r)]));
+  }
+  REQUIRE(calls[1].group == Group{GroupKind::kAttnTp, 0});
+  REQUIRE(calls[2].group == Group{GroupKind::kAttnTp, 1});
+  std::vector<Resumed> log;
+  Members m;
+  m.start(env, 10, member(env, 0, {&calls[0]}, log));
+  m.start(env, 20, member(env, 1, {&calls[1]}, log));
+  m.start(env, 30, member(env, 2, {&calls[2]}, log));  // rank 3 never comes
+  REQUIRE(env.kernel.run(1'000'000) == Kernel::RunEnd::kQueueEmpty);
+  // Replica 0 completed without replica 1; each reduced over its own members only.
+  REQUIRE(p[0] == std::vector<std::int64_t>{3});
+  REQUIRE(p[1] == std::vector<std::int64_t>{3});
+  REQUIRE(p[2] == std::vector<std::int64_t>{9});
+  REQUIRE(log == std::vector<Resumed>{{20 + kLatency, 0, 0}, {20 + kLatency, 1, 0}});
+  const auto stuck = oldest_partial_collective(env.matcher, 100, HangKind::kDeadlock);
+  REQUIRE(stuck);
+  REQUIRE(stuck->group == Group{GroupKind::kAttnTp, 1});
+  REQUIRE(group_name(stuck->group) == "attn_tp_cpu_group[1]");
+  REQUIRE(stuck->missing_ranks == std::vector<int>{3});  // not ranks 0 and 1: another group's
+
+  // A broadcast over replica 1's group takes rank 2's payload.
+  std::vector<std::int64_t> b2{42}, b3{0};
+  WorldCall c2 = collective(env.matcher.resolve(Group::kAttnTp, 2), CollectiveOp::kBroadcast, b2);
+  WorldCall c3 = collective(env.matcher.resolve(Group::kAttnTp, 3), CollectiveOp::kBroadcast, b3);
+  Env fresh(Topology{.tp = 4, .dp = 2});
+  Members m2;
+  std::vector<Resumed> log2;
+  m2.start(fresh, 10, member(fresh, 3, {&c3}, log2));
+  m2.start(fresh, 20, member(fresh, 2, {&c2}, log2));
+  REQUIRE(fresh.kernel.run(1'000'000) == Kernel::RunEnd::kQueueEmpty);
+  REQUIRE(b3 == std::vector<std::int64_t>{42});
+}
+
+TEST_CASE("collectives: an attention kind that spans every TP rank is tp_cpu_group and shares its sequence", "[collectives][topology]") {
+  Env env(Topology{.tp = 2});
+  REQUIRE(env.matcher.resolve(Group::kAttnTp, 1) == Group::kTp);
+  REQUIRE(env.matcher.resolve(Group::kPrefetchTp, 1) == Group::kPrefetchTp);  // the prefetch thread's own group
+  std::vector<std::int64_t> a0{1}, f1{64};
+  WorldCall vote0 = collective(env.matcher.resolve(Group::kAttnTp, 0), CollectiveOp::kAllReduceMax, a0);
+  WorldCall fwd1 = collective(Group::kTp, CollectiveOp::kForward, f1);
+  std::vector<Resumed> log;
+  Members m;
+  m.start(env, 10, member(env, 0, {&vote0}, log));
+  m.start(env, 10, member(env, 1, {&fwd1}, log));
+  REQUIRE(env.kernel.run(1'000'000) == Kernel::RunEnd::kStopped);  // the matcher stops the world at a mismatch
+  // One communicator, one sequence: the vote and the forward meet at seq 0 and mismatch.
+  REQUIRE(env.matcher.mismatch());
+  REQUIRE(env.matcher.mismatch()->group == Group::kTp);
+}

@@ -28,7 +28,8 @@ PolicyConfig timeout_policy() {
 }
 
 std::vector<InvariantResult> check(const EventLog& log, const Verdict& v, int ranks = 2,
-                                   std::vector<std::vector<HostSlotPool::Leak>> leaked = {}, TimeNs end_ns = 100) {
+                                   std::vector<std::vector<HostSlotPool::Leak>> leaked = {}, TimeNs end_ns = 100,
+                                   RequestOwners owners = {}) {
   static const PolicyConfig policy = timeout_policy();
   static InvariantEvents events;
   events = {};
@@ -39,6 +40,8 @@ std::vector<InvariantResult> check(const EventLog& log, const Verdict& v, int ra
   in.policy = &policy;
   in.pass_slack_ns = 1'000'000;
   in.ranks = ranks;
+  if (owners.replica_of.empty()) owners.replica_ranks = ranks;  // every rank runs every request
+  in.owners = &owners;
   in.end_ns = end_ns;
   in.leaked = leaked.empty() ? std::vector<std::vector<HostSlotPool::Leak>>(static_cast<std::size_t>(ranks)) : leaked;
   return check_invariants(in);
@@ -126,4 +129,20 @@ TEST_CASE("invariants: slot violations, mismatches and leaks are each reported")
   hang.kind = HangKind::kDeadlock;
   const auto hung_leak_results = check(clean_log(), hang, 2, {{leak}, {}});
   CHECK(find(hung_leak_results, "slot_conservation").held);
+}
+
+TEST_CASE("invariants: with DP attention a request is compared among its replica's ranks only") {
+  // TP 4, two replicas: request 0 on ranks 2 and 3, which publish the same; ranks 0 and 1 never see it.
+  EventLog log;
+  for (int r = 2; r < 4; ++r) log.append(ev(1, r, EventKind::kRegister, 0, 2048, 0, 0));
+  for (int r = 2; r < 4; ++r) log.append(ev(5, r, EventKind::kCommit, 0, 2048, 0, 1));
+  for (int r = 2; r < 4; ++r) log.append(ev(5, r, EventKind::kOpEnd, 0, static_cast<std::int64_t>(OpEnd::kCompleted), 2048, 0));
+  const Verdict complete;
+  const auto held = check(log, complete, 4, {}, 100, RequestOwners{{1}, 2});
+  REQUIRE(find(held, "identical_published_prefix").held);
+  // Rank 3 publishing differently from rank 2 is still caught.
+  log.append(ev(6, 3, EventKind::kCommit, 0, 1024, 0, 1));
+  const auto broken = check(log, complete, 4, {}, 100, RequestOwners{{1}, 2});
+  REQUIRE_FALSE(find(broken, "identical_published_prefix").held);
+  REQUIRE(find(broken, "identical_published_prefix").details.front().find("rank 2 committed 1 time(s), rank 3 2") != std::string::npos);
 }

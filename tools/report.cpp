@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 #include <ostream>
+#include <span>
 #include <sstream>
 #include <vector>
 
@@ -100,16 +101,18 @@ struct Difference {
   std::size_t index = 0;
   TimeNs at_ns = 0;
 };
+// Only the request's own ranks take part: with DP attention, its replica's.
 template <typename Text>
-std::optional<Difference> first_difference(const EventsByRank& by_rank, Text text) {
+std::optional<Difference> first_difference(const EventsByRank& by_rank, Text text, const RequestOwners& owners, RequestId request) {
+  const auto mine = std::span(by_rank).subspan(static_cast<std::size_t>(owners.first_rank(request)), static_cast<std::size_t>(owners.replica_ranks));
   std::size_t longest = 0;
-  for (const auto& v : by_rank) longest = std::max(longest, v.size());
+  for (const auto& v : mine) longest = std::max(longest, v.size());
   for (std::size_t i = 0; i < longest; ++i) {
     const auto text_at = [&](const std::vector<const TraceEvent*>& v) { return i < v.size() ? text(*v[i]) : std::string(); };
-    const std::string first = text_at(by_rank[0]);
+    const std::string first = text_at(mine[0]);
     bool differ = false;
     TimeNs at = INT64_MAX;
-    for (const auto& v : by_rank) {
+    for (const auto& v : mine) {
       differ = differ || text_at(v) != first;
       if (i < v.size()) at = std::min(at, v[i]->time_ns);
     }
@@ -129,7 +132,7 @@ struct PublishedDivergence {
 std::optional<PublishedDivergence> find_published_divergence(const RunResult& r) {
   auto per_request = events_by_request(r, [](const TraceEvent& e) { return published(e.kind) && e.request >= 0; });
   for (auto& [rid, by_rank] : per_request) {
-    if (const auto d = first_difference(by_rank, published_text)) return PublishedDivergence{rid, d->index, d->at_ns, std::move(by_rank)};
+    if (const auto d = first_difference(by_rank, published_text, r.owners, rid)) return PublishedDivergence{rid, d->index, d->at_ns, std::move(by_rank)};
   }
   return std::nullopt;
 }
@@ -177,6 +180,7 @@ std::string rank_divergence(const RunResult& r, const Scenario& s) {
   std::ostringstream out;
   out << "request " << request_name(s, d->request) << ", step " << d->step + 1 << " of what the ranks published:\n";
   for (std::size_t k = 0; k < d->by_rank.size(); ++k) {
+    if (!r.owners.owns(static_cast<int>(k), d->request)) continue;
     const auto& v = d->by_rank[k];
     out << "    rank " << k << ": ";
     for (std::size_t j = d->step; j < v.size() && j < d->step + 2; ++j) out << (j > d->step ? "; then " : "") << published_text(*v[j]);
@@ -203,7 +207,7 @@ std::optional<Origin> divergence_origin(const RunResult& r) {
   });
   std::optional<Origin> best;
   for (const auto& [rid, by_rank] : facts) {
-    const auto diff = first_difference(by_rank, fact_text);
+    const auto diff = first_difference(by_rank, fact_text, r.owners, rid);
     if (!diff || (best && diff->at_ns >= best->at_ns)) continue;
     Origin o{rid, diff->at_ns, {}};
     for (const auto& v : by_rank) o.facts.push_back(diff->index < v.size() ? v[diff->index] : nullptr);
@@ -216,6 +220,7 @@ std::string origin_text(const Origin& o, const RunResult& r, const Scenario& s) 
   std::ostringstream out;
   out << "request " << request_name(s, o.request) << " at " << format_ms(o.at_ns) << ", the first fact that differed between ranks:\n";
   for (std::size_t k = 0; k < o.facts.size(); ++k) {
+    if (!r.owners.owns(static_cast<int>(k), o.request)) continue;
     out << "    rank " << k << ": ";
     if (o.facts[k] != nullptr) {
       out << fact_text(*o.facts[k]) << " at " << format_ms(o.facts[k]->time_ns);
@@ -291,11 +296,15 @@ nlohmann::json draws_json(const RunResult& r) {
 
 }  // namespace
 
+namespace {
+std::string topology_note(const Topology& t) { return t.split_text().empty() ? "" : " (" + t.split_text() + ")"; }
+}  // namespace
+
 void print_report(std::ostream& out, const Scenario& s, const RunResult& r, const RunLabel& label) {
   const Verdict& v = r.verdict;
   out << "scenario   " << s.name << (s.incident.empty() ? "" : " (" + s.incident + ")") << "\n";
   out << "variant    " << label.variant << " (fixes: " << r.policy.fixes.names() << "; " << upstream_label(r.policy.fixes) << "), policy "
-      << policy_name(r.policy.policy) << ", tp " << r.ranks.size() << ", seed " << r.seed << "\n";
+      << policy_name(r.policy.policy) << ", tp " << r.ranks.size() << topology_note(r.policy.topology()) << ", seed " << r.seed << "\n";
   out << "code path  " << code_path_name(r.policy.path) << " (" << model_family_name(r.policy.family) << ")\n";
   print_draws(out, s, r);
   out << "verdict    " << verdict_word(v) << " at " << format_ms(v.at_ns) << "\n";
@@ -305,7 +314,16 @@ void print_report(std::ostream& out, const Scenario& s, const RunResult& r, cons
     for (const auto& e : v.entered) {
       out << "           rank " << e.rank << " entered " << collective_op_name(e.op) << " size " << e.size << " at " << format_ms(e.at_ns) << "\n";
     }
-    for (int m : v.missing_ranks) out << "           rank " << m << " has not entered it\n";
+    // Where each absent member is instead: with attention groups, often in another group's
+    // collective that waits on the ranks here.
+    const ActorKind member = v.group.kind == GroupKind::kPrefetchTp || v.group.kind == GroupKind::kPrefetchCp ? ActorKind::kPrefetch : ActorKind::kScheduler;
+    for (int m : v.missing_ranks) {
+      out << "           rank " << m << " has not entered it";
+      for (const ActorState& a : v.actors) {
+        if (a.rank == m && a.actor == member && a.index == 0) out << "; its " << actor_name(member) << " is " << describe_wait(a);
+      }
+      out << "\n";
+    }
   }
   if (v.kind == HangKind::kStarvation && v.request >= 0) {
     out << "starved    request " << request_name(s, v.request) << ", not scheduled on rank(s)";
@@ -351,11 +369,12 @@ void print_report(std::ostream& out, const Scenario& s, const RunResult& r, cons
   for (const RequestSpec& req : s.workload) {
     out << "  " << req.name << ":";
     for (std::size_t k = 0; k < r.ranks.size(); ++k) {
+      if (!r.owners.owns(static_cast<int>(k), req.id)) continue;
       const TraceEvent* sched = nullptr;
       for (const TraceEvent& e : r.log.events()) {
         if (e.kind == EventKind::kSchedule && e.request == req.id && e.rank == static_cast<int>(k)) sched = &e;
       }
-      out << (k ? ";" : "") << " rank " << k << " ";
+      out << (static_cast<int>(k) > r.owners.first_rank(req.id) ? ";" : "") << " rank " << k << " ";
       if (sched) {
         const ScheduleFields schedule = schedule_fields(*sched);
         out << "scheduled at " << format_ms(sched->time_ns) << " (L3 " << schedule.storage_hit_tokens << ", host hit " << schedule.host_hit_tokens
@@ -394,6 +413,7 @@ nlohmann::json report_json(const Scenario& s, const RunResult& r, const RunLabel
   j["model"] = model_family_name(r.policy.family);
   j["policy"] = policy_name(r.policy.policy);
   j["tp"] = r.ranks.size();
+  j["attention"] = {{"dp", r.policy.attn_dp}, {"cp", r.policy.attn_cp}};
   j["seed"] = r.seed;
   j["draws"] = draws_json(r);
   j["verdict"] = v.kind == HangKind::kCrash ? "crash" : v.hang() ? "hang" : "complete";
@@ -415,6 +435,7 @@ nlohmann::json report_json(const Scenario& s, const RunResult& r, const RunLabel
   if (const auto origin = divergence_origin(r)) {
     nlohmann::json o{{"request", request_name(s, origin->request)}, {"at_ns", origin->at_ns}};
     for (std::size_t k = 0; k < origin->facts.size(); ++k) {
+      if (!r.owners.owns(static_cast<int>(k), origin->request)) continue;
       const TraceEvent* f = origin->facts[k];
       o["ranks"].push_back(f ? json{{"rank", k}, {"fact", fact_text(*f)}, {"at_ns", f->time_ns}} : json{{"rank", k}, {"fact", nullptr}});
     }

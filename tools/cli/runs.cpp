@@ -497,7 +497,8 @@ int cmd_list(const Args& args) {
     }
     const std::string policy(policy_name(s.policy.policy));
     if (vm.count("json")) {
-      all.push_back({{"incident", s.incident}, {"name", s.name}, {"tp", s.world.ranks}, {"policy", policy}, {"description", s.description},
+      all.push_back({{"incident", s.incident}, {"name", s.name}, {"tp", s.world.ranks}, {"attention", {{"dp", s.world.attn_dp}, {"cp", s.world.attn_cp}}},
+                     {"policy", policy}, {"description", s.description},
                      {"upstream", s.upstream}, {"expects", expects}});
       continue;
     }
@@ -506,6 +507,7 @@ int cmd_list(const Args& args) {
     std::string refs;
     for (const auto& u : s.upstream) refs += (refs.empty() ? "" : ", ") + u;
     std::printf("       upstream  %s\n", refs.empty() ? "-" : refs.c_str());
+    if (const std::string split = s.world.topology().split_text(); !split.empty()) std::printf("       ranks     %s\n", split.c_str());
     std::printf("       expects   %s\n", expects_text.c_str());
   }
   if (vm.count("json")) print_json(all);

@@ -72,6 +72,10 @@ constexpr std::array<FixInfo, kFixCount> kFixes = {{
     {Fix::kThresholdInDrain, false, "threshold-in-drain", "sgl-project/sglang#33613", kMerged, "f6de147b8", "2026-08-06", "",
      "the revoke queue is gone: the prefetch thread always hands the agreed hit to the scheduler, whose drain revokes below "
      "the threshold"},
+    {Fix::kLoadBackAgreedCapacity, false, "load-back-agreed-capacity", "sgl-project/sglang#33442", kClosedUnmerged, "", "2026-08-03",
+     "proposed for the unified tree's load_back; HiRadixCache and HiMamba decide the same way",
+     "every pass the ranks MIN-agree on their free device memory, and init_load_back decides from that snapshot, so all load a "
+     "host hit back or none does"},
 }};
 
 // Names fixes had before a rename: variants and traces that use them still parse.
@@ -89,13 +93,14 @@ constexpr FixSet baseline_fixes() {
 
 constexpr FixSet kBaseline = baseline_fixes();
 constexpr FixSet kSeedFix = kBaseline.with(Fix::kPoolTransferGuard);
-// Every fix on the HiMamba path: the dated changes that came after HiMamba stopped serving models
-// are left out, so the preset stays on the path its scenarios were written for.
+// Every fix on the HiMamba path: the dated changes that came after HiMamba stopped serving models,
+// and a proposal made after it was deleted, are left out, so the preset stays on the path its
+// scenarios were written for.
 constexpr FixSet himamba_fixes() {
   FixSet s;
   for (const auto& f : kFixes) {
     const bool later = f.fix == Fix::kUnifiedTreeRoute || f.fix == Fix::kRateLimitHalfHost || f.fix == Fix::kHitThenAlloc ||
-                       f.fix == Fix::kHybridResultCheck || f.fix == Fix::kThresholdInDrain;
+                       f.fix == Fix::kHybridResultCheck || f.fix == Fix::kThresholdInDrain || f.fix == Fix::kLoadBackAgreedCapacity;
     s = later ? s : s.with(f.fix);
   }
   return s;

@@ -50,8 +50,10 @@ enum class Fix : std::uint8_t {
   kHitThenAlloc,          // host KV slots are allocated by the scheduler after the group agreed on the hit
   kHybridResultCheck,     // a hybrid prefetch publishes all of KV and sidecar or nothing; no sidecar read once terminated
   kThresholdInDrain,      // no revoke queue: the scheduler's hit drain applies the threshold
+  // Proposed after the dated changes above:
+  kLoadBackAgreedCapacity,  // load-back decides from a MIN-agreed snapshot of free device memory
 };
-inline constexpr int kFixCount = 22;
+inline constexpr int kFixCount = 23;
 
 // Where a fix's upstream change stands (as of the last public record read, 2026-09).
 enum class UpstreamState : std::uint8_t { kMerged, kOpen, kClosedUnmerged };

@@ -247,6 +247,12 @@ void Rank::take_storage_hit(Runtime& rt, const PrefetchOperationPtr& op) {
 Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
   if (cfg_.has(Fix::kBulkProgressCheck)) co_await bulk_check_prefetch_progress(rt);
   std::int64_t device_left_tokens = resources_.device_free_tokens;
+  std::int64_t device_free_for_load_tokens = resources_.device_free_tokens;  // what init_load_back may allocate
+  if (cfg_.has(Fix::kLoadBackAgreedCapacity)) {  // #33442: decide from the group's smallest snapshot
+    std::array<std::int64_t, 1> snapshot{device_free_for_load_tokens};
+    for (const Group g : cache_groups_) co_await rt.collective(g, CollectiveOp::kAllReduceMin, snapshot);
+    device_free_for_load_tokens = snapshot[0];
+  }
   std::int64_t prefill_left_tokens = cfg_.max_prefill_tokens;
   std::vector<RequestId> batch;
   std::vector<std::int32_t> load_back_slots;  // the batch's host hits, loaded to the device
@@ -274,14 +280,36 @@ Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
     if (loaded != loaded_tokens_.end()) loaded_tokens_.erase(loaded);
     const RequestSpec& req = workload_[static_cast<std::size_t>(rid)];
     // init_next_round_input: match_prefix again, now seeing any host nodes just inserted.
-    const std::int64_t host_hit_tokens = static_cast<std::int64_t>(host_match_pages(req)) * cfg_.page_size_tokens;
-    const std::int64_t extend_tokens = req.input_tokens - host_hit_tokens;
-    const std::int64_t extend_paged = (extend_tokens + cfg_.page_size_tokens - 1) / cfg_.page_size_tokens * cfg_.page_size_tokens;
+    std::int64_t host_hit_tokens = static_cast<std::int64_t>(host_match_pages(req)) * cfg_.page_size_tokens;
+    std::int64_t extend_tokens = req.input_tokens - host_hit_tokens;
+    auto paged = [&](std::int64_t tokens) { return (tokens + cfg_.page_size_tokens - 1) / cfg_.page_size_tokens * cfg_.page_size_tokens; };
+    std::int64_t extend_paged = paged(extend_tokens);
     rt.emit(rid, MatchFields{.device_tokens = 0, .host_hit_tokens = host_hit_tokens, .extend_tokens = extend_tokens});
     if (extend_paged > device_left_tokens || (!batch.empty() && extend_paged > prefill_left_tokens)) {
       rt.emit(rid, BatchFullFields{.budget_tokens_left = std::min(device_left_tokens, prefill_left_tokens),
                                    .batch_requests = static_cast<std::int64_t>(batch.size())});
       break;
+    }
+    if (host_hit_tokens > 0) {
+      // init_load_back allocates device slots for the whole host hit now, after evicting, or loads
+      // none of it (HR@17313cf4b:1374-1432, URC@17313cf4b:1337-1440). Free device memory is this
+      // rank's, and no collective agrees on the outcome: ranks that differ forward different
+      // token counts (#33442). The batch's extends are allocated later, so only earlier load-backs
+      // have taken from it.
+      if (host_hit_tokens > device_free_for_load_tokens) {
+        rt.emit(rid, LoadBackFailedFields{.host_hit_tokens = host_hit_tokens, .device_free_tokens = device_free_for_load_tokens});
+        host_hit_tokens = 0;
+        extend_tokens = req.input_tokens;
+        extend_paged = paged(extend_tokens);
+        if (!batch.empty() && extend_paged >= prefill_left_tokens) {  // SP@17313cf4b:1333-1343: OTHER
+          rt.emit(rid, BatchFullFields{.budget_tokens_left = std::min(device_left_tokens, prefill_left_tokens),
+                                       .batch_requests = static_cast<std::int64_t>(batch.size())});
+          break;
+        }
+      } else {
+        device_free_for_load_tokens -= host_hit_tokens;
+        device_left_tokens -= host_hit_tokens;  // rem_total_tokens reads the allocator's free size
+      }
     }
     device_left_tokens -= extend_paged;
     prefill_left_tokens -= extend_paged;

@@ -49,8 +49,9 @@ enum class EventKind : std::uint8_t {
   kRegisterShrink,     // scheduler: host memory short, the prefetch shrunk to the free pages (#26945)
   kHitLost,            // scheduler: less published than the group agreed to prefetch, and why
   kLoadAcked,          // scheduler: loading_check took a load-back's ack, unlocking its node
+  kLoadBackFailed,     // scheduler: too little free device memory for a host hit: loaded none of it
 };
-inline constexpr int kEventKindCount = 27;
+inline constexpr int kEventKindCount = 28;
 // kStorageCall's duration field for a call that never returns, and for one that raises.
 inline constexpr std::int64_t kStorageNever = -1;
 inline constexpr std::int64_t kStorageRaises = -2;
@@ -89,7 +90,8 @@ const std::array<std::string_view, 3>& event_field_names(EventKind k);
   X(HostEvict, host_evict, pages, sidecars, pages_needed)                          \
   X(RegisterShrink, register_shrink, requested_tokens, granted_tokens, free_pages) \
   X(HitLost, hit_lost, agreed_tokens, published_tokens, cause)                     \
-  X(LoadAcked, load_acked, node, acks_left, unused_c)
+  X(LoadAcked, load_acked, node, acks_left, unused_c)                              \
+  X(LoadBackFailed, load_back_failed, host_hit_tokens, device_free_tokens, unused_c)
 
 struct TraceEvent {
   TimeNs time_ns = 0;

@@ -51,10 +51,11 @@ std::string fields_text(const TraceEvent& e) {
 }
 
 // What a rank published or decided for a request: registration, the commit into its tree, the
-// match that followed, the schedule, or the admission walk stopping at it. Identical on every rank unless the ranks diverged.
+// match that followed, a load-back that did not fit, the schedule, or the admission walk stopping at it. Identical on every
+// rank unless the ranks diverged.
 bool published(EventKind k) {
-  return k == EventKind::kRegister || k == EventKind::kRegisterSkip || k == EventKind::kCommit ||
-         k == EventKind::kMatch || k == EventKind::kSchedule || k == EventKind::kBatchFull;
+  return k == EventKind::kRegister || k == EventKind::kRegisterSkip || k == EventKind::kCommit || k == EventKind::kMatch ||
+         k == EventKind::kLoadBackFailed || k == EventKind::kSchedule || k == EventKind::kBatchFull;
 }
 std::string fact_text(const TraceEvent& e);
 std::string published_text(const TraceEvent& e) {

@@ -76,6 +76,8 @@ constexpr std::array<FixInfo, kFixCount> kFixes = {{
      "proposed for the unified tree's load_back; HiRadixCache and HiMamba decide the same way",
      "every pass the ranks MIN-agree on their free device memory, and init_load_back decides from that snapshot, so all load a "
      "host hit back or none does"},
+    {Fix::kDsaUnifiedRoute, false, "dsa-unified-route", "sgl-project/sglang#30468", kMerged, "afa3c06d1", "2026-07-14",
+     "mem_cache/registry.py (REG@afa3c06d1)", "DSA models with HiCache run the unified radix tree instead of HiRadixCache with the hybrid controller"},
 }};
 
 // Names fixes had before a rename: variants and traces that use them still parse.
@@ -100,7 +102,8 @@ constexpr FixSet himamba_fixes() {
   FixSet s;
   for (const auto& f : kFixes) {
     const bool later = f.fix == Fix::kUnifiedTreeRoute || f.fix == Fix::kRateLimitHalfHost || f.fix == Fix::kHitThenAlloc ||
-                       f.fix == Fix::kHybridResultCheck || f.fix == Fix::kThresholdInDrain || f.fix == Fix::kLoadBackAgreedCapacity;
+                       f.fix == Fix::kHybridResultCheck || f.fix == Fix::kThresholdInDrain || f.fix == Fix::kLoadBackAgreedCapacity ||
+                       f.fix == Fix::kDsaUnifiedRoute;
     s = later ? s : s.with(f.fix);
   }
   return s;

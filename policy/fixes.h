@@ -52,8 +52,9 @@ enum class Fix : std::uint8_t {
   kThresholdInDrain,      // no revoke queue: the scheduler's hit drain applies the threshold
   // Proposed after the dated changes above:
   kLoadBackAgreedCapacity,  // load-back decides from a MIN-agreed snapshot of free device memory
+  kDsaUnifiedRoute,         // DSA models with HiCache run the unified radix tree, not HiRadixCache (dated)
 };
-inline constexpr int kFixCount = 23;
+inline constexpr int kFixCount = 24;
 
 // Where a fix's upstream change stands (as of the last public record read, 2026-09).
 enum class UpstreamState : std::uint8_t { kMerged, kOpen, kClosedUnmerged };

@@ -6,6 +6,7 @@
 
 #include "policy/assert.h"
 #include "policy/rank.h"
+#include "policy/trailing_pages.h"
 
 namespace hcsim {
 
@@ -36,6 +37,10 @@ std::span<const PageKey> Rank::sync_trailing_keys(Runtime& rt, PrefetchOperation
 // The sidecar's one read (batch_get_v2): the objects of the hit's trailing pages (Mamba: the state
 // after the last page; SWA: the window's pages), into the operation's slots.
 Task<> Rank::sidecar_transfer(Runtime& rt, PrefetchOperation& op) {
+  if (cfg_.dsa()) {
+    co_await indexer_transfer(rt, op);
+    co_return;
+  }
   HCSIM_ASSERT(op.has_pool_transfers && !op.hash_value.empty() && !op.sidecar_slots.empty());
   const std::span<const PageKey> trailing = sync_trailing_keys(rt, op);
   std::vector<std::uint8_t> read(trailing.size(), 0);
@@ -47,6 +52,18 @@ Task<> Rank::sidecar_transfer(Runtime& rt, PrefetchOperation& op) {
   const std::int64_t got = cfg_.has(Fix::kHybridResultCheck) ? std::min(successes, run) : successes;
   op.sidecar_hit_pages = got;
   rt.emit(op.request_id, SidecarDoneFields{.hit_pages = got, .slot = slots.front(), .op = op.id});
+}
+
+// The DSA indexer's one read: the object of every hit page, into the indexer host pool, which is
+// laid out like KV (the pages' KV slot indices), so it takes no slot of its own.
+Task<> Rank::indexer_transfer(Runtime& rt, PrefetchOperation& op) {
+  HCSIM_ASSERT(op.has_pool_transfers && !op.hash_value.empty());
+  op.indexer_read.assign(op.hash_value.size(), 0);
+  const std::int64_t successes = co_await rt.storage(StorageOp::kSidecarGet, op.request_id, op.hash_value, op.indexer_read, stall_timeout_ns());
+  const std::int64_t run = all_pages_hit(op.indexer_read, static_cast<std::int64_t>(op.indexer_read.size()));
+  // V-B: the sum of successes; #31443 (HS@1a53f231d): the leading run.
+  op.sidecar_hit_pages = cfg_.has(Fix::kHybridResultCheck) ? std::min(successes, run) : successes;
+  rt.emit(op.request_id, SidecarDoneFields{.hit_pages = op.sidecar_hit_pages, .slot = -1, .op = op.id});
 }
 
 Task<> Rank::page_transfer(Runtime& rt, PrefetchOperation& op) {

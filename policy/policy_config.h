@@ -77,6 +77,8 @@ struct PolicyConfig {
 
   bool mamba() const { return family == ModelFamily::kHybridMamba; }
   bool swa() const { return family == ModelFamily::kHybridSwa; }
+  // A KV-derived indexer (ALL_PAGES): one object per KV page, read into the KV page's host slot.
+  bool dsa() const { return family == ModelFamily::kDsa; }
   // A component with host slots of its own beside KV: the Mamba state or the SWA window.
   bool sidecar() const { return mamba() || swa(); }
   bool unified() const { return path == CodePath::kUnified; }

@@ -88,6 +88,10 @@ Task<> Rank::prefetch_from_storage(Runtime& rt, RequestId rid, std::int32_t host
     op->has_pool_transfers = true;
     op->pool_transfers_done = false;
   }
+  if (cfg_.dsa()) {  // _DsaStrategy's INDEXER: a KV-derived ALL_PAGES transfer with no buffer of its own
+    op->has_pool_transfers = true;
+    op->pool_transfers_done = false;
+  }
   Ongoing entry;
   entry.op = op;
   entry.anchor_pages = host_hit_pages;
@@ -133,7 +137,7 @@ Task<bool> Rank::check_prefetch_progress(Runtime& rt, RequestId rid) {
     co_return true;
   }
   std::array<std::int64_t, 2> agreed{op.completed_tokens, op.sidecar_hit_pages};
-  const bool sync_sidecar = cfg_.has(Fix::kSidecarHitSync);  // the unified tree's packed MIN (#27264)
+  const bool sync_sidecar = sync_pool_hits();
   // [completed, one hit count per pool transfer] (URC@17313cf4b:1811-1850): an SWA prefetch
   // whose component took no part has none.
   const std::span<std::int64_t> payload(agreed.data(), sync_sidecar && op.has_pool_transfers ? 2 : 1);
@@ -181,7 +185,7 @@ Task<> Rank::bulk_check_prefetch_progress(Runtime& rt) {
     completed[2 * i + 1] = it->second.op->sidecar_hit_pages;
   }
   for (const Group g : cache_groups_) co_await rt.collective(g, CollectiveOp::kAllReduceMin, completed);
-  const bool sync_sidecar = cfg_.has(Fix::kSidecarHitSync);
+  const bool sync_sidecar = sync_pool_hits();
   for (std::size_t i = 0; i < n; ++i) {
     const RequestId rid = waiting_queue_[i];
     auto it = ongoing_prefetch_.find(rid);
@@ -206,6 +210,10 @@ void Rank::finish_prefetch(Runtime& rt, RequestId rid, TerminateReason why, std:
   const auto min_pages = static_cast<std::int32_t>(min_completed / cfg_.page_size_tokens);
   const auto local_pages = static_cast<std::int32_t>(op.completed_tokens / cfg_.page_size_tokens);
   rt.emit(rid, TerminateFields{.completed_tokens = op.completed_tokens, .group_min_tokens = min_completed, .op = op.id});
+  if (cfg_.dsa()) {
+    finish_dsa_prefetch(rt, rid, why, min_completed, sidecar_hits);
+    return;
+  }
   if (op.has_pool_transfers && cfg_.has(Fix::kHybridResultCheck) && !hybrid_result_complete(op, min_completed, sidecar_hits)) {
     discard_prefetch(rt, rid, why, min_completed);
     return;
@@ -252,6 +260,44 @@ void Rank::finish_prefetch(Runtime& rt, RequestId rid, TerminateReason why, std:
   const bool all_hit = !op.hash_value.empty() && min_completed == static_cast<std::int64_t>(op.hash_value.size()) * cfg_.page_size_tokens;
   const OpEnd end = op.failed ? OpEnd::kFailed : (all_hit && (!op.has_pool_transfers || sidecar_loaded)) ? OpEnd::kCompleted : OpEnd::kTerminated;
   release_ongoing(rt, rid, end);
+}
+
+// A DSA stack: KV plus the KV-derived indexer. From #31443 the usable prefix is clamped to the
+// group's indexer hit (HR@17313cf4b:1690-1721, URC@17313cf4b:1855-1862); before it, the group's KV
+// pages were published whatever the indexer read returned (URC@1a53f231d^:2023-2040 inserts
+// [:min_completed]), and a page whose indexer object was not read is garbage, silently (#30057).
+void Rank::finish_dsa_prefetch(Runtime& rt, RequestId rid, TerminateReason why, std::int64_t min_completed, std::int64_t indexer_hits) {
+  Ongoing& entry = ongoing_prefetch_.at(rid);
+  PrefetchOperation& op = *entry.op;
+  const std::int64_t page = cfg_.page_size_tokens;
+  const auto local_pages = static_cast<std::int32_t>(op.completed_tokens / page);
+  const bool clamp = cfg_.has(Fix::kHybridResultCheck);
+  const auto publish_pages = static_cast<std::int32_t>(clamp ? clamped_pages(min_completed / page, indexer_hits) : min_completed / page);
+  const RequestSpec& req = workload_[static_cast<std::size_t>(rid)];
+  const std::span<const PageKey> prefix(req.pages.data(), static_cast<std::size_t>(entry.anchor_pages + publish_pages));
+  const std::span<const std::int32_t> slots(entry.host_indices.data(), static_cast<std::size_t>(publish_pages));
+  const auto inserted = tree_.insert(prefix, entry.anchor_pages, slots);
+  std::int64_t gap_pages = 0;  // new pages whose indexer object this rank did not read
+  for (std::int32_t i = 0; i < publish_pages; ++i) {
+    const auto s = static_cast<std::size_t>(i);
+    if (i < inserted.matched_pages) {
+      kv_pool_.free(rt, slots[s]);  // duplicates of existing nodes
+      continue;
+    }
+    kv_pool_.to_tree(rt, slots[s]);
+    if (s >= op.indexer_read.size() || !op.indexer_read[s]) ++gap_pages;
+  }
+  const bool indexer_whole = gap_pages == 0;
+  rt.emit(rid, CommitFields{.prefix_tokens = publish_pages * page,
+                            .matched_tokens = static_cast<std::int64_t>(inserted.matched_pages) * page,
+                            .sidecar_attached = indexer_whole ? 1 : 0});
+  if (!indexer_whole) rt.emit(rid, IndexerGapFields{.pages = gap_pages, .published_pages = publish_pages - inserted.matched_pages, .op = op.id});
+  report_hit_loss(rt, rid, entry, why, min_completed, indexer_whole && publish_pages * page == min_completed, false);
+  for (std::int32_t i = publish_pages; i < local_pages; ++i) release_kv_slot_later(rt, entry.host_indices[static_cast<std::size_t>(i)]);
+  loaded_tokens_[rid] = (publish_pages - inserted.matched_pages) * page;
+  const auto hit_pages = static_cast<std::int64_t>(op.hash_value.size());
+  const bool all_hit = hit_pages > 0 && min_completed == hit_pages * page && indexer_hits >= hit_pages;
+  release_ongoing(rt, rid, op.failed ? OpEnd::kFailed : all_hit ? OpEnd::kCompleted : OpEnd::kTerminated);
 }
 
 bool Rank::hybrid_result_complete(const PrefetchOperation& op, std::int64_t min_completed, std::int64_t sidecar_hits) const {
@@ -315,7 +361,7 @@ void Rank::report_hit_loss(Runtime& rt, RequestId rid, const Ongoing& entry, Ter
   const std::int64_t usable_pages = std::max(0, host_match_pages(req) - entry.anchor_pages);
   const std::int64_t published = std::min(agreed, usable_pages * cfg_.page_size_tokens);
   if (published >= agreed) return;
-  HitLossCause cause = discarded ? HitLossCause::kDiscarded : HitLossCause::kSidecarNotLoaded;
+  HitLossCause cause = discarded ? HitLossCause::kDiscarded : cfg_.dsa() ? HitLossCause::kIndexerClamped : HitLossCause::kSidecarNotLoaded;
   if (min_completed < agreed) {
     cause = why == TerminateReason::kAnyTerminated ? HitLossCause::kShortRead
             : why == TerminateReason::kBestEffort  ? HitLossCause::kBestEffort
@@ -324,6 +370,7 @@ void Rank::report_hit_loss(Runtime& rt, RequestId rid, const Ongoing& entry, Ter
   // Hybrid SWA publishes KV without a window when its SWA component took no part, or mid-tree
   // with a short one: the prefix then does not match either.
   HCSIM_ASSERT(cause != HitLossCause::kSidecarNotLoaded || cfg_.swa() || (op.has_pool_transfers && !sidecar_attached));
+  HCSIM_ASSERT(cause != HitLossCause::kIndexerClamped || !sidecar_attached);
   rt.emit(rid, HitLostFields{.agreed_tokens = agreed, .published_tokens = published, .cause = static_cast<std::int64_t>(cause)});
 }
 

@@ -24,6 +24,7 @@ std::string_view hit_loss_cause_name(HitLossCause c) {
     case HitLossCause::kSidecarNotLoaded: return "committed without its Mamba state";
     case HitLossCause::kEndedBeforeHit: return "ended before the group agreed on its hit";
     case HitLossCause::kDiscarded: return "discarded whole: a sidecar key missed on some rank";
+    case HitLossCause::kIndexerClamped: return "clamped to the pages whose indexer objects every rank read";
   }
   HCSIM_ASSERT(false);
   return {};

@@ -31,6 +31,7 @@ enum class HitLossCause : std::uint8_t {
   kSidecarNotLoaded, // KV published, but without its Mamba state the prefix does not match
   kEndedBeforeHit,   // the scheduler ended it before the group agreed on its hit (best_effort, timeout)
   kDiscarded,        // every KV page read, but a sidecar key missed on some rank: discarded whole (#31443)
+  kIndexerClamped,   // DSA: cut to the pages whose indexer objects every rank read (#31443's clamp)
 };
 std::string_view hit_loss_cause_name(HitLossCause c);
 
@@ -50,6 +51,7 @@ struct PrefetchOperation {
   std::vector<std::int32_t> sidecar_slots;
   bool pool_transfers_done = true;         // upstream: not bool(pool_transfers)
   std::int64_t sidecar_hit_pages = 0;      // pool_storage_result's sidecar entry (V-B: sum of successes)
+  std::vector<std::uint8_t> indexer_read;  // DSA: which hit pages' indexer objects the read returned
   // Bookkeeping of this model, not upstream fields:
   bool failed = false;        // a KV read came back short while the operation was live
   bool io_released = false;   // the IO thread is done with it (or it never reached IO: revoked)

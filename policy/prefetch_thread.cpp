@@ -28,8 +28,9 @@ Task<> Rank::prefetch_thread(Runtime& rt) {
         }
       }
     }
-    if (op->has_pool_transfers) {  // TRAILING_PAGES with N keys, N the sidecar's slots
-      hit_pages = trailing_pages_hit(sidecar_present, hit_pages, static_cast<std::int64_t>(op->sidecar_slots.size()));
+    if (op->has_pool_transfers) {  // the DSA indexer: ALL_PAGES; else TRAILING_PAGES with N keys, N the sidecar's slots
+      hit_pages = cfg_.dsa() ? all_pages_hit(sidecar_present, hit_pages)
+                             : trailing_pages_hit(sidecar_present, hit_pages, static_cast<std::int64_t>(op->sidecar_slots.size()));
     }
     std::array<std::int64_t, 1> hit_tokens{hit_pages * cfg_.page_size_tokens};
     const std::int64_t local_hit_tokens = hit_tokens[0];

@@ -81,6 +81,7 @@ class Rank {
   // revoke_pending_prefetch: ends a prefetch that will read nothing more; its KV slots, if any,
   // went back already.
   void revoke_pending_prefetch(Runtime& rt, RequestId rid);
+  bool init_load_back(Runtime& rt, RequestId rid, std::int64_t host_hit_tokens, std::int64_t& device_free_tokens, std::int64_t& budget_tokens);
   Task<> get_new_batch_prefill_and_forward(Runtime& rt);
   Task<> sleep_after_empty_pass(Runtime& rt);
   // The idle sleeper polls the request sockets with this timeout (upstream's IdleSleeper).
@@ -103,6 +104,7 @@ class Rank {
   // IO (io_thread.cpp).
   Task<> page_transfer(Runtime& rt, PrefetchOperation& op);
   Task<> sidecar_transfer(Runtime& rt, PrefetchOperation& op);
+  Task<> indexer_transfer(Runtime& rt, PrefetchOperation& op);
   Task<std::int64_t> read_into(Runtime& rt, HostSlotPool& pool, std::span<const std::int32_t> slots, StorageOp op,
                                const PrefetchOperation& prefetch, std::span<const PageKey> keys, std::span<std::uint8_t> present = {});
   // _sync_trailing_keys (HCC@17313cf4b:767-807): the sidecar reads the last min(N, hit) pages of
@@ -137,6 +139,10 @@ class Rank {
   // hybrid-result-check (#31443): all of KV and the sidecar were read on every rank, or nothing is
   // published and everything goes back through the release queues.
   bool hybrid_result_complete(const PrefetchOperation& op, std::int64_t min_completed, std::int64_t sidecar_hits) const;
+  void finish_dsa_prefetch(Runtime& rt, RequestId rid, TerminateReason why, std::int64_t min_completed, std::int64_t indexer_hits);
+  // The result MIN carries the pool hits: the unified tree's packed MIN (#27264); HiRadixCache's
+  // for the DSA indexer from #31443 (HR@17313cf4b:1708-1714).
+  bool sync_pool_hits() const { return cfg_.has(Fix::kSidecarHitSync) || (cfg_.dsa() && cfg_.has(Fix::kHybridResultCheck)); }
   void discard_prefetch(Runtime& rt, RequestId rid, TerminateReason why, std::int64_t min_completed);
   // hit_lost: what the request can use of its agreed L3 hit, when that is less than all of it.
   void report_hit_loss(Runtime& rt, RequestId rid, const Ongoing& entry, TerminateReason why, std::int64_t min_completed,

@@ -290,25 +290,14 @@ Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
                                    .batch_requests = static_cast<std::int64_t>(batch.size())});
       break;
     }
-    if (host_hit_tokens > 0) {
-      // init_load_back allocates device slots for the whole host hit now, after evicting, or loads
-      // none of it (HR@17313cf4b:1374-1432, URC@17313cf4b:1337-1440). Free device memory is this
-      // rank's, and no collective agrees on the outcome: ranks that differ forward different
-      // token counts (#33442). The batch's extends are allocated later, so only earlier load-backs
-      // have taken from it.
-      if (host_hit_tokens > device_free_for_load_tokens) {
-        rt.emit(rid, LoadBackFailedFields{.host_hit_tokens = host_hit_tokens, .device_free_tokens = device_free_for_load_tokens});
-        host_hit_tokens = 0;
-        extend_tokens = req.input_tokens;
-        extend_paged = paged(extend_tokens);
-        if (!batch.empty() && extend_paged >= prefill_left_tokens) {  // SP@17313cf4b:1333-1343: OTHER
-          rt.emit(rid, BatchFullFields{.budget_tokens_left = std::min(device_left_tokens, prefill_left_tokens),
-                                       .batch_requests = static_cast<std::int64_t>(batch.size())});
-          break;
-        }
-      } else {
-        device_free_for_load_tokens -= host_hit_tokens;
-        device_left_tokens -= host_hit_tokens;  // rem_total_tokens reads the allocator's free size
+    if (host_hit_tokens > 0 && !init_load_back(rt, rid, host_hit_tokens, device_free_for_load_tokens, device_left_tokens)) {
+      host_hit_tokens = 0;
+      extend_tokens = req.input_tokens;
+      extend_paged = paged(extend_tokens);
+      if (!batch.empty() && extend_paged >= prefill_left_tokens) {  // SP@17313cf4b:1333-1343: OTHER
+        rt.emit(rid, BatchFullFields{.budget_tokens_left = std::min(device_left_tokens, prefill_left_tokens),
+                                     .batch_requests = static_cast<std::int64_t>(batch.size())});
+        break;
       }
     }
     device_left_tokens -= extend_paged;
@@ -346,6 +335,22 @@ Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
     if (cfg_.write_through) co_await write_backup(rt, rid);
     rt.work_finished(rid);
   }
+}
+
+// init_load_back allocates device slots for the whole host hit now, after evicting, or loads none
+// of it (HR@17313cf4b:1374-1432, URC@17313cf4b:1337-1440). Free device memory is this rank's, and no
+// collective agrees on the outcome: ranks that differ forward different token counts (#33442). The
+// batch's extends are allocated later, so only earlier load-backs have taken from `device_free`.
+bool Rank::init_load_back(Runtime& rt, RequestId rid, std::int64_t host_hit_tokens, std::int64_t& device_free_tokens,
+                          std::int64_t& budget_tokens) {
+  HCSIM_ASSERT(host_hit_tokens > 0);
+  if (host_hit_tokens > device_free_tokens) {
+    rt.emit(rid, LoadBackFailedFields{.host_hit_tokens = host_hit_tokens, .device_free_tokens = device_free_tokens});
+    return false;
+  }
+  device_free_tokens -= host_hit_tokens;
+  budget_tokens -= host_hit_tokens;  // rem_total_tokens reads the allocator's free size (SP@17313cf4b:671-692)
+  return true;
 }
 
 // L3 backups on the backup thread do not count: the scheduler does not wait for them, and their

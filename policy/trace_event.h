@@ -50,8 +50,9 @@ enum class EventKind : std::uint8_t {
   kHitLost,            // scheduler: less published than the group agreed to prefetch, and why
   kLoadAcked,          // scheduler: loading_check took a load-back's ack, unlocking its node
   kLoadBackFailed,     // scheduler: too little free device memory for a host hit: loaded none of it
+  kIndexerGap,         // scheduler: KV pages published whose indexer objects were not read (garbled output)
 };
-inline constexpr int kEventKindCount = 28;
+inline constexpr int kEventKindCount = 29;
 // kStorageCall's duration field for a call that never returns, and for one that raises.
 inline constexpr std::int64_t kStorageNever = -1;
 inline constexpr std::int64_t kStorageRaises = -2;
@@ -91,7 +92,8 @@ const std::array<std::string_view, 3>& event_field_names(EventKind k);
   X(RegisterShrink, register_shrink, requested_tokens, granted_tokens, free_pages) \
   X(HitLost, hit_lost, agreed_tokens, published_tokens, cause)                     \
   X(LoadAcked, load_acked, node, acks_left, unused_c)                              \
-  X(LoadBackFailed, load_back_failed, host_hit_tokens, device_free_tokens, unused_c)
+  X(LoadBackFailed, load_back_failed, host_hit_tokens, device_free_tokens, unused_c)      \
+  X(IndexerGap, indexer_gap, pages, published_pages, op)
 
 struct TraceEvent {
   TimeNs time_ns = 0;

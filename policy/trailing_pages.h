@@ -27,6 +27,21 @@ inline std::int64_t trailing_pages_hit(std::span<const std::uint8_t> present, st
   return best;
 }
 
+// An ALL_PAGES pool's hit (the DSA indexer): the leading run of pages within the KV hit that have
+// their object (the file backend's batch_exists_v2 boundary, HS@17313cf4b:628-650).
+inline std::int64_t all_pages_hit(std::span<const std::uint8_t> present, std::int64_t kv_hit_pages) {
+  const std::int64_t hit = std::min<std::int64_t>(kv_hit_pages, static_cast<std::int64_t>(present.size()));
+  std::int64_t run = 0;
+  while (run < hit && present[static_cast<std::size_t>(run)]) ++run;
+  return run;
+}
+
+// The clamp of a KV-derived ALL_PAGES stack (HR@17313cf4b:1690-1721, URC@17313cf4b:1855-1862): the
+// usable prefix is the group's KV pages, cut to the group's indexer hit.
+inline std::int64_t clamped_pages(std::int64_t min_completed_pages, std::int64_t min_indexer_pages) {
+  return std::max<std::int64_t>(0, std::min(min_completed_pages, min_indexer_pages));
+}
+
 // The SWA slots a cache-mode prefetch of `prefetch_pages` takes at registration (SC@17313cf4b:767-803):
 // a full window if it covers one; a sub-window only at the root (no host hit), where the sequence
 // is its own window; mid-tree none (the window's head is not on host for sure).

@@ -11,7 +11,7 @@ namespace {
 
 // Dates and commits: the first-parent history of upstream main up to 17313cf4b (2026-08-20).
 // docs/upstream-map.md has the code each row changed, at its commit.
-constexpr std::array<UpstreamChange, 11> kTimeline = {{
+constexpr std::array<UpstreamChange, 12> kTimeline = {{
     {"2025-08-27", "a3aee7c37", "#9397", Fix::kCompletionRaceGuard, "an empty hash_value is never complete"},
     {"2025-09-07", "33467c05a", "#9971", Fix::kFailedReadTerminates, "a short L3 read terminates the operation"},
     {"2026-05-11", "5495026a3", "#23309", Fix::kPrefetchTimeoutConfig,
@@ -22,6 +22,7 @@ constexpr std::array<UpstreamChange, 11> kTimeline = {{
     {"2026-06-11", "5e0271536", "#27759", Fix::kUnifiedTreeRoute, "hybrid models with HiCache run the unified radix tree"},
     {"2026-06-22", "7f67965b4", "#26923", Fix::kSyncedAckChecks, "HiRadixCache and HiMamba: writing_check and loading_check always MIN-agree"},
     {"2026-06-26", "da0f4f6f9", "#28614", Fix::kRateLimitHalfHost, "rate limit: half the host pool"},
+    {"2026-07-14", "afa3c06d1", "#30468", Fix::kDsaUnifiedRoute, "DSA models with HiCache run the unified radix tree"},
     {"2026-07-16", "7cd55c681", "#19320", Fix::kHitThenAlloc, "hit-then-alloc: host KV slots allocated in the scheduler's hit drain"},
     {"2026-07-21", "1a53f231d", "#31443", Fix::kHybridResultCheck,
      "hybrid results all-or-nothing; leading-run sidecar hits; no sidecar read once terminated"},
@@ -61,13 +62,14 @@ std::string_view model_family_name(ModelFamily f) {
     case ModelFamily::kDense: return "dense";
     case ModelFamily::kHybridMamba: return "hybrid_mamba";
     case ModelFamily::kHybridSwa: return "hybrid_swa";
+    case ModelFamily::kDsa: return "dsa";
   }
   HCSIM_ASSERT(false);
   return {};
 }
 
 std::optional<ModelFamily> model_family_by_name(std::string_view name) {
-  for (ModelFamily f : {ModelFamily::kDense, ModelFamily::kHybridMamba, ModelFamily::kHybridSwa}) {
+  for (ModelFamily f : kModelFamilies) {
     if (model_family_name(f) == name) return f;
   }
   return std::nullopt;
@@ -85,6 +87,7 @@ std::string_view code_path_name(CodePath p) {
 
 CodePath code_path(ModelFamily family, const FixSet& fixes) {
   if (family == ModelFamily::kDense) return CodePath::kHiRadix;
+  if (family == ModelFamily::kDsa) return fixes.has(Fix::kDsaUnifiedRoute) ? CodePath::kUnified : CodePath::kHiRadix;
   if (family == ModelFamily::kHybridSwa) return fixes.has(Fix::kUnifiedTreeRoute) ? CodePath::kUnified : CodePath::kHiRadix;
   return fixes.has(Fix::kUnifiedTreeRoute) ? CodePath::kUnified : CodePath::kHiMamba;
 }
@@ -96,6 +99,7 @@ std::string_view family_since(ModelFamily family) {
     case ModelFamily::kDense: return kFirstPolicyDate;
     case ModelFamily::kHybridMamba: return "2026-03-23";
     case ModelFamily::kHybridSwa: return "2026-06-11";
+    case ModelFamily::kDsa: return "2026-04-14";  // #21259 (e9d6b9eb2): HiRadixCache with the hybrid controller's indexer
   }
   HCSIM_ASSERT(false);
   return {};

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <array>
 #include <optional>
 #include <span>
 #include <string>
@@ -27,15 +28,18 @@ enum class ModelFamily : std::uint8_t {
   kDense,        // KV only (dense or MLA): HiRadixCache
   kHybridMamba,  // KV plus one Mamba state per prefetch (Qwen3-Next, Qwen3.5)
   kHybridSwa,    // KV plus an SWA window of per-page values (the unified tree's _SwaStrategy: FULL + SWA)
+  kDsa,          // KV plus a KV-derived indexer object per page (DeepSeek V3.2, GLM-5.x: _DsaStrategy)
 };
-std::string_view model_family_name(ModelFamily f);  // "dense", "hybrid_mamba", "hybrid_swa"
+inline constexpr std::array<ModelFamily, 4> kModelFamilies{ModelFamily::kDense, ModelFamily::kHybridMamba, ModelFamily::kHybridSwa,
+                                                          ModelFamily::kDsa};
+std::string_view model_family_name(ModelFamily f);  // "dense", "hybrid_mamba", "hybrid_swa", "dsa"
 std::optional<ModelFamily> model_family_by_name(std::string_view name);
 
 // The upstream tree class whose prefetch code runs.
 enum class CodePath : std::uint8_t { kHiRadix, kHiMamba, kUnified };
 std::string_view code_path_name(CodePath p);  // "HiRadixCache", "HiMambaRadixCache", "UnifiedRadixCache"
 // mem_cache/registry.py: dense models run HiRadixCache; hybrid Mamba runs HiMamba until #27759
-// routes it to the unified tree. Hybrid SWA with HiCache ran HiRadixCache with hybrid SWA memory off
+// routes it to the unified tree; DSA runs HiRadixCache with the hybrid controller until #30468. Hybrid SWA with HiCache ran HiRadixCache with hybrid SWA memory off
 // until #27759 (REG@5e0271536): kHiRadix, which the model does not run for that family
 // (hybrid_swa_modelled; prepare_run refuses such a run).
 CodePath code_path(ModelFamily family, const FixSet& fixes);

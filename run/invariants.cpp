@@ -105,6 +105,19 @@ InvariantResult slot_ownership(const InvariantEvents& ev) {
   return r;
 }
 
+// A DSA page is usable only with its indexer values: KV published without them is read as garbage,
+// silently (#30057, fixed by #31443's clamp).
+InvariantResult published_pages_whole(const InvariantEvents& ev) {
+  InvariantResult r{"published_pages_whole", true, {}};
+  for (const TraceEvent& e : ev.indexer_gaps) {
+    const IndexerGapFields gap = indexer_gap_fields(e);
+    add_detail(r, "rank " + std::to_string(e.rank) + " at " + ms(e.time_ns) + ": request " + std::to_string(e.request) + " published " +
+                      std::to_string(gap.published_pages) + " KV page(s), " + std::to_string(gap.pages) + " of them without their indexer objects");
+  }
+  if (ev.indexer_gap_count > static_cast<std::int64_t>(ev.indexer_gaps.size())) r.held = false;
+  return r;
+}
+
 InvariantResult slot_conservation(const InvariantInputs& in) {
   InvariantResult r{"slot_conservation", true, {}};
   for (int k = 0; k < in.ranks; ++k) {
@@ -157,6 +170,10 @@ void InvariantEvents::on_event(const TraceEvent& e) {
       if (slot_violations.size() < kDetailsMax) slot_violations.push_back(e);
       ++slot_violation_count;
       break;
+    case EventKind::kIndexerGap:
+      if (indexer_gaps.size() < kDetailsMax) indexer_gaps.push_back(e);
+      ++indexer_gap_count;
+      break;
     default: break;
   }
 }
@@ -170,6 +187,7 @@ std::vector<InvariantResult> check_invariants(const InvariantInputs& in) {
   out.push_back(one_terminal_state(*in.events, complete));
   out.push_back(termination_bound(in));
   out.push_back(slot_ownership(*in.events));
+  out.push_back(published_pages_whole(*in.events));
   // Conservation is a property of quiescence: only a complete run has reached it.
   out.push_back(complete ? slot_conservation(in) : InvariantResult{"slot_conservation", true, {}});
   return out;

@@ -7,13 +7,16 @@
 //   termination_bound            no timeout-policy operation outlived its deadline (from its agreed
 //                                hit) plus two scheduler passes, judged from the events
 //   slot_ownership               no write into, or free of, a slot the actor did not own
+//   published_pages_whole        no DSA page published without its indexer values
 //   slot_conservation            at quiescence, every host slot is free, in the tree, or owned by
 //                                live work (leaks listed with their owner and age)
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "policy/host_slot_pool.h"
@@ -64,6 +67,8 @@ class InvariantEvents : public EventTap {
   std::map<RequestId, std::vector<std::vector<std::pair<std::int64_t, std::int64_t>>>> commits;
   std::map<std::pair<int, std::int64_t>, Op> ops;  // (rank, op id)
   std::vector<TraceEvent> slot_violations;         // the first ones
+  std::vector<TraceEvent> indexer_gaps;            // the first ones
+  std::int64_t indexer_gap_count = 0;
   std::int64_t slot_violation_count = 0;
   std::map<RequestId, HitLoss> hit_losses;         // by request
 };
@@ -79,6 +84,10 @@ struct InvariantInputs {
   std::vector<std::vector<HostSlotPool::Leak>> leaked;  // by rank, at the end
 };
 
+// Every invariant's name, in the order check_invariants reports them.
+inline constexpr std::array<std::string_view, 7> kInvariantNames{"matching_collectives", "identical_published_prefix", "one_terminal_state",
+                                                                 "termination_bound",    "slot_ownership",             "published_pages_whole",
+                                                                 "slot_conservation"};
 std::vector<InvariantResult> check_invariants(const InvariantInputs& in);
 std::vector<std::string> violated_names(const std::vector<InvariantResult>& results);
 

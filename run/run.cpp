@@ -41,7 +41,11 @@ RunSetup prepare_run(const Scenario& scenario, const RunOptions& options) {
     for (int r = 0; r < tp; ++r) {
       if (!c.on_rank(r)) continue;
       for (PageKey k : keys) storage.add_kv_page(r, k);
+      if (setup.policy.dsa() && !c.sidecar_pages_given) {  // an indexer object at every page
+        for (PageKey k : keys) storage.add_sidecar(r, k);
+      }
       for (std::int32_t p : c.sidecar_at_pages) storage.add_sidecar(r, keys[static_cast<std::size_t>(p - 1)]);
+      for (std::int32_t p : c.sidecar_stale_pages) storage.add_stale_sidecar(r, keys[static_cast<std::size_t>(p - 1)]);
       for (std::int32_t p : c.stale_pages) storage.add_stale_page(r, keys[static_cast<std::size_t>(p - 1)]);
     }
   }

@@ -14,6 +14,7 @@
 #include "policy/assert.h"
 #include "policy/prefetch_operation.h"
 #include "run/input_file.h"
+#include "run/invariants.h"
 #include "run/json_node.h"
 #include "run/random.h"
 
@@ -80,7 +81,7 @@ void read_policy(const JsonNode& n, PolicyConfig& p) {
   }
   if (auto v = n.find("prefetch_threshold_tokens")) p.prefetch_threshold_tokens = static_cast<std::int32_t>(v->integer(0, 1 << 24));
   if (auto v = n.find("storage_batch_pages")) p.storage_batch_pages = static_cast<std::int32_t>(v->integer(1, 1 << 16));
-  if (auto v = n.find("model")) p.family = v->choice<ModelFamily>(model_family_by_name, "dense, hybrid_mamba, hybrid_swa");
+  if (auto v = n.find("model")) p.family = v->choice<ModelFamily>(model_family_by_name, "dense, hybrid_mamba, hybrid_swa, dsa");
   if (auto v = n.find("sidecar")) {  // the older spelling: true is hybrid_mamba, false dense
     const ModelFamily f = v->boolean() ? ModelFamily::kHybridMamba : ModelFamily::kDense;
     if (n.find("model") && f != p.family) v->fail("contradicts /policy/model; drop \"sidecar\", which \"model\" replaces");
@@ -213,13 +214,12 @@ Expectation read_expectation(const JsonNode& n, const std::map<std::string, Requ
     n.at("verdict").expected("one of complete, hang, deadlock, collective_mismatch, starvation, lost_worker, crash");
   }
   if (auto v = n.find("violations")) {
-    static const std::set<std::string> kNames = {"matching_collectives", "identical_published_prefix", "one_terminal_state",
-                                                 "termination_bound", "slot_ownership", "slot_conservation"};
+    std::string all_names;
+    for (std::string_view k : kInvariantNames) all_names.append(all_names.empty() ? "" : ", ").append(k);
     std::vector<std::string> names;
     for (const JsonNode& name : v->array()) {
-      if (!kNames.count(name.str())) {
-        name.expected("an invariant name: matching_collectives, identical_published_prefix, one_terminal_state, "
-                      "termination_bound, slot_ownership, slot_conservation");
+      if (std::find(kInvariantNames.begin(), kInvariantNames.end(), name.str()) == kInvariantNames.end()) {
+        name.expected("an invariant name: " + all_names);
       }
       if (std::find(names.begin(), names.end(), name.str()) != names.end()) name.fail("\"" + name.str() + "\" is listed twice");
       names.push_back(name.str());
@@ -358,13 +358,18 @@ std::map<std::string, RequestId> read_requests(const JsonNode& requests, Scenari
 
 // One entry of "l3"; its pages are charged by the caller.
 L3Contents read_l3_contents(const JsonNode& o, int tp) {
-  o.object({"prefix", "kv_pages", "sidecar_at_pages", "stale_pages", "ranks"});
+  o.object({"prefix", "kv_pages", "sidecar_at_pages", "sidecar_stale_pages", "stale_pages", "ranks"});
   L3Contents c;
   c.prefix = prefix_name(o.at("prefix"));
   c.kv_pages = static_cast<std::int32_t>(o.at("kv_pages").integer(0, 1 << 24));
   if (auto v = o.find("sidecar_at_pages")) {
+    c.sidecar_pages_given = true;
     if (c.kv_pages == 0 && !v->array().empty()) v->fail("a sidecar object needs a page to follow; kv_pages is 0");
     for (const JsonNode& p : v->array()) c.sidecar_at_pages.push_back(static_cast<std::int32_t>(p.integer(1, c.kv_pages)));
+  }
+  if (auto v = o.find("sidecar_stale_pages")) {
+    if (c.kv_pages == 0 && !v->array().empty()) v->fail("a stale sidecar object must follow one of the kv_pages; kv_pages is 0");
+    for (const JsonNode& p : v->array()) c.sidecar_stale_pages.push_back(static_cast<std::int32_t>(p.integer(1, c.kv_pages)));
   }
   if (auto v = o.find("stale_pages")) {
     if (c.kv_pages == 0 && !v->array().empty()) v->fail("a stale page must be one of the kv_pages; kv_pages is 0");

@@ -29,6 +29,8 @@ struct L3Contents {
   std::int32_t kv_pages = 0;
   std::vector<std::int32_t> sidecar_at_pages;  // a sidecar object holds the state after page n
   std::vector<std::int32_t> stale_pages;       // found by hit queries, but reads of them time out
+  std::vector<std::int32_t> sidecar_stale_pages;  // sidecar objects hit queries find and reads miss
+  bool sidecar_pages_given = false;  // without sidecar_at_pages, a dsa model has an indexer object at every page
   std::vector<int> ranks;                      // empty: every rank
   bool on_rank(int rank) const { return ranks.empty() || std::find(ranks.begin(), ranks.end(), rank) != ranks.end(); }
 };

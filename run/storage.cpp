@@ -71,6 +71,11 @@ void StorageModel::add_stale_page(int rank, PageKey key) {
   stores_.at(static_cast<std::size_t>(rank)).stale.insert(key);
 }
 
+void StorageModel::add_stale_sidecar(int rank, PageKey key) {
+  HCSIM_ASSERT(!sealed_);
+  stores_.at(static_cast<std::size_t>(rank)).stale_sidecars.insert(key);
+}
+
 void StorageModel::seal() {
   for (RankStore& store : stores_) evict_over_capacity(store);
   sealed_ = true;
@@ -97,6 +102,7 @@ void StorageModel::evict_over_capacity(RankStore& store) {
     const PageKey key = store.kv.pop_oldest();
     store.sidecars.erase(key);
     store.stale.erase(key);
+    store.stale_sidecars.erase(key);
     ++store.evicted_kv_pages;
   }
 }
@@ -140,7 +146,7 @@ inline StoragePlan StorageModel::plan_from_contents(int rank, WorldCall& call) c
     case StorageOp::kSidecarGet:  // one object per key: Mamba's state after a page, or an SWA window page's values
       HCSIM_ASSERT(!call.keys.empty() && (call.present.empty() || call.present.size() == call.keys.size()));
       for (std::size_t i = 0; i < call.keys.size(); ++i) {
-        const bool read = has_sidecar(rank, call.keys[i]);
+        const bool read = has_sidecar(rank, call.keys[i]) && !stores_[static_cast<std::size_t>(rank)].stale_sidecars.contains(call.keys[i]);
         if (!call.present.empty()) call.present[i] = read ? 1 : 0;
         plan.result += read ? 1 : 0;
       }

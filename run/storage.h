@@ -112,6 +112,8 @@ class StorageModel {
   void add_sidecar(int rank, PageKey key);
   // A stale page: hit queries find it, reads of it time out (metadata outlived the data).
   void add_stale_page(int rank, PageKey key);
+  // A stale sidecar object: hit queries find it, a read misses it (evicted between the two, #30057).
+  void add_stale_sidecar(int rank, PageKey key);
   // Call before the first query. Contents added beyond the capacity are evicted, first added first.
   void seal();
 
@@ -140,6 +142,7 @@ class StorageModel {
     LruPageSet kv;
     std::unordered_set<PageKey> sidecars;  // lookups only: never iterated
     std::unordered_set<PageKey> stale;
+    std::unordered_set<PageKey> stale_sidecars;
     std::int64_t evicted_kv_pages = 0;
   };
   bool has_kv(int rank, PageKey key) const;

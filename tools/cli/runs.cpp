@@ -553,7 +553,7 @@ nlohmann::json fixes_json() {
 nlohmann::json upstream_json(const std::string& text, UpstreamPoint at) {
   const FixSet fixes = fixes_at(at);
   nlohmann::json families = nlohmann::json::array();
-  for (ModelFamily family : {ModelFamily::kDense, ModelFamily::kHybridMamba, ModelFamily::kHybridSwa}) {
+  for (ModelFamily family : kModelFamilies) {
     PolicyConfig cfg;
     cfg.family = family;
     cfg.apply_fixes(fixes);

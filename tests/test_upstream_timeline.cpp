@@ -80,6 +80,9 @@ TEST_CASE("code path: hybrid Mamba runs HiMamba until #27759, then the unified t
   CHECK(code_path(ModelFamily::kHybridMamba, at("2026-06-10")) == CodePath::kHiMamba);
   CHECK(code_path(ModelFamily::kHybridMamba, at("2026-06-11")) == CodePath::kUnified);
   CHECK(code_path(ModelFamily::kDense, at("2026-08-20")) == CodePath::kHiRadix);
+  CHECK(code_path(ModelFamily::kDsa, at("2026-07-13")) == CodePath::kHiRadix);  // #21259: HiRadixCache with the hybrid controller
+  CHECK(code_path(ModelFamily::kDsa, at("2026-07-14")) == CodePath::kUnified);  // #30468
+  CHECK(before_model("2026-04-13", ModelFamily::kDsa, false));
   // A counterfactual: today's upstream had #27759 not merged.
   CHECK(code_path(ModelFamily::kHybridMamba, at("2026-08-20").without(Fix::kUnifiedTreeRoute)) == CodePath::kHiMamba);
 }

@@ -104,9 +104,13 @@ bool FileL3::get_sidecar(int rank, PageKey key, std::byte* dst) const { return r
 bool FileL3::put_kv(int rank, PageKey key, const std::byte* src) { return write(path(rank, false, key), src, kv_page_bytes_); }
 bool FileL3::put_sidecar(int rank, PageKey key, const std::byte* src) { return write(path(rank, true, key), src, sidecar_bytes_); }
 
-void FileL3::put_stale_kv(int rank, PageKey key) {
-  const int fd = ::open(path(rank, false, key).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw std::system_error(errno, std::generic_category(), "cannot create " + path(rank, false, key).string());
+void FileL3::put_stale_kv(int rank, PageKey key) { put_empty(path(rank, false, key)); }
+
+void FileL3::put_stale_sidecar(int rank, PageKey key) { put_empty(path(rank, true, key)); }
+
+void FileL3::put_empty(const std::filesystem::path& file) {
+  const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw std::system_error(errno, std::generic_category(), "cannot create " + file.string());
   ::close(fd);
 }
 

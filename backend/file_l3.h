@@ -39,12 +39,15 @@ class FileL3 {
   bool put_kv(int rank, PageKey key, const std::byte* src);
   bool put_sidecar(int rank, PageKey key, const std::byte* src);
   void put_stale_kv(int rank, PageKey key);
+  // The same for a sidecar object: found by has_sidecar, failed by get_sidecar.
+  void put_stale_sidecar(int rank, PageKey key);
 
   // The contents the object of `key` holds: 64-bit words derived from the key.
   static void fill(PageKey key, std::span<std::byte> out);
   static bool holds(PageKey key, std::span<const std::byte> data);
 
  private:
+  static void put_empty(const std::filesystem::path& file);  // an empty file: present, never readable
   std::filesystem::path path(int rank, bool sidecar, PageKey key) const;
   bool read(const std::filesystem::path& p, std::byte* dst, std::int64_t bytes, PageKey key) const;
   bool write(const std::filesystem::path& p, const std::byte* src, std::int64_t bytes);

@@ -36,11 +36,15 @@ void populate(FileL3& l3, const Scenario& scenario) {
         FileL3::fill(k, page);
         if (!l3.put_kv(r, k, page.data())) throw std::runtime_error("cannot write L3 file under " + l3.root().string());
       }
-      for (std::int32_t p : c.sidecar_at_pages) {
-        const PageKey k = keys[static_cast<std::size_t>(p - 1)];
+      auto put_sidecar = [&](PageKey k) {
         FileL3::fill(k, state);
         if (!l3.put_sidecar(r, k, state.data())) throw std::runtime_error("cannot write L3 file under " + l3.root().string());
+      };
+      if (scenario.policy.dsa() && !c.sidecar_pages_given) {  // an indexer object at every page, as prepare_run
+        for (PageKey k : keys) put_sidecar(k);
       }
+      for (std::int32_t p : c.sidecar_at_pages) put_sidecar(keys[static_cast<std::size_t>(p - 1)]);
+      for (std::int32_t p : c.sidecar_stale_pages) l3.put_stale_sidecar(r, keys[static_cast<std::size_t>(p - 1)]);
       for (std::int32_t p : c.stale_pages) l3.put_stale_kv(r, keys[static_cast<std::size_t>(p - 1)]);
     }
   }

@@ -351,14 +351,19 @@ class ThreadWorld::ActorRuntime final : public Runtime {
           ++n;
         }
         break;
-      case StorageOp::kSidecarGet:  // one object per key and slot (Mamba: one; SWA: a window's pages)
-        HCSIM_ASSERT(c.slots.size() == c.keys.size() && (c.present.empty() || c.present.size() == c.keys.size()));
+      case StorageOp::kSidecarGet: {  // one object per key and slot (Mamba: one; SWA: a window's pages)
+        // Without slots (the DSA indexer, whose host pool the backend does not hold) each object is
+        // read and checked into a scratch buffer.
+        HCSIM_ASSERT((c.slots.empty() || c.slots.size() == c.keys.size()) && (c.present.empty() || c.present.size() == c.keys.size()));
+        std::vector<std::byte> scratch(c.slots.empty() ? static_cast<std::size_t>(l3.sidecar_bytes()) : 0);
         for (std::size_t i = 0; i < c.keys.size(); ++i) {
-          const bool read = planned > 0 && (c.present.empty() || c.present[i]) && l3.get_sidecar(rank_, c.keys[i], dev.sidecar_slot(rank_, c.slots[i]));
+          std::byte* dst = c.slots.empty() ? scratch.data() : dev.sidecar_slot(rank_, c.slots[i]);
+          const bool read = planned > 0 && (c.present.empty() || c.present[i]) && l3.get_sidecar(rank_, c.keys[i], dst);
           if (!c.present.empty()) c.present[i] = read ? 1 : 0;
           n += read ? 1 : 0;
         }
         break;
+      }
       case StorageOp::kKvSet:
         HCSIM_ASSERT(c.slots.size() == c.keys.size());
         for (std::size_t i = 0; i < c.keys.size() && n < planned; ++i) {

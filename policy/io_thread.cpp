@@ -58,8 +58,9 @@ Task<> Rank::sidecar_transfer(Runtime& rt, PrefetchOperation& op) {
 // laid out like KV (the pages' KV slot indices), so it takes no slot of its own.
 Task<> Rank::indexer_transfer(Runtime& rt, PrefetchOperation& op) {
   HCSIM_ASSERT(op.has_pool_transfers && !op.hash_value.empty());
-  op.indexer_read.assign(op.hash_value.size(), 0);
-  const std::int64_t successes = co_await rt.storage(StorageOp::kSidecarGet, op.request_id, op.hash_value, op.indexer_read, stall_timeout_ns());
+  std::vector<std::uint8_t> read(op.hash_value.size(), 0);  // the operation learns it when the read returns
+  const std::int64_t successes = co_await rt.storage(StorageOp::kSidecarGet, op.request_id, op.hash_value, read, stall_timeout_ns());
+  op.indexer_read = std::move(read);
   const std::int64_t run = all_pages_hit(op.indexer_read, static_cast<std::int64_t>(op.indexer_read.size()));
   // V-B: the sum of successes; #31443 (HS@1a53f231d): the leading run.
   op.sidecar_hit_pages = cfg_.has(Fix::kHybridResultCheck) ? std::min(successes, run) : successes;

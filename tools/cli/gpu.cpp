@@ -184,7 +184,8 @@ constexpr int kValidateAttemptsMax = 3;
 
 // Every scenario validate runs, read before any run so that a bad file fails the command at once:
 // each at its own TP size, or at each of `tps`. A size lacking a rank the scenario names is
-// skipped, with a line that says so, and counted in `skipped`.
+// skipped, with a line that says so, and counted in `skipped`; so is a scenario with attention
+// groups, which the GPU world does not run.
 std::vector<Scenario> validate_scenarios(const std::vector<std::string>& paths, const std::vector<int>& tps, int& skipped) {
   for (const int tp : tps) {
     if (tp < 1 || tp > limit_value(Limit::kRanks)) {
@@ -195,6 +196,11 @@ std::vector<Scenario> validate_scenarios(const std::vector<std::string>& paths, 
   for (const std::string& path : paths) {
     refuse_trace(path, "validate", "hcsim replay " + path);
     Scenario own = load_scenario_file(path);
+    if (const std::string split = own.world.topology().split_text(); !split.empty()) {
+      std::printf("skipped %s: %s; the GPU world runs every group over all TP ranks\n", path.c_str(), split.c_str());
+      ++skipped;
+      continue;
+    }
     if (tps.empty()) scenarios.push_back(std::move(own));
     for (const int tp : tps) {
       try {

@@ -16,8 +16,11 @@ Task<> Rank::prefetch_thread(Runtime& rt) {
     PrefetchOperationPtr op = co_await prefetch_queue_.pop(rt);
     const RequestId rid = op->request_id;
     // batch_exists_v2: the leading KV run, limited by the sidecar's trailing page (TRAILING_PAGES).
+    // From #19320 an operation the scheduler ended before its query is not queried: hit 0, and
+    // the MIN below still runs (CC@7cd55c681:1061-1064).
     sidecar_present.assign(op->token_pages.size(), 0);
-    auto hit_pages = co_await rt.storage(StorageOp::kHitQuery, rid, op->token_pages, sidecar_present);
+    const bool skip_query = cfg_.has(Fix::kHitThenAlloc) && op->terminated;
+    auto hit_pages = skip_query ? std::int64_t{0} : co_await rt.storage(StorageOp::kHitQuery, rid, op->token_pages, sidecar_present);
     HCSIM_ASSERT(hit_pages >= 0 && static_cast<std::size_t>(hit_pages) <= op->token_pages.size());
     if (cfg_.has(Fix::kNegativeCache)) {  // a recently failed key ends the hit
       for (std::int64_t i = 0; i < hit_pages; ++i) {

@@ -309,3 +309,30 @@ TEST_CASE("write-through acks are taken only once every rank's device-to-host co
 }
 
 }  // namespace hcsim
+
+namespace hcsim {
+
+TEST_CASE("from #19320 an operation ended before its hit query is not queried; the hit MIN still runs (CC@7cd55c681:1061-1064)") {
+  // best_effort ends both prefetches at the first pass, before the hit drain; the prefetch thread is
+  // still querying A then, and finds B terminated.
+  const Scenario s = parse_scenario(R"({"name": "skip-query", "description": "two prefetches ended before B's query", "tp": 2,
+    "policy": {"name": "best_effort", "page_size": 64, "model": "dense"},
+    "storage": {"call_latency_us": 100, "read_gbps": 5.0, "kv_page_bytes": 1531250},
+    "l3": [{"prefix": "a", "kv_pages": 8}, {"prefix": "b", "kv_pages": 8}],
+    "requests": [{"name": "A", "arrival_us": 0, "input_tokens": 530, "prefix": "a"}, {"name": "B", "arrival_us": 0, "input_tokens": 530, "prefix": "b"}],
+    "expect": [{"variant": "2026-08-20", "verdict": "complete"}]})",
+                                    "skip-query.json");
+  auto count = [](const RunResult& r, EventKind kind, bool (*keep)(const TraceEvent&)) {
+    return std::count_if(r.log.events().begin(), r.log.events().end(), [&](const TraceEvent& e) { return e.kind == kind && e.rank == 0 && keep(e); });
+  };
+  auto hit_query_call = [](const TraceEvent& e) { return e.actor == ActorKind::kPrefetch && storage_call_fields(e).op == static_cast<std::int64_t>(StorageOp::kHitQuery); };
+  auto prefetch_collective = [](const TraceEvent& e) { return e.actor == ActorKind::kPrefetch; };
+  const RunResult now = run(s, "2026-08-20");
+  CHECK(count(now, EventKind::kStorageCall, hit_query_call) == 1);
+  CHECK(count(now, EventKind::kCollectiveEnter, prefetch_collective) == 2);
+  const RunResult before = run(s, "2026-07-15");
+  CHECK(count(before, EventKind::kStorageCall, hit_query_call) == 2);
+  CHECK(count(before, EventKind::kCollectiveEnter, prefetch_collective) == 2);
+}
+
+}  // namespace hcsim

@@ -85,6 +85,10 @@ std::string Topology::split_text() const {
 
 std::string Topology::problem() const {
   if (dp < 1 || cp < 1) return "attention.dp and attention.cp must be at least 1";
+  if (dp > 1 && cp > 1) {
+    return "DP attention with attention CP is not modelled: a replica's forward spans its CP x TP ranks, and the model runs it "
+           "on one attention group";
+  }
   if (tp % (dp * cp) != 0) {
     return "tp " + std::to_string(tp) + " is not a multiple of attention.dp " + std::to_string(dp) + " times attention.cp " +
            std::to_string(cp) + " (upstream: attn_tp_size = tp_size // dp_size // attn_cp_size)";

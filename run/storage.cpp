@@ -73,6 +73,7 @@ void StorageModel::add_stale_page(int rank, PageKey key) {
 
 void StorageModel::add_stale_sidecar(int rank, PageKey key) {
   HCSIM_ASSERT(!sealed_);
+  stores_.at(static_cast<std::size_t>(rank)).sidecars.insert(key);  // found by hit queries
   stores_.at(static_cast<std::size_t>(rank)).stale_sidecars.insert(key);
 }
 

@@ -115,7 +115,7 @@ std::optional<RunEnding> replayed_ending(const TraceRead& trace, const Scenario&
   }
   for (const CollectiveEntry& e : v.entered) {
     auto in = std::find_if(out.stuck.begin(), out.stuck.end(), [&](const StuckCall& c) { return c.rank == e.rank && out.names_verdict(c); });
-    const ActorKind actor = in != out.stuck.end() ? in->actor : v.group == Group::kPrefetchTp ? ActorKind::kPrefetch : ActorKind::kScheduler;
+    const ActorKind actor = in != out.stuck.end() ? in->actor : v.group.kind == GroupKind::kPrefetchTp || v.group.kind == GroupKind::kPrefetchCp ? ActorKind::kPrefetch : ActorKind::kScheduler;
     out.entered.push_back({e.rank, actor, v.group, v.seq, std::string(collective_op_name(e.op)), e.size, e.at_ns});
   }
   return out;
@@ -126,6 +126,7 @@ std::optional<RunEnding> replayed_ending(const TraceRead& trace, const Scenario&
 // hang detector's choice for a deadlock, and a mismatch's in practice). The events carry no op:
 // a collective entered right after a `forward` of its size is that forward.
 RunEnding ending_from_events(const TraceRead& trace, const Topology& topology) {
+  const std::vector<Group> communicators = topology.communicators();  // a trace's group of another topology is skipped
   RunEnding out;
   out.end_ns = std::max(last_event_ns(trace), trace.header.verdict_at_ns);
   out.hang = trace.header.verdict != "none";
@@ -142,7 +143,7 @@ RunEnding ending_from_events(const TraceRead& trace, const Topology& topology) {
     if (e.kind != EventKind::kCollectiveEnter) continue;
     const CollectiveEnterFields enter = collective_enter_fields(e);
     const std::optional<Group> group = Group::from_code(enter.group);
-    if (!group || enter.sequence < 0) continue;
+    if (!group || enter.sequence < 0 || std::find(communicators.begin(), communicators.end(), *group) == communicators.end()) continue;
     const bool forward =
         p != nullptr && p->kind == EventKind::kForward && p->time_ns == e.time_ns && forward_fields(*p).batch_tokens == enter.payload_size;
     const auto seq = static_cast<std::uint64_t>(enter.sequence);

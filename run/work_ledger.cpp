@@ -9,8 +9,7 @@ namespace hcsim {
 WorkLedger::WorkLedger(std::size_t request_count, int ranks) : WorkLedger(request_count, ranks, std::vector<int>(request_count, 0), ranks) {}
 
 WorkLedger::WorkLedger(std::size_t request_count, int ranks, std::vector<int> replica_of, int replica_ranks)
-    : ranks_(ranks),
-      replica_ranks_(replica_ranks),
+    : replica_ranks_(replica_ranks),
       replica_of_(std::move(replica_of)),
       finishes_max_(request_count * static_cast<std::size_t>(replica_ranks)),
       started_ns_(request_count, -1),

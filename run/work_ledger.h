@@ -49,7 +49,6 @@ class WorkLedger {
  private:
   int first_rank(std::size_t request) const { return replica_of_[request] * replica_ranks_; }
 
-  int ranks_;
   int replica_ranks_;
   std::vector<int> replica_of_;                  // by request
   std::size_t finishes_max_;

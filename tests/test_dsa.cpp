@@ -65,10 +65,5 @@ TEST_CASE("dsa: a stale indexer object counts at the hit query and misses at the
 TEST_CASE("dsa: a scenario before the model has DSA code is refused, naming the date") {
   const std::string text = R"({"name": "d", "description": "d", "tp": 1, "policy": {"name": "timeout", "model": "dsa"},
     "requests": [{"name": "R", "arrival_us": 0, "input_tokens": 64}], "expect": [{"variant": "2026-04-13", "verdict": "complete"}]})";
-  try {
-    parse_scenario(text, "d.json");
-    FAIL("accepted");
-  } catch (const ScenarioError& e) {
-    CHECK(std::string(e.what()).find("from 2026-04-14") != std::string::npos);
-  }
+  CHECK_THROWS_WITH(parse_scenario(text, "d.json"), Catch::Contains("from 2026-04-14"));
 }

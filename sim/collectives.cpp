@@ -31,7 +31,9 @@ std::size_t CollectiveMatcher::index_of(Group g) const {
 }
 
 std::uint64_t CollectiveMatcher::next_seq(Group g, int rank) const {
-  return groups_[index_of(g)].next_seq.at(static_cast<std::size_t>(rank));
+  const std::size_t i = comm_index(g.kind, rank);  // a table lookup: every collective asks
+  HCSIM_ASSERT(comms_[i] == g);                      // resolved for this rank
+  return groups_[i].next_seq.at(static_cast<std::size_t>(rank));
 }
 
 const OpenCollective* CollectiveMatcher::oldest_open(Group g, std::uint64_t& seq) const {

@@ -12,6 +12,7 @@
 #include "backend/nccl_data_group.h"
 #endif
 #include "policy/assert.h"
+#include "run/l3_seed.h"
 #include "run/wait_for_graph.h"
 
 namespace hcsim {
@@ -28,26 +29,23 @@ std::filesystem::path fresh_l3_dir() {
 void populate(FileL3& l3, const Scenario& scenario) {
   std::vector<std::byte> page(static_cast<std::size_t>(l3.kv_page_bytes()));
   std::vector<std::byte> state(static_cast<std::size_t>(l3.sidecar_bytes()));
-  for (const L3Contents& c : scenario.l3) {
-    const auto keys = prefix_page_keys(c.prefix, c.kv_pages);
-    for (int r = 0; r < scenario.world.ranks; ++r) {
-      if (!c.on_rank(r)) continue;
-      for (PageKey k : keys) {
-        FileL3::fill(k, page);
-        if (!l3.put_kv(r, k, page.data())) throw std::runtime_error("cannot write L3 file under " + l3.root().string());
-      }
-      auto put_sidecar = [&](PageKey k) {
-        FileL3::fill(k, state);
-        if (!l3.put_sidecar(r, k, state.data())) throw std::runtime_error("cannot write L3 file under " + l3.root().string());
-      };
-      if (scenario.policy.dsa() && !c.sidecar_pages_given) {  // an indexer object at every page, as prepare_run
-        for (PageKey k : keys) put_sidecar(k);
-      }
-      for (std::int32_t p : c.sidecar_at_pages) put_sidecar(keys[static_cast<std::size_t>(p - 1)]);
-      for (std::int32_t p : c.sidecar_stale_pages) l3.put_stale_sidecar(r, keys[static_cast<std::size_t>(p - 1)]);
-      for (std::int32_t p : c.stale_pages) l3.put_stale_kv(r, keys[static_cast<std::size_t>(p - 1)]);
+  auto check = [&](bool ok) {
+    if (!ok) throw std::runtime_error("cannot write L3 file under " + l3.root().string());
+  };
+  seed_l3(scenario, [&](const L3Object& o) {
+    switch (o.kind) {
+      case L3Object::Kind::kKvPage:
+        FileL3::fill(o.key, page);
+        check(l3.put_kv(o.rank, o.key, page.data()));
+        break;
+      case L3Object::Kind::kStalePage: l3.put_stale_kv(o.rank, o.key); break;
+      case L3Object::Kind::kObject:
+        FileL3::fill(o.key, state);
+        check(l3.put_sidecar(o.rank, o.key, state.data()));
+        break;
+      case L3Object::Kind::kStaleObject: l3.put_stale_sidecar(o.rank, o.key); break;
     }
-  }
+  });
 }
 
 PoolGeometry geometry_of(const PolicyConfig& policy, const GpuRunOptions& gpu) {

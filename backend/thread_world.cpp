@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "policy/assert.h"
+#include "policy/sidecar_stack.h"
 #include "policy/topology.h"
 
 namespace hcsim {
@@ -336,8 +337,9 @@ class ThreadWorld::ActorRuntime final : public Runtime {
     switch (c.storage_op) {
       case StorageOp::kHitQuery:
         while (static_cast<std::size_t>(n) < c.keys.size() && n < planned && l3.has_kv(rank_, c.keys[static_cast<std::size_t>(n)])) ++n;
-        for (std::size_t i = 0; i < c.present.size() && i < c.keys.size(); ++i) {
-          c.present[i] = c.present[i] && l3.has_sidecar(rank_, c.keys[i]) ? 1 : 0;
+        for (std::size_t i = 0; i < c.present.size() && !c.keys.empty(); ++i) {  // one block of keys per pool
+          const std::size_t n = c.keys.size();
+          c.present[i] = c.present[i] && l3.has_sidecar(rank_, object_key(i / n, c.keys[i % n])) ? 1 : 0;
         }
         break;
       case StorageOp::kKvGet:
@@ -352,12 +354,12 @@ class ThreadWorld::ActorRuntime final : public Runtime {
         }
         break;
       case StorageOp::kSidecarGet: {  // one object per key and slot (Mamba: one; SWA: a window's pages)
-        // Without slots (the DSA indexer, whose host pool the backend does not hold) each object is
-        // read and checked into a scratch buffer.
-        HCSIM_ASSERT((c.slots.empty() || c.slots.size() == c.keys.size()) && (c.present.empty() || c.present.size() == c.keys.size()));
-        std::vector<std::byte> scratch(c.slots.empty() ? static_cast<std::size_t>(l3.sidecar_bytes()) : 0);
+        // Without a slot (-1: a pool laid out like KV, whose host pool the backend does not hold)
+        // each object is read and checked into a scratch buffer.
+        HCSIM_ASSERT(c.slots.size() == c.keys.size() && (c.present.empty() || c.present.size() == c.keys.size()));
+        std::vector<std::byte> scratch(static_cast<std::size_t>(l3.sidecar_bytes()));
         for (std::size_t i = 0; i < c.keys.size(); ++i) {
-          std::byte* dst = c.slots.empty() ? scratch.data() : dev.sidecar_slot(rank_, c.slots[i]);
+          std::byte* dst = c.slots[i] < 0 ? scratch.data() : dev.sidecar_slot(rank_, c.slots[i]);
           const bool read = planned > 0 && (c.present.empty() || c.present[i]) && l3.get_sidecar(rank_, c.keys[i], dst);
           if (!c.present.empty()) c.present[i] = read ? 1 : 0;
           n += read ? 1 : 0;
@@ -374,16 +376,19 @@ class ThreadWorld::ActorRuntime final : public Runtime {
           ++n;
         }
         break;
-      case StorageOp::kSidecarSet:
+      case StorageOp::kSidecarSet: {
         HCSIM_ASSERT(c.slots.size() == c.keys.size());
+        std::vector<std::byte> scratch(static_cast<std::size_t>(l3.sidecar_bytes()));
         for (std::size_t i = 0; i < c.keys.size() && n < planned; ++i) {
-          // As for kv_set: the slot gets the key's contents, standing in for the device's state.
-          std::byte* slot = dev.sidecar_slot(rank_, c.slots[i]);
+          // As for kv_set: the slot gets the key's contents, standing in for the device's state; an
+          // object without a slot (a pool laid out like KV) is written from a scratch buffer.
+          std::byte* slot = c.slots[i] < 0 ? scratch.data() : dev.sidecar_slot(rank_, c.slots[i]);
           FileL3::fill(c.keys[i], std::span<std::byte>(slot, static_cast<std::size_t>(l3.sidecar_bytes())));
           if (!l3.put_sidecar(rank_, c.keys[i], slot)) break;
           ++n;
         }
         break;
+      }
       case StorageOp::kDeviceToHost:
       case StorageOp::kHostToDevice:
         HCSIM_ASSERT(false);  // copies go through copy_done_ns, never through a storage call

@@ -14,7 +14,9 @@ namespace hcsim {
 // also when it raises.
 Task<std::int64_t> Rank::read_into(Runtime& rt, HostSlotPool& pool, std::span<const std::int32_t> slots, StorageOp op,
                                    const PrefetchOperation& prefetch, std::span<const PageKey> keys, std::span<std::uint8_t> present) {
-  for (std::int32_t s : slots) pool.begin_write(rt, s, prefetch.id);
+  for (std::int32_t s : slots) {
+    if (s >= 0) pool.begin_write(rt, s, prefetch.id);  // -1: a pool laid out like another's, no slot here
+  }
   std::int64_t result = 0;
   bool raised = false;
   try {
@@ -22,49 +24,55 @@ Task<std::int64_t> Rank::read_into(Runtime& rt, HostSlotPool& pool, std::span<co
   } catch (const WorldCallRaised&) {
     raised = true;
   }
-  for (std::int32_t s : slots) pool.end_write(rt, s, prefetch.id);
+  for (std::int32_t s : slots) {
+    if (s >= 0) pool.end_write(rt, s, prefetch.id);
+  }
   if (raised) throw WorldCallRaised("L3 " + std::string(storage_op_name(op)) + " raised");
   co_return result;
 }
 
-std::span<const PageKey> Rank::sync_trailing_keys(Runtime& rt, PrefetchOperation& op) {
+void Rank::sync_trailing_keys(Runtime& rt, PrefetchOperation& op) {
+  const auto hit = static_cast<std::int64_t>(op.hash_value.size());
+  for (PrefetchOperation::PoolTransfer& t : op.pool_transfers) {
+    if (cfg_.stack()[t.tag].hit == HitPolicy::kTrailingPages) t.keys = std::min(std::max<std::int64_t>(t.keys, 1), hit);
+  }
   const std::size_t keys = std::min(op.sidecar_slots.size(), op.hash_value.size());
   for (std::size_t i = keys; i < op.sidecar_slots.size(); ++i) release_sidecar_slot_later(rt, op.sidecar_slots[i]);
   op.sidecar_slots.resize(keys);
-  return {op.hash_value.data() + op.hash_value.size() - keys, keys};
 }
 
-// The sidecar's one read (batch_get_v2): the objects of the hit's trailing pages (Mamba: the state
-// after the last page; SWA: the window's pages), into the operation's slots.
+// The sidecar phase's one batch_get_v2 over every pool transfer (HCC@17313cf4b:650-661): a trailing
+// pool reads the objects of the hit's last pages (Mamba: the state after the last page; SWA and
+// what is derived from it: the window's pages), into the own pool's slots; a KV-derived pool the
+// object of every hit page, into a host pool laid out like KV, which takes no slot of its own.
 Task<> Rank::sidecar_transfer(Runtime& rt, PrefetchOperation& op) {
-  if (cfg_.dsa()) {
-    co_await indexer_transfer(rt, op);
-    co_return;
+  HCSIM_ASSERT(op.has_pool_transfers() && !op.hash_value.empty());
+  sync_trailing_keys(rt, op);
+  const auto pools = cfg_.stack();
+  std::vector<PageKey> keys;  // each transfer's object keys, in transfer order
+  std::vector<std::int32_t> slots;  // the own pool's slot for each key; -1 where the pool has none
+  for (PrefetchOperation::PoolTransfer& t : op.pool_transfers) {
+    if (pools[t.tag].from == IndicesFrom::kKv) t.keys = static_cast<std::int64_t>(op.hash_value.size());  // _resolve_sidecar_derived_pool_transfers
+    HCSIM_ASSERT(t.keys >= 0 && static_cast<std::size_t>(t.keys) <= op.hash_value.size());
+    const std::size_t first_page = op.hash_value.size() - static_cast<std::size_t>(t.keys);
+    for (std::size_t i = 0; i < static_cast<std::size_t>(t.keys); ++i) {
+      keys.push_back(object_key(t.tag, op.hash_value[first_page + i]));
+      slots.push_back(pools[t.tag].from == IndicesFrom::kOwn ? op.sidecar_slots[i] : -1);
+    }
   }
-  HCSIM_ASSERT(op.has_pool_transfers && !op.hash_value.empty() && !op.sidecar_slots.empty());
-  const std::span<const PageKey> trailing = sync_trailing_keys(rt, op);
-  std::vector<std::uint8_t> read(trailing.size(), 0);
-  const std::vector<std::int32_t> slots = op.sidecar_slots;  // the read's own copy: a release may not shrink it
-  // The call's result counts the objects read; `read` says which.
-  const std::int64_t successes = co_await read_into(rt, sidecar_pool_, slots, StorageOp::kSidecarGet, op, trailing, read);
-  const auto run = static_cast<std::int64_t>(std::find(read.begin(), read.end(), std::uint8_t{0}) - read.begin());
-  // V-B: the sum of successes; #31443 (HS@1a53f231d): the leading run. One key: the same.
-  const std::int64_t got = cfg_.has(Fix::kHybridResultCheck) ? std::min(successes, run) : successes;
-  op.sidecar_hit_pages = got;
-  rt.emit(op.request_id, SidecarDoneFields{.hit_pages = got, .slot = slots.front(), .op = op.id});
-}
-
-// The DSA indexer's one read: the object of every hit page, into the indexer host pool, which is
-// laid out like KV (the pages' KV slot indices), so it takes no slot of its own.
-Task<> Rank::indexer_transfer(Runtime& rt, PrefetchOperation& op) {
-  HCSIM_ASSERT(op.has_pool_transfers && !op.hash_value.empty());
-  std::vector<std::uint8_t> read(op.hash_value.size(), 0);  // the operation learns it when the read returns
-  const std::int64_t successes = co_await rt.storage(StorageOp::kSidecarGet, op.request_id, op.hash_value, read, stall_timeout_ns());
-  op.indexer_read = std::move(read);
-  const std::int64_t run = all_pages_hit(op.indexer_read, static_cast<std::int64_t>(op.indexer_read.size()));
-  // V-B: the sum of successes; #31443 (HS@1a53f231d): the leading run.
-  op.sidecar_hit_pages = cfg_.has(Fix::kHybridResultCheck) ? std::min(successes, run) : successes;
-  rt.emit(op.request_id, SidecarDoneFields{.hit_pages = op.sidecar_hit_pages, .slot = -1, .op = op.id});
+  std::vector<std::uint8_t> read(keys.size(), 0);  // the operation learns it when the read returns
+  co_await read_into(rt, sidecar_pool_, slots, StorageOp::kSidecarGet, op, keys, read);  // its result counts `read`'s ones
+  std::size_t first = 0;
+  for (PrefetchOperation::PoolTransfer& t : op.pool_transfers) {
+    t.read.assign(read.begin() + static_cast<std::ptrdiff_t>(first), read.begin() + static_cast<std::ptrdiff_t>(first) + t.keys);
+    first += static_cast<std::size_t>(t.keys);
+    const auto sum = static_cast<std::int64_t>(std::count(t.read.begin(), t.read.end(), std::uint8_t{1}));
+    const auto run = static_cast<std::int64_t>(std::find(t.read.begin(), t.read.end(), std::uint8_t{0}) - t.read.begin());
+    // V-B: the sum of successes; #31443 (HS@1a53f231d): the leading run. One key: the same.
+    t.hit_pages = cfg_.has(Fix::kHybridResultCheck) ? run : sum;
+    const bool own = pools[t.tag].from == IndicesFrom::kOwn;
+    rt.emit(op.request_id, SidecarDoneFields{.hit_pages = t.hit_pages, .slot = own ? op.first_sidecar_slot() : -1, .op = op.id});
+  }
 }
 
 Task<> Rank::page_transfer(Runtime& rt, PrefetchOperation& op) {
@@ -74,7 +82,7 @@ Task<> Rank::page_transfer(Runtime& rt, PrefetchOperation& op) {
   HCSIM_ASSERT(static_cast<std::int64_t>(op.host_indices.size()) == hit_pages);
   // Before #26881 the hybrid controller read the sidecar objects first, unless terminated
   // (HCC@736263f3d^:620-628), so KV completion implied the sidecar had landed.
-  if (op.has_pool_transfers && !cfg_.has(Fix::kSidecarAfterKv) && !op.terminated && hit_pages > 0) co_await sidecar_transfer(rt, op);
+  if (op.has_pool_transfers() && !cfg_.has(Fix::kSidecarAfterKv) && !op.terminated && hit_pages > 0) co_await sidecar_transfer(rt, op);
   for (std::int64_t first = 0; first < hit_pages; first += cfg_.storage_batch_pages) {
     const std::int64_t count = std::min<std::int64_t>(cfg_.storage_batch_pages, hit_pages - first);
     const std::span<const PageKey> keys(op.hash_value.data() + first, static_cast<std::size_t>(count));
@@ -110,7 +118,7 @@ Task<> Rank::page_transfer(Runtime& rt, PrefetchOperation& op) {
   // scheduler terminated the operation meanwhile, until #31443 put the is_terminated guard back
   // (HCC@1a53f231d:657-661).
   const bool skip_terminated = cfg_.has(Fix::kHybridResultCheck) && op.terminated;
-  if (op.has_pool_transfers && cfg_.has(Fix::kSidecarAfterKv) && op.completed_tokens == hit_pages * page && hit_pages > 0 && !skip_terminated) {
+  if (op.has_pool_transfers() && cfg_.has(Fix::kSidecarAfterKv) && op.completed_tokens == hit_pages * page && hit_pages > 0 && !skip_terminated) {
     co_await sidecar_transfer(rt, op);
   }
 }

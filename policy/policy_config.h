@@ -2,12 +2,15 @@
 // scheduler's budget, the fix set, and the per-rank resources that may differ between ranks.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string_view>
 #include <vector>
 
 #include "policy/fixes.h"
+#include "policy/sidecar_stack.h"
 #include "policy/topology.h"
 #include "policy/trace_event.h"
 #include "policy/upstream_timeline.h"
@@ -75,12 +78,18 @@ struct PolicyConfig {
 
   Topology topology() const { return {.tp = static_cast<int>(ranks.size()), .dp = attn_dp, .cp = attn_cp}; }
 
+  // The family's sidecar pools (sidecar_stack.h), and what they add up to.
+  std::span<const SidecarPool> stack() const { return sidecar_stack(family); }
   bool mamba() const { return family == ModelFamily::kHybridMamba; }
-  bool swa() const { return family == ModelFamily::kHybridSwa; }
-  // A KV-derived indexer (ALL_PAGES): one object per KV page, read into the KV page's host slot.
-  bool dsa() const { return family == ModelFamily::kDsa; }
+  // An SWA window buffer of the stack's own: hybrid SWA, DeepSeek-V4.
+  bool swa() const { return family == ModelFamily::kHybridSwa || family == ModelFamily::kDeepSeekV4; }
   // A component with host slots of its own beside KV: the Mamba state or the SWA window.
   bool sidecar() const { return mamba() || swa(); }
+  // Every pool KV-derived and ALL_PAGES (DSA): the result is clamped, never all-or-nothing.
+  bool clamp_stack() const {
+    const auto pools = stack();
+    return !pools.empty() && std::all_of(pools.begin(), pools.end(), [](const SidecarPool& p) { return p.from == IndicesFrom::kKv && p.hit == HitPolicy::kAllPages; });
+  }
   bool unified() const { return path == CodePath::kUnified; }
   // The fixes in force on this run's code path: the unified tree had four of them before it served
   // any model by default, and never took #23309's timeout (upstream_timeline.h).

@@ -85,13 +85,16 @@ Task<> Rank::prefetch_from_storage(Runtime& rt, RequestId rid, std::int32_t host
   if (sidecar_slots > 0) {
     const bool sidecar_ok = sidecar_pool_.alloc(rt.now_ns(), sidecar_slots, op->id, op->sidecar_slots);
     HCSIM_ASSERT(sidecar_ok);
-    op->has_pool_transfers = true;
-    op->pool_transfers_done = false;
   }
-  if (cfg_.dsa()) {  // _DsaStrategy's INDEXER: a KV-derived ALL_PAGES transfer with no buffer of its own
-    op->has_pool_transfers = true;
-    op->pool_transfers_done = false;
+  // pool_transfers: the component with its buffer, if it took one; then each sidecar, a KV-derived
+  // one always (its keys None until the read), an SWA-derived one beside an SWA transfer only, with
+  // that transfer's keys (_build_sidecar_transfers, URC@17313cf4b:1442-1490).
+  const auto pools = cfg_.stack();
+  for (std::size_t tag = 0; tag < pools.size(); ++tag) {
+    if (pools[tag].from != IndicesFrom::kKv && op->sidecar_slots.empty()) continue;
+    op->pool_transfers.push_back({.tag = tag, .keys = pools[tag].from == IndicesFrom::kKv ? -1 : sidecar_slots, .hit_pages = 0, .read = {}});
   }
+  op->pool_transfers_done = !op->has_pool_transfers();
   Ongoing entry;
   entry.op = op;
   entry.anchor_pages = host_hit_pages;
@@ -136,14 +139,19 @@ Task<bool> Rank::check_prefetch_progress(Runtime& rt, RequestId rid) {
     revoke_pending_prefetch(rt, rid);
     co_return true;
   }
-  std::array<std::int64_t, 2> agreed{op.completed_tokens, op.sidecar_hit_pages};
-  const bool sync_sidecar = sync_pool_hits();
   // [completed, one hit count per pool transfer] (URC@17313cf4b:1811-1850): an SWA prefetch
   // whose component took no part has none.
-  const std::span<std::int64_t> payload(agreed.data(), sync_sidecar && op.has_pool_transfers ? 2 : 1);
+  PoolHits agreed{op.completed_tokens};
+  const std::size_t transfers = op.pool_transfers.size();
+  for (std::size_t i = 0; i < transfers; ++i) agreed[1 + i] = op.pool_transfers[i].hit_pages;
+  const bool sync_sidecar = sync_pool_hits();
+  const std::span<std::int64_t> payload(agreed.data(), 1 + (sync_sidecar ? transfers : 0));
   for (const Group g : cache_groups_) co_await rt.collective(g, CollectiveOp::kAllReduceMin, payload);
   // HM00d reads mamba_loaded after the MIN, from whatever this rank's IO thread has by then.
-  finish_prefetch(rt, rid, why, agreed[0], sync_sidecar ? agreed[1] : op.sidecar_hit_pages);
+  if (!sync_sidecar) {
+    for (std::size_t i = 0; i < transfers; ++i) agreed[1 + i] = op.pool_transfers[i].hit_pages;
+  }
+  finish_prefetch(rt, rid, why, agreed[0], std::span<const std::int64_t>(agreed.data() + 1, transfers));
   co_return true;
 }
 
@@ -165,7 +173,9 @@ Task<> Rank::bulk_check_prefetch_progress(Runtime& rt) {
   }
   for (const Group g : cache_groups_) co_await rt.collective(g, CollectiveOp::kAllReduceMax, votes);
   constexpr std::int64_t kNoVote = std::numeric_limits<std::int64_t>::max();
-  std::vector<std::int64_t> completed(2 * n, kNoVote);
+  // Per request: [completed, one hit per pool of the stack] (at least one, as ever).
+  const std::size_t stride = 1 + std::max<std::size_t>(1, cfg_.stack().size());
+  std::vector<std::int64_t> completed(stride * n, kNoVote);
   for (std::size_t i = 0; i < n; ++i) {
     const RequestId rid = waiting_queue_[i];
     const bool decided = votes[2 * i] == 0 || votes[2 * i + 1] == 1;
@@ -181,8 +191,9 @@ Task<> Rank::bulk_check_prefetch_progress(Runtime& rt) {
       revoke_pending_prefetch(rt, rid);
       continue;
     }
-    completed[2 * i] = it->second.op->completed_tokens;
-    completed[2 * i + 1] = it->second.op->sidecar_hit_pages;
+    const PrefetchOperation& op = *it->second.op;
+    completed[stride * i] = op.completed_tokens;
+    for (std::size_t t = 0; t + 1 < stride; ++t) completed[stride * i + 1 + t] = t < op.pool_transfers.size() ? op.pool_transfers[t].hit_pages : 0;
   }
   for (const Group g : cache_groups_) co_await rt.collective(g, CollectiveOp::kAllReduceMin, completed);
   const bool sync_sidecar = sync_pool_hits();
@@ -190,31 +201,34 @@ Task<> Rank::bulk_check_prefetch_progress(Runtime& rt) {
     const RequestId rid = waiting_queue_[i];
     auto it = ongoing_prefetch_.find(rid);
     if (!bulk_ready_[rid] || it == ongoing_prefetch_.end()) continue;
-    const std::int64_t hits = sync_sidecar ? completed[2 * i + 1] : it->second.op->sidecar_hit_pages;
+    const PrefetchOperation& op = *it->second.op;
+    PoolHits hits{};
+    for (std::size_t t = 0; t < op.pool_transfers.size(); ++t) hits[t] = sync_sidecar ? completed[stride * i + 1 + t] : op.pool_transfers[t].hit_pages;
     const TerminateReason why = best_effort()          ? TerminateReason::kBestEffort
                                 : votes[2 * i + 1] == 1 ? TerminateReason::kAnyTerminated
                                                         : TerminateReason::kAllCan;
-    finish_prefetch(rt, rid, why, completed[2 * i], hits);
+    finish_prefetch(rt, rid, why, completed[stride * i], std::span<const std::int64_t>(hits.data(), op.pool_transfers.size()));
   }
 }
 
 // After the group decided to terminate: insert host nodes for the agreed prefix, commit (or not)
-// the Mamba state, and hand back what is not kept (domain doc 3.5, 4 steps 11-13).
-void Rank::finish_prefetch(Runtime& rt, RequestId rid, TerminateReason why, std::int64_t min_completed, std::int64_t sidecar_hits) {
+// the component, and hand back what is not kept (domain doc 3.5, 4 steps 11-13).
+void Rank::finish_prefetch(Runtime& rt, RequestId rid, TerminateReason why, std::int64_t min_completed, std::span<const std::int64_t> pool_hits) {
   auto it = ongoing_prefetch_.find(rid);
   HCSIM_ASSERT(it != ongoing_prefetch_.end());
   Ongoing& entry = it->second;
   PrefetchOperation& op = *entry.op;
   HCSIM_ASSERT(min_completed >= 0 && min_completed <= op.completed_tokens);
   HCSIM_ASSERT(min_completed % cfg_.page_size_tokens == 0);
+  HCSIM_ASSERT(pool_hits.size() == op.pool_transfers.size());
   const auto min_pages = static_cast<std::int32_t>(min_completed / cfg_.page_size_tokens);
   const auto local_pages = static_cast<std::int32_t>(op.completed_tokens / cfg_.page_size_tokens);
   rt.emit(rid, TerminateFields{.completed_tokens = op.completed_tokens, .group_min_tokens = min_completed, .op = op.id});
-  if (cfg_.dsa()) {
-    finish_dsa_prefetch(rt, rid, why, min_completed, sidecar_hits);
+  if (cfg_.clamp_stack()) {
+    finish_clamped_prefetch(rt, rid, why, min_completed, pool_hits);
     return;
   }
-  if (op.has_pool_transfers && cfg_.has(Fix::kHybridResultCheck) && !hybrid_result_complete(op, min_completed, sidecar_hits)) {
+  if (op.has_pool_transfers() && cfg_.has(Fix::kHybridResultCheck) && !hybrid_result_complete(op, min_completed, pool_hits)) {
     discard_prefetch(rt, rid, why, min_completed);
     return;
   }
@@ -235,11 +249,12 @@ void Rank::finish_prefetch(Runtime& rt, RequestId rid, TerminateReason why, std:
   // that node has a host Mamba state already (MC@5e0271536:500-531, MC@17313cf4b:804-840).
   // Loaded: every trailing key's object read on every rank (Mamba: the one state; SWA: the
   // window, all or nothing: SC@5e0271536:705-733, SC@17313cf4b:995-1033).
-  const bool sidecar_loaded = sidecar_hits >= std::max<std::int64_t>(1, static_cast<std::int64_t>(op.sidecar_slots.size()));
+  const bool own = !op.sidecar_slots.empty();  // the component took part: pool transfer 0
+  const bool sidecar_loaded = own && pool_hits[0] >= std::max<std::int64_t>(1, static_cast<std::int64_t>(op.sidecar_slots.size()));
   bool sidecar_attached = false;
-  if (op.has_pool_transfers && cfg_.swa()) {
+  if (own && cfg_.swa()) {
     sidecar_attached = commit_swa_window(rt, entry, inserted.leaf, static_cast<std::int32_t>(prefix.size()), sidecar_loaded);
-  } else if (op.has_pool_transfers) {
+  } else if (own) {
     const bool target_free = cfg_.unified() ? !prefix.empty() && tree_.sidecar_slot(inserted.leaf) < 0
                                             : inserted.inserted_pages > 0;
     sidecar_attached = target_free && sidecar_loaded;
@@ -253,58 +268,84 @@ void Rank::finish_prefetch(Runtime& rt, RequestId rid, TerminateReason why, std:
   rt.emit(rid, CommitFields{.prefix_tokens = min_completed,
                             .matched_tokens = static_cast<std::int64_t>(inserted.matched_pages) * cfg_.page_size_tokens,
                             .sidecar_attached = sidecar_attached ? 1 : 0});
+  report_derived_gap(rt, op, inserted.matched_pages, min_pages, sidecar_attached);
   report_hit_loss(rt, rid, entry, why, min_completed, sidecar_attached, false);
   // Read on this rank beyond the group MIN: released at the next drain.
   for (std::int32_t i = min_pages; i < local_pages; ++i) release_kv_slot_later(rt, entry.host_indices[static_cast<std::size_t>(i)]);
   loaded_tokens_[rid] = min_completed - static_cast<std::int64_t>(inserted.matched_pages) * cfg_.page_size_tokens;
   const bool all_hit = !op.hash_value.empty() && min_completed == static_cast<std::int64_t>(op.hash_value.size()) * cfg_.page_size_tokens;
-  const OpEnd end = op.failed ? OpEnd::kFailed : (all_hit && (!op.has_pool_transfers || sidecar_loaded)) ? OpEnd::kCompleted : OpEnd::kTerminated;
+  const bool pools_loaded = std::all_of(op.pool_transfers.begin(), op.pool_transfers.end(), [&](const PrefetchOperation::PoolTransfer& t) {
+    return pool_hits[static_cast<std::size_t>(&t - op.pool_transfers.data())] >= std::max<std::int64_t>(1, t.keys);
+  });
+  const OpEnd end = op.failed ? OpEnd::kFailed : (all_hit && pools_loaded) ? OpEnd::kCompleted : OpEnd::kTerminated;
   release_ongoing(rt, rid, end);
 }
 
-// A DSA stack: KV plus the KV-derived indexer. From #31443 the usable prefix is clamped to the
-// group's indexer hit (HR@17313cf4b:1690-1721, URC@17313cf4b:1855-1862); before it, the group's KV
-// pages were published whatever the indexer read returned (URC@1a53f231d^:2023-2040 inserts
-// [:min_completed]), and a page whose indexer object was not read is garbage, silently (#30057).
-void Rank::finish_dsa_prefetch(Runtime& rt, RequestId rid, TerminateReason why, std::int64_t min_completed, std::int64_t indexer_hits) {
+// A stack of KV-derived pools only (DSA): from #31443 the usable prefix is clamped to the group's
+// pool hits (HR@17313cf4b:1690-1721, URC@17313cf4b:1855-1862); before it, the group's KV pages
+// were published whatever the pool reads returned (URC@1a53f231d^:2023-2040 inserts
+// [:min_completed]), and a page whose object was not read is garbage, silently (#30057).
+void Rank::finish_clamped_prefetch(Runtime& rt, RequestId rid, TerminateReason why, std::int64_t min_completed, std::span<const std::int64_t> pool_hits) {
   Ongoing& entry = ongoing_prefetch_.at(rid);
   PrefetchOperation& op = *entry.op;
   const std::int64_t page = cfg_.page_size_tokens;
   const auto local_pages = static_cast<std::int32_t>(op.completed_tokens / page);
+  const std::int64_t min_hit = pool_hits.empty() ? 0 : *std::min_element(pool_hits.begin(), pool_hits.end());
   const bool clamp = cfg_.has(Fix::kHybridResultCheck);
-  const auto publish_pages = static_cast<std::int32_t>(clamp ? clamped_pages(min_completed / page, indexer_hits) : min_completed / page);
+  const auto publish_pages = static_cast<std::int32_t>(clamp ? clamped_pages(min_completed / page, min_hit) : min_completed / page);
   const RequestSpec& req = workload_[static_cast<std::size_t>(rid)];
   const std::span<const PageKey> prefix(req.pages.data(), static_cast<std::size_t>(entry.anchor_pages + publish_pages));
   const std::span<const std::int32_t> slots(entry.host_indices.data(), static_cast<std::size_t>(publish_pages));
   const auto inserted = tree_.insert(prefix, entry.anchor_pages, slots);
-  std::int64_t gap_pages = 0;  // new pages whose indexer object this rank did not read
   for (std::int32_t i = 0; i < publish_pages; ++i) {
     const auto s = static_cast<std::size_t>(i);
     if (i < inserted.matched_pages) {
       kv_pool_.free(rt, slots[s]);  // duplicates of existing nodes
-      continue;
+    } else {
+      kv_pool_.to_tree(rt, slots[s]);
     }
-    kv_pool_.to_tree(rt, slots[s]);
-    if (s >= op.indexer_read.size() || !op.indexer_read[s]) ++gap_pages;
   }
-  const bool indexer_whole = gap_pages == 0;
+  const bool objects_whole = report_derived_gap(rt, op, inserted.matched_pages, publish_pages, false) == 0;
   rt.emit(rid, CommitFields{.prefix_tokens = publish_pages * page,
                             .matched_tokens = static_cast<std::int64_t>(inserted.matched_pages) * page,
-                            .sidecar_attached = indexer_whole ? 1 : 0});
-  if (!indexer_whole) rt.emit(rid, IndexerGapFields{.pages = gap_pages, .published_pages = publish_pages - inserted.matched_pages, .op = op.id});
-  report_hit_loss(rt, rid, entry, why, min_completed, indexer_whole && publish_pages * page == min_completed, false);
+                            .sidecar_attached = objects_whole ? 1 : 0});
+  report_hit_loss(rt, rid, entry, why, min_completed, objects_whole && publish_pages * page == min_completed, false);
   for (std::int32_t i = publish_pages; i < local_pages; ++i) release_kv_slot_later(rt, entry.host_indices[static_cast<std::size_t>(i)]);
   loaded_tokens_[rid] = (publish_pages - inserted.matched_pages) * page;
   const auto hit_pages = static_cast<std::int64_t>(op.hash_value.size());
-  const bool all_hit = hit_pages > 0 && min_completed == hit_pages * page && indexer_hits >= hit_pages;
+  const bool all_hit = hit_pages > 0 && min_completed == hit_pages * page && min_hit >= hit_pages;
   release_ongoing(rt, rid, op.failed ? OpEnd::kFailed : all_hit ? OpEnd::kCompleted : OpEnd::kTerminated);
 }
 
-bool Rank::hybrid_result_complete(const PrefetchOperation& op, std::int64_t min_completed, std::int64_t sidecar_hits) const {
-  // URC@1a53f231d:2096-2145, URC@17313cf4b:1811-1895: every KV page of the hit and every key of
-  // the sidecar (the one Mamba key; the SWA window's min(N, hit) keys), on every rank.
-  return hcsim::hybrid_result_complete(static_cast<std::int64_t>(op.hash_value.size()), cfg_.page_size_tokens, min_completed, sidecar_hits,
-                                       static_cast<std::int64_t>(op.sidecar_slots.size()));
+// Model bookkeeping: the published new pages [first_new, published) some derived pool's object of
+// which this rank did not read (a KV-derived pool: any such page; an SWA-derived one: a page of
+// the window it covers, once that window was committed). Each is garbage upstream, silently.
+std::int64_t Rank::report_derived_gap(Runtime& rt, const PrefetchOperation& op, std::int32_t first_new, std::int32_t published,
+                                      bool window_committed) {
+  const auto pools = cfg_.stack();
+  const auto hit = static_cast<std::int64_t>(op.hash_value.size());
+  std::int64_t gap_pages = 0;
+  for (std::int32_t i = first_new; i < published; ++i) {
+    bool gap = false;
+    for (const PrefetchOperation::PoolTransfer& t : op.pool_transfers) {
+      const IndicesFrom from = pools[t.tag].from;
+      if (from == IndicesFrom::kOwn || (from == IndicesFrom::kSwa && !window_committed)) continue;
+      const std::int64_t first = from == IndicesFrom::kKv ? 0 : hit - std::max<std::int64_t>(t.keys, 0);
+      if (i < first) continue;  // before the window this pool covers
+      const auto idx = static_cast<std::size_t>(i - first);
+      gap = gap || idx >= t.read.size() || !t.read[idx];
+    }
+    gap_pages += gap ? 1 : 0;
+  }
+  if (gap_pages > 0) rt.emit(op.request_id, IndexerGapFields{.pages = gap_pages, .published_pages = published - first_new, .op = op.id});
+  return gap_pages;
+}
+
+bool Rank::hybrid_result_complete(const PrefetchOperation& op, std::int64_t min_completed, std::span<const std::int64_t> pool_hits) const {
+  PoolHits keys{};
+  for (std::size_t i = 0; i < op.pool_transfers.size(); ++i) keys[i] = op.pool_transfers[i].keys;
+  return hcsim::hybrid_result_complete(static_cast<std::int64_t>(op.hash_value.size()), cfg_.page_size_tokens, min_completed, pool_hits,
+                                       std::span<const std::int64_t>(keys.data(), op.pool_transfers.size()));
 }
 
 bool Rank::commit_swa_window(Runtime& rt, const Ongoing& entry, std::int32_t leaf, std::int32_t total_pages, bool loaded) {
@@ -361,7 +402,7 @@ void Rank::report_hit_loss(Runtime& rt, RequestId rid, const Ongoing& entry, Ter
   const std::int64_t usable_pages = std::max(0, host_match_pages(req) - entry.anchor_pages);
   const std::int64_t published = std::min(agreed, usable_pages * cfg_.page_size_tokens);
   if (published >= agreed) return;
-  HitLossCause cause = discarded ? HitLossCause::kDiscarded : cfg_.dsa() ? HitLossCause::kIndexerClamped : HitLossCause::kSidecarNotLoaded;
+  HitLossCause cause = discarded ? HitLossCause::kDiscarded : cfg_.clamp_stack() ? HitLossCause::kIndexerClamped : HitLossCause::kSidecarNotLoaded;
   if (min_completed < agreed) {
     cause = why == TerminateReason::kAnyTerminated ? HitLossCause::kShortRead
             : why == TerminateReason::kBestEffort  ? HitLossCause::kBestEffort
@@ -369,7 +410,7 @@ void Rank::report_hit_loss(Runtime& rt, RequestId rid, const Ongoing& entry, Ter
   }
   // Hybrid SWA publishes KV without a window when its SWA component took no part, or mid-tree
   // with a short one: the prefix then does not match either.
-  HCSIM_ASSERT(cause != HitLossCause::kSidecarNotLoaded || cfg_.swa() || (op.has_pool_transfers && !sidecar_attached));
+  HCSIM_ASSERT(cause != HitLossCause::kSidecarNotLoaded || cfg_.swa() || (op.has_pool_transfers() && !sidecar_attached));
   HCSIM_ASSERT(cause != HitLossCause::kIndexerClamped || !sidecar_attached);
   rt.emit(rid, HitLostFields{.agreed_tokens = agreed, .published_tokens = published, .cause = static_cast<std::int64_t>(cause)});
 }

@@ -45,13 +45,18 @@ struct PrefetchOperation {
   std::int64_t completed_tokens = 0;       // KV tokens read into host memory, page multiples
   bool terminated = false;
   TimeNs start_time_ns = 0;                // on this rank
-  // The sidecar ("pool_transfers"): its host slots, one per trailing page it reads (Mamba: one
-  // state slot; SWA: the window buffer, one slot per page, shrunk by _sync_trailing_keys).
-  bool has_pool_transfers = false;
+  // One entry per sidecar pool taking part ("pool_transfers"), in stack order (sidecar_stack.h).
+  struct PoolTransfer {
+    std::size_t tag = 0;               // the pool's index in the family's stack
+    std::int64_t keys = -1;            // len(transfer.keys); -1: None, as a derived pool's until its read ran
+    std::int64_t hit_pages = 0;        // pool_storage_result.extra_pool_hit_pages (V-B: sum of successes)
+    std::vector<std::uint8_t> read;    // which of its keys' objects the read returned
+  };
+  std::vector<PoolTransfer> pool_transfers;
+  // The own pool's host slots, one per trailing page it reads (Mamba: one state slot; SWA: the
+  // window buffer, one slot per page, shrunk by _sync_trailing_keys).
   std::vector<std::int32_t> sidecar_slots;
   bool pool_transfers_done = true;         // upstream: not bool(pool_transfers)
-  std::int64_t sidecar_hit_pages = 0;      // pool_storage_result's sidecar entry (V-B: sum of successes)
-  std::vector<std::uint8_t> indexer_read;  // DSA: which hit pages' indexer objects the read returned
   // Bookkeeping of this model, not upstream fields:
   bool failed = false;        // a KV read came back short while the operation was live
   bool io_released = false;   // the IO thread is done with it (or it never reached IO: revoked)
@@ -60,6 +65,7 @@ struct PrefetchOperation {
   bool io_frees_sidecar = false;  // sidecar-release-by-io: the IO thread frees the slot when done
 
   std::int32_t first_sidecar_slot() const { return sidecar_slots.empty() ? -1 : sidecar_slots.front(); }
+  bool has_pool_transfers() const { return !pool_transfers.empty(); }
 
   bool increment(std::int64_t tokens) {
     if (terminated) return false;

@@ -18,7 +18,8 @@ Task<> Rank::prefetch_thread(Runtime& rt) {
     // batch_exists_v2: the leading KV run, limited by the sidecar's trailing page (TRAILING_PAGES).
     // From #19320 an operation the scheduler ended before its query is not queried: hit 0, and
     // the MIN below still runs (CC@7cd55c681:1061-1064).
-    sidecar_present.assign(op->token_pages.size(), 0);
+    const std::size_t pages = op->token_pages.size();
+    sidecar_present.assign(pages * std::max<std::size_t>(1, cfg_.stack().size()), 0);  // one block of pages per pool
     const bool skip_query = cfg_.has(Fix::kHitThenAlloc) && op->terminated;
     auto hit_pages = skip_query ? std::int64_t{0} : co_await rt.storage(StorageOp::kHitQuery, rid, op->token_pages, sidecar_present);
     HCSIM_ASSERT(hit_pages >= 0 && static_cast<std::size_t>(hit_pages) <= op->token_pages.size());
@@ -31,9 +32,14 @@ Task<> Rank::prefetch_thread(Runtime& rt) {
         }
       }
     }
-    if (op->has_pool_transfers) {  // the DSA indexer: ALL_PAGES; else TRAILING_PAGES with N keys, N the sidecar's slots
-      hit_pages = cfg_.dsa() ? all_pages_hit(sidecar_present, hit_pages)
-                             : trailing_pages_hit(sidecar_present, hit_pages, static_cast<std::int64_t>(op->sidecar_slots.size()));
+    // Each pool's boundary against the KV run, and the least of them (HS@17313cf4b:628-650): a
+    // trailing window is not checked again at the smaller length; its read then misses.
+    const std::int64_t kv_hit_pages = hit_pages;
+    for (const PrefetchOperation::PoolTransfer& t : op->pool_transfers) {
+      const std::span<const std::uint8_t> present(sidecar_present.data() + t.tag * pages, pages);
+      const std::int64_t boundary = cfg_.stack()[t.tag].hit == HitPolicy::kAllPages ? all_pages_hit(present, kv_hit_pages)
+                                                                                     : trailing_pages_hit(present, kv_hit_pages, t.keys);
+      hit_pages = std::min(hit_pages, boundary);
     }
     std::array<std::int64_t, 1> hit_tokens{hit_pages * cfg_.page_size_tokens};
     const std::int64_t local_hit_tokens = hit_tokens[0];

@@ -14,9 +14,11 @@
 // The code follows upstream's order of checks and collectives, because hangs live in that order.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <span>
 #include <vector>
 
 #include "policy/channel.h"
@@ -104,12 +106,11 @@ class Rank {
   // IO (io_thread.cpp).
   Task<> page_transfer(Runtime& rt, PrefetchOperation& op);
   Task<> sidecar_transfer(Runtime& rt, PrefetchOperation& op);
-  Task<> indexer_transfer(Runtime& rt, PrefetchOperation& op);
   Task<std::int64_t> read_into(Runtime& rt, HostSlotPool& pool, std::span<const std::int32_t> slots, StorageOp op,
                                const PrefetchOperation& prefetch, std::span<const PageKey> keys, std::span<std::uint8_t> present = {});
   // _sync_trailing_keys (HCC@17313cf4b:767-807): the sidecar reads the last min(N, hit) pages of
   // the hit; buffer slots beyond them are queued for release from the IO thread.
-  std::span<const PageKey> sync_trailing_keys(Runtime& rt, PrefetchOperation& op);
+  void sync_trailing_keys(Runtime& rt, PrefetchOperation& op);
 
   // HiMamba cache prefetch lifecycle (prefetch_lifecycle.cpp).
   Task<> prefetch_from_storage(Runtime& rt, RequestId rid, std::int32_t host_hit_pages);
@@ -135,14 +136,21 @@ class Rank {
   // match_prefix on the host tree: HiMamba's rule with a sidecar, the plain KV prefix without.
   std::int32_t host_match_pages(const RequestSpec& req) const;
   bool local_can_terminate_now(Runtime& rt, const PrefetchOperation& op) const;
-  void finish_prefetch(Runtime& rt, RequestId rid, TerminateReason why, std::int64_t min_completed, std::int64_t sidecar_hits);
-  // hybrid-result-check (#31443): all of KV and the sidecar were read on every rank, or nothing is
-  // published and everything goes back through the release queues.
-  bool hybrid_result_complete(const PrefetchOperation& op, std::int64_t min_completed, std::int64_t sidecar_hits) const;
-  void finish_dsa_prefetch(Runtime& rt, RequestId rid, TerminateReason why, std::int64_t min_completed, std::int64_t indexer_hits);
+  // [completed, one hit per pool transfer]: the result MIN's payload (a stack has at most three pools).
+  using PoolHits = std::array<std::int64_t, 4>;
+  // `pool_hits`: each pool transfer's hit, the group's MIN where the MIN carries them.
+  void finish_prefetch(Runtime& rt, RequestId rid, TerminateReason why, std::int64_t min_completed, std::span<const std::int64_t> pool_hits);
+  // hybrid-result-check (#31443): all of KV and of every pool transfer was read on every rank, or
+  // nothing is published and everything goes back through the release queues.
+  bool hybrid_result_complete(const PrefetchOperation& op, std::int64_t min_completed, std::span<const std::int64_t> pool_hits) const;
+  void finish_clamped_prefetch(Runtime& rt, RequestId rid, TerminateReason why, std::int64_t min_completed,
+                               std::span<const std::int64_t> pool_hits);
+  // indexer_gap: published new pages [first_new, published) missing a derived pool's object on this rank.
+  std::int64_t report_derived_gap(Runtime& rt, const PrefetchOperation& op, std::int32_t first_new, std::int32_t published,
+                                  bool window_committed);
   // The result MIN carries the pool hits: the unified tree's packed MIN (#27264); HiRadixCache's
   // for the DSA indexer from #31443 (HR@17313cf4b:1708-1714).
-  bool sync_pool_hits() const { return cfg_.has(Fix::kSidecarHitSync) || (cfg_.dsa() && cfg_.has(Fix::kHybridResultCheck)); }
+  bool sync_pool_hits() const { return cfg_.has(Fix::kSidecarHitSync) || (cfg_.clamp_stack() && cfg_.has(Fix::kHybridResultCheck)); }
   void discard_prefetch(Runtime& rt, RequestId rid, TerminateReason why, std::int64_t min_completed);
   // hit_lost: what the request can use of its agreed L3 hit, when that is less than all of it.
   void report_hit_loss(Runtime& rt, RequestId rid, const Ongoing& entry, TerminateReason why, std::int64_t min_completed,

@@ -43,7 +43,7 @@ TerminationInputs termination_inputs(const PolicyConfig& cfg, const PrefetchOper
   // #9397: an empty hash_value is never complete (0 == 0 must not count as done).
   const bool hit_known = hit_pages > 0 || !cfg.has(Fix::kCompletionRaceGuard);
   in.kv_done = hit_known && op.completed_tokens == hit_pages * cfg.page_size_tokens;
-  in.has_pool = op.has_pool_transfers;
+  in.has_pool = op.has_pool_transfers();
   in.pool_done = op.pool_transfers_done;
   in.timed_out = now_ns - op.start_time_ns > prefetch_timeout_ns(cfg.timeout, hit_pages, cfg.page_size_tokens);
   return in;

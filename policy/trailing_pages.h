@@ -51,11 +51,17 @@ inline std::int32_t swa_slots_wanted(std::int32_t window_pages, std::int32_t pre
   return host_hit_pages == 0 ? prefetch_pages : 0;
 }
 
-// The all-or-nothing publish of a hybrid result (URC@1a53f231d:2096-2145, URC@17313cf4b:1811-1895):
-// every KV page of the hit and every sidecar key (Mamba: 1; SWA: min(N, hit)), MIN over the ranks.
+// The all-or-nothing publish of a hybrid result (URC@1a53f231d:2096-2145, URC@17313cf4b:1864-1870):
+// every KV page of the hit, and for every pool transfer as many objects as it has keys (Mamba: 1;
+// SWA: min(N, hit); a KV-derived pool: every hit page, its keys None (-1) if its read never ran),
+// MIN over the ranks.
 inline bool hybrid_result_complete(std::int64_t hit_pages, std::int64_t page_tokens, std::int64_t min_completed_tokens,
-                                   std::int64_t sidecar_hits, std::int64_t sidecar_keys) {
-  return hit_pages > 0 && min_completed_tokens == hit_pages * page_tokens && sidecar_hits == sidecar_keys;
+                                   std::span<const std::int64_t> pool_hits, std::span<const std::int64_t> pool_keys) {
+  if (hit_pages <= 0 || min_completed_tokens != hit_pages * page_tokens || pool_hits.size() != pool_keys.size()) return false;
+  for (std::size_t i = 0; i < pool_hits.size(); ++i) {
+    if (pool_keys[i] < 0 || pool_hits[i] != pool_keys[i]) return false;
+  }
+  return true;
 }
 
 }  // namespace hcsim

@@ -63,6 +63,7 @@ std::string_view model_family_name(ModelFamily f) {
     case ModelFamily::kHybridMamba: return "hybrid_mamba";
     case ModelFamily::kHybridSwa: return "hybrid_swa";
     case ModelFamily::kDsa: return "dsa";
+    case ModelFamily::kDeepSeekV4: return "deepseek_v4";
   }
   HCSIM_ASSERT(false);
   return {};
@@ -88,7 +89,9 @@ std::string_view code_path_name(CodePath p) {
 CodePath code_path(ModelFamily family, const FixSet& fixes) {
   if (family == ModelFamily::kDense) return CodePath::kHiRadix;
   if (family == ModelFamily::kDsa) return fixes.has(Fix::kDsaUnifiedRoute) ? CodePath::kUnified : CodePath::kHiRadix;
-  if (family == ModelFamily::kHybridSwa) return fixes.has(Fix::kUnifiedTreeRoute) ? CodePath::kUnified : CodePath::kHiRadix;
+  if (family == ModelFamily::kHybridSwa || family == ModelFamily::kDeepSeekV4) {
+    return fixes.has(Fix::kUnifiedTreeRoute) ? CodePath::kUnified : CodePath::kHiRadix;
+  }
   return fixes.has(Fix::kUnifiedTreeRoute) ? CodePath::kUnified : CodePath::kHiMamba;
 }
 
@@ -100,6 +103,8 @@ std::string_view family_since(ModelFamily family) {
     case ModelFamily::kHybridMamba: return "2026-03-23";
     case ModelFamily::kHybridSwa: return "2026-06-11";
     case ModelFamily::kDsa: return "2026-04-14";  // #21259 (e9d6b9eb2): HiRadixCache with the hybrid controller's indexer
+    // L3 for DeepSeek-V4 came with #26881 (06-04), on the unified tree, which served it from #27759.
+    case ModelFamily::kDeepSeekV4: return "2026-06-11";
   }
   HCSIM_ASSERT(false);
   return {};

@@ -29,10 +29,13 @@ enum class ModelFamily : std::uint8_t {
   kHybridMamba,  // KV plus one Mamba state per prefetch (Qwen3-Next, Qwen3.5)
   kHybridSwa,    // KV plus an SWA window of per-page values (the unified tree's _SwaStrategy: FULL + SWA)
   kDsa,          // KV plus a KV-derived indexer object per page (DeepSeek V3.2, GLM-5.x: _DsaStrategy)
+  // A mixed stack (_DeepSeekV4Strategy): the SWA window, KV-derived compressed caches at every page
+  // and SWA-derived compressor states over the window.
+  kDeepSeekV4,
 };
-inline constexpr std::array<ModelFamily, 4> kModelFamilies{ModelFamily::kDense, ModelFamily::kHybridMamba, ModelFamily::kHybridSwa,
-                                                          ModelFamily::kDsa};
-std::string_view model_family_name(ModelFamily f);  // "dense", "hybrid_mamba", "hybrid_swa", "dsa"
+inline constexpr std::array<ModelFamily, 5> kModelFamilies{ModelFamily::kDense, ModelFamily::kHybridMamba, ModelFamily::kHybridSwa,
+                                                          ModelFamily::kDsa, ModelFamily::kDeepSeekV4};
+std::string_view model_family_name(ModelFamily f);  // "dense", "hybrid_mamba", "hybrid_swa", "dsa", "deepseek_v4"
 std::optional<ModelFamily> model_family_by_name(std::string_view name);
 
 // The upstream tree class whose prefetch code runs.
@@ -43,8 +46,10 @@ std::string_view code_path_name(CodePath p);  // "HiRadixCache", "HiMambaRadixCa
 // until #27759 (REG@5e0271536): kHiRadix, which the model does not run for that family
 // (hybrid_swa_modelled; prepare_run refuses such a run).
 CodePath code_path(ModelFamily family, const FixSet& fixes);
-// Whether the model runs `family` on `path`: hybrid SWA only on the unified tree.
-inline bool hybrid_swa_modelled(ModelFamily family, CodePath path) { return family != ModelFamily::kHybridSwa || path == CodePath::kUnified; }
+// Whether the model runs `family` on `path`: the SWA families only on the unified tree.
+inline bool hybrid_swa_modelled(ModelFamily family, CodePath path) {
+  return (family != ModelFamily::kHybridSwa && family != ModelFamily::kDeepSeekV4) || path == CodePath::kUnified;
+}
 inline constexpr std::string_view kHybridSwaBeforeUnified =
     "HiCache on hybrid SWA models ran HiRadixCache with hybrid SWA memory off before 2026-06-11 (#27759); not modelled";
 

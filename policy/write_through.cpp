@@ -116,15 +116,29 @@ void Rank::attach_write_sidecars(Runtime& rt, std::int32_t leaf, const std::vect
 }
 
 // Mamba: the leaf's state, if it has one. Hybrid SWA: the SWA values the last pages' nodes hold, up
-// to a window (a node whose value was evicted meanwhile writes none).
+// to a window (a node whose value was evicted meanwhile writes none). Then each derived pool's
+// objects, from no slot here: a KV-derived pool's at every page, an SWA-derived pool's at the SWA
+// values' pages (HCC@17313cf4b:664-721, URC@17313cf4b:1493-1519).
 void Rank::backup_sidecars(std::int32_t leaf, std::span<const PageKey> pages, std::vector<std::int32_t>& slots, std::vector<PageKey>& keys) const {
-  const std::size_t count = cfg_.swa() ? std::min(pages.size(), static_cast<std::size_t>(cfg_.swa_window_pages)) : 1;
-  std::int32_t node = leaf;
-  for (std::size_t i = 0; i < count && node > HostRadixTree::kRoot; ++i, node = tree_.parent(node)) {
-    if (tree_.sidecar_slot(node) < 0) continue;
-    slots.insert(slots.begin(), tree_.sidecar_slot(node));
-    keys.insert(keys.begin(), pages[pages.size() - 1 - i]);
+  const auto pools = cfg_.stack();
+  if (!pools.empty() && pools[0].from == IndicesFrom::kOwn) {
+    const std::size_t count = cfg_.swa() ? std::min(pages.size(), static_cast<std::size_t>(cfg_.swa_window_pages)) : 1;
+    std::int32_t node = leaf;
+    for (std::size_t i = 0; i < count && node > HostRadixTree::kRoot; ++i, node = tree_.parent(node)) {
+      if (tree_.sidecar_slot(node) < 0) continue;
+      slots.insert(slots.begin(), tree_.sidecar_slot(node));
+      keys.insert(keys.begin(), pages[pages.size() - 1 - i]);
+    }
   }
+  const std::size_t own = keys.size();
+  for (std::size_t tag = 0; tag < pools.size(); ++tag) {
+    if (pools[tag].from == IndicesFrom::kKv) {
+      for (PageKey p : pages) keys.push_back(object_key(tag, p));
+    } else if (pools[tag].from == IndicesFrom::kSwa) {
+      for (std::size_t i = 0; i < own; ++i) keys.push_back(object_key(tag, keys[i]));
+    }
+  }
+  slots.resize(keys.size(), -1);
 }
 
 void Rank::load_back(Runtime& rt, RequestId rid, std::int32_t host_hit_pages) {

@@ -7,6 +7,7 @@
 
 #include "policy/assert.h"
 #include "policy/prefetch_operation.h"
+#include "run/l3_seed.h"
 #include "run/random.h"
 
 namespace hcsim {
@@ -34,21 +35,18 @@ RunSetup prepare_run(const Scenario& scenario, const RunOptions& options) {
     setup.draws.device_free_pages.push_back(pages);
     r.device_free_tokens = std::max<std::int64_t>(0, r.device_free_tokens + pages * setup.policy.page_size_tokens);
   }
-  setup.storage = std::make_unique<StorageModel>(scenario.storage, tp, scenario.delays, setup.seed, p.jitter);
+  StorageConfig storage_config = scenario.storage;
+  storage_config.object_pools = std::max<std::size_t>(1, setup.policy.stack().size());
+  setup.storage = std::make_unique<StorageModel>(storage_config, tp, scenario.delays, setup.seed, p.jitter);
   StorageModel& storage = *setup.storage;
-  for (const L3Contents& c : scenario.l3) {
-    const auto keys = prefix_page_keys(c.prefix, c.kv_pages);
-    for (int r = 0; r < tp; ++r) {
-      if (!c.on_rank(r)) continue;
-      for (PageKey k : keys) storage.add_kv_page(r, k);
-      if (setup.policy.dsa() && !c.sidecar_pages_given) {  // an indexer object at every page
-        for (PageKey k : keys) storage.add_sidecar(r, k);
-      }
-      for (std::int32_t p : c.sidecar_at_pages) storage.add_sidecar(r, keys[static_cast<std::size_t>(p - 1)]);
-      for (std::int32_t p : c.sidecar_stale_pages) storage.add_stale_sidecar(r, keys[static_cast<std::size_t>(p - 1)]);
-      for (std::int32_t p : c.stale_pages) storage.add_stale_page(r, keys[static_cast<std::size_t>(p - 1)]);
+  seed_l3(scenario, [&](const L3Object& o) {
+    switch (o.kind) {
+      case L3Object::Kind::kKvPage: storage.add_kv_page(o.rank, o.key); break;
+      case L3Object::Kind::kStalePage: storage.add_stale_page(o.rank, o.key); break;
+      case L3Object::Kind::kObject: storage.add_sidecar(o.rank, o.key); break;
+      case L3Object::Kind::kStaleObject: storage.add_stale_sidecar(o.rank, o.key); break;
     }
-  }
+  });
   storage.seal();
   storage.late_rules(scenario.explore_late, options.choices);
 

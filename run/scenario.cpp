@@ -81,18 +81,21 @@ void read_policy(const JsonNode& n, PolicyConfig& p) {
   }
   if (auto v = n.find("prefetch_threshold_tokens")) p.prefetch_threshold_tokens = static_cast<std::int32_t>(v->integer(0, 1 << 24));
   if (auto v = n.find("storage_batch_pages")) p.storage_batch_pages = static_cast<std::int32_t>(v->integer(1, 1 << 16));
-  if (auto v = n.find("model")) p.family = v->choice<ModelFamily>(model_family_by_name, "dense, hybrid_mamba, hybrid_swa, dsa");
+  if (auto v = n.find("model")) p.family = v->choice<ModelFamily>(model_family_by_name, "dense, hybrid_mamba, hybrid_swa, dsa, deepseek_v4");
   if (auto v = n.find("sidecar")) {  // the older spelling: true is hybrid_mamba, false dense
     const ModelFamily f = v->boolean() ? ModelFamily::kHybridMamba : ModelFamily::kDense;
     if (n.find("model") && f != p.family) v->fail("contradicts /policy/model; drop \"sidecar\", which \"model\" replaces");
     p.family = f;
   }
-  // The SWA window in pages: required for hybrid_swa, meaningless for the others.
+  // The SWA window in pages: required for hybrid_swa and deepseek_v4, meaningless for the others.
   if (auto v = n.find("swa_window_pages")) {
-    if (!p.swa()) v->fail("only a hybrid_swa model has a sliding window; set /policy/model to \"hybrid_swa\" or drop swa_window_pages");
+    if (!p.swa()) {
+      v->fail("only a hybrid_swa or deepseek_v4 model has a sliding window; set /policy/model to one of them or drop swa_window_pages");
+    }
     p.swa_window_pages = static_cast<std::int32_t>(v->integer(1, 1 << 20));
   } else if (p.swa()) {
-    n.fail("a hybrid_swa model needs \"swa_window_pages\": its sliding window in pages (ceil(window / page_size)), at least 1");
+    n.fail(std::string("a ").append(model_family_name(p.family)).append(
+        " model needs \"swa_window_pages\": its sliding window in pages (ceil(window / page_size)), at least 1"));
   }
   if (auto v = n.find("write_through")) p.write_through = v->boolean();
   if (auto v = n.find("max_prefill_tokens")) p.max_prefill_tokens = v->integer(1, std::int64_t{1} << 32);
@@ -356,9 +359,38 @@ std::map<std::string, RequestId> read_requests(const JsonNode& requests, Scenari
   return ids;
 }
 
+// Pages of one entry, each in [1, kv_pages].
+std::vector<std::int32_t> l3_pages(const JsonNode& v, std::int32_t kv_pages, std::string_view what) {
+  if (kv_pages == 0 && !v.array().empty()) v.fail(std::string(what) + " must be one of the kv_pages; kv_pages is 0");
+  std::vector<std::int32_t> pages;
+  for (const JsonNode& p : v.array()) pages.push_back(static_cast<std::int32_t>(p.integer(1, kv_pages)));
+  return pages;
+}
+
+// "pools": {"NAME": {"missing_pages": [...], "stale_pages": [...]}}, NAME a derived pool of the stack.
+void read_derived_pools(const JsonNode& n, const PolicyConfig& policy, L3Contents& c) {
+  const auto stack = policy.stack();
+  std::string names;
+  for (std::size_t tag = 1; tag < stack.size(); ++tag) names.append(names.empty() ? "" : ", ").append(stack[tag].name);
+  for (const auto& [name, o] : n.members()) {
+    std::size_t tag = 1;
+    while (tag < stack.size() && stack[tag].name != name) ++tag;
+    if (tag >= stack.size()) {
+      o.fail(std::string("no derived pool \"").append(name).append("\" in the ").append(model_family_name(policy.family)).append(
+          names.empty() ? " stack, which has none" : " stack; its derived pools: " + names));
+    }
+    o.object({"missing_pages", "stale_pages"});
+    L3Contents::DerivedPool d;
+    d.tag = tag;
+    if (auto v = o.find("missing_pages")) d.missing_pages = l3_pages(*v, c.kv_pages, "a missing object");
+    if (auto v = o.find("stale_pages")) d.stale_pages = l3_pages(*v, c.kv_pages, "a stale object");
+    c.pools.push_back(std::move(d));
+  }
+}
+
 // One entry of "l3"; its pages are charged by the caller.
-L3Contents read_l3_contents(const JsonNode& o, int tp) {
-  o.object({"prefix", "kv_pages", "sidecar_at_pages", "sidecar_stale_pages", "stale_pages", "ranks"});
+L3Contents read_l3_contents(const JsonNode& o, int tp, const PolicyConfig& policy) {
+  o.object({"prefix", "kv_pages", "sidecar_at_pages", "sidecar_stale_pages", "stale_pages", "pools", "ranks"});
   L3Contents c;
   c.prefix = prefix_name(o.at("prefix"));
   c.kv_pages = static_cast<std::int32_t>(o.at("kv_pages").integer(0, 1 << 24));
@@ -375,15 +407,16 @@ L3Contents read_l3_contents(const JsonNode& o, int tp) {
     if (c.kv_pages == 0 && !v->array().empty()) v->fail("a stale page must be one of the kv_pages; kv_pages is 0");
     for (const JsonNode& p : v->array()) c.stale_pages.push_back(static_cast<std::int32_t>(p.integer(1, c.kv_pages)));
   }
+  if (auto v = o.find("pools")) read_derived_pools(*v, policy, c);
   if (auto v = o.find("ranks")) c.ranks = rank_list(*v, tp);
   return c;
 }
 
 // The L3 contents, each charged to `budget` once per rank that holds it.
-std::vector<L3Contents> read_l3(const JsonNode& n, int tp, PageBudget& budget) {
+std::vector<L3Contents> read_l3(const JsonNode& n, int tp, const PolicyConfig& policy, PageBudget& budget) {
   std::vector<L3Contents> l3;
   for (const JsonNode& o : n.array()) {
-    L3Contents c = read_l3_contents(o, tp);
+    L3Contents c = read_l3_contents(o, tp, policy);
     const auto holders = static_cast<std::int64_t>(c.ranks.empty() ? tp : static_cast<int>(c.ranks.size()));
     budget.charge(c.kv_pages * holders, [&](const std::string& m) { o.at("kv_pages").fail("the L3 contents up to here make " + m); });
     l3.push_back(std::move(c));
@@ -473,7 +506,7 @@ Scenario parse_scenario(const std::string& text, const std::string& source) {
   budget.charge(host_pages, [&](const std::string& m) { root.at("ranks").fail("the host pools of all ranks make " + m); });
   const JsonNode requests = root.at("requests");
   const std::map<std::string, RequestId> ids = read_requests(requests, s, budget);
-  if (auto n = root.find("l3")) s.l3 = read_l3(*n, tp, budget);
+  if (auto n = root.find("l3")) s.l3 = read_l3(*n, tp, s.policy, budget);
 
   if (auto n = root.find("delays")) {
     for (const JsonNode& d : n->array()) s.delays.push_back(read_delay(d, tp, ids));

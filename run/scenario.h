@@ -31,6 +31,14 @@ struct L3Contents {
   std::vector<std::int32_t> stale_pages;       // found by hit queries, but reads of them time out
   std::vector<std::int32_t> sidecar_stale_pages;  // sidecar objects hit queries find and reads miss
   bool sidecar_pages_given = false;  // without sidecar_at_pages, a dsa model has an indexer object at every page
+  // A derived pool of the stack (tag >= 1, policy/sidecar_stack.h): its objects are where its source's
+  // are (a KV-derived pool: every page; an SWA-derived one: the SWA objects), less `missing_pages`.
+  struct DerivedPool {
+    std::size_t tag = 0;
+    std::vector<std::int32_t> missing_pages;  // no object
+    std::vector<std::int32_t> stale_pages;    // an object hit queries find and reads miss
+  };
+  std::vector<DerivedPool> pools;
   std::vector<int> ranks;                      // empty: every rank
   bool on_rank(int rank) const { return ranks.empty() || std::find(ranks.begin(), ranks.end(), rank) != ranks.end(); }
 };

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "policy/assert.h"
+#include "policy/sidecar_stack.h"
 
 namespace hcsim {
 
@@ -101,9 +102,11 @@ void StorageModel::evict_over_capacity(RankStore& store) {
   if (cfg_.kv_capacity_pages == 0) return;
   while (static_cast<std::int64_t>(store.kv.size()) > cfg_.kv_capacity_pages) {  // bounded: one page per round
     const PageKey key = store.kv.pop_oldest();
-    store.sidecars.erase(key);
     store.stale.erase(key);
-    store.stale_sidecars.erase(key);
+    for (std::size_t tag = 0; tag < cfg_.object_pools; ++tag) {
+      store.sidecars.erase(object_key(tag, key));
+      store.stale_sidecars.erase(object_key(tag, key));
+    }
     ++store.evicted_kv_pages;
   }
 }
@@ -127,13 +130,17 @@ inline StoragePlan StorageModel::plan_from_contents(int rank, WorldCall& call) c
   std::int64_t bytes = 0;
   switch (call.storage_op) {
     case StorageOp::kHitQuery: {
-      HCSIM_ASSERT(call.present.size() == call.keys.size());
-      std::int64_t leading = 0;
-      while (static_cast<std::size_t>(leading) < call.keys.size() && has_kv(rank, call.keys[static_cast<std::size_t>(leading)])) {
-        call.present[static_cast<std::size_t>(leading)] = has_sidecar(rank, call.keys[static_cast<std::size_t>(leading)]) ? 1 : 0;
+      // `present` holds one block of keys.size() per pool: pool p's object for each found page.
+      const std::size_t n = call.keys.size();
+      HCSIM_ASSERT(call.present.size() == n * cfg_.object_pools);
+      std::size_t leading = 0;
+      while (leading < n && has_kv(rank, call.keys[leading])) {
+        for (std::size_t tag = 0; tag < cfg_.object_pools; ++tag) {
+          call.present[tag * n + leading] = has_sidecar(rank, object_key(tag, call.keys[leading])) ? 1 : 0;
+        }
         ++leading;
       }
-      plan.result = leading;
+      plan.result = static_cast<std::int64_t>(leading);
       break;
     }
     case StorageOp::kKvGet:
@@ -249,8 +256,11 @@ inline void StorageModel::replay_recorded(StoragePlan& plan, int rank, WorldCall
   plan.never_completes = r.duration_ns == kStorageNever;
   plan.raises = r.duration_ns == kStorageRaises;
   plan.duration_ns = r.duration_ns >= 0 ? r.duration_ns : cfg_.call_latency_ns;
-  if (r.result != plan.result && call.storage_op == StorageOp::kHitQuery) {
-    for (std::size_t i = static_cast<std::size_t>(std::max<std::int64_t>(r.result, 0)); i < call.present.size(); ++i) call.present[i] = 0;
+  if (r.result != plan.result && call.storage_op == StorageOp::kHitQuery) {  // each pool's block, beyond the recorded hit
+    const std::size_t n = call.keys.size();
+    for (std::size_t i = 0; i < call.present.size(); ++i) {
+      if (static_cast<std::int64_t>(i % n) >= r.result) call.present[i] = 0;
+    }
   }
   // Never more than this call could return: a trace from other contents, or a damaged one.
   const auto most = is_copy(call.storage_op) ? call.pages : static_cast<std::int64_t>(call.keys.size());

@@ -55,6 +55,9 @@ struct StorageConfig {
   double read_bytes_per_ns = 5.0;  // 5 GB/s
   std::int64_t kv_page_bytes = 0;
   std::int64_t sidecar_bytes = 0;  // one sidecar object: a Mamba state, or one page's SWA values
+  // The model's sidecar pools (policy/sidecar_stack.h; at least 1): a hit query reports each
+  // pool's objects, and evicting a page evicts every pool's object for it.
+  std::size_t object_pools = 1;
   TimeNs stale_get_timeout_ns = 1'000'000'000;  // a read of a stale page fails after this long
   // Per rank; 0: unbounded. A kv_set past it evicts least recently used pages; a page is used when
   // written, found by a hit query or read.

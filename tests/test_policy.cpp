@@ -139,7 +139,7 @@ TEST_CASE("termination_inputs: an empty hash_value is never kv_done (#9397)", "[
   REQUIRE(termination_inputs(cfg, op, 0).kv_done);
 
   // The sidecar fields pass straight through.
-  op.has_pool_transfers = true;
+  op.pool_transfers.push_back({});
   op.pool_transfers_done = false;
   const auto in = termination_inputs(cfg, op, 0);
   REQUIRE(in.has_pool);

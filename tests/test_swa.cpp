@@ -103,12 +103,19 @@ TEST_CASE("SWA match rule: W consecutive SWA values end the usable prefix, or al
 }
 
 TEST_CASE("hybrid publish is all or nothing: every KV page and every sidecar key on every rank") {
-  CHECK(hybrid_result_complete(5, 1, 5, 4, 4));
-  CHECK_FALSE(hybrid_result_complete(5, 1, 5, 0, 4));   // a peer missed its window (upstream's test)
-  CHECK_FALSE(hybrid_result_complete(5, 1, 5, 3, 4));   // a partial window
-  CHECK_FALSE(hybrid_result_complete(5, 1, 4, 4, 4));   // a KV page short
-  CHECK_FALSE(hybrid_result_complete(0, 1, 0, 0, 0));   // no hit
-  CHECK(hybrid_result_complete(3, 64, 192, 1, 1));      // Mamba: one key
+  // One pool transfer's hits or keys, as a span.
+  auto one = [](std::int64_t v) { return std::vector<std::int64_t>{v}; };
+  CHECK(hybrid_result_complete(5, 1, 5, one(4), one(4)));
+  CHECK_FALSE(hybrid_result_complete(5, 1, 5, one(0), one(4)));   // a peer missed its window (upstream's test)
+  CHECK_FALSE(hybrid_result_complete(5, 1, 5, one(3), one(4)));   // a partial window
+  CHECK_FALSE(hybrid_result_complete(5, 1, 4, one(4), one(4)));   // a KV page short
+  CHECK_FALSE(hybrid_result_complete(0, 1, 0, one(0), one(0)));   // no hit
+  CHECK(hybrid_result_complete(3, 64, 192, one(1), one(1)));      // Mamba: one key
+  // A mixed stack (DeepSeek-V4: SWA, compressed, compressed state): every pool whole.
+  const std::vector<std::int64_t> keys{2, 3, 2};
+  CHECK(hybrid_result_complete(3, 64, 192, std::vector<std::int64_t>{2, 3, 2}, keys));
+  CHECK_FALSE(hybrid_result_complete(3, 64, 192, std::vector<std::int64_t>{2, 2, 2}, keys));  // a compressed page missed
+  CHECK_FALSE(hybrid_result_complete(3, 64, 192, std::vector<std::int64_t>{2, 0, 2}, std::vector<std::int64_t>{2, -1, 2}));  // its read never ran
 }
 
 TEST_CASE("SWA hit folding in a run: the hit stops at the last page ending a window of objects") {
@@ -176,5 +183,5 @@ TEST_CASE("swa_window_pages is required for hybrid_swa and refused for the other
   CHECK_THROWS_WITH(parse_scenario(no_window, "w.json"), Catch::Contains("w.json: /policy: a hybrid_swa model needs \"swa_window_pages\""));
   std::string mamba = swa_scenario(4, 5, "[2]", requests);
   mamba.replace(mamba.find("hybrid_swa"), std::string("hybrid_swa").size(), "hybrid_mamba");
-  CHECK_THROWS_WITH(parse_scenario(mamba, "m.json"), Catch::Contains("m.json: /policy/swa_window_pages: only a hybrid_swa model"));
+  CHECK_THROWS_WITH(parse_scenario(mamba, "m.json"), Catch::Contains("m.json: /policy/swa_window_pages: only a hybrid_swa or deepseek_v4 model"));
 }

@@ -50,7 +50,7 @@ enum class EventKind : std::uint8_t {
   kHitLost,            // scheduler: less published than the group agreed to prefetch, and why
   kLoadAcked,          // scheduler: loading_check took a load-back's ack, unlocking its node
   kLoadBackFailed,     // scheduler: too little free device memory for a host hit: loaded none of it
-  kIndexerGap,         // scheduler: KV pages published whose indexer objects were not read (garbled output)
+  kIndexerGap,         // scheduler: KV pages published whose derived sidecar objects were not read (garbled output)
 };
 inline constexpr int kEventKindCount = 29;
 // kStorageCall's duration field for a call that never returns, and for one that raises.

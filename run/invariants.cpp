@@ -105,14 +105,15 @@ InvariantResult slot_ownership(const InvariantEvents& ev) {
   return r;
 }
 
-// A DSA page is usable only with its indexer values: KV published without them is read as garbage,
-// silently (#30057, fixed by #31443's clamp).
+// A page is usable only with its derived sidecar objects (DSA's indexer values, DeepSeek-V4's
+// compressed caches and states): KV published without them is read as garbage, silently (#30057,
+// fixed by #31443's clamp and all-or-nothing test).
 InvariantResult published_pages_whole(const InvariantEvents& ev) {
   InvariantResult r{"published_pages_whole", true, {}};
   for (const TraceEvent& e : ev.indexer_gaps) {
     const IndexerGapFields gap = indexer_gap_fields(e);
     add_detail(r, "rank " + std::to_string(e.rank) + " at " + ms(e.time_ns) + ": request " + std::to_string(e.request) + " published " +
-                      std::to_string(gap.published_pages) + " KV page(s), " + std::to_string(gap.pages) + " of them without their indexer objects");
+                      std::to_string(gap.published_pages) + " KV page(s), " + std::to_string(gap.pages) + " of them without their derived sidecar objects");
   }
   if (ev.indexer_gap_count > static_cast<std::int64_t>(ev.indexer_gaps.size())) r.held = false;
   return r;

@@ -60,8 +60,12 @@ TEST_CASE("every shipped scenario declares a verdict for every preset") {
     const Scenario s = load_scenario_file(path);
     for (const PresetInfo& p : all_presets()) {
       const bool declared = std::any_of(s.expect.begin(), s.expect.end(), [&](const Expectation& e) { return e.fixes == p.fixes; });
+      // A preset whose code path the model does not run the family on (an SWA family before the
+      // unified tree's route) is refused when run, so the scenario cannot declare it.
+      const bool runnable = hybrid_swa_modelled(s.policy.family, code_path(s.policy.family, p.fixes));
       INFO(path << " lacks an expectation for preset " << p.name);
-      CHECK(declared);
+      CHECK((declared || !runnable));
+      CHECK((runnable || !declared));
     }
   }
 }

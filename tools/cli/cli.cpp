@@ -58,14 +58,23 @@ VariantArgs variant_args_of(const Variant& v) {
   return va;
 }
 
-void check_family_date(const VariantArgs& a, const Scenario& s) {
+std::optional<std::string> family_refusal(const VariantArgs& a, const Scenario& s) {
   const std::string start = variant_of(a).preset;
   const bool cp = s.policy.attn_cp > 1;
+  const std::string source = !a.upstream.empty() ? "--upstream " : !a.preset.empty() ? "--preset " : s.path + ": /upstream_at ";
   if (before_model(start, s.policy.family, cp)) {
-    const std::string source = !a.upstream.empty() ? "--upstream " : !a.preset.empty() ? "--preset " : s.path + ": /upstream_at ";
-    throw BadInput(source + start + ": " + s.path + " is a " + model_scope(s.policy.family, cp) +
-                   " scenario, which the model has code for from " + std::string(model_since(s.policy.family, cp)) + " on");
+    return source + start + ": " + s.path + " is a " + model_scope(s.policy.family, cp) + " scenario, which the model has code for from " +
+           std::string(model_since(s.policy.family, cp)) + " on";
   }
+  if (!hybrid_swa_modelled(s.policy.family, code_path(s.policy.family, run_options(a).fixes))) {
+    return source + start + ": " + s.path + " is a " + std::string(model_family_name(s.policy.family)) + " scenario: " +
+           std::string(kHybridSwaBeforeUnified);
+  }
+  return std::nullopt;
+}
+
+void check_family_date(const VariantArgs& a, const Scenario& s) {
+  if (const auto refused = family_refusal(a, s)) throw BadInput(*refused);
 }
 
 RunOptions run_options(const VariantArgs& a) {

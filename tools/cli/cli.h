@@ -65,7 +65,10 @@ std::string variant_name(const VariantArgs& a);
 // A variant as the options that select it (a recorded trace's, to replay it).
 VariantArgs variant_args_of(const Variant& v);
 RunOptions run_options(const VariantArgs& a);
-// Refuses an upstream date before the model has code for the scenario's model family.
+// Why the model cannot run the scenario's model family at the variant: a date before it has code
+// for the family, or a code path it does not run the family on; nullopt if it can.
+std::optional<std::string> family_refusal(const VariantArgs& a, const Scenario& s);
+// Throws family_refusal's reason as bad input.
 void check_family_date(const VariantArgs& a, const Scenario& s);
 
 // Parses `args`; prints `help_text` and the options and returns false on --help.

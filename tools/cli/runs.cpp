@@ -107,11 +107,16 @@ int check_library_determinism(const std::vector<Scenario>& library, const Output
 // hcsim run --all --seeds N: one variant over N seeds of every scenario, a line each.
 int sweep_library(const std::vector<Scenario>& library, VariantArgs va, const po::variables_map& vm, const std::string& expect, const Output& o) {
   take_seed(vm, va);
-  const RunOptions opt = run_options(va);
   const std::int64_t count = vm["seeds"].as<std::int64_t>();
   const int jobs = jobs_option(vm);
   std::int64_t hanging = 0, violating = 0;
-  for (const Scenario& s : library) check_seed_range(opt.seed.value_or(s.seed), count);
+  // Without --preset or --upstream each scenario runs at its own upstream_at, as 'run' does.
+  auto options_for = [&](const Scenario& s) {
+    VariantArgs own = va;
+    own.fallback = s.upstream_at;
+    return std::pair{own, run_options(own)};
+  };
+  for (const Scenario& s : library) check_seed_range(options_for(s).second.seed.value_or(s.seed), count);
   Progress progress(o.progress_stream(), count * static_cast<std::int64_t>(library.size()), "runs", "seeds of every scenario");
   nlohmann::json rows = nlohmann::json::array();
   if (!o.json) {
@@ -119,6 +124,18 @@ int sweep_library(const std::vector<Scenario>& library, VariantArgs va, const po
   }
   std::int64_t before = 0;
   for (const Scenario& s : library) {
+    const auto [own, opt] = options_for(s);
+    if (const auto refused = family_refusal(own, s)) {  // e.g. an SWA family at a preset before the unified tree
+      before += count;
+      progress.update(before);
+      if (o.json) {
+        rows.push_back({{"incident", s.incident}, {"scenario", s.name}, {"skipped", *refused}});
+      } else {
+        progress.clear_line();
+        std::printf("%-4s %-30s skipped: %s\n", s.incident.c_str(), s.name.c_str(), refused->c_str());
+      }
+      continue;
+    }
     const SeedSweep sweep = sweep_seeds(s, opt, opt.seed.value_or(s.seed), count, jobs, [&](std::int64_t done) { progress.update(before + done); });
     before += count;
     const Interval ci = wilson_interval(sweep.hangs, count);
@@ -140,12 +157,15 @@ int sweep_library(const std::vector<Scenario>& library, VariantArgs va, const po
                 broken.empty() ? "none" : broken.c_str());
   }
   progress.finish();
+  const bool own_dates = va.preset.empty() && va.upstream.empty();
+  const std::string variant = own_dates ? "each scenario's upstream_at, else " + variant_name(va) : variant_name(va);
+  const std::string upstream = own_dates ? "per scenario" : upstream_label(run_options(va).fixes);
   if (o.json) {
-    print_json({{"variant", variant_name(va)}, {"upstream", upstream_label(opt.fixes)}, {"seeds", count}, {"scenarios", rows},
+    print_json({{"variant", variant}, {"upstream", upstream}, {"seeds", count}, {"scenarios", rows},
                 {"scenarios_with_hangs", hanging}, {"scenarios_with_broken_invariants", violating}});
   } else {
     std::printf("%zu scenario(s) x %lld seed(s), variant %s (%s): %lld with hangs, %lld with broken invariants\n", library.size(),
-                static_cast<long long>(count), variant_name(va).c_str(), upstream_label(opt.fixes).c_str(), static_cast<long long>(hanging),
+                static_cast<long long>(count), variant.c_str(), upstream.c_str(), static_cast<long long>(hanging),
                 static_cast<long long>(violating));
   }
   return (expect == "complete" && hanging > 0) || (expect == "clean" && hanging + violating > 0) ? kExitUnexpected : kExitOk;

@@ -1,0 +1,94 @@
+// Mixed stacks (DeepSeek-V4): several sidecar pools per prefetch, one batch read over them, a
+// packed MIN with one hit per pool, all or nothing from #31443, and backups writing every pool.
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "policy/sidecar_stack.h"
+#include "run/scenario.h"
+#include "sim/simulation.h"
+#include "tests/variant_options.h"
+
+using namespace hcsim;
+
+namespace {
+
+std::vector<const TraceEvent*> events_of(const RunResult& r, EventKind kind, int rank) {
+  std::vector<const TraceEvent*> out;
+  for (const TraceEvent& e : r.log.events()) {
+    if (e.kind == kind && e.rank == rank) out.push_back(&e);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("stacks: each family's pools, their hit policies and index sources, in upstream's transfer order") {
+  CHECK(sidecar_stack(ModelFamily::kDense).empty());
+  REQUIRE(sidecar_stack(ModelFamily::kHybridMamba).size() == 1);
+  CHECK(sidecar_stack(ModelFamily::kHybridMamba)[0].from == IndicesFrom::kOwn);
+  CHECK(sidecar_stack(ModelFamily::kDsa)[0].from == IndicesFrom::kKv);
+  const auto dsv4 = sidecar_stack(ModelFamily::kDeepSeekV4);
+  REQUIRE(dsv4.size() == 3);
+  CHECK((dsv4[0].name == "swa" && dsv4[0].hit == HitPolicy::kTrailingPages && dsv4[0].from == IndicesFrom::kOwn));
+  CHECK((dsv4[1].name == "compressed" && dsv4[1].hit == HitPolicy::kAllPages && dsv4[1].from == IndicesFrom::kKv));
+  CHECK((dsv4[2].name == "compressed_state" && dsv4[2].hit == HitPolicy::kTrailingPages && dsv4[2].from == IndicesFrom::kSwa));
+  // Pool 0 keeps the page's own key; other pools' keys differ from it and from each other.
+  CHECK(object_key(0, 42) == 42);
+  CHECK(object_key(1, 42) != 42);
+  CHECK(object_key(1, 42) != object_key(2, 42));
+  CHECK(object_key(1, 42) != object_key(1, 43));
+}
+
+TEST_CASE("deepseek_v4: one read over three pools; from #31443 a short pool discards the whole prefetch on every rank") {
+  const Scenario s = load_scenario_file("scenarios/deepseek-v4-compressed-evicted-before-read.json");
+  const RunResult r = simulate(s, options_of("2026-08-20"));
+  for (int rank : {0, 1}) {
+    // One sidecar_done per pool transfer, in stack order: SWA window, compressed pages, states.
+    const auto done = events_of(r, EventKind::kSidecarDone, rank);
+    REQUIRE(done.size() == 3);
+    CHECK(sidecar_done_fields(*done[0]).hit_pages == 2);
+    CHECK(sidecar_done_fields(*done[1]).hit_pages == (rank == 0 ? 32 : 16));
+    CHECK(sidecar_done_fields(*done[2]).hit_pages == 2);
+    const auto commits = events_of(r, EventKind::kCommit, rank);
+    REQUIRE(commits.size() == 1);
+    CHECK(commit_fields(*commits[0]).prefix_tokens == 0);  // discarded, not clamped
+    CHECK(events_of(r, EventKind::kIndexerGap, rank).empty());
+  }
+
+  const RunResult before = simulate(s, options_of("2026-07-20"));
+  CHECK(events_of(before, EventKind::kIndexerGap, 0).empty());
+  const auto gaps = events_of(before, EventKind::kIndexerGap, 1);
+  REQUIRE(gaps.size() == 1);
+  CHECK(indexer_gap_fields(*gaps[0]).pages == 16);
+  for (int rank : {0, 1}) CHECK(commit_fields(*events_of(before, EventKind::kCommit, rank).at(0)).prefix_tokens == 32 * 64);
+}
+
+TEST_CASE("deepseek_v4: an SWA-derived state missing on one rank ends the group's hit at the hit query") {
+  Scenario s = load_scenario_file("scenarios/deepseek-v4-compressed-evicted-before-read.json");
+  s.l3[1].pools.clear();
+  s.l3[1].pools.push_back({.tag = 2, .missing_pages = {32}, .stale_pages = {}});
+  const RunResult r = simulate(s, options_of("2026-08-20"));
+  // Rank 1 has no 2-page run of states ending anywhere: its hit is 0, and the group's MIN with it.
+  for (int rank : {0, 1}) {
+    const auto q = events_of(r, EventKind::kHitQuery, rank);
+    REQUIRE(q.size() == 1);
+    CHECK(hit_query_fields(*q[0]).local_hit_tokens == (rank == 0 ? 32 * 64 : 0));
+    CHECK(hit_query_fields(*q[0]).group_min_hit_tokens == 0);
+  }
+}
+
+TEST_CASE("deepseek_v4: a write-through backup writes the SWA window, every page's compressed cache and the window's states") {
+  const std::string text = R"({"name": "w", "description": "w", "tp": 1, "upstream_at": "2026-08-20",
+    "policy": {"name": "wait_complete", "page_size": 64, "model": "deepseek_v4", "swa_window_pages": 2, "write_through": true},
+    "requests": [{"name": "R", "arrival_us": 0, "input_tokens": 321}], "expect": [{"verdict": "complete"}]})";
+  const Scenario s = parse_scenario(text, "w.json");
+  const RunResult r = simulate(s, options_of("2026-08-20"));
+  std::vector<std::int64_t> written;  // objects per sidecar_set call
+  for (const TraceEvent* e : events_of(r, EventKind::kStorageCall, 0)) {
+    if (storage_call_fields(*e).op == static_cast<std::int64_t>(StorageOp::kSidecarSet)) written.push_back(storage_call_fields(*e).result);
+  }
+  // 5 pages: 2 SWA values, 5 compressed caches, 2 states.
+  CHECK(written == std::vector<std::int64_t>{9});
+}

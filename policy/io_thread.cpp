@@ -61,15 +61,18 @@ Task<> Rank::sidecar_transfer(Runtime& rt, PrefetchOperation& op) {
     }
   }
   std::vector<std::uint8_t> read(keys.size(), 0);  // the operation learns it when the read returns
-  co_await read_into(rt, sidecar_pool_, slots, StorageOp::kSidecarGet, op, keys, read);  // its result counts `read`'s ones
+  // The call's result counts the objects read; `read` says which, and of which pool.
+  const std::int64_t successes = co_await read_into(rt, sidecar_pool_, slots, StorageOp::kSidecarGet, op, keys, read);
   std::size_t first = 0;
   for (PrefetchOperation::PoolTransfer& t : op.pool_transfers) {
     t.read.assign(read.begin() + static_cast<std::ptrdiff_t>(first), read.begin() + static_cast<std::ptrdiff_t>(first) + t.keys);
     first += static_cast<std::size_t>(t.keys);
-    const auto sum = static_cast<std::int64_t>(std::count(t.read.begin(), t.read.end(), std::uint8_t{1}));
+    // One transfer: its successes are the call's result (a stalled read cancelled by the stall
+    // timeout reports the result without its objects).
+    const auto sum = op.pool_transfers.size() == 1 ? successes : static_cast<std::int64_t>(std::count(t.read.begin(), t.read.end(), std::uint8_t{1}));
     const auto run = static_cast<std::int64_t>(std::find(t.read.begin(), t.read.end(), std::uint8_t{0}) - t.read.begin());
     // V-B: the sum of successes; #31443 (HS@1a53f231d): the leading run. One key: the same.
-    t.hit_pages = cfg_.has(Fix::kHybridResultCheck) ? run : sum;
+    t.hit_pages = cfg_.has(Fix::kHybridResultCheck) ? std::min(sum, run) : sum;
     const bool own = pools[t.tag].from == IndicesFrom::kOwn;
     rt.emit(op.request_id, SidecarDoneFields{.hit_pages = t.hit_pages, .slot = own ? op.first_sidecar_slot() : -1, .op = op.id});
   }

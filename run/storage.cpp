@@ -264,8 +264,11 @@ inline void StorageModel::replay_recorded(StoragePlan& plan, int rank, WorldCall
   }
   // Never more than this call could return: a trace from other contents, or a damaged one.
   const auto most = is_copy(call.storage_op) ? call.pages : static_cast<std::int64_t>(call.keys.size());
+  const std::int64_t modelled = plan.result;
   plan.result = std::clamp<std::int64_t>(r.result, 0, most);
-  if (call.storage_op == StorageOp::kSidecarGet) {  // a recording has the count only: the leading objects
+  // A recording has the count only: where the contents give that count, their objects stand (a read
+  // over several pools says which pool missed); else the leading objects.
+  if (call.storage_op == StorageOp::kSidecarGet && plan.result != modelled) {
     for (std::size_t i = 0; i < call.present.size(); ++i) call.present[i] = static_cast<std::int64_t>(i) < plan.result ? 1 : 0;
   }
 }

@@ -89,6 +89,7 @@ class SimWorld::ActorRuntime final : public Runtime {
       plan.never_completes = false;  // the caller gives up; the late completion is dropped
       plan.duration_ns = c.timeout_ns;
       plan.result = 0;
+      std::fill(c.present.begin(), c.present.end(), 0);  // and has read nothing
     }
     c.result = plan.result;
     c.raised = plan.raises;

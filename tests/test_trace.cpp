@@ -19,6 +19,7 @@
 #include "sim/simulation.h"
 #include "run/trace_file.h"
 #include "run/workload.h"
+#include "tests/variant_options.h"
 
 using namespace hcsim;
 
@@ -92,7 +93,9 @@ TEST_CASE("record then replay gives the same verdict and digest for every scenar
   }
   std::sort(paths.begin(), paths.end());
   for (const auto& path : paths) {
-    for (const char* variant : {"pre-fix", "all-fixes"}) {
+    for (const char* preset : {"pre-fix", "all-fixes"}) {
+      const std::string runnable = runnable_variant(load_scenario_file(path), preset);
+      const char* variant = runnable.c_str();
       const std::string out = temp_path("roundtrip.jsonl");
       const RunResult recorded = record(path, variant, out);
       const TraceRead t = read_trace(out);

@@ -78,6 +78,10 @@ constexpr std::array<FixInfo, kFixCount> kFixes = {{
      "host hit back or none does"},
     {Fix::kDsaUnifiedRoute, false, "dsa-unified-route", "sgl-project/sglang#30468", kMerged, "afa3c06d1", "2026-07-14",
      "mem_cache/registry.py (REG@afa3c06d1)", "DSA models with HiCache run the unified radix tree instead of HiRadixCache with the hybrid controller"},
+    {Fix::kDraftSidecars, false, "draft-sidecars", "sgl-project/sglang#30393", kMerged, "8e11feb68", "2026-08-06",
+     "the unified tree (kv_cache_builder.py@17313cf4b:77-95); HiRadixCache keeps the legacy piggyback objects",
+     "a draft model with a KV pool of its own (the SIDECAR draft plan: EAGLE3, standalone EAGLE) is a KV-derived ALL_PAGES "
+     "sidecar in the hit query, the read and the result; before, its objects rode along with each KV batch, unchecked"},
 }};
 
 // Names fixes had before a rename: variants and traces that use them still parse.
@@ -103,7 +107,7 @@ constexpr FixSet himamba_fixes() {
   for (const auto& f : kFixes) {
     const bool later = f.fix == Fix::kUnifiedTreeRoute || f.fix == Fix::kRateLimitHalfHost || f.fix == Fix::kHitThenAlloc ||
                        f.fix == Fix::kHybridResultCheck || f.fix == Fix::kThresholdInDrain || f.fix == Fix::kLoadBackAgreedCapacity ||
-                       f.fix == Fix::kDsaUnifiedRoute;
+                       f.fix == Fix::kDsaUnifiedRoute || f.fix == Fix::kDraftSidecars;
     s = later ? s : s.with(f.fix);
   }
   return s;

@@ -53,8 +53,9 @@ enum class Fix : std::uint8_t {
   // Proposed after the dated changes above:
   kLoadBackAgreedCapacity,  // load-back decides from a MIN-agreed snapshot of free device memory
   kDsaUnifiedRoute,         // DSA models with HiCache run the unified radix tree, not HiRadixCache (dated)
+  kDraftSidecars,           // a draft model's own KV pool is a KV-derived sidecar of the unified tree (dated)
 };
-inline constexpr int kFixCount = 24;
+inline constexpr int kFixCount = 25;
 
 // Where a fix's upstream change stands (as of the last public record read, 2026-09).
 enum class UpstreamState : std::uint8_t { kMerged, kOpen, kClosedUnmerged };

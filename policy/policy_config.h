@@ -60,6 +60,9 @@ struct PolicyConfig {
   ModelFamily family = ModelFamily::kHybridMamba;  // hybrid Mamba: one sidecar object per prefetch
   // hybrid SWA: the sliding window in pages (full_window_pages = ceil(window / page), SC@17313cf4b:776).
   std::int32_t swa_window_pages = 0;
+  // A draft model (speculative decoding) with a KV pool of its own: upstream's SIDECAR draft plan.
+  bool draft_sidecar = false;
+  bool draft_in_force = false;                  // draft_sidecar on the unified tree from #30393: set with the fixes
   CodePath path = CodePath::kHiMamba;           // code_path(family, fixes): set with the fixes
   // The scenario set the timeout; else each run takes its code path's default at its date.
   bool timeout_given = false;
@@ -78,8 +81,12 @@ struct PolicyConfig {
 
   Topology topology() const { return {.tp = static_cast<int>(ranks.size()), .dp = attn_dp, .cp = attn_cp}; }
 
-  // The family's sidecar pools (sidecar_stack.h), and what they add up to.
-  std::span<const SidecarPool> stack() const { return sidecar_stack(family); }
+  // The family's sidecar pools in force on this run's path and date (sidecar_stack.h): a draft
+  // model's pool only on the unified tree from #30393.
+  std::span<const SidecarPool> stack() const { return sidecar_stack(family, draft_in_force); }
+  // The pools whose objects L3 holds and backups write: the draft's at every date (before #30393
+  // they rode along with each KV batch, unchecked).
+  std::span<const SidecarPool> stored_stack() const { return sidecar_stack(family, draft_sidecar); }
   bool mamba() const { return family == ModelFamily::kHybridMamba; }
   // An SWA window buffer of the stack's own: hybrid SWA, DeepSeek-V4.
   bool swa() const { return family == ModelFamily::kHybridSwa || family == ModelFamily::kDeepSeekV4; }
@@ -107,6 +114,7 @@ struct PolicyConfig {
   void apply_fixes(const FixSet& f) {
     fixes = f;
     path = code_path(family, f);
+    draft_in_force = draft_sidecar && unified() && has(Fix::kDraftSidecars);
     if (!timeout_given) timeout = default_timeout();
   }
 };

@@ -136,8 +136,8 @@ class Rank {
   // match_prefix on the host tree: HiMamba's rule with a sidecar, the plain KV prefix without.
   std::int32_t host_match_pages(const RequestSpec& req) const;
   bool local_can_terminate_now(Runtime& rt, const PrefetchOperation& op) const;
-  // [completed, one hit per pool transfer]: the result MIN's payload (a stack has at most three pools).
-  using PoolHits = std::array<std::int64_t, 4>;
+  // [completed, one hit per pool transfer]: the result MIN's payload.
+  using PoolHits = std::array<std::int64_t, 1 + kMaxSidecarPools>;
   // `pool_hits`: each pool transfer's hit, the group's MIN where the MIN carries them.
   void finish_prefetch(Runtime& rt, RequestId rid, TerminateReason why, std::int64_t min_completed, std::span<const std::int64_t> pool_hits);
   // hybrid-result-check (#31443): all of KV and of every pool transfer was read on every rank, or

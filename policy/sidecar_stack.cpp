@@ -19,15 +19,32 @@ constexpr std::array<SidecarPool, 3> kDeepSeekV4{{{"swa", HitPolicy::kTrailingPa
                                                   {"compressed", HitPolicy::kAllPages, IndicesFrom::kKv},
                                                   {"compressed_state", HitPolicy::kTrailingPages, IndicesFrom::kSwa}}};
 
+// A draft model with a KV pool of its own (the SIDECAR plan, BSW@17313cf4b:263-268): DRAFT, laid out
+// like KV. A DSA draft's DRAFT_INDEXER and an SWA draft's DRAFT_SWA (HPA:1070-1121) are not modelled.
+constexpr SidecarPool kDraft{"draft", HitPolicy::kAllPages, IndicesFrom::kKv};
+template <std::size_t N>
+constexpr std::array<SidecarPool, N + 1> with_draft(const std::array<SidecarPool, N>& pools) {
+  std::array<SidecarPool, N + 1> out{};
+  for (std::size_t i = 0; i < N; ++i) out[i] = pools[i];
+  out[N] = kDraft;
+  return out;
+}
+constexpr std::array<SidecarPool, 1> kDenseDraft{{kDraft}};
+constexpr auto kMambaDraft = with_draft(kMamba);
+constexpr auto kSwaDraft = with_draft(kSwa);
+constexpr auto kDsaDraft = with_draft(kDsa);
+constexpr auto kDeepSeekV4Draft = with_draft(kDeepSeekV4);
+static_assert(kDeepSeekV4Draft.size() <= kMaxSidecarPools);
+
 }  // namespace
 
-std::span<const SidecarPool> sidecar_stack(ModelFamily family) {
+std::span<const SidecarPool> sidecar_stack(ModelFamily family, bool draft) {
   switch (family) {
-    case ModelFamily::kDense: return {};
-    case ModelFamily::kHybridMamba: return kMamba;
-    case ModelFamily::kHybridSwa: return kSwa;
-    case ModelFamily::kDsa: return kDsa;
-    case ModelFamily::kDeepSeekV4: return kDeepSeekV4;
+    case ModelFamily::kDense: return draft ? std::span<const SidecarPool>(kDenseDraft) : std::span<const SidecarPool>{};
+    case ModelFamily::kHybridMamba: return draft ? std::span<const SidecarPool>(kMambaDraft) : kMamba;
+    case ModelFamily::kHybridSwa: return draft ? std::span<const SidecarPool>(kSwaDraft) : kSwa;
+    case ModelFamily::kDsa: return draft ? std::span<const SidecarPool>(kDsaDraft) : kDsa;
+    case ModelFamily::kDeepSeekV4: return draft ? std::span<const SidecarPool>(kDeepSeekV4Draft) : kDeepSeekV4;
   }
   HCSIM_ASSERT(false);
   return {};

@@ -6,6 +6,7 @@
 //   hybrid_swa    -> swa (own slots, trailing window)
 //   dsa           -> indexer (KV-derived, all pages)
 //   deepseek_v4   -> swa, compressed (KV-derived, all pages), compressed_state (SWA-derived, trailing window)
+//   any, draft    -> ..., draft (KV-derived, all pages: build_full_draft_pools, HPA@17313cf4b:994-1067)
 //
 // A pool's index in its stack is its tag in L3 object keys: pool 0's object for a page is keyed by
 // the page key itself, so single-pool stacks keep the keys they always had.
@@ -33,8 +34,10 @@ struct SidecarPool {
   IndicesFrom from = IndicesFrom::kKv;
 };
 
-// The family's sidecar pools, in upstream's pool_transfers order (components, then sidecars).
-std::span<const SidecarPool> sidecar_stack(ModelFamily family);
+// The family's sidecar pools, in upstream's pool_transfers order (components, then sidecars), with
+// `draft`, a draft model's KV pool last (registered after the stack's own, URC@17313cf4b:481-488).
+std::span<const SidecarPool> sidecar_stack(ModelFamily family, bool draft = false);
+inline constexpr std::size_t kMaxSidecarPools = 4;
 
 // The L3 key of pool `tag`'s object for `page` (tag 0: the page key itself).
 constexpr PageKey object_key(std::size_t tag, PageKey page) {

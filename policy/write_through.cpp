@@ -120,7 +120,7 @@ void Rank::attach_write_sidecars(Runtime& rt, std::int32_t leaf, const std::vect
 // objects, from no slot here: a KV-derived pool's at every page, an SWA-derived pool's at the SWA
 // values' pages (HCC@17313cf4b:664-721, URC@17313cf4b:1493-1519).
 void Rank::backup_sidecars(std::int32_t leaf, std::span<const PageKey> pages, std::vector<std::int32_t>& slots, std::vector<PageKey>& keys) const {
-  const auto pools = cfg_.stack();
+  const auto pools = cfg_.stored_stack();
   if (!pools.empty() && pools[0].from == IndicesFrom::kOwn) {
     const std::size_t count = cfg_.swa() ? std::min(pages.size(), static_cast<std::size_t>(cfg_.swa_window_pages)) : 1;
     std::int32_t node = leaf;

@@ -7,7 +7,7 @@
 namespace hcsim {
 
 void seed_l3(const Scenario& scenario, const std::function<void(const L3Object&)>& put) {
-  const auto stack = scenario.policy.stack();
+  const auto stack = scenario.policy.stored_stack();
   for (const L3Contents& c : scenario.l3) {
     const auto keys = prefix_page_keys(c.prefix, c.kv_pages);
     // Pool 0's objects: the pages given, or, for a KV-derived pool (the DSA indexer), every page.

@@ -36,7 +36,7 @@ RunSetup prepare_run(const Scenario& scenario, const RunOptions& options) {
     r.device_free_tokens = std::max<std::int64_t>(0, r.device_free_tokens + pages * setup.policy.page_size_tokens);
   }
   StorageConfig storage_config = scenario.storage;
-  storage_config.object_pools = std::max<std::size_t>(1, setup.policy.stack().size());
+  storage_config.object_pools = std::max<std::size_t>(1, setup.policy.stored_stack().size());
   setup.storage = std::make_unique<StorageModel>(storage_config, tp, scenario.delays, setup.seed, p.jitter);
   StorageModel& storage = *setup.storage;
   seed_l3(scenario, [&](const L3Object& o) {

@@ -61,7 +61,7 @@ void read_resources(const JsonNode& n, RankResources& r) {
 
 void read_policy(const JsonNode& n, PolicyConfig& p) {
   n.object({"name", "timeout", "page_size", "prefetch_threshold_tokens", "storage_batch_pages", "model", "sidecar", "max_prefill_tokens",
-            "write_through", "hicache_ratio", "swa_window_pages"});
+            "write_through", "hicache_ratio", "swa_window_pages", "draft"});
   p.policy = n.at("name").choice<PrefetchPolicy>(policy_by_name, "best_effort, wait_complete, timeout");
   if (auto t = n.find("timeout")) {
     p.timeout_given = true;
@@ -96,6 +96,14 @@ void read_policy(const JsonNode& n, PolicyConfig& p) {
   } else if (p.swa()) {
     n.fail(std::string("a ").append(model_family_name(p.family)).append(
         " model needs \"swa_window_pages\": its sliding window in pages (ceil(window / page_size)), at least 1"));
+  }
+  if (auto v = n.find("draft")) {
+    if (v->str() == "packed") {
+      v->fail("a packed draft (MTP/NextN, EAGLE with NextN layers) travels inside the KV pages and changes only their bytes: "
+              "raise /storage/kv_page_bytes instead");
+    }
+    if (v->str() != "sidecar") v->fail("expected \"sidecar\" (a draft model with a KV pool of its own: EAGLE3, standalone EAGLE); got \"" + v->str() + "\"");
+    p.draft_sidecar = true;
   }
   if (auto v = n.find("write_through")) p.write_through = v->boolean();
   if (auto v = n.find("max_prefill_tokens")) p.max_prefill_tokens = v->integer(1, std::int64_t{1} << 32);
@@ -369,7 +377,7 @@ std::vector<std::int32_t> l3_pages(const JsonNode& v, std::int32_t kv_pages, std
 
 // "pools": {"NAME": {"missing_pages": [...], "stale_pages": [...]}}, NAME a derived pool of the stack.
 void read_derived_pools(const JsonNode& n, const PolicyConfig& policy, L3Contents& c) {
-  const auto stack = policy.stack();
+  const auto stack = policy.stored_stack();
   std::string names;
   for (std::size_t tag = 1; tag < stack.size(); ++tag) names.append(names.empty() ? "" : ", ").append(stack[tag].name);
   for (const auto& [name, o] : n.members()) {

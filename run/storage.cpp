@@ -130,12 +130,14 @@ inline StoragePlan StorageModel::plan_from_contents(int rank, WorldCall& call) c
   std::int64_t bytes = 0;
   switch (call.storage_op) {
     case StorageOp::kHitQuery: {
-      // `present` holds one block of keys.size() per pool: pool p's object for each found page.
+      // `present` holds one block of keys.size() per pool asked about (the first ones): pool p's
+      // object for each found page.
       const std::size_t n = call.keys.size();
-      HCSIM_ASSERT(call.present.size() == n * cfg_.object_pools);
+      const std::size_t pools = n == 0 ? 0 : call.present.size() / n;
+      HCSIM_ASSERT(call.present.size() == n * pools && pools <= cfg_.object_pools);
       std::size_t leading = 0;
       while (leading < n && has_kv(rank, call.keys[leading])) {
-        for (std::size_t tag = 0; tag < cfg_.object_pools; ++tag) {
+        for (std::size_t tag = 0; tag < pools; ++tag) {
           call.present[tag * n + leading] = has_sidecar(rank, object_key(tag, call.keys[leading])) ? 1 : 0;
         }
         ++leading;

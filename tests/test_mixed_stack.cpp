@@ -92,3 +92,44 @@ TEST_CASE("deepseek_v4: a write-through backup writes the SWA window, every page
   // 5 pages: 2 SWA values, 5 compressed caches, 2 states.
   CHECK(written == std::vector<std::int64_t>{9});
 }
+
+TEST_CASE("draft sidecar: from #30393 a draft miss on one rank shortens the group's hit and discards a Mamba prefetch") {
+  CHECK(sidecar_stack(ModelFamily::kHybridMamba, true).size() == 2);
+  CHECK(sidecar_stack(ModelFamily::kHybridMamba, true)[1].name == "draft");
+  CHECK(sidecar_stack(ModelFamily::kDeepSeekV4, true).size() == kMaxSidecarPools);
+  const Scenario s = load_scenario_file("scenarios/draft-miss-discards-mamba-prefetch.json");
+  const RunResult r = simulate(s, options_of("2026-08-20"));
+  for (int rank : {0, 1}) {
+    const auto q = events_of(r, EventKind::kHitQuery, rank);
+    REQUIRE(q.size() == 1);
+    CHECK(hit_query_fields(*q[0]).local_hit_tokens == (rank == 0 ? 32 : 16) * 64);
+    CHECK(hit_query_fields(*q[0]).group_min_hit_tokens == 16 * 64);
+    // The Mamba key moved to page 16, which has no state; the 16 draft objects were read.
+    const auto done = events_of(r, EventKind::kSidecarDone, rank);
+    REQUIRE(done.size() == 2);
+    CHECK(sidecar_done_fields(*done[0]).hit_pages == 0);
+    CHECK(sidecar_done_fields(*done[1]).hit_pages == 16);
+    CHECK(commit_fields(*events_of(r, EventKind::kCommit, rank).at(0)).prefix_tokens == 0);
+  }
+  // The day before #30393 the draft's objects are not part of the prefetch: one pool, all 32 pages.
+  const RunResult before = simulate(s, options_of("8e11feb68^"));
+  for (int rank : {0, 1}) {
+    CHECK(events_of(before, EventKind::kSidecarDone, rank).size() == 1);
+    CHECK(commit_fields(*events_of(before, EventKind::kCommit, rank).at(0)).prefix_tokens == 32 * 64);
+  }
+}
+
+TEST_CASE("draft sidecar: a packed draft or an unknown plan is refused; a draft pool is named only with a draft") {
+  const std::string base = R"({"name": "d", "description": "d", "tp": 1, "policy": {"name": "wait_complete", "draft": "DRAFT"},
+    "requests": [{"name": "R", "arrival_us": 0, "input_tokens": 640, "prefix": "p"}], "l3": [{"prefix": "p", "kv_pages": 4, "pools": {"draft": {"missing_pages": [2]}}}],
+    "expect": [{"variant": "2026-08-20", "verdict": "complete"}]})";
+  auto with = [&](const std::string& plan) { return std::string(base).replace(base.find("DRAFT"), 5, plan); };
+  CHECK_THROWS_WITH(parse_scenario(with("packed"), "d.json"), Catch::Contains("d.json: /policy/draft: a packed draft"));
+  CHECK_THROWS_WITH(parse_scenario(with("eagle"), "d.json"), Catch::Contains("expected \"sidecar\""));
+  const Scenario ok = parse_scenario(with("sidecar"), "d.json");
+  REQUIRE(ok.l3.at(0).pools.size() == 1);
+  CHECK(ok.l3[0].pools[0].tag == 1);  // after the Mamba state
+  std::string no_draft = base;
+  no_draft.replace(no_draft.find(", \"draft\": \"DRAFT\""), 18, "");
+  CHECK_THROWS_WITH(parse_scenario(no_draft, "d.json"), Catch::Contains("no derived pool \"draft\" in the hybrid_mamba stack"));
+}

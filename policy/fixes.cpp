@@ -82,6 +82,10 @@ constexpr std::array<FixInfo, kFixCount> kFixes = {{
      "the unified tree (kv_cache_builder.py@17313cf4b:77-95); HiRadixCache keeps the legacy piggyback objects",
      "a draft model with a KV pool of its own (the SIDECAR draft plan: EAGLE3, standalone EAGLE) is a KV-derived ALL_PAGES "
      "sidecar in the hit query, the read and the result; before, its objects rode along with each KV batch, unchecked"},
+    {Fix::kMergedTickMin, false, "merged-tick-min", "sgl-project/sglang#30511", kMerged, "50029f05a", "2026-07-29",
+     "HiRadixCache and the unified tree with pp_size 1; HiMamba keeps its three collectives",
+     "check_hicache_events MIN-agrees the ready write acks, the ready load acks and the storage queue sizes in one all-reduce per "
+     "tick, where writing_check, loading_check and the drain each ran one"},
 }};
 
 // Names fixes had before a rename: variants and traces that use them still parse.
@@ -107,7 +111,7 @@ constexpr FixSet himamba_fixes() {
   for (const auto& f : kFixes) {
     const bool later = f.fix == Fix::kUnifiedTreeRoute || f.fix == Fix::kRateLimitHalfHost || f.fix == Fix::kHitThenAlloc ||
                        f.fix == Fix::kHybridResultCheck || f.fix == Fix::kThresholdInDrain || f.fix == Fix::kLoadBackAgreedCapacity ||
-                       f.fix == Fix::kDsaUnifiedRoute || f.fix == Fix::kDraftSidecars;
+                       f.fix == Fix::kDsaUnifiedRoute || f.fix == Fix::kDraftSidecars || f.fix == Fix::kMergedTickMin;
     s = later ? s : s.with(f.fix);
   }
   return s;

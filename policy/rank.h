@@ -78,6 +78,21 @@ class Rank {
   Task<> add_request_to_queue(Runtime& rt, RequestId rid);
   Task<> abort_request(Runtime& rt, RequestId rid);
   Task<> drain_storage_control_queues(Runtime& rt);
+  // The storage control queues' sizes in the drain's MIN payload, and where each queue sits in it.
+  struct StorageQueueCounts {
+    static constexpr std::size_t kMax = 5;
+    static constexpr std::size_t kAbsent = kMax;  // a queue this date does not have
+    std::array<std::int64_t, kMax> counts{};
+    std::size_t size = 0;
+    std::size_t revoke_at = kAbsent, hit_at = kAbsent, backup_at = kAbsent, release_at = kAbsent, sidecar_at = kAbsent;
+    std::int64_t agreed(std::size_t at) const { return at < size ? counts[at] : 0; }
+    std::span<std::int64_t> payload() { return {counts.data(), size}; }
+  };
+  StorageQueueCounts storage_queue_counts() const;
+  void take_storage_queues(Runtime& rt, const StorageQueueCounts& q);
+  // merged-tick-min (#30511): HiRadixCache and the unified tree, not HiMamba.
+  bool merged_tick_min() const { return cfg_.has(Fix::kMergedTickMin) && cfg_.path != CodePath::kHiMamba; }
+  Task<> check_hicache_events_merged(Runtime& rt);
   // hit-then-alloc (#19320): host KV slots for the group's agreed hit, or a revoke.
   void take_storage_hit(Runtime& rt, const PrefetchOperationPtr& op);
   // revoke_pending_prefetch: ends a prefetch that will read nothing more; its KV slots, if any,
@@ -93,10 +108,14 @@ class Rank {
   // Write-through (write_through.cpp): back up a forward's new pages to host, and drain the acks.
   Task<> write_backup(Runtime& rt, RequestId rid);
   Task<> writing_check(Runtime& rt);
+  std::int64_t ready_write_acks(Runtime& rt) const;  // the leading acks whose copy completed here
+  void take_write_acks(Runtime& rt, std::int64_t acks);
   // Load-back (write_through.cpp): the batch's host hits go to the device; their nodes stay locked
   // until loading_check takes the copy's ack.
   void load_back(Runtime& rt, RequestId rid, std::int32_t host_hit_pages);
   Task<> loading_check(Runtime& rt);
+  std::int64_t ready_load_acks(Runtime& rt) const;
+  void take_load_acks(Runtime& rt, std::int64_t acks);
   // A write-through's sidecar slots onto the path ending at `leaf`, one per trailing node; a node
   // that has its value already gets none, and that slot is freed.
   void attach_write_sidecars(Runtime& rt, std::int32_t leaf, const std::vector<std::int32_t>& slots);

@@ -52,9 +52,13 @@ Task<> Rank::scheduler_loop(Runtime& rt) {
     co_await recv_requests(rt);
     // check_hicache_events (HM@faa628694:447-456): writing_check, loading_check, then the storage
     // control queues. Every pass: with no write-through backups, writing_check has an empty queue.
-    co_await writing_check(rt);
-    co_await loading_check(rt);
-    co_await drain_storage_control_queues(rt);
+    if (merged_tick_min()) {
+      co_await check_hicache_events_merged(rt);
+    } else {
+      co_await writing_check(rt);
+      co_await loading_check(rt);
+      co_await drain_storage_control_queues(rt);
+    }
     co_await get_new_batch_prefill_and_forward(rt);
   }
 }
@@ -148,52 +152,71 @@ std::int32_t Rank::host_match_pages(const RequestSpec& req) const {
 // the Mamba or SWA pool's releases (URC@5e0271536:2147-2160, URC@17313cf4b:2344-2355). HiMamba
 // frees sidecar slots directly, so it has no such queue.
 Task<> Rank::drain_storage_control_queues(Runtime& rt) {
-  const bool revoke_queue = !(cfg_.has(Fix::kHitThenAlloc) && cfg_.has(Fix::kThresholdInDrain));
-  const bool hit_queue = cfg_.has(Fix::kHitThenAlloc);
-  const bool sidecar_queue = cfg_.unified() && cfg_.sidecar();
-  std::array<std::int64_t, 5> counts{};
-  std::size_t n = 0;
-  const std::size_t revoke_at = revoke_queue ? n++ : counts.size();
-  const std::size_t hit_at = hit_queue ? n++ : counts.size();
-  const std::size_t backup_at = n++;
-  const std::size_t release_at = n++;
-  const std::size_t sidecar_at = sidecar_queue ? n++ : counts.size();
-  auto count = [&](std::size_t at, std::size_t size) {
-    if (at < counts.size()) counts[at] = static_cast<std::int64_t>(size);
+  StorageQueueCounts q = storage_queue_counts();
+  for (const Group g : cache_groups_) co_await rt.collective(g, CollectiveOp::kAllReduceMin, q.payload());
+  take_storage_queues(rt, q);
+}
+
+// The queues of this date, in upstream's order: revoke (until #33613), hit (from #19320), backup
+// acks, KV release, and the unified tree's sidecar release queue.
+Rank::StorageQueueCounts Rank::storage_queue_counts() const {
+  StorageQueueCounts q;
+  auto add = [&](bool present, std::size_t size) {
+    if (!present) return StorageQueueCounts::kAbsent;
+    q.counts[q.size] = static_cast<std::int64_t>(size);
+    return q.size++;
   };
-  count(revoke_at, revoke_queue_.size());
-  count(hit_at, hit_queue_.size());
-  count(backup_at, ack_backup_queue_.size());
-  count(release_at, kv_release_queue_.size());
-  count(sidecar_at, sidecar_release_queue_.size());
-  for (const Group g : cache_groups_) co_await rt.collective(g, CollectiveOp::kAllReduceMin, std::span<std::int64_t>(counts.data(), n));
-  auto agreed = [&](std::size_t at) { return at < counts.size() ? counts[at] : 0; };
-  for (std::int64_t i = 0; i < agreed(revoke_at); ++i) {
+  q.revoke_at = add(!(cfg_.has(Fix::kHitThenAlloc) && cfg_.has(Fix::kThresholdInDrain)), revoke_queue_.size());
+  q.hit_at = add(cfg_.has(Fix::kHitThenAlloc), hit_queue_.size());
+  q.backup_at = add(true, ack_backup_queue_.size());
+  q.release_at = add(true, kv_release_queue_.size());
+  q.sidecar_at = add(cfg_.unified() && cfg_.sidecar(), sidecar_release_queue_.size());
+  return q;
+}
+
+void Rank::take_storage_queues(Runtime& rt, const StorageQueueCounts& q) {
+  for (std::int64_t i = 0; i < q.agreed(q.revoke_at); ++i) {
     const RequestId rid = revoke_queue_.front();
     revoke_queue_.pop_front();
     // keyed by rid: a stale revoke pops nothing. The KV slots went back via the queue.
     if (ongoing_prefetch_.count(rid)) revoke_pending_prefetch(rt, rid);
   }
-  for (std::int64_t i = 0; i < agreed(hit_at); ++i) {
+  for (std::int64_t i = 0; i < q.agreed(q.hit_at); ++i) {
     PrefetchOperationPtr op = std::move(hit_queue_.front());
     hit_queue_.pop_front();
     take_storage_hit(rt, op);
   }
-  for (std::int64_t i = 0; i < agreed(backup_at); ++i) {  // the nodes are backed up in L3
+  for (std::int64_t i = 0; i < q.agreed(q.backup_at); ++i) {  // the nodes are backed up in L3
     auto locked = backup_nodes_.find(ack_backup_queue_.front());
     HCSIM_ASSERT(locked != backup_nodes_.end());
     tree_.unlock(locked->second);
     backup_nodes_.erase(locked);
     ack_backup_queue_.pop_front();
   }
-  for (std::int64_t i = 0; i < agreed(release_at); ++i) {
+  for (std::int64_t i = 0; i < q.agreed(q.release_at); ++i) {
     kv_pool_.free(rt, kv_release_queue_.front());
     kv_release_queue_.pop_front();
   }
-  for (std::int64_t i = 0; i < agreed(sidecar_at); ++i) {
+  for (std::int64_t i = 0; i < q.agreed(q.sidecar_at); ++i) {
     sidecar_pool_.free(rt, sidecar_release_queue_.front());
     sidecar_release_queue_.pop_front();
   }
+}
+
+// merged-tick-min (#30511, HR@17313cf4b:1002-1025, 1521-1550; URC@17313cf4b:2314-2366, 2525-2565):
+// one MIN per tick of [ready write acks, ready load acks, storage queue sizes], then the checks and
+// the drain take what it agreed, with no collective of their own.
+Task<> Rank::check_hicache_events_merged(Runtime& rt) {
+  const StorageQueueCounts q = storage_queue_counts();
+  std::array<std::int64_t, 2 + StorageQueueCounts::kMax> ready{ready_write_acks(rt), ready_load_acks(rt)};
+  std::copy(q.counts.begin(), q.counts.begin() + static_cast<std::ptrdiff_t>(q.size), ready.begin() + 2);
+  const std::span<std::int64_t> payload(ready.data(), 2 + q.size);
+  for (const Group g : cache_groups_) co_await rt.collective(g, CollectiveOp::kAllReduceMin, payload);
+  take_write_acks(rt, ready[0]);
+  take_load_acks(rt, ready[1]);
+  StorageQueueCounts agreed = q;
+  std::copy(ready.begin() + 2, ready.begin() + 2 + static_cast<std::ptrdiff_t>(q.size), agreed.counts.begin());
+  take_storage_queues(rt, agreed);
 }
 
 // _drain_storage_hit_queue (URC@7cd55c681, URC@17313cf4b:2044-2145): allocate host KV slots for

@@ -11,7 +11,7 @@ namespace {
 
 // Dates and commits: the first-parent history of upstream main up to 17313cf4b (2026-08-20).
 // docs/upstream-map.md has the code each row changed, at its commit.
-constexpr std::array<UpstreamChange, 13> kTimeline = {{
+constexpr std::array<UpstreamChange, 14> kTimeline = {{
     {"2025-08-27", "a3aee7c37", "#9397", Fix::kCompletionRaceGuard, "an empty hash_value is never complete"},
     {"2025-09-07", "33467c05a", "#9971", Fix::kFailedReadTerminates, "a short L3 read terminates the operation"},
     {"2026-05-11", "5495026a3", "#23309", Fix::kPrefetchTimeoutConfig,
@@ -26,6 +26,7 @@ constexpr std::array<UpstreamChange, 13> kTimeline = {{
     {"2026-07-16", "7cd55c681", "#19320", Fix::kHitThenAlloc, "hit-then-alloc: host KV slots allocated in the scheduler's hit drain"},
     {"2026-07-21", "1a53f231d", "#31443", Fix::kHybridResultCheck,
      "hybrid results all-or-nothing; leading-run sidecar hits; no sidecar read once terminated"},
+    {"2026-07-29", "50029f05a", "#30511", Fix::kMergedTickMin, "HiRadixCache and the unified tree: one MIN per tick for acks and queue sizes"},
     {"2026-08-06", "8e11feb68", "#30393", Fix::kDraftSidecars, "the unified tree: a draft model's own KV pool is a sidecar (EAGLE3)"},
     {"2026-08-06", "f6de147b8", "#33613", Fix::kThresholdInDrain, "revoke queue removed: the hit drain applies the threshold"},
 }};

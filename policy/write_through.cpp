@@ -63,13 +63,23 @@ Task<> Rank::writing_check(Runtime& rt) {
   const bool unconditional = cfg_.has(Fix::kSyncedAckChecks) || cfg_.has(Fix::kWriteReserveCommit);
   // "all ranks have the same ongoing_write_through, can skip sync if empty": not so.
   if (!unconditional && ongoing_write_through_.empty()) co_return;
-  std::array<std::int64_t, 1> acks{0};  // the leading acks whose copy has completed here
+  std::array<std::int64_t, 1> acks{ready_write_acks(rt)};
+  for (const Group g : cache_groups_) co_await rt.collective(g, CollectiveOp::kAllReduceMin, acks);
+  take_write_acks(rt, acks[0]);
+}
+
+std::int64_t Rank::ready_write_acks(Runtime& rt) const {
+  std::int64_t acks = 0;  // the leading acks whose copy has completed here
   for (std::int32_t wid : ack_write_queue_) {
     if (ongoing_write_through_.at(wid).copy_done_ns > rt.now_ns()) break;
-    ++acks[0];
+    ++acks;
   }
-  for (const Group g : cache_groups_) co_await rt.collective(g, CollectiveOp::kAllReduceMin, acks);
-  for (std::int64_t i = 0; i < acks[0]; ++i) {
+  return acks;
+}
+
+void Rank::take_write_acks(Runtime& rt, std::int64_t acks) {
+  HCSIM_ASSERT(acks >= 0 && static_cast<std::size_t>(acks) <= ack_write_queue_.size());
+  for (std::int64_t i = 0; i < acks; ++i) {
     const std::int32_t wid = ack_write_queue_.front();
     ack_write_queue_.pop_front();
     auto it = ongoing_write_through_.find(wid);
@@ -152,15 +162,25 @@ void Rank::load_back(Runtime& rt, RequestId rid, std::int32_t host_hit_pages) {
 // loading_check: the leading load acks whose copy completed on this rank, and from #26923 only as
 // many as completed on every rank (HM@7f67965b4:429-453).
 Task<> Rank::loading_check(Runtime& rt) {
-  std::array<std::int64_t, 1> acks{0};
-  for (const LoadBack& l : ack_load_queue_) {
-    if (l.done_ns > rt.now_ns()) break;
-    ++acks[0];
-  }
+  std::array<std::int64_t, 1> acks{ready_load_acks(rt)};
   if (cfg_.has(Fix::kSyncedAckChecks)) {
     for (const Group g : cache_groups_) co_await rt.collective(g, CollectiveOp::kAllReduceMin, acks);
   }
-  for (std::int64_t i = 0; i < acks[0]; ++i) {
+  take_load_acks(rt, acks[0]);
+}
+
+std::int64_t Rank::ready_load_acks(Runtime& rt) const {
+  std::int64_t acks = 0;
+  for (const LoadBack& l : ack_load_queue_) {
+    if (l.done_ns > rt.now_ns()) break;
+    ++acks;
+  }
+  return acks;
+}
+
+void Rank::take_load_acks(Runtime& rt, std::int64_t acks) {
+  HCSIM_ASSERT(acks >= 0 && static_cast<std::size_t>(acks) <= ack_load_queue_.size());
+  for (std::int64_t i = 0; i < acks; ++i) {
     const LoadBack l = ack_load_queue_.front();
     ack_load_queue_.pop_front();
     tree_.unlock(l.node);  // dec_lock_ref

@@ -20,7 +20,7 @@ constexpr std::array<FixInfo, kFixCount> kFixes = {{
     {Fix::kRevokeMarksTerminated, false, "revoke-marks-terminated", "sgl-project/sglang#16747", kClosedUnmerged, "", "2026-01-08", "",
      "a prefetch revoked below the threshold is marked terminated at once, not only popped by the next drain"},
     {Fix::kPoolTransferGuard, false, "pool-transfer-guard", "sgl-project/sglang#27366", kMerged, "faa628694", "2026-06-05",
-     "HiMamba; the same guard reached HiRadixCache with #27550 (991689fd0, 2026-06-09) and was in the unified tree since #26881",
+     "HiMamba; HiRadixCache got the same guard with #27550 (hiradix-pool-guard, 2026-06-09); the unified tree had it since #26881",
      "KV complete with a sidecar transfer pending votes 'cannot terminate' before the MAX all-reduce"},
     {Fix::kTimeoutBeatsGuard, false, "timeout-beats-guard", "sgl-project/sglang#35181 (issue #35012)", kOpen, "", "2026-08-17",
      "proposed for HiRadixCache and the unified tree, after HiMamba was deleted",
@@ -86,6 +86,10 @@ constexpr std::array<FixInfo, kFixCount> kFixes = {{
      "HiRadixCache and the unified tree with pp_size 1; HiMamba keeps its three collectives",
      "check_hicache_events MIN-agrees the ready write acks, the ready load acks and the storage queue sizes in one all-reduce per "
      "tick, where writing_check, loading_check and the drain each ran one"},
+    {Fix::kHiRadixPoolGuard, false, "hiradix-pool-guard", "sgl-project/sglang#27550", kMerged, "991689fd0", "2026-06-09",
+     "HiRadixCache (HR@991689fd0:1345-1350), for the DSA indexer; HiMamba's is pool-transfer-guard",
+     "HiRadixCache: KV complete with a sidecar transfer pending votes 'cannot terminate', so the indexer read is never "
+     "published, nor its pages loaded back, while it still writes"},
 }};
 
 // Names fixes had before a rename: variants and traces that use them still parse.

@@ -123,7 +123,11 @@ std::vector<HostSlotPool::Record> HostSlotPool::work_census() const {
 void HostSlotPool::to_tree(Runtime& rt, std::int32_t slot) {
   HCSIM_ASSERT(slot >= 0 && slot < capacity());
   Slot& s = slots_[slot];
-  if (s.owner != SlotOwner::kOperation) {
+  if (s.owner == SlotOwner::kWriting) {
+    // Published while a read still writes it (upstream's tree takes it regardless; the write
+    // lands later in a tree slot, flagged again at its end_write).
+    violation(rt, slot, kNoRequest);
+  } else if (s.owner != SlotOwner::kOperation) {
     violation(rt, slot, kNoRequest);
     return;  // the tree does not take a slot its operation does not own
   }

@@ -11,12 +11,14 @@
 namespace hcsim {
 
 // One L3 read into `slots`: the slots are being written for exactly as long as the call runs,
-// also when it raises.
+// also when it raises. `kv_laid_out`: the KV slots whose indices a KV-derived pool writes at.
 Task<std::int64_t> Rank::read_into(Runtime& rt, HostSlotPool& pool, std::span<const std::int32_t> slots, StorageOp op,
-                                   const PrefetchOperation& prefetch, std::span<const PageKey> keys, std::span<std::uint8_t> present) {
+                                   const PrefetchOperation& prefetch, std::span<const PageKey> keys, std::span<std::uint8_t> present,
+                                   std::span<const std::int32_t> kv_laid_out) {
   for (std::int32_t s : slots) {
     if (s >= 0) pool.begin_write(rt, s, prefetch.id);  // -1: a pool laid out like another's, no slot here
   }
+  for (std::int32_t s : kv_laid_out) kv_pool_.begin_write(rt, s, prefetch.id);
   std::int64_t result = 0;
   bool raised = false;
   try {
@@ -27,6 +29,7 @@ Task<std::int64_t> Rank::read_into(Runtime& rt, HostSlotPool& pool, std::span<co
   for (std::int32_t s : slots) {
     if (s >= 0) pool.end_write(rt, s, prefetch.id);
   }
+  for (std::int32_t s : kv_laid_out) kv_pool_.end_write(rt, s, prefetch.id);
   if (raised) throw WorldCallRaised("L3 " + std::string(storage_op_name(op)) + " raised");
   co_return result;
 }
@@ -60,9 +63,14 @@ Task<> Rank::sidecar_transfer(Runtime& rt, PrefetchOperation& op) {
       slots.push_back(pools[t.tag].from == IndicesFrom::kOwn ? op.sidecar_slots[i] : -1);
     }
   }
+  // A KV-derived pool writes at the hit's KV slot indices: those slots are written as long as the read
+  // runs (the race #27550 closed on HiRadixCache: a publish or load-back of them meanwhile).
+  const bool kv_derived = std::any_of(op.pool_transfers.begin(), op.pool_transfers.end(),
+                                      [&](const PrefetchOperation::PoolTransfer& t) { return pools[t.tag].from == IndicesFrom::kKv; });
+  const std::vector<std::int32_t> kv_laid_out = kv_derived ? op.host_indices : std::vector<std::int32_t>{};
   std::vector<std::uint8_t> read(keys.size(), 0);  // the operation learns it when the read returns
   // The call's result counts the objects read; `read` says which, and of which pool.
-  const std::int64_t successes = co_await read_into(rt, sidecar_pool_, slots, StorageOp::kSidecarGet, op, keys, read);
+  const std::int64_t successes = co_await read_into(rt, sidecar_pool_, slots, StorageOp::kSidecarGet, op, keys, read, kv_laid_out);
   std::size_t first = 0;
   for (PrefetchOperation::PoolTransfer& t : op.pool_transfers) {
     t.read.assign(read.begin() + static_cast<std::ptrdiff_t>(first), read.begin() + static_cast<std::ptrdiff_t>(first) + t.keys);

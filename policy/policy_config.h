@@ -101,6 +101,8 @@ struct PolicyConfig {
   // The fixes in force on this run's code path: the unified tree had four of them before it served
   // any model by default, and never took #23309's timeout (upstream_timeline.h).
   FixSet in_force() const {
+    // The pending-sidecar guard is HiMamba's with #27366, HiRadixCache's with #27550.
+    if (path == CodePath::kHiRadix) return fixes.has(Fix::kHiRadixPoolGuard) ? fixes.with(Fix::kPoolTransferGuard) : fixes.without(Fix::kPoolTransferGuard);
     if (!unified()) return fixes;
     return fixes.with(Fix::kSyncedAckChecks).with(Fix::kSidecarHitSync).with(Fix::kPoolTransferGuard).with(Fix::kSidecarAfterKv).without(
         Fix::kPrefetchTimeoutConfig);

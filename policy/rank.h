@@ -126,7 +126,8 @@ class Rank {
   Task<> page_transfer(Runtime& rt, PrefetchOperation& op);
   Task<> sidecar_transfer(Runtime& rt, PrefetchOperation& op);
   Task<std::int64_t> read_into(Runtime& rt, HostSlotPool& pool, std::span<const std::int32_t> slots, StorageOp op,
-                               const PrefetchOperation& prefetch, std::span<const PageKey> keys, std::span<std::uint8_t> present = {});
+                               const PrefetchOperation& prefetch, std::span<const PageKey> keys, std::span<std::uint8_t> present = {},
+                               std::span<const std::int32_t> kv_laid_out = {});
   // _sync_trailing_keys (HCC@17313cf4b:767-807): the sidecar reads the last min(N, hit) pages of
   // the hit; buffer slots beyond them are queued for release from the IO thread.
   void sync_trailing_keys(Runtime& rt, PrefetchOperation& op);

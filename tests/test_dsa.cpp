@@ -67,3 +67,19 @@ TEST_CASE("dsa: a scenario before the model has DSA code is refused, naming the 
     "requests": [{"name": "R", "arrival_us": 0, "input_tokens": 64}], "expect": [{"variant": "2026-04-13", "verdict": "complete"}]})";
   CHECK_THROWS_WITH(parse_scenario(text, "d.json"), Catch::Contains("from 2026-04-14"));
 }
+
+TEST_CASE("dsa: until #27550 HiRadixCache publishes the pages an indexer read still writes; from it the vote waits for the read") {
+  const Scenario s = load_scenario_file("scenarios/dsa-indexer-lag.json");
+  const RunResult racy = run_at(s, "2026-06-08");
+  // Both ranks publish at the first vote after their KV reads, before either indexer read lands.
+  const auto violations = events_of(racy, EventKind::kSlotViolation);
+  REQUIRE_FALSE(violations.empty());
+  for (const TraceEvent* e : violations) CHECK(slot_violation_fields(*e).pool == static_cast<std::int64_t>(SlotPoolKind::kKv));
+  CHECK(events_of(racy, EventKind::kIndexerGap).size() == 2);
+
+  const RunResult guarded = run_at(s, "2026-06-09");
+  CHECK(events_of(guarded, EventKind::kSlotViolation).empty());
+  CHECK(events_of(guarded, EventKind::kIndexerGap).empty());
+  // Rank 1 votes 'cannot terminate' until its read lands ~488 ms late: R is scheduled after it.
+  for (const TraceEvent* e : events_of(guarded, EventKind::kSchedule)) CHECK(e->time_ns > 488'000'000);
+}

@@ -138,9 +138,13 @@ void HostSlotPool::to_tree(Runtime& rt, std::int32_t slot) {
 bool HostSlotPool::queue_release(Runtime& rt, std::int32_t slot) {
   HCSIM_ASSERT(slot >= 0 && slot < capacity());
   Slot& s = slots_[slot];
-  if (s.owner != SlotOwner::kOperation && s.owner != SlotOwner::kTree) {
+  if (s.owner == SlotOwner::kWriting) {
+    // Queued while a read still writes it, as upstream queues it: the drain frees it under the
+    // read (#31445), flagged here.
     violation(rt, slot, kNoRequest);
-    return false;  // releasing what is free, queued or being written would free it twice
+  } else if (s.owner != SlotOwner::kOperation && s.owner != SlotOwner::kTree) {
+    violation(rt, slot, kNoRequest);
+    return false;  // releasing what is free or queued would free it twice
   }
   s.owner = SlotOwner::kReleaseQueued;
   s.since_ns = rt.now_ns();

@@ -173,7 +173,8 @@ Task<> Rank::bulk_check_prefetch_progress(Runtime& rt) {
   }
   for (const Group g : cache_groups_) co_await rt.collective(g, CollectiveOp::kAllReduceMax, votes);
   constexpr std::int64_t kNoVote = std::numeric_limits<std::int64_t>::max();
-  // Per request: [completed, one hit per pool of the stack] (at least one, as ever).
+  // Per request: [completed, one hit per pool of the stack, by tag] (at least one, as ever); a pool
+  // this rank's operation has no transfer for does not vote.
   const std::size_t stride = 1 + std::max<std::size_t>(1, cfg_.stack().size());
   std::vector<std::int64_t> completed(stride * n, kNoVote);
   for (std::size_t i = 0; i < n; ++i) {
@@ -193,7 +194,8 @@ Task<> Rank::bulk_check_prefetch_progress(Runtime& rt) {
     }
     const PrefetchOperation& op = *it->second.op;
     completed[stride * i] = op.completed_tokens;
-    for (std::size_t t = 0; t + 1 < stride; ++t) completed[stride * i + 1 + t] = t < op.pool_transfers.size() ? op.pool_transfers[t].hit_pages : 0;
+    if (op.pool_transfers.empty()) completed[stride * i + 1] = 0;  // a stack without pools: as ever
+    for (const PrefetchOperation::PoolTransfer& t : op.pool_transfers) completed[stride * i + 1 + t.tag] = t.hit_pages;
   }
   for (const Group g : cache_groups_) co_await rt.collective(g, CollectiveOp::kAllReduceMin, completed);
   const bool sync_sidecar = sync_pool_hits();
@@ -203,7 +205,9 @@ Task<> Rank::bulk_check_prefetch_progress(Runtime& rt) {
     if (!bulk_ready_[rid] || it == ongoing_prefetch_.end()) continue;
     const PrefetchOperation& op = *it->second.op;
     PoolHits hits{};
-    for (std::size_t t = 0; t < op.pool_transfers.size(); ++t) hits[t] = sync_sidecar ? completed[stride * i + 1 + t] : op.pool_transfers[t].hit_pages;
+    for (std::size_t t = 0; t < op.pool_transfers.size(); ++t) {
+      hits[t] = sync_sidecar ? completed[stride * i + 1 + op.pool_transfers[t].tag] : op.pool_transfers[t].hit_pages;
+    }
     const TerminateReason why = best_effort()          ? TerminateReason::kBestEffort
                                 : votes[2 * i + 1] == 1 ? TerminateReason::kAnyTerminated
                                                         : TerminateReason::kAllCan;
@@ -330,10 +334,13 @@ std::int64_t Rank::report_derived_gap(Runtime& rt, const PrefetchOperation& op, 
     for (const PrefetchOperation::PoolTransfer& t : op.pool_transfers) {
       const IndicesFrom from = pools[t.tag].from;
       if (from == IndicesFrom::kOwn || (from == IndicesFrom::kSwa && !window_committed)) continue;
-      const std::int64_t first = from == IndicesFrom::kKv ? 0 : hit - std::max<std::int64_t>(t.keys, 0);
+      const std::int64_t keys = std::max<std::int64_t>(t.keys, 0);
+      const std::int64_t first = from == IndicesFrom::kKv ? 0 : std::min<std::int64_t>(hit, published) - keys;
       if (i < first) continue;  // before the window this pool covers
+      // A window committed short of the hit holds pages whose states the read never fetched.
+      const bool read_elsewhere = from == IndicesFrom::kSwa && published < hit;
       const auto idx = static_cast<std::size_t>(i - first);
-      gap = gap || idx >= t.read.size() || !t.read[idx];
+      gap = gap || read_elsewhere || idx >= t.read.size() || !t.read[idx];
     }
     gap_pages += gap ? 1 : 0;
   }
@@ -382,7 +389,7 @@ void Rank::discard_prefetch(Runtime& rt, RequestId rid, TerminateReason why, std
   PrefetchOperation& op = *entry.op;
   const auto local_pages = static_cast<std::size_t>(op.completed_tokens / cfg_.page_size_tokens);
   for (std::size_t i = 0; i < local_pages; ++i) release_kv_slot_later(rt, entry.host_indices[i]);
-  release_sidecar_slot(rt, op);
+  if (!op.sidecar_slots.empty()) release_sidecar_slot(rt, op);  // derived pools hold no slot of their own
   rt.emit(rid, CommitFields{.prefix_tokens = 0, .matched_tokens = 0, .sidecar_attached = 0});
   report_hit_loss(rt, rid, entry, why, min_completed, false, true);
   loaded_tokens_[rid] = 0;

@@ -391,7 +391,14 @@ void read_derived_pools(const JsonNode& n, const PolicyConfig& policy, L3Content
     L3Contents::DerivedPool d;
     d.tag = tag;
     if (auto v = o.find("missing_pages")) d.missing_pages = l3_pages(*v, c.kv_pages, "a missing object");
-    if (auto v = o.find("stale_pages")) d.stale_pages = l3_pages(*v, c.kv_pages, "a stale object");
+    if (auto v = o.find("stale_pages")) {
+      d.stale_pages = l3_pages(*v, c.kv_pages, "a stale object");
+      for (std::int32_t p : d.stale_pages) {
+        if (std::find(d.missing_pages.begin(), d.missing_pages.end(), p) != d.missing_pages.end()) {
+          v->fail("page " + std::to_string(p) + " is in missing_pages too: a stale object is one hit queries find");
+        }
+      }
+    }
     c.pools.push_back(std::move(d));
   }
 }

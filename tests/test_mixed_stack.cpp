@@ -133,3 +133,28 @@ TEST_CASE("draft sidecar: a packed draft or an unknown plan is refused; a draft 
   no_draft.replace(no_draft.find(", \"draft\": \"DRAFT\""), 18, "");
   CHECK_THROWS_WITH(parse_scenario(no_draft, "d.json"), Catch::Contains("no derived pool \"draft\" in the hybrid_mamba stack"));
 }
+
+TEST_CASE("deepseek_v4: a prefetch mid-tree shorter than the window has no SWA transfer; a short compressed read discards it whole") {
+  // A's write-through puts 10 pages on host; B extends them by 2 pages from L3, less than the
+  // 4-page window, so B's operation has the compressed pool only (no SWA buffer mid-tree,
+  // SC@17313cf4b:776-795, and no state pool without one).
+  const std::string text = R"({"name": "m", "description": "m", "tp": 1, "upstream_at": "2026-08-20",
+    "policy": {"name": "wait_complete", "page_size": 64, "prefetch_threshold_tokens": 64, "model": "deepseek_v4", "swa_window_pages": 4,
+               "write_through": true},
+    "l3": [{"prefix": "doc", "kv_pages": 12, "sidecar_at_pages": [9, 10, 11, 12], "pools": {"compressed": {"stale_pages": [12]}}}],
+    "requests": [{"name": "A", "arrival_us": 0, "input_tokens": 641, "prefix": "doc"},
+                 {"name": "B", "arrival_us": 200000, "input_tokens": 769, "prefix": "doc"}],
+    "expect": [{"verdict": "complete"}]})";
+  const Scenario s = parse_scenario(text, "m.json");
+  const RunResult r = simulate(s, options_of("2026-08-20"));
+  CHECK_FALSE(r.verdict.hang());
+  const RequestId b = 1;
+  std::vector<std::int64_t> hits;  // B's sidecar reads
+  for (const TraceEvent* e : events_of(r, EventKind::kSidecarDone, 0)) {
+    if (e->request == b) hits.push_back(sidecar_done_fields(*e).hit_pages);
+  }
+  CHECK(hits == std::vector<std::int64_t>{1});  // compressed only: page 11 read, page 12 stale
+  bool discarded = false;
+  for (const TraceEvent* e : events_of(r, EventKind::kCommit, 0)) discarded = discarded || (e->request == b && commit_fields(*e).prefix_tokens == 0);
+  CHECK(discarded);
+}

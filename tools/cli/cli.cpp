@@ -61,7 +61,10 @@ VariantArgs variant_args_of(const Variant& v) {
 std::optional<std::string> family_refusal(const VariantArgs& a, const Scenario& s) {
   const std::string start = variant_of(a).preset;
   const bool cp = s.policy.attn_cp > 1;
-  const std::string source = !a.upstream.empty() ? "--upstream " : !a.preset.empty() ? "--preset " : s.path + ": /upstream_at ";
+  const std::string source = !a.upstream.empty() ? "--upstream "
+                             : !a.preset.empty() ? "--preset "
+                             : !a.fallback.empty() ? s.path + ": /upstream_at "
+                                                   : std::string("the default preset ");
   if (before_model(start, s.policy.family, cp)) {
     return source + start + ": " + s.path + " is a " + model_scope(s.policy.family, cp) + " scenario, which the model has code for from " +
            std::string(model_since(s.policy.family, cp)) + " on";

@@ -22,9 +22,10 @@ namespace hcsim {
 // contiguous (policy/topology.h). Reports and invariants compare a request's ranks among themselves.
 struct RequestOwners {
   std::vector<int> replica_of;  // by request
-  int replica_ranks = 1;
+  int replica_ranks = 0;        // 0: not set (judge_run sets it); asking then is a bug, not "rank 0 alone"
 
   int first_rank(RequestId request) const {
+    HCSIM_ASSERT(replica_ranks > 0);
     const auto r = static_cast<std::size_t>(request);
     return r < replica_of.size() ? replica_of[r] * replica_ranks : 0;
   }

@@ -9,6 +9,7 @@
 #include "policy/trailing_pages.h"
 #include "run/scenario.h"
 #include "sim/simulation.h"
+#include "tests/run_events.h"
 #include "tests/variant_options.h"
 
 using namespace hcsim;
@@ -16,14 +17,6 @@ using namespace hcsim;
 namespace {
 
 RunResult run_at(const Scenario& s, const char* variant) { return simulate(s, options_of(variant)); }
-
-std::vector<const TraceEvent*> events_of(const RunResult& r, EventKind kind) {
-  std::vector<const TraceEvent*> out;
-  for (const TraceEvent& e : r.log.events()) {
-    if (e.kind == kind) out.push_back(&e);
-  }
-  return out;
-}
 
 }  // namespace
 

@@ -12,6 +12,7 @@
 #include "run/scenario.h"
 #include "sim/seed_sweep.h"
 #include "sim/simulation.h"
+#include "tests/run_events.h"
 #include "tests/variant_options.h"
 #include "tools/report.h"
 
@@ -24,13 +25,6 @@ RunResult run(const Scenario& s, const char* variant, std::optional<PrefetchPoli
   return simulate(s, o);
 }
 
-std::vector<const TraceEvent*> events_of(const RunResult& r, EventKind kind, int rank) {
-  std::vector<const TraceEvent*> out;
-  for (const TraceEvent& e : r.log.events()) {
-    if (e.kind == kind && e.rank == rank) out.push_back(&e);
-  }
-  return out;
-}
 
 }  // namespace
 

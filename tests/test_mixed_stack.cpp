@@ -8,21 +8,10 @@
 #include "policy/sidecar_stack.h"
 #include "run/scenario.h"
 #include "sim/simulation.h"
+#include "tests/run_events.h"
 #include "tests/variant_options.h"
 
 using namespace hcsim;
-
-namespace {
-
-std::vector<const TraceEvent*> events_of(const RunResult& r, EventKind kind, int rank) {
-  std::vector<const TraceEvent*> out;
-  for (const TraceEvent& e : r.log.events()) {
-    if (e.kind == kind && e.rank == rank) out.push_back(&e);
-  }
-  return out;
-}
-
-}  // namespace
 
 TEST_CASE("stacks: each family's pools, their hit policies and index sources, in upstream's transfer order") {
   CHECK(sidecar_stack(ModelFamily::kDense).empty());

@@ -107,6 +107,9 @@ GpuRunResult run_on_gpu(const Scenario& scenario, const RunOptions& options, con
     throw ScenarioError(scenario.path, "/attention",
                         "the GPU world runs every group over all TP ranks; DP attention and attention CP run in the simulator only (hcsim run)");
   }
+  if (scenario.world.pp > 1) {
+    throw ScenarioError(scenario.path, "/pp", "the GPU world runs one pipeline stage; pipeline stages run in the simulator only (hcsim run)");
+  }
   RunSetup setup = prepare_run(scenario, options);
   GpuRunResult out;
   RunResult& result = out.run;

@@ -103,7 +103,9 @@ class ThreadWorld::ActorRuntime final : public Runtime {
         case WorldCall::Kind::kWait: return wait_signal(c);
         case WorldCall::Kind::kCollective: return collective(c);
         case WorldCall::Kind::kStorage: return storage(c);
+        case WorldCall::Kind::kWaitSends: break;  // run_gpu refuses pipeline stages
       }
+      HCSIM_ASSERT(false);
       return true;
     }();
     if (parked) return true;
@@ -276,6 +278,8 @@ class ThreadWorld::ActorRuntime final : public Runtime {
         w_.data_->all_reduce_sum(rank_, activations_);
         break;
       case CollectiveOp::kBarrier: break;
+      case CollectiveOp::kSend:
+      case CollectiveOp::kRecv: HCSIM_ASSERT(false);  // run_gpu refuses pipeline stages
     }
     return false;
   }

@@ -90,6 +90,10 @@ constexpr std::array<FixInfo, kFixCount> kFixes = {{
      "HiRadixCache (HR@991689fd0:1345-1350), for the DSA indexer; HiMamba's is pool-transfer-guard",
      "HiRadixCache: KV complete with a sidecar transfer pending votes 'cannot terminate', so the indexer read is never "
      "published, nor its pages loaded back, while it still writes"},
+    {Fix::kPpAckChain, false, "pp-ack-chain", "sgl-project/sglang#27285", kMerged, "42fe02528", "2026-06-06",
+     "HiRadixCache and the unified tree with pp_size > 1 (HR@42fe02528:224-273, URC@42fe02528); HiMamba never had it",
+     "writing_check and loading_check: PP0 counts its ready acks and MIN-agrees them, each later stage receives the count from "
+     "the stage before and sends it on, then takes that many acks, waiting for their copies; before, every stage counted its own"},
 }};
 
 // Names fixes had before a rename: variants and traces that use them still parse.

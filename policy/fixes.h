@@ -56,8 +56,9 @@ enum class Fix : std::uint8_t {
   kDraftSidecars,           // a draft model's own KV pool is a KV-derived sidecar of the unified tree (dated)
   kMergedTickMin,           // one MIN per tick for the write and load acks and the storage queue sizes (dated)
   kHiRadixPoolGuard,        // HiRadixCache's pending-sidecar guard, as pool-transfer-guard is HiMamba's (dated)
+  kPpAckChain,              // with pipeline stages, PP0 decides the write and load ack counts and chains them on (dated)
 };
-inline constexpr int kFixCount = 27;
+inline constexpr int kFixCount = 28;
 
 // Where a fix's upstream change stands (as of the last public record read, 2026-09).
 enum class UpstreamState : std::uint8_t { kMerged, kOpen, kClosedUnmerged };

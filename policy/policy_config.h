@@ -75,11 +75,12 @@ struct PolicyConfig {
   // Upstream's --sleep-on-idle: a group with nothing waiting, in flight or queued sleeps until the
   // next request instead of passing every scheduler_pass_ns (off upstream by default).
   bool sleep_on_idle = false;
-  std::vector<RankResources> ranks;             // one entry per TP rank
+  std::vector<RankResources> ranks;             // one entry per rank, stage by stage
   int attn_dp = 1;                              // DP attention replicas (policy/topology.h)
   int attn_cp = 1;                              // attention context parallelism
+  int pp = 1;                                   // pipeline stages
 
-  Topology topology() const { return {.tp = static_cast<int>(ranks.size()), .dp = attn_dp, .cp = attn_cp}; }
+  Topology topology() const { return {.tp = static_cast<int>(ranks.size()) / pp, .dp = attn_dp, .cp = attn_cp, .pp = pp}; }
 
   // The family's sidecar pools in force on this run's path and date (sidecar_stack.h): a draft
   // model's pool only on the unified tree from #30393.
@@ -101,11 +102,12 @@ struct PolicyConfig {
   // The fixes in force on this run's code path: the unified tree had four of them before it served
   // any model by default, and never took #23309's timeout (upstream_timeline.h).
   FixSet in_force() const {
-    // The pending-sidecar guard is HiMamba's with #27366, HiRadixCache's with #27550.
+    // The pending-sidecar guard is HiMamba's with #27366, HiRadixCache's with #27550. HiMamba never
+    // chained ack counts across stages (#27285 changed HR and URC only).
     if (path == CodePath::kHiRadix) return fixes.has(Fix::kHiRadixPoolGuard) ? fixes.with(Fix::kPoolTransferGuard) : fixes.without(Fix::kPoolTransferGuard);
-    if (!unified()) return fixes;
-    return fixes.with(Fix::kSyncedAckChecks).with(Fix::kSidecarHitSync).with(Fix::kPoolTransferGuard).with(Fix::kSidecarAfterKv).without(
-        Fix::kPrefetchTimeoutConfig);
+    if (!unified()) return fixes.without(Fix::kPpAckChain);
+    return fixes.with(Fix::kSyncedAckChecks).with(Fix::kSidecarHitSync).with(Fix::kPoolTransferGuard).with(Fix::kSidecarAfterKv).with(
+        Fix::kPpAckChain).without(Fix::kPrefetchTimeoutConfig);
   }
   bool has(Fix f) const { return in_force().has(f); }
   // The default timeout of this path at this date, for a scenario that sets none.

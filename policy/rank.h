@@ -73,6 +73,19 @@ class Rank {
   // Scheduler pass (scheduler.cpp).
   Task<> recv_requests(Runtime& rt);
   Task<> recv_requests_dp_attention(Runtime& rt);
+  static constexpr std::size_t kArrivalsPerPassMax = 1024;
+  // Pipeline stages (policy/pipeline_stages.cpp).
+  bool pipeline() const { return topology_.pp > 1; }
+  int tp_rank() const { return topology_.tp_rank(rank_); }
+  Task<> recv_requests_from_previous_stage(Runtime& rt, std::array<std::int64_t, 2>& counts, std::vector<std::int64_t>& ids);
+  Task<> send_requests_to_next_stage(Runtime& rt, std::array<std::int64_t, 2> counts, std::vector<std::int64_t> ids);
+  // batch_tokens < 0: this stage built no batch this iteration.
+  Task<> exchange_proxy_before_forward(Runtime& rt, std::int64_t batch_tokens);
+  Task<> send_proxy_to_next_stage(Runtime& rt, std::int64_t batch_tokens);
+  bool chains_ack_counts() const;
+  Task<> agree_ack_counts(Runtime& rt, std::span<std::int64_t> counts);
+  Task<> drain_ack_count_sends(Runtime& rt);
+  Task<> await_acks_held(Runtime& rt, std::int64_t acks, std::size_t held, TimeNs last_copy_done_ns, const char* queue);
   Task<> broadcast_ids(Runtime& rt, Group g, std::vector<std::int64_t>& ids);
   Task<> take_requests(Runtime& rt, std::span<const std::int64_t> arrivals, std::span<const std::int64_t> aborts);
   Task<> add_request_to_queue(Runtime& rt, RequestId rid);
@@ -91,7 +104,8 @@ class Rank {
   StorageQueueCounts storage_queue_counts() const;
   void take_storage_queues(Runtime& rt, const StorageQueueCounts& q);
   // merged-tick-min (#30511): HiRadixCache and the unified tree, not HiMamba.
-  bool merged_tick_min() const { return cfg_.has(Fix::kMergedTickMin) && cfg_.path != CodePath::kHiMamba; }
+  // #30511 merged the per-tick MINs for pp_size 1 only (URC@17313cf4b:2525-2530).
+  bool merged_tick_min() const { return cfg_.has(Fix::kMergedTickMin) && cfg_.path != CodePath::kHiMamba && !pipeline(); }
   Task<> check_hicache_events_merged(Runtime& rt);
   // hit-then-alloc (#19320): host KV slots for the group's agreed hit, or a revoke.
   void take_storage_hit(Runtime& rt, const PrefetchOperationPtr& op);
@@ -188,8 +202,8 @@ class Rank {
   const std::vector<RequestSpec>& workload_;
   const int rank_;
   const RankResources resources_;
-  int tp_size() const { return static_cast<int>(cfg_.ranks.size()); }
   const Topology topology_;
+  int tp_size() const { return topology_.tp; }
   const GroupList cache_groups_;     // the cache's scheduler-side reductions, in order
   const GroupList prefetch_groups_;  // the prefetch thread's
 

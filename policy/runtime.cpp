@@ -15,6 +15,9 @@ std::string_view kind_name(GroupKind k) {
     case GroupKind::kAttnTp: return "attn_tp_cpu_group";
     case GroupKind::kAttnCp: return "attn_cp_cpu_group";
     case GroupKind::kPrefetchCp: return "prefetch_cp_group";
+    case GroupKind::kPpRequests: return "pp_requests";
+    case GroupKind::kPpProxy: return "pp_proxy";
+    case GroupKind::kPpSync: return "pp_ack_sync";
   }
   HCSIM_ASSERT(false);
   return {};
@@ -24,14 +27,20 @@ std::string_view kind_name(GroupKind k) {
 std::string group_name(Group g) {
   std::string out(kind_name(g.kind));
   if (g.index != Group::kWhole) out.append("[").append(std::to_string(g.index)).append("]");
+  if (point_to_point(g.kind)) {
+    return out.append(" pp").append(std::to_string(g.stage)).append("->pp").append(std::to_string(g.stage + 1));
+  }
+  if (g.stage != Group::kOnlyStage) out.append("@pp").append(std::to_string(g.stage));
   return out;
 }
 
 std::optional<Group> Group::from_code(std::int64_t code) {
-  if (code < 0 || code >= 8 * (INT16_MAX + 1)) return std::nullopt;
+  const std::int64_t stage = (code >> Group::kStageShift) - 1;
+  code &= (std::int64_t{1} << Group::kStageShift) - 1;
+  if (code < 0 || code >= 8 * (INT16_MAX + 1) || stage < Group::kOnlyStage || stage > INT8_MAX) return std::nullopt;
   const std::int64_t kind = code % 8;
   if (kind >= kGroupKindCount) return std::nullopt;
-  return Group{static_cast<GroupKind>(kind), static_cast<std::int16_t>(code / 8 - 1)};
+  return Group{static_cast<GroupKind>(kind), static_cast<std::int16_t>(code / 8 - 1), static_cast<std::int8_t>(stage)};
 }
 
 std::string_view collective_op_name(CollectiveOp op) {
@@ -41,6 +50,8 @@ std::string_view collective_op_name(CollectiveOp op) {
     case CollectiveOp::kBroadcast: return "broadcast";
     case CollectiveOp::kForward: return "forward";
     case CollectiveOp::kBarrier: return "barrier";
+    case CollectiveOp::kSend: return "send";
+    case CollectiveOp::kRecv: return "recv";
   }
   HCSIM_ASSERT(false);
   return {};

@@ -19,6 +19,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <utility>
 
 #include "policy/task.h"
@@ -29,19 +30,28 @@ namespace hcsim {
 using PageKey = std::uint64_t;
 using SignalId = std::int32_t;
 
-// Process groups of one TP group of ranks. Each actor kind uses its own, as upstream does, so the
-// scheduler's and the prefetch thread's collectives never interleave on one communicator. With
-// DP attention or attention CP (policy/topology.h) the attention kinds split the TP ranks.
-enum class GroupKind : std::uint8_t { kTp, kPrefetchTp, kAttnTp, kAttnCp, kPrefetchCp };
-inline constexpr int kGroupKindCount = 5;
+// Process groups of one pipeline stage's TP ranks. Each actor kind uses its own, as upstream does,
+// so the scheduler's and the prefetch thread's collectives never interleave on one communicator.
+// With DP attention or attention CP (policy/topology.h) the attention kinds split the TP ranks.
+// The last three are point-to-point channels from a rank to its counterpart on the next pipeline
+// stage: the request lists (point_to_point_pyobj on the world CPU group), the forward's proxy
+// tensors (the PP device group), and the chained ack counts (the PP CPU group, HIRADIX_PP_SYNC).
+enum class GroupKind : std::uint8_t { kTp, kPrefetchTp, kAttnTp, kAttnCp, kPrefetchCp, kPpRequests, kPpProxy, kPpSync };
+inline constexpr int kGroupKindCount = 8;
+inline constexpr int kCollectiveKindCount = 5;  // the kinds before kPpRequests
+constexpr bool point_to_point(GroupKind k) { return static_cast<int>(k) >= kCollectiveKindCount; }
 
 // A communicator. Policy code names a kind (index kWhole); the world resolves it for the calling
 // rank to the group that rank belongs to: the kind's group `index` where the topology splits the
-// kind, or another kind's group with the same ranks, as upstream reuses the TP group object.
+// kind, or another kind's group with the same ranks, as upstream reuses the TP group object. With
+// pipeline stages every group belongs to one stage. A point-to-point channel is named in full by
+// policy code (Topology::channel_to_next): `index` is the TP rank, `stage` the sending stage.
 struct Group {
-  static constexpr std::int16_t kWhole = -1;  // the kind's one group, spanning every TP rank
+  static constexpr std::int16_t kWhole = -1;    // the kind's one group, spanning every TP rank
+  static constexpr std::int8_t kOnlyStage = -1;  // no pipeline stages: the one stage
   GroupKind kind = GroupKind::kTp;
   std::int16_t index = kWhole;
+  std::int8_t stage = kOnlyStage;
 
   static const Group kTp;          // tp_cpu_group: request broadcast, forward, idle agreement
   static const Group kPrefetchTp;  // the prefetch thread's group over the attention-TP ranks
@@ -49,10 +59,15 @@ struct Group {
   static const Group kAttnCp;      // attention-CP CPU group
   static const Group kPrefetchCp;  // the prefetch thread's group over the attention-CP ranks
   friend constexpr bool operator==(Group, Group) = default;
-  friend constexpr auto operator<=>(Group a, Group b) { return std::pair(a.kind, a.index) <=> std::pair(b.kind, b.index); }
+  friend constexpr auto operator<=>(Group a, Group b) {
+    return std::tuple(a.stage, a.kind, a.index) <=> std::tuple(b.stage, b.kind, b.index);
+  }
   // As events record it: the kind for a whole group (so runs without split groups keep their
-  // digests), else kind + 8 * (index + 1).
-  constexpr std::int64_t code() const { return static_cast<std::int64_t>(kind) + 8 * (index + 1); }
+  // digests), else kind + 8 * (index + 1); a stage adds (stage + 1) << 20.
+  static constexpr int kStageShift = 20;
+  constexpr std::int64_t code() const {
+    return static_cast<std::int64_t>(kind) + 8 * (index + 1) + (static_cast<std::int64_t>(stage + 1) << kStageShift);
+  }
   static std::optional<Group> from_code(std::int64_t code);
 };
 inline constexpr Group Group::kTp{GroupKind::kTp};
@@ -60,10 +75,12 @@ inline constexpr Group Group::kPrefetchTp{GroupKind::kPrefetchTp};
 inline constexpr Group Group::kAttnTp{GroupKind::kAttnTp};
 inline constexpr Group Group::kAttnCp{GroupKind::kAttnCp};
 inline constexpr Group Group::kPrefetchCp{GroupKind::kPrefetchCp};
-// "tp_cpu_group", "attn_tp_cpu_group[1]", "prefetch_group"
+// "tp_cpu_group", "attn_tp_cpu_group[1]", "prefetch_group", "tp_cpu_group@pp1",
+// "pp_proxy[0] pp0->pp1"
 std::string group_name(Group g);
 
-enum class CollectiveOp : std::uint8_t { kAllReduceMin, kAllReduceMax, kBroadcast, kForward, kBarrier };
+// kSend and kRecv are the two ends of a point-to-point transfer on a channel.
+enum class CollectiveOp : std::uint8_t { kAllReduceMin, kAllReduceMax, kBroadcast, kForward, kBarrier, kSend, kRecv };
 std::string_view collective_op_name(CollectiveOp op);
 
 // What the world moves for the policy, each with a modelled duration: L3 calls, and the copies
@@ -83,11 +100,11 @@ std::string_view storage_op_name(StorageOp op);
 // One request from an actor to the world. It lives in the awaiting coroutine frame until the world
 // resumes the actor, so the world may keep a pointer to it while the actor waits.
 struct WorldCall {
-  enum class Kind : std::uint8_t { kSleep, kWait, kCollective, kStorage };
+  enum class Kind : std::uint8_t { kSleep, kWait, kCollective, kStorage, kWaitSends };
   Kind kind = Kind::kSleep;
   TimeNs duration_ns = 0;               // kSleep
   SignalId signal = -1;                 // kWait
-  Group group = Group::kTp;      // kCollective
+  Group group = Group::kTp;      // kCollective, kWaitSends
   CollectiveOp op = CollectiveOp::kAllReduceMin;
   std::span<std::int64_t> payload;      // kCollective: in and out
   StorageOp storage_op = StorageOp::kHitQuery;  // kStorage
@@ -208,6 +225,21 @@ class Runtime {
     c.slots = load_back_slots;
     return {*this, c};
   }
+  // Point to point on `channel` (Topology::channel_to_next, from the sender's rank): a send
+  // deposits a copy of `payload` and returns at once (an isend); a receive blocks until the peer's
+  // next send on the channel and takes its payload, which must be as long as `payload` (a length
+  // that differs is a crash: the receiver cannot take it). On kPpProxy the length is payload[0]
+  // tokens, as a forward's.
+  WorldAwait send(Group channel, std::span<std::int64_t> payload) { return p2p_call(channel, CollectiveOp::kSend, payload); }
+  WorldAwait recv(Group channel, std::span<std::int64_t> payload) { return p2p_call(channel, CollectiveOp::kRecv, payload); }
+  // Blocks until the peer has received every send this rank made on `channel` (work.wait()).
+  WorldAwait wait_sends(Group channel) {
+    WorldCall c;
+    c.kind = WorldCall::Kind::kWaitSends;
+    c.group = channel;
+    c.op = CollectiveOp::kSend;
+    return {*this, c};
+  }
   // An L3 call. With `timeout_ns`, a call not done by then fails (result 0) and its late
   // completion, if any, is dropped.
   WorldAwait storage(StorageOp op, RequestId request, std::span<const PageKey> keys, std::span<std::uint8_t> present = {},
@@ -225,6 +257,14 @@ class Runtime {
 
  protected:
   friend class WorldAwait;
+  WorldAwait p2p_call(Group channel, CollectiveOp op, std::span<std::int64_t> payload) {
+    WorldCall c;
+    c.kind = WorldCall::Kind::kCollective;
+    c.group = channel;
+    c.op = op;
+    c.payload = payload;
+    return {*this, c};
+  }
   // Starts `call`. Returns true if `h` will be resumed by the world later, false if the call has
   // already completed and the caller continues at once.
   virtual bool submit(WorldCall& call, std::coroutine_handle<> h) = 0;

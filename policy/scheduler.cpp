@@ -10,7 +10,6 @@
 namespace hcsim {
 
 namespace {
-constexpr std::size_t kArrivalsPerPassMax = 1024;
 // Every queue of a rank holds each request at most once: the workload bounds them.
 std::size_t queue_max(const std::vector<RequestSpec>& workload) { return std::max<std::size_t>(std::size_t{1} << 16, workload.size() + 1); }
 }  // namespace
@@ -50,6 +49,7 @@ Task<> Rank::scheduler_loop(Runtime& rt) {
   HCSIM_ASSERT(rt.rank() == rank_ && rt.actor() == ActorKind::kScheduler);
   for (;;) {  // bounded by the world, which stops resuming actors at its horizon
     co_await recv_requests(rt);
+    co_await drain_ack_count_sends(rt);
     // check_hicache_events (HM@faa628694:447-456): writing_check, loading_check, then the storage
     // control queues. Every pass: with no write-through backups, writing_check has an empty queue.
     if (merged_tick_min()) {
@@ -65,6 +65,8 @@ Task<> Rank::scheduler_loop(Runtime& rt) {
 
 // TP rank 0 receives from the tokenizer and broadcasts (broadcast_pyobj: the sizes, then the data),
 // so every rank's waiting queue holds the same requests in the same order, and sees the same aborts.
+// With pipeline stages only the first stage's receives from the tokenizer; a later stage's from the
+// stage before, and each stage but the last passes what it got on.
 Task<> Rank::recv_requests(Runtime& rt) {
   if (topology_.dp_attention()) {
     co_await recv_requests_dp_attention(rt);
@@ -78,6 +80,7 @@ Task<> Rank::recv_requests(Runtime& rt) {
     ids.assign(arrivals.begin(), arrivals.begin() + counts[0]);
     ids.insert(ids.end(), aborts.begin(), aborts.begin() + counts[1]);
   }
+  if (!topology_.first_stage(rank_) && tp_rank() == 0) co_await recv_requests_from_previous_stage(rt, counts, ids);
   if (tp_size() > 1) {
     co_await rt.collective(Group::kTp, CollectiveOp::kBroadcast, counts);
     ids.resize(static_cast<std::size_t>(counts[0] + counts[1]));
@@ -86,6 +89,7 @@ Task<> Rank::recv_requests(Runtime& rt) {
   HCSIM_ASSERT(counts[0] >= 0 && counts[1] >= 0 && static_cast<std::size_t>(counts[0] + counts[1]) == ids.size());
   co_await take_requests(rt, std::span<const std::int64_t>(ids).first(static_cast<std::size_t>(counts[0])),
                          std::span<const std::int64_t>(ids).subspan(static_cast<std::size_t>(counts[0])));
+  if (!topology_.last_stage(rank_) && tp_rank() == 0) co_await send_requests_to_next_stage(rt, counts, std::move(ids));
 }
 
 // With DP attention each replica's first rank receives its replica's requests and broadcasts them
@@ -344,6 +348,7 @@ Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
     any_batch = replicas_with_batch[0] == 1;
   }
   if (!any_batch) {
+    if (pipeline()) co_await exchange_proxy_before_forward(rt, -1);
     co_await sleep_after_empty_pass(rt);
     co_return;
   }
@@ -353,7 +358,9 @@ Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
   // different batches launch forwards that never match. With DP attention the attention-TP group
   // runs the replica's own batch.
   std::array<std::int64_t, 1> forward{batch_tokens};
+  if (pipeline()) co_await exchange_proxy_before_forward(rt, batch_tokens);
   co_await rt.forward(forward, load_back_slots, topology_.dp_attention() ? Group::kAttnTp : Group::kTp);
+  if (pipeline()) co_await send_proxy_to_next_stage(rt, batch_tokens);
   for (RequestId rid : batch) {
     if (cfg_.write_through) co_await write_backup(rt, rid);
     rt.work_finished(rid);

@@ -13,28 +13,53 @@ int Topology::size(GroupKind kind) const {
     case GroupKind::kPrefetchTp: return attn_tp();
     case GroupKind::kAttnCp:
     case GroupKind::kPrefetchCp: return cp;
+    case GroupKind::kPpRequests:
+    case GroupKind::kPpProxy:
+    case GroupKind::kPpSync: return 2;
   }
   HCSIM_ASSERT(false);
   return 0;
 }
 
 Group Topology::resolve(Group g, int rank) const {
-  HCSIM_ASSERT(g.index == Group::kWhole && rank >= 0 && rank < tp);
-  const auto split = [&](int index) { return Group{g.kind, static_cast<std::int16_t>(index)}; };
-  switch (g.kind) {
-    case GroupKind::kTp: return Group::kTp;
-    case GroupKind::kAttnTp: return attn_tp() == tp ? Group::kTp : split(rank / attn_tp());
-    case GroupKind::kPrefetchTp: return attn_tp() == tp ? Group::kPrefetchTp : split(rank / attn_tp());
-    case GroupKind::kAttnCp: return cp == tp ? Group::kTp : split(replica(rank) * attn_tp() + attn_tp_rank(rank));
-    case GroupKind::kPrefetchCp: return cp == tp ? Group::kPrefetchCp : split(replica(rank) * attn_tp() + attn_tp_rank(rank));
+  HCSIM_ASSERT(rank >= 0 && rank < ranks());
+  if (point_to_point(g.kind)) {
+    HCSIM_ASSERT(g.index >= 0 && g.index < tp && g.stage >= 0 && g.stage + 1 < pp);  // named in full
+    return g;
   }
-  HCSIM_ASSERT(false);
-  return g;
+  HCSIM_ASSERT(g.index == Group::kWhole && g.stage == Group::kOnlyStage);
+  const int local = tp_rank(rank);
+  const auto split = [&](int index) { return Group{g.kind, static_cast<std::int16_t>(index)}; };
+  Group out = g;
+  switch (g.kind) {
+    case GroupKind::kTp: out = Group::kTp; break;
+    case GroupKind::kAttnTp: out = attn_tp() == tp ? Group::kTp : split(local / attn_tp()); break;
+    case GroupKind::kPrefetchTp: out = attn_tp() == tp ? Group::kPrefetchTp : split(local / attn_tp()); break;
+    case GroupKind::kAttnCp: out = cp == tp ? Group::kTp : split(replica(rank) * attn_tp() + attn_tp_rank(rank)); break;
+    case GroupKind::kPrefetchCp: out = cp == tp ? Group::kPrefetchCp : split(replica(rank) * attn_tp() + attn_tp_rank(rank)); break;
+    default: HCSIM_ASSERT(false);
+  }
+  if (pp > 1) out.stage = static_cast<std::int8_t>(stage(rank));
+  return out;
+}
+
+Group Topology::channel_to_next(GroupKind kind, int rank) const {
+  HCSIM_ASSERT(point_to_point(kind) && rank >= 0 && rank < ranks() && !last_stage(rank));
+  return Group{kind, static_cast<std::int16_t>(tp_rank(rank)), static_cast<std::int8_t>(stage(rank))};
+}
+
+Group Topology::channel_from_previous(GroupKind kind, int rank) const {
+  HCSIM_ASSERT(rank >= tp && rank < ranks());
+  return channel_to_next(kind, rank - tp);
 }
 
 std::vector<int> Topology::members(Group g) const {
   std::vector<int> out;
-  for (int r = 0; r < tp; ++r) {
+  if (point_to_point(g.kind)) {
+    HCSIM_ASSERT(g.stage >= 0 && g.stage + 1 < pp && g.index >= 0 && g.index < tp);
+    return {g.stage * tp + g.index, (g.stage + 1) * tp + g.index};
+  }
+  for (int r = 0; r < ranks(); ++r) {
     if (resolve(Group{g.kind}, r) == g) out.push_back(r);
   }
   HCSIM_ASSERT(!out.empty());  // a communicator of another topology
@@ -43,11 +68,14 @@ std::vector<int> Topology::members(Group g) const {
 
 std::vector<Group> Topology::communicators() const {
   std::vector<Group> out;
-  for (int k = 0; k < kGroupKindCount; ++k) {
-    for (int r = 0; r < tp; ++r) {
+  for (int k = 0; k < kCollectiveKindCount; ++k) {
+    for (int r = 0; r < ranks(); ++r) {
       const Group g = resolve(Group{static_cast<GroupKind>(k)}, r);
       if (std::find(out.begin(), out.end(), g) == out.end()) out.push_back(g);
     }
+  }
+  for (int k = kCollectiveKindCount; k < kGroupKindCount; ++k) {
+    for (int r = 0; r + tp < ranks(); ++r) out.push_back(channel_to_next(static_cast<GroupKind>(k), r));
   }
   return out;
 }
@@ -76,15 +104,22 @@ GroupList prefetch_groups(const Topology& t) {
 }
 
 std::string Topology::split_text() const {
-  if (dp == 1 && cp == 1) return {};
+  if (dp == 1 && cp == 1 && pp == 1) return {};
   std::string out;
+  if (pp > 1) {
+    out.append("PP ").append(std::to_string(pp)).append(" x ");
+    if (dp == 1 && cp == 1) return out.append("TP ").append(std::to_string(tp));
+  }
   if (dp > 1) out.append("DP attention ").append(std::to_string(dp)).append(" x ");
   if (cp > 1) out.append("attention CP ").append(std::to_string(cp)).append(" x ");
   return out.append("attention TP ").append(std::to_string(attn_tp()));
 }
 
 std::string Topology::problem() const {
-  if (dp < 1 || cp < 1) return "attention.dp and attention.cp must be at least 1";
+  if (dp < 1 || cp < 1 || pp < 1) return "attention.dp, attention.cp and pp must be at least 1";
+  if (pp > 1 && dp > 1) {
+    return "pipeline stages with DP attention are not modelled: a stage's replicas would forward separate microbatches";
+  }
   if (dp > 1 && cp > 1) {
     return "DP attention with attention CP is not modelled: a replica's forward spans its CP x TP ranks, and the model runs it "
            "on one attention group";

@@ -1,5 +1,10 @@
-// Topology: how the TP ranks of one model split into attention groups (DP attention replicas,
-// attention context parallelism), and which communicator a rank's collective of a kind runs on.
+// Topology: how the ranks of one model split into pipeline stages of TP ranks, how a stage's TP
+// ranks split into attention groups (DP attention replicas, attention context parallelism), and
+// which communicator a rank's collective of a kind runs on.
+//
+// A rank is stage * tp + TP rank, as upstream's global rank with PP outermost. Every collective
+// group lives within one stage; stages talk only point to point, each rank to its counterpart on
+// the next stage (channel_to_next).
 //
 // Upstream's rank layout is (dp, cp, tp) with the attention-TP rank changing fastest
 // (layers/dp_attention.py@17313cf4b:326-340): rank = (replica * cp + cp_rank) * attn_tp + attn_tp_rank.
@@ -11,6 +16,9 @@
 //   t.resolve(Group::kAttnTp, 5);                     // attn_tp_cpu_group[2]: ranks 4, 5
 //   t.resolve(Group::kAttnCp, 5);                     // attn_cp_cpu_group[5]: ranks 5, 7
 //   t.members(t.resolve(Group::kAttnCp, 5));          // {5, 7}
+//   Topology p{.tp = 2, .pp = 2};
+//   p.resolve(Group::kTp, 3);                         // tp_cpu_group@pp1: ranks 2, 3
+//   p.channel_to_next(GroupKind::kPpProxy, 1);        // pp_proxy[1] pp0->pp1: ranks 1, 3
 #pragma once
 
 #include <array>
@@ -26,28 +34,40 @@ struct Topology {
   int tp = 1;
   int dp = 1;  // DP attention replicas; 1: DP attention off
   int cp = 1;  // attention context parallelism
+  int pp = 1;  // pipeline stages, each of tp ranks
 
+  int ranks() const { return pp * tp; }
+  int stage(int rank) const { return rank / tp; }
+  int tp_rank(int rank) const { return rank % tp; }
+  bool first_stage(int rank) const { return stage(rank) == 0; }
+  bool last_stage(int rank) const { return stage(rank) == pp - 1; }
   int attn_tp() const { return tp / dp / cp; }
   bool dp_attention() const { return dp > 1; }
-  int replica(int rank) const { return rank / (attn_tp() * cp); }
-  int cp_rank(int rank) const { return rank / attn_tp() % cp; }
+  int replica(int rank) const { return tp_rank(rank) / (attn_tp() * cp); }
+  int cp_rank(int rank) const { return tp_rank(rank) / attn_tp() % cp; }
   int attn_tp_rank(int rank) const { return rank % attn_tp(); }
   // Receives the requests of its replica (request_receiver.py@17313cf4b:105-107).
   bool replica_leader(int rank) const { return attn_tp_rank(rank) == 0 && cp_rank(rank) == 0; }
-  int replica_ranks() const { return tp / dp; }
+  // The ranks that run one request: its replica's on every stage.
+  int replica_ranks() const { return pp * tp / dp; }
 
   // How many ranks one group of `kind` holds.
   int size(GroupKind kind) const;
-  // The communicator `rank` enters when policy code names `g` (a kind, index kWhole).
+  // The communicator `rank` enters when policy code names `g` (a kind, index kWhole); a channel
+  // is its own.
   Group resolve(Group g, int rank) const;
+  // The point-to-point channel of `kind` from `rank` to its counterpart on the next stage.
+  Group channel_to_next(GroupKind kind, int rank) const;
+  // The channel of `kind` on which `rank` receives from its counterpart on the previous stage.
+  Group channel_from_previous(GroupKind kind, int rank) const;
   // The ranks of a resolved communicator, ascending.
   std::vector<int> members(Group g) const;
-  // Every communicator of this topology, each once.
+  // Every communicator of this topology, each once: the stages' groups, then the channels.
   std::vector<Group> communicators() const;
-  // How reports name the split: "" for one attention group of every rank, else
-  // "DP attention 2 x attention TP 4", "attention CP 2 x attention TP 2".
+  // How reports name the split: "" for one stage and one attention group of every rank, else
+  // "DP attention 2 x attention TP 4", "attention CP 2 x attention TP 2", "PP 2 x TP 4".
   std::string split_text() const;
-  // Empty when tp, dp and cp fit together; else what is wrong, naming the fields.
+  // Empty when tp, dp, cp and pp fit together; else what is wrong, naming the fields.
   std::string problem() const;
 };
 

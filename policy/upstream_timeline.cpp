@@ -11,7 +11,7 @@ namespace {
 
 // Dates and commits: the first-parent history of upstream main up to 17313cf4b (2026-08-20).
 // docs/upstream-map.md has the code each row changed, at its commit.
-constexpr std::array<UpstreamChange, 15> kTimeline = {{
+constexpr std::array<UpstreamChange, 16> kTimeline = {{
     {"2025-08-27", "a3aee7c37", "#9397", Fix::kCompletionRaceGuard, "an empty hash_value is never complete"},
     {"2025-09-07", "33467c05a", "#9971", Fix::kFailedReadTerminates, "a short L3 read terminates the operation"},
     {"2026-05-11", "5495026a3", "#23309", Fix::kPrefetchTimeoutConfig,
@@ -19,6 +19,7 @@ constexpr std::array<UpstreamChange, 15> kTimeline = {{
     {"2026-06-04", "736263f3d", "#26881", Fix::kSidecarAfterKv,
      "the hybrid controller reads sidecar objects after every KV page (the seed bug's window opens)"},
     {"2026-06-05", "faa628694", "#27366", Fix::kPoolTransferGuard, "HiMamba: a pending sidecar votes 'cannot terminate' (the seed fix)"},
+    {"2026-06-06", "42fe02528", "#27285", Fix::kPpAckChain, "HiRadixCache and the unified tree: PP0 decides the ack counts, later stages follow"},
     {"2026-06-09", "991689fd0", "#27550", Fix::kHiRadixPoolGuard, "HiRadixCache: a pending sidecar (the DSA indexer) votes 'cannot terminate'"},
     {"2026-06-11", "5e0271536", "#27759", Fix::kUnifiedTreeRoute, "hybrid models with HiCache run the unified radix tree"},
     {"2026-06-22", "7f67965b4", "#26923", Fix::kSyncedAckChecks, "HiRadixCache and HiMamba: writing_check and loading_check always MIN-agree"},

@@ -85,6 +85,9 @@ std::string describe_wait(const ActorState& a) {
     case WaitKind::kSignal:
       return "waiting on " + a.signal_name + " (fed by " + std::string(actor_name(a.producer)) + ") since " + ms(a.since_ns);
     case WaitKind::kCollective:
+      if (a.op == CollectiveOp::kSend) {
+        return "waiting for its send seq " + std::to_string(a.seq) + " on " + group_name(a.group) + " to be received, since " + ms(a.since_ns);
+      }
       return "in " + std::string(collective_op_name(a.op)) + " size " + std::to_string(a.size) + " on " +
              std::string(group_name(a.group)) + " seq " + std::to_string(a.seq) + " since " + ms(a.since_ns);
     case WaitKind::kStorage:

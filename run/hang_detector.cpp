@@ -80,6 +80,17 @@ Verdict mismatch_verdict(const CollectiveLedger& m) {
   // Two data collectives of the CPU transport whose payload lengths differ: Gloo checks the length
   // a peer sends against its own buffer and aborts (op.preamble.length <= op.nbytes, #39147). A
   // forward is a GPU collective, which waits instead.
+  if (point_to_point(point->group.kind)) {  // a send and a receive of different lengths
+    HCSIM_ASSERT(v.entered.size() == 2);
+    const CollectiveEntry& sent = v.entered[0].op == CollectiveOp::kSend ? v.entered[0] : v.entered[1];
+    const CollectiveEntry& wanted = v.entered[0].op == CollectiveOp::kSend ? v.entered[1] : v.entered[0];
+    const std::string unit = point->group.kind == GroupKind::kPpProxy ? " tokens" : " elements";
+    v.kind = HangKind::kCrash;
+    v.headline = "crash: rank " + std::to_string(wanted.rank) + " received " + std::to_string(sent.size) + unit + " from rank " +
+                 std::to_string(sent.rank) + " on " + group_name(point->group) + " where it expected " + std::to_string(wanted.size) +
+                 ": a receiver cannot take a payload of another shape";
+    return v;
+  }
   auto on_cpu = [](const CollectiveEntry& e) { return e.op != CollectiveOp::kForward && e.op != CollectiveOp::kBarrier; };
   const CollectiveEntry* first = nullptr;  // the first data collective of the CPU transport entered
   for (const CollectiveEntry& e : v.entered) {

@@ -487,9 +487,9 @@ std::vector<PageKey> prefix_page_keys(const std::string& prefix, std::int32_t pa
 // DP attention replicas and attention CP: how the TP ranks split into attention groups.
 void read_attention(const JsonNode& n, Scenario& s) {
   n.object({"dp", "cp", "note"});
-  Topology t{.tp = s.world.ranks};
-  if (auto v = n.find("dp")) t.dp = static_cast<int>(v->integer(1, s.world.ranks));
-  if (auto v = n.find("cp")) t.cp = static_cast<int>(v->integer(1, s.world.ranks));
+  Topology t = s.world.topology();
+  if (auto v = n.find("dp")) t.dp = static_cast<int>(v->integer(1, t.tp));
+  if (auto v = n.find("cp")) t.cp = static_cast<int>(v->integer(1, t.tp));
   if (const std::string problem = t.problem(); !problem.empty()) n.fail(problem);
   s.world.attn_dp = s.policy.attn_dp = t.dp;
   s.world.attn_cp = s.policy.attn_cp = t.cp;
@@ -498,14 +498,20 @@ void read_attention(const JsonNode& n, Scenario& s) {
 Scenario parse_scenario(const std::string& text, const std::string& source) {
   const json doc = parse_json(text, source, "a scenario object (docs/scenario-format.md), like {\"name\": \"x\", \"tp\": 2, \"policy\": {...}, \"requests\": [...], ...}");
   const JsonNode root(doc, source, "");
-  root.object({"name", "description", "incident", "upstream", "upstream_at", "seed", "tp", "attention", "policy", "scheduler", "ranks", "storage",
+  root.object({"name", "description", "incident", "upstream", "upstream_at", "seed", "tp", "pp", "attention", "policy", "scheduler", "ranks", "storage",
                "collective", "l3", "requests", "delays", "perturbations", "explore", "bounds", "expect"});
   Scenario s;
   s.path = source;
   read_about(root, s);
-  const int tp = static_cast<int>(root.at("tp").limited_integer(1, Limit::kRanks, "ranks"));
+  const int tp_size = static_cast<int>(root.at("tp").limited_integer(1, Limit::kRanks, "ranks"));
+  const int pp = root.find("pp") ? static_cast<int>(root.at("pp").integer(1, std::max<std::int64_t>(1, limit_value(Limit::kRanks) / tp_size))) : 1;
+  const int tp = pp * tp_size;  // every rank of every stage, as delays and /ranks name them
   s.world.ranks = tp;
+  s.world.pp = s.policy.pp = pp;
   if (auto n = root.find("attention")) read_attention(*n, s);
+  if (pp > 1) {
+    if (const std::string problem = s.world.topology().problem(); !problem.empty()) root.at("pp").fail(problem);
+  }
 
   read_policy(root.at("policy"), s.policy);
   if (auto n = root.find("scheduler")) read_scheduler(*n, s.policy);

@@ -29,9 +29,11 @@ struct CollectiveCost {
   }
 };
 
-// What members must agree on besides the op: a forward's token count, else the payload's words.
+// What members must agree on besides the op: a forward's or a proxy transfer's token count, else
+// the payload's words.
 inline std::int64_t collective_size(const WorldCall& call) {
-  if (call.op != CollectiveOp::kForward) return static_cast<std::int64_t>(call.payload.size());
+  if (call.kind == WorldCall::Kind::kWaitSends) return 0;
+  if (call.op != CollectiveOp::kForward && call.group.kind != GroupKind::kPpProxy) return static_cast<std::int64_t>(call.payload.size());
   HCSIM_ASSERT(call.payload.size() == 1);
   return call.payload[0];
 }
@@ -48,7 +50,8 @@ struct DetectorBounds {
 };
 
 struct WorldConfig {
-  int ranks = 1;
+  int ranks = 1;    // every rank of every pipeline stage
+  int pp = 1;       // pipeline stages (policy/topology.h)
   int attn_dp = 1;  // DP attention replicas (policy/topology.h)
   int attn_cp = 1;  // attention context parallelism
   CollectiveCost collective;
@@ -56,7 +59,7 @@ struct WorldConfig {
   std::uint64_t events_max = 0;  // 0: the events limit as the run starts (hcsim --limit events=N)
   std::size_t log_kept_max = std::size_t{1} << 20;
 
-  Topology topology() const { return {.tp = ranks, .dp = attn_dp, .cp = attn_cp}; }
+  Topology topology() const { return {.tp = ranks / pp, .dp = attn_dp, .cp = attn_cp, .pp = pp}; }
 };
 
 }  // namespace hcsim

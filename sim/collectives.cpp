@@ -7,10 +7,10 @@
 namespace hcsim {
 
 CollectiveMatcher::CollectiveMatcher(Topology topology, CollectiveCost cost)
-    : ranks_(topology.tp), cost_(cost), comms_(topology.communicators()) {
+    : ranks_(topology.ranks()), cost_(cost), comms_(topology.communicators()) {
   HCSIM_ASSERT(ranks_ > 0 && topology.problem().empty());
-  comm_of_.resize(static_cast<std::size_t>(kGroupKindCount) * static_cast<std::size_t>(ranks_));
-  for (int k = 0; k < kGroupKindCount; ++k) {
+  comm_of_.resize(static_cast<std::size_t>(kCollectiveKindCount) * static_cast<std::size_t>(ranks_));
+  for (int k = 0; k < kCollectiveKindCount; ++k) {
     for (int r = 0; r < ranks_; ++r) {
       const Group g = topology.resolve(Group{static_cast<GroupKind>(k)}, r);
       comm_of_[static_cast<std::size_t>(k) * static_cast<std::size_t>(ranks_) + static_cast<std::size_t>(r)] =
@@ -31,6 +31,7 @@ std::size_t CollectiveMatcher::index_of(Group g) const {
 }
 
 std::uint64_t CollectiveMatcher::next_seq(Group g, int rank) const {
+  if (point_to_point(g.kind)) return groups_[index_of(g)].next_seq.at(static_cast<std::size_t>(rank));
   const std::size_t i = comm_index(g.kind, rank);  // a table lookup: every collective asks
   HCSIM_ASSERT(comms_[i] == g);                      // resolved for this rank
   return groups_[i].next_seq.at(static_cast<std::size_t>(rank));
@@ -52,8 +53,13 @@ const OpenCollective* CollectiveMatcher::find_open(Group g, std::uint64_t seq) c
 std::uint64_t CollectiveMatcher::enter(Kernel& kernel, int rank, WorldCall& call, std::coroutine_handle<> h) {
   HCSIM_ASSERT(call.kind == WorldCall::Kind::kCollective);
   HCSIM_ASSERT(rank >= 0 && rank < ranks_);
-  GroupState& g = groups_[comm_index(call.group.kind, rank)];
-  HCSIM_ASSERT(comms_[comm_index(call.group.kind, rank)] == call.group);  // resolved for this rank
+  const bool p2p = point_to_point(call.group.kind);
+  const std::size_t index = p2p ? index_of(call.group) : comm_index(call.group.kind, rank);
+  GroupState& g = groups_[index];
+  HCSIM_ASSERT(comms_[index] == call.group);  // resolved for this rank
+  // A channel's sender sends and its receiver receives, nothing else.
+  HCSIM_ASSERT(p2p == (call.op == CollectiveOp::kSend || call.op == CollectiveOp::kRecv));
+  HCSIM_ASSERT(!p2p || (call.op == CollectiveOp::kSend) == (rank == g.members.front()));
   const std::uint64_t seq = g.next_seq[static_cast<std::size_t>(rank)]++;
   auto [it, fresh] = g.pending.try_emplace(seq);
   Pending& p = it->second;
@@ -62,13 +68,17 @@ std::uint64_t CollectiveMatcher::enter(Kernel& kernel, int rank, WorldCall& call
     p.calls.assign(static_cast<std::size_t>(ranks_), nullptr);
     p.first_arrival_ns = kernel.now_ns();
   }
-  HCSIM_ASSERT(!p.handles[static_cast<std::size_t>(rank)]);
+  HCSIM_ASSERT(!p.handles[static_cast<std::size_t>(rank)] && !p.entered(rank));
   const CollectiveEntry entry{rank, call.op, collective_size(call), kernel.now_ns()};
   p.entries.push_back(entry);
-  p.handles[static_cast<std::size_t>(rank)] = h;
-  p.calls[static_cast<std::size_t>(rank)] = &call;
+  if (call.op == CollectiveOp::kSend) {
+    p.sent.assign(call.payload.begin(), call.payload.end());
+  } else {
+    p.handles[static_cast<std::size_t>(rank)] = h;
+    p.calls[static_cast<std::size_t>(rank)] = &call;
+  }
   const CollectiveEntry& first = p.entries.front();
-  if (first.op != entry.op || first.size != entry.size) {
+  if ((!p2p && first.op != entry.op) || first.size != entry.size) {
     p.mismatched = true;
     if (!mismatch_) {
       mismatch_ = MismatchPoint{call.group, seq, kernel.now_ns()};
@@ -76,10 +86,49 @@ std::uint64_t CollectiveMatcher::enter(Kernel& kernel, int rank, WorldCall& call
     }
   }
   if (!p.mismatched && p.entries.size() == g.members.size()) {
-    complete(kernel, p);
+    if (p2p) {
+      complete_point_to_point(kernel, g, p);
+    } else {
+      complete(kernel, p);
+    }
     g.pending.erase(it);
+    if (p2p && g.sends_waiter && sends_taken(g)) {
+      kernel.schedule_at(kernel.now_ns() + cost_.latency_ns, g.sends_waiter, g.members.front());
+      g.sends_waiter = {};
+    }
   }
   return seq;
+}
+
+bool CollectiveMatcher::sends_taken(const GroupState& g) const {
+  for (const auto& [seq, p] : g.pending) {
+    if (!p.entries.empty() && p.entries.front().op == CollectiveOp::kSend) return false;
+  }
+  return true;
+}
+
+bool CollectiveMatcher::wait_sends(int rank, Group channel, std::coroutine_handle<> h, std::uint64_t& seq) {
+  HCSIM_ASSERT(point_to_point(channel.kind));
+  GroupState& g = groups_[index_of(channel)];
+  HCSIM_ASSERT(rank == g.members.front() && !g.sends_waiter);  // the sender, waiting once
+  for (const auto& [s, p] : g.pending) {
+    if (p.entries.empty() || p.entries.front().op != CollectiveOp::kSend) continue;
+    seq = s;
+    g.sends_waiter = h;
+    return false;
+  }
+  return true;
+}
+
+// The receiver takes the sender's copy; the sender went on when it sent.
+void CollectiveMatcher::complete_point_to_point(Kernel& kernel, GroupState& g, Pending& p) {
+  const int receiver = g.members.back();
+  WorldCall& recv = *p.calls[static_cast<std::size_t>(receiver)];
+  HCSIM_ASSERT(recv.op == CollectiveOp::kRecv && recv.payload.size() == p.sent.size());
+  std::copy(p.sent.begin(), p.sent.end(), recv.payload.begin());
+  kernel.schedule_at(kernel.now_ns() + cost_.duration_ns(CollectiveOp::kRecv, collective_size(recv)),
+                     p.handles[static_cast<std::size_t>(receiver)], receiver);
+  ++completed_;
 }
 
 void CollectiveMatcher::complete(Kernel& kernel, Pending& p) {
@@ -102,6 +151,8 @@ void CollectiveMatcher::complete(Kernel& kernel, Pending& p) {
       break;
     case CollectiveOp::kForward:
     case CollectiveOp::kBarrier: break;
+    case CollectiveOp::kSend:
+    case CollectiveOp::kRecv: HCSIM_ASSERT(false);  // complete_point_to_point
   }
   const TimeNs cost = cost_.duration_ns(root.op, collective_size(root));
   for (std::size_t r = 0; r < p.handles.size(); ++r) {

@@ -2,8 +2,12 @@
 // call completes when every member of its communicator (policy/topology.h) has entered the same
 // (sequence, op, size); entering a sequence with a different op or size is a mismatch, reported at
 // once. A forward's size is the token count it carries; a forward also costs compute time.
+// A point-to-point channel is a communicator of two: the sender's n-th send and the receiver's n-th
+// receive are one sequence. A send returns at once and leaves a copy of its payload; a receive
+// waits for it; a length that differs is a mismatch; wait_sends waits until every send was taken.
 //
 //   rank 0: seq 5 all_reduce(MAX) size 2 ; rank 1: seq 5 forward size 2100  -> mismatch
+//   rank 0: seq 3 send size 3013 on pp_proxy[0] pp0->pp1 ; rank 2: seq 3 recv size 2048  -> mismatch
 #pragma once
 
 #include <coroutine>
@@ -25,16 +29,21 @@ class CollectiveMatcher final : public CollectiveLedger {
   CollectiveMatcher(Topology topology, CollectiveCost cost);
 
   struct Pending : OpenCollective {
-    std::vector<std::coroutine_handle<>> handles;   // by rank; null until entered
-    std::vector<WorldCall*> calls;                  // by rank
+    std::vector<std::coroutine_handle<>> handles;   // by rank; null until entered (and for a send)
+    std::vector<WorldCall*> calls;                  // by rank; null for a send, which has returned
+    std::vector<std::int64_t> sent;                 // a send's payload, copied
   };
 
   // The communicator `rank` enters when policy code names the kind `g`.
-  Group resolve(Group g, int rank) const { return comms_[comm_index(g.kind, rank)]; }
+  Group resolve(Group g, int rank) const { return point_to_point(g.kind) ? g : comms_[comm_index(g.kind, rank)]; }
   // Enters `call`, whose group is resolved, for `rank`, returning the sequence number it got.
   // Completes the collective when the last member enters; a conflicting entry marks the sequence
-  // mismatched (it never completes) and records the first such point.
+  // mismatched (it never completes) and records the first such point. A send does not keep `h`:
+  // its caller goes on at once.
   std::uint64_t enter(Kernel& kernel, int rank, WorldCall& call, std::coroutine_handle<> h);
+  // wait_sends: true if every send `rank` made on `channel` was received; else parks `h` until it
+  // is and sets `seq` to the oldest send not yet received.
+  bool wait_sends(int rank, Group channel, std::coroutine_handle<> h, std::uint64_t& seq);
 
   const std::optional<MismatchPoint>& mismatch() const { return mismatch_; }
   const OpenCollective* oldest_open(Group g, std::uint64_t& seq) const override;
@@ -52,8 +61,11 @@ class CollectiveMatcher final : public CollectiveLedger {
     std::vector<int> members;
     std::vector<std::uint64_t> next_seq;  // by rank; members only
     std::map<std::uint64_t, Pending> pending;
+    std::coroutine_handle<> sends_waiter;  // a channel's sender in wait_sends
   };
   void complete(Kernel& kernel, Pending& p);
+  void complete_point_to_point(Kernel& kernel, GroupState& g, Pending& p);
+  bool sends_taken(const GroupState& g) const;
   std::size_t comm_index(GroupKind kind, int rank) const {
     return comm_of_[static_cast<std::size_t>(kind) * static_cast<std::size_t>(ranks_) + static_cast<std::size_t>(rank)];
   }

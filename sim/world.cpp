@@ -65,14 +65,25 @@ class SimWorld::ActorRuntime final : public Runtime {
         rec.block(WaitKind::kSignal, c, k.now_ns());
         w_.signal_waiters_.at(static_cast<std::size_t>(c.signal)).push_back(h);
         break;
-      case WorldCall::Kind::kCollective:
+      case WorldCall::Kind::kCollective: {
         c.group = w_.matcher_.resolve(c.group, rank_);  // the communicator this rank's group of the kind is
-        rec.block(WaitKind::kCollective, c, k.now_ns());
+        const bool parks = c.op != CollectiveOp::kSend;
+        if (parks) rec.block(WaitKind::kCollective, c, k.now_ns());
         emit(kNoRequest, CollectiveEnterFields{.group = c.group.code(),
                                                .sequence = static_cast<std::int64_t>(w_.matcher_.next_seq(c.group, rank_)),
                                                .payload_size = collective_size(c)});
-        rec.seq = w_.matcher_.enter(k, rank_, c, h);
+        const std::uint64_t seq = w_.matcher_.enter(k, rank_, c, h);
+        if (!parks) return false;  // an isend: the caller goes on
+        rec.seq = seq;
         break;
+      }
+      case WorldCall::Kind::kWaitSends: {
+        std::uint64_t seq = 0;
+        if (w_.matcher_.wait_sends(rank_, c.group, h, seq)) return false;
+        rec.block(WaitKind::kCollective, c, k.now_ns());
+        rec.seq = seq;
+        break;
+      }
       case WorldCall::Kind::kStorage:
         rec.block(WaitKind::kStorage, c, k.now_ns());
         storage(c, h, rec.plan);

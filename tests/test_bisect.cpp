@@ -82,7 +82,7 @@ TEST_CASE("bisect: #26881 opens the seed bug's window and #27366 closes it", "[b
 TEST_CASE("bisect: a range of dates runs the rows within it, from the point before the first", "[bisect]") {
   const BisectRange r = range_of("2026-06-01", "2026-06-30");
   const Bisection b = bisect(load_scenario_file(kSeedScenario), BisectOptions{r, {}, {}, {}});
-  REQUIRE(b.points.size() == 7);  // 5495026a3 (the starting state), then #26881 .. #28614
+  REQUIRE(b.points.size() == 8);  // 5495026a3 (the starting state), then #26881 .. #28614
   CHECK(b.points.front().row()->pr == "#23309");
   CHECK(b.points.back().row()->pr == "#28614");
   REQUIRE(of_kind(b, TransitionKind::kOpened).size() == 1);
@@ -118,7 +118,7 @@ TEST_CASE("bisect: a --from after --to, an empty range and a date off the timeli
   CHECK(error.find("--from 2026-06-05 is after --to 2026-06-04") != std::string::npos);
   CHECK_FALSE(bisect_range("faa628694", "736263f3d", &error));
   CHECK(error.find("is after") != std::string::npos);
-  CHECK_FALSE(bisect_range("2026-06-06", "2026-06-08", &error));  // no row merged in between
+  CHECK_FALSE(bisect_range("2026-06-07", "2026-06-08", &error));  // no row merged in between
   CHECK(error.find("no change of the upstream timeline") != std::string::npos);
   // A date outside the timeline: UpstreamPoint::parse's own reasons, named by the flag.
   CHECK_FALSE(bisect_range("2020-01-01", "", &error));

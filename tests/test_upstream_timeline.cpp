@@ -118,10 +118,10 @@ TEST_CASE("in force: the unified tree has four changes built in and keeps its ow
 }
 
 TEST_CASE("upstream label: the range of dates a fix set stood for", "[upstream]") {
-  CHECK(upstream_label(at("2026-06-05")) == "upstream 2026-06-05 (faa628694, #27366) until 2026-06-09 (991689fd0, #27550)");
+  CHECK(upstream_label(at("2026-06-05")) == "upstream 2026-06-05 (faa628694, #27366) until 2026-06-06 (42fe02528, #27285)");
   CHECK(upstream_label(at("2025-08-10")) == "upstream from 2025-08-08 until 2025-08-27 (a3aee7c37, #9397)");
   CHECK(upstream_label(at("2026-08-20").with(Fix::kTimeoutBeatsGuard)) == "hypothetical: never upstream as a whole");
-  CHECK(upstream_at(at("2026-06-07")) == UpstreamPoint::parse("2026-06-05", nullptr));
+  CHECK(upstream_at(at("2026-06-08")) == UpstreamPoint::parse("2026-06-06", nullptr));
 }
 
 }  // namespace hcsim

@@ -305,7 +305,8 @@ void print_report(std::ostream& out, const Scenario& s, const RunResult& r, cons
   const Verdict& v = r.verdict;
   out << "scenario   " << s.name << (s.incident.empty() ? "" : " (" + s.incident + ")") << "\n";
   out << "variant    " << label.variant << " (fixes: " << r.policy.fixes.names() << "; " << upstream_label(r.policy.fixes) << "), policy "
-      << policy_name(r.policy.policy) << ", tp " << r.ranks.size() << topology_note(r.policy.topology()) << ", seed " << r.seed << "\n";
+      << policy_name(r.policy.policy) << ", tp " << r.policy.topology().tp << (r.policy.pp > 1 ? ", pp " + std::to_string(r.policy.pp) : "")
+      << topology_note(r.policy.topology()) << ", seed " << r.seed << "\n";
   out << "code path  " << code_path_name(r.policy.path) << " (" << model_family_name(r.policy.family) << ")\n";
   print_draws(out, s, r);
   out << "verdict    " << verdict_word(v) << " at " << format_ms(v.at_ns) << "\n";
@@ -413,7 +414,8 @@ nlohmann::json report_json(const Scenario& s, const RunResult& r, const RunLabel
   j["code_path"] = code_path_name(r.policy.path);
   j["model"] = model_family_name(r.policy.family);
   j["policy"] = policy_name(r.policy.policy);
-  j["tp"] = r.ranks.size();
+  j["tp"] = r.policy.topology().tp;
+  j["pp"] = r.policy.pp;
   j["attention"] = {{"dp", r.policy.attn_dp}, {"cp", r.policy.attn_cp}};
   j["seed"] = r.seed;
   j["draws"] = draws_json(r);

@@ -3,7 +3,6 @@
 // (scheduler_pp_mixin.py@17313cf4b:69-175, HR@42fe02528:224-273). Every exchange is point to point,
 // each rank with the rank of its TP position on the stage before or after it.
 #include <algorithm>
-#include <stdexcept>
 #include <string>
 
 #include "policy/assert.h"
@@ -75,7 +74,7 @@ Task<> Rank::drain_ack_count_sends(Runtime& rt) {
 // (IndexError), and finish_event.synchronize() waits for a copy still running here.
 Task<> Rank::await_acks_held(Runtime& rt, std::int64_t acks, std::size_t held, TimeNs last_copy_done_ns, const char* queue) {
   if (acks > static_cast<std::int64_t>(held)) {
-    throw std::runtime_error(std::string("pop from empty list: ") + queue + " holds " + std::to_string(held) + " of the " +
+    throw UpstreamRaised(std::string("IndexError: pop from empty list: ") + queue + " holds " + std::to_string(held) + " of the " +
                              std::to_string(acks) + " acks PP0 counted");
   }
   if (last_copy_done_ns > rt.now_ns()) co_await rt.sleep_ns(last_copy_done_ns - rt.now_ns());

@@ -25,6 +25,11 @@ class Task;
 struct WorldCallRaised : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+// What modelled upstream code raises itself, as Python would (an IndexError from pop(0) on an
+// empty list): it ends the actor as a raising world call does.
+struct UpstreamRaised : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 namespace detail {
 
@@ -43,12 +48,14 @@ struct PromiseBase {
     void await_resume() noexcept {}
   };
   FinalAwaiter final_suspend() noexcept { return {}; }
-  // Only a world call that raised is the modelled world's doing: it ends the actor, as upstream's
-  // thread dies. Anything else (out of memory, a broken contract) leaves the run through resume().
+  // Only a world call that raised, or modelled upstream code that raised, is the modelled world's
+  // doing: it ends the actor, as upstream's thread dies. Anything else (out of memory, a broken contract) leaves the run through resume().
   void unhandled_exception() {
     try {
       throw;
     } catch (const WorldCallRaised&) {
+      exception = std::current_exception();
+    } catch (const UpstreamRaised&) {
       exception = std::current_exception();
     }
   }

@@ -322,7 +322,7 @@ void print_report(std::ostream& out, const Scenario& s, const RunResult& r, cons
     for (int m : v.missing_ranks) {
       out << "           rank " << m << " has not entered it";
       for (const ActorState& a : v.actors) {
-        if (a.rank == m && a.actor == member && a.index == 0) out << "; its " << actor_name(member) << " is " << describe_wait(a);
+        if (a.rank == m && a.actor == member && a.index == 0) out << "; its " << actor_name(member) << (a.wait == WaitKind::kDied ? " " : " is ") << describe_wait(a);
       }
       out << "\n";
     }

@@ -94,6 +94,16 @@ constexpr std::array<FixInfo, kFixCount> kFixes = {{
      "HiRadixCache and the unified tree with pp_size > 1 (HR@42fe02528:224-273, URC@42fe02528); HiMamba never had it",
      "writing_check and loading_check: PP0 counts its ready acks and MIN-agrees them, each later stage receives the count from "
      "the stage before and sends it on, then takes that many acks, waiting for their copies; before, every stage counted its own"},
+    {Fix::kAckDesign, false, "ack-design", "sgl-project/sglang#27010", kMerged, "829138a31", "2026-08-25",
+     "HiRadixCache and the unified tree, from copies of upstream read at 001067ff (after #27010, before #36425); HiMamba was gone",
+     "the IO thread acks every 128-page batch with its cumulative tokens (one ack per batch even after a failure), then the pool "
+     "hits, then completion; a sync thread MIN-agrees each ack over TP and the pipeline stages; the hit MIN spans the stages too; "
+     "the scheduler's drain takes PP0's queue counts, later stages waiting until they hold them; completion publishes through "
+     "the drain, and the vote is PP0's: best_effort terminates, wait_complete never does, timeout reads PP0's clock"},
+    {Fix::kVoteOnlyUnderTimeout, false, "vote-only-under-timeout", "sgl-project/sglang#36425", kMerged, "8e04f66a7", "2026-08-28",
+     "the unified tree (URC@8e04f66a7); with ack-design",
+     "check_prefetch_progress decides best_effort and wait_complete without a collective, and a rank whose operation is "
+     "terminated skips the vote; only timeout runs PP0's MAX and its chain"},
 }};
 
 // Names fixes had before a rename: variants and traces that use them still parse.
@@ -119,7 +129,8 @@ constexpr FixSet himamba_fixes() {
   for (const auto& f : kFixes) {
     const bool later = f.fix == Fix::kUnifiedTreeRoute || f.fix == Fix::kRateLimitHalfHost || f.fix == Fix::kHitThenAlloc ||
                        f.fix == Fix::kHybridResultCheck || f.fix == Fix::kThresholdInDrain || f.fix == Fix::kLoadBackAgreedCapacity ||
-                       f.fix == Fix::kDsaUnifiedRoute || f.fix == Fix::kDraftSidecars || f.fix == Fix::kMergedTickMin;
+                       f.fix == Fix::kDsaUnifiedRoute || f.fix == Fix::kDraftSidecars || f.fix == Fix::kMergedTickMin ||
+                       f.fix == Fix::kAckDesign || f.fix == Fix::kVoteOnlyUnderTimeout;
     s = later ? s : s.with(f.fix);
   }
   return s;

@@ -57,8 +57,10 @@ enum class Fix : std::uint8_t {
   kMergedTickMin,           // one MIN per tick for the write and load acks and the storage queue sizes (dated)
   kHiRadixPoolGuard,        // HiRadixCache's pending-sidecar guard, as pool-transfer-guard is HiMamba's (dated)
   kPpAckChain,              // with pipeline stages, PP0 decides the write and load ack counts and chains them on (dated)
+  kAckDesign,               // the acknowledgement design: per-batch acks MIN-agreed over TP and PP, completion via the drain (dated)
+  kVoteOnlyUnderTimeout,    // the termination vote's collective runs under the timeout policy only (dated)
 };
-inline constexpr int kFixCount = 28;
+inline constexpr int kFixCount = 30;
 
 // Where a fix's upstream change stands (as of the last public record read, 2026-09).
 enum class UpstreamState : std::uint8_t { kMerged, kOpen, kClosedUnmerged };

@@ -140,7 +140,11 @@ Task<> Rank::io_thread(Runtime& rt) {
     PrefetchOperationPtr op = co_await prefetch_buffer_.pop(rt);
     bool raised = false;
     try {
-      co_await page_transfer(rt, *op);
+      if (ack_design()) {
+        co_await page_transfer_acked(rt, *op);
+      } else {
+        co_await page_transfer(rt, *op);
+      }
     } catch (const WorldCallRaised&) {
       if (!cfg_.has(Fix::kIoExceptionGuard)) throw;  // the thread dies, as upstream's
       raised = true;
@@ -148,6 +152,11 @@ Task<> Rank::io_thread(Runtime& rt) {
     if (raised) {  // io-exception-guard: the operation fails, the thread lives
       op->failed = true;
       op->mark_terminate();
+      if (ack_design()) push_ack(rt, op, PrefetchAck::Kind::kCompleted);
+    }
+    if (ack_design()) {  // the scheduler's completion drain releases what is left (take_prefetch_acks)
+      rt.emit(op->request_id, TransferEndFields{.completed_tokens = op->io_completed_tokens, .op = op->id});
+      continue;
     }
     op->pool_transfers_done = true;  // unconditionally, on every path
     op->io_released = true;

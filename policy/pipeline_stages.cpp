@@ -56,17 +56,22 @@ bool Rank::chains_ack_counts() const { return pipeline() && cfg_.has(Fix::kPpAck
 // stage receives them from the stage before, and every stage but the last sends them on. A later
 // stage's own counts are overwritten. Without the chain each stage agrees within itself.
 Task<> Rank::agree_ack_counts(Runtime& rt, std::span<std::int64_t> counts) {
-  if (!chains_ack_counts() || topology_.first_stage(rank_)) {
-    for (const Group g : cache_groups_) co_await rt.collective(g, CollectiveOp::kAllReduceMin, counts);
+  co_await agree_from_first_stage(rt, counts, CollectiveOp::kAllReduceMin, chains_ack_counts());
+}
+
+Task<> Rank::agree_from_first_stage(Runtime& rt, std::span<std::int64_t> values, CollectiveOp op, bool chained) {
+  HCSIM_ASSERT(!chained || pipeline());
+  if (!chained || topology_.first_stage(rank_)) {
+    for (const Group g : cache_groups_) co_await rt.collective(g, op, values);
   }
-  if (!chains_ack_counts()) co_return;
-  if (!topology_.first_stage(rank_)) co_await rt.recv(topology_.channel_from_previous(GroupKind::kPpSync, rank_), counts);
-  if (!topology_.last_stage(rank_)) co_await rt.send(topology_.channel_to_next(GroupKind::kPpSync, rank_), counts);
+  if (!chained) co_return;
+  if (!topology_.first_stage(rank_)) co_await rt.recv(topology_.channel_from_previous(GroupKind::kPpSync, rank_), values);
+  if (!topology_.last_stage(rank_)) co_await rt.send(topology_.channel_to_next(GroupKind::kPpSync, rank_), values);
 }
 
 // _drain_async_work: the next tick first waits until the stage after has taken every count sent.
 Task<> Rank::drain_ack_count_sends(Runtime& rt) {
-  if (!chains_ack_counts() || topology_.last_stage(rank_)) co_return;
+  if (!(chains_ack_counts() || chains_queue_counts()) || topology_.last_stage(rank_)) co_return;
   co_await rt.wait_sends(topology_.channel_to_next(GroupKind::kPpSync, rank_));
 }
 

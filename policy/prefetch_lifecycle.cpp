@@ -120,6 +120,7 @@ bool Rank::local_can_terminate_now(Runtime& rt, const PrefetchOperation& op) con
 
 // check_prefetch_progress with can_terminate_prefetch inlined, as HM00d has it.
 Task<bool> Rank::check_prefetch_progress(Runtime& rt, RequestId rid) {
+  if (ack_design()) co_return co_await check_prefetch_progress_acked(rt, rid);
   auto it = ongoing_prefetch_.find(rid);
   if (it == ongoing_prefetch_.end()) co_return true;  // rank-local early return: no collective
   PrefetchOperation& op = *it->second.op;
@@ -446,7 +447,9 @@ Task<> Rank::release_aborted_request(Runtime& rt, RequestId rid) {
 
 void Rank::release_sidecar_slot(Runtime& rt, PrefetchOperation& op) {
   HCSIM_ASSERT(!op.sidecar_slots.empty());
-  if (cfg_.has(Fix::kSidecarReleaseByIo) && !op.pool_transfers_done && !op.io_released) {
+  // sidecar-release-by-io, and the acknowledgement design's completion drain, free a slot still
+  // being read once its transfer is over.
+  if ((cfg_.has(Fix::kSidecarReleaseByIo) || ack_design()) && !op.pool_transfers_done && !op.io_released) {
     op.io_frees_sidecar = true;
     return;
   }

@@ -4,6 +4,7 @@
 // is upstream. `increment` is refused once terminated, as upstream's locked increment is.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string_view>
@@ -63,6 +64,9 @@ struct PrefetchOperation {
   bool ended = false;         // the scheduler gave it its terminal state
   OpEnd end = OpEnd::kCompleted;  // which, once ended
   bool io_frees_sidecar = false;  // sidecar-release-by-io: the IO thread frees the slot when done
+  // ack-design (#27010): the KV tokens this rank's IO thread read; completed_tokens is then the
+  // group's MIN of them, as the scheduler drained it from the acks.
+  std::int64_t io_completed_tokens = 0;
 
   std::int32_t first_sidecar_slot() const { return sidecar_slots.empty() ? -1 : sidecar_slots.front(); }
   bool has_pool_transfers() const { return !pool_transfers.empty(); }
@@ -76,5 +80,17 @@ struct PrefetchOperation {
 };
 
 using PrefetchOperationPtr = std::shared_ptr<PrefetchOperation>;
+
+// ack-design (#27010): what the IO thread reports of an operation, in order: one progress ack per
+// KV batch (cumulative tokens), one pool-hits ack if it has pool transfers, then completion. Every
+// rank reports the same number, whatever its reads returned.
+struct PrefetchAck {
+  enum class Kind : std::uint8_t { kProgress, kPoolHits, kCompleted };
+  static constexpr std::size_t kPoolsMax = 4;  // fixed length, rank-independent (one per PoolName)
+  PrefetchOperationPtr op;
+  Kind kind = Kind::kProgress;
+  std::int64_t completed_tokens = 0;            // kProgress
+  std::array<std::int64_t, kPoolsMax> pool_hits{};  // kPoolHits, by pool transfer
+};
 
 }  // namespace hcsim

@@ -49,6 +49,10 @@ class Rank {
   Task<> prefetch_thread(Runtime& rt);
   Task<> io_thread(Runtime& rt);  // one per IO worker, all on one FIFO
   Task<> backup_thread(Runtime& rt);  // write-through: host pages to L3
+  // ack-design (#27010): the prefetch sync thread, which MIN-agrees the IO thread's acks over the
+  // completion groups. A world spawns it only where sync_thread() says so.
+  Task<> prefetch_sync_thread(Runtime& rt);
+  bool sync_thread() const { return ack_design(); }
   int io_workers() const { return cfg_.has(Fix::kIoWorkerPool) ? 4 : 1; }
   // transfer-stall-timeout: how long an L3 read may stay in flight; 0: forever.
   TimeNs stall_timeout_ns() const { return cfg_.has(Fix::kTransferStallTimeout) ? 10'000'000'000 : 0; }
@@ -84,6 +88,9 @@ class Rank {
   Task<> send_proxy_to_next_stage(Runtime& rt, std::int64_t batch_tokens);
   bool chains_ack_counts() const;
   Task<> agree_ack_counts(Runtime& rt, std::span<std::int64_t> counts);
+  // _all_reduce: PP0 reduces `values` over its cache groups with `op`; with `chained`, later stages
+  // take PP0's values down the stages (_pp_sync); without, each stage reduces its own.
+  Task<> agree_from_first_stage(Runtime& rt, std::span<std::int64_t> values, CollectiveOp op, bool chained);
   Task<> drain_ack_count_sends(Runtime& rt);
   Task<> await_acks_held(Runtime& rt, std::int64_t acks, std::size_t held, TimeNs last_copy_done_ns, const char* queue);
   Task<> broadcast_ids(Runtime& rt, Group g, std::vector<std::int64_t>& ids);
@@ -93,11 +100,11 @@ class Rank {
   Task<> drain_storage_control_queues(Runtime& rt);
   // The storage control queues' sizes in the drain's MIN payload, and where each queue sits in it.
   struct StorageQueueCounts {
-    static constexpr std::size_t kMax = 5;
+    static constexpr std::size_t kMax = 6;
     static constexpr std::size_t kAbsent = kMax;  // a queue this date does not have
     std::array<std::int64_t, kMax> counts{};
     std::size_t size = 0;
-    std::size_t revoke_at = kAbsent, hit_at = kAbsent, backup_at = kAbsent, release_at = kAbsent, sidecar_at = kAbsent;
+    std::size_t revoke_at = kAbsent, hit_at = kAbsent, ack_at = kAbsent, backup_at = kAbsent, release_at = kAbsent, sidecar_at = kAbsent;
     std::int64_t agreed(std::size_t at) const { return at < size ? counts[at] : 0; }
     std::span<std::int64_t> payload() { return {counts.data(), size}; }
   };
@@ -107,6 +114,16 @@ class Rank {
   // #30511 merged the per-tick MINs for pp_size 1 only (URC@17313cf4b:2525-2530).
   bool merged_tick_min() const { return cfg_.has(Fix::kMergedTickMin) && cfg_.path != CodePath::kHiMamba && !pipeline(); }
   Task<> check_hicache_events_merged(Runtime& rt);
+  // The acknowledgement design (policy/prefetch_acks.cpp, #27010).
+  bool ack_design() const { return cfg_.has(Fix::kAckDesign); }
+  bool chains_queue_counts() const { return pipeline() && ack_design(); }
+  // A later stage blocks until its queues hold the counts PP0 decided (_drain_queue's q.get()).
+  Task<> await_queues_hold(Runtime& rt, const StorageQueueCounts& q);
+  void take_prefetch_acks(Runtime& rt, std::int64_t acks);
+  Task<bool> check_prefetch_progress_acked(Runtime& rt, RequestId rid);
+  bool pp0_can_terminate(Runtime& rt, const PrefetchOperation& op) const;
+  Task<> page_transfer_acked(Runtime& rt, PrefetchOperation& op);
+  void push_ack(Runtime& rt, const PrefetchOperationPtr& op, PrefetchAck::Kind kind);
   // hit-then-alloc (#19320): host KV slots for the group's agreed hit, or a revoke.
   void take_storage_hit(Runtime& rt, const PrefetchOperationPtr& op);
   // revoke_pending_prefetch: ends a prefetch that will read nothing more; its KV slots, if any,
@@ -206,6 +223,7 @@ class Rank {
   int tp_size() const { return topology_.tp; }
   const GroupList cache_groups_;     // the cache's scheduler-side reductions, in order
   const GroupList prefetch_groups_;  // the prefetch thread's
+  const GroupList completion_groups_;  // ack-design: the sync thread's
 
   HostSlotPool kv_pool_;
   HostSlotPool sidecar_pool_;
@@ -225,6 +243,10 @@ class Rank {
   Channel<PrefetchOperationPtr> prefetch_buffer_;  // prefetch thread -> IO thread
   std::deque<RequestId> revoke_queue_;             // prefetch thread -> scheduler drain
   std::deque<PrefetchOperationPtr> hit_queue_;     // prefetch thread -> scheduler drain (hit-then-alloc)
+  Channel<PrefetchAck> prefetch_sync_queue_;       // ack-design: IO thread -> sync thread
+  std::deque<PrefetchAck> ack_prefetch_queue_;     // ack-design: sync thread -> scheduler drain
+  static constexpr TimeNs kQueueWaitPollNs = 50'000;  // a later stage's wait for PP0's counts
+  static constexpr std::size_t kAckQueueMax = std::size_t{1} << 24;  // acks in flight: a few per operation
   std::deque<std::int32_t> sidecar_release_queue_; // unified tree: the Mamba pool's release queue
   std::deque<std::int32_t> kv_release_queue_;      // any -> scheduler drain, one slot per page
   struct WriteThrough {

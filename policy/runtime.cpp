@@ -18,6 +18,10 @@ std::string_view kind_name(GroupKind k) {
     case GroupKind::kPpRequests: return "pp_requests";
     case GroupKind::kPpProxy: return "pp_proxy";
     case GroupKind::kPpSync: return "pp_ack_sync";
+    case GroupKind::kPrefetchPp: return "prefetch_pp_group";
+    case GroupKind::kSyncTp: return "completion_group";
+    case GroupKind::kSyncCp: return "completion_cp_group";
+    case GroupKind::kSyncPp: return "completion_pp_group";
   }
   HCSIM_ASSERT(false);
   return {};
@@ -36,9 +40,10 @@ std::string group_name(Group g) {
 
 std::optional<Group> Group::from_code(std::int64_t code) {
   const std::int64_t stage = (code >> Group::kStageShift) - 1;
-  code &= (std::int64_t{1} << Group::kStageShift) - 1;
+  const std::int64_t high_kind = (code >> Group::kHighKindShift) & 1;
+  code &= (std::int64_t{1} << Group::kHighKindShift) - 1;
   if (code < 0 || code >= 8 * (INT16_MAX + 1) || stage < Group::kOnlyStage || stage > INT8_MAX) return std::nullopt;
-  const std::int64_t kind = code % 8;
+  const std::int64_t kind = code % 8 + 8 * high_kind;
   if (kind >= kGroupKindCount) return std::nullopt;
   return Group{static_cast<GroupKind>(kind), static_cast<std::int16_t>(code / 8 - 1), static_cast<std::int8_t>(stage)};
 }

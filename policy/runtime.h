@@ -30,16 +30,20 @@ namespace hcsim {
 using PageKey = std::uint64_t;
 using SignalId = std::int32_t;
 
-// Process groups of one pipeline stage's TP ranks. Each actor kind uses its own, as upstream does,
-// so the scheduler's and the prefetch thread's collectives never interleave on one communicator.
-// With DP attention or attention CP (policy/topology.h) the attention kinds split the TP ranks.
-// The last three are point-to-point channels from a rank to its counterpart on the next pipeline
-// stage: the request lists (point_to_point_pyobj on the world CPU group), the forward's proxy
-// tensors (the PP device group), and the chained ack counts (the PP CPU group, HIRADIX_PP_SYNC).
-enum class GroupKind : std::uint8_t { kTp, kPrefetchTp, kAttnTp, kAttnCp, kPrefetchCp, kPpRequests, kPpProxy, kPpSync };
-inline constexpr int kGroupKindCount = 8;
-inline constexpr int kCollectiveKindCount = 5;  // the kinds before kPpRequests
-constexpr bool point_to_point(GroupKind k) { return static_cast<int>(k) >= kCollectiveKindCount; }
+// Process groups. Each actor kind uses its own, as upstream does, so the scheduler's, the prefetch
+// thread's and the sync thread's collectives never interleave on one communicator. With DP
+// attention or attention CP (policy/topology.h) the attention kinds split a stage's TP ranks. The
+// *Pp kinds span the pipeline stages at one TP position (the acknowledgement design's hit and
+// completion groups, #27010). kPpRequests, kPpProxy and kPpSync are point-to-point channels from a
+// rank to its counterpart on the next stage: the request lists (point_to_point_pyobj on the world
+// CPU group), the forward's proxy tensors (the PP device group), and the chained counts (the PP CPU
+// group, HIRADIX_PP_SYNC).
+enum class GroupKind : std::uint8_t {
+  kTp, kPrefetchTp, kAttnTp, kAttnCp, kPrefetchCp, kPpRequests, kPpProxy, kPpSync,
+  kPrefetchPp, kSyncTp, kSyncCp, kSyncPp,
+};
+inline constexpr int kGroupKindCount = 12;
+constexpr bool point_to_point(GroupKind k) { return k == GroupKind::kPpRequests || k == GroupKind::kPpProxy || k == GroupKind::kPpSync; }
 
 // A communicator. Policy code names a kind (index kWhole); the world resolves it for the calling
 // rank to the group that rank belongs to: the kind's group `index` where the topology splits the
@@ -63,10 +67,12 @@ struct Group {
     return std::tuple(a.stage, a.kind, a.index) <=> std::tuple(b.stage, b.kind, b.index);
   }
   // As events record it: the kind for a whole group (so runs without split groups keep their
-  // digests), else kind + 8 * (index + 1); a stage adds (stage + 1) << 20.
+  // digests), else kind + 8 * (index + 1); kinds from 8 on add 1 << 19, a stage (stage + 1) << 20.
+  static constexpr int kHighKindShift = 19;
   static constexpr int kStageShift = 20;
   constexpr std::int64_t code() const {
-    return static_cast<std::int64_t>(kind) + 8 * (index + 1) + (static_cast<std::int64_t>(stage + 1) << kStageShift);
+    const auto k = static_cast<std::int64_t>(kind);
+    return (k & 7) + ((k >> 3) << kHighKindShift) + 8 * (index + 1) + (static_cast<std::int64_t>(stage + 1) << kStageShift);
   }
   static std::optional<Group> from_code(std::int64_t code);
 };

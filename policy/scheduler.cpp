@@ -21,13 +21,15 @@ Rank::Rank(const PolicyConfig& cfg, const std::vector<RequestSpec>& workload, in
       resources_(cfg.ranks.at(static_cast<std::size_t>(rank))),
       topology_(cfg.topology()),
       cache_groups_(cache_groups(topology_, cfg.path == CodePath::kHiMamba)),
-      prefetch_groups_(prefetch_groups(topology_)),
+      prefetch_groups_(prefetch_groups(topology_, cfg.has(Fix::kAckDesign))),
+      completion_groups_(completion_groups(topology_)),
       kv_pool_(SlotPoolKind::kKv, resources_.host_kv_pages),
       sidecar_pool_(SlotPoolKind::kSidecar, resources_.host_sidecar_slots),
       tree_(resources_.host_kv_pages + 1),
       device_cache_pages_(static_cast<std::int32_t>(resources_.host_kv_pages / cfg.hicache_ratio)),
       prefetch_queue_(queue_max(workload)),
       prefetch_buffer_(queue_max(workload)),
+      prefetch_sync_queue_(kAckQueueMax),
       backup_queue_(queue_max(workload)) {
   HCSIM_ASSERT(cfg.page_size_tokens > 0 && cfg.storage_batch_pages > 0);
   kv_pool_.occupy_resident(resources_.host_kv_occupied_pages);
@@ -43,6 +45,7 @@ void Rank::bind(Runtime& rt) {
   prefetch_queue_.bind(rt, "prefetch_queue", ActorKind::kScheduler);
   prefetch_buffer_.bind(rt, "prefetch_buffer", ActorKind::kPrefetch);
   backup_queue_.bind(rt, "backup_queue", ActorKind::kScheduler);
+  if (sync_thread()) prefetch_sync_queue_.bind(rt, "prefetch_sync_queue", ActorKind::kIo);
 }
 
 Task<> Rank::scheduler_loop(Runtime& rt) {
@@ -157,7 +160,8 @@ std::int32_t Rank::host_match_pages(const RequestSpec& req) const {
 // frees sidecar slots directly, so it has no such queue.
 Task<> Rank::drain_storage_control_queues(Runtime& rt) {
   StorageQueueCounts q = storage_queue_counts();
-  for (const Group g : cache_groups_) co_await rt.collective(g, CollectiveOp::kAllReduceMin, q.payload());
+  co_await agree_from_first_stage(rt, q.payload(), CollectiveOp::kAllReduceMin, chains_queue_counts());
+  if (chains_queue_counts()) co_await await_queues_hold(rt, q);
   take_storage_queues(rt, q);
 }
 
@@ -172,6 +176,7 @@ Rank::StorageQueueCounts Rank::storage_queue_counts() const {
   };
   q.revoke_at = add(!(cfg_.has(Fix::kHitThenAlloc) && cfg_.has(Fix::kThresholdInDrain)), revoke_queue_.size());
   q.hit_at = add(cfg_.has(Fix::kHitThenAlloc), hit_queue_.size());
+  q.ack_at = add(ack_design(), ack_prefetch_queue_.size());
   q.backup_at = add(true, ack_backup_queue_.size());
   q.release_at = add(true, kv_release_queue_.size());
   q.sidecar_at = add(cfg_.unified() && cfg_.sidecar(), sidecar_release_queue_.size());
@@ -190,6 +195,7 @@ void Rank::take_storage_queues(Runtime& rt, const StorageQueueCounts& q) {
     hit_queue_.pop_front();
     take_storage_hit(rt, op);
   }
+  take_prefetch_acks(rt, q.agreed(q.ack_at));
   for (std::int64_t i = 0; i < q.agreed(q.backup_at); ++i) {  // the nodes are backed up in L3
     auto locked = backup_nodes_.find(ack_backup_queue_.front());
     HCSIM_ASSERT(locked != backup_nodes_.end());
@@ -272,7 +278,8 @@ void Rank::take_storage_hit(Runtime& rt, const PrefetchOperationPtr& op) {
 // always bounds (NO_TOKEN), the prefill token budget only once the batch holds a request, and
 // budgets count whole pages.
 Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
-  if (cfg_.has(Fix::kBulkProgressCheck)) co_await bulk_check_prefetch_progress(rt);
+  const bool bulk = cfg_.has(Fix::kBulkProgressCheck) && !ack_design();  // a proposal on the path before it
+  if (bulk) co_await bulk_check_prefetch_progress(rt);
   std::int64_t device_left_tokens = resources_.device_free_tokens;
   std::int64_t device_free_for_load_tokens = resources_.device_free_tokens;  // what init_load_back may allocate
   if (cfg_.has(Fix::kLoadBackAgreedCapacity)) {  // #33442: decide from the group's smallest snapshot
@@ -293,7 +300,7 @@ Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
       break;
     }
     bool ready = false;
-    if (cfg_.has(Fix::kBulkProgressCheck)) {
+    if (bulk) {
       auto it = bulk_ready_.find(rid);
       ready = it == bulk_ready_.end() || it->second;
     } else {

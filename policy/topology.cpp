@@ -10,9 +10,13 @@ int Topology::size(GroupKind kind) const {
   switch (kind) {
     case GroupKind::kTp: return tp;
     case GroupKind::kAttnTp:
-    case GroupKind::kPrefetchTp: return attn_tp();
+    case GroupKind::kPrefetchTp:
+    case GroupKind::kSyncTp: return attn_tp();
     case GroupKind::kAttnCp:
-    case GroupKind::kPrefetchCp: return cp;
+    case GroupKind::kPrefetchCp:
+    case GroupKind::kSyncCp: return cp;
+    case GroupKind::kPrefetchPp:
+    case GroupKind::kSyncPp: return pp;
     case GroupKind::kPpRequests:
     case GroupKind::kPpProxy:
     case GroupKind::kPpSync: return 2;
@@ -37,6 +41,10 @@ Group Topology::resolve(Group g, int rank) const {
     case GroupKind::kPrefetchTp: out = attn_tp() == tp ? Group::kPrefetchTp : split(local / attn_tp()); break;
     case GroupKind::kAttnCp: out = cp == tp ? Group::kTp : split(replica(rank) * attn_tp() + attn_tp_rank(rank)); break;
     case GroupKind::kPrefetchCp: out = cp == tp ? Group::kPrefetchCp : split(replica(rank) * attn_tp() + attn_tp_rank(rank)); break;
+    case GroupKind::kSyncTp: out = attn_tp() == tp ? Group{GroupKind::kSyncTp} : split(local / attn_tp()); break;
+    case GroupKind::kSyncCp: out = cp == tp ? Group{GroupKind::kSyncCp} : split(replica(rank) * attn_tp() + attn_tp_rank(rank)); break;
+    case GroupKind::kPrefetchPp:
+    case GroupKind::kSyncPp: return tp == 1 ? g : split(local);  // across the stages, at one TP position
     default: HCSIM_ASSERT(false);
   }
   if (pp > 1) out.stage = static_cast<std::int8_t>(stage(rank));
@@ -68,14 +76,18 @@ std::vector<int> Topology::members(Group g) const {
 
 std::vector<Group> Topology::communicators() const {
   std::vector<Group> out;
-  for (int k = 0; k < kCollectiveKindCount; ++k) {
+  for (int k = 0; k < kGroupKindCount; ++k) {
+    const auto kind = static_cast<GroupKind>(k);
+    if (point_to_point(kind)) continue;
+    // Groups spanning the stages exist only with stages (a group of one rank matters to nobody).
+    if ((kind == GroupKind::kPrefetchPp || kind == GroupKind::kSyncPp) && pp == 1) continue;
     for (int r = 0; r < ranks(); ++r) {
-      const Group g = resolve(Group{static_cast<GroupKind>(k)}, r);
+      const Group g = resolve(Group{kind}, r);
       if (std::find(out.begin(), out.end(), g) == out.end()) out.push_back(g);
     }
   }
-  for (int k = kCollectiveKindCount; k < kGroupKindCount; ++k) {
-    for (int r = 0; r + tp < ranks(); ++r) out.push_back(channel_to_next(static_cast<GroupKind>(k), r));
+  for (const GroupKind kind : {GroupKind::kPpRequests, GroupKind::kPpProxy, GroupKind::kPpSync}) {
+    for (int r = 0; r + tp < ranks(); ++r) out.push_back(channel_to_next(kind, r));
   }
   return out;
 }
@@ -96,10 +108,19 @@ GroupList cache_groups(const Topology& t, bool himamba) {
   return out;
 }
 
-GroupList prefetch_groups(const Topology& t) {
+GroupList prefetch_groups(const Topology& t, bool across_stages) {
   GroupList out;
   if (t.cp > 1) out.add(Group::kPrefetchCp);
   if (t.attn_tp() > 1) out.add(Group::kPrefetchTp);
+  if (across_stages && t.pp > 1) out.add(Group{GroupKind::kPrefetchPp});
+  return out;
+}
+
+GroupList completion_groups(const Topology& t) {
+  GroupList out;
+  if (t.cp > 1) out.add(Group{GroupKind::kSyncCp});
+  if (t.attn_tp() > 1) out.add(Group{GroupKind::kSyncTp});
+  if (t.pp > 1) out.add(Group{GroupKind::kSyncPp});
   return out;
 }
 

@@ -71,7 +71,7 @@ struct Topology {
   std::string problem() const;
 };
 
-// The groups one reduction runs over, in order; at most two.
+// The groups one reduction runs over, in order; at most three.
 class GroupList {
  public:
   void add(Group g);
@@ -80,7 +80,7 @@ class GroupList {
   bool empty() const { return count_ == 0; }
 
  private:
-  std::array<Group, 2> groups_{};
+  std::array<Group, 3> groups_{};
   std::size_t count_ = 0;
 };
 
@@ -91,7 +91,11 @@ class GroupList {
 // group alone (HM@faa628694:410-413, 1627-1628).
 GroupList cache_groups(const Topology& t, bool himamba);
 // The prefetch thread's groups: its own groups over the attention-CP and attention-TP ranks, each
-// only if it has more than one rank (CC@17313cf4b:372-394).
-GroupList prefetch_groups(const Topology& t);
+// only if it has more than one rank (CC@17313cf4b:372-394); with the acknowledgement design
+// (#27010, `across_stages`), then its group over the pipeline stages.
+GroupList prefetch_groups(const Topology& t, bool across_stages);
+// The acknowledgement design's completion groups (the sync thread's): attention CP, attention TP,
+// then the stages, each only with more than one rank (_create_sync_groups, CC@001067ff).
+GroupList completion_groups(const Topology& t);
 
 }  // namespace hcsim

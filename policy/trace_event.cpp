@@ -11,6 +11,7 @@ std::string_view actor_name(ActorKind a) {
     case ActorKind::kIo: return "io";
     case ActorKind::kBackup: return "backup";
     case ActorKind::kWorld: return "world";
+    case ActorKind::kSync: return "sync";
   }
   HCSIM_ASSERT(false);
   return {};

@@ -17,8 +17,10 @@ using TimeNs = std::int64_t;
 using RequestId = std::int32_t;
 inline constexpr RequestId kNoRequest = -1;
 
-enum class ActorKind : std::uint8_t { kScheduler, kPrefetch, kIo, kBackup, kWorld };
-inline constexpr int kActorKindCount = 5;
+// kSync: the acknowledgement design's prefetch sync thread (#27010); after kWorld so that the codes
+// of earlier traces stand.
+enum class ActorKind : std::uint8_t { kScheduler, kPrefetch, kIo, kBackup, kWorld, kSync };
+inline constexpr int kActorKindCount = 6;
 std::string_view actor_name(ActorKind a);
 
 enum class EventKind : std::uint8_t {

@@ -9,9 +9,10 @@ namespace hcsim {
 
 namespace {
 
-// Dates and commits: the first-parent history of upstream main up to 17313cf4b (2026-08-20).
+// Dates and commits: the first-parent history of upstream main up to 17313cf4b (2026-08-20), then
+// two merges dated by their upstream commits (829138a31, 8e04f66a7).
 // docs/upstream-map.md has the code each row changed, at its commit.
-constexpr std::array<UpstreamChange, 16> kTimeline = {{
+constexpr std::array<UpstreamChange, 18> kTimeline = {{
     {"2025-08-27", "a3aee7c37", "#9397", Fix::kCompletionRaceGuard, "an empty hash_value is never complete"},
     {"2025-09-07", "33467c05a", "#9971", Fix::kFailedReadTerminates, "a short L3 read terminates the operation"},
     {"2026-05-11", "5495026a3", "#23309", Fix::kPrefetchTimeoutConfig,
@@ -31,6 +32,9 @@ constexpr std::array<UpstreamChange, 16> kTimeline = {{
     {"2026-07-29", "50029f05a", "#30511", Fix::kMergedTickMin, "HiRadixCache and the unified tree: one MIN per tick for acks and queue sizes"},
     {"2026-08-06", "8e11feb68", "#30393", Fix::kDraftSidecars, "the unified tree: a draft model's own KV pool is a sidecar (EAGLE3)"},
     {"2026-08-06", "f6de147b8", "#33613", Fix::kThresholdInDrain, "revoke queue removed: the hit drain applies the threshold"},
+    // After the mirror's last commit: read from upstream's own files at 001067ff and 8e04f66a7.
+    {"2026-08-25", "829138a31", "#27010", Fix::kAckDesign, "the acknowledgement design: acks MIN-agreed over TP and PP, completion via the drain"},
+    {"2026-08-28", "8e04f66a7", "#36425", Fix::kVoteOnlyUnderTimeout, "the termination vote's collective only under timeout"},
 }};
 
 // Upstream had no prefetch stop policies before #8692 (e2fd2b9c7).
@@ -147,7 +151,7 @@ std::optional<UpstreamPoint> UpstreamPoint::parse(std::string_view text, std::st
     if (text < kFirstPolicyDate) return fail("upstream before " + std::string(kFirstPolicyDate) + " (#8692) had no prefetch stop policies; got " + std::string(text));
     if (text > kUpstreamPinDate) {
       return fail("the model follows upstream up to " + std::string(kUpstreamPinDate) + " (" + std::string(kUpstreamPinCommit) +
-                  "); the acknowledgement design (#27010) merged after it is not modelled; got " + std::string(text));
+                  "); got " + std::string(text));
     }
     UpstreamPoint p;
     for (int i = 0; i < static_cast<int>(kTimeline.size()); ++i) {
@@ -162,9 +166,9 @@ std::optional<UpstreamPoint> UpstreamPoint::parse(std::string_view text, std::st
       const std::string_view row = kTimeline[static_cast<std::size_t>(i)].commit;
       if (row.starts_with(commit) || commit.starts_with(row)) return UpstreamPoint{before ? i - 1 : i};
     }
-    if (commit.starts_with(kUpstreamPinCommit) || kUpstreamPinCommit.starts_with(commit)) {
-      return UpstreamPoint{static_cast<int>(kTimeline.size()) - 1};  // the pin is no row: its parent has every row too
-    }
+    // The mirror's last commit, which citations name, is no row: upstream main on its day.
+    constexpr std::string_view kMirrorCommit = "17313cf4b";
+    if (commit.starts_with(kMirrorCommit) || kMirrorCommit.starts_with(commit)) return parse("2026-08-20", error);
     return fail("commit " + std::string(commit) + " is not on the model's timeline; give a date (YYYY-MM-DD) or one of the commits 'hcsim fixes' lists");
   }
   return fail("expected a date (YYYY-MM-DD) or an upstream commit of the timeline, optionally with ^ for the point before it; got '" +

@@ -77,8 +77,8 @@ struct UpstreamChange {
 // Oldest first; the last row is the newest upstream the model follows.
 std::span<const UpstreamChange> upstream_timeline();
 // The newest upstream commit the model follows, and its date.
-inline constexpr std::string_view kUpstreamPinCommit = "17313cf4b";
-inline constexpr std::string_view kUpstreamPinDate = "2026-08-20";
+inline constexpr std::string_view kUpstreamPinCommit = "8e04f66a7";
+inline constexpr std::string_view kUpstreamPinDate = "2026-08-28";
 
 // A point on the timeline: every change up to and including row `last` (-1: before the first).
 struct UpstreamPoint {

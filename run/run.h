@@ -112,6 +112,10 @@ std::vector<std::unique_ptr<Rank>> spawn_ranks(World& world, const PolicyConfig&
     }
     Runtime& backup = world.add_actor(r, ActorKind::kBackup);
     world.spawn(backup, rank.backup_thread(backup));
+    if (rank.sync_thread()) {
+      Runtime& sync = world.add_actor(r, ActorKind::kSync);
+      world.spawn(sync, rank.prefetch_sync_thread(sync));
+    }
   }
   return ranks;
 }

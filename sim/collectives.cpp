@@ -9,12 +9,15 @@ namespace hcsim {
 CollectiveMatcher::CollectiveMatcher(Topology topology, CollectiveCost cost)
     : ranks_(topology.ranks()), cost_(cost), comms_(topology.communicators()) {
   HCSIM_ASSERT(ranks_ > 0 && topology.problem().empty());
-  comm_of_.resize(static_cast<std::size_t>(kCollectiveKindCount) * static_cast<std::size_t>(ranks_));
-  for (int k = 0; k < kCollectiveKindCount; ++k) {
+  comm_of_.assign(static_cast<std::size_t>(kGroupKindCount) * static_cast<std::size_t>(ranks_), kNoComm);
+  for (int k = 0; k < kGroupKindCount; ++k) {
+    if (point_to_point(static_cast<GroupKind>(k))) continue;  // a channel is found by its name
     for (int r = 0; r < ranks_; ++r) {
       const Group g = topology.resolve(Group{static_cast<GroupKind>(k)}, r);
+      const auto it = std::find(comms_.begin(), comms_.end(), g);
+      if (it == comms_.end()) continue;  // a stage-spanning kind with one stage
       comm_of_[static_cast<std::size_t>(k) * static_cast<std::size_t>(ranks_) + static_cast<std::size_t>(r)] =
-          static_cast<std::size_t>(std::find(comms_.begin(), comms_.end(), g) - comms_.begin());
+          static_cast<std::size_t>(it - comms_.begin());
     }
   }
   groups_.resize(comms_.size());

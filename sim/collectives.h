@@ -16,6 +16,7 @@
 #include <optional>
 #include <vector>
 
+#include "policy/assert.h"
 #include "policy/runtime.h"
 #include "policy/topology.h"
 #include "run/diagnosis.h"
@@ -66,8 +67,11 @@ class CollectiveMatcher final : public CollectiveLedger {
   void complete(Kernel& kernel, Pending& p);
   void complete_point_to_point(Kernel& kernel, GroupState& g, Pending& p);
   bool sends_taken(const GroupState& g) const;
+  static constexpr std::size_t kNoComm = SIZE_MAX;
   std::size_t comm_index(GroupKind kind, int rank) const {
-    return comm_of_[static_cast<std::size_t>(kind) * static_cast<std::size_t>(ranks_) + static_cast<std::size_t>(rank)];
+    const std::size_t i = comm_of_[static_cast<std::size_t>(kind) * static_cast<std::size_t>(ranks_) + static_cast<std::size_t>(rank)];
+    HCSIM_ASSERT(i != kNoComm);  // a kind this topology has no group of (a stage-spanning kind with one stage)
+    return i;
   }
   std::size_t index_of(Group g) const;
 

@@ -126,7 +126,7 @@ TEST_CASE("bisect: a --from after --to, an empty range and a date off the timeli
   CHECK(error.find("#8692") != std::string::npos);
   CHECK_FALSE(bisect_range("", "2027-01-01", &error));
   CHECK(error.starts_with("--to: "));
-  CHECK(error.find("2026-08-20") != std::string::npos);
+  CHECK(error.find("2026-08-28") != std::string::npos);
   CHECK_FALSE(bisect_range("deadbeef1", "", &error));
   CHECK(error.find("not on the model's timeline") != std::string::npos);
 }

@@ -87,10 +87,15 @@ TEST_CASE("pipeline topology: stage groups, channels to the next stage, names an
   REQUIRE(t.channel_from_previous(GroupKind::kPpProxy, 5) == ch);
   REQUIRE(group_name(ch) == "pp_proxy[1] pp1->pp2");
   REQUIRE(Group::from_code(ch.code()) == ch);
-  // Per stage, as one stage has: the TP and prefetch groups and one-rank CP groups at both positions;
+  // Per stage, as one stage has: the TP, prefetch and completion groups and one-rank CP groups of
+  // each at both positions; the prefetch and completion groups across the stages at both positions;
   // then three kinds of channel from each of stages 0 and 1 at both positions.
-  REQUIRE(t.communicators().size() == 3 * 6 + 3 * 2 * 2);
-  REQUIRE(Topology{.tp = 2}.communicators().size() == 6);
+  REQUIRE(t.communicators().size() == 3 * 9 + 2 * 2 + 3 * 2 * 2);
+  REQUIRE(Topology{.tp = 2}.communicators().size() == 9);
+  const Group across = t.resolve(Group{GroupKind::kSyncPp}, 3);
+  REQUIRE(t.members(across) == std::vector<int>{1, 3, 5});
+  REQUIRE(group_name(across) == "completion_pp_group[1]");
+  REQUIRE(Group::from_code(across.code()) == across);
   // One stage keeps the codes and names of every earlier run.
   const Topology one{.tp = 2};
   REQUIRE(one.resolve(Group::kTp, 1) == Group::kTp);

@@ -186,7 +186,8 @@ TEST_CASE("fixes: presets and variant expressions", "[policy][fixes]") {
     INFO(f.name);
     const bool later = f.fix == Fix::kUnifiedTreeRoute || f.fix == Fix::kRateLimitHalfHost || f.fix == Fix::kHitThenAlloc ||
                        f.fix == Fix::kHybridResultCheck || f.fix == Fix::kThresholdInDrain || f.fix == Fix::kLoadBackAgreedCapacity ||
-                       f.fix == Fix::kDsaUnifiedRoute || f.fix == Fix::kDraftSidecars || f.fix == Fix::kMergedTickMin;
+                       f.fix == Fix::kDsaUnifiedRoute || f.fix == Fix::kDraftSidecars || f.fix == Fix::kMergedTickMin ||
+                       f.fix == Fix::kAckDesign || f.fix == Fix::kVoteOnlyUnderTimeout;
     CHECK(all->has(f.fix) == !later);
   }
 
@@ -562,7 +563,7 @@ TEST_CASE("fixes: a Variant parses, prints and selects its fixes in order", "[po
   CHECK(Variant::parse("2026-06-04+pool-transfer-guard", nullptr)->flags() == " --upstream 2026-06-04 --fix pool-transfer-guard");
   CHECK(Variant::parse("2026-06-04+pool-transfer-guard", nullptr)->fixes() == *parse_variant("seed-fix", nullptr));
   CHECK_FALSE(Variant::parse("2026-09-01", &error));
-  CHECK(error.find("up to 2026-08-20") != std::string::npos);
+  CHECK(error.find("up to 2026-08-28") != std::string::npos);
   CHECK_FALSE(Variant::parse("deadbeef1", &error));
   CHECK(error.find("not on the model's timeline") != std::string::npos);
   CHECK_FALSE(Variant::parse("seed-fix+nonsense", &error));

@@ -99,8 +99,14 @@ TEST_CASE("topology: the cache reduces over CP then TP, HiMamba over its tp_grou
   // attention-TP size 1 under DP attention: the tp_group is that group, of one rank (unified-tree doc 4.15).
   REQUIRE(cache_groups(Topology{.tp = 4, .dp = 4}, false).empty());
   REQUIRE(cache_groups(Topology{.tp = 1}, false).empty());
-  REQUIRE(kinds_of(prefetch_groups(Topology{.tp = 8, .dp = 2, .cp = 2})) == std::vector<Group>{Group::kPrefetchCp, Group::kPrefetchTp});
-  REQUIRE(kinds_of(prefetch_groups(Topology{.tp = 4, .cp = 4})) == std::vector<Group>{Group::kPrefetchCp});
+  REQUIRE(kinds_of(prefetch_groups(Topology{.tp = 8, .dp = 2, .cp = 2}, false)) == std::vector<Group>{Group::kPrefetchCp, Group::kPrefetchTp});
+  REQUIRE(kinds_of(prefetch_groups(Topology{.tp = 4, .cp = 4}, false)) == std::vector<Group>{Group::kPrefetchCp});
+  // The acknowledgement design's hit and completion groups span the stages last (CC@001067ff _create_sync_groups).
+  REQUIRE(kinds_of(prefetch_groups(Topology{.tp = 4, .cp = 2, .pp = 2}, true)) ==
+          std::vector<Group>{Group::kPrefetchCp, Group::kPrefetchTp, Group{GroupKind::kPrefetchPp}});
+  REQUIRE(kinds_of(prefetch_groups(Topology{.tp = 4, .cp = 2, .pp = 2}, false)) == std::vector<Group>{Group::kPrefetchCp, Group::kPrefetchTp});
+  REQUIRE(kinds_of(completion_groups(Topology{.tp = 2, .pp = 3})) == std::vector<Group>{Group{GroupKind::kSyncTp}, Group{GroupKind::kSyncPp}});
+  REQUIRE(completion_groups(Topology{.tp = 1}).empty());
 }
 
 TEST_CASE("topology: DP attention routes arrivals round robin in arrival order; a request is owed by its replica") {

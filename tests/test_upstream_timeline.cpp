@@ -50,8 +50,10 @@ TEST_CASE("upstream point: what it refuses, and why", "[upstream]") {
   std::string error;
   CHECK_FALSE(UpstreamPoint::parse("2025-08-07", &error));
   CHECK(error.find("#8692") != std::string::npos);
-  CHECK_FALSE(UpstreamPoint::parse("2026-08-21", &error));
-  CHECK(error.find("#27010") != std::string::npos);
+  CHECK_FALSE(UpstreamPoint::parse("2026-08-29", &error));
+  CHECK(error.find("up to 2026-08-28 (8e04f66a7)") != std::string::npos);
+  // The mirror's last commit, which citations name, is upstream on its day.
+  CHECK(UpstreamPoint::parse("17313cf4b", &error) == UpstreamPoint::parse("2026-08-20", &error));
   CHECK_FALSE(UpstreamPoint::parse("0123456789", &error));
   CHECK(error.find("not on the model's timeline") != std::string::npos);
   CHECK_FALSE(UpstreamPoint::parse("yesterday", &error));

@@ -48,6 +48,20 @@ std::vector<int> rank_list(const JsonNode& n, int tp) {
   return out;
 }
 
+// An entry's "ranks", or its "stages" (every rank of those pipeline stages); empty: every rank.
+std::vector<int> ranks_or_stages(const JsonNode& entry, const Topology& t) {
+  const auto ranks = entry.find("ranks");
+  const auto stages = entry.find("stages");
+  if (ranks && stages) stages->fail("give ranks or stages, not both");
+  if (ranks) return rank_list(*ranks, t.ranks());
+  std::vector<int> out;
+  if (!stages) return out;
+  for (const int stage : rank_list(*stages, t.pp)) {
+    for (int r = stage * t.tp; r < (stage + 1) * t.tp; ++r) out.push_back(r);
+  }
+  return out;
+}
+
 void read_resources(const JsonNode& n, RankResources& r) {
   n.object({"device_free_tokens", "host_kv_pages", "host_kv_occupied_pages", "host_sidecar_slots"});
   if (auto v = n.find("device_free_tokens")) r.device_free_tokens = v->integer(0, std::int64_t{1} << 40);
@@ -117,15 +131,15 @@ std::vector<JsonNode> low_high(const JsonNode& n) {
   return bounds;
 }
 
-DelayRule read_delay(const JsonNode& n, int tp, const std::map<std::string, RequestId>& ids, bool jitter = false) {
+DelayRule read_delay(const JsonNode& n, const Topology& t, const std::map<std::string, RequestId>& ids, bool jitter = false) {
   if (jitter) {
-    n.object({"op", "ranks", "requests", "from_us", "to_us", "fixed_us", "uniform_us", "lognormal", "note"});
+    n.object({"op", "ranks", "stages", "requests", "from_us", "to_us", "fixed_us", "uniform_us", "lognormal", "note"});
   } else {
-    n.object({"op", "ranks", "requests", "from_us", "to_us", "fixed_us", "uniform_us", "lognormal", "never", "fail", "raises", "note"});
+    n.object({"op", "ranks", "stages", "requests", "from_us", "to_us", "fixed_us", "uniform_us", "lognormal", "never", "fail", "raises", "note"});
   }
   DelayRule r;
   r.op = n.at("op").choice<StorageOp>(storage_op_by_name, "hit_query, kv_get, sidecar_get, kv_set, sidecar_set, d2h_copy, h2d_copy");
-  if (auto v = n.find("ranks")) r.ranks = rank_list(*v, tp);
+  r.ranks = ranks_or_stages(n, t);
   if (auto v = n.find("requests")) {
     for (const JsonNode& name : v->array(1)) {
       auto it = ids.find(name.str());
@@ -183,15 +197,15 @@ DelayRule read_delay(const JsonNode& n, int tp, const std::map<std::string, Requ
 }
 
 // {"op": "sidecar_get", "ranks": [1], "late_us": [0, 1000]}: the call's extra delay is one of late_us.
-LateRule read_late(const JsonNode& n, int tp, const std::map<std::string, RequestId>& ids) {
-  n.object({"op", "ranks", "requests", "from_us", "to_us", "late_us", "note"});
+LateRule read_late(const JsonNode& n, const Topology& t, const std::map<std::string, RequestId>& ids) {
+  n.object({"op", "ranks", "stages", "requests", "from_us", "to_us", "late_us", "note"});
   LateRule l;
   // The matching fields are a delay rule's; a fixed 0 stands in for its effect.
   json match = n.raw();
   match.erase("late_us");
   match["fixed_us"] = 0;
   const JsonNode as_rule(match, n.source(), n.pointer());
-  l.match = read_delay(as_rule, tp, ids);
+  l.match = read_delay(as_rule, t, ids);
   const JsonNode late = n.at("late_us");
   for (const JsonNode& v : late.array(2)) l.late_ns.push_back(v.duration(1000, 0.0, kMaxUs));
   return l;
@@ -404,8 +418,8 @@ void read_derived_pools(const JsonNode& n, const PolicyConfig& policy, L3Content
 }
 
 // One entry of "l3"; its pages are charged by the caller.
-L3Contents read_l3_contents(const JsonNode& o, int tp, const PolicyConfig& policy) {
-  o.object({"prefix", "kv_pages", "sidecar_at_pages", "sidecar_stale_pages", "stale_pages", "pools", "ranks"});
+L3Contents read_l3_contents(const JsonNode& o, const Topology& t, const PolicyConfig& policy) {
+  o.object({"prefix", "kv_pages", "sidecar_at_pages", "sidecar_stale_pages", "stale_pages", "pools", "ranks", "stages"});
   L3Contents c;
   c.prefix = prefix_name(o.at("prefix"));
   c.kv_pages = static_cast<std::int32_t>(o.at("kv_pages").integer(0, 1 << 24));
@@ -423,27 +437,27 @@ L3Contents read_l3_contents(const JsonNode& o, int tp, const PolicyConfig& polic
     for (const JsonNode& p : v->array()) c.stale_pages.push_back(static_cast<std::int32_t>(p.integer(1, c.kv_pages)));
   }
   if (auto v = o.find("pools")) read_derived_pools(*v, policy, c);
-  if (auto v = o.find("ranks")) c.ranks = rank_list(*v, tp);
+  c.ranks = ranks_or_stages(o, t);
   return c;
 }
 
 // The L3 contents, each charged to `budget` once per rank that holds it.
-std::vector<L3Contents> read_l3(const JsonNode& n, int tp, const PolicyConfig& policy, PageBudget& budget) {
+std::vector<L3Contents> read_l3(const JsonNode& n, const Topology& t, const PolicyConfig& policy, PageBudget& budget) {
   std::vector<L3Contents> l3;
   for (const JsonNode& o : n.array()) {
-    L3Contents c = read_l3_contents(o, tp, policy);
-    const auto holders = static_cast<std::int64_t>(c.ranks.empty() ? tp : static_cast<int>(c.ranks.size()));
+    L3Contents c = read_l3_contents(o, t, policy);
+    const auto holders = static_cast<std::int64_t>(c.ranks.empty() ? t.ranks() : static_cast<int>(c.ranks.size()));
     budget.charge(c.kv_pages * holders, [&](const std::string& m) { o.at("kv_pages").fail("the L3 contents up to here make " + m); });
     l3.push_back(std::move(c));
   }
   return l3;
 }
 
-Perturbations read_perturbations(const JsonNode& n, int tp, const std::map<std::string, RequestId>& ids) {
+Perturbations read_perturbations(const JsonNode& n, const Topology& t, const std::map<std::string, RequestId>& ids) {
   n.object({"jitter", "device_free_pages", "arrival_us", "note"});
   Perturbations p;
   if (auto v = n.find("jitter")) {
-    for (const JsonNode& d : v->array()) p.jitter.push_back(read_delay(d, tp, ids, /*jitter=*/true));
+    for (const JsonNode& d : v->array()) p.jitter.push_back(read_delay(d, t, ids, /*jitter=*/true));
   }
   if (auto v = n.find("device_free_pages")) {
     const auto b = low_high(*v);
@@ -527,15 +541,16 @@ Scenario parse_scenario(const std::string& text, const std::string& source) {
   budget.charge(host_pages, [&](const std::string& m) { root.at("ranks").fail("the host pools of all ranks make " + m); });
   const JsonNode requests = root.at("requests");
   const std::map<std::string, RequestId> ids = read_requests(requests, s, budget);
-  if (auto n = root.find("l3")) s.l3 = read_l3(*n, tp, s.policy, budget);
+  const Topology topology = s.world.topology();
+  if (auto n = root.find("l3")) s.l3 = read_l3(*n, topology, s.policy, budget);
 
   if (auto n = root.find("delays")) {
-    for (const JsonNode& d : n->array()) s.delays.push_back(read_delay(d, tp, ids));
+    for (const JsonNode& d : n->array()) s.delays.push_back(read_delay(d, topology, ids));
   }
-  if (auto n = root.find("perturbations")) s.perturbations = read_perturbations(*n, tp, ids);
+  if (auto n = root.find("perturbations")) s.perturbations = read_perturbations(*n, topology, ids);
   if (auto n = root.find("explore")) {
     n->object({"late", "note"});
-    for (const JsonNode& l : n->at("late").array(1)) s.explore_late.push_back(read_late(l, tp, ids));
+    for (const JsonNode& l : n->at("late").array(1)) s.explore_late.push_back(read_late(l, topology, ids));
   }
   for (const JsonNode& e : root.at("expect").array(1)) {
     s.expect.push_back(read_expectation(e, ids, s.upstream_at, s.policy.family, s.policy.attn_cp > 1));

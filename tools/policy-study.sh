@@ -19,6 +19,7 @@ sweep() {  # GRID NAME
 sweep grids/seed-family.json seed-family
 sweep grids/stall-family.json stall-family
 sweep grids/eras.json eras
+sweep grids/pp-stages.json pp-stages
 # The public traces sit beside the checkout unless HCSIM_TRACES says where.
 export HCSIM_TRACES=${HCSIM_TRACES:-$PWD/../shared/traces-public}
 trace=$HCSIM_TRACES/conversation_trace.jsonl
@@ -34,6 +35,7 @@ for policy in best_effort wait_complete timeout; do
   plot "$results/stall-family.jsonl" --heatmap /delays/0 variant --where policy=$policy --where /tp=2 -o "$out/stall-$policy.svg"
   plot "$results/seed-family.jsonl" --heatmap /tp variant --where policy=$policy --where /delays/0/fixed_us=488000 -o "$out/seed-tp-$policy.svg"
   plot "$results/eras.jsonl" --heatmap /delays/0/fixed_us variant --where policy=$policy --where /tp=2 -o "$out/eras-$policy.svg"
+  plot "$results/pp-stages.jsonl" --heatmap /delays/0/fixed_us variant --where policy=$policy --where /tp=4 -o "$out/pp-stages-$policy.svg"
 done
 plot "$results/seed-family.jsonl" --tradeoff --where /tp=2 --where /delays/0/fixed_us=488000 -o "$out/tradeoff-seed-488ms.svg"
 plot "$results/stall-family.jsonl" --tradeoff --where /tp=2 -o "$out/tradeoff-stall.svg"

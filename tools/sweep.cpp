@@ -93,7 +93,7 @@ std::vector<std::string> csv_columns(const SweepGrid& g, bool wall_time) {
   for (const SweepAxis& a : g.axes) {
     if (a.name != "variant") cols.push_back(a.name);  // the variant has its own column
   }
-  for (const char* c : {"variant", "policy", "tp", "page_size", "verdict", "hang", "violated", "requests", "scheduled", "starved",
+  for (const char* c : {"variant", "policy", "tp", "pp", "page_size", "verdict", "hang", "violated", "requests", "scheduled", "starved",
                         "sched_p50_us", "sched_p99_us", "tokens_loaded", "l3_lost_tokens", "kv_bytes_discarded", "events", "end_us", "digest"}) {
     cols.emplace_back(c);
   }
@@ -239,7 +239,7 @@ GridHeader header_beside(const std::string& jsonl_path) {
 void check_row(const json& row, const std::string& where, const GridHeader& h) {
   const JsonNode r(row, where, "");
   if (!row.is_object()) r.expected("a results row object (one per line)");
-  r.object({"run", "seed", "axes", "variant", "policy", "tp", "page_size", "verdict", "hang", "violated", "requests", "scheduled", "starved",
+  r.object({"run", "seed", "axes", "variant", "policy", "tp", "pp", "page_size", "verdict", "hang", "violated", "requests", "scheduled", "starved",
             "sched_p50_us", "sched_p99_us", "tokens_loaded", "l3_lost_tokens", "kv_bytes_discarded", "events", "end_us", "digest", "wall_us"});
   if (h.runs == 0) r.fail("a row, but the grid header says the grid has no runs");
   r.at("run").integer(0, h.runs - 1);
@@ -253,6 +253,7 @@ void check_row(const json& row, const std::string& where, const GridHeader& h) {
   for (const char* key : {"variant", "policy", "verdict"}) (void)r.at(key).str();
   (void)r.at("hang").boolean();
   for (const JsonNode& v : r.at("violated").array()) (void)v.str();
+  if (const auto pp = r.find("pp")) (void)pp->integer(1, kIntMax);  // rows written before pipeline stages have none
   for (const char* key : {"tp", "page_size", "requests", "scheduled", "starved", "sched_p50_us", "sched_p99_us", "tokens_loaded", "l3_lost_tokens",
                           "kv_bytes_discarded", "events", "end_us"}) {
     (void)r.at(key).integer(kIntMin, kIntMax);
@@ -286,7 +287,8 @@ Row format_row(const SweepGrid& g, std::int64_t run, const RunMetrics& m, std::o
   j["axes"] = axes;
   j["variant"] = p.variant;
   j["policy"] = policy;
-  j["tp"] = s.world.ranks;
+  j["tp"] = s.world.topology().tp;
+  j["pp"] = s.world.pp;
   j["page_size"] = s.policy.page_size_tokens;
   j["verdict"] = verdict;
   j["hang"] = m.verdict != HangKind::kNone;
@@ -308,7 +310,7 @@ Row format_row(const SweepGrid& g, std::int64_t run, const RunMetrics& m, std::o
   for (std::size_t a = 0; a < g.axes.size(); ++a) {
     if (g.axes[a].name != "variant") csv.add(g.axes[a].label(p.value_index[a]));
   }
-  for (const std::string& c : {p.variant, policy, std::to_string(s.world.ranks), std::to_string(s.policy.page_size_tokens), verdict,
+  for (const std::string& c : {p.variant, policy, std::to_string(s.world.topology().tp), std::to_string(s.world.pp), std::to_string(s.policy.page_size_tokens), verdict,
                                std::string(m.verdict != HangKind::kNone ? "1" : "0"), violated, std::to_string(m.requests),
                                std::to_string(m.scheduled), std::to_string(m.starved), std::to_string(m.sched_p50_us),
                                std::to_string(m.sched_p99_us), std::to_string(m.tokens_loaded), std::to_string(m.l3_lost_tokens),

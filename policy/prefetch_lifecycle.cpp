@@ -120,7 +120,7 @@ bool Rank::local_can_terminate_now(Runtime& rt, const PrefetchOperation& op) con
 
 // check_prefetch_progress with can_terminate_prefetch inlined, as HM00d has it.
 Task<bool> Rank::check_prefetch_progress(Runtime& rt, RequestId rid) {
-  if (ack_design()) co_return co_await check_prefetch_progress_acked(rt, rid);
+  HCSIM_ASSERT(!ack_design());  // check_prefetch_progress_acked
   auto it = ongoing_prefetch_.find(rid);
   if (it == ongoing_prefetch_.end()) co_return true;  // rank-local early return: no collective
   PrefetchOperation& op = *it->second.op;

@@ -52,7 +52,7 @@ Task<> Rank::scheduler_loop(Runtime& rt) {
   HCSIM_ASSERT(rt.rank() == rank_ && rt.actor() == ActorKind::kScheduler);
   for (;;) {  // bounded by the world, which stops resuming actors at its horizon
     co_await recv_requests(rt);
-    co_await drain_ack_count_sends(rt);
+    if (chains_ack_counts() || chains_queue_counts()) co_await drain_ack_count_sends(rt);  // no frame per tick otherwise
     // check_hicache_events (HM@faa628694:447-456): writing_check, loading_check, then the storage
     // control queues. Every pass: with no write-through backups, writing_check has an empty queue.
     if (merged_tick_min()) {
@@ -75,8 +75,9 @@ Task<> Rank::recv_requests(Runtime& rt) {
     co_await recv_requests_dp_attention(rt);
     co_return;
   }
-  std::array<RequestId, kArrivalsPerPassMax> arrivals{};
-  std::array<RequestId, kArrivalsPerPassMax> aborts{};
+  // Not zeroed: take_arrivals and take_aborts write the entries they count, and only those are read.
+  std::array<RequestId, kArrivalsPerPassMax> arrivals;
+  std::array<RequestId, kArrivalsPerPassMax> aborts;
   std::array<std::int64_t, 2> counts{rank_ == 0 ? rt.take_arrivals(arrivals) : 0, rank_ == 0 ? rt.take_aborts(aborts) : 0};
   std::vector<std::int64_t> ids;
   if (rank_ == 0) {
@@ -99,7 +100,7 @@ Task<> Rank::recv_requests(Runtime& rt) {
 // over the attention-TP group, then the attention-CP group; aborts, as control requests, go from
 // TP rank 0 over the TP group (request_receiver.py@17313cf4b:105-107, 151-214).
 Task<> Rank::recv_requests_dp_attention(Runtime& rt) {
-  std::array<RequestId, kArrivalsPerPassMax> taken{};
+  std::array<RequestId, kArrivalsPerPassMax> taken;  // written up to the count taken
   std::vector<std::int64_t> work;
   std::vector<std::int64_t> control;
   if (topology_.replica_leader(rank_)) work.assign(taken.begin(), taken.begin() + rt.take_arrivals(taken));
@@ -160,8 +161,12 @@ std::int32_t Rank::host_match_pages(const RequestSpec& req) const {
 // frees sidecar slots directly, so it has no such queue.
 Task<> Rank::drain_storage_control_queues(Runtime& rt) {
   StorageQueueCounts q = storage_queue_counts();
-  co_await agree_from_first_stage(rt, q.payload(), CollectiveOp::kAllReduceMin, chains_queue_counts());
-  if (chains_queue_counts()) co_await await_queues_hold(rt, q);
+  if (chains_queue_counts()) {
+    co_await agree_from_first_stage(rt, q.payload(), CollectiveOp::kAllReduceMin, true);
+    co_await await_queues_hold(rt, q);
+  } else {
+    for (const Group g : cache_groups_) co_await rt.collective(g, CollectiveOp::kAllReduceMin, q.payload());
+  }
   take_storage_queues(rt, q);
 }
 
@@ -304,7 +309,7 @@ Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
       auto it = bulk_ready_.find(rid);
       ready = it == bulk_ready_.end() || it->second;
     } else {
-      ready = co_await check_prefetch_progress(rt, rid);
+      ready = ack_design() ? co_await check_prefetch_progress_acked(rt, rid) : co_await check_prefetch_progress(rt, rid);
     }
     if (!ready) continue;
     // req.storage_hit_length = pop_prefetch_loaded_tokens(rid), before the request is known to fit

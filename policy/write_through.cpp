@@ -64,7 +64,11 @@ Task<> Rank::writing_check(Runtime& rt) {
   // "all ranks have the same ongoing_write_through, can skip sync if empty": not so.
   if (!unconditional && ongoing_write_through_.empty()) co_return;
   std::array<std::int64_t, 1> acks{ready_write_acks(rt)};
-  co_await agree_ack_counts(rt, acks);
+  if (chains_ack_counts()) {
+    co_await agree_ack_counts(rt, acks);
+  } else {
+    for (const Group g : cache_groups_) co_await rt.collective(g, CollectiveOp::kAllReduceMin, acks);
+  }
   if (chains_ack_counts() && acks[0] > 0) {
     const std::size_t held = ack_write_queue_.size();
     const TimeNs done_ns = static_cast<std::size_t>(acks[0]) <= held
@@ -171,7 +175,11 @@ void Rank::load_back(Runtime& rt, RequestId rid, std::int32_t host_hit_pages) {
 Task<> Rank::loading_check(Runtime& rt) {
   std::array<std::int64_t, 1> acks{ready_load_acks(rt)};
   // HiRadixCache's loading_check MIN-agrees from #27285 (HR@42fe02528:942-951), at any pp size.
-  if (cfg_.has(Fix::kSyncedAckChecks) || cfg_.has(Fix::kPpAckChain)) co_await agree_ack_counts(rt, acks);
+  if (chains_ack_counts()) {
+    co_await agree_ack_counts(rt, acks);
+  } else if (cfg_.has(Fix::kSyncedAckChecks) || cfg_.has(Fix::kPpAckChain)) {
+    for (const Group g : cache_groups_) co_await rt.collective(g, CollectiveOp::kAllReduceMin, acks);
+  }
   if (chains_ack_counts() && acks[0] > 0) {
     const std::size_t held = ack_load_queue_.size();
     const TimeNs done_ns = static_cast<std::size_t>(acks[0]) <= held ? ack_load_queue_[static_cast<std::size_t>(acks[0] - 1)].done_ns : 0;

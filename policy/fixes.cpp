@@ -104,6 +104,11 @@ constexpr std::array<FixInfo, kFixCount> kFixes = {{
      "the unified tree (URC@8e04f66a7); with ack-design",
      "check_prefetch_progress decides best_effort and wait_complete without a collective, and a rank whose operation is "
      "terminated skips the vote; only timeout runs PP0's MAX and its chain"},
+    {Fix::kClampSkipsKvDerived, false, "clamp-skips-kv-derived", "sgl-project/sglang#37145", kClosedUnmerged, "", "2026-08-30",
+     "HiRadixCache with ack-design; the unified tree skips them already (URC@001067ff)",
+     "HiRadixCache's clamp of a prefetch result leaves out the KV-derived pools (the DSA indexer), whose hits the acknowledgement "
+     "design folds into the completed tokens; without it they count as 0 hits, nothing is published and the read pages stay "
+     "owned by nobody"},
 }};
 
 // Names fixes had before a rename: variants and traces that use them still parse.
@@ -130,7 +135,7 @@ constexpr FixSet himamba_fixes() {
     const bool later = f.fix == Fix::kUnifiedTreeRoute || f.fix == Fix::kRateLimitHalfHost || f.fix == Fix::kHitThenAlloc ||
                        f.fix == Fix::kHybridResultCheck || f.fix == Fix::kThresholdInDrain || f.fix == Fix::kLoadBackAgreedCapacity ||
                        f.fix == Fix::kDsaUnifiedRoute || f.fix == Fix::kDraftSidecars || f.fix == Fix::kMergedTickMin ||
-                       f.fix == Fix::kAckDesign || f.fix == Fix::kVoteOnlyUnderTimeout;
+                       f.fix == Fix::kAckDesign || f.fix == Fix::kVoteOnlyUnderTimeout || f.fix == Fix::kClampSkipsKvDerived;
     s = later ? s : s.with(f.fix);
   }
   return s;

@@ -59,8 +59,9 @@ enum class Fix : std::uint8_t {
   kPpAckChain,              // with pipeline stages, PP0 decides the write and load ack counts and chains them on (dated)
   kAckDesign,               // the acknowledgement design: per-batch acks MIN-agreed over TP and PP, completion via the drain (dated)
   kVoteOnlyUnderTimeout,    // the termination vote's collective runs under the timeout policy only (dated)
+  kClampSkipsKvDerived,     // HiRadixCache's clamp leaves out KV-derived pools, whose hits the acks carry (proposed)
 };
-inline constexpr int kFixCount = 30;
+inline constexpr int kFixCount = 31;
 
 // Where a fix's upstream change stands (as of the last public record read, 2026-09).
 enum class UpstreamState : std::uint8_t { kMerged, kOpen, kClosedUnmerged };

@@ -48,13 +48,15 @@ void Rank::sync_trailing_keys(Runtime& rt, PrefetchOperation& op) {
 // pool reads the objects of the hit's last pages (Mamba: the state after the last page; SWA and
 // what is derived from it: the window's pages), into the own pool's slots; a KV-derived pool the
 // object of every hit page, into a host pool laid out like KV, which takes no slot of its own.
-Task<> Rank::sidecar_transfer(Runtime& rt, PrefetchOperation& op) {
+Task<> Rank::sidecar_transfer(Runtime& rt, PrefetchOperation& op, bool kv_derived_too) {
   HCSIM_ASSERT(op.has_pool_transfers() && !op.hash_value.empty());
   sync_trailing_keys(rt, op);
   const auto pools = cfg_.stack();
+  const auto read_here = [&](const PrefetchOperation::PoolTransfer& t) { return kv_derived_too || pools[t.tag].from != IndicesFrom::kKv; };
   std::vector<PageKey> keys;  // each transfer's object keys, in transfer order
   std::vector<std::int32_t> slots;  // the own pool's slot for each key; -1 where the pool has none
   for (PrefetchOperation::PoolTransfer& t : op.pool_transfers) {
+    if (!read_here(t)) continue;
     if (pools[t.tag].from == IndicesFrom::kKv) t.keys = static_cast<std::int64_t>(op.hash_value.size());  // _resolve_sidecar_derived_pool_transfers
     HCSIM_ASSERT(t.keys >= 0 && static_cast<std::size_t>(t.keys) <= op.hash_value.size());
     const std::size_t first_page = op.hash_value.size() - static_cast<std::size_t>(t.keys);
@@ -65,19 +67,22 @@ Task<> Rank::sidecar_transfer(Runtime& rt, PrefetchOperation& op) {
   }
   // A KV-derived pool writes at the hit's KV slot indices: those slots are written as long as the read
   // runs (the race #27550 closed on HiRadixCache: a publish or load-back of them meanwhile).
-  const bool kv_derived = std::any_of(op.pool_transfers.begin(), op.pool_transfers.end(),
-                                      [&](const PrefetchOperation::PoolTransfer& t) { return pools[t.tag].from == IndicesFrom::kKv; });
+  const bool kv_derived = std::any_of(op.pool_transfers.begin(), op.pool_transfers.end(), [&](const PrefetchOperation::PoolTransfer& t) {
+    return read_here(t) && pools[t.tag].from == IndicesFrom::kKv;
+  });
   const std::vector<std::int32_t> kv_laid_out = kv_derived ? op.host_indices : std::vector<std::int32_t>{};
   std::vector<std::uint8_t> read(keys.size(), 0);  // the operation learns it when the read returns
   // The call's result counts the objects read; `read` says which, and of which pool.
   const std::int64_t successes = co_await read_into(rt, sidecar_pool_, slots, StorageOp::kSidecarGet, op, keys, read, kv_laid_out);
   std::size_t first = 0;
+  const auto transfers_read = static_cast<std::size_t>(std::count_if(op.pool_transfers.begin(), op.pool_transfers.end(), read_here));
   for (PrefetchOperation::PoolTransfer& t : op.pool_transfers) {
+    if (!read_here(t)) continue;
     t.read.assign(read.begin() + static_cast<std::ptrdiff_t>(first), read.begin() + static_cast<std::ptrdiff_t>(first) + t.keys);
     first += static_cast<std::size_t>(t.keys);
     // One transfer: its successes are the call's result (a stalled read cancelled by the stall
     // timeout reports the result without its objects).
-    const auto sum = op.pool_transfers.size() == 1 ? successes : static_cast<std::int64_t>(std::count(t.read.begin(), t.read.end(), std::uint8_t{1}));
+    const auto sum = transfers_read == 1 ? successes : static_cast<std::int64_t>(std::count(t.read.begin(), t.read.end(), std::uint8_t{1}));
     const auto run = static_cast<std::int64_t>(std::find(t.read.begin(), t.read.end(), std::uint8_t{0}) - t.read.begin());
     // V-B: the sum of successes; #31443 (HS@1a53f231d): the leading run. One key: the same.
     t.hit_pages = cfg_.has(Fix::kHybridResultCheck) ? std::min(sum, run) : sum;

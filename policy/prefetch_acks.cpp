@@ -24,9 +24,9 @@ void Rank::push_ack(Runtime& rt, const PrefetchOperationPtr& op, PrefetchAck::Ki
 
 // _page_transfer after #27010 (CC@001067ff): every batch is acked, read or not, so every rank
 // sends the same number of acks; reads stop at a short batch or a termination, and a short batch
-// no longer marks the operation terminated. Then the sidecar phase (HCC: one pool-hits ack, "even
-// the operation has been canceled"), then completion. Upstream reads the KV-derived pools with each
-// KV batch and counts the least of their hits; the model reads them in the sidecar phase after KV.
+// no longer marks the operation terminated. The KV-derived pools are read with each KV batch. Then
+// the sidecar phase for the other pools (HCC: one pool-hits ack, "even the operation has been
+// canceled"), then completion.
 Task<> Rank::page_transfer_acked(Runtime& rt, PrefetchOperation& op) {
   const std::int64_t page = cfg_.page_size_tokens;
   const auto hit_pages = static_cast<std::int64_t>(op.hash_value.size());
@@ -39,9 +39,12 @@ Task<> Rank::page_transfer_acked(Runtime& rt, PrefetchOperation& op) {
     if (reading) {
       const std::span<const PageKey> keys(op.hash_value.data() + first, static_cast<std::size_t>(count));
       const std::span<const std::int32_t> slots(op.host_indices.data() + first, static_cast<std::size_t>(count));
-      const std::int64_t read_pages = co_await read_into(rt, kv_pool_, slots, StorageOp::kKvGet, op, keys);
+      std::int64_t read_pages = co_await read_into(rt, kv_pool_, slots, StorageOp::kKvGet, op, keys);
       HCSIM_ASSERT(read_pages >= 0 && read_pages <= count);
       if (cfg_.page_copy_ns > 0 && !cfg_.zero_copy_progress) co_await rt.sleep_ns(cfg_.page_copy_ns * read_pages);
+      // _page_transfer_kv_batch: the KV-derived pools are read with the batch, and the batch hit
+      // is the least of their hits and KV's.
+      read_pages = std::min(read_pages, co_await read_kv_derived_batch(rt, op, first, count));
       op.io_completed_tokens += read_pages * page;
       rt.emit(op.request_id, KvBatchDoneFields{.pages_read = read_pages, .completed_tokens = op.io_completed_tokens, .op = op.id});
       if (read_pages < count) {  // no more reads, and no termination: the acks carry it (CC@001067ff _page_transfer)
@@ -52,11 +55,54 @@ Task<> Rank::page_transfer_acked(Runtime& rt, PrefetchOperation& op) {
     push_ack(rt, self, PrefetchAck::Kind::kProgress);
   }
   const bool kv_complete = hit_pages > 0 && op.io_completed_tokens == hit_pages * page;
+  const auto pools = cfg_.stack();
+  const bool own_or_swa = std::any_of(op.pool_transfers.begin(), op.pool_transfers.end(),
+                                      [&](const PrefetchOperation::PoolTransfer& t) { return pools[t.tag].from != IndicesFrom::kKv; });
   if (op.has_pool_transfers()) {
-    if (kv_complete && !op.terminated) co_await sidecar_transfer(rt, op);
+    if (own_or_swa && kv_complete && !op.terminated) co_await sidecar_transfer(rt, op, /*kv_derived=*/false);
     push_ack(rt, self, PrefetchAck::Kind::kPoolHits);
   }
   push_ack(rt, self, PrefetchAck::Kind::kCompleted);
+}
+
+Task<std::int64_t> Rank::read_kv_derived_batch(Runtime& rt, PrefetchOperation& op, std::int64_t first, std::int64_t count) {
+  const auto pools = cfg_.stack();
+  std::vector<PageKey> keys;
+  for (PrefetchOperation::PoolTransfer& t : op.pool_transfers) {
+    if (pools[t.tag].from != IndicesFrom::kKv) continue;
+    t.keys = first + count;  // the pages this pool has been asked for so far
+    for (std::int64_t i = first; i < first + count; ++i) keys.push_back(object_key(t.tag, op.hash_value[static_cast<std::size_t>(i)]));
+  }
+  if (keys.empty()) co_return count;
+  const std::vector<std::int32_t> no_slots(keys.size(), -1);  // laid out like KV: no slot of their own
+  const std::span<const std::int32_t> kv_slots(op.host_indices.data() + first, static_cast<std::size_t>(count));
+  std::vector<std::uint8_t> read(keys.size(), 0);
+  co_await read_into(rt, sidecar_pool_, no_slots, StorageOp::kSidecarGet, op, keys, read, kv_slots);
+  std::int64_t hit = count;
+  std::size_t at = 0;
+  for (PrefetchOperation::PoolTransfer& t : op.pool_transfers) {
+    if (pools[t.tag].from != IndicesFrom::kKv) continue;
+    const auto batch = std::span<const std::uint8_t>(read).subspan(at, static_cast<std::size_t>(count));
+    at += static_cast<std::size_t>(count);
+    t.read.insert(t.read.end(), batch.begin(), batch.end());
+    hit = std::min(hit, static_cast<std::int64_t>(std::find(batch.begin(), batch.end(), std::uint8_t{0}) - batch.begin()));
+  }
+  co_return hit;
+}
+
+std::array<std::int64_t, PrefetchAck::kPoolsMax> Rank::acked_pool_hits(const PrefetchOperation& op) const {
+  const auto pools = cfg_.stack();
+  const bool skip_kv_derived = cfg_.unified() || cfg_.has(Fix::kClampSkipsKvDerived);
+  std::array<std::int64_t, PrefetchAck::kPoolsMax> hits{};
+  for (std::size_t p = 0; p < op.pool_transfers.size(); ++p) {
+    const PrefetchOperation::PoolTransfer& t = op.pool_transfers[p];
+    if (pools[t.tag].from == IndicesFrom::kKv) {
+      hits[p] = skip_kv_derived ? static_cast<std::int64_t>(op.hash_value.size()) : 0;  // judged by completed_tokens alone
+    } else {
+      hits[p] = op.pool_transfers_done ? t.hit_pages : 0;
+    }
+  }
+  return hits;
 }
 
 // prefetch_sync_thread_func (CC@001067ff): each progress and pool-hits ack is MIN-agreed over the
@@ -101,8 +147,7 @@ void Rank::take_prefetch_acks(Runtime& rt, std::int64_t acks) {
         break;
       case PrefetchAck::Kind::kCompleted: {
         if (ongoing) {
-          std::array<std::int64_t, PrefetchAck::kPoolsMax> hits{};
-          for (std::size_t p = 0; p < op.pool_transfers.size(); ++p) hits[p] = op.pool_transfers_done ? op.pool_transfers[p].hit_pages : 0;
+          const auto hits = acked_pool_hits(op);
           op.mark_terminate();
           finish_prefetch(rt, op.request_id, TerminateReason::kAllCan, op.completed_tokens,
                           std::span<const std::int64_t>(hits.data(), op.pool_transfers.size()));
@@ -161,8 +206,7 @@ Task<bool> Rank::check_prefetch_progress_acked(Runtime& rt, RequestId rid) {
     co_return true;
   }
   // _handle_prefetch_result: the values are the group's already; the pool hits only once their ack came.
-  std::array<std::int64_t, PrefetchAck::kPoolsMax> hits{};
-  for (std::size_t p = 0; p < op->pool_transfers.size(); ++p) hits[p] = op->pool_transfers_done ? op->pool_transfers[p].hit_pages : 0;
+  const auto hits = acked_pool_hits(*op);
   const TerminateReason why = best_effort() ? TerminateReason::kBestEffort : TerminateReason::kAllCan;
   finish_prefetch(rt, rid, why, op->completed_tokens, std::span<const std::int64_t>(hits.data(), op->pool_transfers.size()));
   co_return true;

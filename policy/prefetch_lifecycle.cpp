@@ -315,7 +315,11 @@ void Rank::finish_clamped_prefetch(Runtime& rt, RequestId rid, TerminateReason w
                             .matched_tokens = static_cast<std::int64_t>(inserted.matched_pages) * page,
                             .sidecar_attached = objects_whole ? 1 : 0});
   report_hit_loss(rt, rid, entry, why, min_completed, objects_whole && publish_pages * page == min_completed, false);
-  for (std::int32_t i = publish_pages; i < local_pages; ++i) release_kv_slot_later(rt, entry.host_indices[static_cast<std::size_t>(i)]);
+  // With the acknowledgement design the completion ack frees [completed:] and nothing frees what the
+  // clamp cut from [0, completed) (#37145: "owned by nobody").
+  if (!ack_design()) {
+    for (std::int32_t i = publish_pages; i < local_pages; ++i) release_kv_slot_later(rt, entry.host_indices[static_cast<std::size_t>(i)]);
+  }
   loaded_tokens_[rid] = (publish_pages - inserted.matched_pages) * page;
   const auto hit_pages = static_cast<std::int64_t>(op.hash_value.size());
   const bool all_hit = hit_pages > 0 && min_completed == hit_pages * page && min_hit >= hit_pages;

@@ -124,6 +124,12 @@ class Rank {
   bool pp0_can_terminate(Runtime& rt, const PrefetchOperation& op) const;
   Task<> page_transfer_acked(Runtime& rt, PrefetchOperation& op);
   void push_ack(Runtime& rt, const PrefetchOperationPtr& op, PrefetchAck::Kind kind);
+  // One KV batch's KV-derived objects, read beside it: the least leading run of their hits.
+  Task<std::int64_t> read_kv_derived_batch(Runtime& rt, PrefetchOperation& op, std::int64_t first, std::int64_t count);
+  // The pool hits a result is judged on: a KV-derived pool's own hits went into the completed
+  // tokens, and report none; the unified tree skips them (URC@001067ff), HiRadixCache counts the
+  // 0 until #37145's clamp-skips-kv-derived.
+  std::array<std::int64_t, PrefetchAck::kPoolsMax> acked_pool_hits(const PrefetchOperation& op) const;
   // hit-then-alloc (#19320): host KV slots for the group's agreed hit, or a revoke.
   void take_storage_hit(Runtime& rt, const PrefetchOperationPtr& op);
   // revoke_pending_prefetch: ends a prefetch that will read nothing more; its KV slots, if any,
@@ -155,7 +161,9 @@ class Rank {
 
   // IO (io_thread.cpp).
   Task<> page_transfer(Runtime& rt, PrefetchOperation& op);
-  Task<> sidecar_transfer(Runtime& rt, PrefetchOperation& op);
+  // `kv_derived` false: the pools whose indices are not KV's only (the acknowledgement design reads
+  // those with each KV batch).
+  Task<> sidecar_transfer(Runtime& rt, PrefetchOperation& op, bool kv_derived = true);
   Task<std::int64_t> read_into(Runtime& rt, HostSlotPool& pool, std::span<const std::int32_t> slots, StorageOp op,
                                const PrefetchOperation& prefetch, std::span<const PageKey> keys, std::span<std::uint8_t> present = {},
                                std::span<const std::int32_t> kv_laid_out = {});

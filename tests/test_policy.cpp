@@ -187,7 +187,7 @@ TEST_CASE("fixes: presets and variant expressions", "[policy][fixes]") {
     const bool later = f.fix == Fix::kUnifiedTreeRoute || f.fix == Fix::kRateLimitHalfHost || f.fix == Fix::kHitThenAlloc ||
                        f.fix == Fix::kHybridResultCheck || f.fix == Fix::kThresholdInDrain || f.fix == Fix::kLoadBackAgreedCapacity ||
                        f.fix == Fix::kDsaUnifiedRoute || f.fix == Fix::kDraftSidecars || f.fix == Fix::kMergedTickMin ||
-                       f.fix == Fix::kAckDesign || f.fix == Fix::kVoteOnlyUnderTimeout;
+                       f.fix == Fix::kAckDesign || f.fix == Fix::kVoteOnlyUnderTimeout || f.fix == Fix::kClampSkipsKvDerived;
     CHECK(all->has(f.fix) == !later);
   }
 

@@ -47,7 +47,7 @@ class FlightRecorder {
     const OpenCollective* oldest_open(Group g, std::uint64_t& seq) const override;
     const OpenCollective* find_open(Group g, std::uint64_t seq) const override;
     std::optional<MismatchPoint> first_mismatch() const override { return mismatch; }
-    std::vector<Group> communicators() const override { return {Group::kTp, Group::kPrefetchTp}; }
+    std::vector<Group> communicators() const override { return {Group::kTp, Group::kPrefetchTp, Group{GroupKind::kSyncTp}}; }
     std::vector<int> members(Group g) const override;
 
     int ranks = 0;

@@ -25,6 +25,7 @@ const char* channel_name(GlooChannel ch) {
     case GlooChannel::kScheduler: return "tp_cpu_group";
     case GlooChannel::kPrefetch: return "prefetch_group";
     case GlooChannel::kData: return "data_group";
+    case GlooChannel::kSync: return "completion_group";
   }
   return "?";
 }

@@ -26,8 +26,9 @@ class Context;
 
 namespace hcsim {
 
-enum class GlooChannel : std::uint8_t { kScheduler, kPrefetch, kData };
-inline constexpr int kGlooChannelCount = 3;
+// kSync: the acknowledgement design's sync thread (its completion group, #27010).
+enum class GlooChannel : std::uint8_t { kScheduler, kPrefetch, kData, kSync };
+inline constexpr int kGlooChannelCount = 4;
 enum class GlooReduce : std::uint8_t { kMin, kMax };
 
 // A collective that failed in the transport: aborted, closed, timed out, or refused by Gloo.

@@ -22,7 +22,8 @@ constexpr std::size_t kInline = kFrameWords - kHeaderWords;
 // The policy's CPU group; the forward goes to the data group instead.
 GlooChannel channel_of(const WorldCall& c) {
   HCSIM_ASSERT(c.op != CollectiveOp::kForward);
-  return c.group == Group::kPrefetchTp ? GlooChannel::kPrefetch : GlooChannel::kScheduler;
+  if (c.group == Group::kPrefetchTp) return GlooChannel::kPrefetch;
+  return c.group == Group{GroupKind::kSyncTp} ? GlooChannel::kSync : GlooChannel::kScheduler;
 }
 
 }  // namespace
@@ -451,7 +452,7 @@ void ThreadWorld::warm_up_mesh() {
       std::vector<float> activations(kFrameWords);
       try {
         for (int i = 0; i < kRounds; ++i) {
-          for (GlooChannel ch : {GlooChannel::kScheduler, GlooChannel::kPrefetch}) mesh_->all_gather(ch, r, frame, frames);
+          for (GlooChannel ch : {GlooChannel::kScheduler, GlooChannel::kPrefetch, GlooChannel::kSync}) mesh_->all_gather(ch, r, frame, frames);
           data_->all_gather(r, frame, frames);
           data_->all_reduce_sum(r, activations);
         }

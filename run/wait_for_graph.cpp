@@ -146,9 +146,10 @@ void add_actor_nodes(Graph& g) {
     const std::size_t n = g.node(NodeKind::kActor, actor_label(a), a.rank);
     g.nodes[n].actor = i;
     // In a collective, the collective's node names the group and sequence: the actor says what it entered.
+    // A send's wait (wait_sends) entered nothing: it waits for the receiver to take what it sent.
+    const std::string in_collective = a.op == CollectiveOp::kSend ? "waiting for its send\nto be received" : "in " + entered_what(a.op, a.size);
     g.nodes[n].label = actor_short_name(a) + "\n" +
-                       (a.wait == WaitKind::kCollective ? "in " + entered_what(a.op, a.size) + "\nsince " + since_text(a.since_ns)
-                                                         : wrapped(describe_wait(a), kLineChars));
+                       (a.wait == WaitKind::kCollective ? in_collective + "\nsince " + since_text(a.since_ns) : wrapped(describe_wait(a), kLineChars));
     if (a.wait == WaitKind::kDied) g.nodes[n].culprit = true;
   }
 }

@@ -34,20 +34,17 @@ Task<> Rank::send_requests_to_next_stage(Runtime& rt, std::array<std::int64_t, 2
 // A stage that built a batch receives the previous stage's proxy tensors before its forward; it
 // reshapes them with its own batch's token count, so a stage that admitted other requests than its
 // neighbour cannot take them (#22607: "shape '[3013, -1, 128]' is invalid"). Then the previous
-// iteration's proxy send is committed, batch or not (PPM@17313cf4b:118-135).
-Task<> Rank::exchange_proxy_before_forward(Runtime& rt, std::int64_t batch_tokens) {
-  if (batch_tokens >= 0 && !topology_.first_stage(rank_)) {
-    std::array<std::int64_t, 1> proxy{batch_tokens};
-    co_await rt.recv(topology_.channel_from_previous(GroupKind::kPpProxy, rank_), proxy);
-  }
-  if (!topology_.last_stage(rank_)) co_await rt.wait_sends(topology_.channel_to_next(GroupKind::kPpProxy, rank_));
-}
-
-// After the forward, every stage but the last sends its batch's hidden-state proxies on.
-Task<> Rank::send_proxy_to_next_stage(Runtime& rt, std::int64_t batch_tokens) {
-  if (topology_.last_stage(rank_)) co_return;
+// iteration's proxy send is committed, batch or not, and after the forward every stage but the last
+// sends its batch's proxies on (PPM@17313cf4b:118-169).
+Task<> Rank::forward_in_pipeline(Runtime& rt, std::int64_t batch_tokens, std::span<const std::int32_t> load_back_slots) {
+  HCSIM_ASSERT(pipeline() && !topology_.dp_attention());
   std::array<std::int64_t, 1> proxy{batch_tokens};
-  co_await rt.send(topology_.channel_to_next(GroupKind::kPpProxy, rank_), proxy);
+  if (batch_tokens >= 0 && !topology_.first_stage(rank_)) co_await rt.recv(topology_.channel_from_previous(GroupKind::kPpProxy, rank_), proxy);
+  if (!topology_.last_stage(rank_)) co_await rt.wait_sends(topology_.channel_to_next(GroupKind::kPpProxy, rank_));
+  if (batch_tokens < 0) co_return;
+  std::array<std::int64_t, 1> forward{batch_tokens};
+  co_await rt.forward(forward, load_back_slots, Group::kTp);
+  if (!topology_.last_stage(rank_)) co_await rt.send(topology_.channel_to_next(GroupKind::kPpProxy, rank_), proxy);
 }
 
 bool Rank::chains_ack_counts() const { return pipeline() && cfg_.has(Fix::kPpAckChain); }
@@ -55,8 +52,26 @@ bool Rank::chains_ack_counts() const { return pipeline() && cfg_.has(Fix::kPpAck
 // _all_reduce (#27285): PP0 MIN-agrees the counts over its cache groups, then _pp_sync: a later
 // stage receives them from the stage before, and every stage but the last sends them on. A later
 // stage's own counts are overwritten. Without the chain each stage agrees within itself.
-Task<> Rank::agree_ack_counts(Runtime& rt, std::span<std::int64_t> counts) {
-  co_await agree_from_first_stage(rt, counts, CollectiveOp::kAllReduceMin, chains_ack_counts());
+Task<> Rank::agree_ack_count_down_the_stages(Runtime& rt, std::span<std::int64_t, 1> acks, AckQueue queue) {
+  HCSIM_ASSERT(chains_ack_counts());
+  co_await agree_from_first_stage(rt, acks, CollectiveOp::kAllReduceMin, true);
+  if (acks[0] == 0) co_return;
+  const auto n = static_cast<std::size_t>(acks[0]);
+  if (queue == AckQueue::kWrite) {
+    const std::size_t held = ack_write_queue_.size();
+    const TimeNs done_ns = n <= held ? ongoing_write_through_.at(ack_write_queue_[n - 1]).copy_done_ns : 0;
+    co_await await_acks_held(rt, acks[0], held, done_ns, "ack_write_queue");
+  } else {
+    const std::size_t held = ack_load_queue_.size();
+    const TimeNs done_ns = n <= held ? ack_load_queue_[n - 1].done_ns : 0;
+    co_await await_acks_held(rt, acks[0], held, done_ns, "ack_load_queue");
+  }
+}
+
+Task<> Rank::agree_queue_counts_down_the_stages(Runtime& rt, StorageQueueCounts& q) {
+  HCSIM_ASSERT(chains_queue_counts());
+  co_await agree_from_first_stage(rt, q.payload(), CollectiveOp::kAllReduceMin, true);
+  co_await await_queues_hold(rt, q);
 }
 
 Task<> Rank::agree_from_first_stage(Runtime& rt, std::span<std::int64_t> values, CollectiveOp op, bool chained) {

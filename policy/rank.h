@@ -83,11 +83,14 @@ class Rank {
   int tp_rank() const { return topology_.tp_rank(rank_); }
   Task<> recv_requests_from_previous_stage(Runtime& rt, std::array<std::int64_t, 2>& counts, std::vector<std::int64_t>& ids);
   Task<> send_requests_to_next_stage(Runtime& rt, std::array<std::int64_t, 2> counts, std::vector<std::int64_t> ids);
-  // batch_tokens < 0: this stage built no batch this iteration.
-  Task<> exchange_proxy_before_forward(Runtime& rt, std::int64_t batch_tokens);
-  Task<> send_proxy_to_next_stage(Runtime& rt, std::int64_t batch_tokens);
+  // The forward of one microbatch between the stages: the previous stage's proxy received, the
+  // last send committed, the forward, this stage's proxy sent on. batch_tokens < 0: no batch this
+  // iteration, so no proxy and no forward (the commit still runs).
+  Task<> forward_in_pipeline(Runtime& rt, std::int64_t batch_tokens, std::span<const std::int32_t> load_back_slots);
   bool chains_ack_counts() const;
-  Task<> agree_ack_counts(Runtime& rt, std::span<std::int64_t> counts);
+  enum class AckQueue : std::uint8_t { kWrite, kLoad };
+  // #27285: PP0's count of ready acks, received down the stages, then waited for here.
+  Task<> agree_ack_count_down_the_stages(Runtime& rt, std::span<std::int64_t, 1> acks, AckQueue queue);
   // _all_reduce: PP0 reduces `values` over its cache groups with `op`; with `chained`, later stages
   // take PP0's values down the stages (_pp_sync); without, each stage reduces its own.
   Task<> agree_from_first_stage(Runtime& rt, std::span<std::int64_t> values, CollectiveOp op, bool chained);
@@ -119,6 +122,8 @@ class Rank {
   bool chains_queue_counts() const { return pipeline() && ack_design(); }
   // A later stage blocks until its queues hold the counts PP0 decided (_drain_queue's q.get()).
   Task<> await_queues_hold(Runtime& rt, const StorageQueueCounts& q);
+  // ack-design: the storage queue counts, PP0's MIN chained down the stages and waited for here.
+  Task<> agree_queue_counts_down_the_stages(Runtime& rt, StorageQueueCounts& q);
   void take_prefetch_acks(Runtime& rt, std::int64_t acks);
   Task<bool> check_prefetch_progress_acked(Runtime& rt, RequestId rid);
   bool pp0_can_terminate(Runtime& rt, const PrefetchOperation& op) const;

@@ -52,7 +52,7 @@ Task<> Rank::scheduler_loop(Runtime& rt) {
   HCSIM_ASSERT(rt.rank() == rank_ && rt.actor() == ActorKind::kScheduler);
   for (;;) {  // bounded by the world, which stops resuming actors at its horizon
     co_await recv_requests(rt);
-    if (chains_ack_counts() || chains_queue_counts()) co_await drain_ack_count_sends(rt);  // no frame per tick otherwise
+    if (chains_ack_counts() || chains_queue_counts()) [[unlikely]] co_await drain_ack_count_sends(rt);  // no frame per tick otherwise
     // check_hicache_events (HM@faa628694:447-456): writing_check, loading_check, then the storage
     // control queues. Every pass: with no write-through backups, writing_check has an empty queue.
     if (merged_tick_min()) {
@@ -84,7 +84,7 @@ Task<> Rank::recv_requests(Runtime& rt) {
     ids.assign(arrivals.begin(), arrivals.begin() + counts[0]);
     ids.insert(ids.end(), aborts.begin(), aborts.begin() + counts[1]);
   }
-  if (!topology_.first_stage(rank_) && tp_rank() == 0) co_await recv_requests_from_previous_stage(rt, counts, ids);
+  if (!topology_.first_stage(rank_) && tp_rank() == 0) [[unlikely]] co_await recv_requests_from_previous_stage(rt, counts, ids);
   if (tp_size() > 1) {
     co_await rt.collective(Group::kTp, CollectiveOp::kBroadcast, counts);
     ids.resize(static_cast<std::size_t>(counts[0] + counts[1]));
@@ -93,7 +93,7 @@ Task<> Rank::recv_requests(Runtime& rt) {
   HCSIM_ASSERT(counts[0] >= 0 && counts[1] >= 0 && static_cast<std::size_t>(counts[0] + counts[1]) == ids.size());
   co_await take_requests(rt, std::span<const std::int64_t>(ids).first(static_cast<std::size_t>(counts[0])),
                          std::span<const std::int64_t>(ids).subspan(static_cast<std::size_t>(counts[0])));
-  if (!topology_.last_stage(rank_) && tp_rank() == 0) co_await send_requests_to_next_stage(rt, counts, std::move(ids));
+  if (!topology_.last_stage(rank_) && tp_rank() == 0) [[unlikely]] co_await send_requests_to_next_stage(rt, counts, std::move(ids));
 }
 
 // With DP attention each replica's first rank receives its replica's requests and broadcasts them
@@ -161,9 +161,8 @@ std::int32_t Rank::host_match_pages(const RequestSpec& req) const {
 // frees sidecar slots directly, so it has no such queue.
 Task<> Rank::drain_storage_control_queues(Runtime& rt) {
   StorageQueueCounts q = storage_queue_counts();
-  if (chains_queue_counts()) {
-    co_await agree_from_first_stage(rt, q.payload(), CollectiveOp::kAllReduceMin, true);
-    co_await await_queues_hold(rt, q);
+  if (chains_queue_counts()) [[unlikely]] {
+    co_await agree_queue_counts_down_the_stages(rt, q);
   } else {
     for (const Group g : cache_groups_) co_await rt.collective(g, CollectiveOp::kAllReduceMin, q.payload());
   }
@@ -360,7 +359,7 @@ Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
     any_batch = replicas_with_batch[0] == 1;
   }
   if (!any_batch) {
-    if (pipeline()) co_await exchange_proxy_before_forward(rt, -1);
+    if (pipeline()) [[unlikely]] co_await forward_in_pipeline(rt, -1, {});
     co_await sleep_after_empty_pass(rt);
     co_return;
   }
@@ -370,9 +369,11 @@ Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
   // different batches launch forwards that never match. With DP attention the attention-TP group
   // runs the replica's own batch.
   std::array<std::int64_t, 1> forward{batch_tokens};
-  if (pipeline()) co_await exchange_proxy_before_forward(rt, batch_tokens);
-  co_await rt.forward(forward, load_back_slots, topology_.dp_attention() ? Group::kAttnTp : Group::kTp);
-  if (pipeline()) co_await send_proxy_to_next_stage(rt, batch_tokens);
+  if (pipeline()) [[unlikely]] {
+    co_await forward_in_pipeline(rt, batch_tokens, load_back_slots);
+  } else {
+    co_await rt.forward(forward, load_back_slots, topology_.dp_attention() ? Group::kAttnTp : Group::kTp);
+  }
   for (RequestId rid : batch) {
     if (cfg_.write_through) co_await write_backup(rt, rid);
     rt.work_finished(rid);

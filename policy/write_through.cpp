@@ -64,17 +64,10 @@ Task<> Rank::writing_check(Runtime& rt) {
   // "all ranks have the same ongoing_write_through, can skip sync if empty": not so.
   if (!unconditional && ongoing_write_through_.empty()) co_return;
   std::array<std::int64_t, 1> acks{ready_write_acks(rt)};
-  if (chains_ack_counts()) {
-    co_await agree_ack_counts(rt, acks);
+  if (chains_ack_counts()) [[unlikely]] {
+    co_await agree_ack_count_down_the_stages(rt, acks, AckQueue::kWrite);
   } else {
     for (const Group g : cache_groups_) co_await rt.collective(g, CollectiveOp::kAllReduceMin, acks);
-  }
-  if (chains_ack_counts() && acks[0] > 0) {
-    const std::size_t held = ack_write_queue_.size();
-    const TimeNs done_ns = static_cast<std::size_t>(acks[0]) <= held
-                               ? ongoing_write_through_.at(ack_write_queue_[static_cast<std::size_t>(acks[0] - 1)]).copy_done_ns
-                               : 0;
-    co_await await_acks_held(rt, acks[0], held, done_ns, "ack_write_queue");
   }
   take_write_acks(rt, acks[0]);
 }
@@ -175,15 +168,10 @@ void Rank::load_back(Runtime& rt, RequestId rid, std::int32_t host_hit_pages) {
 Task<> Rank::loading_check(Runtime& rt) {
   std::array<std::int64_t, 1> acks{ready_load_acks(rt)};
   // HiRadixCache's loading_check MIN-agrees from #27285 (HR@42fe02528:942-951), at any pp size.
-  if (chains_ack_counts()) {
-    co_await agree_ack_counts(rt, acks);
+  if (chains_ack_counts()) [[unlikely]] {
+    co_await agree_ack_count_down_the_stages(rt, acks, AckQueue::kLoad);
   } else if (cfg_.has(Fix::kSyncedAckChecks) || cfg_.has(Fix::kPpAckChain)) {
     for (const Group g : cache_groups_) co_await rt.collective(g, CollectiveOp::kAllReduceMin, acks);
-  }
-  if (chains_ack_counts() && acks[0] > 0) {
-    const std::size_t held = ack_load_queue_.size();
-    const TimeNs done_ns = static_cast<std::size_t>(acks[0]) <= held ? ack_load_queue_[static_cast<std::size_t>(acks[0] - 1)].done_ns : 0;
-    co_await await_acks_held(rt, acks[0], held, done_ns, "ack_load_queue");
   }
   take_load_acks(rt, acks[0]);
 }

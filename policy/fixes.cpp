@@ -95,7 +95,8 @@ constexpr std::array<FixInfo, kFixCount> kFixes = {{
      "writing_check and loading_check: PP0 counts its ready acks and MIN-agrees them, each later stage receives the count from "
      "the stage before and sends it on, then takes that many acks, waiting for their copies; before, every stage counted its own"},
     {Fix::kAckDesign, false, "ack-design", "sgl-project/sglang#27010", kMerged, "829138a31", "2026-08-25",
-     "HiRadixCache and the unified tree, from copies of upstream read at 001067ff (after #27010, before #36425); HiMamba was gone",
+     "HiRadixCache and the unified tree, from copies of upstream read at 001067ff (after #27010, before #36425); HiMamba was gone. "
+     "With it, io-worker-pool keeps one IO thread and bulk-progress-check has no effect",
      "the IO thread acks every 128-page batch with its cumulative tokens (one ack per batch even after a failure), then the pool "
      "hits, then completion; a sync thread MIN-agrees each ack over TP and the pipeline stages; the hit MIN spans the stages too; "
      "the scheduler's drain takes PP0's queue counts, later stages waiting until they hold them; completion publishes through "

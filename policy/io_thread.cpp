@@ -48,11 +48,11 @@ void Rank::sync_trailing_keys(Runtime& rt, PrefetchOperation& op) {
 // pool reads the objects of the hit's last pages (Mamba: the state after the last page; SWA and
 // what is derived from it: the window's pages), into the own pool's slots; a KV-derived pool the
 // object of every hit page, into a host pool laid out like KV, which takes no slot of its own.
-Task<> Rank::sidecar_transfer(Runtime& rt, PrefetchOperation& op, bool kv_derived_too) {
+Task<> Rank::sidecar_transfer(Runtime& rt, PrefetchOperation& op, bool kv_derived) {
   HCSIM_ASSERT(op.has_pool_transfers() && !op.hash_value.empty());
   sync_trailing_keys(rt, op);
   const auto pools = cfg_.stack();
-  const auto read_here = [&](const PrefetchOperation::PoolTransfer& t) { return kv_derived_too || pools[t.tag].from != IndicesFrom::kKv; };
+  const auto read_here = [&](const PrefetchOperation::PoolTransfer& t) { return kv_derived || pools[t.tag].from != IndicesFrom::kKv; };
   std::vector<PageKey> keys;  // each transfer's object keys, in transfer order
   std::vector<std::int32_t> slots;  // the own pool's slot for each key; -1 where the pool has none
   for (PrefetchOperation::PoolTransfer& t : op.pool_transfers) {
@@ -67,10 +67,10 @@ Task<> Rank::sidecar_transfer(Runtime& rt, PrefetchOperation& op, bool kv_derive
   }
   // A KV-derived pool writes at the hit's KV slot indices: those slots are written as long as the read
   // runs (the race #27550 closed on HiRadixCache: a publish or load-back of them meanwhile).
-  const bool kv_derived = std::any_of(op.pool_transfers.begin(), op.pool_transfers.end(), [&](const PrefetchOperation::PoolTransfer& t) {
+  const bool any_kv_derived = std::any_of(op.pool_transfers.begin(), op.pool_transfers.end(), [&](const PrefetchOperation::PoolTransfer& t) {
     return read_here(t) && pools[t.tag].from == IndicesFrom::kKv;
   });
-  const std::vector<std::int32_t> kv_laid_out = kv_derived ? op.host_indices : std::vector<std::int32_t>{};
+  const std::vector<std::int32_t> kv_laid_out = any_kv_derived ? op.host_indices : std::vector<std::int32_t>{};
   std::vector<std::uint8_t> read(keys.size(), 0);  // the operation learns it when the read returns
   // The call's result counts the objects read; `read` says which, and of which pool.
   const std::int64_t successes = co_await read_into(rt, sidecar_pool_, slots, StorageOp::kSidecarGet, op, keys, read, kv_laid_out);
@@ -155,9 +155,9 @@ Task<> Rank::io_thread(Runtime& rt) {
       raised = true;
     }
     if (raised) {  // io-exception-guard: the operation fails, the thread lives
+      HCSIM_ASSERT(!ack_design());  // page_transfer_acked keeps acking instead
       op->failed = true;
       op->mark_terminate();
-      if (ack_design()) push_ack(rt, op, PrefetchAck::Kind::kCompleted);
     }
     if (ack_design()) {  // the scheduler's completion drain releases what is left (take_prefetch_acks)
       rt.emit(op->request_id, TransferEndFields{.completed_tokens = op->io_completed_tokens, .op = op->id});

@@ -56,14 +56,16 @@ Task<> Rank::agree_ack_count_down_the_stages(Runtime& rt, std::span<std::int64_t
   HCSIM_ASSERT(chains_ack_counts());
   co_await agree_from_first_stage(rt, acks, CollectiveOp::kAllReduceMin, true);
   if (acks[0] == 0) co_return;
+  // Each popped ack's finish_event.synchronize(): copies need not end in queue order.
   const auto n = static_cast<std::size_t>(acks[0]);
+  TimeNs done_ns = 0;
   if (queue == AckQueue::kWrite) {
     const std::size_t held = ack_write_queue_.size();
-    const TimeNs done_ns = n <= held ? ongoing_write_through_.at(ack_write_queue_[n - 1]).copy_done_ns : 0;
+    for (std::size_t i = 0; i < std::min(n, held); ++i) done_ns = std::max(done_ns, ongoing_write_through_.at(ack_write_queue_[i]).copy_done_ns);
     co_await await_acks_held(rt, acks[0], held, done_ns, "ack_write_queue");
   } else {
     const std::size_t held = ack_load_queue_.size();
-    const TimeNs done_ns = n <= held ? ack_load_queue_[n - 1].done_ns : 0;
+    for (std::size_t i = 0; i < std::min(n, held); ++i) done_ns = std::max(done_ns, ack_load_queue_[i].done_ns);
     co_await await_acks_held(rt, acks[0], held, done_ns, "ack_load_queue");
   }
 }
@@ -86,7 +88,8 @@ Task<> Rank::agree_from_first_stage(Runtime& rt, std::span<std::int64_t> values,
 
 // _drain_async_work: the next tick first waits until the stage after has taken every count sent.
 Task<> Rank::drain_ack_count_sends(Runtime& rt) {
-  if (!(chains_ack_counts() || chains_queue_counts()) || topology_.last_stage(rank_)) co_return;
+  HCSIM_ASSERT(chains_ack_counts() || chains_queue_counts());
+  if (topology_.last_stage(rank_)) co_return;
   co_await rt.wait_sends(topology_.channel_to_next(GroupKind::kPpSync, rank_));
 }
 

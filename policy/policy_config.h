@@ -105,7 +105,8 @@ struct PolicyConfig {
     // The pending-sidecar guard is HiMamba's with #27366, HiRadixCache's with #27550. HiMamba never
     // chained ack counts across stages (#27285 changed HR and URC only).
     if (path == CodePath::kHiRadix) return fixes.has(Fix::kHiRadixPoolGuard) ? fixes.with(Fix::kPoolTransferGuard) : fixes.without(Fix::kPoolTransferGuard);
-    if (!unified()) return fixes.without(Fix::kPpAckChain);
+    // Nor did it live to see the acknowledgement design (deleted before #27010).
+    if (!unified()) return fixes.without(Fix::kPpAckChain).without(Fix::kAckDesign).without(Fix::kVoteOnlyUnderTimeout);
     return fixes.with(Fix::kSyncedAckChecks).with(Fix::kSidecarHitSync).with(Fix::kPoolTransferGuard).with(Fix::kSidecarAfterKv).with(
         Fix::kPpAckChain).without(Fix::kPrefetchTimeoutConfig);
   }

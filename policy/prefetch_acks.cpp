@@ -18,6 +18,7 @@ void Rank::push_ack(Runtime& rt, const PrefetchOperationPtr& op, PrefetchAck::Ki
   ack.op = op;
   ack.kind = kind;
   ack.completed_tokens = op->io_completed_tokens;
+  HCSIM_ASSERT(op->pool_transfers.size() <= PrefetchAck::kPoolsMax);
   for (std::size_t i = 0; i < op->pool_transfers.size(); ++i) ack.pool_hits[i] = op->pool_transfers[i].hit_pages;
   prefetch_sync_queue_.push(rt, std::move(ack));
 }
@@ -39,7 +40,20 @@ Task<> Rank::page_transfer_acked(Runtime& rt, PrefetchOperation& op) {
     if (reading) {
       const std::span<const PageKey> keys(op.hash_value.data() + first, static_cast<std::size_t>(count));
       const std::span<const std::int32_t> slots(op.host_indices.data() + first, static_cast<std::size_t>(count));
-      std::int64_t read_pages = co_await read_into(rt, kv_pool_, slots, StorageOp::kKvGet, op, keys);
+      std::int64_t read_pages = 0;
+      bool raised = false;
+      try {
+        read_pages = co_await read_into(rt, kv_pool_, slots, StorageOp::kKvGet, op, keys);
+      } catch (const WorldCallRaised&) {
+        if (!cfg_.has(Fix::kIoExceptionGuard)) throw;  // the thread dies, as upstream's
+        raised = true;  // io-exception-guard: no more reads, and the acks go on
+      }
+      if (raised) {
+        reading = false;
+        op.failed = true;
+        push_ack(rt, self, PrefetchAck::Kind::kProgress);
+        continue;
+      }
       HCSIM_ASSERT(read_pages >= 0 && read_pages <= count);
       if (cfg_.page_copy_ns > 0 && !cfg_.zero_copy_progress) co_await rt.sleep_ns(cfg_.page_copy_ns * read_pages);
       // _page_transfer_kv_batch: the KV-derived pools are read with the batch, and the batch hit
@@ -215,7 +229,8 @@ Task<bool> Rank::check_prefetch_progress_acked(Runtime& rt, RequestId rid) {
 // _drain_queue on a later stage: q.get() blocks until the queue holds PP0's count.
 Task<> Rank::await_queues_hold(Runtime& rt, const StorageQueueCounts& q) {
   const auto short_of = [&] {
-    return static_cast<std::int64_t>(hit_queue_.size()) < q.agreed(q.hit_at) ||
+    return static_cast<std::int64_t>(revoke_queue_.size()) < q.agreed(q.revoke_at) ||
+           static_cast<std::int64_t>(hit_queue_.size()) < q.agreed(q.hit_at) ||
            static_cast<std::int64_t>(ack_prefetch_queue_.size()) < q.agreed(q.ack_at) ||
            static_cast<std::int64_t>(ack_backup_queue_.size()) < q.agreed(q.backup_at) ||
            static_cast<std::int64_t>(kv_release_queue_.size()) < q.agreed(q.release_at) ||

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "policy/runtime.h"
+#include "policy/sidecar_stack.h"
 
 namespace hcsim {
 
@@ -86,7 +87,7 @@ using PrefetchOperationPtr = std::shared_ptr<PrefetchOperation>;
 // rank reports the same number, whatever its reads returned.
 struct PrefetchAck {
   enum class Kind : std::uint8_t { kProgress, kPoolHits, kCompleted };
-  static constexpr std::size_t kPoolsMax = 4;  // fixed length, rank-independent (one per PoolName)
+  static constexpr std::size_t kPoolsMax = kMaxSidecarPools;  // fixed length, rank-independent (one per PoolName)
   PrefetchOperationPtr op;
   Kind kind = Kind::kProgress;
   std::int64_t completed_tokens = 0;            // kProgress

@@ -53,7 +53,9 @@ class Rank {
   // completion groups. A world spawns it only where sync_thread() says so.
   Task<> prefetch_sync_thread(Runtime& rt);
   bool sync_thread() const { return ack_design(); }
-  int io_workers() const { return cfg_.has(Fix::kIoWorkerPool) ? 4 : 1; }
+  // One IO thread under the acknowledgement design: its acks must reach the sync thread in the same
+  // order on every rank (prefetch_io_aux_func stayed one thread, CC@001067ff).
+  int io_workers() const { return cfg_.has(Fix::kIoWorkerPool) && !ack_design() ? 4 : 1; }
   // transfer-stall-timeout: how long an L3 read may stay in flight; 0: forever.
   TimeNs stall_timeout_ns() const { return cfg_.has(Fix::kTransferStallTimeout) ? 10'000'000'000 : 0; }
 
@@ -166,8 +168,8 @@ class Rank {
 
   // IO (io_thread.cpp).
   Task<> page_transfer(Runtime& rt, PrefetchOperation& op);
-  // `kv_derived` false: the pools whose indices are not KV's only (the acknowledgement design reads
-  // those with each KV batch).
+  // `kv_derived`: the KV-derived pools too; false: only the others (the acknowledgement design
+  // reads the KV-derived ones with each KV batch).
   Task<> sidecar_transfer(Runtime& rt, PrefetchOperation& op, bool kv_derived = true);
   Task<std::int64_t> read_into(Runtime& rt, HostSlotPool& pool, std::span<const std::int32_t> slots, StorageOp op,
                                const PrefetchOperation& prefetch, std::span<const PageKey> keys, std::span<std::uint8_t> present = {},

@@ -77,9 +77,6 @@ Verdict mismatch_verdict(const CollectiveLedger& m) {
     if (!p->entered(r)) v.missing_ranks.push_back(r);
   }
   v.headline = "collective mismatch: ranks entered different collectives at one sequence number";
-  // Two data collectives of the CPU transport whose payload lengths differ: Gloo checks the length
-  // a peer sends against its own buffer and aborts (op.preamble.length <= op.nbytes, #39147). A
-  // forward is a GPU collective, which waits instead.
   if (point_to_point(point->group.kind)) {  // a send and a receive of different lengths
     HCSIM_ASSERT(v.entered.size() == 2);
     const CollectiveEntry& sent = v.entered[0].op == CollectiveOp::kSend ? v.entered[0] : v.entered[1];
@@ -91,6 +88,9 @@ Verdict mismatch_verdict(const CollectiveLedger& m) {
                  ": a receiver cannot take a payload of another shape";
     return v;
   }
+  // Two data collectives of the CPU transport whose payload lengths differ: Gloo checks the length
+  // a peer sends against its own buffer and aborts (op.preamble.length <= op.nbytes, #39147). A
+  // forward is a GPU collective, which waits instead.
   auto on_cpu = [](const CollectiveEntry& e) { return e.op != CollectiveOp::kForward && e.op != CollectiveOp::kBarrier; };
   const CollectiveEntry* first = nullptr;  // the first data collective of the CPU transport entered
   for (const CollectiveEntry& e : v.entered) {

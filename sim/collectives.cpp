@@ -41,10 +41,16 @@ std::uint64_t CollectiveMatcher::next_seq(Group g, int rank) const {
 }
 
 const OpenCollective* CollectiveMatcher::oldest_open(Group g, std::uint64_t& seq) const {
-  const auto& pending = groups_[index_of(g)].pending;
-  if (pending.empty()) return nullptr;
-  seq = pending.begin()->first;
-  return &pending.begin()->second;
+  const GroupState& state = groups_[index_of(g)];
+  for (const auto& [s, p] : state.pending) {
+    // A send nobody waits on yet (no receive entered, its sender not in wait_sends) holds nobody up.
+    const bool waited = !point_to_point(g.kind) || state.sends_waiter || p.entries.size() > 1 ||
+                        (!p.entries.empty() && p.entries.front().op == CollectiveOp::kRecv);
+    if (!waited) continue;
+    seq = s;
+    return &p;
+  }
+  return nullptr;
 }
 
 const OpenCollective* CollectiveMatcher::find_open(Group g, std::uint64_t seq) const {

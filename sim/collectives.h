@@ -47,6 +47,8 @@ class CollectiveMatcher final : public CollectiveLedger {
   bool wait_sends(int rank, Group channel, std::coroutine_handle<> h, std::uint64_t& seq);
 
   const std::optional<MismatchPoint>& mismatch() const { return mismatch_; }
+  // The oldest collective of `g` some member waits in: on a channel, a send whose receiver has
+  // entered or whose sender waits for it.
   const OpenCollective* oldest_open(Group g, std::uint64_t& seq) const override;
   const OpenCollective* find_open(Group g, std::uint64_t seq) const override;
   std::optional<MismatchPoint> first_mismatch() const override { return mismatch_; }

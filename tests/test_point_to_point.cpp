@@ -191,3 +191,26 @@ TEST_CASE("point to point: a receive whose send never comes stalls its channel p
   REQUIRE(v->missing_ranks == std::vector<int>{1});
   REQUIRE(ns.empty());
 }
+
+TEST_CASE("point to point: a send nobody waits on holds nobody up; its sender in wait_sends does", "[pp][collectives][hang]") {
+  Env env(Topology{.tp = 1, .pp = 2});
+  const Group ch = env.topology.channel_to_next(GroupKind::kPpRequests, 0);
+  std::vector<std::int64_t> sent{3};
+  WorldCall send = transfer(ch, CollectiveOp::kSend, sent);
+  WorldCall drain;
+  drain.kind = WorldCall::Kind::kWaitSends;
+  drain.group = ch;
+  drain.op = CollectiveOp::kSend;
+  std::vector<TimeNs> ns;
+  Actors a;
+  a.start(env, 0, actor(env, 0, {&send}, ns));
+  REQUIRE(env.kernel.run(1'000'000) == Kernel::RunEnd::kQueueEmpty);
+  std::uint64_t seq = 99;
+  CHECK(env.matcher.oldest_open(ch, seq) == nullptr);  // deposited, not waited on
+  a.start(env, 1'000, actor(env, 0, {&drain}, ns));
+  REQUIRE(env.kernel.run(1'000'000) == Kernel::RunEnd::kQueueEmpty);
+  const OpenCollective* open = env.matcher.oldest_open(ch, seq);
+  REQUIRE(open != nullptr);
+  CHECK(seq == 0);
+  CHECK(open->entries.front().op == CollectiveOp::kSend);
+}

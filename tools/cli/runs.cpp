@@ -517,12 +517,12 @@ int cmd_list(const Args& args) {
     }
     const std::string policy(policy_name(s.policy.policy));
     if (vm.count("json")) {
-      all.push_back({{"incident", s.incident}, {"name", s.name}, {"tp", s.world.ranks}, {"attention", {{"dp", s.world.attn_dp}, {"cp", s.world.attn_cp}}},
+      all.push_back({{"incident", s.incident}, {"name", s.name}, {"tp", s.world.topology().tp}, {"pp", s.world.pp}, {"attention", {{"dp", s.world.attn_dp}, {"cp", s.world.attn_cp}}},
                      {"policy", policy}, {"description", s.description},
                      {"upstream", s.upstream}, {"expects", expects}});
       continue;
     }
-    std::printf("%-4s %-32s tp %-2d %-13s %s\n", s.incident.empty() ? "-" : s.incident.c_str(), s.name.c_str(), s.world.ranks, policy.c_str(),
+    std::printf("%-4s %-32s tp %-2d %-13s %s\n", s.incident.empty() ? "-" : s.incident.c_str(), s.name.c_str(), s.world.topology().tp, policy.c_str(),
                 s.description.c_str());
     std::string refs;
     for (const auto& u : s.upstream) refs += (refs.empty() ? "" : ", ") + u;

@@ -54,13 +54,16 @@ void drop_request_refs(json& s, const std::set<std::string>& kept) {
   if (s.contains("explore")) filter_nested(s["explore"], "late");
 }
 
-// The scenario at TP `tp`: rank lists clamped into [0, tp), overrides of dropped ranks gone.
+// The scenario at TP `tp`: each stage's ranks clamped into its first `tp`, overrides of dropped
+// ranks gone (rank r is TP rank r mod tp of stage r div tp).
 json with_tp(json s, int tp) {
+  const int old_tp = s["tp"].get<int>();
   s["tp"] = tp;
-  auto clamp_ranks = [tp](json& holder) {
+  const auto remap = [&](int r) { return r / old_tp * tp + std::min(r % old_tp, tp - 1); };
+  auto clamp_ranks = [&](json& holder) {
     if (!holder.contains("ranks") || !holder["ranks"].is_array()) return;
     std::set<int> ranks;
-    for (const json& r : holder["ranks"]) ranks.insert(std::min(r.get<int>(), tp - 1));
+    for (const json& r : holder["ranks"]) ranks.insert(remap(r.get<int>()));
     holder["ranks"] = json(std::vector<int>(ranks.begin(), ranks.end()));
   };
   for (json* r : rules_of(s)) clamp_ranks(*r);
@@ -70,7 +73,8 @@ json with_tp(json s, int tp) {
   if (s.contains("ranks") && s["ranks"].contains("overrides")) {
     json kept = json::object();
     for (const auto& [key, value] : s["ranks"]["overrides"].items()) {
-      if (std::atoi(key.c_str()) < tp) kept[key] = value;
+      const int r = std::atoi(key.c_str());
+      if (r % old_tp < tp) kept[std::to_string(remap(r))] = value;
     }
     s["ranks"]["overrides"] = kept;
   }

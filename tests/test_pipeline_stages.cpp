@@ -1,12 +1,17 @@
 // Pipeline stages in whole runs: what parts the stages before the acknowledgement design (#22607's
 // shape crash, #27285's chained counts, a dead scheduler, a deadlock between a proxy send and a
-// request receive), how each is diagnosed across stages, and what #27010 agrees across them.
+// request receive), how each is diagnosed across stages, what #27010 agrees across them, and how
+// a PP hang shrinks.
+#include <fstream>
 #include <set>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 #include <catch2/catch.hpp>
 
 #include "run/scenario.h"
+#include "sim/shrink.h"
 #include "sim/simulation.h"
 #include "tests/run_events.h"
 #include "tests/variant_options.h"
@@ -112,4 +117,17 @@ TEST_CASE("pipeline: a stage that reads late is a dead scheduler after #27285 an
   const RunResult acked = run_at(s, "2026-08-25");
   REQUIRE_FALSE(acked.verdict.hang());
   CHECK(acked.l3_lost_tokens() == 2048);  // PP0's clock ended it everywhere, with the acks' 0
+}
+
+TEST_CASE("pipeline: a PP hang shrinks to one TP rank per stage, and fails the same way") {
+  const nlohmann::json scenario = nlohmann::json::parse(std::ifstream("scenarios/pp-stage-read-skew.json"));
+  const RunOptions o = options_of("2026-08-20");
+  const ShrinkResult r = shrink(scenario, "pp-stage-read-skew.json", o, ShrinkBounds{});
+  CHECK(r.signature.kind == HangKind::kLostWorker);
+  CHECK(r.scenario["tp"].get<int>() == 1);  // each stage keeps its own ranks
+  CHECK(r.scenario["pp"].get<int>() == 2);
+  CHECK(r.scenario["requests"][0]["input_tokens"].get<int>() < 2112);
+  CHECK_FALSE(r.runs_cut);
+  const Scenario back = parse_scenario(r.scenario.dump(), "shrunk.json");
+  CHECK(signature_of(simulate(back, o)) == r.signature);
 }

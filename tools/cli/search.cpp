@@ -198,7 +198,7 @@ std::size_t count_of(const nlohmann::json& s, const char* key) { return s.contai
 nlohmann::json shrink_json(const ShrinkAnswer& a) {
   const nlohmann::json& result = a.r.scenario;
   return {{"scenario", a.name}, {"variant", a.variant}, {"policy", a.policy}, {"failure", describe(a.r.signature)}, {"kept", a.kept},
-          {"result", {{"tp", result["tp"]}, {"requests", count_of(result, "requests")}, {"delay_rules", count_of(result, "delays")},
+          {"result", {{"tp", result["tp"]}, {"pp", result.value("pp", 1)}, {"requests", count_of(result, "requests")}, {"delay_rules", count_of(result, "delays")},
                       {"l3_objects", count_of(result, "l3")}, {"perturbations_kept", result.contains("perturbations")}}},
           {"runs", a.r.runs}, {"runs_cut", a.r.runs_cut}, {"wall_s", a.wall_s}, {"wrote", a.out},
           {"verdict", std::string(hang_kind_name(a.again.verdict.kind))}, {"at_ms", static_cast<double>(a.again.verdict.at_ns) / 1e6},
@@ -209,7 +209,8 @@ void print_shrink_text(std::FILE* report, const ShrinkAnswer& a) {
   const nlohmann::json& result = a.r.scenario;
   std::fprintf(report, "shrink     %s under %s, policy %s: %s\n", a.name.c_str(), a.variant.c_str(), a.policy.c_str(), describe(a.r.signature).c_str());
   for (const std::string& k : a.kept) std::fprintf(report, "  kept     %s\n", k.c_str());
-  std::fprintf(report, "result     tp %d, %zu request(s), %zu delay rule(s), %zu L3 object(s)%s; %lld run(s), %.2f s%s\n", result["tp"].get<int>(),
+  std::fprintf(report, "result     tp %d%s, %zu request(s), %zu delay rule(s), %zu L3 object(s)%s; %lld run(s), %.2f s%s\n", result["tp"].get<int>(),
+               result.contains("pp") && result["pp"].get<int>() > 1 ? (", pp " + std::to_string(result["pp"].get<int>())).c_str() : "",
                count_of(result, "requests"), count_of(result, "delays"), count_of(result, "l3"),
                result.contains("perturbations") ? ", perturbations kept" : "", static_cast<long long>(a.r.runs), a.wall_s,
                a.r.runs_cut ? " (the run bound stopped it: --runs)" : "");

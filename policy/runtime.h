@@ -236,8 +236,8 @@ class Runtime {
   // next send on the channel and takes its payload, which must be as long as `payload` (a length
   // that differs is a crash: the receiver cannot take it). On kPpProxy the length is payload[0]
   // tokens, as a forward's.
-  WorldAwait send(Group channel, std::span<std::int64_t> payload) { return p2p_call(channel, CollectiveOp::kSend, payload); }
-  WorldAwait recv(Group channel, std::span<std::int64_t> payload) { return p2p_call(channel, CollectiveOp::kRecv, payload); }
+  WorldAwait send(Group channel, std::span<std::int64_t> payload) { return collective(channel, CollectiveOp::kSend, payload); }
+  WorldAwait recv(Group channel, std::span<std::int64_t> payload) { return collective(channel, CollectiveOp::kRecv, payload); }
   // Blocks until the peer has received every send this rank made on `channel` (work.wait()).
   WorldAwait wait_sends(Group channel) {
     WorldCall c;
@@ -263,14 +263,6 @@ class Runtime {
 
  protected:
   friend class WorldAwait;
-  WorldAwait p2p_call(Group channel, CollectiveOp op, std::span<std::int64_t> payload) {
-    WorldCall c;
-    c.kind = WorldCall::Kind::kCollective;
-    c.group = channel;
-    c.op = op;
-    c.payload = payload;
-    return {*this, c};
-  }
   // Starts `call`. Returns true if `h` will be resumed by the world later, false if the call has
   // already completed and the caller continues at once.
   virtual bool submit(WorldCall& call, std::coroutine_handle<> h) = 0;

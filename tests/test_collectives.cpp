@@ -14,28 +14,15 @@
 #include "run/diagnosis.h"
 #include "run/hang_detector.h"
 #include "sim/kernel.h"
+#include "tests/matcher_env.h"
 
 namespace {
 
 using namespace hcsim;
 
-constexpr TimeNs kLatency = 1'000;
-
-struct Env {
-  explicit Env(int ranks) : Env(Topology{.tp = ranks}) {}
-  explicit Env(Topology t) : matcher(t, CollectiveCost{kLatency, 1'000'000, 200}) {}
-  Kernel kernel;
-  CollectiveMatcher matcher;
-};
-
-WorldCall collective(Group g, CollectiveOp op, std::vector<std::int64_t>& payload) {
-  WorldCall c;
-  c.kind = WorldCall::Kind::kCollective;
-  c.group = g;
-  c.op = op;
-  c.payload = std::span<std::int64_t>(payload);
-  return c;
-}
+constexpr TimeNs kLatency = kMatcherLatencyNs;
+using Env = MatcherEnv;
+WorldCall collective(Group g, CollectiveOp op, std::vector<std::int64_t>& payload) { return collective_call(g, op, payload); }
 
 // What the world does for an actor's collective: hand it and the actor's handle to the matcher.
 struct Enter {

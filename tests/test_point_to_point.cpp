@@ -14,28 +14,15 @@
 #include "run/hang_detector.h"
 #include "sim/collectives.h"
 #include "sim/kernel.h"
+#include "tests/matcher_env.h"
 
 namespace {
 
 using namespace hcsim;
 
-constexpr TimeNs kLatency = 1'000;
-
-struct Env {
-  explicit Env(Topology t) : topology(t), matcher(t, CollectiveCost{kLatency, 1'000'000, 200}) {}
-  Topology topology;
-  Kernel kernel;
-  CollectiveMatcher matcher;
-};
-
-WorldCall transfer(Group channel, CollectiveOp op, std::vector<std::int64_t>& payload) {
-  WorldCall c;
-  c.kind = WorldCall::Kind::kCollective;
-  c.group = channel;
-  c.op = op;
-  c.payload = std::span<std::int64_t>(payload);
-  return c;
-}
+constexpr TimeNs kLatency = kMatcherLatencyNs;
+using Env = MatcherEnv;
+WorldCall transfer(Group channel, CollectiveOp op, std::vector<std::int64_t>& payload) { return collective_call(channel, op, payload); }
 
 // As the simulated world submits: a send does not park its caller, a receive and wait_sends do.
 struct Submit {

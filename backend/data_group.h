@@ -1,11 +1,11 @@
-// DataGroup: the TP group's GPU-data collectives, the forward's: its descriptor (every member's op,
+// DataGroup: one stage's TP group's GPU-data collectives, the forward's: its descriptor (every member's op,
 // size, stop bit and model time) and the sum of its activations. Upstream runs these on NCCL and the
 // policy's on Gloo CPU groups; the thread world does the same when every rank has its own GPU, and
 // uses Gloo's data channel where ranks share a GPU (NCCL refuses that) or there is none.
 //
-//   auto data = make_gloo_data_group(mesh);               // or make_nccl_data_group(...) (nccl_data_group.h)
-//   data->all_gather(rank, frame, frames);                // on the rank's thread
-//   data->all_reduce_sum(rank, activations);
+//   auto data = make_gloo_data_group(mesh, group);        // or make_nccl_data_group(...) (nccl_data_group.h)
+//   data->all_gather(member, frame, frames);              // on the thread of its member-th rank (its TP rank)
+//   data->all_reduce_sum(member, activations);
 //   data->abort();                                        // the watchdog: members waiting throw CollectiveFailed
 #pragma once
 
@@ -32,10 +32,11 @@ class DataGroup {
   // rank) until the watchdog aborts it. Gloo's TCP transport would terminate the process instead.
   virtual bool survives_mismatched_counts() const = 0;
 
-  // One thread per rank at a time. Both throw CollectiveFailed when the transport fails or the group
-  // was aborted. all_gather's `out` receives every rank's `in`, in rank order (in.size() * ranks).
-  virtual void all_gather(int rank, std::span<const std::int64_t> in, std::span<std::int64_t> out) = 0;
-  virtual void all_reduce_sum(int rank, std::span<float> values) = 0;
+  // A member is a rank's index in the group (its TP rank). One thread per member at a time. Both
+  // throw CollectiveFailed when the transport fails or the group was aborted. all_gather's `out`
+  // receives every member's `in`, in member order (in.size() * members).
+  virtual void all_gather(int member, std::span<const std::int64_t> in, std::span<std::int64_t> out) = 0;
+  virtual void all_reduce_sum(int member, std::span<float> values) = 0;
 
   // Ends every member's wait; safe from any thread, idempotent.
   virtual void abort() = 0;
@@ -44,7 +45,7 @@ class DataGroup {
   virtual std::string abort_action() const { return {}; }
 };
 
-// The data channel of `mesh`, which must outlive the group.
-std::unique_ptr<DataGroup> make_gloo_data_group(GlooMesh& mesh);
+// Group `group` of `mesh`, which must outlive the data group.
+std::unique_ptr<DataGroup> make_gloo_data_group(GlooMesh& mesh, std::size_t group);
 
 }  // namespace hcsim

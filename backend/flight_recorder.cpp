@@ -7,33 +7,60 @@
 namespace hcsim {
 
 namespace {
-// Where a group's state lives: by kind, for the whole groups the GPU world has.
-std::size_t slot_of(Group g) {
-  HCSIM_ASSERT(g.index == Group::kWhole);
-  return static_cast<std::size_t>(g.kind);
-}
+
+// A send alone on a channel: deposited, and nobody has entered the receive.
+bool lone_send(const OpenCollective& o) { return o.entries.size() == 1 && o.entries.front().op == CollectiveOp::kSend; }
+
 }  // namespace
 
-FlightRecorder::FlightRecorder(int ranks, std::size_t kept_per_rank)
-    : ranks_(ranks), kept_per_rank_(kept_per_rank), recent_(static_cast<std::size_t>(ranks)) {
-  HCSIM_ASSERT(ranks > 0 && kept_per_rank > 0);
-  for (auto& v : next_seq_) v.assign(static_cast<std::size_t>(ranks), 0);
+FlightRecorder::FlightRecorder(Topology topology, std::size_t kept_per_rank)
+    : ranks_(topology.ranks()), kept_per_rank_(kept_per_rank), recent_(static_cast<std::size_t>(topology.ranks())) {
+  HCSIM_ASSERT(ranks_ > 0 && kept_per_rank > 0 && topology.problem().empty());
+  for (const Group g : topology.communicators()) {
+    Comm& c = comms_.emplace_back();
+    c.group = g;
+    c.members = topology.members(g);
+    c.next_seq.assign(static_cast<std::size_t>(ranks_), 0);
+  }
 }
 
-std::uint64_t FlightRecorder::enter(int rank, Group group, CollectiveOp op, std::int64_t size, TimeNs now_ns) {
+std::size_t FlightRecorder::index_of(Group g) const {
+  for (std::size_t i = 0; i < comms_.size(); ++i) {
+    if (comms_[i].group == g) return i;
+  }
+  HCSIM_ASSERT(false);  // a resolved communicator of the topology
+  return 0;
+}
+
+TimeNs FlightRecorder::waited_since_ns(const Comm& c, const Open& o) {
+  if (!point_to_point(c.group.kind)) return o.first_entry_ns;
+  if (!lone_send(o.collective)) return o.last_entry_ns;  // since the receive entered
+  return c.sends_waited_since_ns;
+}
+
+std::uint64_t FlightRecorder::enter(int rank, Group group, CollectiveOp op, std::int64_t size, TimeNs model_ns, TimeNs now_ns) {
   HCSIM_ASSERT(rank >= 0 && rank < ranks_);
   std::lock_guard<std::mutex> lock(mu_);
-  const std::size_t g = slot_of(group);
-  const std::uint64_t seq = next_seq_[g][static_cast<std::size_t>(rank)]++;
-  auto [it, fresh] = open_[g].try_emplace(seq);
-  OpenCollective& c = it->second.collective;
-  if (fresh) c.first_arrival_ns = now_ns;
+  Comm& comm = comms_[index_of(group)];
+  const bool p2p = point_to_point(group.kind);
+  HCSIM_ASSERT(std::find(comm.members.begin(), comm.members.end(), rank) != comm.members.end());
+  HCSIM_ASSERT(!p2p || (op == CollectiveOp::kSend) == (rank == comm.members.front()));  // the sender sends
+  const std::uint64_t seq = comm.next_seq[static_cast<std::size_t>(rank)]++;
+  auto [it, fresh] = comm.open.try_emplace(seq);
+  Open& o = it->second;
+  OpenCollective& c = o.collective;
+  if (fresh) {
+    c.first_arrival_ns = model_ns;
+    o.first_entry_ns = now_ns;
+  }
   HCSIM_ASSERT(!c.entered(rank));
-  c.entries.push_back({rank, op, size, now_ns});
+  c.first_arrival_ns = std::min(c.first_arrival_ns, model_ns);
+  o.last_entry_ns = now_ns;
+  c.entries.push_back({rank, op, size, model_ns});
   const CollectiveEntry& first = c.entries.front();
-  if (first.op != op || first.size != size) {
+  if ((!p2p && first.op != op) || first.size != size) {
     c.mismatched = true;
-    if (!mismatch_) mismatch_ = MismatchPoint{group, seq, now_ns};
+    if (!mismatch_) mismatch_ = MismatchPoint{group, seq, model_ns};
   }
   auto& ring = recent_[static_cast<std::size_t>(rank)];
   if (ring.size() == kept_per_rank_) ring.pop_front();
@@ -50,22 +77,28 @@ void FlightRecorder::exit(int rank, Group group, std::uint64_t seq, TimeNs now_n
       break;
     }
   }
-  auto& open = open_[slot_of(group)];
-  auto it = open.find(seq);
-  HCSIM_ASSERT(it != open.end() && it->second.collective.entered(rank));
+  Comm& comm = comms_[index_of(group)];
+  auto it = comm.open.find(seq);
+  HCSIM_ASSERT(it != comm.open.end() && it->second.collective.entered(rank));
   Open& o = it->second;
   o.exit_sum_ns += now_ns;
-  if (++o.exited == ranks_) {
+  const int members = static_cast<int>(comm.members.size());
+  if (++o.exited == members) {
     const OpenCollective& c = o.collective;
-    if (!c.mismatched && c.entries.front().op != CollectiveOp::kForward) {
-      TimeNs last_entry_ns = 0;
-      for (const CollectiveEntry& e : c.entries) last_entry_ns = std::max(last_entry_ns, e.at_ns);
-      round_sum_ns_ += std::max<TimeNs>(0, o.exit_sum_ns / ranks_ - last_entry_ns);
+    const CollectiveOp op = c.entries.front().op;
+    if (!c.mismatched && op != CollectiveOp::kForward && op != CollectiveOp::kSend && op != CollectiveOp::kRecv) {
+      round_sum_ns_ += std::max<TimeNs>(0, o.exit_sum_ns / members - o.last_entry_ns);
       ++rounds_;
     }
-    open.erase(it);
+    comm.open.erase(it);
     ++completed_;
   }
+}
+
+void FlightRecorder::waiting_for_sends(Group channel, bool waiting, TimeNs now_ns) {
+  HCSIM_ASSERT(point_to_point(channel.kind));
+  std::lock_guard<std::mutex> lock(mu_);
+  comms_[index_of(channel)].sends_waited_since_ns = waiting ? now_ns : -1;
 }
 
 std::uint64_t FlightRecorder::completed() const {
@@ -76,9 +109,10 @@ std::uint64_t FlightRecorder::completed() const {
 TimeNs FlightRecorder::oldest_open_since_ns() const {
   std::lock_guard<std::mutex> lock(mu_);
   TimeNs oldest = -1;
-  for (const auto& m : open_) {
-    for (const auto& [seq, o] : m) {
-      if (oldest < 0 || o.collective.first_arrival_ns < oldest) oldest = o.collective.first_arrival_ns;
+  for (const Comm& c : comms_) {
+    for (const auto& [seq, o] : c.open) {
+      const TimeNs since = waited_since_ns(c, o);
+      if (since >= 0 && (oldest < 0 || since < oldest)) oldest = since;
     }
   }
   return oldest;
@@ -88,8 +122,12 @@ FlightRecorder::Snapshot FlightRecorder::snapshot() const {
   std::lock_guard<std::mutex> lock(mu_);
   Snapshot s;
   s.ranks = ranks_;
-  for (std::size_t g = 0; g < open_.size(); ++g) {
-    for (const auto& [seq, o] : open_[g]) s.open[g].emplace(seq, o.collective);
+  for (const Comm& c : comms_) {
+    s.comms.push_back(c.group);
+    s.comm_members.push_back(c.members);
+    auto& open = s.open.emplace_back();
+    for (const auto& [seq, o] : c.open) open.emplace(seq, o.collective);
+    s.sends_waited.push_back(c.sends_waited_since_ns >= 0 ? 1 : 0);
   }
   s.mismatch = mismatch_;
   for (const auto& ring : recent_) s.recent.emplace_back(ring.begin(), ring.end());
@@ -98,22 +136,30 @@ FlightRecorder::Snapshot FlightRecorder::snapshot() const {
   return s;
 }
 
-std::vector<int> FlightRecorder::Snapshot::members(Group g) const {
-  slot_of(g);
-  std::vector<int> out(static_cast<std::size_t>(ranks));
-  for (int r = 0; r < ranks; ++r) out[static_cast<std::size_t>(r)] = r;
-  return out;
+namespace {
+
+std::size_t snapshot_index(const std::vector<Group>& comms, Group g) {
+  const auto it = std::find(comms.begin(), comms.end(), g);
+  HCSIM_ASSERT(it != comms.end());  // a communicator of the recorded topology
+  return static_cast<std::size_t>(it - comms.begin());
 }
 
+}  // namespace
+
+std::vector<int> FlightRecorder::Snapshot::members(Group g) const { return comm_members[snapshot_index(comms, g)]; }
+
 const OpenCollective* FlightRecorder::Snapshot::oldest_open(Group g, std::uint64_t& seq) const {
-  const auto& m = open[slot_of(g)];
-  if (m.empty()) return nullptr;
-  seq = m.begin()->first;
-  return &m.begin()->second;
+  const std::size_t i = snapshot_index(comms, g);
+  for (const auto& [s, o] : open[i]) {
+    if (point_to_point(g.kind) && lone_send(o) && sends_waited[i] == 0) continue;  // holds nobody up
+    seq = s;
+    return &o;
+  }
+  return nullptr;
 }
 
 const OpenCollective* FlightRecorder::Snapshot::find_open(Group g, std::uint64_t seq) const {
-  const auto& m = open[slot_of(g)];
+  const auto& m = open[snapshot_index(comms, g)];
   auto it = m.find(seq);
   return it == m.end() ? nullptr : &it->second;
 }

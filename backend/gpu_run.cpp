@@ -64,26 +64,32 @@ PoolGeometry geometry_of(const PolicyConfig& policy, const GpuRunOptions& gpu) {
   return g;
 }
 
-// nullptr: the thread world's Gloo data channel.
-std::unique_ptr<DataGroup> make_data_group(const Device& device, const PoolGeometry& geometry, const GpuRunOptions& gpu) {
+// By stage; empty: the thread world's Gloo groups.
+std::vector<std::unique_ptr<DataGroup>> make_data_groups(const Device& device, const PoolGeometry& geometry, const Topology& topology,
+                                                         const GpuRunOptions& gpu) {
   const bool nccl_possible = nccl_built() && device.kind() == DeviceKind::kCuda && geometry.ranks_per_gpu == 1;
   if (gpu.data == DataTransport::kNccl && !nccl_possible) {
     throw std::invalid_argument(!nccl_built()                           ? "NCCL: this hcsim was built without NCCL"
                                 : device.kind() != DeviceKind::kCuda    ? "NCCL: needs the CUDA device, not host memory"
                                                                         : "NCCL: needs one rank per GPU (--ranks-per-gpu 1)");
   }
-  if (geometry.ranks == 1) return nullptr;
-  if (gpu.custom_data_group) return gpu.custom_data_group(geometry.ranks);
-  if (gpu.data == DataTransport::kGloo || !nccl_possible) return nullptr;
+  std::vector<std::unique_ptr<DataGroup>> out;
+  if (topology.tp == 1) return out;
+  if (gpu.custom_data_group) {
+    for (int stage = 0; stage < topology.pp; ++stage) out.push_back(gpu.custom_data_group(topology.tp));
+    return out;
+  }
+  if (gpu.data == DataTransport::kGloo || !nccl_possible) return out;
 #ifdef HCSIM_HAVE_NCCL
-  std::vector<int> gpu_of_rank;
-  for (int r = 0; r < geometry.ranks; ++r) gpu_of_rank.push_back(device.gpu_of(r));
   // At least a frame's worth of floats: the thread world's warm-up sums that many.
   const auto floats_max = std::max<std::size_t>(kCollectiveFrameWords, static_cast<std::size_t>(geometry.activation_floats));
-  return make_nccl_data_group(gpu_of_rank, kCollectiveFrameWords, floats_max);
-#else
-  return nullptr;
+  for (int stage = 0; stage < topology.pp; ++stage) {
+    std::vector<int> gpu_of_rank;
+    for (int t = 0; t < topology.tp; ++t) gpu_of_rank.push_back(device.gpu_of(stage * topology.tp + t));
+    out.push_back(make_nccl_data_group(gpu_of_rank, kCollectiveFrameWords, floats_max));
+  }
 #endif
+  return out;
 }
 
 }  // namespace
@@ -105,10 +111,7 @@ std::string nccl_environment_problem() {
 GpuRunResult run_on_gpu(const Scenario& scenario, const RunOptions& options, const GpuRunOptions& gpu) {
   if (scenario.world.attn_dp > 1 || scenario.world.attn_cp > 1) {
     throw ScenarioError(scenario.path, "/attention",
-                        "the GPU world runs every group over all TP ranks; DP attention and attention CP run in the simulator only (hcsim run)");
-  }
-  if (scenario.world.pp > 1) {
-    throw ScenarioError(scenario.path, "/pp", "the GPU world runs one pipeline stage; pipeline stages run in the simulator only (hcsim run)");
+                        "the GPU world runs every group over a stage's TP ranks; DP attention and attention CP run in the simulator only (hcsim run)");
   }
   RunSetup setup = prepare_run(scenario, options);
   GpuRunResult out;
@@ -121,7 +124,7 @@ GpuRunResult run_on_gpu(const Scenario& scenario, const RunOptions& options, con
   const PoolGeometry geometry = geometry_of(result.policy, gpu);
   auto device = make_device(gpu.device, geometry);
   out.device = device->describe();
-  std::unique_ptr<DataGroup> data = make_data_group(*device, geometry, gpu);
+  std::vector<std::unique_ptr<DataGroup>> data = make_data_groups(*device, geometry, scenario.world.topology(), gpu);
   const bool own_dir = gpu.l3_dir.empty();
   FileL3 l3(own_dir ? fresh_l3_dir() : gpu.l3_dir, scenario.world.ranks, gpu.page_bytes, gpu.sidecar_bytes, own_dir);
   populate(l3, scenario);

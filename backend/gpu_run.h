@@ -33,8 +33,8 @@ struct GpuRunOptions {
   DeviceKind device = DeviceKind::kCuda;
   int ranks_per_gpu = 0;                       // 0: every rank on GPU 0
   DataTransport data = DataTransport::kAuto;
-  // When set, makes the forward's data group for `ranks` ranks instead (tests: a CPU stand-in with
-  // NCCL's semantics for mismatched counts).
+  // When set, makes each stage's data group for the forward, of `ranks` ranks (the stage's TP
+  // ranks), instead (tests: a CPU stand-in with NCCL's semantics for mismatched counts).
   std::function<std::unique_ptr<DataGroup>(int ranks)> custom_data_group;
   TimeNs watchdog_ns = 1'000'000'000;
   std::int64_t page_bytes = 64 * 1024;         // real bytes of a KV page in memory and on disk

@@ -3,10 +3,11 @@
 #include <sys/prctl.h>
 
 #include <algorithm>
+#include <deque>
+#include <map>
 
 #include "policy/assert.h"
 #include "policy/sidecar_stack.h"
-#include "policy/topology.h"
 
 namespace hcsim {
 
@@ -19,12 +20,12 @@ constexpr std::size_t kHeaderWords = 4;
 constexpr std::size_t kFrameWords = kCollectiveFrameWords;
 constexpr std::size_t kInline = kFrameWords - kHeaderWords;
 
-// The policy's CPU group; the forward goes to the data group instead.
-GlooChannel channel_of(const WorldCall& c) {
-  HCSIM_ASSERT(c.op != CollectiveOp::kForward);
-  if (c.group == Group::kPrefetchTp) return GlooChannel::kPrefetch;
-  return c.group == Group{GroupKind::kSyncTp} ? GlooChannel::kSync : GlooChannel::kScheduler;
-}
+// A channel's frame: op, size, payload words, the sender's model time, then the payload.
+constexpr std::size_t kChannelFrameWords = kHeaderWords + kChannelPayloadWordsMax;
+// Sends a channel's sender may leave untaken: the policy waits for its sends before it sends again
+// on the request and proxy channels, and each tick for the counts it chained.
+constexpr std::size_t kSendsPendingMax = 64;
+constexpr std::size_t kNoMeshGroup = static_cast<std::size_t>(-1);
 
 }  // namespace
 
@@ -104,7 +105,7 @@ class ThreadWorld::ActorRuntime final : public Runtime {
         case WorldCall::Kind::kWait: return wait_signal(c);
         case WorldCall::Kind::kCollective: return collective(c);
         case WorldCall::Kind::kStorage: return storage(c);
-        case WorldCall::Kind::kWaitSends: break;  // run_gpu refuses pipeline stages
+        case WorldCall::Kind::kWaitSends: return wait_sends(c);
       }
       HCSIM_ASSERT(false);
       return true;
@@ -172,12 +173,12 @@ class ThreadWorld::ActorRuntime final : public Runtime {
   }
 
   bool collective(WorldCall& c) {
-    // Every group spans the TP ranks here (run_gpu refuses attention groups): an attention kind
-    // is tp_cpu_group, as upstream reuses the TP group.
-    c.group = Topology{.tp = w_.cfg_.world.ranks}.resolve(c.group, rank_);
-    HCSIM_ASSERT(c.group.index == Group::kWhole);
+    // Attention kinds resolve to the stage's tp_cpu_group here (run_gpu refuses attention groups),
+    // as upstream reuses the TP group.
+    c.group = w_.topology_.resolve(c.group, rank_);
+    if (point_to_point(c.group.kind)) return c.op == CollectiveOp::kSend ? send(c) : recv(c);
     const std::int64_t size = collective_size(c);
-    const std::uint64_t my_seq = w_.recorder_.enter(rank_, c.group, c.op, size, now_ns());
+    const std::uint64_t my_seq = w_.recorder_.enter(rank_, c.group, c.op, size, model_ns_, now_ns());
     emit(kNoRequest, CollectiveEnterFields{.group = c.group.code(), .sequence = static_cast<std::int64_t>(my_seq), .payload_size = size});
     {
       std::lock_guard<std::mutex> lock(w_.world_mu_);
@@ -190,11 +191,7 @@ class ThreadWorld::ActorRuntime final : public Runtime {
     try {
       parked = exchange(c, size);
     } catch (const CollectiveFailed& e) {
-      std::lock_guard<std::mutex> lock(w_.world_mu_);
-      if (!w_.abort_.load() && !w_.stop_.load() && w_.stats_.transport_error.empty()) {
-        w_.stats_.transport_error = actor_label(rank_, kind_, w_.table_.actor(slot_).index) + ": " + e.what();
-      }
-      w_.world_cv_.notify_all();
+      note_transport_failure(e);
       parked = true;
     }
     held->lock();
@@ -215,10 +212,14 @@ class ThreadWorld::ActorRuntime final : public Runtime {
       ++w_.stats_.forwards;
       w_.stats_.load_back_pages += static_cast<std::int64_t>(c.slots.size());
     }
-    const int ranks = world_size();
+    const std::size_t comm = w_.comm_index(c.group);
+    const std::size_t mesh_group = w_.mesh_group_of_[comm];
     last_entry_model_ns_ = model_ns_;
-    if (ranks == 1) return false;
+    if (mesh_group == kNoMeshGroup) return false;  // a group of one
+    const int ranks = static_cast<int>(w_.mesh_->group(mesh_group).members.size());
     const bool forward = c.op == CollectiveOp::kForward;
+    DataGroup* data = forward ? w_.data_[static_cast<std::size_t>(w_.topology_.stage(rank_))].get() : nullptr;
+    const int member = w_.topology_.tp_rank(rank_);  // in its stage's data group
     std::array<std::int64_t, kFrameWords> frame{};
     frame[0] = static_cast<std::int64_t>(c.op);
     frame[1] = size;
@@ -228,9 +229,9 @@ class ThreadWorld::ActorRuntime final : public Runtime {
     if (inline_payload) std::copy(c.payload.begin(), c.payload.end(), frame.begin() + kHeaderWords);
     std::vector<std::int64_t> frames(kFrameWords * static_cast<std::size_t>(ranks));
     if (forward) {
-      w_.data_->all_gather(rank_, frame, frames);
+      data->all_gather(member, frame, frames);
     } else {
-      w_.mesh_->all_gather(channel_of(c), rank_, frame, frames);
+      w_.mesh_->all_gather(mesh_group, rank_, frame, frames);
     }
     bool stop = false;
     bool agreed = true;
@@ -246,7 +247,7 @@ class ThreadWorld::ActorRuntime final : public Runtime {
       // waits for data that never comes) until the watchdog aborts the communicators. NCCL does not
       // check counts, so a rank whose sum returns (with garbage) must not go on either. Gloo cannot
       // carry mismatched sizes (its transport would end the process). Either way: wait for the watchdog.
-      if (forward && w_.data_->survives_mismatched_counts()) w_.data_->all_reduce_sum(rank_, activations_);
+      if (forward && data->survives_mismatched_counts()) data->all_reduce_sum(member, activations_);
       std::unique_lock<std::mutex> lock(w_.world_mu_);
       w_.world_cv_.wait(lock, [&] { return w_.abort_.load(); });
       return true;
@@ -257,7 +258,7 @@ class ThreadWorld::ActorRuntime final : public Runtime {
       case CollectiveOp::kAllReduceMax: {
         const bool is_min = c.op == CollectiveOp::kAllReduceMin;
         if (!inline_payload) {
-          w_.mesh_->all_reduce(channel_of(c), rank_, c.payload, is_min ? GlooReduce::kMin : GlooReduce::kMax);
+          w_.mesh_->all_reduce(mesh_group, rank_, c.payload, is_min ? GlooReduce::kMin : GlooReduce::kMax);
           break;
         }
         for (std::size_t i = 0; i < c.payload.size(); ++i) {
@@ -270,19 +271,131 @@ class ThreadWorld::ActorRuntime final : public Runtime {
       }
       case CollectiveOp::kBroadcast:
         if (!inline_payload) {
-          w_.mesh_->broadcast(channel_of(c), rank_, c.payload);
+          w_.mesh_->broadcast(mesh_group, rank_, c.payload);
         } else {
           std::copy(frames.begin() + kHeaderWords, frames.begin() + kHeaderWords + static_cast<std::ptrdiff_t>(c.payload.size()), c.payload.begin());
         }
         break;
       case CollectiveOp::kForward:
-        w_.data_->all_reduce_sum(rank_, activations_);
+        data->all_reduce_sum(member, activations_);
         break;
       case CollectiveOp::kBarrier: break;
       case CollectiveOp::kSend:
-      case CollectiveOp::kRecv: HCSIM_ASSERT(false);  // run_gpu refuses pipeline stages
+      case CollectiveOp::kRecv: HCSIM_ASSERT(false);  // send() and recv()
     }
     return false;
+  }
+
+  // A transport failure of this actor's call, for the watchdog (unless the world is stopping).
+  void note_transport_failure(const CollectiveFailed& e) {
+    std::lock_guard<std::mutex> lock(w_.world_mu_);
+    if (!w_.abort_.load() && !w_.stop_.load() && w_.stats_.transport_error.empty()) {
+      w_.stats_.transport_error = actor_label(rank_, kind_, w_.table_.actor(slot_).index) + ": " + e.what();
+    }
+    w_.world_cv_.notify_all();
+  }
+
+  // An isend, as the simulator's: the frame is copied and the sender goes on at once, with no
+  // model time spent; wait_sends() later waits until the receiver took it.
+  bool send(WorldCall& c) {
+    HCSIM_ASSERT(c.payload.size() <= kChannelPayloadWordsMax);
+    const std::int64_t size = collective_size(c);
+    const std::uint64_t seq = w_.recorder_.enter(rank_, c.group, c.op, size, model_ns_, now_ns());
+    emit(kNoRequest, CollectiveEnterFields{.group = c.group.code(), .sequence = static_cast<std::int64_t>(seq), .payload_size = size});
+    std::vector<std::int64_t> frame(kChannelFrameWords, 0);
+    frame[0] = static_cast<std::int64_t>(c.op);
+    frame[1] = size;
+    frame[2] = static_cast<std::int64_t>(c.payload.size());
+    frame[3] = model_ns_;
+    std::copy(c.payload.begin(), c.payload.end(), frame.begin() + kHeaderWords);
+    auto& pending = sends_[w_.comm_index(c.group)];
+    HCSIM_ASSERT(pending.size() < kSendsPendingMax);
+    held->unlock();
+    bool parked = false;
+    try {
+      pending.push_back({seq, w_.mesh_->send(w_.mesh_group_of_[w_.comm_index(c.group)], rank_, frame, seq)});
+    } catch (const CollectiveFailed& e) {
+      note_transport_failure(e);
+      parked = true;
+    }
+    held->lock();
+    if (!parked) w_.recorder_.exit(rank_, c.group, seq, now_ns());
+    return parked;
+  }
+
+  // The receiver takes the n-th send. A payload of another length or size is the simulator's crash:
+  // the recorder holds the mismatch, and the receiver waits for the watchdog.
+  bool recv(WorldCall& c) {
+    const std::int64_t size = collective_size(c);
+    const std::size_t comm = w_.comm_index(c.group);
+    const std::uint64_t seq = w_.recorder_.enter(rank_, c.group, c.op, size, model_ns_, now_ns());
+    emit(kNoRequest, CollectiveEnterFields{.group = c.group.code(), .sequence = static_cast<std::int64_t>(seq), .payload_size = size});
+    {
+      std::lock_guard<std::mutex> lock(w_.world_mu_);
+      ActorWait& rec = w_.table_.wait(slot_);
+      rec.block(WaitKind::kCollective, c, w_.now_ns());
+      rec.seq = seq;
+      w_.taken_model_ns_[comm] = std::max(w_.taken_model_ns_[comm], model_ns_);
+    }
+    std::vector<std::int64_t>& frame = channel_frame_;
+    frame.assign(kChannelFrameWords, 0);
+    held->unlock();
+    bool parked = false;
+    try {
+      parked = !w_.mesh_->recv(w_.mesh_group_of_[comm], rank_, frame, seq);
+    } catch (const CollectiveFailed& e) {
+      note_transport_failure(e);
+      parked = true;
+    }
+    if (!parked && (frame[1] != size || frame[2] != static_cast<std::int64_t>(c.payload.size()))) {
+      std::unique_lock<std::mutex> lock(w_.world_mu_);
+      w_.world_cv_.wait(lock, [&] { return w_.abort_.load() || w_.stop_.load(); });
+      parked = true;
+    }
+    held->lock();
+    if (parked) return true;
+    std::copy(frame.begin() + kHeaderWords, frame.begin() + kHeaderWords + static_cast<std::ptrdiff_t>(c.payload.size()), c.payload.begin());
+    w_.recorder_.exit(rank_, c.group, seq, now_ns());
+    // As the simulator's matcher: the transfer ends its cost after the later of the two entered.
+    model_ns_ = std::max(model_ns_, frame[3]) + w_.cfg_.world.collective.duration_ns(CollectiveOp::kRecv, size);
+    return wait_for_model_time();
+  }
+
+  // Blocks until the receiver took every send on the channel; as in the simulator, the sender goes
+  // on its latency after the receive that took the last one, or at once if all were taken.
+  bool wait_sends(WorldCall& c) {
+    HCSIM_ASSERT(point_to_point(c.group.kind));
+    const std::size_t comm = w_.comm_index(c.group);
+    auto& pending = sends_[comm];
+    if (pending.empty()) return false;
+    {
+      std::lock_guard<std::mutex> lock(w_.world_mu_);
+      ActorWait& rec = w_.table_.wait(slot_);
+      rec.block(WaitKind::kCollective, c, w_.now_ns());
+      rec.seq = pending.front().seq;
+    }
+    w_.recorder_.waiting_for_sends(c.group, true, now_ns());
+    held->unlock();
+    bool parked = false;
+    try {
+      while (!pending.empty() && !parked) {  // bounded by kSendsPendingMax
+        parked = !w_.mesh_->wait_send(*pending.front().sent);
+        if (!parked) pending.pop_front();
+      }
+    } catch (const CollectiveFailed& e) {
+      note_transport_failure(e);
+      parked = true;
+    }
+    held->lock();
+    if (parked) return true;
+    w_.recorder_.waiting_for_sends(c.group, false, now_ns());
+    TimeNs taken_ns = 0;
+    {
+      std::lock_guard<std::mutex> lock(w_.world_mu_);
+      taken_ns = w_.taken_model_ns_[comm];
+    }
+    if (taken_ns > model_ns_) model_ns_ = taken_ns + w_.cfg_.world.collective.latency_ns;
+    return wait_for_model_time();
   }
 
   bool storage(WorldCall& c) {
@@ -325,6 +438,7 @@ class ThreadWorld::ActorRuntime final : public Runtime {
         // must not see its I/O end sooner than the simulator's would.
         const TimeNs end_ns = std::max(model_ns_, start_ns) + p.duration_ns;
         parked = w_.world_cv_.wait_until(lock, at(end_ns), [&] { return w_.abort_.load(); });
+        if (!parked) w_.last_transfer_done_ns_ = w_.now_ns();
       }
     }
     held->lock();
@@ -406,55 +520,127 @@ class ThreadWorld::ActorRuntime final : public Runtime {
     return n;
   }
 
+  struct PendingSend {
+    std::uint64_t seq = 0;
+    std::unique_ptr<GlooMesh::Send> sent;
+  };
+
   ThreadWorld& w_;
   std::size_t slot_;  // in the world's actor table
   int rank_;
   ActorKind kind_;
   std::vector<float> activations_;
+  std::vector<std::int64_t> channel_frame_;                  // a receive's
+  std::map<std::size_t, std::deque<PendingSend>> sends_;     // by communicator: sent, not known taken
   TimeNs model_ns_ = 0;             // where this actor is on the model's clock (<= the real one)
   TimeNs last_entry_model_ns_ = 0;  // of the current collective's members
 };
 
-ThreadWorld::ThreadWorld(ThreadWorldConfig cfg, StorageModel& storage, FileL3& l3, Device& device, std::unique_ptr<DataGroup> data,
+ThreadWorld::ThreadWorld(ThreadWorldConfig cfg, StorageModel& storage, FileL3& l3, Device& device, std::vector<std::unique_ptr<DataGroup>> data,
                          std::vector<Arrival> arrivals, std::size_t request_count, std::vector<Arrival> aborts)
     : cfg_(cfg),
       storage_(storage),
       l3_(l3),
       device_(device),
-      recorder_(cfg.world.ranks),
+      topology_(cfg.world.topology()),
+      comms_(topology_.communicators()),
+      recorder_(topology_),
       log_(cfg.world.log_kept_max),
       requests_(std::move(arrivals), std::move(aborts)),
       work_(request_count, cfg.world.ranks) {
-  HCSIM_ASSERT(cfg.world.ranks > 0 && cfg.watchdog_ns > 0);
+  HCSIM_ASSERT(cfg.world.ranks > 0 && cfg.watchdog_ns > 0 && topology_.problem().empty() && !topology_.dp_attention() && topology_.cp == 1);
   for (int r = 0; r < cfg.world.ranks; ++r) ranks_.push_back(std::make_unique<RankSync>());
-  // Gloo gives up a little after the watchdog would have fired, so no thread waits in it forever.
+  taken_model_ns_.assign(comms_.size(), 0);
   if (cfg.world.ranks > 1) {
-    mesh_ = std::make_unique<GlooMesh>(cfg.world.ranks, std::chrono::milliseconds(cfg.watchdog_ns / 1'000'000 + 250));
-    data_ = data ? std::move(data) : make_gloo_data_group(*mesh_);
-    stats_.data_group = data_->describe();
+    connect_mesh(std::move(data));
     warm_up_mesh();
   } else {
+    mesh_group_of_.assign(comms_.size(), kNoMeshGroup);
+    data_.resize(1);
     stats_.data_group = "none (one rank: the forward exchanges nothing)";
   }
 }
 
+std::size_t ThreadWorld::comm_index(Group g) const {
+  const auto it = std::find(comms_.begin(), comms_.end(), g);
+  HCSIM_ASSERT(it != comms_.end());  // resolved, of this topology
+  return static_cast<std::size_t>(it - comms_.begin());
+}
+
+// A Gloo group for every communicator of more than one rank (channels carry fixed frames), and a
+// data group per stage of more than one rank: the given one, else a Gloo group of the stage.
+void ThreadWorld::connect_mesh(std::vector<std::unique_ptr<DataGroup>> data) {
+  const auto stages = static_cast<std::size_t>(topology_.pp);
+  HCSIM_ASSERT(data.empty() || data.size() == stages);
+  std::vector<MeshGroup> groups;
+  for (const Group g : comms_) {
+    std::vector<int> members = topology_.members(g);
+    if (members.size() < 2) {
+      mesh_group_of_.push_back(kNoMeshGroup);
+      continue;
+    }
+    mesh_group_of_.push_back(groups.size());
+    groups.push_back({group_name(g), std::move(members), point_to_point(g.kind) ? kChannelFrameWords : 0});
+  }
+  std::vector<std::size_t> gloo_data_group(stages, kNoMeshGroup);
+  for (std::size_t stage = 0; stage < stages && topology_.tp > 1; ++stage) {
+    if (!data.empty() && data[stage]) continue;
+    std::vector<int> members;
+    for (int t = 0; t < topology_.tp; ++t) members.push_back(static_cast<int>(stage) * topology_.tp + t);
+    gloo_data_group[stage] = groups.size();
+    groups.push_back({stages > 1 ? "data_group@pp" + std::to_string(stage) : std::string("data_group"), std::move(members), 0});
+  }
+  // The watchdog may wait for a transfer due up to the horizon; Gloo gives up a little after, so no
+  // thread waits in it forever.
+  const TimeNs transport_timeout_ns = cfg_.world.bounds.horizon_ns + cfg_.watchdog_ns + 250'000'000;
+  mesh_ = std::make_unique<GlooMesh>(std::move(groups), std::chrono::milliseconds(transport_timeout_ns / 1'000'000));
+  data_.resize(stages);
+  for (std::size_t stage = 0; stage < stages; ++stage) {
+    if (!data.empty() && data[stage]) data_[stage] = std::move(data[stage]);
+    if (gloo_data_group[stage] != kNoMeshGroup) data_[stage] = make_gloo_data_group(*mesh_, gloo_data_group[stage]);
+  }
+  if (topology_.tp == 1) {
+    stats_.data_group = "none (one rank per stage: the forward exchanges nothing)";
+  } else {
+    stats_.data_group = data_[0]->describe() + (stages > 1 ? ", one per stage (" + std::to_string(stages) + " stages)" : "");
+  }
+}
+
 // A fresh Gloo connection's first exchanges cost milliseconds, and NCCL connects its peers at its
-// first collective (hundreds of ms): pay both before the clock starts.
+// first collective (hundreds of ms): pay both before the clock starts. Every member visits the
+// groups in one order, so the rounds cannot deadlock.
 void ThreadWorld::warm_up_mesh() {
   constexpr int kRounds = 8;
+  // Above any sequence a run reaches: a warm-up frame never matches a run's receive.
+  constexpr std::uint64_t kWarmUpSlot = std::uint64_t{1} << 62;
   std::vector<std::thread> members;
   std::mutex error_mu;
   std::string error;  // the first member's transport failure: the run cannot start
   for (int r = 0; r < cfg_.world.ranks; ++r) {
     members.emplace_back([&, r] {
-      std::array<std::int64_t, kFrameWords> frame{};
-      std::vector<std::int64_t> frames(kFrameWords * static_cast<std::size_t>(cfg_.world.ranks));
+      std::vector<std::int64_t> frame(kChannelFrameWords, 0);
+      std::vector<std::int64_t> frames;
       std::vector<float> activations(kFrameWords);
+      DataGroup* data = data_[static_cast<std::size_t>(topology_.stage(r))].get();
       try {
         for (int i = 0; i < kRounds; ++i) {
-          for (GlooChannel ch : {GlooChannel::kScheduler, GlooChannel::kPrefetch, GlooChannel::kSync}) mesh_->all_gather(ch, r, frame, frames);
-          data_->all_gather(r, frame, frames);
-          data_->all_reduce_sum(r, activations);
+          for (std::size_t g = 0; g < mesh_->group_count(); ++g) {
+            const MeshGroup& group = mesh_->group(g);
+            if (std::find(group.members.begin(), group.members.end(), r) == group.members.end()) continue;
+            const auto slot = kWarmUpSlot + static_cast<std::uint64_t>(i);
+            if (group.frame_words > 0 && r == group.members.front()) {
+              if (!mesh_->wait_send(*mesh_->send(g, r, frame, slot))) throw CollectiveFailed("warm-up send ended");
+            } else if (group.frame_words > 0) {
+              if (!mesh_->recv(g, r, frame, slot)) throw CollectiveFailed("warm-up receive ended");
+            } else {
+              frames.assign(kFrameWords * group.members.size(), 0);
+              mesh_->all_gather(g, r, std::span<const std::int64_t>(frame).first(kFrameWords), frames);
+            }
+          }
+          if (data == nullptr) continue;
+          frames.assign(kFrameWords * static_cast<std::size_t>(topology_.tp), 0);
+          data->all_gather(topology_.tp_rank(r), std::span<const std::int64_t>(frame).first(kFrameWords), frames);
+          data->all_reduce_sum(topology_.tp_rank(r), activations);
         }
       } catch (const std::exception& e) {
         {
@@ -462,7 +648,9 @@ void ThreadWorld::warm_up_mesh() {
           if (error.empty()) error = e.what();
         }
         // No watchdog runs yet: the peers waiting for this member are released here.
-        data_->abort();
+        for (auto& d : data_) {
+          if (d) d->abort();
+        }
         mesh_->abort();
       }
     });
@@ -528,7 +716,10 @@ WatchTick ThreadWorld::wait_tick(std::chrono::nanoseconds tick) {
   t.last_progress_ns = last_progress_ns_;
   t.work_done = work_.all_done() && requests_.arrivals_taken();
   t.work_owed = work_.owed_count() > 0;
-  if (t.work_done) t.last_due_transfer_ns = table_.last_due_transfer_ns([this](std::size_t i) { return left(i); });
+  const auto has_left = [this](std::size_t i) { return left(i); };
+  t.last_due_transfer_ns = table_.last_due_transfer_ns(has_left);
+  t.last_transfer_done_ns = last_transfer_done_ns_;
+  t.none_runnable = table_.none_runnable(has_left);
   return t;
 }
 
@@ -539,10 +730,13 @@ std::optional<Verdict> ThreadWorld::with_work(const std::function<std::optional<
 
 void ThreadWorld::stop_actors(bool abort) {
   (abort ? abort_ : stop_).store(true);
-  if (abort && mesh_) mesh_->abort();
-  if (abort && data_) {
-    data_->abort();
-    stats_.data_group_aborted = data_->abort_action();
+  // With stages, a graceful stop closes the transports too (see the header).
+  const bool close = abort || topology_.pp > 1;
+  if (close && mesh_) mesh_->abort();
+  for (auto& d : data_) {
+    if (!close || !d) continue;
+    d->abort();
+    if (abort) stats_.data_group_aborted = d->abort_action();
   }
   // Taking each lock orders the flag before any waiter's next check: no wake-up is lost.
   for (auto& r : ranks_) {
@@ -559,6 +753,11 @@ void ThreadWorld::stop_actors(bool abort) {
   }
   if (actors_running_ > 0) {
     stats_.actors_abandoned = actors_running_;
+    for (std::size_t i = 0; i < actors_.size(); ++i) {
+      if (left(i)) continue;
+      const ActorState a = table_.state(i, false);
+      stats_.abandoned_actors.append(stats_.abandoned_actors.empty() ? "" : "; ").append(actor_label(a)).append(" ").append(describe_wait(a));
+    }
     for (auto& t : threads_) t.detach();  // stuck in a call nothing can interrupt
   }
 }

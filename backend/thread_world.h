@@ -1,11 +1,12 @@
 // ThreadWorld: the real world behind the Runtime interface. Every actor is an OS thread, time is
 // steady_clock since the start, policy collectives run on Gloo CPU groups and the forward on the
-// device and a data group (NCCL when each rank has its own GPU, else Gloo: data_group.h), L3 calls
-// read and write files with the scenario's injected delays as real waits. A watchdog
+// device and its stage's data group (NCCL when each rank has its own GPU, else Gloo: data_group.h),
+// pipeline stages pass requests, proxies and counts on Gloo channels (isend, recv, wait), and L3
+// calls read and write files with the scenario's injected delays as real waits. A watchdog
 // (backend/watchdog.h, on the thread that calls run()) declares the verdict from the flight
 // recorder, with the simulator's diagnosis.
 //
-//   ThreadWorld w(cfg, storage, l3, device, nullptr, arrivals, request_count, aborts);   // nullptr: Gloo data group
+//   ThreadWorld w(cfg, storage, l3, device, {}, arrivals, request_count, aborts);   // {}: Gloo data groups
 //   Runtime& rt = w.add_actor(0, ActorKind::kScheduler);
 //   w.spawn(rt, rank0.scheduler_loop(rt));
 //   Verdict v = w.run();   // returns when the run completed or the watchdog fired
@@ -19,7 +20,9 @@
 // Threading (the contract in policy/runtime.h): a rank's actors run under the rank's lock, which a
 // world call releases while it waits. Stopping: once every request is done the world asks to stop;
 // schedulers agree on it inside their next collective (a stop bit in the descriptor every rank
-// exchanges), so no rank is left alone in a collective; other actors stop at their next wait.
+// exchanges), so no rank is left alone in a collective; other actors stop at their next wait. No
+// stop bit travels between stages, so with stages the stop also closes the transports: a rank
+// waiting on a stage that has stopped is released.
 #pragma once
 
 #include <atomic>
@@ -41,6 +44,7 @@
 #include "backend/gloo_mesh.h"
 #include "backend/watchdog.h"
 #include "policy/runtime.h"
+#include "policy/topology.h"
 #include "policy/task.h"
 #include "run/actor_table.h"
 #include "run/event_log.h"
@@ -70,6 +74,7 @@ struct ThreadWorldStats {
   std::string watchdog_reason;          // why it fired
   TimeNs watchdog_fired_ns = 0;
   int actors_abandoned = 0;             // threads that did not stop in time (the process must _exit)
+  std::string abandoned_actors;         // which, and in what call
   std::int64_t storage_calls = 0;
   std::int64_t storage_overruns = 0;    // calls whose real I/O outlasted the model's duration
   TimeNs storage_overrun_max_ns = 0;
@@ -87,8 +92,9 @@ struct ThreadWorldStats {
 
 class ThreadWorld final : private WatchedWorld {
  public:
-  // `data` carries the forward's collectives when there are several ranks; nullptr: Gloo's data channel.
-  ThreadWorld(ThreadWorldConfig cfg, StorageModel& storage, FileL3& l3, Device& device, std::unique_ptr<DataGroup> data,
+  // `data` carries each stage's forward collectives, by stage (null where a stage has one rank);
+  // empty: a Gloo group per stage.
+  ThreadWorld(ThreadWorldConfig cfg, StorageModel& storage, FileL3& l3, Device& device, std::vector<std::unique_ptr<DataGroup>> data,
               std::vector<Arrival> arrivals, std::size_t request_count, std::vector<Arrival> aborts);
   ~ThreadWorld();
   ThreadWorld(const ThreadWorld&) = delete;
@@ -118,7 +124,10 @@ class ThreadWorld final : private WatchedWorld {
     TimeNs notified_model_ns = 0;  // the notifier's model time at its latest notify
   };
 
+  void connect_mesh(std::vector<std::unique_ptr<DataGroup>> data);
   void warm_up_mesh();
+  // The topology's index of a resolved communicator.
+  std::size_t comm_index(Group g) const;
   // Actor i's thread has returned from it (finished, died or parked): under world_mu_.
   bool left(std::size_t actor) const;
 
@@ -132,8 +141,11 @@ class ThreadWorld final : private WatchedWorld {
   StorageModel& storage_;
   FileL3& l3_;
   Device& device_;
+  Topology topology_;
+  std::vector<Group> comms_;           // the topology's communicators
   std::unique_ptr<GlooMesh> mesh_;
-  std::unique_ptr<DataGroup> data_;    // after mesh_: a Gloo data group uses it
+  std::vector<std::size_t> mesh_group_of_;            // by communicator; kNoMeshGroup: one member
+  std::vector<std::unique_ptr<DataGroup>> data_;      // by stage, after mesh_: a Gloo data group uses it
   FlightRecorder recorder_;
   EventLog log_;
   std::vector<std::unique_ptr<RankSync>> ranks_;
@@ -143,12 +155,14 @@ class ThreadWorld final : private WatchedWorld {
   std::chrono::steady_clock::time_point start_;
 
   mutable std::mutex world_mu_;        // everything below, the wait records in table_, and the log
+  std::vector<TimeNs> taken_model_ns_;  // by communicator: a channel's receiver's latest model time at a receive
   ActorTable table_;                   // identities and tasks fixed once the actors start
   std::exception_ptr internal_error_;  // an actor threw what the model does not: rethrown by run()
   std::condition_variable world_cv_;   // storage waits, stop, actor exits
   RequestStream requests_;
   WorkLedger work_;
   TimeNs last_progress_ns_ = 0;        // the last world call that completed
+  TimeNs last_transfer_done_ns_ = 0;   // the last storage call that completed
   int actors_running_ = 0;
   std::mutex storage_mu_;              // the storage model's plans
   ThreadWorldStats stats_;

@@ -31,7 +31,7 @@ Verdict Watchdog::watch() {
   // simulator. So the ticks are bounded in time, if not in number (news wakes a tick early).
   for (;;) {
     const WatchTick t = world_.wait_tick(std::chrono::milliseconds(1));
-    if (!t.transport_error.empty()) return fire("the transport failed: " + t.transport_error);
+    if (!t.transport_error.empty()) return fire("the transport failed: " + t.transport_error, false);
     if (t.work_done) {
       // Quiescence, as the simulator's: let transfers in flight land and releases drain, then stop.
       if (done_at_ns < 0) done_at_ns = t.now_ns;
@@ -41,12 +41,13 @@ Verdict Watchdog::watch() {
       continue;
     }
     const TimeNs open_since = world_.recorder().oldest_open_since_ns();
-    if (open_since >= 0 && t.now_ns - open_since >= bounds_.watchdog_ns) {
-      return fire("a collective has been open for " + std::to_string((t.now_ns - open_since) / 1'000'000) + " ms");
+    const bool transfer_quiet = t.last_due_transfer_ns <= t.now_ns && t.now_ns - t.last_transfer_done_ns >= bounds_.watchdog_ns;
+    if (open_since >= 0 && transfer_quiet && t.now_ns - open_since >= bounds_.watchdog_ns) {
+      return fire("a collective has been open for " + std::to_string((t.now_ns - open_since) / 1'000'000) + " ms", t.none_runnable);
     }
     const TimeNs idle_ns = t.now_ns - t.last_progress_ns;
-    if (t.work_owed && idle_ns >= bounds_.watchdog_ns) {
-      return fire("no actor made progress for " + std::to_string(idle_ns / 1'000'000) + " ms");
+    if (t.work_owed && transfer_quiet && idle_ns >= bounds_.watchdog_ns) {
+      return fire("no actor made progress for " + std::to_string(idle_ns / 1'000'000) + " ms", t.none_runnable);
     }
     if (t.now_ns < next_check_ns) continue;
     next_check_ns += bounds.check_period_ns;
@@ -75,12 +76,13 @@ Verdict Watchdog::complete(TimeNs done_at_ns) {
   return world_.finish(std::move(*v));
 }
 
-Verdict Watchdog::fire(std::string reason) {
+Verdict Watchdog::fire(std::string reason, bool none_runnable) {
   const TimeNs now_ns = world_.now_ns();
   const FlightRecorder::Snapshot snap = world_.recorder().snapshot();
   std::optional<Verdict> v = world_.with_work([&](const WorkLedger& work) {
     WorldCheck c = check_at(now_ns, &snap, work);
     c.watchdog_fired = true;
+    c.none_runnable = none_runnable;
     return outright_verdict(c);
   });
   HCSIM_ASSERT(v.has_value());  // a fired watchdog always declares one

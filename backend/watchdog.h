@@ -1,8 +1,10 @@
 // Watchdog: what the thread that calls ThreadWorld::run does while the actors run. Every tick
 // (1 ms, or sooner on news) it reads the world and ends the run: completed once every request is
 // done and the run has drained; fired once a collective stays open, or nothing progresses while
-// work is owed, for watchdog_ns, or once the transport fails; starved once a request waits past its
-// bound or the horizon passes. Its verdicts come from the hang detector's order
+// work is owed, for watchdog_ns with no L3 transfer due or landed meanwhile (one may end the wait,
+// as the simulator's pending events may), or once the transport fails; starved once a request
+// waits past its bound or the horizon passes. A firing with no actor able to run is a deadlock, as
+// the simulator's empty queue is; else the oldest collective a member never entered is named. Its verdicts come from the hang detector's order
 // (run/hang_detector.h), with the simulator's diagnosis built from the flight recorder, so it never
 // hangs silently.
 //
@@ -30,7 +32,9 @@ struct WatchTick {
   TimeNs last_progress_ns = 0;    // the last world call that completed
   bool work_done = false;         // every request done on every rank, and no arrival left
   bool work_owed = false;         // some request started and not done on every rank
-  TimeNs last_due_transfer_ns = 0;
+  TimeNs last_due_transfer_ns = 0;  // the latest end of a storage call in flight that will end, or 0
+  TimeNs last_transfer_done_ns = 0; // when the latest storage call ended
+  bool none_runnable = false;     // every actor left or waits on what only another actor ends
 };
 
 // The narrow view of a threaded world the watchdog sees: its clock, its flight recorder, a tick's
@@ -74,7 +78,7 @@ class Watchdog {
   const WatchdogFiring& firing() const { return firing_; }
 
  private:
-  Verdict fire(std::string reason);
+  Verdict fire(std::string reason, bool none_runnable);
   Verdict complete(TimeNs done_at_ns);
   std::optional<Verdict> check_bounds(TimeNs now_ns);
   WorldCheck check_at(TimeNs now_ns, const CollectiveLedger* collectives, const WorkLedger& work) const;

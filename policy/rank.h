@@ -80,6 +80,7 @@ class Rank {
   Task<> recv_requests(Runtime& rt);
   Task<> recv_requests_dp_attention(Runtime& rt);
   static constexpr std::size_t kArrivalsPerPassMax = 1024;
+  static_assert(2 * kArrivalsPerPassMax <= kChannelPayloadWordsMax);  // a request list: arrivals and aborts
   // Pipeline stages (policy/pipeline_stages.cpp).
   bool pipeline() const { return topology_.pp > 1; }
   int tp_rank() const { return topology_.tp_rank(rank_); }

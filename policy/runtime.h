@@ -13,6 +13,7 @@
 
 #include <coroutine>
 #include <compare>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -44,6 +45,8 @@ enum class GroupKind : std::uint8_t {
 };
 inline constexpr int kGroupKindCount = 12;
 constexpr bool point_to_point(GroupKind k) { return k == GroupKind::kPpRequests || k == GroupKind::kPpProxy || k == GroupKind::kPpSync; }
+// The longest payload one send carries, in words: a world may size its channel frames by it.
+inline constexpr std::size_t kChannelPayloadWordsMax = 2048;
 
 // A communicator. Policy code names a kind (index kWhole); the world resolves it for the calling
 // rank to the group that rank belongs to: the kind's group `index` where the topology splits the

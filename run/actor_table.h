@@ -103,6 +103,21 @@ class ActorTable {
     return last;
   }
 
+  // Whether no actor can run again by itself: each has left, or waits on a signal, a collective,
+  // a point-to-point transfer or a storage call that never completes (a sleep, a storage call due
+  // and an actor between calls all run on). The threaded world's counterpart of an empty queue.
+  template <class Left>
+  bool none_runnable(const Left& left) const {
+    for (std::size_t i = 0; i < actors_.size(); ++i) {
+      if (left(i)) continue;
+      const ActorWait& w = actors_[i].wait;
+      const bool blocked = w.wait == WaitKind::kSignal || w.wait == WaitKind::kCollective ||
+                           (w.wait == WaitKind::kStorage && w.plan.never_completes);
+      if (!blocked) return false;
+    }
+    return true;
+  }
+
   // A verdict as a world returns it: with every actor's state, and a dead actor named.
   template <class Left>
   Verdict finish(Verdict v, const Left& left) const {

@@ -27,6 +27,7 @@ Verdict starvation_verdict(TimeNs now_ns, std::string headline) {
 // The watchdog's stuck world: a collective some rank never entered is named as such; without one,
 // nothing moves and nothing waits on a missing rank: a deadlock.
 Verdict watchdog_verdict(const WorldCheck& c) {
+  if (c.none_runnable) return deadlock_verdict(*c.collectives, c.now_ns, c.work->owed_count());
   auto partial = oldest_partial_collective(*c.collectives, c.now_ns, HangKind::kCollectiveMismatch);
   if (!partial || partial->missing_ranks.empty()) return deadlock_verdict(*c.collectives, c.now_ns, c.work->owed_count());
   name_stalled_collective(*partial, c.now_ns);

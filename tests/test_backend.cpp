@@ -27,6 +27,7 @@
 #include "backend/nccl_data_group.h"
 #endif
 #include "backend/thread_world.h"
+#include "backend/world_comparison.h"
 #include "policy/fixes.h"
 #include "run/hang_detector.h"
 #include "run/trace_file.h"
@@ -48,15 +49,15 @@ GpuRunOptions host_world() {
 }  // namespace
 
 TEST_CASE("flight recorder: a mismatch at one sequence gives the simulator's verdict") {
-  FlightRecorder fr(2);
-  REQUIRE(fr.enter(0, Group::kTp, CollectiveOp::kBroadcast, 2, 10) == 0);
-  REQUIRE(fr.enter(1, Group::kTp, CollectiveOp::kBroadcast, 2, 11) == 0);
+  FlightRecorder fr(Topology{.tp = 2});
+  REQUIRE(fr.enter(0, Group::kTp, CollectiveOp::kBroadcast, 2, 10, 10) == 0);
+  REQUIRE(fr.enter(1, Group::kTp, CollectiveOp::kBroadcast, 2, 11, 11) == 0);
   fr.exit(0, Group::kTp, 0, 20);
   fr.exit(1, Group::kTp, 0, 21);
   REQUIRE(fr.completed() == 1);
   REQUIRE(fr.oldest_open_since_ns() == -1);
-  REQUIRE(fr.enter(0, Group::kTp, CollectiveOp::kForward, 52, 30) == 1);
-  REQUIRE(fr.enter(1, Group::kTp, CollectiveOp::kForward, 2100, 31) == 1);
+  REQUIRE(fr.enter(0, Group::kTp, CollectiveOp::kForward, 52, 30, 30) == 1);
+  REQUIRE(fr.enter(1, Group::kTp, CollectiveOp::kForward, 2100, 31, 31) == 1);
   REQUIRE(fr.oldest_open_since_ns() == 30);
   const FlightRecorder::Snapshot snap = fr.snapshot();
   const Verdict v = mismatch_verdict(snap);
@@ -70,21 +71,69 @@ TEST_CASE("flight recorder: a mismatch at one sequence gives the simulator's ver
 }
 
 TEST_CASE("gloo mesh: all_gather on loopback, and a member that never comes is given up") {
-  GlooMesh mesh(2, std::chrono::milliseconds(300));
+  constexpr std::array<const char*, 2> kNames{"scheduler", "prefetch"};
+  GlooMesh mesh(groups_over_all_ranks(2, kNames), std::chrono::milliseconds(300));
   std::vector<std::vector<std::int64_t>> got(2);
   std::vector<std::thread> ranks;
   for (int r = 0; r < 2; ++r) {
     ranks.emplace_back([&, r] {
       const std::vector<std::int64_t> mine{r, 10 * r};
       got[static_cast<std::size_t>(r)].assign(4, -1);
-      mesh.all_gather(GlooChannel::kScheduler, r, mine, got[static_cast<std::size_t>(r)]);
+      mesh.all_gather(0, r, mine, got[static_cast<std::size_t>(r)]);
     });
   }
   for (auto& t : ranks) t.join();
   REQUIRE(got[0] == std::vector<std::int64_t>{0, 0, 1, 10});
   REQUIRE(got[1] == got[0]);
   std::vector<std::int64_t> out(4);
-  REQUIRE_THROWS_AS(mesh.all_gather(GlooChannel::kPrefetch, 0, std::vector<std::int64_t>{1, 2}, out), CollectiveFailed);
+  REQUIRE_THROWS_AS(mesh.all_gather(1, 0, std::vector<std::int64_t>{1, 2}, out), CollectiveFailed);
+}
+
+TEST_CASE("flight recorder: on a channel, a deposited send holds nobody up until its sender waits; a length that differs is a crash") {
+  const Topology t{.tp = 1, .pp = 2};
+  const Group proxy = t.channel_to_next(GroupKind::kPpProxy, 0);
+  FlightRecorder fr(t);
+  REQUIRE(fr.enter(0, proxy, CollectiveOp::kSend, 64, 5, 100) == 0);
+  fr.exit(0, proxy, 0, 101);  // an isend: the sender goes on
+  std::uint64_t seq = 99;
+  REQUIRE(fr.snapshot().oldest_open(proxy, seq) == nullptr);
+  REQUIRE(fr.oldest_open_since_ns() == -1);
+  fr.waiting_for_sends(proxy, true, 150);
+  REQUIRE(fr.snapshot().oldest_open(proxy, seq) != nullptr);
+  REQUIRE(seq == 0);
+  REQUIRE(fr.oldest_open_since_ns() == 150);  // since its sender began to wait, on the real clock
+  REQUIRE(fr.enter(1, proxy, CollectiveOp::kRecv, 1088, 7, 200) == 0);
+  const Verdict v = mismatch_verdict(fr.snapshot());
+  REQUIRE(v.kind == HangKind::kCrash);
+  REQUIRE(v.group == proxy);
+  REQUIRE(v.at_ns == 7);  // diagnosis reads the model's clock
+  REQUIRE(v.headline.find("rank 1 received 64 tokens from rank 0 on pp_proxy[0] pp0->pp1 where it expected 1088") != std::string::npos);
+}
+
+TEST_CASE("gloo mesh: a channel's n-th send meets its n-th receive, whichever comes first; abort ends a receive") {
+  const std::vector<MeshGroup> groups{{"pp_requests[0] pp0->pp1", {0, 1}, 4}};
+  GlooMesh mesh(groups, std::chrono::milliseconds(5000));
+  std::array<std::int64_t, 4> first{1, 2, 3, 4};
+  std::array<std::int64_t, 4> second{5, 6, 7, 8};
+  auto sent0 = mesh.send(0, 0, first, 0);
+  first.fill(0);  // the send kept its own copy
+  std::array<std::int64_t, 4> got{};
+  std::thread receiver([&] {
+    REQUIRE(mesh.recv(0, 1, got, 0));
+    REQUIRE(got == std::array<std::int64_t, 4>{1, 2, 3, 4});
+    REQUIRE(mesh.recv(0, 1, got, 1));  // entered before its send
+  });
+  REQUIRE(mesh.wait_send(*sent0));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  auto sent1 = mesh.send(0, 0, second, 1);
+  REQUIRE(mesh.wait_send(*sent1));
+  receiver.join();
+  REQUIRE(got == second);
+  std::thread waiting([&] { REQUIRE_FALSE(mesh.recv(0, 1, got, 2)); });  // no send comes
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  mesh.abort();
+  waiting.join();
+  REQUIRE_FALSE(mesh.recv(0, 1, got, 3));  // and later ones end at once
 }
 
 TEST_CASE("file L3: objects hold their key's contents; a stale object exists and cannot be read") {
@@ -164,19 +213,19 @@ class UnmatchedSumsNeverEnd final : public DataGroup {
   // `waiting_at_abort` receives how many members were in an unmatched sum when abort() came;
   // `returned_from_unmatched` counts those whose unmatched sum returned.
   UnmatchedSumsNeverEnd(int ranks, std::atomic<int>& waiting_at_abort, std::atomic<int>& returned_from_unmatched)
-      : mesh_(ranks), waiting_at_abort_(waiting_at_abort), returned_from_unmatched_(returned_from_unmatched) {}
+      : mesh_(groups_over_all_ranks(ranks, kDataName)), waiting_at_abort_(waiting_at_abort), returned_from_unmatched_(returned_from_unmatched) {}
   std::string describe() const override { return "NCCL stand-in"; }
   bool survives_mismatched_counts() const override { return true; }
   std::string abort_action() const override { return "ended the stand-in's unmatched sums"; }
   void all_gather(int rank, std::span<const std::int64_t> in, std::span<std::int64_t> out) override {
-    mesh_.all_gather(GlooChannel::kData, rank, in, out);
+    mesh_.all_gather(0, rank, in, out);
   }
   void all_reduce_sum(int rank, std::span<float> values) override {
     const std::array<std::int64_t, 1> count{static_cast<std::int64_t>(values.size())};
-    std::vector<std::int64_t> counts(static_cast<std::size_t>(mesh_.ranks()));
-    mesh_.all_gather(GlooChannel::kData, rank, count, counts);
+    std::vector<std::int64_t> counts(mesh_.group(0).members.size());
+    mesh_.all_gather(0, rank, count, counts);
     if (std::all_of(counts.begin(), counts.end(), [&](std::int64_t c) { return c == count[0]; })) {
-      mesh_.all_reduce_sum(GlooChannel::kData, rank, values);
+      mesh_.all_reduce_sum(0, rank, values);
       return;
     }
     if (count[0] < *std::max_element(counts.begin(), counts.end())) {
@@ -198,6 +247,7 @@ class UnmatchedSumsNeverEnd final : public DataGroup {
     mesh_.abort();
   }
  private:
+  static constexpr std::array<const char*, 1> kDataName{"data_group"};
   GlooMesh mesh_;
   std::atomic<int>& waiting_at_abort_;
   std::atomic<int>& returned_from_unmatched_;
@@ -254,6 +304,33 @@ TEST_CASE("thread world: seed-fix completes with the sidecar lag, the same decis
     return out;
   };
   REQUIRE(schedules(g.run) == schedules(sim));
+}
+
+// PP 2 x TP 1: stage 1 holds half of stage 0's L3 pages (#22607).
+TEST_CASE("thread world: pipeline stages part on their L3 contents, and the crash is the simulator's; after #27010 both stages publish the same") {
+  const Scenario s = load_scenario_file("scenarios/pp-stage-l3-skew.json");
+  const GpuRunResult before = run_on_gpu(s, options_of("2026-08-24"), host_world());
+  const RunResult sim = simulate(s, options_of("2026-08-24"));
+  const Verdict& v = before.run.verdict;
+  REQUIRE(v.kind == HangKind::kCrash);
+  REQUIRE(v.group == sim.verdict.group);
+  REQUIRE(v.group.kind == GroupKind::kPpProxy);
+  REQUIRE(v.seq == sim.verdict.seq);
+  REQUIRE(v.headline == sim.verdict.headline);  // rank 1 received 64 tokens from rank 0 where it expected 1088
+  REQUIRE(before.stats.actors_abandoned == 0);
+
+  const GpuRunResult after = run_on_gpu(s, options_of("2026-08-25"), host_world());
+  REQUIRE(after.run.verdict.kind == HangKind::kNone);
+  REQUIRE_FALSE(after.stats.watchdog_fired);
+  REQUIRE(after.stats.actors_abandoned == 0);
+  REQUIRE(after.leaked_slots_at_exit == 0);
+  std::vector<std::pair<int, std::int64_t>> published;
+  for (const TraceEvent& e : after.run.log.events()) {
+    if (e.kind == EventKind::kSchedule) published.emplace_back(e.rank, schedule_fields(e).storage_hit_tokens);
+  }
+  std::sort(published.begin(), published.end());
+  REQUIRE(published == std::vector<std::pair<int, std::int64_t>>{{0, 1024}, {1, 1024}});
+  REQUIRE(termination_decisions(after.run) == termination_decisions(simulate(s, options_of("2026-08-25"))));
 }
 
 TEST_CASE("host device: load-back gathers the named slots, in order, to the device pages") {

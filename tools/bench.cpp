@@ -124,8 +124,9 @@ struct TransportRow {
 // Gloo over loopback, as the thread world uses it: policy messages on the scheduler's CPU group, the
 // forward's on the data group.
 TransportRow gloo_row(int tp) {
-  GlooMesh mesh(tp);
-  const std::unique_ptr<DataGroup> data = make_gloo_data_group(mesh);
+  constexpr std::array<const char*, 2> kGroups{"tp_cpu_group", "data_group"};
+  GlooMesh mesh(groups_over_all_ranks(tp, kGroups));
+  const std::unique_ptr<DataGroup> data = make_gloo_data_group(mesh, 1);
   const auto n = static_cast<std::size_t>(tp);
   std::vector<std::vector<std::int64_t>> words(n, std::vector<std::int64_t>(3, 1));
   std::vector<std::vector<std::int64_t>> frame(n, std::vector<std::int64_t>(kCollectiveFrameWords, 1));
@@ -134,11 +135,11 @@ TransportRow gloo_row(int tp) {
   auto abort = [&] { mesh.abort(); };
   TransportRow row;
   row.all_reduce_min_us = median_round_us(
-      tp, kTransportRounds, [&](int r) { mesh.all_reduce(GlooChannel::kScheduler, r, words[static_cast<std::size_t>(r)], GlooReduce::kMin); },
+      tp, kTransportRounds, [&](int r) { mesh.all_reduce(0, r, words[static_cast<std::size_t>(r)], GlooReduce::kMin); },
       abort);
   row.agreement_us = median_round_us(
       tp, kTransportRounds,
-      [&](int r) { mesh.all_gather(GlooChannel::kScheduler, r, frame[static_cast<std::size_t>(r)], frames[static_cast<std::size_t>(r)]); },
+      [&](int r) { mesh.all_gather(0, r, frame[static_cast<std::size_t>(r)], frames[static_cast<std::size_t>(r)]); },
       abort);
   row.forward_frame_us = median_round_us(
       tp, kTransportRounds, [&](int r) { data->all_gather(r, frame[static_cast<std::size_t>(r)], frames[static_cast<std::size_t>(r)]); },

@@ -96,7 +96,9 @@ void print_gpu_section(std::ostream& out, const Scenario& s, const GpuRunResult&
           << ") entered " << c.enter_ns / 1'000 << " us, " << (c.exit_ns < 0 ? std::string("never left") : "left " + std::to_string(c.exit_ns / 1'000) + " us") << "\n";
     }
   }
-  if (st.actors_abandoned > 0) out << "  " << st.actors_abandoned << " actor thread(s) could not be stopped; the process exits\n";
+  if (st.actors_abandoned > 0) {
+    out << "  " << st.actors_abandoned << " actor thread(s) could not be stopped (" << st.abandoned_actors << "); the process exits\n";
+  }
 }
 
 }  // namespace
@@ -185,7 +187,7 @@ constexpr int kValidateAttemptsMax = 3;
 // Every scenario validate runs, read before any run so that a bad file fails the command at once:
 // each at its own TP size, or at each of `tps`. A size lacking a rank the scenario names is
 // skipped, with a line that says so, and counted in `skipped`; so is a scenario with attention
-// groups, which the GPU world does not run.
+// groups, which the GPU world does not run (pipeline stages it runs).
 std::vector<Scenario> validate_scenarios(const std::vector<std::string>& paths, const std::vector<int>& tps, int& skipped) {
   for (const int tp : tps) {
     if (tp < 1 || tp > limit_value(Limit::kRanks)) {
@@ -196,8 +198,8 @@ std::vector<Scenario> validate_scenarios(const std::vector<std::string>& paths, 
   for (const std::string& path : paths) {
     refuse_trace(path, "validate", "hcsim replay " + path);
     Scenario own = load_scenario_file(path);
-    if (const std::string split = own.world.topology().split_text(); !split.empty()) {
-      std::printf("skipped %s: %s; the GPU world runs every group over all TP ranks\n", path.c_str(), split.c_str());
+    if (const Topology t = own.world.topology(); t.dp_attention() || t.cp > 1) {
+      std::printf("skipped %s: %s; the GPU world runs every group over a stage's TP ranks\n", path.c_str(), t.split_text().c_str());
       ++skipped;
       continue;
     }
@@ -218,6 +220,7 @@ std::vector<Scenario> validate_scenarios(const std::vector<std::string>& paths, 
 struct ValidatedRun {
   WorldComparison comparison;
   bool abandoned = false;  // actor threads of the GPU run could not be stopped
+  std::string abandoned_actors;  // which, and in what call
 };
 
 ValidatedRun validate_expectation(const Scenario& s, const Expectation& e, const GpuRunOptions& gopt) {
@@ -234,6 +237,7 @@ ValidatedRun validate_expectation(const Scenario& s, const Expectation& e, const
     const GpuRunResult gpu = run_on_gpu(s, o, gopt);
     v.comparison = compare_worlds(s, sim, gpu);
     v.abandoned = gpu.stats.actors_abandoned > 0;
+    v.abandoned_actors = gpu.stats.abandoned_actors;
   } while (!v.abandoned && v.comparison.match == WorldMatch::kDiffer && v.comparison.lost_pace && attempts < kValidateAttemptsMax);
   std::string& why = v.comparison.why;
   if (attempts > 1) why.append(why.empty() ? "" : "; ").append(std::to_string(attempts)).append(" attempts: the earlier lost the model's pace");
@@ -241,8 +245,10 @@ ValidatedRun validate_expectation(const Scenario& s, const Expectation& e, const
 }
 
 void print_validate_line(const Scenario& s, const Expectation& e, const WorldComparison& c) {
-  std::printf("%-7s %-34s tp %d %-16s %-13s %-20s round %3lld us, times within %.2f ms%s%s\n", std::string(world_match_name(c.match)).c_str(),
-              s.name.c_str(), s.world.ranks, e.variant.c_str(), std::string(policy_name(e.policy.value_or(s.policy.policy))).c_str(),
+  const Topology t = s.world.topology();
+  const std::string size = (t.pp > 1 ? "pp " + std::to_string(t.pp) + " x " : std::string()) + "tp " + std::to_string(t.tp);
+  std::printf("%-7s %-34s %-4s %-16s %-13s %-20s round %3lld us, times within %.2f ms%s%s\n", std::string(world_match_name(c.match)).c_str(),
+              s.name.c_str(), size.c_str(), e.variant.c_str(), std::string(policy_name(e.policy.value_or(s.policy.policy))).c_str(),
               c.gpu_verdict.c_str(), static_cast<long long>(c.round_ns / 1'000), static_cast<double>(c.worst_ns) / 1e6, c.why.empty() ? "" : ": ",
               c.why.c_str());
   std::fflush(stdout);
@@ -302,7 +308,8 @@ int cmd_validate(const Args& args) {
       print_validate_line(s, e, v.comparison);
       progress.update(runs);
       if (v.abandoned) {
-        std::printf("validate: actor threads of the last gpu run could not be stopped; ending here after %d run(s), %d differ\n", runs, differ);
+        std::printf("validate: actor threads of the last gpu run could not be stopped (%s); ending here after %d run(s), %d differ\n",
+                    v.abandoned_actors.c_str(), runs, differ);
         std::fflush(stdout);
         std::_Exit(kExitInternal);
       }

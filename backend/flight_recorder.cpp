@@ -60,7 +60,12 @@ std::uint64_t FlightRecorder::enter(int rank, Group group, CollectiveOp op, std:
   const CollectiveEntry& first = c.entries.front();
   if ((!p2p && first.op != op) || first.size != size) {
     c.mismatched = true;
-    if (!mismatch_) mismatch_ = MismatchPoint{group, seq, model_ns};
+    if (!mismatch_) {
+      // When the differing members had all entered, on the model's clock, as the matcher sees it.
+      TimeNs at_ns = 0;
+      for (const CollectiveEntry& e : c.entries) at_ns = std::max(at_ns, e.at_ns);
+      mismatch_ = MismatchPoint{group, seq, at_ns};
+    }
   }
   auto& ring = recent_[static_cast<std::size_t>(rank)];
   if (ring.size() == kept_per_rank_) ring.pop_front();

@@ -36,7 +36,10 @@ class ThreadWorld::ActorRuntime final : public Runtime {
   int rank() const override { return rank_; }
   int world_size() const override { return w_.cfg_.world.ranks; }
   ActorKind actor() const override { return kind_; }
-  TimeNs now_ns() const override { return w_.now_ns(); }
+  // The actor's model clock: policy code reads time as the simulator's would, so a check against a
+  // modelled copy's end, a timeout or an idle poll decides at the model's instant however far the
+  // real clock (never behind it) has run ahead. The log and the watchdog read the real clock.
+  TimeNs now_ns() const override { return model_ns_; }
 
   SignalId make_signal(std::string_view name, ActorKind producer) override {
     HCSIM_ASSERT(w_.threads_.empty());  // signals are made when binding, before the actors start
@@ -89,7 +92,7 @@ class ThreadWorld::ActorRuntime final : public Runtime {
       p = w_.storage_.plan(rank_, c, model_ns_);
     }
     emit(request, storage_call_event(op, p, p.result));
-    return p.never_completes ? kNever : now_ns() + p.duration_ns;
+    return p.never_completes ? kNever : model_ns_ + p.duration_ns;
   }
 
   // Set by the actor's thread; the rank lock it holds while policy code runs.
@@ -178,7 +181,7 @@ class ThreadWorld::ActorRuntime final : public Runtime {
     c.group = w_.topology_.resolve(c.group, rank_);
     if (point_to_point(c.group.kind)) return c.op == CollectiveOp::kSend ? send(c) : recv(c);
     const std::int64_t size = collective_size(c);
-    const std::uint64_t my_seq = w_.recorder_.enter(rank_, c.group, c.op, size, model_ns_, now_ns());
+    const std::uint64_t my_seq = w_.recorder_.enter(rank_, c.group, c.op, size, model_ns_, w_.now_ns());
     emit(kNoRequest, CollectiveEnterFields{.group = c.group.code(), .sequence = static_cast<std::int64_t>(my_seq), .payload_size = size});
     {
       std::lock_guard<std::mutex> lock(w_.world_mu_);
@@ -196,7 +199,7 @@ class ThreadWorld::ActorRuntime final : public Runtime {
     }
     held->lock();
     if (parked) return true;
-    w_.recorder_.exit(rank_, c.group, my_seq, now_ns());
+    w_.recorder_.exit(rank_, c.group, my_seq, w_.now_ns());
     // As the simulator's matcher: the collective ends its cost after its last member entered.
     model_ns_ = last_entry_model_ns_ + w_.cfg_.world.collective.duration_ns(c.op, size);
     return wait_for_model_time();
@@ -300,7 +303,7 @@ class ThreadWorld::ActorRuntime final : public Runtime {
   bool send(WorldCall& c) {
     HCSIM_ASSERT(c.payload.size() <= kChannelPayloadWordsMax);
     const std::int64_t size = collective_size(c);
-    const std::uint64_t seq = w_.recorder_.enter(rank_, c.group, c.op, size, model_ns_, now_ns());
+    const std::uint64_t seq = w_.recorder_.enter(rank_, c.group, c.op, size, model_ns_, w_.now_ns());
     emit(kNoRequest, CollectiveEnterFields{.group = c.group.code(), .sequence = static_cast<std::int64_t>(seq), .payload_size = size});
     std::vector<std::int64_t> frame(kChannelFrameWords, 0);
     frame[0] = static_cast<std::int64_t>(c.op);
@@ -319,7 +322,7 @@ class ThreadWorld::ActorRuntime final : public Runtime {
       parked = true;
     }
     held->lock();
-    if (!parked) w_.recorder_.exit(rank_, c.group, seq, now_ns());
+    if (!parked) w_.recorder_.exit(rank_, c.group, seq, w_.now_ns());
     return parked;
   }
 
@@ -328,7 +331,7 @@ class ThreadWorld::ActorRuntime final : public Runtime {
   bool recv(WorldCall& c) {
     const std::int64_t size = collective_size(c);
     const std::size_t comm = w_.comm_index(c.group);
-    const std::uint64_t seq = w_.recorder_.enter(rank_, c.group, c.op, size, model_ns_, now_ns());
+    const std::uint64_t seq = w_.recorder_.enter(rank_, c.group, c.op, size, model_ns_, w_.now_ns());
     emit(kNoRequest, CollectiveEnterFields{.group = c.group.code(), .sequence = static_cast<std::int64_t>(seq), .payload_size = size});
     {
       std::lock_guard<std::mutex> lock(w_.world_mu_);
@@ -355,7 +358,7 @@ class ThreadWorld::ActorRuntime final : public Runtime {
     held->lock();
     if (parked) return true;
     std::copy(frame.begin() + kHeaderWords, frame.begin() + kHeaderWords + static_cast<std::ptrdiff_t>(c.payload.size()), c.payload.begin());
-    w_.recorder_.exit(rank_, c.group, seq, now_ns());
+    w_.recorder_.exit(rank_, c.group, seq, w_.now_ns());
     // As the simulator's matcher: the transfer ends its cost after the later of the two entered.
     model_ns_ = std::max(model_ns_, frame[3]) + w_.cfg_.world.collective.duration_ns(CollectiveOp::kRecv, size);
     return wait_for_model_time();
@@ -374,7 +377,7 @@ class ThreadWorld::ActorRuntime final : public Runtime {
       rec.block(WaitKind::kCollective, c, w_.now_ns());
       rec.seq = pending.front().seq;
     }
-    w_.recorder_.waiting_for_sends(c.group, true, now_ns());
+    w_.recorder_.waiting_for_sends(c.group, true, w_.now_ns());
     held->unlock();
     bool parked = false;
     try {
@@ -388,7 +391,7 @@ class ThreadWorld::ActorRuntime final : public Runtime {
     }
     held->lock();
     if (parked) return true;
-    w_.recorder_.waiting_for_sends(c.group, false, now_ns());
+    w_.recorder_.waiting_for_sends(c.group, false, w_.now_ns());
     TimeNs taken_ns = 0;
     {
       std::lock_guard<std::mutex> lock(w_.world_mu_);

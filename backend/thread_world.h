@@ -15,7 +15,9 @@
 // ends its duration after it began, a collective its cost after its last member entered, a signal
 // wait when it was notified. A call never ends before its model time, and real excess (a Gloo round
 // costs more than the modelled one) is absorbed by the next sleep, so scheduler passes happen at the
-// model's instants and events keep the simulator's order within the margin the lag leaves.
+// model's instants and events keep the simulator's order within the margin the lag leaves. Policy
+// code reads that model clock (Runtime::now_ns), so a check against a modelled copy's end or a
+// timeout decides at the model's instant; the log and the watchdog read steady_clock.
 //
 // Threading (the contract in policy/runtime.h): a rank's actors run under the rank's lock, which a
 // world call releases while it waits. Stopping: once every request is done the world asks to stop;

@@ -170,6 +170,8 @@ class Runtime {
   virtual int rank() const = 0;
   virtual int world_size() const = 0;
   virtual ActorKind actor() const = 0;
+  // This actor's time: the kernel's clock in the simulator, the actor's model clock in the threaded
+  // world (which the real clock never trails).
   virtual TimeNs now_ns() const = 0;
 
   // Wake-ups between actors of one rank. `producer` names who notifies, for wait-for graphs.

@@ -767,13 +767,23 @@ void ThreadWorld::stop_actors(bool abort) {
 
 Verdict ThreadWorld::run() {
   HCSIM_ASSERT(threads_.empty());
-  start_ = std::chrono::steady_clock::now();
   actors_running_ = static_cast<int>(actors_.size());
+  // The clock starts once every thread exists: creating them takes hundreds of microseconds, and
+  // an actor started late would run its first steps behind the model's clock, seeing what other
+  // actors made at later model times (a hit query's result at the scheduler's first pass).
+  int waiting_at_start = 0;
+  bool started = false;
   for (std::size_t i = 0; i < actors_.size(); ++i) {
-    threads_.emplace_back([this, i] {
+    threads_.emplace_back([this, i, &waiting_at_start, &started] {
       // Linux lets a timed wait overrun by the thread's timer slack, 50 us by default: a 1 ms
       // scheduler pass would drift from the model's by that much each time.
       (void)::prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+      {
+        std::unique_lock<std::mutex> lock(world_mu_);
+        ++waiting_at_start;
+        world_cv_.notify_all();
+        world_cv_.wait(lock, [&] { return started; });
+      }
       ActorRuntime& a = *actors_[i];
       {
         std::unique_lock<std::mutex> lock(ranks_[static_cast<std::size_t>(a.rank())]->mu);
@@ -790,6 +800,13 @@ Verdict ThreadWorld::run() {
       --actors_running_;
       world_cv_.notify_all();
     });
+  }
+  {
+    std::unique_lock<std::mutex> lock(world_mu_);
+    world_cv_.wait(lock, [&] { return waiting_at_start == static_cast<int>(actors_.size()); });
+    start_ = std::chrono::steady_clock::now();
+    started = true;
+    world_cv_.notify_all();
   }
   Watchdog dog(*this, WatchdogBounds{cfg_.world.ranks, cfg_.world.bounds, cfg_.watchdog_ns});
   Verdict v = dog.watch();

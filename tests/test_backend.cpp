@@ -117,23 +117,31 @@ TEST_CASE("gloo mesh: a channel's n-th send meets its n-th receive, whichever co
   std::array<std::int64_t, 4> second{5, 6, 7, 8};
   auto sent0 = mesh.send(0, 0, first, 0);
   first.fill(0);  // the send kept its own copy
-  std::array<std::int64_t, 4> got{};
+  // Catch's assertions are for this thread only: the receiver keeps what it saw.
+  std::array<std::int64_t, 4> got_first{};
+  std::array<std::int64_t, 4> got_second{};
+  std::array<bool, 2> received{};
   std::thread receiver([&] {
-    REQUIRE(mesh.recv(0, 1, got, 0));
-    REQUIRE(got == std::array<std::int64_t, 4>{1, 2, 3, 4});
-    REQUIRE(mesh.recv(0, 1, got, 1));  // entered before its send
+    received[0] = mesh.recv(0, 1, got_first, 0);
+    received[1] = mesh.recv(0, 1, got_second, 1);  // entered before its send
   });
-  REQUIRE(mesh.wait_send(*sent0));
+  const bool first_taken = mesh.wait_send(*sent0);
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   auto sent1 = mesh.send(0, 0, second, 1);
-  REQUIRE(mesh.wait_send(*sent1));
+  const bool second_taken = mesh.wait_send(*sent1);
   receiver.join();
-  REQUIRE(got == second);
-  std::thread waiting([&] { REQUIRE_FALSE(mesh.recv(0, 1, got, 2)); });  // no send comes
+  REQUIRE(first_taken);
+  REQUIRE(second_taken);
+  REQUIRE(received == std::array<bool, 2>{true, true});
+  REQUIRE(got_first == std::array<std::int64_t, 4>{1, 2, 3, 4});
+  REQUIRE(got_second == second);
+  bool received_unsent = true;
+  std::thread waiting([&] { received_unsent = mesh.recv(0, 1, got_first, 2); });  // no send comes
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   mesh.abort();
   waiting.join();
-  REQUIRE_FALSE(mesh.recv(0, 1, got, 3));  // and later ones end at once
+  REQUIRE_FALSE(received_unsent);
+  REQUIRE_FALSE(mesh.recv(0, 1, got_first, 3));  // and later ones end at once
 }
 
 TEST_CASE("file L3: objects hold their key's contents; a stale object exists and cannot be read") {

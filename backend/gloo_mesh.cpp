@@ -245,10 +245,12 @@ void GlooMesh::end_waits() {
 
 void GlooMesh::abort() {
   if (aborted_.exchange(true)) return;
-  end_waits();  // first: a closed connection does not wake a wait
+  // Closed first, so no message lands in a buffer its woken waiter is about to free; a closed
+  // connection does not wake a wait, so then every wait is ended.
   for (auto& e : endpoints_) {
     if (e->context) e->context->closeConnections();
   }
+  end_waits();
 }
 
 }  // namespace hcsim

@@ -229,8 +229,8 @@ Task<bool> Rank::check_prefetch_progress_acked(Runtime& rt, RequestId rid) {
 // _drain_queue on a later stage: q.get() blocks until the queue holds PP0's count.
 Task<> Rank::await_queues_hold(Runtime& rt, const StorageQueueCounts& q) {
   const auto short_of = [&] {
-    return static_cast<std::int64_t>(revoke_queue_.size()) < q.agreed(q.revoke_at) ||
-           static_cast<std::int64_t>(hit_queue_.size()) < q.agreed(q.hit_at) ||
+    return static_cast<std::int64_t>(reached(revoke_queue_, rt.now_ns())) < q.agreed(q.revoke_at) ||
+           static_cast<std::int64_t>(reached(hit_queue_, rt.now_ns())) < q.agreed(q.hit_at) ||
            static_cast<std::int64_t>(ack_prefetch_queue_.size()) < q.agreed(q.ack_at) ||
            static_cast<std::int64_t>(ack_backup_queue_.size()) < q.agreed(q.backup_at) ||
            static_cast<std::int64_t>(kv_release_queue_.size()) < q.agreed(q.release_at) ||

@@ -54,7 +54,7 @@ Task<> Rank::prefetch_thread(Runtime& rt) {
       if (op->io_frees_sidecar) free_sidecar_slots(rt, *op);  // left to us by an early end
       if (cfg_.has(Fix::kRevokeMarksTerminated)) op->mark_terminate();  // #16747
       HCSIM_ASSERT(revoke_queue_.size() < workload_.size());  // one revoke per registered request at most
-      revoke_queue_.push_back(rid);
+      revoke_queue_.push_back({rid, rt.now_ns()});
       for (std::int32_t slot : op->host_indices) release_kv_slot_later(rt, slot);  // not the sidecar slot (HM00d)
       op->host_indices.clear();
       continue;
@@ -68,7 +68,7 @@ Task<> Rank::prefetch_thread(Runtime& rt) {
     op->hash_value.assign(op->token_pages.begin(), op->token_pages.begin() + static_cast<std::ptrdiff_t>(agreed_pages));
     if (cfg_.has(Fix::kHitThenAlloc)) {  // prefetch_hit_queue (CC@7cd55c681:1047-1085)
       HCSIM_ASSERT(hit_queue_.size() < workload_.size());  // one operation per registered request at most
-      hit_queue_.push_back(std::move(op));
+      hit_queue_.push_back({std::move(op), rt.now_ns()});
       continue;
     }
     for (std::size_t i = agreed_pages; i < op->host_indices.size(); ++i) release_kv_slot_later(rt, op->host_indices[i]);

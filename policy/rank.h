@@ -114,7 +114,7 @@ class Rank {
     std::int64_t agreed(std::size_t at) const { return at < size ? counts[at] : 0; }
     std::span<std::int64_t> payload() { return {counts.data(), size}; }
   };
-  StorageQueueCounts storage_queue_counts() const;
+  StorageQueueCounts storage_queue_counts(TimeNs now_ns) const;
   void take_storage_queues(Runtime& rt, const StorageQueueCounts& q);
   // merged-tick-min (#30511): HiRadixCache and the unified tree, not HiMamba.
   // #30511 merged the per-tick MINs for pp_size 1 only (URC@17313cf4b:2525-2530).
@@ -257,8 +257,22 @@ class Rank {
 
   Channel<PrefetchOperationPtr> prefetch_queue_;   // scheduler -> prefetch thread
   Channel<PrefetchOperationPtr> prefetch_buffer_;  // prefetch thread -> IO thread
-  std::deque<RequestId> revoke_queue_;             // prefetch thread -> scheduler drain
-  std::deque<PrefetchOperationPtr> hit_queue_;     // prefetch thread -> scheduler drain (hit-then-alloc)
+  // An item the prefetch thread queued for the scheduler's drain, with its clock then. The drain
+  // counts only items its own clock has reached: in the simulator every item queued; in the
+  // threaded world not what the prefetch thread made at a later model time while a pass ran late.
+  template <class T>
+  struct Queued {
+    T item;
+    TimeNs at_ns = 0;
+  };
+  template <class T>
+  static std::size_t reached(const std::deque<Queued<T>>& q, TimeNs now_ns) {
+    std::size_t n = 0;
+    while (n < q.size() && q[n].at_ns <= now_ns) ++n;  // bounded by the queue
+    return n;
+  }
+  std::deque<Queued<RequestId>> revoke_queue_;             // prefetch thread -> scheduler drain
+  std::deque<Queued<PrefetchOperationPtr>> hit_queue_;     // prefetch thread -> scheduler drain (hit-then-alloc)
   Channel<PrefetchAck> prefetch_sync_queue_;       // ack-design: IO thread -> sync thread
   std::deque<PrefetchAck> ack_prefetch_queue_;     // ack-design: sync thread -> scheduler drain
   static constexpr TimeNs kQueueWaitPollNs = 50'000;  // a later stage's wait for PP0's counts

@@ -160,7 +160,7 @@ std::int32_t Rank::host_match_pages(const RequestSpec& req) const {
 // the Mamba or SWA pool's releases (URC@5e0271536:2147-2160, URC@17313cf4b:2344-2355). HiMamba
 // frees sidecar slots directly, so it has no such queue.
 Task<> Rank::drain_storage_control_queues(Runtime& rt) {
-  StorageQueueCounts q = storage_queue_counts();
+  StorageQueueCounts q = storage_queue_counts(rt.now_ns());
   if (chains_queue_counts()) [[unlikely]] {
     co_await agree_queue_counts_down_the_stages(rt, q);
   } else {
@@ -171,15 +171,15 @@ Task<> Rank::drain_storage_control_queues(Runtime& rt) {
 
 // The queues of this date, in upstream's order: revoke (until #33613), hit (from #19320), backup
 // acks, KV release, and the unified tree's sidecar release queue.
-Rank::StorageQueueCounts Rank::storage_queue_counts() const {
+Rank::StorageQueueCounts Rank::storage_queue_counts(TimeNs now_ns) const {
   StorageQueueCounts q;
   auto add = [&](bool present, std::size_t size) {
     if (!present) return StorageQueueCounts::kAbsent;
     q.counts[q.size] = static_cast<std::int64_t>(size);
     return q.size++;
   };
-  q.revoke_at = add(!(cfg_.has(Fix::kHitThenAlloc) && cfg_.has(Fix::kThresholdInDrain)), revoke_queue_.size());
-  q.hit_at = add(cfg_.has(Fix::kHitThenAlloc), hit_queue_.size());
+  q.revoke_at = add(!(cfg_.has(Fix::kHitThenAlloc) && cfg_.has(Fix::kThresholdInDrain)), reached(revoke_queue_, now_ns));
+  q.hit_at = add(cfg_.has(Fix::kHitThenAlloc), reached(hit_queue_, now_ns));
   q.ack_at = add(ack_design(), ack_prefetch_queue_.size());
   q.backup_at = add(true, ack_backup_queue_.size());
   q.release_at = add(true, kv_release_queue_.size());
@@ -189,13 +189,13 @@ Rank::StorageQueueCounts Rank::storage_queue_counts() const {
 
 void Rank::take_storage_queues(Runtime& rt, const StorageQueueCounts& q) {
   for (std::int64_t i = 0; i < q.agreed(q.revoke_at); ++i) {
-    const RequestId rid = revoke_queue_.front();
+    const RequestId rid = revoke_queue_.front().item;
     revoke_queue_.pop_front();
     // keyed by rid: a stale revoke pops nothing. The KV slots went back via the queue.
     if (ongoing_prefetch_.count(rid)) revoke_pending_prefetch(rt, rid);
   }
   for (std::int64_t i = 0; i < q.agreed(q.hit_at); ++i) {
-    PrefetchOperationPtr op = std::move(hit_queue_.front());
+    PrefetchOperationPtr op = std::move(hit_queue_.front().item);
     hit_queue_.pop_front();
     take_storage_hit(rt, op);
   }
@@ -221,7 +221,7 @@ void Rank::take_storage_queues(Runtime& rt, const StorageQueueCounts& q) {
 // one MIN per tick of [ready write acks, ready load acks, storage queue sizes], then the checks and
 // the drain take what it agreed, with no collective of their own.
 Task<> Rank::check_hicache_events_merged(Runtime& rt) {
-  const StorageQueueCounts q = storage_queue_counts();
+  const StorageQueueCounts q = storage_queue_counts(rt.now_ns());
   std::array<std::int64_t, 2 + StorageQueueCounts::kMax> ready{ready_write_acks(rt), ready_load_acks(rt)};
   std::copy(q.counts.begin(), q.counts.begin() + static_cast<std::ptrdiff_t>(q.size), ready.begin() + 2);
   const std::span<std::int64_t> payload(ready.data(), 2 + q.size);

@@ -317,8 +317,19 @@ TEST_CASE("thread world: seed-fix completes with the sidecar lag, the same decis
 // PP 2 x TP 1: stage 1 holds half of stage 0's L3 pages (#22607).
 TEST_CASE("thread world: pipeline stages part on their L3 contents, and the crash is the simulator's; after #27010 both stages publish the same") {
   const Scenario s = load_scenario_file("scenarios/pp-stage-l3-skew.json");
-  const GpuRunResult before = run_on_gpu(s, options_of("2026-08-24"), host_world());
   const RunResult sim = simulate(s, options_of("2026-08-24"));
+  // A loaded machine can leave a thread far enough behind its model clock that it reads another
+  // thread's work from the model's future (an operation's progress, an ack): stage 1 then dies of
+  // PP0's count before it reaches the crash. Such a run is made again, a few times at most.
+  constexpr int kAttemptsMax = 5;
+  GpuRunResult before;
+  std::string attempts;
+  for (int attempt = 1; attempt <= kAttemptsMax; ++attempt) {  // bounded by kAttemptsMax
+    before = run_on_gpu(s, options_of("2026-08-24"), host_world());
+    attempts.append("attempt ").append(std::to_string(attempt)).append(": ").append(before.run.verdict.headline).append("\n");
+    if (before.run.verdict.kind == HangKind::kCrash) break;
+  }
+  INFO(attempts);
   const Verdict& v = before.run.verdict;
   REQUIRE(v.kind == HangKind::kCrash);
   REQUIRE(v.group == sim.verdict.group);

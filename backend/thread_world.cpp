@@ -181,14 +181,8 @@ class ThreadWorld::ActorRuntime final : public Runtime {
     c.group = w_.topology_.resolve(c.group, rank_);
     if (point_to_point(c.group.kind)) return c.op == CollectiveOp::kSend ? send(c) : recv(c);
     const std::int64_t size = collective_size(c);
-    const std::uint64_t my_seq = w_.recorder_.enter(rank_, c.group, c.op, size, model_ns_, w_.now_ns());
-    emit(kNoRequest, CollectiveEnterFields{.group = c.group.code(), .sequence = static_cast<std::int64_t>(my_seq), .payload_size = size});
-    {
-      std::lock_guard<std::mutex> lock(w_.world_mu_);
-      ActorWait& rec = w_.table_.wait(slot_);
-      rec.block(WaitKind::kCollective, c, w_.now_ns());
-      rec.seq = my_seq;
-    }
+    const std::uint64_t my_seq = enter_recorded(c, size);
+    block_in(c, my_seq);
     held->unlock();
     bool parked = false;
     try {
@@ -289,6 +283,21 @@ class ThreadWorld::ActorRuntime final : public Runtime {
     return false;
   }
 
+  // The call's entry in the flight recorder and the log: its sequence on its communicator.
+  std::uint64_t enter_recorded(const WorldCall& c, std::int64_t size) {
+    const std::uint64_t seq = w_.recorder_.enter(rank_, c.group, c.op, size, model_ns_, w_.now_ns());
+    emit(kNoRequest, CollectiveEnterFields{.group = c.group.code(), .sequence = static_cast<std::int64_t>(seq), .payload_size = size});
+    return seq;
+  }
+
+  // The actor's wait record: blocked in `c`, at `seq` of its communicator.
+  void block_in(const WorldCall& c, std::uint64_t seq) {
+    std::lock_guard<std::mutex> lock(w_.world_mu_);
+    ActorWait& rec = w_.table_.wait(slot_);
+    rec.block(WaitKind::kCollective, c, w_.now_ns());
+    rec.seq = seq;
+  }
+
   // A transport failure of this actor's call, for the watchdog (unless the world is stopping).
   void note_transport_failure(const CollectiveFailed& e) {
     std::lock_guard<std::mutex> lock(w_.world_mu_);
@@ -303,8 +312,7 @@ class ThreadWorld::ActorRuntime final : public Runtime {
   bool send(WorldCall& c) {
     HCSIM_ASSERT(c.payload.size() <= kChannelPayloadWordsMax);
     const std::int64_t size = collective_size(c);
-    const std::uint64_t seq = w_.recorder_.enter(rank_, c.group, c.op, size, model_ns_, w_.now_ns());
-    emit(kNoRequest, CollectiveEnterFields{.group = c.group.code(), .sequence = static_cast<std::int64_t>(seq), .payload_size = size});
+    const std::uint64_t seq = enter_recorded(c, size);
     std::vector<std::int64_t> frame(kChannelFrameWords, 0);
     frame[0] = static_cast<std::int64_t>(c.op);
     frame[1] = size;
@@ -331,13 +339,10 @@ class ThreadWorld::ActorRuntime final : public Runtime {
   bool recv(WorldCall& c) {
     const std::int64_t size = collective_size(c);
     const std::size_t comm = w_.comm_index(c.group);
-    const std::uint64_t seq = w_.recorder_.enter(rank_, c.group, c.op, size, model_ns_, w_.now_ns());
-    emit(kNoRequest, CollectiveEnterFields{.group = c.group.code(), .sequence = static_cast<std::int64_t>(seq), .payload_size = size});
+    const std::uint64_t seq = enter_recorded(c, size);
+    block_in(c, seq);
     {
       std::lock_guard<std::mutex> lock(w_.world_mu_);
-      ActorWait& rec = w_.table_.wait(slot_);
-      rec.block(WaitKind::kCollective, c, w_.now_ns());
-      rec.seq = seq;
       w_.taken_model_ns_[comm] = std::max(w_.taken_model_ns_[comm], model_ns_);
     }
     std::vector<std::int64_t>& frame = channel_frame_;
@@ -371,12 +376,7 @@ class ThreadWorld::ActorRuntime final : public Runtime {
     const std::size_t comm = w_.comm_index(c.group);
     auto& pending = sends_[comm];
     if (pending.empty()) return false;
-    {
-      std::lock_guard<std::mutex> lock(w_.world_mu_);
-      ActorWait& rec = w_.table_.wait(slot_);
-      rec.block(WaitKind::kCollective, c, w_.now_ns());
-      rec.seq = pending.front().seq;
-    }
+    block_in(c, pending.front().seq);
     w_.recorder_.waiting_for_sends(c.group, true, w_.now_ns());
     held->unlock();
     bool parked = false;

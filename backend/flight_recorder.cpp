@@ -126,7 +126,6 @@ TimeNs FlightRecorder::oldest_open_since_ns() const {
 FlightRecorder::Snapshot FlightRecorder::snapshot() const {
   std::lock_guard<std::mutex> lock(mu_);
   Snapshot s;
-  s.ranks = ranks_;
   for (const Comm& c : comms_) {
     s.comms.push_back(c.group);
     s.comm_members.push_back(c.members);

@@ -61,7 +61,6 @@ class FlightRecorder {
     std::vector<Group> communicators() const override { return comms; }
     std::vector<int> members(Group g) const override;
 
-    int ranks = 0;
     std::vector<Group> comms;                                     // the topology's communicators
     std::vector<std::vector<int>> comm_members;                   // by communicator
     std::vector<std::map<std::uint64_t, OpenCollective>> open;    // by communicator

@@ -258,8 +258,8 @@ class Rank {
   Channel<PrefetchOperationPtr> prefetch_queue_;   // scheduler -> prefetch thread
   Channel<PrefetchOperationPtr> prefetch_buffer_;  // prefetch thread -> IO thread
   // An item the prefetch thread queued for the scheduler's drain, with its clock then. The drain
-  // counts only items its own clock has reached: in the simulator every item queued; in the
-  // threaded world not what the prefetch thread made at a later model time while a pass ran late.
+  // counts only items its own clock has reached: where actors take turns on one clock that is
+  // every item queued; where they run at once, not what the prefetch thread made at a later time.
   template <class T>
   struct Queued {
     T item;

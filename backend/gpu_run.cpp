@@ -142,7 +142,7 @@ GpuRunResult run_on_gpu(const Scenario& scenario, const RunOptions& options, con
   result.collectives_completed = flight.completed;
   out.mean_collective_round_ns = flight.mean_round_ns;
   result.end_ns = world->now_ns();
-  result.wait_for_dot = wait_for_graph_dot(result.verdict, flight, options.wait_for);
+  result.waited = WaitedCollectives(result.verdict, flight);
   result.log = world->take_log();
   // Folded from the log: the actors' threads may outlive the run (see below), so no tap of this
   // frame may stay in the world. A GPU run of a scenario stays far below the log's limit.

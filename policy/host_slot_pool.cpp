@@ -18,34 +18,46 @@ std::string_view slot_owner_name(SlotOwner o) {
   return {};
 }
 
-HostSlotPool::HostSlotPool(SlotPoolKind kind, std::int32_t capacity) : kind_(kind), slots_(capacity), work_index_(capacity, -1) {
-  HCSIM_ASSERT(capacity > 0);
-  free_stack_.reserve(capacity);
-  for (std::int32_t s = capacity - 1; s >= 0; --s) free_stack_.push_back(s);
+HostSlotPool::HostSlotPool(SlotPoolKind kind, std::int32_t capacity) : kind_(kind), capacity_(capacity) { HCSIM_ASSERT(capacity > 0); }
+
+std::int32_t HostSlotPool::take_free() {
+  if (free_stack_.empty()) {
+    HCSIM_ASSERT(fresh_ < capacity_);
+    return fresh_++;
+  }
+  const std::int32_t s = free_stack_.back();
+  free_stack_.pop_back();
+  return s;
+}
+
+HostSlotPool::Slot& HostSlotPool::slot_at(std::int32_t slot) {
+  HCSIM_ASSERT(slot >= 0 && slot < capacity_);
+  const auto i = static_cast<std::size_t>(slot);
+  if (i >= slots_.size()) {
+    slots_.resize(i + 1);
+    work_index_.resize(i + 1, -1);
+  }
+  return slots_[i];
 }
 
 void HostSlotPool::occupy_resident(std::int32_t count) {
   HCSIM_ASSERT(count >= 0 && count <= available());
-  for (std::int32_t i = 0; i < count; ++i) {
-    const std::int32_t s = free_stack_.back();
-    free_stack_.pop_back();
-    slots_[s] = {SlotOwner::kTree, -1, 0};
-  }
+  for (std::int32_t i = 0; i < count; ++i) slot_at(take_free()) = {SlotOwner::kTree, -1, 0};
 }
 
 SlotOwner HostSlotPool::owner(std::int32_t slot) const {
   HCSIM_ASSERT(slot >= 0 && slot < capacity());
-  return slots_[slot].owner;
+  return static_cast<std::size_t>(slot) < slots_.size() ? slots_[static_cast<std::size_t>(slot)].owner : SlotOwner::kFree;
 }
 
 bool HostSlotPool::alloc(TimeNs now_ns, std::int32_t count, std::int32_t op_id, std::vector<std::int32_t>& out) {
   HCSIM_ASSERT(count >= 0);
   if (count > available()) return false;
   for (std::int32_t i = 0; i < count; ++i) {
-    const std::int32_t s = free_stack_.back();
-    free_stack_.pop_back();
-    HCSIM_ASSERT(slots_[s].owner == SlotOwner::kFree);
-    slots_[s] = {SlotOwner::kOperation, op_id, now_ns};
+    const std::int32_t s = take_free();
+    Slot& slot = slot_at(s);
+    HCSIM_ASSERT(slot.owner == SlotOwner::kFree);
+    slot = {SlotOwner::kOperation, op_id, now_ns};
     set_owned_by_work(s, true);
     out.push_back(s);
   }
@@ -56,12 +68,11 @@ void HostSlotPool::violation(Runtime& rt, std::int32_t slot, RequestId request) 
   ++violations_;
   rt.emit(request, SlotViolationFields{.slot = slot,
                                        .pool = static_cast<std::int64_t>(kind_),
-                                       .owner = static_cast<std::int64_t>(slots_[slot].owner)});
+                                       .owner = static_cast<std::int64_t>(owner(slot))});
 }
 
 void HostSlotPool::begin_write(Runtime& rt, std::int32_t slot, std::int32_t op_id) {
-  HCSIM_ASSERT(slot >= 0 && slot < capacity());
-  Slot& s = slots_[slot];
+  Slot& s = slot_at(slot);
   if (s.owner != SlotOwner::kOperation || s.op_id != op_id) {
     violation(rt, slot, kNoRequest);
     return;  // the write goes into memory somebody else owns; ownership stays theirs
@@ -71,8 +82,7 @@ void HostSlotPool::begin_write(Runtime& rt, std::int32_t slot, std::int32_t op_i
 }
 
 void HostSlotPool::end_write(Runtime& rt, std::int32_t slot, std::int32_t op_id) {
-  HCSIM_ASSERT(slot >= 0 && slot < capacity());
-  Slot& s = slots_[slot];
+  Slot& s = slot_at(slot);
   if (s.owner == SlotOwner::kWriting && s.op_id == op_id) {
     s.owner = SlotOwner::kOperation;
     s.since_ns = rt.now_ns();
@@ -121,8 +131,7 @@ std::vector<HostSlotPool::Record> HostSlotPool::work_census() const {
 }
 
 void HostSlotPool::to_tree(Runtime& rt, std::int32_t slot) {
-  HCSIM_ASSERT(slot >= 0 && slot < capacity());
-  Slot& s = slots_[slot];
+  Slot& s = slot_at(slot);
   if (s.owner == SlotOwner::kWriting) {
     // Published while a read still writes it (upstream's tree takes it regardless; the write
     // lands later in a tree slot, flagged again at its end_write).
@@ -136,8 +145,7 @@ void HostSlotPool::to_tree(Runtime& rt, std::int32_t slot) {
 }
 
 bool HostSlotPool::queue_release(Runtime& rt, std::int32_t slot) {
-  HCSIM_ASSERT(slot >= 0 && slot < capacity());
-  Slot& s = slots_[slot];
+  Slot& s = slot_at(slot);
   if (s.owner == SlotOwner::kWriting) {
     // Queued while a read still writes it, as upstream queues it: the drain frees it under the
     // read (#31445), flagged here.
@@ -153,8 +161,7 @@ bool HostSlotPool::queue_release(Runtime& rt, std::int32_t slot) {
 }
 
 void HostSlotPool::free(Runtime& rt, std::int32_t slot) {
-  HCSIM_ASSERT(slot >= 0 && slot < capacity());
-  Slot& s = slots_[slot];
+  Slot& s = slot_at(slot);
   if (s.owner == SlotOwner::kFree) {  // double free: the slot is already on the free stack
     violation(rt, slot, kNoRequest);
     return;

@@ -39,7 +39,9 @@ struct RunOptions {
   const Recording* replay = nullptr;     // drive arrivals, aborts and L3 timings from a trace
   EventTap* tap = nullptr;               // sees every event, also those past what the log keeps
   ChoiceSource* choices = nullptr;       // decides same-instant order and explore.late delays (hcsim explore)
-  WaitForGraphOptions wait_for;          // idle actors folded away unless asked for
+  // Events the result's log keeps (its digest and count cover every event); unset: the scenario's
+  // world.log_kept_max. A sweep keeps none: it reads the digest and its tap.
+  std::optional<std::size_t> events_kept;
 };
 
 // Every draw a run's seed made, so a report says what the seed chose (as a fuzzer's log names
@@ -65,7 +67,9 @@ struct RunResult {
   std::uint64_t collectives_completed = 0;
   TimeNs end_ns = 0;
   std::vector<RankSummary> ranks;
-  std::string wait_for_dot;  // Graphviz of who waits on whom at the end
+  WaitedCollectives waited;  // what the wait-for graph needs of the collectives at the end
+  // Graphviz of who waits on whom at the end, drawn now (a sweep's runs never ask).
+  std::string wait_for_dot(const WaitForGraphOptions& options = {}) const { return wait_for_graph_dot(verdict, waited, options); }
   std::vector<InvariantResult> invariants;
   std::vector<LeakSample> leaks_over_time;  // leaked host slots, sampled whenever the count changed
   std::map<RequestId, HitLoss> l3_losses;   // requests that got less of an agreed L3 hit than agreed

@@ -486,6 +486,49 @@ std::string write_dot(const Graph& g, const Verdict& verdict, const WaitForGraph
 
 }  // namespace
 
+WaitedCollectives::WaitedCollectives(const Verdict& verdict, const CollectiveLedger& ledger) : mismatch_(ledger.first_mismatch()) {
+  for (const ActorState& a : verdict.actors) {
+    if (a.wait != WaitKind::kCollective) continue;
+    const bool seen = std::any_of(kept_.begin(), kept_.end(), [&](const Kept& k) { return k.group == a.group && k.seq == a.seq; });
+    if (seen) continue;
+    Kept k{a.group, a.seq, std::nullopt, ledger.members(a.group)};
+    if (const OpenCollective* open = ledger.find_open(a.group, a.seq)) k.open = *open;
+    kept_.push_back(std::move(k));
+  }
+}
+
+const OpenCollective* WaitedCollectives::oldest_open(Group g, std::uint64_t& seq) const {
+  const Kept* oldest = nullptr;
+  for (const Kept& k : kept_) {
+    if (k.group == g && k.open && (oldest == nullptr || k.seq < oldest->seq)) oldest = &k;
+  }
+  if (oldest == nullptr) return nullptr;
+  seq = oldest->seq;
+  return &*oldest->open;
+}
+
+const OpenCollective* WaitedCollectives::find_open(Group g, std::uint64_t seq) const {
+  for (const Kept& k : kept_) {
+    if (k.group == g && k.seq == seq) return k.open ? &*k.open : nullptr;
+  }
+  return nullptr;
+}
+
+std::vector<Group> WaitedCollectives::communicators() const {
+  std::vector<Group> out;
+  for (const Kept& k : kept_) {
+    if (std::find(out.begin(), out.end(), k.group) == out.end()) out.push_back(k.group);
+  }
+  return out;
+}
+
+std::vector<int> WaitedCollectives::members(Group g) const {
+  for (const Kept& k : kept_) {
+    if (k.group == g) return k.members;
+  }
+  return {};
+}
+
 std::string wait_for_graph_dot(const Verdict& verdict, const CollectiveLedger& collectives, const WaitForGraphOptions& options) {
   Graph g{verdict.actors, {}, {}, {}};
   add_actor_nodes(g);

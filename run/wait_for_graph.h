@@ -16,7 +16,10 @@
 //   "rank 1 io" -> "L3 (rank 1)" [label="  sidecar_get"];
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "run/diagnosis.h"
 
@@ -27,5 +30,31 @@ struct WaitForGraphOptions {
 };
 
 std::string wait_for_graph_dot(const Verdict& verdict, const CollectiveLedger& collectives, const WaitForGraphOptions& options = {});
+
+// What the graph reads of a world's collectives, kept at the end of a run so the graph is drawn
+// only when somebody asks for it: the collectives the verdict's actors wait in (open or not) and
+// their communicators' ranks. Nothing when no actor waits in one, as at most completions.
+class WaitedCollectives final : public CollectiveLedger {
+ public:
+  WaitedCollectives() = default;
+  WaitedCollectives(const Verdict& verdict, const CollectiveLedger& ledger);
+
+  // Of the kept collectives only: those some actor waited in.
+  const OpenCollective* oldest_open(Group g, std::uint64_t& seq) const override;
+  const OpenCollective* find_open(Group g, std::uint64_t seq) const override;
+  std::optional<MismatchPoint> first_mismatch() const override { return mismatch_; }
+  std::vector<Group> communicators() const override;
+  std::vector<int> members(Group g) const override;
+
+ private:
+  struct Kept {
+    Group group = Group::kTp;
+    std::uint64_t seq = 0;
+    std::optional<OpenCollective> open;  // none: the ledger no longer knew it
+    std::vector<int> members;
+  };
+  std::vector<Kept> kept_;  // in the order actors wait in them
+  std::optional<MismatchPoint> mismatch_;
+};
 
 }  // namespace hcsim

@@ -133,7 +133,7 @@ std::string result_difference(const RunResult& x, const RunResult& y) {
   if (x.kernel_events != y.kernel_events) return "kernel events processed";
   if (x.end_ns != y.end_ns) return "end time";
   if (x.collectives_completed != y.collectives_completed) return "collectives completed";
-  if (x.wait_for_dot != y.wait_for_dot) return "wait-for graph";
+  if (x.wait_for_dot() != y.wait_for_dot()) return "wait-for graph";
   if (x.invariants.size() != y.invariants.size()) return "invariants";
   for (std::size_t i = 0; i < x.invariants.size(); ++i) {
     const InvariantResult& a = x.invariants[i];

@@ -24,8 +24,9 @@ SeedSweep sweep_seeds(const Scenario& scenario, const RunOptions& options, std::
   const auto caller = std::this_thread::get_id();
   auto worker = [&] {
     try {
+      RunOptions o = options;
+      o.events_kept = 0;  // a seed's row reads the digest only
       for (std::int64_t i = next++; i < count; i = next++) {
-        RunOptions o = options;
         o.seed = first_seed + static_cast<std::uint64_t>(i);
         const RunResult r = simulate(scenario, o);
         sweep.runs[static_cast<std::size_t>(i)] = {*o.seed, r.verdict.kind, r.verdict.at_ns, violated_names(r.invariants), r.log.digest(),

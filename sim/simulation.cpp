@@ -25,7 +25,9 @@ RunResult simulate(const Scenario& scenario, const RunOptions& given) {
   result.arrivals = setup.arrivals;
   result.aborts = setup.aborts;
   StorageModel& storage = *setup.storage;
-  SimWorld world(scenario.world, storage, std::move(setup.arrivals), scenario.workload.size(), std::move(setup.aborts));
+  WorldConfig world_config = scenario.world;
+  if (options.events_kept) world_config.log_kept_max = *options.events_kept;
+  SimWorld world(std::move(world_config), storage, std::move(setup.arrivals), scenario.workload.size(), std::move(setup.aborts));
   world.choose_order(options.choices);
   if (options.choices != nullptr) options.choices->observe([&world] { return world.waits_digest(); });
   // Every event reaches the invariants' fold and the caller's tap, also those past what the log keeps.
@@ -61,7 +63,7 @@ RunResult simulate(const Scenario& scenario, const RunOptions& given) {
   result.kernel_events = world.kernel().events_processed();
   result.collectives_completed = world.collectives().completed();
   result.end_ns = world.kernel().now_ns();
-  result.wait_for_dot = wait_for_graph_dot(result.verdict, world.collectives(), options.wait_for);
+  result.waited = WaitedCollectives(result.verdict, world.collectives());
   result.log = world.take_log();
   result.log.tap(nullptr);  // the taps are this run's only
   result.draws = std::move(setup.draws);

@@ -116,13 +116,13 @@ class SimWorld::ActorRuntime final : public Runtime {
 
 SimWorld::SimWorld(WorldConfig cfg, StorageModel& storage, std::vector<Arrival> arrivals, std::size_t request_count,
                    std::vector<Arrival> aborts)
-    : cfg_(cfg),
+    : cfg_(std::move(cfg)),
       storage_(storage),
-      matcher_(cfg.topology(), cfg.collective),
-      log_(cfg.log_kept_max),
-      requests_(std::move(arrivals), std::move(aborts), cfg.attn_dp),
-      work_(request_count, cfg.ranks, requests_.replica_of(request_count), cfg.topology().replica_ranks()) {
-  HCSIM_ASSERT(cfg.ranks > 0 && cfg.bounds.check_period_ns > 0);
+      matcher_(cfg_.topology(), cfg_.collective),
+      log_(cfg_.log_kept_max),
+      requests_(std::move(arrivals), std::move(aborts), cfg_.attn_dp),
+      work_(request_count, cfg_.ranks, requests_.replica_of(request_count), cfg_.topology().replica_ranks()) {
+  HCSIM_ASSERT(cfg_.ranks > 0 && cfg_.bounds.check_period_ns > 0);
   if (cfg_.events_max == 0) cfg_.events_max = static_cast<std::uint64_t>(limit_value(Limit::kEvents));
   HCSIM_ASSERT(cfg_.events_max > 0);
 }

@@ -190,7 +190,7 @@ TEST_CASE("thread world: the seed bug hangs for real and the watchdog names the 
     REQUIRE(e.op == CollectiveOp::kForward);
     REQUIRE(e.size == (e.rank == 0 ? 52 : 2100));  // rank 0 loaded the L3 hit, rank 1 did not
   }
-  REQUIRE(g.run.wait_for_dot.find("forward(2100)") != std::string::npos);
+  REQUIRE(g.run.wait_for_dot().find("forward(2100)") != std::string::npos);
   REQUIRE(g.stats.pages_read == 66);  // 32 KV pages and 1 sidecar object per rank, from files
   REQUIRE(g.stats.pages_corrupt == 0);
 

@@ -448,7 +448,7 @@ TEST_CASE("pictures: a wait-for graph marks the rank that never came, a wait cyc
 TEST_CASE("pictures: the TP 8 registration divergence's wait-for graph, as simulated") {
   const RunResult r = simulate(load_scenario_file("scenarios/registration-divergence.json"), RunOptions{});
   REQUIRE(r.verdict.kind == HangKind::kCollectiveMismatch);
-  CHECK(count(r.wait_for_dot, "subgraph cluster_rank_") == 8);
-  CHECK_THAT(r.wait_for_dot, Catch::Contains(kRed) && Catch::Contains("idle actor"));
-  CHECK_THAT(edge_line(r.wait_for_dot, "rank 3 scheduler", "tp_cpu_group seq 5"), Catch::Contains("entered forward(2100)") && Catch::Contains(kRed));
+  CHECK(count(r.wait_for_dot(), "subgraph cluster_rank_") == 8);
+  CHECK_THAT(r.wait_for_dot(), Catch::Contains(kRed) && Catch::Contains("idle actor"));
+  CHECK_THAT(edge_line(r.wait_for_dot(), "rank 3 scheduler", "tp_cpu_group seq 5"), Catch::Contains("entered forward(2100)") && Catch::Contains(kRed));
 }

@@ -107,7 +107,7 @@ TEST_CASE("pipeline: a stage that reads late is a dead scheduler after #27285 an
   CHECK(unchained.verdict.missing_ranks == std::vector<int>{2});
   // The wait-for graph closes the cycle across the stages: rank 0 waits on the proxy channel for
   // rank 2, which waits on the request channel for rank 0.
-  const std::string& dot = unchained.wait_for_dot;
+  const std::string dot = unchained.wait_for_dot();
   CHECK(dot.find("\"rank 0 scheduler\" -> \"pp_proxy[0] pp0->pp1 seq 0\"") != std::string::npos);
   CHECK(dot.find("\"pp_proxy[0] pp0->pp1 seq 0\" -> \"rank 2 scheduler\"") != std::string::npos);
   CHECK(dot.find("\"rank 2 scheduler\" -> \"pp_requests[0] pp0->pp1 seq 4\"") != std::string::npos);

@@ -87,6 +87,7 @@ std::int64_t percentile(std::vector<std::int64_t>& values, int p) {
 RunMetrics simulate_for_metrics(const Scenario& scenario, RunOptions options) {
   MetricsTap tap(scenario.workload.size());
   options.tap = &tap;
+  options.events_kept = 0;
   const RunResult result = simulate(scenario, options);
   return tap.finish(scenario, result);
 }

@@ -145,11 +145,11 @@ int cmd_gpu(const Args& args) {
   va.fallback = s.upstream_at;
   check_family_date(va, s);
   RunOptions opt = run_options(va);
-  opt.wait_for.all_actors = vm.count("all-actors") > 0;
+  const WaitForGraphOptions graph{.all_actors = vm.count("all-actors") > 0};
   const auto t0 = std::chrono::steady_clock::now();
   const GpuRunResult g = run_on_gpu(s, opt, gpu_options(ga));
   const RunLabel label{variant_name(va) + " (gpu)", wall_ms_since(t0)};
-  if (!dot.empty()) write_output(dot, g.run.wait_for_dot);
+  if (!dot.empty()) write_output(dot, g.run.wait_for_dot(graph));
   if (record.empty() && g.stats.watchdog_fired) record = default_output("gpu-hang-" + safe_file_name(s.name) + ".jsonl");
   if (!record.empty()) record_trace(record, path, s, g.run, variant_name(va), "gpu");
   if (json) {

@@ -302,7 +302,7 @@ int cmd_run(const Args& args) {
   va.fallback = s.upstream_at;
   check_family_date(va, s);
   RunOptions opt = run_options(va);
-  opt.wait_for.all_actors = vm.count("all-actors") > 0;
+  const WaitForGraphOptions graph{.all_actors = vm.count("all-actors") > 0};
   if (check) return determinism_holds(s, opt, variant_name(va)) ? kExitOk : kExitUnexpected;
   if (vm.count("seeds")) {
     if (!dot.empty() || !record.empty()) throw BadInput("run --seeds: --dot and --record write one run; drop --seeds, or pick a seed with --seed");
@@ -318,7 +318,7 @@ int cmd_run(const Args& args) {
   } else {
     print_report(report, s, r, label);
   }
-  if (!dot.empty()) write_output(dot, r.wait_for_dot);
+  if (!dot.empty()) write_output(dot, r.wait_for_dot(graph));
   if (!record.empty()) record_trace(record, path, s, r, variant_name(va));
   if (expect.empty()) return kExitOk;
   const std::vector<std::string> broken = violated_names(r.invariants);

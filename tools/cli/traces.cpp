@@ -285,9 +285,8 @@ int cmd_export(const Args& args) {
   if (!dot.empty()) {
     const Recording recording = recording_of(trace);
     RunOptions opt = replay_options(trace, recording);
-    opt.wait_for.all_actors = vm.count("all-actors") > 0;
     const RunResult r = simulate(s, opt);
-    write_output(dot, r.wait_for_dot);
+    write_output(dot, r.wait_for_dot({.all_actors = vm.count("all-actors") > 0}));
     std::fprintf(said, "wrote %s: the wait-for graph at %s (%s)\n", dot.c_str(), format_ms(r.verdict.at_ns).c_str(), verdict_word(r.verdict).c_str());
     if (const std::string complaint = departure_complaint(trace, r.log.events(), path); !complaint.empty()) {
       std::cerr << "hcsim: " << complaint << "\n  the graph is the replay's\n";

@@ -219,7 +219,7 @@ TEST_CASE("the results files depend on the grid and seeds only: not on threads, 
   CHECK(prefix_hangs == 5);
   CHECK(seedfix_hangs == 0);
   std::ostringstream table;
-  write_summary(rows, table, (dir / "summary.md").string());
+  summary_of(rows).write(table, (dir / "summary.md").string());
   CHECK_THAT(table.str(), Catch::Contains("## wait_complete / pre-fix") && Catch::Contains("| /delays/0/fixed_us = 488000 | 5 | 5 | 100.0% |"));
   fs::remove_all(dir);
 }

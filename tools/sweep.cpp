@@ -57,9 +57,9 @@ constexpr std::int64_t kIntMax = std::numeric_limits<std::int64_t>::max();
 constexpr std::int64_t kIntMin = std::numeric_limits<std::int64_t>::min();
 
 std::string hex64(std::uint64_t v) {
-  std::ostringstream s;
-  s << std::hex << std::setw(16) << std::setfill('0') << v;
-  return s.str();
+  std::string out(16, '0');
+  for (int i = 15; i >= 0; --i, v >>= 4) out[static_cast<std::size_t>(i)] = "0123456789abcdef"[v & 0xf];
+  return out;
 }
 
 // A CSV cell: quoted when it must be (a comma, a quote, a line break) or when asked.
@@ -82,6 +82,7 @@ class CsvLine {
     return *this;
   }
   std::string line() const { return text_ + "\n"; }
+  const std::string& text() const { return text_; }
 
  private:
   std::string text_;
@@ -264,24 +265,18 @@ void check_row(const json& row, const std::string& where, const GridHeader& h) {
   if (const auto wall = r.find("wall_us")) (void)wall->integer(kIntMin, kIntMax);
 }
 
-struct Row {
-  std::string jsonl;
-  std::string csv;
+// The cells of a row its grid point decides, formatted once per point: a sweep's row is then
+// integers and a few names appended to these.
+struct PointFormat {
+  std::string jsonl;  // ,"axes":{...},"variant":...,"page_size":N  (between the seed and the verdict)
+  std::string csv;    // the axis labels, variant, policy, tp, pp and page size, each after a comma
+  SummaryKey summary;
 };
 
-Row format_row(const SweepGrid& g, std::int64_t run, const RunMetrics& m, std::optional<std::int64_t> wall_us) {
-  const SweepPoint& p = g.point_of(run);
+PointFormat point_format(const SweepGrid& g, const SweepPoint& p) {
   const Scenario& s = *p.scenario;
-  const std::string verdict = m.verdict == HangKind::kNone ? "complete" : std::string(hang_kind_name(m.verdict));
   const std::string policy(policy_name(s.policy.policy));
-  std::string violated;
-  for (const std::string& v : m.violated) {
-    if (!violated.empty()) violated.push_back(';');
-    violated.append(v);
-  }
   ordered_json j;
-  j["run"] = run;
-  j["seed"] = g.seed_of(run);
   ordered_json axes = ordered_json::object();
   for (std::size_t a = 0; a < g.axes.size(); ++a) axes[g.axes[a].name] = g.axes[a].values[p.value_index[a]];
   j["axes"] = axes;
@@ -290,36 +285,92 @@ Row format_row(const SweepGrid& g, std::int64_t run, const RunMetrics& m, std::o
   j["tp"] = s.world.topology().tp;
   j["pp"] = s.world.pp;
   j["page_size"] = s.policy.page_size_tokens;
-  j["verdict"] = verdict;
-  j["hang"] = m.verdict != HangKind::kNone;
-  j["violated"] = m.violated;
-  j["requests"] = m.requests;
-  j["scheduled"] = m.scheduled;
-  j["starved"] = m.starved;
-  j["sched_p50_us"] = m.sched_p50_us;
-  j["sched_p99_us"] = m.sched_p99_us;
-  j["tokens_loaded"] = m.tokens_loaded;
-  j["l3_lost_tokens"] = m.l3_lost_tokens;
-  j["kv_bytes_discarded"] = m.kv_bytes_discarded;
-  j["events"] = m.events;
-  j["end_us"] = m.end_us;
-  j["digest"] = hex64(m.digest);  // a string: 64 bits do not survive a JSON reader's doubles
-  if (wall_us) j["wall_us"] = *wall_us;
+  const std::string dumped = j.dump();
+  PointFormat f;
+  f.jsonl = "," + dumped.substr(1, dumped.size() - 2);
   CsvLine csv;
-  csv.add(std::to_string(run)).add(std::to_string(g.seed_of(run)));
   for (std::size_t a = 0; a < g.axes.size(); ++a) {
     if (g.axes[a].name != "variant") csv.add(g.axes[a].label(p.value_index[a]));
   }
-  for (const std::string& c : {p.variant, policy, std::to_string(s.world.topology().tp), std::to_string(s.world.pp), std::to_string(s.policy.page_size_tokens), verdict,
-                               std::string(m.verdict != HangKind::kNone ? "1" : "0"), violated, std::to_string(m.requests),
-                               std::to_string(m.scheduled), std::to_string(m.starved), std::to_string(m.sched_p50_us),
-                               std::to_string(m.sched_p99_us), std::to_string(m.tokens_loaded), std::to_string(m.l3_lost_tokens),
-                               std::to_string(m.kv_bytes_discarded), std::to_string(m.events), std::to_string(m.end_us)}) {
+  for (const std::string& c : {p.variant, policy, std::to_string(s.world.topology().tp), std::to_string(s.world.pp), std::to_string(s.policy.page_size_tokens)}) {
     csv.add(c);
   }
-  csv.add(hex64(m.digest), true);  // quoted: a spreadsheet keeps "0012..." as text, not a number
-  if (wall_us) csv.add(std::to_string(*wall_us));
-  return {j.dump() + "\n", csv.line()};
+  f.csv = "," + csv.text();
+  // As a results file's row reads back: its axes by name, less the two that name the table.
+  std::map<std::string, std::string> labels;
+  for (std::size_t a = 0; a < g.axes.size(); ++a) labels[g.axes[a].name] = g.axes[a].label(p.value_index[a]);
+  f.summary = {policy + " / " + p.variant, p.variant, ""};
+  for (const auto& [name, label] : labels) {
+    if (name == "variant" || name == "/policy/name") continue;
+    f.summary.point.append(f.summary.point.empty() ? "" : ", ").append(name).append(" = ").append(label);
+  }
+  if (f.summary.point.empty()) f.summary.point = "(base)";
+  return f;
+}
+
+void append_int(std::string& out, std::int64_t v) {
+  char buf[24];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, r.ptr);
+}
+
+struct Row {
+  std::string jsonl;
+  std::string csv;
+  std::size_t point = 0;   // in the grid
+  SummaryOutcome outcome;  // what the summary adds of it
+};
+
+// The row of one run: its JSON Lines object (the keys in docs/sweep-format.md's order, as
+// nlohmann::json writes it) and its CSV line.
+Row format_row(const SweepGrid& g, const PointFormat& point, std::int64_t run, const RunMetrics& m, std::optional<std::int64_t> wall_us) {
+  const std::string_view verdict = m.verdict == HangKind::kNone ? std::string_view("complete") : hang_kind_name(m.verdict);
+  const std::string digest = hex64(m.digest);  // a string: 64 bits do not survive a JSON reader's doubles
+  const std::int64_t seed = static_cast<std::int64_t>(g.seed_of(run));
+  const bool hang = m.verdict != HangKind::kNone;
+  Row row;
+  std::string& j = row.jsonl;
+  j.reserve(320 + point.jsonl.size());
+  j.append("{\"run\":");
+  append_int(j, run);
+  j.append(",\"seed\":");
+  append_int(j, seed);
+  j.append(point.jsonl).append(",\"verdict\":").append(nlohmann::json(std::string(verdict)).dump()).append(",\"hang\":").append(hang ? "true" : "false");
+  j.append(",\"violated\":").append(nlohmann::json(m.violated).dump());
+  const std::pair<const char*, std::int64_t> numbers[] = {
+      {"requests", m.requests},           {"scheduled", m.scheduled},         {"starved", m.starved},
+      {"sched_p50_us", m.sched_p50_us},   {"sched_p99_us", m.sched_p99_us},   {"tokens_loaded", m.tokens_loaded},
+      {"l3_lost_tokens", m.l3_lost_tokens}, {"kv_bytes_discarded", m.kv_bytes_discarded}, {"events", static_cast<std::int64_t>(m.events)},
+      {"end_us", m.end_us}};
+  for (const auto& [key, value] : numbers) {
+    j.append(",\"").append(key).append("\":");
+    append_int(j, value);
+  }
+  j.append(",\"digest\":\"").append(digest).append("\"");
+  if (wall_us) {
+    j.append(",\"wall_us\":");
+    append_int(j, *wall_us);
+  }
+  j.append("}\n");
+
+  std::string violated;
+  for (const std::string& v : m.violated) {
+    if (!violated.empty()) violated.push_back(';');
+    violated.append(v);
+  }
+  std::string& c = row.csv;
+  append_int(c, run);
+  c.push_back(',');
+  append_int(c, seed);
+  c.append(point.csv);
+  CsvLine rest;
+  rest.add(std::string(verdict)).add(hang ? "1" : "0").add(violated);
+  for (const auto& [key, value] : numbers) rest.add(std::to_string(value));
+  rest.add(digest, true);  // quoted: a spreadsheet keeps "0012..." as text, not a number
+  if (wall_us) rest.add(std::to_string(*wall_us));
+  c.append(",").append(rest.line());
+  row.outcome = {hang, std::string(verdict), m.scheduled, m.starved, m.sched_p50_us, m.sched_p99_us, m.l3_lost_tokens, m.kv_bytes_discarded};
+  return row;
 }
 
 // An append-only output file: whole rows go out in one write(2) each flush, so a kill leaves at
@@ -502,7 +553,10 @@ class OrderedRuns {
  public:
   OrderedRuns(const SweepConfig& c, std::int64_t shard_runs, std::int64_t resumed)
       : c_(c), shard_runs_(shard_runs), window_(std::max<std::int64_t>(1024, std::int64_t{256} * c.jobs)), ring_(static_cast<std::size_t>(window_)),
-        written_(resumed), next_(resumed) {}
+        written_(resumed), next_(resumed) {
+    points_.reserve(c.grid->points.size());
+    for (const SweepPoint& p : c.grid->points) points_.push_back(point_format(*c.grid, p));
+  }
 
   // A worker thread: runs what it claims until every run is claimed or one failed.
   void work() {
@@ -511,32 +565,40 @@ class OrderedRuns {
       if (k >= shard_runs_ || failed_.load()) return;
       {
         std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return k < written_ + window_ || failed_.load(); });
+        if (k >= written_ + window_) {
+          ++workers_waiting_;
+          worker_cv_.wait(lock, [&] { return k < written_ + window_ || failed_.load(); });
+          --workers_waiting_;
+        }
         if (failed_.load()) return;
       }
       run(k);
-      cv_.notify_all();
     }
   }
 
-  // Waits a little for the next row, then appends the rows ready, in order, to the buffers.
-  // Returns the rows taken so far; none once every row is taken or a run failed.
-  std::optional<std::int64_t> take_ready(std::string& jsonl_buf, std::string& csv_buf) {
+  // Waits a little for the next row, then appends the rows ready, in order, to the buffers and
+  // adds them to `summary`. Returns the rows taken so far; none once every row is taken or a run failed.
+  std::optional<std::int64_t> take_ready(std::string& jsonl_buf, std::string& csv_buf, SweepSummary& summary) {
     std::unique_lock<std::mutex> lock(mu_);
     if (written_ >= shard_runs_ || failed_.load()) return std::nullopt;
-    cv_.wait_for(lock, std::chrono::milliseconds(50), [&] { return slot(written_).has_value() || failed_.load(); });
-    bool advanced = false;
+    writer_waiting_ = true;
+    writer_cv_.wait_for(lock, std::chrono::milliseconds(50), [&] { return slot(written_).has_value() || failed_.load(); });
+    writer_waiting_ = false;
+    taken_.clear();
     while (written_ < shard_runs_ && slot(written_).has_value()) {
-      auto& row = slot(written_);
-      jsonl_buf += row->jsonl;
-      csv_buf += row->csv;
-      row.reset();
+      taken_.push_back(std::move(*slot(written_)));
+      slot(written_).reset();
       ++written_;
-      advanced = true;
     }
     const std::int64_t done = written_;
+    const bool wake_workers = !taken_.empty() && workers_waiting_ > 0;
     lock.unlock();
-    if (advanced) cv_.notify_all();
+    if (wake_workers) worker_cv_.notify_all();
+    for (const Row& row : taken_) {
+      jsonl_buf += row.jsonl;
+      csv_buf += row.csv;
+      summary.add(points_[row.point].summary, row.outcome);
+    }
     return done;
   }
 
@@ -546,7 +608,7 @@ class OrderedRuns {
       std::lock_guard<std::mutex> lock(mu_);
       failed_ = true;
     }
-    cv_.notify_all();
+    wake_everyone();
   }
 
   // Once the workers are joined: the rows taken, and what stopped a run, thrown.
@@ -565,32 +627,49 @@ class OrderedRuns {
       Row row = simulate_row(run);
       std::lock_guard<std::mutex> lock(mu_);
       slot(k) = std::move(row);
+      // The writer sleeps only on the row it takes next: waking it for any other is a wasted futex call.
+      if (writer_waiting_ && k == written_) writer_cv_.notify_one();
     } catch (const std::bad_alloc&) {  // the process's limit, not the run's fault: said as such by main
       std::lock_guard<std::mutex> lock(mu_);
       out_of_memory_ = true;
       failed_ = true;
+      wake_everyone();
     } catch (const std::exception& e) {
       std::lock_guard<std::mutex> lock(mu_);
       if (!failed_.exchange(true)) failure_ = "run " + std::to_string(run) + ": " + e.what();
+      wake_everyone();
     }
+  }
+
+  void wake_everyone() {
+    writer_cv_.notify_all();
+    worker_cv_.notify_all();
   }
 
   Row simulate_row(std::int64_t run) const {
     const auto w0 = std::chrono::steady_clock::now();
     const SweepGrid& g = *c_.grid;
-    const Scenario& s = *g.point_of(run).scenario;
-    const RunMetrics m = simulate_for_metrics(s, g.options_of(run));
+    const SweepPoint& p = g.point_of(run);
+    const RunMetrics m = simulate_for_metrics(*p.scenario, g.options_of(run));
     std::optional<std::int64_t> wall_us;
     if (c_.wall_time) wall_us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - w0).count();
-    return format_row(g, run, m, wall_us);
+    const auto point = static_cast<std::size_t>(&p - g.points.data());
+    Row row = format_row(g, points_[point], run, m, wall_us);
+    row.point = point;
+    return row;
   }
 
   const SweepConfig& c_;
   const std::int64_t shard_runs_;
   const std::int64_t window_;
   std::vector<std::optional<Row>> ring_;  // run k's row at k % window_, until taken
+  std::vector<PointFormat> points_;       // by grid point
+  std::vector<Row> taken_;                // the writer's: rows taken in one round
   std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable writer_cv_;     // the next row is ready, or a run failed
+  std::condition_variable worker_cv_;     // the window moved on, or the writer failed
+  bool writer_waiting_ = false;
+  int workers_waiting_ = 0;
   std::int64_t written_;  // rows taken by the writer
   std::atomic<std::int64_t> next_;
   std::atomic<bool> failed_{false};
@@ -618,8 +697,13 @@ SweepStats run_sweep(const SweepConfig& c) {
   const std::string jsonl_path = c.out_prefix + ".jsonl";
   const std::string csv_path = c.out_prefix + ".csv";
   const std::string csv_header = csv_header_of(g, c.wall_time);
-  claim_outputs(grid_path, jsonl_path, csv_path, header_text(header_of(g, c.shard, c.shards, c.wall_time)));
+  const GridHeader header = header_of(g, c.shard, c.shards, c.wall_time);
+  claim_outputs(grid_path, jsonl_path, csv_path, header_text(header));
   st.resumed = cut_to_shared_rows(jsonl_path, csv_path, csv_header, c.shard, c.shards, st.shard_runs);
+  st.summary = SweepSummary(header.grid_digest);
+  if (st.resumed > 0) {
+    for (const json& row : read_sweep_rows(jsonl_path).rows) st.summary.add_row(row);
+  }
   RowFiles files(jsonl_path, csv_path);
 
   OrderedRuns runs(c, st.shard_runs, st.resumed);
@@ -629,7 +713,7 @@ SweepStats run_sweep(const SweepConfig& c) {
   // A failed write (a full disk) stops the workers before it is thrown: no thread outlives this.
   std::exception_ptr write_error;
   try {
-    while (const auto done = runs.take_ready(files.jsonl_buf, files.csv_buf)) {
+    while (const auto done = runs.take_ready(files.jsonl_buf, files.csv_buf, st.summary)) {
       files.flush_if_due();
       progress.update(*done);
     }
@@ -809,54 +893,60 @@ void merge_sweeps(const std::vector<std::string>& shard_prefixes, const std::str
   write_file_atomically(grid_path, header_text(merged));
 }
 
-void write_summary(const SweepRows& rows, std::ostream& out, const std::string& markdown_path) {
-  struct Group {
-    std::int64_t runs = 0, hangs = 0, starved = 0, l3_lost_tokens = 0, kv_bytes_discarded = 0;
-    std::map<std::string, std::int64_t> kinds;
-    std::vector<std::int64_t> p50_us, p99_us;
-  };
-  // (policy, variant) -> point label -> group, both in first-appearance (run) order.
-  std::vector<std::string> table_order;
-  std::map<std::string, std::vector<std::string>> point_order;
-  std::map<std::string, std::map<std::string, Group>> tables;
-  std::map<std::string, std::string> table_variant;
-  for (const json& r : rows.rows) {
-    const std::string table = r.value("policy", "?") + " / " + r.value("variant", "?");
-    table_variant.emplace(table, r.value("variant", "?"));
-    std::string point;
-    for (const auto& [name, value] : r["axes"].items()) {
-      if (name == "variant" || name == "/policy/name") continue;
-      point += (point.empty() ? "" : ", ") + name + " = " + value_label(value);
-    }
-    if (point.empty()) point = "(base)";
-    if (!tables.contains(table)) table_order.push_back(table);
-    auto& points = tables[table];
-    if (!points.contains(point)) point_order[table].push_back(point);
-    Group& gr = points[point];
-    ++gr.runs;
-    if (r.value("hang", false)) {
-      ++gr.hangs;
-      ++gr.kinds[r.value("verdict", "?")];
-    }
-    gr.starved += r.value("starved", std::int64_t{0});
-    gr.l3_lost_tokens += r.value("l3_lost_tokens", std::int64_t{0});
-    gr.kv_bytes_discarded += r.value("kv_bytes_discarded", std::int64_t{0});
-    if (r.value("scheduled", std::int64_t{0}) > 0) {
-      gr.p50_us.push_back(r.value("sched_p50_us", std::int64_t{0}));
-      gr.p99_us.push_back(r.value("sched_p99_us", std::int64_t{0}));
-    }
+void SweepSummary::add(const SummaryKey& key, const SummaryOutcome& outcome) {
+  auto [at, added] = where_.try_emplace({key.table, key.point});
+  if (added) {
+    auto table = std::find_if(tables_.begin(), tables_.end(), [&](const auto& t) { return t.first == key.table; });
+    if (table == tables_.end()) table = tables_.insert(tables_.end(), {key.table, Table{key.variant, {}}});
+    table->second.lines.emplace_back(key.point, Line{});
+    at->second = {static_cast<std::size_t>(table - tables_.begin()), table->second.lines.size() - 1};
   }
+  Line& line = tables_[at->second.first].second.lines[at->second.second].second;
+  ++runs_;
+  ++line.runs;
+  if (outcome.hang) {
+    ++line.hangs;
+    ++line.kinds[outcome.verdict];
+  }
+  line.starved += outcome.starved;
+  line.l3_lost_tokens += outcome.l3_lost_tokens;
+  line.kv_bytes_discarded += outcome.kv_bytes_discarded;
+  if (outcome.scheduled > 0) {
+    line.p50_us.push_back(outcome.sched_p50_us);
+    line.p99_us.push_back(outcome.sched_p99_us);
+  }
+}
+
+void SweepSummary::add_row(const json& r) {
+  SummaryKey key{r.value("policy", "?") + " / " + r.value("variant", "?"), r.value("variant", "?"), ""};
+  for (const auto& [name, value] : r["axes"].items()) {  // by name: a json object's order
+    if (name == "variant" || name == "/policy/name") continue;
+    key.point += (key.point.empty() ? "" : ", ") + name + " = " + value_label(value);
+  }
+  if (key.point.empty()) key.point = "(base)";
+  const std::int64_t zero = 0;
+  add(key, {r.value("hang", false), r.value("verdict", "?"), r.value("scheduled", zero), r.value("starved", zero), r.value("sched_p50_us", zero),
+            r.value("sched_p99_us", zero), r.value("l3_lost_tokens", zero), r.value("kv_bytes_discarded", zero)});
+}
+
+SweepSummary summary_of(const SweepRows& rows) {
+  SweepSummary summary(rows.header.value("grid_digest", "?"));
+  for (const json& r : rows.rows) summary.add_row(r);
+  return summary;
+}
+
+void SweepSummary::write(std::ostream& out, const std::string& markdown_path) const {
   std::ostringstream md;
-  md << "# Sweep summary\n\n" << rows.rows.size() << " runs, grid digest " << rows.header.value("grid_digest", "?") << ". Hang rate with its 95% Wilson interval; "
+  md << "# Sweep summary\n\n" << runs_ << " runs, grid digest " << grid_digest_ << ". Hang rate with its 95% Wilson interval; "
      << "time to schedule is the median over runs of each run's p50 and the p99 over runs of each run's p99; waste is per run.\n";
-  for (const std::string& table : table_order) {
+  for (const auto& [table, t] : tables_) {
     md << "\n## " << table << "\n\n";
     std::string error;
-    if (const auto fixes = parse_variant(table_variant[table], &error)) md << upstream_label(*fixes) << ".\n\n";
+    if (const auto fixes = parse_variant(t.variant, &error)) md << upstream_label(*fixes) << ".\n\n";
     md << "| point | runs | hangs | hang rate | 95% interval | kinds | sched p50 (ms) | sched p99 (ms) | starved/run | L3 tokens lost/run | KV MiB discarded/run |\n";
     md << "|---|---:|---:|---:|---|---|---:|---:|---:|---:|---:|\n";
-    for (const std::string& point : point_order[table]) {
-      Group& gr = tables[table][point];
+    for (const auto& [point, given] : t.lines) {
+      Line gr = given;  // percentile() sorts
       const Interval ci = wilson_interval(gr.hangs, gr.runs);
       std::string kinds;
       for (const auto& [k, n] : gr.kinds) kinds += (kinds.empty() ? "" : ", ") + k + " " + std::to_string(n);

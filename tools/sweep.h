@@ -8,7 +8,7 @@
 //
 //   SweepConfig c{.grid = &grid, .out_prefix = "out/seed", .jobs = 2};
 //   SweepStats st = run_sweep(c);           // out/seed.grid.json, out/seed.jsonl, out/seed.csv
-//   write_summary(read_sweep_rows("out/seed.jsonl"), std::cout, "out/seed.summary.md");
+//   st.summary.write(std::cout, "out/seed.summary.md");   // built as the rows were written
 //
 // Errors: a results file that is not one (another grid, another format, a device, garbage) throws
 // ScenarioError naming the file (and line); an output that cannot be written, or a prefix another
@@ -19,7 +19,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <iosfwd>
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -41,11 +43,55 @@ struct SweepConfig {
   std::FILE* progress = nullptr;  // a bar when it is a terminal, a line every ten seconds otherwise
 };
 
+// The summary's table and line of a row: (policy / variant) and its grid point's other axes.
+struct SummaryKey {
+  std::string table;    // "policy / variant"
+  std::string variant;
+  std::string point;    // "name = label, ..." by axis name, or "(base)"
+};
+
+// What the summary adds up of one run.
+struct SummaryOutcome {
+  bool hang = false;
+  std::string verdict;  // its kind, when it hangs
+  std::int64_t scheduled = 0, starved = 0, sched_p50_us = 0, sched_p99_us = 0, l3_lost_tokens = 0, kv_bytes_discarded = 0;
+};
+
+// A table per (policy, variant): one line per grid point with its hang rate, 95% Wilson interval,
+// time to schedule and waste. Rows are added in run order (tables and lines keep the order they
+// first appear in); a sweep adds each as it writes it, a merge or `hcsim summary` as it reads it.
+class SweepSummary {
+ public:
+  explicit SweepSummary(std::string grid_digest = "?") : grid_digest_(std::move(grid_digest)) {}
+  void add(const SummaryKey& key, const SummaryOutcome& outcome);
+  void add_row(const nlohmann::json& row);  // a row of a results file
+  std::int64_t runs() const { return runs_; }
+  // Printed to `out` and written as Markdown to `markdown_path` (atomically; OutputError if it
+  // cannot be; "" writes none).
+  void write(std::ostream& out, const std::string& markdown_path) const;
+
+ private:
+  struct Line {
+    std::int64_t runs = 0, hangs = 0, starved = 0, l3_lost_tokens = 0, kv_bytes_discarded = 0;
+    std::map<std::string, std::int64_t> kinds;
+    std::vector<std::int64_t> p50_us, p99_us;
+  };
+  struct Table {
+    std::string variant;
+    std::vector<std::pair<std::string, Line>> lines;  // by point, in first-appearance order
+  };
+  std::string grid_digest_;
+  std::int64_t runs_ = 0;
+  std::vector<std::pair<std::string, Table>> tables_;           // in first-appearance order
+  std::map<std::pair<std::string, std::string>, std::pair<std::size_t, std::size_t>> where_;  // (table, point) -> its line
+};
+
 struct SweepStats {
   std::int64_t shard_runs = 0;    // runs this shard owns
   std::int64_t resumed = 0;       // already in the files
   std::int64_t ran = 0;
   double wall_s = 0;
+  SweepSummary summary;  // every row of the shard's files, the resumed ones too
 };
 
 // Holds PREFIX.lock (OutputLock) while it runs: a second sweep or merge onto the same prefix is
@@ -72,9 +118,7 @@ std::string sweep_grid_header_path(const std::string& jsonl_path);
 // same files). Holds OUT.lock while it runs.
 void merge_sweeps(const std::vector<std::string>& shard_prefixes, const std::string& out_prefix);
 
-// A table per (policy, variant): one line per grid point with its hang rate, 95% Wilson interval,
-// time to schedule and waste; printed to `out` and written as Markdown to `markdown_path`
-// (atomically; OutputError if it cannot be; "" writes none).
-void write_summary(const SweepRows& rows, std::ostream& out, const std::string& markdown_path);
+// The summary of a results file's rows (see SweepSummary).
+SweepSummary summary_of(const SweepRows& rows);
 
 }  // namespace hcsim

@@ -96,7 +96,7 @@ int cmd_sweep(const Args& args) {
                                    static_cast<long long>(st.ran));
   if (!quiet) std::fprintf(stderr, "sweep: %lld run(s) in %.2f s: %.0f runs/s, %.0f runs/min\n", static_cast<long long>(st.ran), st.wall_s,
                st.wall_s > 0 ? static_cast<double>(st.ran) / st.wall_s : 0.0, st.wall_s > 0 ? 60.0 * static_cast<double>(st.ran) / st.wall_s : 0.0);
-  if (c.shards == 1) write_summary(read_sweep_rows(out + ".jsonl"), std::cout, out + ".summary.md");
+  if (c.shards == 1) st.summary.write(std::cout, out + ".summary.md");
   return kExitOk;
 }
 
@@ -123,7 +123,7 @@ int cmd_merge(const Args& args) {
   if (out == "-") throw BadInput("merge: -o takes a PREFIX for four files (.jsonl, .grid.json, .csv, .summary.md), not '-'");
   ensure_parent_folder(out);
   merge_sweeps(shards, out);  // a bad shard or output names its file
-  write_summary(read_sweep_rows(out + ".jsonl"), std::cout, out + ".summary.md");
+  summary_of(read_sweep_rows(out + ".jsonl")).write(std::cout, out + ".summary.md");
   return kExitOk;
 }
 

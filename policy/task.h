@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "policy/assert.h"
+#include "policy/frame_pool.h"
 
 namespace hcsim {
 
@@ -36,6 +37,9 @@ namespace detail {
 struct PromiseBase {
   std::coroutine_handle<> continuation;
   std::exception_ptr exception;
+
+  static void* operator new(std::size_t bytes) { return allocate_frame(bytes); }
+  static void operator delete(void* frame, std::size_t bytes) noexcept { free_frame(frame, bytes); }
 
   std::suspend_always initial_suspend() noexcept { return {}; }
   struct FinalAwaiter {

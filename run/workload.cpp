@@ -71,7 +71,7 @@ ConversationWorkload read_conversations(const JsonNode& n) {
 }
 
 MooncakeWorkload read_mooncake(const JsonNode& n) {
-  n.object({"kind", "path", "limit", "l3_capacity_pages"});
+  n.object({"kind", "path", "limit", "repeat", "l3_capacity_pages"});
   MooncakeWorkload m;
   m.path = n.at("path").str();
   if (m.path.empty()) n.at("path").fail("expected a non-empty path");
@@ -88,6 +88,7 @@ MooncakeWorkload read_mooncake(const JsonNode& n) {
     m.path = (std::filesystem::absolute(dir) / m.path.substr(traces_var.size())).string();
   }
   if (auto v = n.find("limit")) m.limit = static_cast<std::int32_t>(v->integer(1, limit_max(Limit::kRequests)));
+  if (auto v = n.find("repeat")) m.repeat = static_cast<std::int32_t>(v->integer(1, kMooncakeRepeatMax));
   return m;
 }
 
@@ -243,6 +244,61 @@ RequestSpec read_trace_line(std::string_view line, const std::string& path, std:
   return req;
 }
 
+// Plays a trace's requests (`trace`, numbered) `repeat` times, as a longer trace of the same
+// statistics would hold them. Copy k's arrivals are copy 0's plus k periods. A period is the span
+// (last arrival - first) plus one mean gap, span / (n - 1): copy k opens one mean gap after copy
+// k - 1 closes, so the arrival rate over the whole stream stays the trace's own, n per n gaps (a
+// period of "last arrival + one gap" would add the first arrival to every seam). Where the mean
+// gap is zero (one request, or all at one instant) the copies come 1 ms apart, a trace timestamp's
+// unit. Copy k's page keys are copy 0's through a bijection of the key space of its own: pages
+// equal within copy 0 are equal within copy k, and no copy shares a page with another (short of a
+// 64-bit collision, as between any two keys). The requests limit bounds the total after repetition.
+void repeat_trace(std::vector<RequestSpec>& trace, std::int32_t repeat, const std::string& source, const std::string& pointer) {
+  HCSIM_ASSERT(repeat >= 1 && repeat <= kMooncakeRepeatMax);
+  HCSIM_ASSERT(!trace.empty());
+  if (repeat == 1) return;
+  const std::string at = pointer + "/repeat";
+  const auto n = static_cast<std::int64_t>(trace.size());
+  const std::int64_t total = n * repeat;
+  if (total > limit_value(Limit::kRequests)) {
+    throw ScenarioError(source, at, std::to_string(total) + " requests (" + std::to_string(n) + " x repeat " + std::to_string(repeat) +
+                                        ") are more than the limit allows " + limit_hint(Limit::kRequests));
+  }
+  const TimeNs first_ns = trace.front().arrival_ns;
+  const TimeNs last_ns = trace.back().arrival_ns;
+  HCSIM_ASSERT(first_ns <= last_ns);
+  const TimeNs gap_ns = n > 1 && last_ns > first_ns ? (last_ns - first_ns) / (n - 1) : 0;
+  const TimeNs period_ns = (last_ns - first_ns) + (gap_ns > 0 ? gap_ns : TimeNs{1'000'000});
+  // repeat <= 64 and every time within a day: no product here overflows.
+  const TimeNs closing_ns = last_ns + (repeat - 1) * period_ns;
+  if (closing_ns > kArrivalNsMax) {
+    const std::int64_t fit = 1 + (kArrivalNsMax - last_ns) / period_ns;
+    throw ScenarioError(source, at, "repeat " + std::to_string(repeat) + " of a trace whose copies come " +
+                                        std::to_string(period_ns / 1'000'000) + " ms apart ends at " + std::to_string(closing_ns / 1'000'000) +
+                                        " ms, after one day (86400000 ms); at most " + std::to_string(fit) + " copies fit");
+  }
+  PageBudget budget;
+  std::int64_t copy_pages = 0;
+  for (const RequestSpec& r : trace) copy_pages += static_cast<std::int64_t>(r.pages.size());
+  // The loader charged copy 0 already, against the same limit.
+  budget.charge(copy_pages, [](const std::string&) { HCSIM_ASSERT(false); });
+  trace.reserve(static_cast<std::size_t>(total));
+  for (std::int32_t k = 1; k < repeat; ++k) {
+    budget.charge(copy_pages, [&](const std::string& m) { throw ScenarioError(source, at, "copy " + std::to_string(k) + " makes " + m); });
+    const std::uint64_t salt = content_id("mooncake/copy", 0, static_cast<std::uint64_t>(k));
+    for (std::int64_t i = 0; i < n; ++i) {
+      RequestSpec copy = trace[static_cast<std::size_t>(i)];
+      copy.arrival_ns += k * period_ns;
+      for (PageKey& key : copy.pages) key = mix64(key ^ salt);  // xor and mix64 are bijections
+      copy.id = static_cast<RequestId>(k * n + i);
+      copy.name = 'r' + std::to_string(k * n + i);
+      trace.push_back(std::move(copy));
+    }
+  }
+  HCSIM_ASSERT(trace.size() == static_cast<std::size_t>(total));
+  HCSIM_ASSERT(std::is_sorted(trace.begin(), trace.end(), [](const RequestSpec& a, const RequestSpec& b) { return a.arrival_ns < b.arrival_ns; }));
+}
+
 }  // namespace
 
 WorkloadSpec read_workload(const nlohmann::json& doc, const std::string& source, const std::string& pointer) {
@@ -288,6 +344,7 @@ std::string describe(const WorkloadSpec& w) {
     const auto& m = std::get<MooncakeWorkload>(w.kind);
     s << "mooncake: " << m.path;
     if (m.limit > 0) s << ", first " << m.limit << " requests";
+    if (m.repeat > 1) s << ", played " << m.repeat << " times";
   }
   if (w.l3_capacity_pages > 0) s << "; L3 " << w.l3_capacity_pages << " pages per rank";
   return s.str();
@@ -358,7 +415,9 @@ std::vector<RequestSpec> generate_requests(const WorkloadSpec& w, std::int32_t p
     out = conversation_requests(*c, page_size_tokens, w.source, w.pointer);
   } else {
     const auto& m = std::get<MooncakeWorkload>(w.kind);
-    return load_mooncake_trace(resolve(m.path, base_dir), page_size_tokens, m.limit);
+    out = load_mooncake_trace(resolve(m.path, base_dir), page_size_tokens, m.limit);  // numbered
+    repeat_trace(out, m.repeat, w.source, w.pointer);
+    return out;
   }
   number_requests(out);
   return out;

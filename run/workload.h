@@ -27,6 +27,7 @@ namespace hcsim {
 
 inline constexpr std::int32_t kWorkloadInputTokensMax = 1 << 24;  // as a scenario's input_tokens
 inline constexpr std::int32_t kMooncakeBlockTokens = 512;
+inline constexpr std::int32_t kMooncakeRepeatMax = 64;
 
 // Poisson arrivals; each request's input opens with one of `prefixes` shared prefixes.
 struct PoissonWorkload {
@@ -54,8 +55,9 @@ struct ConversationWorkload {
 // A Mooncake trace (JSON Lines): {"timestamp": ms, "input_length": tokens, "output_length": tokens,
 // "hash_ids": [one prefix hash per 512-token block]}.
 struct MooncakeWorkload {
-  std::string path;        // relative paths are resolved against apply_workload's base_dir
-  std::int32_t limit = 0;  // the first `limit` requests of the file; 0: all
+  std::string path;         // relative paths are resolved against apply_workload's base_dir
+  std::int32_t limit = 0;   // the first `limit` requests of the file; 0: all
+  std::int32_t repeat = 1;  // plays those requests this many times, one copy after another (generate_requests)
 };
 
 struct WorkloadSpec {
@@ -75,6 +77,13 @@ std::string describe(const WorkloadSpec& w);
 
 // The requests of `w` at `page_size_tokens` (which divides 1024): named r0, r1, ... and with
 // ids 0, 1, ... in order of arrival (stable). Deterministic in the spec (and the trace file).
+//
+// A Mooncake trace with "repeat": N is played N times, as a longer trace of the same statistics:
+// copy k (0 <= k < N) arrives k periods after copy 0, a period being the trace's span plus one mean
+// gap between arrivals, and holds documents of its own (no page key of another copy). Copy 0 is the
+// trace as without repeat; copy k's requests are named r(k*n) .. r(k*n + n - 1) for n per copy:
+//
+//   3 requests at 0, 2 and 4 ms, "repeat": 2  ->  r0..r2 at 0, 2, 4 ms; r3..r5 at 6, 8, 10 ms
 std::vector<RequestSpec> generate_requests(const WorkloadSpec& w, std::int32_t page_size_tokens, const std::string& base_dir);
 
 // The requests of a Mooncake trace: the first `limit` lines' (blank lines aside), or all when

@@ -1,7 +1,7 @@
 // Workloads: the generators are deterministic by seed and share page keys exactly where inputs
 // share a prefix; Mooncake traces regroup to any page size and name bad lines by file:line and
-// field; L3 capacity evicts the least recently used page; a generated workload runs, and its
-// write-through fills L3.
+// field; a repeated trace plays later copies of documents of their own; L3 capacity evicts the
+// least recently used page; a generated workload runs, and its write-through fills L3.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -9,9 +9,11 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <list>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -22,6 +24,7 @@
 #include "policy/fixes.h"
 #include "run/scenario.h"
 #include "sim/simulation.h"
+#include "run/limits.h"
 #include "run/lru_page_set.h"
 #include "run/storage.h"
 #include "run/workload.h"
@@ -260,6 +263,104 @@ TEST_CASE("mooncake: a bad line is named by file:line and field", "[workload][mo
   require_error(error_of([&] { (void)load_mooncake_trace("/nonexistent/t.jsonl", 64); }), "/nonexistent/t.jsonl: /", "cannot open");
 }
 
+TEST_CASE("mooncake repeat: N copies, each a period later and of its own documents", "[workload][mooncake]") {
+  // Sorted: line 2 (10 ms), lines 3 and 4 (12 ms, in file order), line 1 (14 ms). Span 4 ms over
+  // 3 gaps: a mean gap of 1'333'333 ns, so copies come 4 ms + 1'333'333 ns = 5'333'333 ns apart.
+  const TempFile trace("trace.jsonl", trace_line(14, 1024, {1, 2}) + trace_line(10, 2048, {1, 2, 3, 4}) + trace_line(12, 1024, {1, 5}) +
+                                          trace_line(12, 1536, {1, 2, 6}));
+  const auto spec = [&](const std::string& extra) {
+    return parse_workload(R"({"kind": "mooncake", "path": "trace.jsonl")" + extra + "}", kSource);
+  };
+  const auto same = [](const RequestSpec& a, const RequestSpec& b) {
+    return a.id == b.id && a.name == b.name && a.arrival_ns == b.arrival_ns && a.abort_ns == b.abort_ns && a.input_tokens == b.input_tokens &&
+           a.pages == b.pages;
+  };
+  const auto plain = generate_requests(spec(""), 64, trace.dir());
+  REQUIRE(plain.size() == 4);
+  REQUIRE(plain.front().arrival_ns == 10'000'000);
+  REQUIRE(plain.back().arrival_ns == 14'000'000);
+  constexpr TimeNs kPeriodNs = 5'333'333;
+
+  SECTION("repeat 1 is the trace as without repeat") {
+    const auto once = generate_requests(spec(R"(, "repeat": 1)"), 64, trace.dir());
+    REQUIRE(once.size() == plain.size());
+    for (std::size_t i = 0; i < once.size(); ++i) CHECK(same(once[i], plain[i]));
+    CHECK(describe(spec(R"(, "repeat": 1)")) == describe(spec("")));
+  }
+  SECTION("repeat 3: copy 0 is the trace; copy k is shifted k periods, renamed and rekeyed") {
+    const auto r = generate_requests(spec(R"(, "repeat": 3)"), 64, trace.dir());
+    REQUIRE(r.size() == 3 * plain.size());
+    CHECK_THAT(describe(spec(R"(, "repeat": 3)")), Catch::EndsWith(", played 3 times"));
+    std::set<std::string> names;
+    std::vector<std::set<PageKey>> keys(3);
+    for (std::size_t k = 0; k < 3; ++k) {
+      for (std::size_t i = 0; i < plain.size(); ++i) {
+        const RequestSpec& c = r[k * plain.size() + i];
+        INFO("copy " << k << ", request " << i);
+        if (k == 0) CHECK(same(c, plain[i]));
+        CHECK(c.id == static_cast<RequestId>(k * plain.size() + i));
+        CHECK(c.name == 'r' + std::to_string(k * plain.size() + i));
+        CHECK(c.arrival_ns == plain[i].arrival_ns + static_cast<TimeNs>(k) * kPeriodNs);
+        CHECK(c.input_tokens == plain[i].input_tokens);
+        CHECK(c.pages.size() == plain[i].pages.size());
+        // Within a copy, requests share exactly the pages they share in copy 0.
+        for (std::size_t j = 0; j < plain.size(); ++j) {
+          CHECK(common_pages(c.pages, r[k * plain.size() + j].pages) == common_pages(plain[i].pages, plain[j].pages));
+        }
+        names.insert(c.name);
+        keys[k].insert(c.pages.begin(), c.pages.end());
+      }
+    }
+    CHECK(names.size() == r.size());
+    for (std::size_t i = 1; i < r.size(); ++i) CHECK(r[i - 1].arrival_ns <= r[i].arrival_ns);
+    // Copy 1 opens one mean gap after copy 0 closes.
+    CHECK(r[plain.size()].arrival_ns - r[plain.size() - 1].arrival_ns == 1'333'333);
+    for (std::size_t a = 0; a < 3; ++a) {
+      CHECK(keys[a].size() == keys[0].size());
+      for (std::size_t b = a + 1; b < 3; ++b) {
+        std::vector<PageKey> both;
+        std::set_intersection(keys[a].begin(), keys[a].end(), keys[b].begin(), keys[b].end(), std::back_inserter(both));
+        CHECK(both.empty());
+      }
+    }
+  }
+  SECTION("limit takes the file's first lines, then repeat plays them") {
+    const auto r = generate_requests(spec(R"(, "limit": 2, "repeat": 3)"), 64, trace.dir());
+    REQUIRE(r.size() == 6);
+    // Lines 1 and 2 (14 and 10 ms): span 4 ms, one gap of 4 ms, a period of 8 ms.
+    CHECK(r[2].arrival_ns == 18'000'000);
+    CHECK(r[5].arrival_ns == 30'000'000);
+  }
+  SECTION("one request: copies come 1 ms apart") {
+    const TempFile single("one.jsonl", trace_line(7, 1024, {1, 2}));
+    const auto r = generate_requests(parse_workload(R"({"kind": "mooncake", "path": "one.jsonl", "repeat": 3})", kSource), 64, single.dir());
+    REQUIRE(r.size() == 3);
+    CHECK(r[1].arrival_ns == 8'000'000);
+    CHECK(r[2].arrival_ns == 9'000'000);
+    CHECK(r[2].name == "r2");
+  }
+  SECTION("bad values are refused, naming the field") {
+    const std::string at = std::string(kSource) + ": /repeat";
+    for (const char* bad : {"0", "65", "-1", "2.5", "\"3\"", "true", "[2]"}) {
+      INFO(bad);
+      require_error(error_of([&] { (void)spec(std::string(R"(, "repeat": )") + bad); }), at, "expected an integer in [1, 64]");
+    }
+    reset_limits();
+    REQUIRE(set_limit("requests=10").empty());
+    require_error(error_of([&] { (void)generate_requests(spec(R"(, "repeat": 3)"), 64, trace.dir()); }), at,
+                  "12 requests (4 x repeat 3) are more than the limit allows (limit requests = 10");
+    reset_limits();
+    REQUIRE(set_limit("pages=100").empty());  // a copy holds 16 + 32 + 16 + 24 = 88 pages of 64 tokens
+    require_error(error_of([&] { (void)generate_requests(spec(R"(, "repeat": 2)"), 64, trace.dir()); }), at,
+                  "copy 1 makes more than 100 pages in all");
+    reset_limits();
+    // 0 and 20,000,000 ms: copies 40,000,000 ms apart; a third would close at 100,000,000 ms.
+    const TempFile long_trace("long.jsonl", trace_line(0, 1024, {1, 2}) + trace_line(20'000'000, 1024, {1, 3}));
+    const WorkloadSpec w = parse_workload(R"({"kind": "mooncake", "path": "long.jsonl", "repeat": 3})", kSource);
+    require_error(error_of([&] { (void)generate_requests(w, 64, long_trace.dir()); }), at, "after one day (86400000 ms); at most 2 copies fit");
+  }
+}
+
 TEST_CASE("workload specs are strict: each error names the source and pointer", "[workload]") {
   const json base = {{"kind", "poisson"}, {"requests", 4}, {"rate_per_s", 1.0}, {"input_tokens", {64, 128}},
                      {"prefixes", 1}, {"shared_prefix_tokens", 64}};
@@ -287,7 +388,7 @@ TEST_CASE("workload specs are strict: each error names the source and pointer", 
   require_error(error_of([&] { parse_workload(with("l3_capacity_pages", -1), kSource); }), src + ": /l3_capacity_pages", "expected an integer");
   require_error(error_of([&] { parse_workload(without("prefixes"), kSource); }), src + ": /", "missing required key \"prefixes\"");
   require_error(error_of([&] { parse_workload(R"({"kind": "mooncake", "path": "t.jsonl", "turns": [1, 2]})", kSource); }), src + ": /turns",
-                "unknown key (allowed here: kind, path, limit, l3_capacity_pages)");
+                "unknown key (allowed here: kind, path, limit, repeat, l3_capacity_pages)");
   require_error(error_of([&] {
                   parse_workload(R"({"kind": "conversations", "conversations": 100000, "turns": [1, 100], "think_time_ms": 1, "turn_tokens": [1, 2]})",
                                  kSource);

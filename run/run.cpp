@@ -39,6 +39,10 @@ RunSetup prepare_run(const Scenario& scenario, const RunOptions& options) {
   storage_config.object_pools = std::max<std::size_t>(1, setup.policy.stored_stack().size());
   setup.storage = std::make_unique<StorageModel>(storage_config, tp, scenario.delays, setup.seed, p.jitter);
   StorageModel& storage = *setup.storage;
+  // The pages the workload may write: an upper bound on the keys a replay's stores come to hold.
+  std::size_t workload_pages = 0;
+  for (const RequestSpec& req : scenario.workload) workload_pages += req.pages.size();
+  storage.reserve_keys(workload_pages);
   seed_l3(scenario, [&](const L3Object& o) {
     switch (o.kind) {
       case L3Object::Kind::kKvPage: storage.add_kv_page(o.rank, o.key); break;

@@ -64,18 +64,17 @@ void StorageModel::add_kv_page(int rank, PageKey key) {
 
 void StorageModel::add_sidecar(int rank, PageKey key) {
   HCSIM_ASSERT(!sealed_);
-  stores_.at(static_cast<std::size_t>(rank)).sidecars.insert(key);
+  mark(stores_.at(static_cast<std::size_t>(rank)), key, kObject);
 }
 
 void StorageModel::add_stale_page(int rank, PageKey key) {
   HCSIM_ASSERT(!sealed_);
-  stores_.at(static_cast<std::size_t>(rank)).stale.insert(key);
+  mark(stores_.at(static_cast<std::size_t>(rank)), key, kStalePage);
 }
 
 void StorageModel::add_stale_sidecar(int rank, PageKey key) {
   HCSIM_ASSERT(!sealed_);
-  stores_.at(static_cast<std::size_t>(rank)).sidecars.insert(key);  // found by hit queries
-  stores_.at(static_cast<std::size_t>(rank)).stale_sidecars.insert(key);
+  mark(stores_.at(static_cast<std::size_t>(rank)), key, kObject | kStaleObject);  // found by hit queries, not read
 }
 
 void StorageModel::seal() {
@@ -83,10 +82,22 @@ void StorageModel::seal() {
   sealed_ = true;
 }
 
-bool StorageModel::has_kv(int rank, PageKey key) const { return stores_[static_cast<std::size_t>(rank)].kv.contains(key); }
+bool StorageModel::has_kv(int rank, PageKey key) const {
+  const std::uint32_t id = keys_.find(key);
+  return id != L3KeyTable::kNone && stores_[static_cast<std::size_t>(rank)].kv.contains(id);
+}
 
-bool StorageModel::has_sidecar(int rank, PageKey key) const {
-  return stores_[static_cast<std::size_t>(rank)].sidecars.contains(key);
+bool StorageModel::has_sidecar(int rank, PageKey key) const { return marked(stores_[static_cast<std::size_t>(rank)], key, kObject); }
+
+bool StorageModel::marked(const RankStore& store, PageKey key, Mark m) const {
+  const std::uint32_t id = keys_.find(key);
+  return id != L3KeyTable::kNone && id < store.marks.size() && (store.marks[id] & m) != 0;
+}
+
+void StorageModel::mark(RankStore& store, PageKey key, std::uint8_t marks) {
+  const std::uint32_t id = keys_.intern(key);
+  if (id >= store.marks.size()) store.marks.resize(std::size_t{id} + 1, 0);
+  store.marks[id] |= marks;
 }
 
 std::int64_t StorageModel::kv_pages(int rank) const {
@@ -95,17 +106,17 @@ std::int64_t StorageModel::kv_pages(int rank) const {
 
 std::int64_t StorageModel::evicted_kv_pages(int rank) const { return stores_.at(static_cast<std::size_t>(rank)).evicted_kv_pages; }
 
-void StorageModel::use_kv(RankStore& store, PageKey key) { store.kv.use(key); }
+void StorageModel::use_kv(RankStore& store, PageKey key) { store.kv.use(keys_.intern(key)); }
 
 // A page's sidecar object and stale mark go with it: they describe data the store no longer has.
 void StorageModel::evict_over_capacity(RankStore& store) {
   if (cfg_.kv_capacity_pages == 0) return;
   while (static_cast<std::int64_t>(store.kv.size()) > cfg_.kv_capacity_pages) {  // bounded: one page per round
-    const PageKey key = store.kv.pop_oldest();
-    store.stale.erase(key);
+    const std::uint32_t id = store.kv.pop_oldest();
+    if (id < store.marks.size()) store.marks[id] &= static_cast<std::uint8_t>(~kStalePage);
     for (std::size_t tag = 0; tag < cfg_.object_pools; ++tag) {
-      store.sidecars.erase(object_key(tag, key));
-      store.stale_sidecars.erase(object_key(tag, key));
+      const std::uint32_t object = keys_.find(object_key(tag, keys_.key(id)));
+      if (object < store.marks.size()) store.marks[object] &= static_cast<std::uint8_t>(~(kObject | kStaleObject));
     }
     ++store.evicted_kv_pages;
   }
@@ -156,7 +167,8 @@ inline StoragePlan StorageModel::plan_from_contents(int rank, WorldCall& call) c
     case StorageOp::kSidecarGet:  // one object per key: Mamba's state after a page, or an SWA window page's values
       HCSIM_ASSERT(!call.keys.empty() && (call.present.empty() || call.present.size() == call.keys.size()));
       for (std::size_t i = 0; i < call.keys.size(); ++i) {
-        const bool read = has_sidecar(rank, call.keys[i]) && !stores_[static_cast<std::size_t>(rank)].stale_sidecars.contains(call.keys[i]);
+        const RankStore& store = stores_[static_cast<std::size_t>(rank)];
+        const bool read = marked(store, call.keys[i], kObject) && !marked(store, call.keys[i], kStaleObject);
         if (!call.present.empty()) call.present[i] = read ? 1 : 0;
         plan.result += read ? 1 : 0;
       }
@@ -187,9 +199,9 @@ inline StoragePlan StorageModel::plan_from_contents(int rank, WorldCall& call) c
 inline std::int64_t StorageModel::readable_kv_pages(int rank, const WorldCall& call, StoragePlan& plan) const {
   std::int64_t leading = 0;
   while (static_cast<std::size_t>(leading) < call.keys.size() && has_kv(rank, call.keys[static_cast<std::size_t>(leading)])) ++leading;
-  const auto& stale = stores_[static_cast<std::size_t>(rank)].stale;
+  const RankStore& store = stores_[static_cast<std::size_t>(rank)];
   for (std::int64_t i = 0; i < leading; ++i) {
-    if (stale.contains(call.keys[static_cast<std::size_t>(i)])) {
+    if (marked(store, call.keys[static_cast<std::size_t>(i)], kStalePage)) {
       plan.duration_ns += cfg_.stale_get_timeout_ns;
       return i;
     }
@@ -282,7 +294,7 @@ inline void StorageModel::update_contents(const StoragePlan& plan, int rank, con
   } else if (!plan.never_completes && !plan.raises && call.storage_op == StorageOp::kSidecarSet) {
     RankStore& store = stores_[static_cast<std::size_t>(rank)];
     HCSIM_ASSERT(plan.result >= 0 && static_cast<std::size_t>(plan.result) <= call.keys.size());
-    for (std::size_t i = 0; i < static_cast<std::size_t>(plan.result); ++i) store.sidecars.insert(call.keys[i]);
+    for (std::size_t i = 0; i < static_cast<std::size_t>(plan.result); ++i) mark(store, call.keys[i], kObject);
   } else if (!plan.never_completes && !plan.raises && call.storage_op != StorageOp::kSidecarGet) {
     // Written pages, and pages a query found or a read returned, are used now, when the call is
     // planned: a rank never queries pages it is still writing. A failed call (result 0) uses none.
@@ -291,7 +303,7 @@ inline void StorageModel::update_contents(const StoragePlan& plan, int rank, con
     HCSIM_ASSERT(plan.result >= 0 && static_cast<std::size_t>(plan.result) <= call.keys.size());
     for (std::size_t i = 0; i < static_cast<std::size_t>(plan.result); ++i) {
       // A replayed result may count pages this model does not hold: only a write adds pages.
-      if (writes || store.kv.contains(call.keys[i])) use_kv(store, call.keys[i]);
+      if (writes || has_kv(rank, call.keys[i])) use_kv(store, call.keys[i]);
     }
     evict_over_capacity(store);
   }

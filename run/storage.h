@@ -14,12 +14,12 @@
 #include <optional>
 #include <set>
 #include <tuple>
-#include <unordered_set>
 #include <string>
 #include <vector>
 
 #include "policy/runtime.h"
-#include "run/lru_page_set.h"
+#include "run/l3_key_table.h"
+#include "run/lru_id_list.h"
 #include "run/choices.h"
 #include "run/random.h"
 #include "run/recording.h"
@@ -117,6 +117,9 @@ class StorageModel {
   void add_stale_page(int rank, PageKey key);
   // A stale sidecar object: hit queries find it, a read misses it (evicted between the two, #30057).
   void add_stale_sidecar(int rank, PageKey key);
+  // Room for `keys` distinct keys (pages and objects) before the key table grows: prepare_run
+  // gives the scenario's L3 contents and workload pages.
+  void reserve_keys(std::size_t keys) { keys_.reserve(keys); }
   // Call before the first query. Contents added beyond the capacity are evicted, first added first.
   void seal();
 
@@ -140,16 +143,18 @@ class StorageModel {
   std::int64_t evicted_kv_pages(int rank) const;   // by the capacity, since the start
 
  private:
-  // One rank's store: its KV pages in LRU order, with their sidecar objects and stale marks.
+  // One rank's store: its KV pages in LRU order, and marks by key id: its sidecar objects (an
+  // object's key is object_key(pool, page)), and stale pages and objects.
+  enum Mark : std::uint8_t { kObject = 1, kStalePage = 2, kStaleObject = 4 };
   struct RankStore {
-    LruPageSet kv;
-    std::unordered_set<PageKey> sidecars;  // lookups only: never iterated
-    std::unordered_set<PageKey> stale;
-    std::unordered_set<PageKey> stale_sidecars;
+    LruIdList kv;
+    std::vector<std::uint8_t> marks;  // by key id; an id past the end has none
     std::int64_t evicted_kv_pages = 0;
   };
   bool has_kv(int rank, PageKey key) const;
   bool has_sidecar(int rank, PageKey key) const;
+  bool marked(const RankStore& store, PageKey key, Mark m) const;
+  void mark(RankStore& store, PageKey key, std::uint8_t marks);
   void use_kv(RankStore& store, PageKey key);  // adds the page, or refreshes it
   void evict_over_capacity(RankStore& store);
   // plan()'s steps, in order: what the contents give, the first matching delay rule, jitter, the
@@ -164,6 +169,7 @@ class StorageModel {
   inline void update_contents(const StoragePlan& plan, int rank, const WorldCall& call);
 
   StorageConfig cfg_;
+  L3KeyTable keys_;                            // every rank's keys
   std::vector<RankStore> stores_;              // per rank
   std::vector<DelayRule> rules_;
   std::vector<RandomStream> rule_streams_;     // one stream per rule: "delay/<index>"

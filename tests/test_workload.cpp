@@ -25,7 +25,8 @@
 #include "run/scenario.h"
 #include "sim/simulation.h"
 #include "run/limits.h"
-#include "run/lru_page_set.h"
+#include "run/l3_key_table.h"
+#include "run/lru_id_list.h"
 #include "run/storage.h"
 #include "run/workload.h"
 #include "sim/world.h"
@@ -531,8 +532,9 @@ RunOptions seed_fix() {
 
 }  // namespace
 
-TEST_CASE("LruPageSet agrees with a plain LRU list over a million random uses and evictions", "[workload][storage]") {
-  LruPageSet set;
+TEST_CASE("LruIdList over L3KeyTable ids agrees with a plain LRU list over a million random uses and evictions", "[workload][storage]") {
+  L3KeyTable keys;
+  LruIdList set;
   std::list<PageKey> order;  // least recent first
   std::map<PageKey, std::list<PageKey>::iterator> where;
   std::uint64_t state = 7;
@@ -541,21 +543,28 @@ TEST_CASE("LruPageSet agrees with a plain LRU list over a million random uses an
     // Keys that collide in low bits and a small key space, so probe runs form and wrap.
     const PageKey key = (next() % 4096) << 20;
     if (next() % 3 == 0 && !order.empty()) {
-      const PageKey oldest = set.pop_oldest();
+      const PageKey oldest = keys.key(set.pop_oldest());
       REQUIRE(oldest == order.front());
       where.erase(order.front());
       order.pop_front();
     } else {
-      set.use(key);
+      set.use(keys.intern(key));
       if (auto it = where.find(key); it != where.end()) order.erase(it->second);
       order.push_back(key);
       where[key] = std::prev(order.end());
     }
     REQUIRE(set.size() == order.size());
     if (step % 1000 == 0) {
-      for (PageKey k = 0; k < 64; ++k) CHECK(set.contains(k << 20) == where.contains(k << 20));
+      for (PageKey k = 0; k < 64; ++k) {
+        const std::uint32_t id = keys.find(k << 20);
+        CHECK((id != L3KeyTable::kNone && set.contains(id)) == where.contains(k << 20));
+      }
     }
   }
+  // Every key used got one id, and finds it again.
+  REQUIRE(keys.size() <= 4096);
+  for (std::uint32_t id = 0; id < keys.size(); ++id) REQUIRE(keys.find(keys.key(id)) == id);
+  REQUIRE(keys.find(1) == L3KeyTable::kNone);
 }
 
 TEST_CASE("apply_workload: the scenario runs the workload from an empty L3 that write-through fills", "[workload][simulate]") {

@@ -1,7 +1,6 @@
 #include "policy/host_radix_tree.h"
 
 #include <algorithm>
-#include <functional>
 #include <tuple>
 
 #include "policy/assert.h"
@@ -82,34 +81,69 @@ bool HostRadixTree::evictable_sidecar(std::int32_t node) const {
   return node != kRoot && n.parent >= 0 && n.lock_ref == 0 && n.sidecar_slot >= 0;
 }
 
-bool HostRadixTree::still_filed(const EvictionOrder& order, Recency r) {
-  Node& n = nodes_[r.second];
-  if (n.*order.filed != r.first) return false;  // a newer entry stands for the node, or none should
-  if ((this->*order.evictable)(r.second)) return true;
-  n.*order.filed = kNever;  // the node's next refile files it again
-  return false;
+void HostRadixTree::place(EvictionOrder& order, std::size_t i, std::int32_t node) {
+  order.heap[i] = node;
+  nodes_[node].*order.at = static_cast<std::int32_t>(i);
+}
+
+void HostRadixTree::sift_up(EvictionOrder& order, std::size_t i) {
+  const std::int32_t node = order.heap[i];
+  while (i > 0) {  // bounded: i halves
+    const std::size_t up = (i - 1) / 2;
+    if (!older(node, order.heap[up])) break;
+    place(order, i, order.heap[up]);
+    i = up;
+  }
+  place(order, i, node);
+}
+
+void HostRadixTree::sift_down(EvictionOrder& order, std::size_t i) {
+  const std::int32_t node = order.heap[i];
+  const std::size_t n = order.heap.size();
+  for (;;) {  // bounded: i at least doubles
+    std::size_t down = 2 * i + 1;
+    if (down >= n) break;
+    if (down + 1 < n && older(order.heap[down + 1], order.heap[down])) ++down;
+    if (!older(order.heap[down], node)) break;
+    place(order, i, order.heap[down]);
+    i = down;
+  }
+  place(order, i, node);
 }
 
 void HostRadixTree::file(EvictionOrder& order, std::int32_t node) {
-  Node& n = nodes_[node];
-  if (!(this->*order.evictable)(node) || n.*order.filed == n.last_use) return;
-  n.*order.filed = n.last_use;
-  order.heap.push_back({n.last_use, node});
-  std::push_heap(order.heap.begin(), order.heap.end(), std::greater<>{});
-  if (order.heap.size() > 2 * static_cast<std::size_t>(live_nodes_) + 64) {  // stale entries outnumber live nodes
-    std::erase_if(order.heap, [&](const Recency& r) { return !still_filed(order, r); });
-    std::make_heap(order.heap.begin(), order.heap.end(), std::greater<>{});
+  if (!(this->*order.evictable)(node)) {
+    unfile(order, node);
+    return;
+  }
+  const std::int32_t at = nodes_[node].*order.at;
+  if (at < 0) {
+    order.heap.push_back(node);
+    sift_up(order, order.heap.size() - 1);
+  } else {  // its recency only grows: it moves down, if at all
+    sift_down(order, static_cast<std::size_t>(at));
   }
 }
 
+void HostRadixTree::unfile(EvictionOrder& order, std::int32_t node) {
+  const std::int32_t at = nodes_[node].*order.at;
+  if (at < 0) return;
+  nodes_[node].*order.at = -1;
+  const std::int32_t last = order.heap.back();
+  order.heap.pop_back();
+  if (last == node) return;
+  const auto i = static_cast<std::size_t>(at);
+  place(order, i, last);
+  sift_up(order, i);
+  sift_down(order, static_cast<std::size_t>(nodes_[last].*order.at));
+}
+
 std::int32_t HostRadixTree::take_oldest(EvictionOrder& order) {
-  while (!order.heap.empty()) {  // bounded: each round drops an entry
-    std::pop_heap(order.heap.begin(), order.heap.end(), std::greater<>{});
-    const Recency r = order.heap.back();
-    order.heap.pop_back();
-    if (still_filed(order, r)) return r.second;
-  }
-  return -1;
+  if (order.heap.empty()) return -1;
+  const std::int32_t node = order.heap.front();
+  HCSIM_ASSERT((this->*order.evictable)(node));
+  unfile(order, node);
+  return node;
 }
 
 void HostRadixTree::refile(std::int32_t node) {
@@ -254,6 +288,7 @@ void HostRadixTree::unlock(std::int32_t node) {
 std::optional<HostRadixTree::Evicted> HostRadixTree::evict_lru_leaf() {
   const std::int32_t id = take_oldest(leaf_lru_);
   if (id < 0) return std::nullopt;
+  unfile(sidecar_lru_, id);
   Node& n = nodes_[id];
   const Evicted out{n.kv_slot, n.sidecar_slot};
   const std::int32_t parent = n.parent;
@@ -270,7 +305,6 @@ std::optional<std::int32_t> HostRadixTree::evict_lru_sidecar() {
   if (id < 0) return std::nullopt;
   const std::int32_t slot = nodes_[id].sidecar_slot;
   nodes_[id].sidecar_slot = -1;
-  nodes_[id].sidecar_filed = kNever;
   return slot;
 }
 

@@ -76,7 +76,6 @@ class HostRadixTree {
   static constexpr std::int32_t kRoot = 0;
 
  private:
-  using Recency = std::pair<std::uint64_t, std::int32_t>;  // (last use tick, node): unique and ordered
   // A node's children by page key. Most nodes of a prefix chain have one, held inline; nothing
   // iterates them, so their order cannot leak into results.
   struct Children {
@@ -95,29 +94,32 @@ class HostRadixTree {
     std::int32_t sidecar_slot = -1;
     std::int32_t lock_ref = 0;
     std::uint64_t last_use = 0;
-    // The recency of the node's newest entry in each eviction order (kNever: none).
-    std::uint64_t leaf_filed = kNever;
-    std::uint64_t sidecar_filed = kNever;
+    // The node's place in each eviction order's heap; -1: not in it.
+    std::int32_t leaf_at = -1;
+    std::int32_t sidecar_at = -1;
     Children children;
   };
-  static constexpr std::uint64_t kNever = ~std::uint64_t{0};
-  // An eviction order: a min-heap of (recency, node) with lazy deletion. An entry is stale once its
-  // node changed recency, was locked, gained a child, lost its state or died; stale entries are
-  // dropped when they reach the top, and all of them when they outnumber the live nodes.
+  // An eviction order: a min-heap of exactly its evictable nodes by (last use, node), unique keys,
+  // each node knowing its place. A node moves, joins or leaves when its recency, lock, children or
+  // state change, so the heap never holds more than the live nodes.
   struct EvictionOrder {
     bool (HostRadixTree::*evictable)(std::int32_t) const;
-    std::uint64_t Node::*filed;
-    std::vector<Recency> heap;
+    std::int32_t Node::*at;
+    std::vector<std::int32_t> heap;
   };
   bool evictable_leaf(std::int32_t node) const;
   bool evictable_sidecar(std::int32_t node) const;
-  // Files the node under its recency if it is evictable and not filed so already.
+  // Puts the node where its recency files it if it is evictable; takes it out if not.
   void file(EvictionOrder& order, std::int32_t node);
-  // Whether an entry still stands for its node; a dropped entry of a node that is not evictable
-  // now unfiles it.
-  bool still_filed(const EvictionOrder& order, Recency r);
-  // Pops entries until one stands for its node: that node, or -1 when the order is empty.
+  void unfile(EvictionOrder& order, std::int32_t node);
+  // The least recently used evictable node, taken out of the order; -1 when there is none.
   std::int32_t take_oldest(EvictionOrder& order);
+  bool older(std::int32_t a, std::int32_t b) const {
+    return nodes_[a].last_use != nodes_[b].last_use ? nodes_[a].last_use < nodes_[b].last_use : a < b;
+  }
+  void place(EvictionOrder& order, std::size_t i, std::int32_t node);
+  void sift_up(EvictionOrder& order, std::size_t i);
+  void sift_down(EvictionOrder& order, std::size_t i);
   std::int32_t child(std::int32_t node, PageKey key) const;
   std::int32_t new_node(std::int32_t parent, PageKey key, std::int32_t kv_slot);
   // Re-files a node in the eviction orders after its recency, lock, children or sidecar changed.
@@ -128,8 +130,8 @@ class HostRadixTree {
   std::uint64_t tick_ = 0;
   std::vector<Node> nodes_;
   std::vector<std::int32_t> free_nodes_;
-  EvictionOrder leaf_lru_{&HostRadixTree::evictable_leaf, &Node::leaf_filed, {}};           // unlocked leaves
-  EvictionOrder sidecar_lru_{&HostRadixTree::evictable_sidecar, &Node::sidecar_filed, {}};  // unlocked nodes with Mamba state
+  EvictionOrder leaf_lru_{&HostRadixTree::evictable_leaf, &Node::leaf_at, {}};           // unlocked leaves
+  EvictionOrder sidecar_lru_{&HostRadixTree::evictable_sidecar, &Node::sidecar_at, {}};  // unlocked nodes with Mamba state
 };
 
 }  // namespace hcsim

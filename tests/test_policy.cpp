@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <limits>
+#include <map>
 
 #include <array>
 #include <coroutine>
@@ -568,4 +569,120 @@ TEST_CASE("fixes: a Variant parses, prints and selects its fixes in order", "[po
   CHECK(error.find("not on the model's timeline") != std::string::npos);
   CHECK_FALSE(Variant::parse("seed-fix+nonsense", &error));
   CHECK(error == "unknown fix 'nonsense'");
+}
+
+namespace {
+
+// What the tree must do, kept naively: each live node's last use, locks and sidecar; a victim is
+// the minimum (last use, node) of the evictable ones, found by scanning them all.
+struct ShadowTree {
+  struct Info {
+    std::uint64_t last_use = 0;
+    int locks = 0;
+    bool sidecar = false;
+  };
+  std::map<std::int32_t, Info> live;  // by node id
+  std::map<std::int32_t, std::int32_t> node_of_slot;
+
+  bool leaf(const HostRadixTree& t, std::int32_t node) const {
+    for (const auto& [other, info] : live) {
+      if (t.parent(other) == node) return false;
+    }
+    return true;
+  }
+  std::optional<std::int32_t> oldest(const HostRadixTree& t, bool sidecar) const {
+    std::optional<std::int32_t> best;
+    for (const auto& [node, info] : live) {
+      const bool evictable = info.locks == 0 && (sidecar ? info.sidecar : leaf(t, node));
+      if (evictable && (!best || info.last_use < live.at(*best).last_use)) best = node;  // ties: the lower id, met first
+    }
+    return best;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("host radix tree: eviction takes the least recently used evictable node, against a naive model", "[policy]") {
+  HostRadixTree tree(1 << 12);
+  ShadowTree shadow;
+  std::uint64_t tick = 0;
+  std::int32_t next_slot = 0;
+  std::uint64_t state = 11;
+  auto next = [&](std::uint64_t n) {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (state >> 33) % n;
+  };
+  auto random_path = [&] {
+    std::vector<PageKey> path(1 + next(5));
+    for (PageKey& k : path) k = 1 + next(3);  // a small alphabet: paths share prefixes
+    return path;
+  };
+  auto mark_used = [&](const std::vector<PageKey>& path, std::int32_t depth) {
+    ++tick;
+    for (std::int32_t d = 1; d <= depth; ++d) shadow.live[tree.node_at(path, d)].last_use = tick;
+  };
+  int evicted_leaves = 0, evicted_sidecars = 0;
+  for (int step = 0; step < 20'000; ++step) {
+    const std::vector<PageKey> path = random_path();
+    const std::int32_t present = tree.kv_match_pages(path);
+    switch (next(7)) {
+      case 0:
+      case 1: {  // insert the path
+        std::vector<std::int32_t> slots;
+        for (std::size_t i = static_cast<std::size_t>(present); i < path.size(); ++i) slots.push_back(next_slot++);
+        if (tree.node_count() + static_cast<std::int32_t>(slots.size()) >= (1 << 12)) break;
+        tree.insert(path, present, slots);
+        for (std::size_t i = static_cast<std::size_t>(present); i < path.size(); ++i) {
+          shadow.node_of_slot[slots[i - static_cast<std::size_t>(present)]] = tree.node_at(path, static_cast<std::int32_t>(i) + 1);
+        }
+        mark_used(path, static_cast<std::int32_t>(path.size()));
+        break;
+      }
+      case 2: tree.touch(path, present); mark_used(path, present); break;
+      case 3: {  // lock or unlock the present prefix's end
+        if (present == 0) break;
+        const std::int32_t node = tree.node_at(path, present);
+        if (shadow.live[node].locks > 0 && next(2) == 0) {
+          tree.unlock(node);
+          --shadow.live[node].locks;
+        } else if (shadow.live[node].locks < 2) {
+          tree.lock(node);
+          ++shadow.live[node].locks;
+        }
+        break;
+      }
+      case 4: {
+        if (present == 0) break;
+        const std::int32_t node = tree.node_at(path, present);
+        if (tree.sidecar_slot(node) >= 0) break;
+        tree.attach_sidecar(node, next_slot++);
+        shadow.live[node].sidecar = true;
+        break;
+      }
+      case 5: {
+        const std::optional<std::int32_t> want = shadow.oldest(tree, false);
+        const auto got = tree.evict_lru_leaf();
+        REQUIRE(got.has_value() == want.has_value());
+        if (!got) break;
+        REQUIRE(shadow.node_of_slot.at(got->kv_slot) == *want);
+        shadow.live.erase(*want);
+        ++evicted_leaves;
+        break;
+      }
+      case 6: {
+        const std::optional<std::int32_t> want = shadow.oldest(tree, true);
+        const auto got = tree.evict_lru_sidecar();
+        REQUIRE(got.has_value() == want.has_value());
+        if (!got) break;
+        REQUIRE(tree.sidecar_slot(*want) < 0);
+        shadow.live[*want].sidecar = false;
+        ++evicted_sidecars;
+        break;
+      }
+    }
+    REQUIRE(tree.node_count() == static_cast<std::int32_t>(shadow.live.size()) + 1);  // and the root
+  }
+  // The walk evicted both ways, many times.
+  CHECK(evicted_leaves > 1000);
+  CHECK(evicted_sidecars > 100);
 }

@@ -159,7 +159,7 @@ GpuRunResult run_on_gpu(const Scenario& scenario, const RunOptions& options, con
   }
   world.reset();  // joins the actors' threads; the coroutine frames go with it
   judge_run(scenario, ranks, events, result);
-  for (const auto& rank : ranks) out.leaked_slots_at_exit += static_cast<std::int64_t>(rank->leaked_slots(result.end_ns).size());
+  for (const auto& rank : ranks) out.leaked_slots_at_exit += rank->leaked_slot_count(result.end_ns);
   return out;
 }
 

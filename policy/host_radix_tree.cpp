@@ -15,6 +15,10 @@ HostRadixTree::HostRadixTree(std::int32_t node_capacity) : node_capacity_(node_c
 
 std::int32_t HostRadixTree::Children::find(PageKey key) const {
   if (first >= 0 && first_key == key) return first;
+  if (index) {
+    const auto it = index->find(key);
+    return it == index->end() ? -1 : more[it->second].second;
+  }
   for (const auto& [k, node] : more) {
     if (k == key) return node;
   }
@@ -28,6 +32,12 @@ void HostRadixTree::Children::add(PageKey key, std::int32_t node) {
     first = node;
   } else {
     more.emplace_back(key, node);
+    if (index) {
+      index->emplace(key, more.size() - 1);
+    } else if (more.size() > kScannedMax) {
+      index = std::make_unique<std::unordered_map<PageKey, std::size_t>>();
+      for (std::size_t i = 0; i < more.size(); ++i) index->emplace(more[i].first, i);
+    }
   }
 }
 
@@ -38,12 +48,23 @@ void HostRadixTree::Children::remove(PageKey key) {
     } else {
       std::tie(first_key, first) = more.back();
       more.pop_back();
+      if (index) index->erase(first_key);
     }
     return;
   }
-  auto it = std::find_if(more.begin(), more.end(), [&](const auto& c) { return c.first == key; });
-  HCSIM_ASSERT(it != more.end());
-  *it = more.back();
+  // `more` keeps no order: the last child fills the hole.
+  std::size_t at = more.size();
+  if (index) {
+    const auto it = index->find(key);
+    HCSIM_ASSERT(it != index->end());
+    at = it->second;
+    index->erase(it);
+    if (at + 1 < more.size()) (*index)[more.back().first] = at;
+  } else {
+    at = static_cast<std::size_t>(std::find_if(more.begin(), more.end(), [&](const auto& c) { return c.first == key; }) - more.begin());
+  }
+  HCSIM_ASSERT(at < more.size());
+  more[at] = more.back();
   more.pop_back();
 }
 

@@ -15,8 +15,10 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -76,12 +78,15 @@ class HostRadixTree {
   static constexpr std::int32_t kRoot = 0;
 
  private:
-  // A node's children by page key. Most nodes of a prefix chain have one, held inline; nothing
-  // iterates them, so their order cannot leak into results.
+  // A node's children by page key. Most nodes of a prefix chain have one, held inline; a node of
+  // many (the root of a trace's conversations has thousands) indexes them by key. Nothing iterates
+  // them, so their order cannot leak into results.
   struct Children {
+    static constexpr std::size_t kScannedMax = 16;  // more than this: `index` finds them
     PageKey first_key = 0;
     std::int32_t first = -1;
     std::vector<std::pair<PageKey, std::int32_t>> more;
+    std::unique_ptr<std::unordered_map<PageKey, std::size_t>> index;  // key -> place in `more`, once it is long
     bool empty() const { return first < 0; }
     std::int32_t find(PageKey key) const;
     void add(PageKey key, std::int32_t node);

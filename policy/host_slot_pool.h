@@ -50,6 +50,16 @@ class HostSlotPool {
   // Every slot owned by work (an operation, a write, the release queue), in slot order: the
   // candidates for a leak, without walking the tree's slots.
   std::vector<Record> work_census() const;
+  // How many of those `pred(const Record&)` holds for, visited in no order (nothing is sorted or kept).
+  template <typename Pred>
+  std::int64_t count_work(Pred pred) const {
+    std::int64_t n = 0;
+    for (const std::int32_t i : owned_by_work_) {
+      const Slot& s = slots_[static_cast<std::size_t>(i)];
+      n += pred(Record{kind_, i, s.owner, s.op_id, s.since_ns}) ? 1 : 0;
+    }
+    return n;
+  }
 
   struct Leak {
     Record record;

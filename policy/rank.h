@@ -18,7 +18,9 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "policy/channel.h"
@@ -66,8 +68,11 @@ class Rank {
   // with, queued for a release no drain took, or held by a write-through backup acked long ago and
   // never drained. Slots being written by a transfer in flight, or owned by live work, are not.
   std::vector<HostSlotPool::Leak> leaked_slots(TimeNs now_ns) const;
+  std::int64_t leaked_slot_count(TimeNs now_ns) const;  // leaked_slots(now_ns).size(), without naming them
 
  private:
+  // Who holds a slot owned by work and why nobody will free it (`named`: said in words), or none.
+  std::optional<std::string> leak_owner(const HostSlotPool::Record& r, TimeNs now_ns, bool named) const;
   struct Ongoing {
     PrefetchOperationPtr op;
     std::int32_t anchor_pages = 0;          // pages already on host when registered

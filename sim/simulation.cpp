@@ -39,7 +39,7 @@ RunResult simulate(const Scenario& scenario, const RunOptions& given) {
 
   auto leaked_at = [&](TimeNs now) {
     std::int64_t n = 0;
-    for (const auto& rank : ranks) n += static_cast<std::int64_t>(rank->leaked_slots(now).size());
+    for (const auto& rank : ranks) n += rank->leaked_slot_count(now);
     return n;
   };
   // Leak status changes only when an actor ran, or a grace period after it: a check with no kernel

@@ -614,7 +614,9 @@ TEST_CASE("host radix tree: eviction takes the least recently used evictable nod
   };
   auto random_path = [&] {
     std::vector<PageKey> path(1 + next(5));
-    for (PageKey& k : path) k = 1 + next(3);  // a small alphabet: paths share prefixes
+    // A small alphabet below the first page, so paths share prefixes; a wide one at the root, whose
+    // children outgrow a scan and get indexed.
+    for (std::size_t i = 0; i < path.size(); ++i) path[i] = 1 + next(i == 0 ? 40 : 3);
     return path;
   };
   auto mark_used = [&](const std::vector<PageKey>& path, std::int32_t depth) {

@@ -13,31 +13,24 @@ Kernel::Kernel(std::size_t queue_max) : queue_max_(queue_max) {
 
 TimeNs Kernel::next_time_ns() const {
   HCSIM_ASSERT(!heap_.empty());
-  return heap_.front().time_ns;
+  return heap_.top().time_ns;
 }
 
 void Kernel::schedule_at(TimeNs time_ns, std::coroutine_handle<> h, int rank) {
   HCSIM_ASSERT(time_ns >= now_ns_);
   HCSIM_ASSERT(h);
   HCSIM_ASSERT(heap_.size() < queue_max_);
-  heap_.push_back({time_ns, next_seq_++, h, rank});
-  std::push_heap(heap_.begin(), heap_.end(), later);
+  heap_.push({time_ns, next_seq_++, h, rank});
 }
 
 Kernel::Event Kernel::pop_next() {
   HCSIM_ASSERT(!heap_.empty());
-  std::pop_heap(heap_.begin(), heap_.end(), later);
-  Event first = heap_.back();
-  heap_.pop_back();
+  const Event first = heap_.pop();
   if (choices_ == nullptr || first.rank < 0) return first;
   // The earliest event's rank is the canonical one: only the order among its own events at this
   // instant is open. Bounded by the queue.
   same_instant_.clear();
-  while (!heap_.empty() && heap_.front().time_ns == first.time_ns) {
-    std::pop_heap(heap_.begin(), heap_.end(), later);
-    same_instant_.push_back(heap_.back());
-    heap_.pop_back();
-  }
+  while (!heap_.empty() && heap_.top().time_ns == first.time_ns) same_instant_.push_back(heap_.pop());
   std::size_t candidates = 1;  // `first`, then those of its rank, in seq order
   for (std::size_t i = 0; i < same_instant_.size(); ++i) {
     if (same_instant_[i].rank == first.rank) std::swap(same_instant_[i], same_instant_[candidates++ - 1]);
@@ -48,10 +41,7 @@ Kernel::Event Kernel::pop_next() {
     HCSIM_ASSERT(pick >= 0 && pick < static_cast<int>(candidates));
     if (pick > 0) std::swap(chosen, same_instant_[static_cast<std::size_t>(pick - 1)]);
   }
-  for (const Event& e : same_instant_) {  // back, with their sequence numbers: their order is kept
-    heap_.push_back(e);
-    std::push_heap(heap_.begin(), heap_.end(), later);
-  }
+  for (const Event& e : same_instant_) heap_.push(e);  // back, with their sequence numbers: their order is kept
   return chosen;
 }
 
@@ -59,7 +49,7 @@ Kernel::RunEnd Kernel::run(TimeNs time_max_ns, std::uint64_t events_max) {
   std::uint64_t budget = events_max;
   while (!stop_requested_) {
     if (heap_.empty()) return RunEnd::kQueueEmpty;
-    if (heap_.front().time_ns > time_max_ns) {
+    if (heap_.top().time_ns > time_max_ns) {
       now_ns_ = std::max(now_ns_, time_max_ns);
       return RunEnd::kReachedTime;
     }

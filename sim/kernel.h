@@ -13,6 +13,7 @@
 
 #include "policy/trace_event.h"
 #include "run/choices.h"
+#include "sim/four_ary_heap.h"
 
 namespace hcsim {
 
@@ -47,11 +48,11 @@ class Kernel {
   // The next event to run: the earliest, or with a ChoiceSource, any event of the earliest's rank
   // due at the same instant.
   Event pop_next();
-  static bool later(const Event& a, const Event& b) {
-    return a.time_ns != b.time_ns ? a.time_ns > b.time_ns : a.seq > b.seq;
-  }
+  struct Earlier {
+    bool operator()(const Event& a, const Event& b) const { return a.time_ns != b.time_ns ? a.time_ns < b.time_ns : a.seq < b.seq; }
+  };
 
-  std::vector<Event> heap_;
+  FourAryHeap<Event, Earlier> heap_;
   std::size_t queue_max_;
   TimeNs now_ns_ = 0;
   std::uint64_t next_seq_ = 0;

@@ -1,4 +1,5 @@
-// hcsim bench: kernel events per second, and seed-scenario runs per second.
+// hcsim bench: the full model's events per second beside a bare heap and the bare kernel, measured in
+// the same process (medians, wall and CPU time); with --gpu, transports and load-back on a GPU node.
 #pragma once
 
 #include <string>

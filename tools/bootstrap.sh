@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages hicache-sim builds with, non-interactively, skipping what is present.
-# Usage: tools/bootstrap.sh [--sanitizers] [--fuzz]   (as root, or with sudo available)
+# Usage: tools/bootstrap.sh [--sanitizers] [--fuzz] [--bench]   (as root, or with sudo available)
 #   --sanitizers  also clang and its sanitizer runtimes (tools/sanitize.sh)
 #   --fuzz        also clang and libFuzzer (tools/fuzz.sh)
+#   --bench       also SimPy for Debian's python3, the peer bench/simpy-vs-hcsim.sh compares against
 set -euo pipefail
 
 packages=(
@@ -15,7 +16,8 @@ packages=(
 for arg in "$@"; do
   case "$arg" in
     --sanitizers | --fuzz) packages+=(clang libclang-rt-dev) ;;
-    *) echo "bootstrap: unknown option '$arg' (expected --sanitizers or --fuzz)" >&2; exit 2 ;;
+    --bench) packages+=(python3-simpy3) ;;
+    *) echo "bootstrap: unknown option '$arg' (expected --sanitizers, --fuzz or --bench)" >&2; exit 2 ;;
   esac
 done
 

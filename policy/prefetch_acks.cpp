@@ -33,6 +33,7 @@ Task<> Rank::page_transfer_acked(Runtime& rt, PrefetchOperation& op) {
   const auto hit_pages = static_cast<std::int64_t>(op.hash_value.size());
   HCSIM_ASSERT(static_cast<std::int64_t>(op.host_indices.size()) == hit_pages);
   const PrefetchOperationPtr self = ops_.at(static_cast<std::size_t>(op.id));
+  HCSIM_ASSERT(self != nullptr);  // in flight on the IO thread: not let go
   bool reading = true;
   for (std::int64_t first = 0; first < hit_pages; first += cfg_.storage_batch_pages) {
     const std::int64_t count = std::min<std::int64_t>(cfg_.storage_batch_pages, hit_pages - first);

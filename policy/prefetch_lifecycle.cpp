@@ -103,10 +103,15 @@ Task<> Rank::prefetch_from_storage(Runtime& rt, RequestId rid, std::int32_t host
   entry.prefetch_tokens = prefetch_tokens;
   ongoing_prefetch_.emplace(rid, std::move(entry));
   HCSIM_ASSERT(static_cast<std::size_t>(op->id) == ops_.size());
+  let_go_of_finished_ops();
   ops_.push_back(op);
   prefetch_tokens_occupied_ += prefetch_tokens;
   rt.emit(rid, RegisterFields{.prefetch_tokens = prefetch_tokens, .op = op->id, .sidecar_slot = op->first_sidecar_slot()});
   prefetch_queue_.push(rt, std::move(op));
+}
+
+void Rank::let_go_of_finished_ops() {
+  while (ops_let_go_ < ops_.size() && ops_[ops_let_go_]->ended && ops_[ops_let_go_]->io_released) ops_[ops_let_go_++].reset();  // bounded: ops_
 }
 
 std::int32_t Rank::sidecar_slots_wanted(std::int32_t prefetch_pages, std::int32_t host_hit_pages) const {
@@ -539,8 +544,8 @@ std::optional<std::string> Rank::leak_owner(const HostSlotPool::Record& r, TimeN
     return named ? "write-through backup " + std::to_string(wid) + ", acked and never drained" : "";
   }
   if (r.owner == SlotOwner::kOperation && r.op_id >= 0) {
-    const PrefetchOperation& op = *ops_[static_cast<std::size_t>(r.op_id)];
-    if (op.ended && op.io_released) return named ? "prefetch op " + std::to_string(r.op_id) + ", which ended" : "";
+    const PrefetchOperation* op = ops_[static_cast<std::size_t>(r.op_id)].get();
+    if (op == nullptr || (op->ended && op->io_released)) return named ? "prefetch op " + std::to_string(r.op_id) + ", which ended" : "";
   }
   return std::nullopt;
 }

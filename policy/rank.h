@@ -258,7 +258,11 @@ class Rank {
   std::int64_t prefetch_tokens_occupied_ = 0;
   std::int64_t prefetch_capacity_limit_ = 0;
   std::int32_t next_op_id_ = 0;
-  std::vector<PrefetchOperationPtr> ops_;           // every operation of this rank, by id
+  // Every operation of this rank, by id. One that ended and left the IO thread is let go (null) once
+  // every older one has too, so a long trace holds the operations in flight, not its history.
+  std::vector<PrefetchOperationPtr> ops_;
+  std::size_t ops_let_go_ = 0;  // ops_[0, ops_let_go_) are null
+  void let_go_of_finished_ops();
 
   Channel<PrefetchOperationPtr> prefetch_queue_;   // scheduler -> prefetch thread
   Channel<PrefetchOperationPtr> prefetch_buffer_;  // prefetch thread -> IO thread

@@ -59,6 +59,28 @@ const OpenCollective* CollectiveMatcher::find_open(Group g, std::uint64_t seq) c
   return it == pending.end() ? nullptr : &it->second;
 }
 
+CollectiveMatcher::Pending& CollectiveMatcher::pending_at(GroupState& g, std::uint64_t seq, TimeNs now_ns) {
+  if (const auto it = g.pending.find(seq); it != g.pending.end()) return it->second;
+  std::map<std::uint64_t, Pending>::iterator it;
+  if (g.spare.empty()) {
+    it = g.pending.try_emplace(seq).first;
+  } else {
+    auto node = std::move(g.spare.back());
+    g.spare.pop_back();
+    node.key() = seq;
+    Pending& reused = node.mapped();
+    reused.entries.clear();
+    reused.mismatched = false;
+    reused.sent.clear();
+    it = g.pending.insert(std::move(node)).position;
+  }
+  Pending& p = it->second;
+  p.handles.assign(static_cast<std::size_t>(ranks_), {});
+  p.calls.assign(static_cast<std::size_t>(ranks_), nullptr);
+  p.first_arrival_ns = now_ns;
+  return p;
+}
+
 std::uint64_t CollectiveMatcher::enter(Kernel& kernel, int rank, WorldCall& call, std::coroutine_handle<> h) {
   HCSIM_ASSERT(call.kind == WorldCall::Kind::kCollective);
   HCSIM_ASSERT(rank >= 0 && rank < ranks_);
@@ -70,13 +92,7 @@ std::uint64_t CollectiveMatcher::enter(Kernel& kernel, int rank, WorldCall& call
   HCSIM_ASSERT(p2p == (call.op == CollectiveOp::kSend || call.op == CollectiveOp::kRecv));
   HCSIM_ASSERT(!p2p || (call.op == CollectiveOp::kSend) == (rank == g.members.front()));
   const std::uint64_t seq = g.next_seq[static_cast<std::size_t>(rank)]++;
-  auto [it, fresh] = g.pending.try_emplace(seq);
-  Pending& p = it->second;
-  if (fresh) {
-    p.handles.assign(static_cast<std::size_t>(ranks_), {});
-    p.calls.assign(static_cast<std::size_t>(ranks_), nullptr);
-    p.first_arrival_ns = kernel.now_ns();
-  }
+  Pending& p = pending_at(g, seq, kernel.now_ns());
   HCSIM_ASSERT(!p.handles[static_cast<std::size_t>(rank)] && !p.entered(rank));
   const CollectiveEntry entry{rank, call.op, collective_size(call), kernel.now_ns()};
   p.entries.push_back(entry);
@@ -100,7 +116,8 @@ std::uint64_t CollectiveMatcher::enter(Kernel& kernel, int rank, WorldCall& call
     } else {
       complete(kernel, p);
     }
-    g.pending.erase(it);
+    auto node = g.pending.extract(seq);
+    if (g.spare.size() < kSpareNodesMax) g.spare.push_back(std::move(node));
     if (p2p && g.sends_waiter && sends_taken(g)) {
       kernel.schedule_at(kernel.now_ns() + cost_.latency_ns, g.sends_waiter, g.members.front());
       g.sends_waiter = {};

@@ -64,8 +64,14 @@ class CollectiveMatcher final : public CollectiveLedger {
     std::vector<int> members;
     std::vector<std::uint64_t> next_seq;  // by rank; members only
     std::map<std::uint64_t, Pending> pending;
+    // Completed collectives' map nodes, emptied, for the next ones: a run enters thousands and has
+    // a few open at once, so their nodes and vectors are allocated once. At most kSpareNodesMax.
+    std::vector<std::map<std::uint64_t, Pending>::node_type> spare;
     std::coroutine_handle<> sends_waiter;  // a channel's sender in wait_sends
   };
+  static constexpr std::size_t kSpareNodesMax = 4;
+  // The pending collective `seq` of `g`, added (from a spare node if there is one) if new.
+  Pending& pending_at(GroupState& g, std::uint64_t seq, TimeNs now_ns);
   void complete(Kernel& kernel, Pending& p);
   void complete_point_to_point(Kernel& kernel, GroupState& g, Pending& p);
   bool sends_taken(const GroupState& g) const;

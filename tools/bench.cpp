@@ -349,6 +349,74 @@ void print_figures(const std::vector<Figure>& figures, const Figure& heap, int r
   std::printf("  %% of heap: the line's events per CPU second over the bare heap's, measured in this process.\n");
 }
 
+void print_json(const std::vector<Figure>& figures, int repetitions, double seconds) {
+  const Figure& heap = figures.front();
+  nlohmann::json out = {{"cpu", cpu_model()}, {"repetitions", repetitions}, {"seconds", seconds}, {"lines", nlohmann::json::array()}};
+  for (const Figure& f : figures) {
+    nlohmann::json j = {{"name", f.name}, {"measures", f.measures}, {"ran", f.ran}};
+    if (!f.ran) {
+      j["not_run"] = f.not_run;
+    } else {
+      j.update({{"runs_per_repetition", f.runs_per_repetition}, {"events_per_run", f.events_per_run}, {"wall_ms_per_run", f.wall_ms_per_run},
+                {"cpu_ms_per_run", f.cpu_ms_per_run}, {"events_per_s", f.events_per_s()}, {"cpu_events_per_s", f.cpu_events_per_s()},
+                {"cpu_share_of_heap", f.cpu_events_per_s() / heap.cpu_events_per_s()}});
+      if (!f.outcome.empty()) j["outcome"] = f.outcome;
+    }
+    out["lines"].push_back(j);
+  }
+  std::cout << out.dump(2) << "\n";
+}
+
+// Every line, measured in turn: the two anchors, the seed scenario's three, the replay's.
+std::vector<Figure> measure_lines(int repetitions, double seconds, int actors, int iterations, bool replay_too, bool quiet) {
+  std::vector<Figure> figures;
+  figures.reserve(6);  // every line below: a line's reference stays good
+  auto line = [&](std::string name, std::string measures) -> Figure& {
+    Figure& f = figures.emplace_back();
+    f.name = std::move(name);
+    f.measures = std::move(measures);
+    return f;
+  };
+  line("4-ary heap (bare)", "pops of " + std::to_string(actors) + " actors' random waits (< 10 us, " + std::to_string(iterations) +
+                                " each) from the kernel's heap type, as plain structs: the anchor");
+  line("kernel (bare)", "the same waits as coroutines resumed by the kernel: the simulator's engine without a model");
+  const Scenario seed = parse_scenario(kSeedScenarioJson, "seed scenario (built in)");
+  struct ModelLine {
+    const char* name;
+    const char* variant;
+    const char* measures;
+  };
+  const std::array<ModelLine, 3> model_lines{{
+      {"seed pre-fix (HiMamba)", "pre-fix", "the seed scenario before #27366: 2 ranks, the mismatch hang at 16 ms, diagnosed"},
+      {"seed seed-fix (HiMamba)", "seed-fix", "the seed scenario at #27366: 505 ms of model time to completion, all invariants judged"},
+      {"seed 2026-08-20 (unified tree)", "2026-08-20", "the seed scenario on upstream at 2026-08-20: the unified radix tree's path"},
+  }};
+  for (const ModelLine& m : model_lines) line(m.name, m.measures);
+  Figure& replay = line("Mooncake replay, TP 4", "12,031 requests of the conversation trace at TP 4 (timeout, seed-fix, zero-copy L3, "
+                                                "host eviction, write-through): " + std::string(kReplayGrid));
+  Progress progress(quiet ? nullptr : stderr, static_cast<std::int64_t>(figures.size()), "lines", "bench");
+  int done = 0;
+  measure(figures[0], repetitions, seconds, [&] { return run_bare_heap(actors, iterations); });
+  progress.update(++done);
+  measure(figures[1], repetitions, seconds, [&] { return run_kernel(actors, iterations); });
+  progress.update(++done);
+  for (std::size_t i = 0; i < model_lines.size(); ++i) {
+    Figure& f = figures[2 + i];
+    RunOptions o;
+    o.fixes = *parse_variant(model_lines[i].variant, nullptr);
+    measure(f, repetitions, seconds, [&] { return run_model(seed, o, f.outcome); });
+    progress.update(++done);
+  }
+  if (!replay_too) {
+    replay.not_run = "--no-replay";
+  } else if (const auto run = replay_run(replay.not_run)) {
+    measure(replay, repetitions, 0, [&] { return run_model(run->first, run->second, replay.outcome); });
+  }
+  progress.update(++done);
+  progress.finish();
+  return figures;
+}
+
 }  // namespace
 
 int cmd_bench(const std::vector<std::string>& args) {
@@ -397,71 +465,12 @@ int cmd_bench(const std::vector<std::string>& args) {
     }
     return bench_gpu();
   }
-  const bool json = vm.count("json") > 0;
-  std::vector<Figure> figures;
-  figures.reserve(6);  // every line below: a line's reference stays good
-  auto line = [&](std::string name, std::string measures) -> Figure& {
-    Figure& f = figures.emplace_back();
-    f.name = std::move(name);
-    f.measures = std::move(measures);
-    return f;
-  };
-  line("4-ary heap (bare)", "pops of " + std::to_string(actors) + " actors' random waits (< 10 us, " + std::to_string(iterations) +
-                                " each) from the kernel's heap type, as plain structs: the anchor");
-  line("kernel (bare)", "the same waits as coroutines resumed by the kernel: the simulator's engine without a model");
-  const Scenario seed = parse_scenario(kSeedScenarioJson, "seed scenario (built in)");
-  struct ModelLine {
-    const char* name;
-    const char* variant;
-    const char* measures;
-  };
-  const std::array<ModelLine, 3> model_lines{{
-      {"seed pre-fix (HiMamba)", "pre-fix", "the seed scenario before #27366: 2 ranks, the mismatch hang at 16 ms, diagnosed"},
-      {"seed seed-fix (HiMamba)", "seed-fix", "the seed scenario at #27366: 505 ms of model time to completion, all invariants judged"},
-      {"seed 2026-08-20 (unified tree)", "2026-08-20", "the seed scenario on upstream at 2026-08-20: the unified radix tree's path"},
-  }};
-  for (const ModelLine& m : model_lines) line(m.name, m.measures);
-  Figure& replay = line("Mooncake replay, TP 4", "12,031 requests of the conversation trace at TP 4 (timeout, seed-fix, zero-copy L3, "
-                                                "host eviction, write-through): " + std::string(kReplayGrid));
-  Progress progress(vm.count("quiet") ? nullptr : stderr, static_cast<std::int64_t>(figures.size()), "lines", "bench");
-  int done = 0;
-  measure(figures[0], repetitions, seconds, [&] { return run_bare_heap(actors, iterations); });
-  progress.update(++done);
-  measure(figures[1], repetitions, seconds, [&] { return run_kernel(actors, iterations); });
-  progress.update(++done);
-  for (std::size_t i = 0; i < model_lines.size(); ++i) {
-    Figure& f = figures[2 + i];
-    RunOptions o;
-    o.fixes = *parse_variant(model_lines[i].variant, nullptr);
-    measure(f, repetitions, seconds, [&] { return run_model(seed, o, f.outcome); });
-    progress.update(++done);
-  }
-  if (vm.count("no-replay")) {
-    replay.not_run = "--no-replay";
-  } else if (const auto run = replay_run(replay.not_run)) {
-    measure(replay, repetitions, 0, [&] { return run_model(run->first, run->second, replay.outcome); });
-  }
-  progress.update(++done);
-  progress.finish();
-  const Figure& heap = figures[0];
-  if (!json) {
-    print_figures(figures, heap, repetitions, seconds);
+  const std::vector<Figure> figures = measure_lines(repetitions, seconds, actors, iterations, vm.count("no-replay") == 0, vm.count("quiet") > 0);
+  if (vm.count("json") == 0) {
+    print_figures(figures, figures.front(), repetitions, seconds);
     return 0;
   }
-  nlohmann::json out = {{"cpu", cpu_model()}, {"repetitions", repetitions}, {"seconds", seconds}, {"lines", nlohmann::json::array()}};
-  for (const Figure& f : figures) {
-    nlohmann::json j = {{"name", f.name}, {"measures", f.measures}, {"ran", f.ran}};
-    if (!f.ran) {
-      j["not_run"] = f.not_run;
-    } else {
-      j.update({{"runs_per_repetition", f.runs_per_repetition}, {"events_per_run", f.events_per_run}, {"wall_ms_per_run", f.wall_ms_per_run},
-                {"cpu_ms_per_run", f.cpu_ms_per_run}, {"events_per_s", f.events_per_s()}, {"cpu_events_per_s", f.cpu_events_per_s()},
-                {"cpu_share_of_heap", f.cpu_events_per_s() / heap.cpu_events_per_s()}});
-      if (!f.outcome.empty()) j["outcome"] = f.outcome;
-    }
-    out["lines"].push_back(j);
-  }
-  std::cout << out.dump(2) << "\n";
+  print_json(figures, repetitions, seconds);
   return 0;
 }
 

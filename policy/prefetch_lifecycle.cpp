@@ -533,37 +533,41 @@ void Rank::release_ongoing(Runtime& rt, RequestId rid, OpEnd end) {
   ongoing_prefetch_.erase(it);
 }
 
-// Who holds a slot owned by work and why nobody will free it, or none while it may still be freed.
-std::optional<std::string> Rank::leak_owner(const HostSlotPool::Record& r, TimeNs now_ns, bool named) const {
-  if (r.owner == SlotOwner::kReleaseQueued) return named ? "the release queue, which no MIN-agreed drain took" : "";
-  if (r.owner == SlotOwner::kOperation && r.op_id >= kWriteOwnerBase) {
+// Whether a slot owned by work is held where nobody will free it.
+bool Rank::leaked(const HostSlotPool::Record& r, TimeNs now_ns) const {
+  if (r.owner == SlotOwner::kReleaseQueued) return true;  // no MIN-agreed drain took it
+  if (r.owner != SlotOwner::kOperation) return false;
+  if (r.op_id >= kWriteOwnerBase) {
     // A write-through backup whose copy completed long ago and was never drained: its slots stay locked.
-    const std::int32_t wid = r.op_id - kWriteOwnerBase;
-    auto w = ongoing_write_through_.find(wid);
-    if (w == ongoing_write_through_.end() || now_ns - w->second.copy_done_ns <= kAckDrainGraceNs) return std::nullopt;
-    return named ? "write-through backup " + std::to_string(wid) + ", acked and never drained" : "";
+    auto w = ongoing_write_through_.find(r.op_id - kWriteOwnerBase);
+    return w != ongoing_write_through_.end() && now_ns - w->second.copy_done_ns > kAckDrainGraceNs;
   }
-  if (r.owner == SlotOwner::kOperation && r.op_id >= 0) {
-    const PrefetchOperation* op = ops_[static_cast<std::size_t>(r.op_id)].get();
-    if (op == nullptr || (op->ended && op->io_released)) return named ? "prefetch op " + std::to_string(r.op_id) + ", which ended" : "";
-  }
-  return std::nullopt;
+  if (r.op_id < 0) return false;
+  const PrefetchOperation* op = ops_[static_cast<std::size_t>(r.op_id)].get();
+  return op == nullptr || (op->ended && op->io_released);
+}
+
+// Who holds a leaked slot, and why nobody will free it.
+std::string Rank::leak_owner(const HostSlotPool::Record& r) const {
+  if (r.owner == SlotOwner::kReleaseQueued) return "the release queue, which no MIN-agreed drain took";
+  if (r.op_id >= kWriteOwnerBase) return "write-through backup " + std::to_string(r.op_id - kWriteOwnerBase) + ", acked and never drained";
+  return "prefetch op " + std::to_string(r.op_id) + ", which ended";
 }
 
 std::vector<HostSlotPool::Leak> Rank::leaked_slots(TimeNs now_ns) const {
-  std::vector<HostSlotPool::Leak> leaked;
+  std::vector<HostSlotPool::Leak> out;
   for (const HostSlotPool* pool : {&kv_pool_, &sidecar_pool_}) {
     for (const auto& r : pool->work_census()) {
-      if (auto owner = leak_owner(r, now_ns, true)) leaked.push_back({r, std::move(*owner)});
+      if (leaked(r, now_ns)) out.push_back({r, leak_owner(r)});
     }
   }
-  return leaked;
+  return out;
 }
 
 std::int64_t Rank::leaked_slot_count(TimeNs now_ns) const {
   std::int64_t n = 0;
   for (const HostSlotPool* pool : {&kv_pool_, &sidecar_pool_}) {
-    n += pool->count_work([&](const HostSlotPool::Record& r) { return leak_owner(r, now_ns, false).has_value(); });
+    n += pool->count_work([&](const HostSlotPool::Record& r) { return leaked(r, now_ns); });
   }
   return n;
 }

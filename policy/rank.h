@@ -18,7 +18,6 @@
 #include <cstdint>
 #include <deque>
 #include <map>
-#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -71,8 +70,9 @@ class Rank {
   std::int64_t leaked_slot_count(TimeNs now_ns) const;  // leaked_slots(now_ns).size(), without naming them
 
  private:
-  // Who holds a slot owned by work and why nobody will free it (`named`: said in words), or none.
-  std::optional<std::string> leak_owner(const HostSlotPool::Record& r, TimeNs now_ns, bool named) const;
+  // Whether a slot owned by work is held where nobody will free it; and by whom, in words.
+  bool leaked(const HostSlotPool::Record& r, TimeNs now_ns) const;
+  std::string leak_owner(const HostSlotPool::Record& r) const;
   struct Ongoing {
     PrefetchOperationPtr op;
     std::int32_t anchor_pages = 0;          // pages already on host when registered

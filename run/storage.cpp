@@ -87,11 +87,11 @@ bool StorageModel::has_kv(int rank, PageKey key) const {
   return id != L3KeyTable::kNone && stores_[static_cast<std::size_t>(rank)].kv.contains(id);
 }
 
-bool StorageModel::has_sidecar(int rank, PageKey key) const { return marked(stores_[static_cast<std::size_t>(rank)], key, kObject); }
+bool StorageModel::has_sidecar(int rank, PageKey key) const { return (marks_of(stores_[static_cast<std::size_t>(rank)], key) & kObject) != 0; }
 
-bool StorageModel::marked(const RankStore& store, PageKey key, Mark m) const {
+std::uint8_t StorageModel::marks_of(const RankStore& store, PageKey key) const {
   const std::uint32_t id = keys_.find(key);
-  return id != L3KeyTable::kNone && id < store.marks.size() && (store.marks[id] & m) != 0;
+  return id != L3KeyTable::kNone && id < store.marks.size() ? store.marks[id] : 0;
 }
 
 void StorageModel::mark(RankStore& store, PageKey key, std::uint8_t marks) {
@@ -168,7 +168,8 @@ inline StoragePlan StorageModel::plan_from_contents(int rank, WorldCall& call) c
       HCSIM_ASSERT(!call.keys.empty() && (call.present.empty() || call.present.size() == call.keys.size()));
       for (std::size_t i = 0; i < call.keys.size(); ++i) {
         const RankStore& store = stores_[static_cast<std::size_t>(rank)];
-        const bool read = marked(store, call.keys[i], kObject) && !marked(store, call.keys[i], kStaleObject);
+        const std::uint8_t marks = marks_of(store, call.keys[i]);
+        const bool read = (marks & kObject) != 0 && (marks & kStaleObject) == 0;
         if (!call.present.empty()) call.present[i] = read ? 1 : 0;
         plan.result += read ? 1 : 0;
       }
@@ -201,7 +202,7 @@ inline std::int64_t StorageModel::readable_kv_pages(int rank, const WorldCall& c
   while (static_cast<std::size_t>(leading) < call.keys.size() && has_kv(rank, call.keys[static_cast<std::size_t>(leading)])) ++leading;
   const RankStore& store = stores_[static_cast<std::size_t>(rank)];
   for (std::int64_t i = 0; i < leading; ++i) {
-    if (marked(store, call.keys[static_cast<std::size_t>(i)], kStalePage)) {
+    if ((marks_of(store, call.keys[static_cast<std::size_t>(i)]) & kStalePage) != 0) {
       plan.duration_ns += cfg_.stale_get_timeout_ns;
       return i;
     }

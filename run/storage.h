@@ -153,7 +153,7 @@ class StorageModel {
   };
   bool has_kv(int rank, PageKey key) const;
   bool has_sidecar(int rank, PageKey key) const;
-  bool marked(const RankStore& store, PageKey key, Mark m) const;
+  std::uint8_t marks_of(const RankStore& store, PageKey key) const;  // 0 for a key never held
   void mark(RankStore& store, PageKey key, std::uint8_t marks);
   void use_kv(RankStore& store, PageKey key);  // adds the page, or refreshes it
   void evict_over_capacity(RankStore& store);

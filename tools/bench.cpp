@@ -32,7 +32,6 @@
 #include "backend/round_timing.h"
 #include "backend/thread_world.h"
 #include "policy/task.h"
-#include "policy/upstream_timeline.h"
 #include "policy/variant.h"
 #include "policy/assert.h"
 #include "sim/four_ary_heap.h"
@@ -40,7 +39,6 @@
 #include "tools/run_metrics.h"
 #include "tools/sweep_grid.h"
 #include "run/scenario.h"
-#include "sim/simulation.h"
 #include "tools/progress.h"
 
 namespace hcsim {

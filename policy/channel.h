@@ -3,10 +3,10 @@
 #pragma once
 
 #include <cstddef>
-#include <deque>
 #include <string_view>
 
 #include "policy/assert.h"
+#include "policy/fifo.h"
 #include "policy/runtime.h"
 #include "policy/task.h"
 
@@ -38,7 +38,7 @@ class Channel {
  private:
   std::size_t capacity_max_;
   SignalId signal_ = -1;
-  std::deque<T> items_;
+  Fifo<T> items_;
 };
 
 }  // namespace hcsim

@@ -34,8 +34,13 @@ HostSlotPool::Slot& HostSlotPool::slot_at(std::int32_t slot) {
   HCSIM_ASSERT(slot >= 0 && slot < capacity_);
   const auto i = static_cast<std::size_t>(slot);
   if (i >= slots_.size()) {
-    slots_.resize(i + 1);
-    work_index_.resize(i + 1, -1);
+    // Grown in steps, with the lists that hold at most one entry a touched slot, so that taking
+    // slots one at a time allocates a few times a run, not once a slot.
+    const std::size_t grown = std::min(static_cast<std::size_t>(capacity_), std::max({i + 1, 2 * slots_.size(), kSlotsFirstGrowth}));
+    slots_.resize(grown);
+    work_index_.resize(grown, -1);
+    free_stack_.reserve(grown);
+    owned_by_work_.reserve(grown);
   }
   return slots_[i];
 }
@@ -53,6 +58,7 @@ SlotOwner HostSlotPool::owner(std::int32_t slot) const {
 bool HostSlotPool::alloc(TimeNs now_ns, std::int32_t count, std::int32_t op_id, std::vector<std::int32_t>& out) {
   HCSIM_ASSERT(count >= 0);
   if (count > available()) return false;
+  out.reserve(out.size() + static_cast<std::size_t>(count));
   for (std::int32_t i = 0; i < count; ++i) {
     const std::int32_t s = take_free();
     Slot& slot = slot_at(s);

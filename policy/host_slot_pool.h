@@ -85,6 +85,7 @@ class HostSlotPool {
   // what its run touches: a run of a 100,000-slot pool that uses 40 slots sets up 40.
   std::int32_t take_free();
   Slot& slot_at(std::int32_t slot);  // a slot never used is free
+  static constexpr std::size_t kSlotsFirstGrowth = 64;
 
   SlotPoolKind kind_;
   std::int32_t capacity_;

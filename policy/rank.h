@@ -16,13 +16,13 @@
 
 #include <array>
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "policy/channel.h"
+#include "policy/fifo.h"
 #include "policy/host_radix_tree.h"
 #include "policy/host_slot_pool.h"
 #include "policy/policy_config.h"
@@ -252,6 +252,15 @@ class Rank {
   const std::int32_t device_cache_pages_;  // host tree pages also on the device: not host-evictable
 
   std::vector<RequestId> waiting_queue_;
+  // A scheduler pass's buffers, kept so that a pass allocates nothing and its coroutine frames stay
+  // small: the scheduler runs one pass at a time.
+  struct PassBuffers {
+    std::array<RequestId, kArrivalsPerPassMax> taken;  // recv_requests: written up to the count taken
+    std::vector<std::int64_t> request_ids;               // recv_requests: what the group broadcasts
+    std::vector<RequestId> order;                        // get_new_batch_prefill_and_forward's walk
+    std::vector<RequestId> batch;
+    std::vector<std::int32_t> load_back_slots;
+  } pass_;
   std::map<RequestId, Ongoing> ongoing_prefetch_;     // ordered: rank-identical iteration
   std::map<RequestId, std::int64_t> loaded_tokens_;   // prefetch_loaded_tokens_by_reqid
   std::map<RequestId, bool> bulk_ready_;              // bulk-progress-check: this pass's verdicts
@@ -275,19 +284,19 @@ class Rank {
     TimeNs at_ns = 0;
   };
   template <class T>
-  static std::size_t reached(const std::deque<Queued<T>>& q, TimeNs now_ns) {
+  static std::size_t reached(const Fifo<Queued<T>>& q, TimeNs now_ns) {
     std::size_t n = 0;
     while (n < q.size() && q[n].at_ns <= now_ns) ++n;  // bounded by the queue
     return n;
   }
-  std::deque<Queued<RequestId>> revoke_queue_;             // prefetch thread -> scheduler drain
-  std::deque<Queued<PrefetchOperationPtr>> hit_queue_;     // prefetch thread -> scheduler drain (hit-then-alloc)
+  Fifo<Queued<RequestId>> revoke_queue_;             // prefetch thread -> scheduler drain
+  Fifo<Queued<PrefetchOperationPtr>> hit_queue_;     // prefetch thread -> scheduler drain (hit-then-alloc)
   Channel<PrefetchAck> prefetch_sync_queue_;       // ack-design: IO thread -> sync thread
-  std::deque<PrefetchAck> ack_prefetch_queue_;     // ack-design: sync thread -> scheduler drain
+  Fifo<PrefetchAck> ack_prefetch_queue_;     // ack-design: sync thread -> scheduler drain
   static constexpr TimeNs kQueueWaitPollNs = 50'000;  // a later stage's wait for PP0's counts
   static constexpr std::size_t kAckQueueMax = std::size_t{1} << 24;  // acks in flight: a few per operation
-  std::deque<std::int32_t> sidecar_release_queue_; // unified tree: the Mamba pool's release queue
-  std::deque<std::int32_t> kv_release_queue_;      // any -> scheduler drain, one slot per page
+  Fifo<std::int32_t> sidecar_release_queue_; // unified tree: the Mamba pool's release queue
+  Fifo<std::int32_t> kv_release_queue_;      // any -> scheduler drain, one slot per page
   struct WriteThrough {
     RequestId request = kNoRequest;
     std::int32_t first_page = 0;            // pages [first_page, first_page + slots.size()) of the request
@@ -302,8 +311,8 @@ class Rank {
     std::int32_t node = 0;                  // the loaded prefix's last node, locked until the ack is taken
     TimeNs done_ns = 0;                     // when the host-to-device copy completes (finish_event)
   };
-  std::deque<LoadBack> ack_load_queue_;                         // in issue order
-  std::deque<std::int32_t> ack_write_queue_;                    // write ids, in ack order
+  Fifo<LoadBack> ack_load_queue_;                         // in issue order
+  Fifo<std::int32_t> ack_write_queue_;                    // write ids, in ack order
   struct Backup {
     std::int32_t id = 0;
     RequestId request = kNoRequest;
@@ -314,7 +323,7 @@ class Rank {
     std::vector<PageKey> sidecar_keys;
   };
   Channel<Backup> backup_queue_;                                // scheduler -> backup thread
-  std::deque<std::int32_t> ack_backup_queue_;                   // backup thread -> scheduler drain
+  Fifo<std::int32_t> ack_backup_queue_;                   // backup thread -> scheduler drain
   std::map<std::int32_t, std::int32_t> backup_nodes_;           // backup id -> its last node, locked until drained
   std::int32_t next_backup_id_ = 0;
   std::int32_t next_write_id_ = 0;

@@ -75,14 +75,14 @@ Task<> Rank::recv_requests(Runtime& rt) {
     co_await recv_requests_dp_attention(rt);
     co_return;
   }
-  // Not zeroed: take_arrivals and take_aborts write the entries they count, and only those are read.
-  std::array<RequestId, kArrivalsPerPassMax> arrivals;
-  std::array<RequestId, kArrivalsPerPassMax> aborts;
-  std::array<std::int64_t, 2> counts{rank_ == 0 ? rt.take_arrivals(arrivals) : 0, rank_ == 0 ? rt.take_aborts(aborts) : 0};
-  std::vector<std::int64_t> ids;
+  std::array<std::int64_t, 2> counts{0, 0};
+  std::vector<std::int64_t>& ids = pass_.request_ids;  // the arrivals, then the aborts
+  ids.clear();
   if (rank_ == 0) {
-    ids.assign(arrivals.begin(), arrivals.begin() + counts[0]);
-    ids.insert(ids.end(), aborts.begin(), aborts.begin() + counts[1]);
+    counts[0] = rt.take_arrivals(pass_.taken);
+    ids.assign(pass_.taken.begin(), pass_.taken.begin() + counts[0]);
+    counts[1] = rt.take_aborts(pass_.taken);
+    ids.insert(ids.end(), pass_.taken.begin(), pass_.taken.begin() + counts[1]);
   }
   if (!topology_.first_stage(rank_) && tp_rank() == 0) [[unlikely]] co_await recv_requests_from_previous_stage(rt, counts, ids);
   if (tp_size() > 1) {
@@ -100,7 +100,7 @@ Task<> Rank::recv_requests(Runtime& rt) {
 // over the attention-TP group, then the attention-CP group; aborts, as control requests, go from
 // TP rank 0 over the TP group (request_receiver.py@17313cf4b:105-107, 151-214).
 Task<> Rank::recv_requests_dp_attention(Runtime& rt) {
-  std::array<RequestId, kArrivalsPerPassMax> taken;  // written up to the count taken
+  std::array<RequestId, kArrivalsPerPassMax>& taken = pass_.taken;  // written up to the count taken
   std::vector<std::int64_t> work;
   std::vector<std::int64_t> control;
   if (topology_.replica_leader(rank_)) work.assign(taken.begin(), taken.begin() + rt.take_arrivals(taken));
@@ -292,12 +292,15 @@ Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
     device_free_for_load_tokens = snapshot[0];
   }
   std::int64_t prefill_left_tokens = cfg_.max_prefill_tokens;
-  std::vector<RequestId> batch;
-  std::vector<std::int32_t> load_back_slots;  // the batch's host hits, loaded to the device
+  // This pass's walk, batch and load-back slots live in the rank's buffers: one pass at a time.
+  std::vector<RequestId>& batch = pass_.batch;
+  std::vector<std::int32_t>& load_back_slots = pass_.load_back_slots;  // the batch's host hits, loaded to the device
+  batch.clear();
+  load_back_slots.clear();
   std::int64_t batch_tokens = 0;
   bool batch_is_full = false;
-  const std::vector<RequestId> order = waiting_queue_;
-  for (RequestId rid : order) {
+  pass_.order.assign(waiting_queue_.begin(), waiting_queue_.end());  // the walk's order, as the pass began
+  for (RequestId rid : pass_.order) {
     if (batch_is_full) {
       rt.emit(rid, BatchFullFields{.budget_tokens_left = std::min(device_left_tokens, prefill_left_tokens),
                                    .batch_requests = static_cast<std::int64_t>(batch.size())});

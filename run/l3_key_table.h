@@ -61,7 +61,7 @@ class L3KeyTable {
   }
 
  private:
-  static constexpr std::size_t kMinBuckets = 1024;
+  static constexpr std::size_t kMinBuckets = 16;
 
   static std::uint64_t mix(PageKey key) {  // splitmix64's finaliser: keys may share low bits
     key ^= key >> 30;

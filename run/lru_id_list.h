@@ -20,6 +20,8 @@ class LruIdList {
   bool contains(std::uint32_t id) const { return id < links_.size() && links_[id].older != kAbsent; }
   std::size_t size() const { return size_; }
 
+  // Room for ids below `ids` without growing.
+  void reserve(std::size_t ids) { links_.reserve(ids); }
   // Adds the id as the most recently used, or makes it so.
   void use(std::uint32_t id) {
     HCSIM_ASSERT(id < kAbsent);

@@ -39,10 +39,12 @@ RunSetup prepare_run(const Scenario& scenario, const RunOptions& options) {
   storage_config.object_pools = std::max<std::size_t>(1, setup.policy.stored_stack().size());
   setup.storage = std::make_unique<StorageModel>(storage_config, tp, scenario.delays, setup.seed, p.jitter);
   StorageModel& storage = *setup.storage;
-  // The pages the workload may write: an upper bound on the keys a replay's stores come to hold.
-  std::size_t workload_pages = 0;
-  for (const RequestSpec& req : scenario.workload) workload_pages += req.pages.size();
-  storage.reserve_keys(workload_pages);
+  // The keys the stores may come to hold: the seeded contents' pages and objects, and the pages
+  // the workload may write.
+  std::size_t keys = 0;
+  for (const L3Contents& c : scenario.l3) keys += static_cast<std::size_t>(c.kv_pages) * (1 + storage_config.object_pools);
+  for (const RequestSpec& req : scenario.workload) keys += req.pages.size();
+  storage.reserve_keys(keys);
   seed_l3(scenario, [&](const L3Object& o) {
     switch (o.kind) {
       case L3Object::Kind::kKvPage: storage.add_kv_page(o.rank, o.key); break;

@@ -9,6 +9,7 @@
 //   -> rank 1's sidecar read for R takes 100 us + bytes/bw + 488 ms; other reads are unaffected.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -119,7 +120,15 @@ class StorageModel {
   void add_stale_sidecar(int rank, PageKey key);
   // Room for `keys` distinct keys (pages and objects) before the key table grows: prepare_run
   // gives the scenario's L3 contents and workload pages.
-  void reserve_keys(std::size_t keys) { keys_.reserve(keys); }
+  void reserve_keys(std::size_t keys) {
+    keys_.reserve(keys);
+    // A rank's links and marks grow with the ids it comes to hold: pre-sized up to a bound, past
+    // which a rank that holds a part of the keys (a DP attention replica's) does not pay for all.
+    for (RankStore& store : stores_) {
+      store.kv.reserve(std::min(keys, kRankIdsReservedMax));
+      store.marks.reserve(std::min(keys, kRankIdsReservedMax));
+    }
+  }
   // Call before the first query. Contents added beyond the capacity are evicted, first added first.
   void seal();
 
@@ -171,6 +180,7 @@ class StorageModel {
   StorageConfig cfg_;
   L3KeyTable keys_;                            // every rank's keys
   std::vector<RankStore> stores_;              // per rank
+  static constexpr std::size_t kRankIdsReservedMax = std::size_t{1} << 16;
   std::vector<DelayRule> rules_;
   std::vector<RandomStream> rule_streams_;     // one stream per rule: "delay/<index>"
   std::vector<DelayRule> jitter_;

@@ -69,10 +69,11 @@ class SimWorld::ActorRuntime final : public Runtime {
         c.group = w_.matcher_.resolve(c.group, rank_);  // the communicator this rank's group of the kind is
         const bool parks = c.op != CollectiveOp::kSend;
         if (parks) rec.block(WaitKind::kCollective, c, k.now_ns());
-        emit(kNoRequest, CollectiveEnterFields{.group = c.group.code(),
-                                               .sequence = static_cast<std::int64_t>(w_.matcher_.next_seq(c.group, rank_)),
-                                               .payload_size = collective_size(c)});
+        // Entered, then logged: entering emits nothing and resumes nobody at once, so the log reads
+        // as if the entry came first.
+        const std::int64_t size = collective_size(c);  // before entering: a receive's payload is written then
         const std::uint64_t seq = w_.matcher_.enter(k, rank_, c, h);
+        emit(kNoRequest, CollectiveEnterFields{.group = c.group.code(), .sequence = static_cast<std::int64_t>(seq), .payload_size = size});
         if (!parks) return false;  // an isend: the caller goes on
         rec.seq = seq;
         break;

@@ -11,6 +11,7 @@ packages=(
   libboost-graph-dev libboost-program-options-dev
   nlohmann-json3-dev catch2
   libgloo-dev
+  libgoogle-perftools-dev
   parallel
 )
 for arg in "$@"; do

@@ -16,8 +16,8 @@ HostRadixTree::HostRadixTree(std::int32_t node_capacity) : node_capacity_(node_c
 std::int32_t HostRadixTree::Children::find(PageKey key) const {
   if (first >= 0 && first_key == key) return first;
   if (index) {
-    const auto it = index->find(key);
-    return it == index->end() ? -1 : more[it->second].second;
+    const std::uint32_t at = index->find(key);
+    return at == KeyIndex::kAbsent ? -1 : more[at].second;
   }
   for (const auto& [k, node] : more) {
     if (k == key) return node;
@@ -33,10 +33,10 @@ void HostRadixTree::Children::add(PageKey key, std::int32_t node) {
   } else {
     more.emplace_back(key, node);
     if (index) {
-      index->emplace(key, more.size() - 1);
+      index->assign(key, static_cast<std::uint32_t>(more.size() - 1));
     } else if (more.size() > kScannedMax) {
-      index = std::make_unique<std::unordered_map<PageKey, std::size_t>>();
-      for (std::size_t i = 0; i < more.size(); ++i) index->emplace(more[i].first, i);
+      index = std::make_unique<KeyIndex>();
+      for (std::size_t i = 0; i < more.size(); ++i) index->assign(more[i].first, static_cast<std::uint32_t>(i));
     }
   }
 }
@@ -55,11 +55,10 @@ void HostRadixTree::Children::remove(PageKey key) {
   // `more` keeps no order: the last child fills the hole.
   std::size_t at = more.size();
   if (index) {
-    const auto it = index->find(key);
-    HCSIM_ASSERT(it != index->end());
-    at = it->second;
-    index->erase(it);
-    if (at + 1 < more.size()) (*index)[more.back().first] = at;
+    at = index->find(key);
+    HCSIM_ASSERT(at != KeyIndex::kAbsent);
+    index->erase(key);
+    if (at + 1 < more.size()) index->assign(more.back().first, static_cast<std::uint32_t>(at));
   } else {
     at = static_cast<std::size_t>(std::find_if(more.begin(), more.end(), [&](const auto& c) { return c.first == key; }) - more.begin());
   }

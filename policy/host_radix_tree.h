@@ -18,10 +18,10 @@
 #include <memory>
 #include <optional>
 #include <span>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "policy/key_index.h"
 #include "policy/runtime.h"
 
 namespace hcsim {
@@ -86,7 +86,7 @@ class HostRadixTree {
     PageKey first_key = 0;
     std::int32_t first = -1;
     std::vector<std::pair<PageKey, std::int32_t>> more;
-    std::unique_ptr<std::unordered_map<PageKey, std::size_t>> index;  // key -> place in `more`, once it is long
+    std::unique_ptr<KeyIndex> index;  // key -> place in `more`, once it is long
     bool empty() const { return first < 0; }
     std::int32_t find(PageKey key) const;
     void add(PageKey key, std::int32_t node);

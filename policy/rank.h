@@ -260,6 +260,11 @@ class Rank {
     std::vector<RequestId> order;                        // get_new_batch_prefill_and_forward's walk
     std::vector<RequestId> batch;
     std::vector<std::int32_t> load_back_slots;
+    void start_walk(const std::vector<RequestId>& waiting) {
+      order.assign(waiting.begin(), waiting.end());
+      batch.clear();
+      load_back_slots.clear();
+    }
   } pass_;
   std::map<RequestId, Ongoing> ongoing_prefetch_;     // ordered: rank-identical iteration
   std::map<RequestId, std::int64_t> loaded_tokens_;   // prefetch_loaded_tokens_by_reqid

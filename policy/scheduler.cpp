@@ -292,14 +292,11 @@ Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
     device_free_for_load_tokens = snapshot[0];
   }
   std::int64_t prefill_left_tokens = cfg_.max_prefill_tokens;
-  // This pass's walk, batch and load-back slots live in the rank's buffers: one pass at a time.
+  pass_.start_walk(waiting_queue_);  // the walk's order, as the pass began
   std::vector<RequestId>& batch = pass_.batch;
   std::vector<std::int32_t>& load_back_slots = pass_.load_back_slots;  // the batch's host hits, loaded to the device
-  batch.clear();
-  load_back_slots.clear();
   std::int64_t batch_tokens = 0;
   bool batch_is_full = false;
-  pass_.order.assign(waiting_queue_.begin(), waiting_queue_.end());  // the walk's order, as the pass began
   for (RequestId rid : pass_.order) {
     if (batch_is_full) {
       rt.emit(rid, BatchFullFields{.budget_tokens_left = std::min(device_left_tokens, prefill_left_tokens),

@@ -4,6 +4,8 @@
 
 #include <limits>
 #include <map>
+#include <memory>
+#include <deque>
 
 #include <array>
 #include <coroutine>
@@ -14,10 +16,12 @@
 #include <string_view>
 #include <vector>
 
+#include "policy/fifo.h"
 #include "policy/fixes.h"
 #include "policy/variant.h"
 #include "policy/host_radix_tree.h"
 #include "policy/host_slot_pool.h"
+#include "policy/key_index.h"
 #include "policy/policy_config.h"
 #include "policy/prefetch_operation.h"
 #include "policy/runtime.h"
@@ -687,4 +691,69 @@ TEST_CASE("host radix tree: eviction takes the least recently used evictable nod
   // The walk evicted both ways, many times.
   CHECK(evicted_leaves > 1000);
   CHECK(evicted_sidecars > 100);
+}
+
+TEST_CASE("fifo: the same order as a deque through growth, compaction and emptying", "[policy][fifo]") {
+  Fifo<int> fifo;
+  std::deque<int> model;
+  std::uint64_t x = 12345;
+  int next = 0;
+  for (int step = 0; step < 20'000; ++step) {
+    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    // Phases that mostly push, then mostly pop, so the queue fills past the compaction point and
+    // empties again many times.
+    const bool push = ((step / 500) % 2 == 0) ? (x >> 60) < 11 : (x >> 60) < 5;
+    if (push || model.empty()) {
+      fifo.push_back(next);
+      model.push_back(next);
+      ++next;
+    } else {
+      REQUIRE(fifo.front() == model.front());
+      fifo.pop_front();
+      model.pop_front();
+    }
+    REQUIRE(fifo.size() == model.size());
+    REQUIRE(fifo.empty() == model.empty());
+    if (!model.empty()) {
+      const std::size_t i = static_cast<std::size_t>(x % model.size());
+      REQUIRE(fifo[i] == model[i]);
+      REQUIRE(std::vector<int>(fifo.begin(), fifo.end()) == std::vector<int>(model.begin(), model.end()));
+    }
+  }
+}
+
+TEST_CASE("fifo: a popped item is let go of at once", "[policy][fifo]") {
+  Fifo<std::shared_ptr<int>> fifo;
+  auto held = std::make_shared<int>(7);
+  const std::weak_ptr<int> watch = held;
+  fifo.push_back(std::move(held));
+  fifo.push_back(std::make_shared<int>(8));
+  fifo.pop_front();
+  REQUIRE(watch.expired());  // not kept alive in the taken prefix
+  REQUIRE(*fifo.front() == 8);
+}
+
+TEST_CASE("key index: finds, reassigns and erases as a map does, through growth and long probe runs", "[policy][key_index]") {
+  KeyIndex index;
+  std::map<PageKey, std::uint32_t> model;
+  std::uint64_t x = 99;
+  for (int step = 0; step < 50'000; ++step) {
+    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    // 700 distinct keys, so the table grows to near half full and erases shift clustered runs back.
+    const PageKey key = ((x >> 33) % 700) << 20;
+    const auto value = static_cast<std::uint32_t>(x >> 48);
+    const bool present = model.count(key) > 0;
+    if ((x >> 62) == 0 && present) {
+      index.erase(key);
+      model.erase(key);
+    } else {
+      index.assign(key, value);
+      model[key] = value;
+    }
+    REQUIRE(index.size() == model.size());
+    const PageKey probe = ((x >> 20) % 800) << 20;  // some never added
+    const auto it = model.find(probe);
+    REQUIRE(index.find(probe) == (it == model.end() ? KeyIndex::kAbsent : it->second));
+  }
+  for (const auto& [key, value] : model) REQUIRE(index.find(key) == value);
 }

@@ -35,7 +35,7 @@ std::size_t CollectiveMatcher::index_of(Group g) const {
 
 std::uint64_t CollectiveMatcher::next_seq(Group g, int rank) const {
   if (point_to_point(g.kind)) return groups_[index_of(g)].next_seq.at(static_cast<std::size_t>(rank));
-  const std::size_t i = comm_index(g.kind, rank);  // a table lookup: every collective asks
+  const std::size_t i = comm_index(g.kind, rank);  // a table lookup
   HCSIM_ASSERT(comms_[i] == g);                      // resolved for this rank
   return groups_[i].next_seq.at(static_cast<std::size_t>(rank));
 }

@@ -294,14 +294,14 @@ class Rank {
     while (n < q.size() && q[n].at_ns <= now_ns) ++n;  // bounded by the queue
     return n;
   }
-  Fifo<Queued<RequestId>> revoke_queue_;             // prefetch thread -> scheduler drain
-  Fifo<Queued<PrefetchOperationPtr>> hit_queue_;     // prefetch thread -> scheduler drain (hit-then-alloc)
-  Channel<PrefetchAck> prefetch_sync_queue_;       // ack-design: IO thread -> sync thread
-  Fifo<PrefetchAck> ack_prefetch_queue_;     // ack-design: sync thread -> scheduler drain
+  Fifo<Queued<RequestId>> revoke_queue_;              // prefetch thread -> scheduler drain
+  Fifo<Queued<PrefetchOperationPtr>> hit_queue_;      // prefetch thread -> scheduler drain (hit-then-alloc)
+  Channel<PrefetchAck> prefetch_sync_queue_;          // ack-design: IO thread -> sync thread
+  Fifo<PrefetchAck> ack_prefetch_queue_;              // ack-design: sync thread -> scheduler drain
   static constexpr TimeNs kQueueWaitPollNs = 50'000;  // a later stage's wait for PP0's counts
   static constexpr std::size_t kAckQueueMax = std::size_t{1} << 24;  // acks in flight: a few per operation
-  Fifo<std::int32_t> sidecar_release_queue_; // unified tree: the Mamba pool's release queue
-  Fifo<std::int32_t> kv_release_queue_;      // any -> scheduler drain, one slot per page
+  Fifo<std::int32_t> sidecar_release_queue_;          // unified tree: the Mamba pool's release queue
+  Fifo<std::int32_t> kv_release_queue_;               // any -> scheduler drain, one slot per page
   struct WriteThrough {
     RequestId request = kNoRequest;
     std::int32_t first_page = 0;            // pages [first_page, first_page + slots.size()) of the request
@@ -316,8 +316,8 @@ class Rank {
     std::int32_t node = 0;                  // the loaded prefix's last node, locked until the ack is taken
     TimeNs done_ns = 0;                     // when the host-to-device copy completes (finish_event)
   };
-  Fifo<LoadBack> ack_load_queue_;                         // in issue order
-  Fifo<std::int32_t> ack_write_queue_;                    // write ids, in ack order
+  Fifo<LoadBack> ack_load_queue_;                               // in issue order
+  Fifo<std::int32_t> ack_write_queue_;                          // write ids, in ack order
   struct Backup {
     std::int32_t id = 0;
     RequestId request = kNoRequest;
@@ -328,7 +328,7 @@ class Rank {
     std::vector<PageKey> sidecar_keys;
   };
   Channel<Backup> backup_queue_;                                // scheduler -> backup thread
-  Fifo<std::int32_t> ack_backup_queue_;                   // backup thread -> scheduler drain
+  Fifo<std::int32_t> ack_backup_queue_;                         // backup thread -> scheduler drain
   std::map<std::int32_t, std::int32_t> backup_nodes_;           // backup id -> its last node, locked until drained
   std::int32_t next_backup_id_ = 0;
   std::int32_t next_write_id_ = 0;

@@ -93,6 +93,7 @@ Task<> Rank::recv_requests(Runtime& rt) {
   HCSIM_ASSERT(counts[0] >= 0 && counts[1] >= 0 && static_cast<std::size_t>(counts[0] + counts[1]) == ids.size());
   co_await take_requests(rt, std::span<const std::int64_t>(ids).first(static_cast<std::size_t>(counts[0])),
                          std::span<const std::int64_t>(ids).subspan(static_cast<std::size_t>(counts[0])));
+  // The pass's buffer goes on to the next stage; the next pass starts it afresh.
   if (!topology_.last_stage(rank_) && tp_rank() == 0) [[unlikely]] co_await send_requests_to_next_stage(rt, counts, std::move(ids));
 }
 

@@ -5,19 +5,76 @@
 //   void* p = allocate_frame(bytes);   // in a promise's operator new
 //   free_frame(p, bytes);              // in its sized operator delete
 //
-// A thread keeps at most kFramesKeptPerSize frames of each size class (64-byte steps up to
-// kFramePooledBytesMax); larger frames and the rest go to the global allocator. Under
-// AddressSanitizer frames are not pooled, so a use after free is still caught.
+// Frames up to kFramePooledBytesMax are pooled in 64-byte size classes; larger ones go to the
+// global allocator. A list holds only frames that were once live together, so it is bounded by the
+// most frames of its class a thread had at once; the lists are freed when their thread ends. Under
+// AddressSanitizer frames are not pooled, so a use after free is still caught. The fast path is
+// inline: a run makes about two frames an event.
 #pragma once
 
+#include <array>
 #include <cstddef>
 
 namespace hcsim {
 
 inline constexpr std::size_t kFramePooledBytesMax = 16384;
-inline constexpr std::size_t kFramesKeptPerSize = 1024;
 
-void* allocate_frame(std::size_t bytes);
-void free_frame(void* frame, std::size_t bytes) noexcept;
+namespace frame_pool {
+
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool kPooled = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+inline constexpr bool kPooled = false;
+#else
+inline constexpr bool kPooled = true;
+#endif
+#else
+inline constexpr bool kPooled = true;
+#endif
+
+inline constexpr std::size_t kStepBytes = 64;
+inline constexpr std::size_t kClasses = kFramePooledBytesMax / kStepBytes;
+
+// A free frame holds the link to the next one of its class.
+struct FreeFrame {
+  FreeFrame* next;
+};
+
+// This thread's free frames by size class. Constant-initialized and trivially destructible, so
+// reaching it costs no guard; the lists' owner (frame_pool.cpp) frees them when the thread ends,
+// once `owner_armed` says this thread has made it.
+extern thread_local constinit std::array<FreeFrame*, kClasses> free_lists;
+extern thread_local constinit bool owner_armed;
+
+inline bool pooled(std::size_t bytes) { return kPooled && bytes != 0 && bytes <= kFramePooledBytesMax; }
+inline std::size_t size_class(std::size_t bytes) { return (bytes - 1) / kStepBytes; }
+
+// The slow paths: a frame from the global allocator; making this thread's lists' owner.
+void* allocate_new(std::size_t c);
+void arm_owner() noexcept;
+void* allocate_unpooled(std::size_t bytes);
+void free_unpooled(void* frame) noexcept;
+
+}  // namespace frame_pool
+
+inline void* allocate_frame(std::size_t bytes) {
+  if (!frame_pool::pooled(bytes)) return frame_pool::allocate_unpooled(bytes);
+  const std::size_t c = frame_pool::size_class(bytes);
+  frame_pool::FreeFrame* f = frame_pool::free_lists[c];
+  if (f == nullptr) return frame_pool::allocate_new(c);
+  frame_pool::free_lists[c] = f->next;
+  return f;
+}
+
+inline void free_frame(void* frame, std::size_t bytes) noexcept {
+  if (!frame_pool::pooled(bytes)) {
+    frame_pool::free_unpooled(frame);
+    return;
+  }
+  if (!frame_pool::owner_armed) frame_pool::arm_owner();  // a thread that never made a frame (a GPU world's main thread)
+  const std::size_t c = frame_pool::size_class(bytes);
+  frame_pool::free_lists[c] = ::new (frame) frame_pool::FreeFrame{frame_pool::free_lists[c]};
+}
 
 }  // namespace hcsim

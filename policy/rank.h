@@ -157,12 +157,14 @@ class Rank {
 
   // Write-through (write_through.cpp): back up a forward's new pages to host, and drain the acks.
   Task<> write_backup(Runtime& rt, RequestId rid);
+  bool writing_check_agrees() const;  // else it would return at once: the pass skips it
   Task<> writing_check(Runtime& rt);
   std::int64_t ready_write_acks(Runtime& rt) const;  // the leading acks whose copy completed here
   void take_write_acks(Runtime& rt, std::int64_t acks);
   // Load-back (write_through.cpp): the batch's host hits go to the device; their nodes stay locked
   // until loading_check takes the copy's ack.
   void load_back(Runtime& rt, RequestId rid, std::int32_t host_hit_pages);
+  bool loading_check_agrees() const;  // else each rank takes its own ready acks, with no collective
   Task<> loading_check(Runtime& rt);
   std::int64_t ready_load_acks(Runtime& rt) const;
   void take_load_acks(Runtime& rt, std::int64_t acks);

@@ -55,11 +55,16 @@ Task<> Rank::scheduler_loop(Runtime& rt) {
     if (chains_ack_counts() || chains_queue_counts()) [[unlikely]] co_await drain_ack_count_sends(rt);  // no frame per tick otherwise
     // check_hicache_events (HM@faa628694:447-456): writing_check, loading_check, then the storage
     // control queues. Every pass: with no write-through backups, writing_check has an empty queue.
+    // A check that joins no collective runs without a coroutine frame: most passes are idle.
     if (merged_tick_min()) {
       co_await check_hicache_events_merged(rt);
     } else {
-      co_await writing_check(rt);
-      co_await loading_check(rt);
+      if (writing_check_agrees()) co_await writing_check(rt);
+      if (loading_check_agrees()) {
+        co_await loading_check(rt);
+      } else {
+        take_load_acks(rt, ready_load_acks(rt));
+      }
       co_await drain_storage_control_queues(rt);
     }
     co_await get_new_batch_prefill_and_forward(rt);
@@ -91,8 +96,10 @@ Task<> Rank::recv_requests(Runtime& rt) {
     if (!ids.empty()) co_await rt.collective(Group::kTp, CollectiveOp::kBroadcast, ids);
   }
   HCSIM_ASSERT(counts[0] >= 0 && counts[1] >= 0 && static_cast<std::size_t>(counts[0] + counts[1]) == ids.size());
-  co_await take_requests(rt, std::span<const std::int64_t>(ids).first(static_cast<std::size_t>(counts[0])),
-                         std::span<const std::int64_t>(ids).subspan(static_cast<std::size_t>(counts[0])));
+  if (!ids.empty()) {  // most passes take nothing: no frame for them
+    co_await take_requests(rt, std::span<const std::int64_t>(ids).first(static_cast<std::size_t>(counts[0])),
+                           std::span<const std::int64_t>(ids).subspan(static_cast<std::size_t>(counts[0])));
+  }
   // The pass's buffer goes on to the next stage; the next pass starts it afresh.
   if (!topology_.last_stage(rank_) && tp_rank() == 0) [[unlikely]] co_await send_requests_to_next_stage(rt, counts, std::move(ids));
 }

@@ -59,10 +59,14 @@ Task<> Rank::write_backup(Runtime& rt, RequestId rid) {
   ack_write_queue_.push_back(wid);
 }
 
+// writing_check returns before its all-reduce when nothing is in flight, until a fix makes it
+// join every pass. "all ranks have the same ongoing_write_through, can skip sync if empty": not so.
+bool Rank::writing_check_agrees() const {
+  return cfg_.has(Fix::kSyncedAckChecks) || cfg_.has(Fix::kWriteReserveCommit) || !ongoing_write_through_.empty();
+}
+
 Task<> Rank::writing_check(Runtime& rt) {
-  const bool unconditional = cfg_.has(Fix::kSyncedAckChecks) || cfg_.has(Fix::kWriteReserveCommit);
-  // "all ranks have the same ongoing_write_through, can skip sync if empty": not so.
-  if (!unconditional && ongoing_write_through_.empty()) co_return;
+  HCSIM_ASSERT(writing_check_agrees());  // the caller skips it otherwise: no frame for an empty pass
   std::array<std::int64_t, 1> acks{ready_write_acks(rt)};
   if (chains_ack_counts()) [[unlikely]] {
     co_await agree_ack_count_down_the_stages(rt, acks, AckQueue::kWrite);
@@ -165,12 +169,18 @@ void Rank::load_back(Runtime& rt, RequestId rid, std::int32_t host_hit_pages) {
 
 // loading_check: the leading load acks whose copy completed on this rank, and from #26923 only as
 // many as completed on every rank (HM@7f67965b4:429-453).
+// Without agreement each rank takes what completed on it: the caller does, with no frame.
+// HiRadixCache's loading_check MIN-agrees from #27285 (HR@42fe02528:942-951), at any pp size.
+bool Rank::loading_check_agrees() const {
+  return chains_ack_counts() || cfg_.has(Fix::kSyncedAckChecks) || cfg_.has(Fix::kPpAckChain);
+}
+
 Task<> Rank::loading_check(Runtime& rt) {
+  HCSIM_ASSERT(loading_check_agrees());
   std::array<std::int64_t, 1> acks{ready_load_acks(rt)};
-  // HiRadixCache's loading_check MIN-agrees from #27285 (HR@42fe02528:942-951), at any pp size.
   if (chains_ack_counts()) [[unlikely]] {
     co_await agree_ack_count_down_the_stages(rt, acks, AckQueue::kLoad);
-  } else if (cfg_.has(Fix::kSyncedAckChecks) || cfg_.has(Fix::kPpAckChain)) {
+  } else {
     for (const Group g : cache_groups_) co_await rt.collective(g, CollectiveOp::kAllReduceMin, acks);
   }
   take_load_acks(rt, acks[0]);

@@ -3,6 +3,7 @@
 // Keeps at most `kept_max` events in memory; the digest covers all of them.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -31,10 +32,12 @@ class EventLog {
     mix(static_cast<std::uint64_t>(e.c));
     ++count_;
     if (events_.size() < kept_max_) events_.push_back(e);
-    if (tap_ != nullptr) tap_->on_event(e);
+    if (taps_[0] != nullptr) taps_[0]->on_event(e);
+    if (taps_[1] != nullptr) taps_[1]->on_event(e);
   }
 
-  void tap(EventTap* t) { tap_ = t; }
+  // Up to two taps see each event, the first first (either may be null).
+  void tap(EventTap* first, EventTap* second = nullptr) { taps_ = {first, second}; }
 
   std::uint64_t digest() const { return digest_; }
   std::uint64_t count() const { return count_; }
@@ -52,18 +55,7 @@ class EventLog {
   std::vector<TraceEvent> events_;
   std::uint64_t count_ = 0;
   std::uint64_t digest_ = 0xcbf29ce484222325ULL;
-  EventTap* tap_ = nullptr;
-};
-
-// Hands each event to two taps (either may be null).
-struct TeeTap final : EventTap {
-  EventTap* first;
-  EventTap* second;
-  TeeTap(EventTap* a, EventTap* b) : first(a), second(b) {}
-  void on_event(const TraceEvent& e) override {
-    if (first != nullptr) first->on_event(e);
-    if (second != nullptr) second->on_event(e);
-  }
+  std::array<EventTap*, 2> taps_{};
 };
 
 }  // namespace hcsim

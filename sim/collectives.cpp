@@ -42,7 +42,9 @@ std::uint64_t CollectiveMatcher::next_seq(Group g, int rank) const {
 
 const OpenCollective* CollectiveMatcher::oldest_open(Group g, std::uint64_t& seq) const {
   const GroupState& state = groups_[index_of(g)];
-  for (const auto& [s, p] : state.pending) {
+  for (std::uint64_t s = state.oldest; s < state.newest_end; ++s) {  // bounded: the ring's span
+    const Pending& p = state.slot(s);
+    if (!p.open) continue;
     // A send nobody waits on yet (no receive entered, its sender not in wait_sends) holds nobody up.
     const bool waited = !point_to_point(g.kind) || state.sends_waiter || p.entries.size() > 1 ||
                         (!p.entries.empty() && p.entries.front().op == CollectiveOp::kRecv);
@@ -53,32 +55,44 @@ const OpenCollective* CollectiveMatcher::oldest_open(Group g, std::uint64_t& seq
   return nullptr;
 }
 
-const OpenCollective* CollectiveMatcher::find_open(Group g, std::uint64_t seq) const {
-  const auto& pending = groups_[index_of(g)].pending;
-  auto it = pending.find(seq);
-  return it == pending.end() ? nullptr : &it->second;
+const OpenCollective* CollectiveMatcher::find_open(Group g, std::uint64_t seq) const { return pending(g, seq); }
+
+std::size_t CollectiveMatcher::open_count(Group g) const {
+  const GroupState& state = groups_[index_of(g)];
+  std::size_t n = 0;
+  for (std::uint64_t s = state.oldest; s < state.newest_end; ++s) n += state.slot(s).open ? 1 : 0;
+  return n;
 }
 
 CollectiveMatcher::Pending& CollectiveMatcher::pending_at(GroupState& g, std::uint64_t seq, TimeNs now_ns) {
-  if (const auto it = g.pending.find(seq); it != g.pending.end()) return it->second;
-  std::map<std::uint64_t, Pending>::iterator it;
-  if (g.spare.empty()) {
-    it = g.pending.try_emplace(seq).first;
-  } else {
-    auto node = std::move(g.spare.back());
-    g.spare.pop_back();
-    node.key() = seq;
-    Pending& reused = node.mapped();
-    reused.entries.clear();
-    reused.mismatched = false;
-    reused.sent.clear();
-    it = g.pending.insert(std::move(node)).position;
+  // A member's next sequence is open (another member entered it) or the next past the newest: the
+  // ones before it it entered, and one every member entered has completed or is open.
+  HCSIM_ASSERT(seq >= g.oldest && seq <= g.newest_end);
+  if (seq < g.newest_end) {
+    Pending& p = g.slot(seq);
+    HCSIM_ASSERT(p.open);
+    return p;
   }
-  Pending& p = it->second;
+  if (g.newest_end - g.oldest == g.ring.size()) {  // full (or not yet made): double it, in order
+    std::vector<Pending> grown(std::max(kRingSlotsFirst, 2 * g.ring.size()));
+    for (std::uint64_t s = g.oldest; s < g.newest_end; ++s) grown[s & (grown.size() - 1)] = std::move(g.slot(s));
+    g.ring = std::move(grown);
+  }
+  ++g.newest_end;
+  Pending& p = g.slot(seq);
+  p.entries.clear();
+  p.mismatched = false;
+  p.sent.clear();
   p.handles.assign(static_cast<std::size_t>(ranks_), {});
   p.calls.assign(static_cast<std::size_t>(ranks_), nullptr);
   p.first_arrival_ns = now_ns;
+  p.open = true;
   return p;
+}
+
+void CollectiveMatcher::close(GroupState& g, std::uint64_t seq) {
+  g.slot(seq).open = false;
+  while (g.oldest < g.newest_end && !g.slot(g.oldest).open) ++g.oldest;  // bounded: the ring's span
 }
 
 std::uint64_t CollectiveMatcher::enter(Kernel& kernel, int rank, WorldCall& call, std::coroutine_handle<> h) {
@@ -116,8 +130,7 @@ std::uint64_t CollectiveMatcher::enter(Kernel& kernel, int rank, WorldCall& call
     } else {
       complete(kernel, p);
     }
-    auto node = g.pending.extract(seq);
-    if (g.spare.size() < kSpareNodesMax) g.spare.push_back(std::move(node));
+    close(g, seq);
     if (p2p && g.sends_waiter && sends_taken(g)) {
       kernel.schedule_at(kernel.now_ns() + cost_.latency_ns, g.sends_waiter, g.members.front());
       g.sends_waiter = {};
@@ -127,8 +140,9 @@ std::uint64_t CollectiveMatcher::enter(Kernel& kernel, int rank, WorldCall& call
 }
 
 bool CollectiveMatcher::sends_taken(const GroupState& g) const {
-  for (const auto& [seq, p] : g.pending) {
-    if (!p.entries.empty() && p.entries.front().op == CollectiveOp::kSend) return false;
+  for (std::uint64_t s = g.oldest; s < g.newest_end; ++s) {  // bounded: the ring's span
+    const Pending& p = g.slot(s);
+    if (p.open && !p.entries.empty() && p.entries.front().op == CollectiveOp::kSend) return false;
   }
   return true;
 }
@@ -137,8 +151,9 @@ bool CollectiveMatcher::wait_sends(int rank, Group channel, std::coroutine_handl
   HCSIM_ASSERT(point_to_point(channel.kind));
   GroupState& g = groups_[index_of(channel)];
   HCSIM_ASSERT(rank == g.members.front() && !g.sends_waiter);  // the sender, waiting once
-  for (const auto& [s, p] : g.pending) {
-    if (p.entries.empty() || p.entries.front().op != CollectiveOp::kSend) continue;
+  for (std::uint64_t s = g.oldest; s < g.newest_end; ++s) {  // bounded: the ring's span
+    const Pending& p = g.slot(s);
+    if (!p.open || p.entries.empty() || p.entries.front().op != CollectiveOp::kSend) continue;
     seq = s;
     g.sends_waiter = h;
     return false;

@@ -12,7 +12,6 @@
 
 #include <coroutine>
 #include <cstdint>
-#include <map>
 #include <optional>
 #include <vector>
 
@@ -33,6 +32,7 @@ class CollectiveMatcher final : public CollectiveLedger {
     std::vector<std::coroutine_handle<>> handles;   // by rank; null until entered (and for a send)
     std::vector<WorldCall*> calls;                  // by rank; null for a send, which has returned
     std::vector<std::int64_t> sent;                 // a send's payload, copied
+    bool open = false;                              // some member entered, and it has not completed
   };
 
   // The communicator `rank` enters when policy code names the kind `g`.
@@ -54,24 +54,39 @@ class CollectiveMatcher final : public CollectiveLedger {
   std::optional<MismatchPoint> first_mismatch() const override { return mismatch_; }
   std::vector<Group> communicators() const override { return comms_; }
   std::vector<int> members(Group g) const override { return groups_[index_of(g)].members; }
-  // Collectives some member has entered and some has not, per communicator, by sequence.
-  const std::map<std::uint64_t, Pending>& pending(Group g) const { return groups_[index_of(g)].pending; }
+  // Collectives of `g` some member has entered and that have not completed (a mismatched one never
+  // does), and the one of them at `seq` (null if none). A pointer is valid until the next enter.
+  std::size_t open_count(Group g) const;
+  const Pending* pending(Group g, std::uint64_t seq) const { return groups_[index_of(g)].open_at(seq); }
   std::uint64_t next_seq(Group g, int rank) const;
   std::uint64_t completed() const { return completed_; }
 
  private:
+  // A communicator's collectives from its oldest open one to its newest, in a ring indexed by
+  // sequence. Members enter sequences in order, so a new one is always the next past the newest,
+  // and a run that enters thousands has a few open at once: the ring's slots and their vectors
+  // are allocated once and reused. Only a mismatched collective (never completes) or a channel's
+  // unreceived sends hold the oldest in place, and the ring grows behind them.
   struct GroupState {
     std::vector<int> members;
     std::vector<std::uint64_t> next_seq;  // by rank; members only
-    std::map<std::uint64_t, Pending> pending;
-    // Completed collectives' map nodes, emptied, for the next ones: a run enters thousands and has
-    // a few open at once, so their nodes and vectors are allocated once. At most kSpareNodesMax.
-    std::vector<std::map<std::uint64_t, Pending>::node_type> spare;
+    std::vector<Pending> ring;            // slot of sequence s: s & (ring.size() - 1); a power of two
+    std::uint64_t oldest = 0;             // no sequence before it is open
+    std::uint64_t newest_end = 0;         // one past the newest sequence entered
     std::coroutine_handle<> sends_waiter;  // a channel's sender in wait_sends
+
+    Pending& slot(std::uint64_t seq) { return ring[seq & (ring.size() - 1)]; }
+    const Pending& slot(std::uint64_t seq) const { return ring[seq & (ring.size() - 1)]; }
+    const Pending* open_at(std::uint64_t seq) const {
+      if (seq < oldest || seq >= newest_end || !slot(seq).open) return nullptr;
+      return &slot(seq);
+    }
   };
-  static constexpr std::size_t kSpareNodesMax = 4;
-  // The pending collective `seq` of `g`, added (from a spare node if there is one) if new.
+  static constexpr std::size_t kRingSlotsFirst = 4;
+  // The open collective `seq` of `g`, begun (the ring doubled if full) if it is the next one.
   Pending& pending_at(GroupState& g, std::uint64_t seq, TimeNs now_ns);
+  // Marks `seq` of `g` completed and moves the oldest past what completed.
+  static void close(GroupState& g, std::uint64_t seq);
   void complete(Kernel& kernel, Pending& p);
   void complete_point_to_point(Kernel& kernel, GroupState& g, Pending& p);
   bool sends_taken(const GroupState& g) const;

@@ -32,8 +32,7 @@ RunResult simulate(const Scenario& scenario, const RunOptions& given) {
   if (options.choices != nullptr) options.choices->observe([&world] { return world.waits_digest(); });
   // Every event reaches the invariants' fold and the caller's tap, also those past what the log keeps.
   InvariantEvents invariant_events;
-  TeeTap tee{&invariant_events, options.tap};
-  world.tap_events(&tee);
+  world.tap_events(&invariant_events, options.tap);
   // Ranks outlive the world, whose destructor destroys the actor coroutines that refer to them.
   const std::vector<std::unique_ptr<Rank>> ranks = spawn_ranks(world, result.policy, scenario.workload);
 

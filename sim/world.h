@@ -49,7 +49,7 @@ class SimWorld {
 
   const EventLog& log() const { return log_; }
   EventLog take_log() { return std::move(log_); }
-  void tap_events(EventTap* tap) { log_.tap(tap); }
+  void tap_events(EventTap* first, EventTap* second = nullptr) { log_.tap(first, second); }
   // Same-instant events of one rank run in the order `source` decides (null: as scheduled).
   void choose_order(ChoiceSource* source) { kernel_.choose_order(source); }
   const Kernel& kernel() const { return kernel_; }

@@ -83,7 +83,7 @@ TEST_CASE("collectives: 2-rank all_reduce MIN and MAX reduce element-wise and re
   // Both resumed at the last arrival plus the latency, in rank order.
   REQUIRE(log == std::vector<Resumed>{{250 + kLatency, 0, 0}, {250 + kLatency, 1, 0}});
   REQUIRE(env.matcher.completed() == 1);
-  REQUIRE(env.matcher.pending(Group::kTp).empty());
+  REQUIRE(env.matcher.open_count(Group::kTp) == 0);
   REQUIRE_FALSE(env.matcher.mismatch());
   for (const auto& t : m.tasks) REQUIRE(t.done());
 }
@@ -151,8 +151,8 @@ TEST_CASE("collectives: sequence numbers advance per rank per group; groups are 
   REQUIRE(prefetch_log == std::vector<Resumed>{{6 + kLatency, 0, 0}, {6 + kLatency, 1, 0}});
   REQUIRE(f1 == std::vector<std::int64_t>{7});
   REQUIRE(sched_log.empty());
-  REQUIRE(env.matcher.pending(Group::kTp).size() == 1);
-  REQUIRE(env.matcher.pending(Group::kPrefetchTp).empty());
+  REQUIRE(env.matcher.open_count(Group::kTp) == 1);
+  REQUIRE(env.matcher.open_count(Group::kPrefetchTp) == 0);
   REQUIRE(env.matcher.next_seq(Group::kTp, 0) == 1);
   REQUIRE(env.matcher.next_seq(Group::kTp, 1) == 0);
   REQUIRE(env.matcher.next_seq(Group::kPrefetchTp, 0) == 1);
@@ -226,7 +226,8 @@ TEST_CASE("collectives: all_reduce(MAX) against forward at one sequence is a mis
   REQUIRE(env.matcher.completed() == 0);
   REQUIRE(vote == std::vector<std::int64_t>{1, 0});
   REQUIRE(tokens == std::vector<std::int64_t>{2100});
-  REQUIRE(env.matcher.pending(Group::kTp).at(0).mismatched);
+  REQUIRE(env.matcher.pending(Group::kTp, 0) != nullptr);
+  REQUIRE(env.matcher.pending(Group::kTp, 0)->mismatched);
 
   // Running on (the world lets late ranks settle) never completes the mismatched sequence, and
   // keeps the first mismatch point; unrelated groups still work.
@@ -286,16 +287,15 @@ TEST_CASE("collectives: a partial collective is pending, and a stall only once t
   REQUIRE(log.empty());
   REQUIRE_FALSE(env.matcher.mismatch());
 
-  const auto& pending = env.matcher.pending(Group::kTp);
-  REQUIRE(pending.size() == 1);
-  REQUIRE(pending.count(0) == 1);
-  const auto& p = pending.at(0);
+  REQUIRE(env.matcher.open_count(Group::kTp) == 1);
+  REQUIRE(env.matcher.pending(Group::kTp, 0) != nullptr);
+  const auto& p = *env.matcher.pending(Group::kTp, 0);
   REQUIRE(p.first_arrival_ns == entered_at);
   REQUIRE(p.entries.size() == 1);
   REQUIRE(p.entries[0].rank == 0);
   REQUIRE(p.handles[0]);
   REQUIRE_FALSE(p.handles[1]);
-  REQUIRE(env.matcher.pending(Group::kPrefetchTp).empty());
+  REQUIRE(env.matcher.open_count(Group::kPrefetchTp) == 0);
 
   // oldest_partial_collective has no bound: it names the partial at once, with the missing rank.
   const auto oldest = oldest_partial_collective(env.matcher, entered_at + 1, HangKind::kDeadlock);

@@ -109,7 +109,48 @@ TEST_CASE("point to point: a send returns at once; the receive takes its copy on
   REQUIRE(receiver_ns == std::vector<TimeNs>{5'000 + kLatency});
   REQUIRE(got == std::vector<std::int64_t>{7, 9});
   REQUIRE_FALSE(env.matcher.mismatch());
-  REQUIRE(env.matcher.pending(ch).empty());
+  REQUIRE(env.matcher.open_count(ch) == 0);
+}
+
+TEST_CASE("point to point: sends pile up unreceived, then each receive takes its own, in order", "[pp][collectives]") {
+  // Ten sends open ten sequences at once: more than the matcher's first ring holds, so it grows
+  // with the oldest still open, and every receive must still find its own send's copy.
+  Env env(Topology{.tp = 1, .pp = 2});
+  const Group ch = env.topology.channel_to_next(GroupKind::kPpSync, 0);
+  constexpr int kSends = 10;
+  std::vector<std::vector<std::int64_t>> sent(kSends);
+  std::vector<std::vector<std::int64_t>> got(kSends, std::vector<std::int64_t>{0, 0});
+  std::vector<WorldCall> sends;
+  std::vector<WorldCall> recvs;
+  for (int i = 0; i < kSends; ++i) {
+    sent[static_cast<std::size_t>(i)] = {i, 100 + i};
+    sends.push_back(transfer(ch, CollectiveOp::kSend, sent[static_cast<std::size_t>(i)]));
+    recvs.push_back(transfer(ch, CollectiveOp::kRecv, got[static_cast<std::size_t>(i)]));
+  }
+  std::vector<WorldCall*> send_calls;
+  std::vector<WorldCall*> recv_calls;
+  for (int i = 0; i < kSends; ++i) {
+    send_calls.push_back(&sends[static_cast<std::size_t>(i)]);
+    recv_calls.push_back(&recvs[static_cast<std::size_t>(i)]);
+  }
+  std::vector<TimeNs> sender_ns;
+  std::vector<TimeNs> receiver_ns;
+  Actors a;
+  a.start(env, 100, actor(env, 0, send_calls, sender_ns));
+  REQUIRE(env.kernel.run(1'000) == Kernel::RunEnd::kQueueEmpty);
+  REQUIRE(env.matcher.open_count(ch) == kSends);
+  REQUIRE(env.matcher.pending(ch, 0) != nullptr);
+  REQUIRE(env.matcher.pending(ch, kSends - 1)->sent == std::vector<std::int64_t>{kSends - 1, 100 + kSends - 1});
+  REQUIRE(env.matcher.pending(ch, kSends) == nullptr);
+
+  a.start(env, 5'000, actor(env, 1, recv_calls, receiver_ns));
+  REQUIRE(env.kernel.run(1'000'000) == Kernel::RunEnd::kQueueEmpty);
+  REQUIRE(receiver_ns.size() == kSends);
+  for (int i = 0; i < kSends; ++i) REQUIRE(got[static_cast<std::size_t>(i)] == std::vector<std::int64_t>{i, 100 + i});
+  REQUIRE(env.matcher.open_count(ch) == 0);
+  REQUIRE(env.matcher.pending(ch, 0) == nullptr);
+  REQUIRE_FALSE(env.matcher.mismatch());
+  REQUIRE(env.matcher.completed() == kSends);
 }
 
 TEST_CASE("point to point: wait_sends parks the sender until its sends were received", "[pp][collectives]") {

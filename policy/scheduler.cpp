@@ -358,17 +358,14 @@ Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
     if (device_left_tokens < cfg_.page_size_tokens || prefill_left_tokens <= 0) batch_is_full = true;
   }
   bulk_ready_.clear();
-  bool any_batch = !batch.empty();
-  if (topology_.dp_attention()) {
-    // prepare_mlp_sync_batch: every pass gathers the replicas' batches over the TP group, and a
-    // replica without one runs an idle batch beside the others (dp_attn.py@17313cf4b:228-300).
-    std::array<std::int64_t, 1> replicas_with_batch{any_batch ? 1 : 0};
-    co_await rt.collective(Group::kTp, CollectiveOp::kAllReduceMax, replicas_with_batch);
-    any_batch = replicas_with_batch[0] == 1;
-  }
+  const bool any_batch = topology_.dp_attention() ? co_await any_replica_has_batch(rt, !batch.empty()) : !batch.empty();
   if (!any_batch) {
     if (pipeline()) [[unlikely]] co_await forward_in_pipeline(rt, -1, {});
-    co_await sleep_after_empty_pass(rt);
+    if (cfg_.sleep_on_idle) {
+      co_await sleep_on_idle(rt);
+    } else {
+      co_await rt.sleep_ns(cfg_.scheduler_pass_ns);  // an empty pass sleeps one pass
+    }
     co_return;
   }
   std::erase_if(waiting_queue_, [&](RequestId r) { return std::find(batch.begin(), batch.end(), r) != batch.end(); });
@@ -386,6 +383,14 @@ Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
     if (cfg_.write_through) co_await write_backup(rt, rid);
     rt.work_finished(rid);
   }
+}
+
+// prepare_mlp_sync_batch: every pass gathers the replicas' batches over the TP group, and a
+// replica without one runs an idle batch beside the others (dp_attn.py@17313cf4b:228-300).
+Task<bool> Rank::any_replica_has_batch(Runtime& rt, bool has_batch) {
+  std::array<std::int64_t, 1> replicas_with_batch{has_batch ? 1 : 0};
+  co_await rt.collective(Group::kTp, CollectiveOp::kAllReduceMax, replicas_with_batch);
+  co_return replicas_with_batch[0] == 1;
 }
 
 // init_load_back allocates device slots for the whole host hit now, after evicting, or loads none
@@ -415,15 +420,14 @@ bool Rank::idle() const {
 // An empty pass sleeps one pass. With sleep_on_idle (upstream's maybe_sleep_on_idle) a group whose
 // ranks all have nothing to do sleeps until the next request or for one poll period, whichever
 // comes first; they agree first, as a rank with queued work must keep passing to drain it.
-Task<> Rank::sleep_after_empty_pass(Runtime& rt) {
+Task<> Rank::sleep_on_idle(Runtime& rt) {
+  HCSIM_ASSERT(cfg_.sleep_on_idle);
   TimeNs sleep_ns = cfg_.scheduler_pass_ns;
-  if (cfg_.sleep_on_idle) {
-    std::array<std::int64_t, 1> group_idle{idle() ? 1 : 0};
-    if (tp_size() > 1) co_await rt.collective(Group::kTp, CollectiveOp::kAllReduceMin, group_idle);
-    const TimeNs next_ns = rt.next_arrival_ns();
-    const TimeNs until_ns = next_ns < 0 ? rt.now_ns() + kIdlePollNs : std::min(next_ns, rt.now_ns() + kIdlePollNs);
-    if (group_idle[0] == 1 && until_ns > rt.now_ns() + sleep_ns) sleep_ns = until_ns - rt.now_ns();
-  }
+  std::array<std::int64_t, 1> group_idle{idle() ? 1 : 0};
+  if (tp_size() > 1) co_await rt.collective(Group::kTp, CollectiveOp::kAllReduceMin, group_idle);
+  const TimeNs next_ns = rt.next_arrival_ns();
+  const TimeNs until_ns = next_ns < 0 ? rt.now_ns() + kIdlePollNs : std::min(next_ns, rt.now_ns() + kIdlePollNs);
+  if (group_idle[0] == 1 && until_ns > rt.now_ns() + sleep_ns) sleep_ns = until_ns - rt.now_ns();
   co_await rt.sleep_ns(sleep_ns);
 }
 

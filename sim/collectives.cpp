@@ -25,6 +25,7 @@ CollectiveMatcher::CollectiveMatcher(Topology topology, CollectiveCost cost)
     groups_[i].members = topology.members(comms_[i]);
     groups_[i].next_seq.assign(static_cast<std::size_t>(ranks_), 0);
   }
+  member_calls_.reserve(static_cast<std::size_t>(ranks_));
 }
 
 std::size_t CollectiveMatcher::index_of(Group g) const {
@@ -75,23 +76,30 @@ CollectiveMatcher::Pending& CollectiveMatcher::pending_at(GroupState& g, std::ui
   }
   if (g.newest_end - g.oldest == g.ring.size()) {  // full (or not yet made): double it, in order
     std::vector<Pending> grown(std::max(kRingSlotsFirst, 2 * g.ring.size()));
+    for (Pending& fresh : grown) {
+      fresh.handles.resize(static_cast<std::size_t>(ranks_));
+      fresh.calls.resize(static_cast<std::size_t>(ranks_));
+    }
     for (std::uint64_t s = g.oldest; s < g.newest_end; ++s) grown[s & (grown.size() - 1)] = std::move(g.slot(s));
     g.ring = std::move(grown);
   }
   ++g.newest_end;
-  Pending& p = g.slot(seq);
+  Pending& p = g.slot(seq);  // closed, so its handles and calls are null (close cleared them)
   p.entries.clear();
   p.mismatched = false;
   p.sent.clear();
-  p.handles.assign(static_cast<std::size_t>(ranks_), {});
-  p.calls.assign(static_cast<std::size_t>(ranks_), nullptr);
   p.first_arrival_ns = now_ns;
   p.open = true;
   return p;
 }
 
 void CollectiveMatcher::close(GroupState& g, std::uint64_t seq) {
-  g.slot(seq).open = false;
+  Pending& p = g.slot(seq);
+  for (const CollectiveEntry& e : p.entries) {
+    p.handles[static_cast<std::size_t>(e.rank)] = {};
+    p.calls[static_cast<std::size_t>(e.rank)] = nullptr;
+  }
+  p.open = false;
   while (g.oldest < g.newest_end && !g.slot(g.oldest).open) ++g.oldest;  // bounded: the ring's span
 }
 
@@ -173,8 +181,14 @@ void CollectiveMatcher::complete_point_to_point(Kernel& kernel, GroupState& g, P
 }
 
 void CollectiveMatcher::complete(Kernel& kernel, Pending& p) {
-  std::erase(p.calls, nullptr);  // the members' calls, by rank
-  WorldCall& root = *p.calls.front();
+  // The members' calls, by rank: every member entered, so there are as many as entries.
+  std::vector<WorldCall*>& member_calls = member_calls_;
+  member_calls.clear();
+  for (WorldCall* c : p.calls) {
+    if (c != nullptr) member_calls.push_back(c);
+  }
+  HCSIM_ASSERT(member_calls.size() == p.entries.size() && !member_calls.empty());
+  WorldCall& root = *member_calls.front();
   const std::size_t n = root.payload.size();
   switch (root.op) {
     case CollectiveOp::kAllReduceMin:
@@ -182,13 +196,13 @@ void CollectiveMatcher::complete(Kernel& kernel, Pending& p) {
       const bool is_min = root.op == CollectiveOp::kAllReduceMin;
       for (std::size_t i = 0; i < n; ++i) {
         std::int64_t v = root.payload[i];
-        for (WorldCall* c : p.calls) v = is_min ? std::min(v, c->payload[i]) : std::max(v, c->payload[i]);
-        for (WorldCall* c : p.calls) c->payload[i] = v;
+        for (WorldCall* c : member_calls) v = is_min ? std::min(v, c->payload[i]) : std::max(v, c->payload[i]);
+        for (WorldCall* c : member_calls) c->payload[i] = v;
       }
       break;
     }
     case CollectiveOp::kBroadcast:  // from the group's lowest rank
-      for (WorldCall* c : p.calls) std::copy(root.payload.begin(), root.payload.end(), c->payload.begin());
+      for (WorldCall* c : member_calls) std::copy(root.payload.begin(), root.payload.end(), c->payload.begin());
       break;
     case CollectiveOp::kForward:
     case CollectiveOp::kBarrier: break;

@@ -103,6 +103,7 @@ class CollectiveMatcher final : public CollectiveLedger {
   std::vector<Group> comms_;            // every communicator, by index
   std::vector<std::size_t> comm_of_;    // by kind, then rank: index into comms_ and groups_
   std::vector<GroupState> groups_;      // by communicator index
+  std::vector<WorldCall*> member_calls_;  // complete's scratch: a collective's calls, by rank
   std::optional<MismatchPoint> mismatch_;
   std::uint64_t completed_ = 0;
 };

@@ -12,6 +12,7 @@
 #include "backend/nccl_data_group.h"
 #endif
 #include "policy/assert.h"
+#include "policy/frame_pool.h"
 #include "run/l3_seed.h"
 #include "run/wait_for_graph.h"
 
@@ -158,6 +159,7 @@ GpuRunResult run_on_gpu(const Scenario& scenario, const RunOptions& options, con
     return out;
   }
   world.reset();  // joins the actors' threads; the coroutine frames go with it
+  release_thread_frames();  // those frames the actor threads made now sit on this thread's lists
   judge_run(scenario, ranks, events, result);
   for (const auto& rank : ranks) out.leaked_slots_at_exit += rank->leaked_slot_count(result.end_ns);
   return out;

@@ -12,15 +12,7 @@ namespace {
 // Frees this thread's lists when it ends. Made on a slow path, which every thread passes through
 // before its lists hold a frame, so the fast path never tests its guard.
 struct ListsOwner {
-  ~ListsOwner() {
-    for (FreeFrame*& head : free_lists) {
-      while (head != nullptr) {  // bounded: the frames of this class once live together
-        FreeFrame* next = head->next;
-        ::operator delete(head);
-        head = next;
-      }
-    }
-  }
+  ~ListsOwner() { hcsim::release_thread_frames(); }
 };
 
 }  // namespace
@@ -39,3 +31,13 @@ void* allocate_unpooled(std::size_t bytes) { return ::operator new(bytes); }
 void free_unpooled(void* frame) noexcept { ::operator delete(frame); }
 
 }  // namespace hcsim::frame_pool
+
+void hcsim::release_thread_frames() noexcept {
+  for (frame_pool::FreeFrame*& head : frame_pool::free_lists) {
+    while (head != nullptr) {  // bounded: the frames this thread freed since its lists were last emptied
+      frame_pool::FreeFrame* next = head->next;
+      ::operator delete(head);
+      head = next;
+    }
+  }
+}

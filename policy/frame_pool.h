@@ -6,14 +6,17 @@
 //   free_frame(p, bytes);              // in its sized operator delete
 //
 // Frames up to kFramePooledBytesMax are pooled in 64-byte size classes; larger ones go to the
-// global allocator. A list holds only frames that were once live together, so it is bounded by the
-// most frames of its class a thread had at once; the lists are freed when their thread ends. Under
-// AddressSanitizer frames are not pooled, so a use after free is still caught. The fast path is
-// inline: a run makes about two frames an event.
+// global allocator. A thread's lists hold the frames it freed: those it made are bounded by the most
+// it had live at once. A thread that frees frames others made (a GPU run's main thread, whose
+// world destroys the actor threads' coroutines) gives them back with release_thread_frames() after
+// each run. The lists are freed when their thread ends. Under AddressSanitizer frames are not
+// pooled, so a use after free is still caught. The fast path is inline: a run makes about two
+// frames an event.
 #pragma once
 
 #include <array>
 #include <cstddef>
+#include <new>
 
 namespace hcsim {
 
@@ -67,12 +70,15 @@ inline void* allocate_frame(std::size_t bytes) {
   return f;
 }
 
+// Frees the calling thread's lists now.
+void release_thread_frames() noexcept;
+
 inline void free_frame(void* frame, std::size_t bytes) noexcept {
   if (!frame_pool::pooled(bytes)) {
     frame_pool::free_unpooled(frame);
     return;
   }
-  if (!frame_pool::owner_armed) frame_pool::arm_owner();  // a thread that never made a frame (a GPU world's main thread)
+  if (!frame_pool::owner_armed) frame_pool::arm_owner();  // this thread's first pooled call may be a free
   const std::size_t c = frame_pool::size_class(bytes);
   frame_pool::free_lists[c] = ::new (frame) frame_pool::FreeFrame{frame_pool::free_lists[c]};
 }

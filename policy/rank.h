@@ -151,7 +151,7 @@ class Rank {
   bool init_load_back(Runtime& rt, RequestId rid, std::int64_t host_hit_tokens, std::int64_t& device_free_tokens, std::int64_t& budget_tokens);
   Task<> get_new_batch_prefill_and_forward(Runtime& rt);
   Task<> sleep_on_idle(Runtime& rt);  // an empty pass's sleep with sleep_on_idle
-  Task<bool> any_replica_has_batch(Runtime& rt, bool has_batch);  // DP attention: over the TP group
+  void emit_batch_full(Runtime& rt, RequestId rid, std::int64_t budget_tokens_left, std::size_t batch_requests);
   // The idle sleeper polls the request sockets with this timeout (upstream's IdleSleeper).
   static constexpr TimeNs kIdlePollNs = 1'000'000'000;
   bool idle() const;  // nothing waiting, in flight or queued on this rank

@@ -307,8 +307,7 @@ Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
   bool batch_is_full = false;
   for (RequestId rid : pass_.order) {
     if (batch_is_full) {
-      rt.emit(rid, BatchFullFields{.budget_tokens_left = std::min(device_left_tokens, prefill_left_tokens),
-                                   .batch_requests = static_cast<std::int64_t>(batch.size())});
+      emit_batch_full(rt, rid, std::min(device_left_tokens, prefill_left_tokens), batch.size());
       break;
     }
     bool ready = false;
@@ -332,8 +331,7 @@ Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
     std::int64_t extend_paged = paged(extend_tokens);
     rt.emit(rid, MatchFields{.device_tokens = 0, .host_hit_tokens = host_hit_tokens, .extend_tokens = extend_tokens});
     if (extend_paged > device_left_tokens || (!batch.empty() && extend_paged > prefill_left_tokens)) {
-      rt.emit(rid, BatchFullFields{.budget_tokens_left = std::min(device_left_tokens, prefill_left_tokens),
-                                   .batch_requests = static_cast<std::int64_t>(batch.size())});
+      emit_batch_full(rt, rid, std::min(device_left_tokens, prefill_left_tokens), batch.size());
       break;
     }
     if (host_hit_tokens > 0 && !init_load_back(rt, rid, host_hit_tokens, device_free_for_load_tokens, device_left_tokens)) {
@@ -341,8 +339,7 @@ Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
       extend_tokens = req.input_tokens;
       extend_paged = paged(extend_tokens);
       if (!batch.empty() && extend_paged >= prefill_left_tokens) {  // SP@17313cf4b:1333-1343: OTHER
-        rt.emit(rid, BatchFullFields{.budget_tokens_left = std::min(device_left_tokens, prefill_left_tokens),
-                                     .batch_requests = static_cast<std::int64_t>(batch.size())});
+        emit_batch_full(rt, rid, std::min(device_left_tokens, prefill_left_tokens), batch.size());
         break;
       }
     }
@@ -358,7 +355,14 @@ Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
     if (device_left_tokens < cfg_.page_size_tokens || prefill_left_tokens <= 0) batch_is_full = true;
   }
   bulk_ready_.clear();
-  const bool any_batch = topology_.dp_attention() ? co_await any_replica_has_batch(rt, !batch.empty()) : !batch.empty();
+  bool any_batch = !batch.empty();
+  if (topology_.dp_attention()) {
+    // prepare_mlp_sync_batch: every pass gathers the replicas' batches over the TP group, and a
+    // replica without one runs an idle batch beside the others (dp_attn.py@17313cf4b:228-300).
+    std::array<std::int64_t, 1> replicas_with_batch{any_batch ? 1 : 0};
+    co_await rt.collective(Group::kTp, CollectiveOp::kAllReduceMax, replicas_with_batch);
+    any_batch = replicas_with_batch[0] == 1;
+  }
   if (!any_batch) {
     if (pipeline()) [[unlikely]] co_await forward_in_pipeline(rt, -1, {});
     if (cfg_.sleep_on_idle) {
@@ -385,12 +389,9 @@ Task<> Rank::get_new_batch_prefill_and_forward(Runtime& rt) {
   }
 }
 
-// prepare_mlp_sync_batch: every pass gathers the replicas' batches over the TP group, and a
-// replica without one runs an idle batch beside the others (dp_attn.py@17313cf4b:228-300).
-Task<bool> Rank::any_replica_has_batch(Runtime& rt, bool has_batch) {
-  std::array<std::int64_t, 1> replicas_with_batch{has_batch ? 1 : 0};
-  co_await rt.collective(Group::kTp, CollectiveOp::kAllReduceMax, replicas_with_batch);
-  co_return replicas_with_batch[0] == 1;
+// The walk stops at `rid`: the batch is full, with this much budget left.
+void Rank::emit_batch_full(Runtime& rt, RequestId rid, std::int64_t budget_tokens_left, std::size_t batch_requests) {
+  rt.emit(rid, BatchFullFields{.budget_tokens_left = budget_tokens_left, .batch_requests = static_cast<std::int64_t>(batch_requests)});
 }
 
 // init_load_back allocates device slots for the whole host hit now, after evicting, or loads none
@@ -417,9 +418,10 @@ bool Rank::idle() const {
          ack_load_queue_.empty();
 }
 
-// An empty pass sleeps one pass. With sleep_on_idle (upstream's maybe_sleep_on_idle) a group whose
-// ranks all have nothing to do sleeps until the next request or for one poll period, whichever
-// comes first; they agree first, as a rank with queued work must keep passing to drain it.
+// An empty pass's sleep with sleep_on_idle (upstream's maybe_sleep_on_idle): a group whose ranks
+// all have nothing to do sleeps until the next request or for one poll period, whichever comes
+// first; they agree first, as a rank with queued work must keep passing to drain it. Otherwise
+// the pass sleeps one pass.
 Task<> Rank::sleep_on_idle(Runtime& rt) {
   HCSIM_ASSERT(cfg_.sleep_on_idle);
   TimeNs sleep_ns = cfg_.scheduler_pass_ns;

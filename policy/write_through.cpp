@@ -59,14 +59,15 @@ Task<> Rank::write_backup(Runtime& rt, RequestId rid) {
   ack_write_queue_.push_back(wid);
 }
 
-// writing_check returns before its all-reduce when nothing is in flight, until a fix makes it
-// join every pass. "all ranks have the same ongoing_write_through, can skip sync if empty": not so.
+// Upstream's writing_check returns before its all-reduce when nothing is in flight, until a fix
+// makes it join every pass; the pass skips the call then. "all ranks have the same
+// ongoing_write_through, can skip sync if empty": not so.
 bool Rank::writing_check_agrees() const {
   return cfg_.has(Fix::kSyncedAckChecks) || cfg_.has(Fix::kWriteReserveCommit) || !ongoing_write_through_.empty();
 }
 
 Task<> Rank::writing_check(Runtime& rt) {
-  HCSIM_ASSERT(writing_check_agrees());  // the caller skips it otherwise: no frame for an empty pass
+  HCSIM_ASSERT(writing_check_agrees());  // the pass skips it otherwise: no frame while no write is in flight
   std::array<std::int64_t, 1> acks{ready_write_acks(rt)};
   if (chains_ack_counts()) [[unlikely]] {
     co_await agree_ack_count_down_the_stages(rt, acks, AckQueue::kWrite);

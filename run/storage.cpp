@@ -197,17 +197,18 @@ inline StoragePlan StorageModel::plan_from_contents(int rank, WorldCall& call) c
 
 // A KV read returns the leading pages this rank holds. A stale page in the run ends the read
 // there, after the get's timeout (added to `plan`).
+// One key lookup a page serves both tests.
 inline std::int64_t StorageModel::readable_kv_pages(int rank, const WorldCall& call, StoragePlan& plan) const {
-  std::int64_t leading = 0;
-  while (static_cast<std::size_t>(leading) < call.keys.size() && has_kv(rank, call.keys[static_cast<std::size_t>(leading)])) ++leading;
   const RankStore& store = stores_[static_cast<std::size_t>(rank)];
-  for (std::int64_t i = 0; i < leading; ++i) {
-    if ((marks_of(store, call.keys[static_cast<std::size_t>(i)]) & kStalePage) != 0) {
+  for (std::size_t i = 0; i < call.keys.size(); ++i) {
+    const std::uint32_t id = keys_.find(call.keys[i]);
+    if (id == L3KeyTable::kNone || !store.kv.contains(id)) return static_cast<std::int64_t>(i);
+    if (id < store.marks.size() && (store.marks[id] & kStalePage) != 0) {
       plan.duration_ns += cfg_.stale_get_timeout_ns;
-      return i;
+      return static_cast<std::int64_t>(i);
     }
   }
-  return leading;
+  return static_cast<std::int64_t>(call.keys.size());
 }
 
 // The first matching delay rule decides: never completes, raises, fails or takes longer.
@@ -303,8 +304,10 @@ inline void StorageModel::update_contents(const StoragePlan& plan, int rank, con
     const bool writes = call.storage_op == StorageOp::kKvSet;
     HCSIM_ASSERT(plan.result >= 0 && static_cast<std::size_t>(plan.result) <= call.keys.size());
     for (std::size_t i = 0; i < static_cast<std::size_t>(plan.result); ++i) {
-      // A replayed result may count pages this model does not hold: only a write adds pages.
-      if (writes || has_kv(rank, call.keys[i])) use_kv(store, call.keys[i]);
+      // A replayed result may count pages this model does not hold: only a write adds pages. One
+      // key lookup a page: a long replay is bound by these tables' cache misses.
+      const std::uint32_t id = writes ? keys_.intern(call.keys[i]) : keys_.find(call.keys[i]);
+      if (writes || (id != L3KeyTable::kNone && store.kv.contains(id))) store.kv.use(id);
     }
     evict_over_capacity(store);
   }

@@ -66,8 +66,8 @@ std::size_t CollectiveMatcher::open_count(Group g) const {
 }
 
 CollectiveMatcher::Pending& CollectiveMatcher::pending_at(GroupState& g, std::uint64_t seq, TimeNs now_ns) {
-  // A member's next sequence is open (another member entered it) or the next past the newest: the
-  // ones before it it entered, and one every member entered has completed or is open.
+  // A member's next sequence is open (another member entered it) or the next past the newest: this
+  // member entered every one before it, and one every member entered has completed or is open.
   HCSIM_ASSERT(seq >= g.oldest && seq <= g.newest_end);
   if (seq < g.newest_end) {
     Pending& p = g.slot(seq);

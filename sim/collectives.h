@@ -65,8 +65,9 @@ class CollectiveMatcher final : public CollectiveLedger {
   // A communicator's collectives from its oldest open one to its newest, in a ring indexed by
   // sequence. Members enter sequences in order, so a new one is always the next past the newest,
   // and a run that enters thousands has a few open at once: the ring's slots and their vectors
-  // are allocated once and reused. Only a mismatched collective (never completes) or a channel's
-  // unreceived sends hold the oldest in place, and the ring grows behind them.
+  // are allocated once and reused. An open collective holds the oldest in place until it
+  // completes; a mismatched one never does, nor does a channel's send nobody receives, and the
+  // ring grows past them.
   struct GroupState {
     std::vector<int> members;
     std::vector<std::uint64_t> next_seq;  // by rank; members only

@@ -27,14 +27,15 @@ RunResult simulate(const Scenario& scenario, const RunOptions& given) {
   StorageModel& storage = *setup.storage;
   WorldConfig world_config = scenario.world;
   if (options.events_kept) world_config.log_kept_max = *options.events_kept;
+  // Ranks outlive the world, whose destructor destroys the actor coroutines that refer to them.
+  std::vector<std::unique_ptr<Rank>> ranks;
   SimWorld world(std::move(world_config), storage, std::move(setup.arrivals), scenario.workload.size(), std::move(setup.aborts));
   world.choose_order(options.choices);
   if (options.choices != nullptr) options.choices->observe([&world] { return world.waits_digest(); });
   // Every event reaches the invariants' fold and the caller's tap, also those past what the log keeps.
   InvariantEvents invariant_events;
   world.tap_events(&invariant_events, options.tap);
-  // Ranks outlive the world, whose destructor destroys the actor coroutines that refer to them.
-  const std::vector<std::unique_ptr<Rank>> ranks = spawn_ranks(world, result.policy, scenario.workload);
+  ranks = spawn_ranks(world, result.policy, scenario.workload);
 
   auto leaked_at = [&](TimeNs now) {
     std::int64_t n = 0;

@@ -27,9 +27,6 @@ void* allocate_new(std::size_t c) {
   return ::operator new((c + 1) * kStepBytes);
 }
 
-void* allocate_unpooled(std::size_t bytes) { return ::operator new(bytes); }
-void free_unpooled(void* frame) noexcept { ::operator delete(frame); }
-
 }  // namespace hcsim::frame_pool
 
 void hcsim::release_thread_frames() noexcept {

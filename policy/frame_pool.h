@@ -56,13 +56,11 @@ inline std::size_t size_class(std::size_t bytes) { return (bytes - 1) / kStepByt
 // The slow paths: a frame from the global allocator; making this thread's lists' owner.
 void* allocate_new(std::size_t c);
 void arm_owner() noexcept;
-void* allocate_unpooled(std::size_t bytes);
-void free_unpooled(void* frame) noexcept;
 
 }  // namespace frame_pool
 
 inline void* allocate_frame(std::size_t bytes) {
-  if (!frame_pool::pooled(bytes)) return frame_pool::allocate_unpooled(bytes);
+  if (!frame_pool::pooled(bytes)) return ::operator new(bytes);
   const std::size_t c = frame_pool::size_class(bytes);
   frame_pool::FreeFrame* f = frame_pool::free_lists[c];
   if (f == nullptr) return frame_pool::allocate_new(c);
@@ -75,7 +73,7 @@ void release_thread_frames() noexcept;
 
 inline void free_frame(void* frame, std::size_t bytes) noexcept {
   if (!frame_pool::pooled(bytes)) {
-    frame_pool::free_unpooled(frame);
+    ::operator delete(frame);
     return;
   }
   if (!frame_pool::owner_armed) frame_pool::arm_owner();  // this thread's first pooled call may be a free

@@ -82,17 +82,11 @@ void StorageModel::seal() {
   sealed_ = true;
 }
 
-bool StorageModel::has_kv(int rank, PageKey key) const {
-  const std::uint32_t id = keys_.find(key);
-  return id != L3KeyTable::kNone && stores_[static_cast<std::size_t>(rank)].kv.contains(id);
-}
+bool StorageModel::has_kv(int rank, PageKey key) const { return stores_[static_cast<std::size_t>(rank)].holds_kv(keys_.find(key)); }
 
 bool StorageModel::has_sidecar(int rank, PageKey key) const { return (marks_of(stores_[static_cast<std::size_t>(rank)], key) & kObject) != 0; }
 
-std::uint8_t StorageModel::marks_of(const RankStore& store, PageKey key) const {
-  const std::uint32_t id = keys_.find(key);
-  return id != L3KeyTable::kNone && id < store.marks.size() ? store.marks[id] : 0;
-}
+std::uint8_t StorageModel::marks_of(const RankStore& store, PageKey key) const { return store.marks_at(keys_.find(key)); }
 
 void StorageModel::mark(RankStore& store, PageKey key, std::uint8_t marks) {
   const std::uint32_t id = keys_.intern(key);
@@ -202,8 +196,8 @@ inline std::int64_t StorageModel::readable_kv_pages(int rank, const WorldCall& c
   const RankStore& store = stores_[static_cast<std::size_t>(rank)];
   for (std::size_t i = 0; i < call.keys.size(); ++i) {
     const std::uint32_t id = keys_.find(call.keys[i]);
-    if (id == L3KeyTable::kNone || !store.kv.contains(id)) return static_cast<std::int64_t>(i);
-    if (id < store.marks.size() && (store.marks[id] & kStalePage) != 0) {
+    if (!store.holds_kv(id)) return static_cast<std::int64_t>(i);
+    if ((store.marks_at(id) & kStalePage) != 0) {
       plan.duration_ns += cfg_.stale_get_timeout_ns;
       return static_cast<std::int64_t>(i);
     }
@@ -305,9 +299,9 @@ inline void StorageModel::update_contents(const StoragePlan& plan, int rank, con
     HCSIM_ASSERT(plan.result >= 0 && static_cast<std::size_t>(plan.result) <= call.keys.size());
     for (std::size_t i = 0; i < static_cast<std::size_t>(plan.result); ++i) {
       // A replayed result may count pages this model does not hold: only a write adds pages. One
-      // key lookup a page: a long replay is bound by these tables' cache misses.
+      // key lookup a page, not two.
       const std::uint32_t id = writes ? keys_.intern(call.keys[i]) : keys_.find(call.keys[i]);
-      if (writes || (id != L3KeyTable::kNone && store.kv.contains(id))) store.kv.use(id);
+      if (writes || store.holds_kv(id)) store.kv.use(id);
     }
     evict_over_capacity(store);
   }

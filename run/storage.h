@@ -159,6 +159,9 @@ class StorageModel {
     LruIdList kv;
     std::vector<std::uint8_t> marks;  // by key id; an id past the end has none
     std::int64_t evicted_kv_pages = 0;
+    // By key id, kNone (a key never seen) included: whether it holds the KV page, and its marks.
+    bool holds_kv(std::uint32_t id) const { return id != L3KeyTable::kNone && kv.contains(id); }
+    std::uint8_t marks_at(std::uint32_t id) const { return id != L3KeyTable::kNone && id < marks.size() ? marks[id] : 0; }
   };
   bool has_kv(int rank, PageKey key) const;
   bool has_sidecar(int rank, PageKey key) const;

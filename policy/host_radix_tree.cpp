@@ -9,8 +9,11 @@ namespace hcsim {
 
 HostRadixTree::HostRadixTree(std::int32_t node_capacity) : node_capacity_(node_capacity) {
   HCSIM_ASSERT(node_capacity > 0);
+  HCSIM_ASSERT(static_cast<std::uint64_t>(node_capacity) <= kNodeMask);
   nodes_.reserve(64);
   nodes_.push_back(Node{});
+  leaf_lru_.at.push_back(-1);
+  sidecar_lru_.at.push_back(-1);
 }
 
 std::int32_t HostRadixTree::Children::find(PageKey key) const {
@@ -75,6 +78,8 @@ std::int32_t HostRadixTree::new_node(std::int32_t parent, PageKey key, std::int3
   if (free_nodes_.empty()) {
     id = static_cast<std::int32_t>(nodes_.size());
     nodes_.emplace_back();
+    leaf_lru_.at.push_back(-1);
+    sidecar_lru_.at.push_back(-1);
   } else {
     id = free_nodes_.back();
     free_nodes_.pop_back();
@@ -86,8 +91,7 @@ std::int32_t HostRadixTree::new_node(std::int32_t parent, PageKey key, std::int3
   n.last_use = tick_;
   nodes_[parent].children.add(key, id);
   ++live_nodes_;
-  refile(parent);  // no longer a leaf
-  refile(id);
+  unfile(leaf_lru_, parent);  // no longer a leaf
   return id;
 }
 
@@ -101,74 +105,84 @@ bool HostRadixTree::evictable_sidecar(std::int32_t node) const {
   return node != kRoot && n.parent >= 0 && n.lock_ref == 0 && n.sidecar_slot >= 0;
 }
 
-void HostRadixTree::place(EvictionOrder& order, std::size_t i, std::int32_t node) {
-  order.heap[i] = node;
-  nodes_[node].*order.at = static_cast<std::int32_t>(i);
+void HostRadixTree::place(EvictionOrder& order, std::size_t i, std::uint64_t word) {
+  order.heap[i] = word;
+  order.at[static_cast<std::size_t>(node_of(word))] = static_cast<std::int32_t>(i);
 }
 
 void HostRadixTree::sift_up(EvictionOrder& order, std::size_t i) {
-  const std::int32_t node = order.heap[i];
-  while (i > 0) {  // bounded: i halves
-    const std::size_t up = (i - 1) / 2;
-    if (!older(node, order.heap[up])) break;
+  const std::uint64_t word = order.heap[i];
+  while (i > 0) {  // bounded: i shrinks fourfold
+    const std::size_t up = (i - 1) / 4;
+    if (order.heap[up] < word) break;
     place(order, i, order.heap[up]);
     i = up;
   }
-  place(order, i, node);
+  place(order, i, word);
 }
 
 void HostRadixTree::sift_down(EvictionOrder& order, std::size_t i) {
-  const std::int32_t node = order.heap[i];
+  const std::uint64_t word = order.heap[i];
   const std::size_t n = order.heap.size();
-  for (;;) {  // bounded: i at least doubles
-    std::size_t down = 2 * i + 1;
-    if (down >= n) break;
-    if (down + 1 < n && older(order.heap[down + 1], order.heap[down])) ++down;
-    if (!older(order.heap[down], node)) break;
+  for (;;) {  // bounded: i grows fourfold
+    const std::size_t first = 4 * i + 1;
+    if (first >= n) break;
+    std::size_t down = first;
+    for (std::size_t c = first + 1; c < std::min(first + 4, n); ++c) {
+      if (order.heap[c] < order.heap[down]) down = c;
+    }
+    if (word < order.heap[down]) break;
     place(order, i, order.heap[down]);
     i = down;
   }
-  place(order, i, node);
+  place(order, i, word);
 }
 
-void HostRadixTree::file(EvictionOrder& order, std::int32_t node) {
-  if (!(this->*order.evictable)(node)) {
+void HostRadixTree::file(EvictionOrder& order, std::int32_t node, bool evictable) {
+  if (!evictable) {
     unfile(order, node);
     return;
   }
-  const std::int32_t at = nodes_[node].*order.at;
+  const std::int32_t at = order.at[static_cast<std::size_t>(node)];
   if (at < 0) {
-    order.heap.push_back(node);
+    order.heap.push_back(rank_word(node));
     sift_up(order, order.heap.size() - 1);
-  } else {  // its recency only grows: it moves down, if at all
-    sift_down(order, static_cast<std::size_t>(at));
+  } else {
+    refresh(order, node);
   }
 }
 
-void HostRadixTree::unfile(EvictionOrder& order, std::int32_t node) {
-  const std::int32_t at = nodes_[node].*order.at;
+void HostRadixTree::refresh(EvictionOrder& order, std::int32_t node) {
+  const std::int32_t at = order.at[static_cast<std::size_t>(node)];
   if (at < 0) return;
-  nodes_[node].*order.at = -1;
-  const std::int32_t last = order.heap.back();
+  const auto i = static_cast<std::size_t>(at);
+  HCSIM_ASSERT(order.heap[i] <= rank_word(node));  // recency only grows
+  order.heap[i] = rank_word(node);
+  sift_down(order, i);
+}
+
+void HostRadixTree::unfile(EvictionOrder& order, std::int32_t node) {
+  const std::int32_t at = order.at[static_cast<std::size_t>(node)];
+  if (at < 0) return;
+  order.at[static_cast<std::size_t>(node)] = -1;
+  const std::uint64_t last = order.heap.back();
   order.heap.pop_back();
-  if (last == node) return;
+  if (node_of(last) == node) return;
   const auto i = static_cast<std::size_t>(at);
   place(order, i, last);
   sift_up(order, i);
-  sift_down(order, static_cast<std::size_t>(nodes_[last].*order.at));
+  sift_down(order, static_cast<std::size_t>(order.at[static_cast<std::size_t>(node_of(last))]));
 }
 
-std::int32_t HostRadixTree::take_oldest(EvictionOrder& order) {
-  if (order.heap.empty()) return -1;
-  const std::int32_t node = order.heap.front();
-  HCSIM_ASSERT((this->*order.evictable)(node));
-  unfile(order, node);
-  return node;
+void HostRadixTree::use(std::int32_t node) {
+  nodes_[node].last_use = tick_;
+  refresh(leaf_lru_, node);
+  refresh(sidecar_lru_, node);
 }
 
 void HostRadixTree::refile(std::int32_t node) {
-  file(leaf_lru_, node);
-  file(sidecar_lru_, node);
+  file(leaf_lru_, node, evictable_leaf(node));
+  file(sidecar_lru_, node, evictable_sidecar(node));
 }
 
 HostRadixTree::InsertResult HostRadixTree::insert(std::span<const PageKey> pages, std::int32_t first_new,
@@ -176,7 +190,7 @@ HostRadixTree::InsertResult HostRadixTree::insert(std::span<const PageKey> pages
   HCSIM_ASSERT(first_new >= 0 && static_cast<std::size_t>(first_new) <= pages.size());
   HCSIM_ASSERT(slots.size() == pages.size() - first_new);
   InsertResult r;
-  ++tick_;
+  next_tick();
   std::int32_t node = kRoot;
   bool matching = true;
   for (std::size_t i = 0; i < pages.size(); ++i) {
@@ -191,11 +205,12 @@ HostRadixTree::InsertResult HostRadixTree::insert(std::span<const PageKey> pages
         HCSIM_ASSERT(matching);  // a path never resumes after a new node
         ++r.matched_pages;
       }
-      nodes_[next].last_use = tick_;
-      refile(next);
+      use(next);
     }
     node = next;
   }
+  // The new nodes above the last have children: only the last can be a leaf.
+  if (r.inserted_pages > 0) refile(node);
   r.leaf = node;
   return r;
 }
@@ -262,13 +277,12 @@ std::int32_t HostRadixTree::node_at(std::span<const PageKey> pages, std::int32_t
 
 void HostRadixTree::touch(std::span<const PageKey> pages, std::int32_t depth) {
   HCSIM_ASSERT(depth >= 0 && static_cast<std::size_t>(depth) <= pages.size());
-  ++tick_;
+  next_tick();
   std::int32_t node = kRoot;
   for (std::int32_t i = 0; i < depth; ++i) {
     node = child(node, pages[static_cast<std::size_t>(i)]);
     HCSIM_ASSERT(node > kRoot);  // the prefix is present
-    nodes_[node].last_use = tick_;
-    refile(node);
+    use(node);
   }
 }
 
@@ -306,8 +320,9 @@ void HostRadixTree::unlock(std::int32_t node) {
 }
 
 std::optional<HostRadixTree::Evicted> HostRadixTree::evict_lru_leaf() {
-  const std::int32_t id = take_oldest(leaf_lru_);
-  if (id < 0) return std::nullopt;
+  if (leaf_lru_.heap.empty()) return std::nullopt;
+  const std::int32_t id = node_of(leaf_lru_.heap.front());
+  HCSIM_ASSERT(evictable_leaf(id));
   unfile(sidecar_lru_, id);
   Node& n = nodes_[id];
   const Evicted out{n.kv_slot, n.sidecar_slot};
@@ -316,13 +331,29 @@ std::optional<HostRadixTree::Evicted> HostRadixTree::evict_lru_leaf() {
   n = Node{};
   free_nodes_.push_back(id);
   --live_nodes_;
-  refile(parent);  // may have become a leaf
+  leaf_lru_.at[static_cast<std::size_t>(id)] = -1;
+  // A parent left a leaf takes the victim's place: it is as old as its last child was, so it
+  // usually stays at the top, and a chain is evicted without a sift per page.
+  if (evictable_leaf(parent)) {
+    HCSIM_ASSERT(leaf_lru_.at[static_cast<std::size_t>(parent)] < 0);  // it had a child
+    place(leaf_lru_, 0, rank_word(parent));
+    sift_down(leaf_lru_, 0);
+  } else {
+    const std::uint64_t last = leaf_lru_.heap.back();
+    leaf_lru_.heap.pop_back();
+    if (!leaf_lru_.heap.empty()) {
+      place(leaf_lru_, 0, last);
+      sift_down(leaf_lru_, 0);
+    }
+  }
   return out;
 }
 
 std::optional<std::int32_t> HostRadixTree::evict_lru_sidecar() {
-  const std::int32_t id = take_oldest(sidecar_lru_);
-  if (id < 0) return std::nullopt;
+  if (sidecar_lru_.heap.empty()) return std::nullopt;
+  const std::int32_t id = node_of(sidecar_lru_.heap.front());
+  HCSIM_ASSERT(evictable_sidecar(id));
+  unfile(sidecar_lru_, id);
   const std::int32_t slot = nodes_[id].sidecar_slot;
   nodes_[id].sidecar_slot = -1;
   return slot;

@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "policy/assert.h"
 #include "policy/key_index.h"
 #include "policy/runtime.h"
 
@@ -99,44 +100,53 @@ class HostRadixTree {
     std::int32_t sidecar_slot = -1;
     std::int32_t lock_ref = 0;
     std::uint64_t last_use = 0;
-    // The node's place in each eviction order's heap; -1: not in it.
-    std::int32_t leaf_at = -1;
-    std::int32_t sidecar_at = -1;
     Children children;
   };
-  // An eviction order: a min-heap of exactly its evictable nodes by (last use, node), unique keys,
-  // each node knowing its place. A node moves, joins or leaves when its recency, lock, children or
-  // state change, so the heap never holds more than the live nodes.
+  // An eviction order: a 4-ary min-heap of exactly its evictable nodes by (last use, node), each
+  // entry one word, (last use << kNodeBits) | node, so sifting compares words without reading a
+  // node. A node's place is kept beside the heap. A node joins, moves or leaves when its lock,
+  // children, state or recency change, so the heap never holds more than the live nodes.
+  static constexpr int kNodeBits = 25;  // node ids; host_kv_pages is at most 2^24
+  static constexpr std::uint64_t kNodeMask = (std::uint64_t{1} << kNodeBits) - 1;
+  static constexpr std::uint64_t kTicksMax = std::uint64_t{1} << (64 - kNodeBits);
   struct EvictionOrder {
-    bool (HostRadixTree::*evictable)(std::int32_t) const;
-    std::int32_t Node::*at;
-    std::vector<std::int32_t> heap;
+    std::vector<std::uint64_t> heap;
+    std::vector<std::int32_t> at;  // by node: its place in `heap`, -1 when absent
   };
   bool evictable_leaf(std::int32_t node) const;
   bool evictable_sidecar(std::int32_t node) const;
-  // Puts the node where its recency files it if it is evictable; takes it out if not.
-  void file(EvictionOrder& order, std::int32_t node);
-  void unfile(EvictionOrder& order, std::int32_t node);
-  // The least recently used evictable node, taken out of the order; -1 when there is none.
-  std::int32_t take_oldest(EvictionOrder& order);
-  bool older(std::int32_t a, std::int32_t b) const {
-    return nodes_[a].last_use != nodes_[b].last_use ? nodes_[a].last_use < nodes_[b].last_use : a < b;
+  std::uint64_t rank_word(std::int32_t node) const {
+    return (nodes_[node].last_use << kNodeBits) | static_cast<std::uint64_t>(node);
   }
-  void place(EvictionOrder& order, std::size_t i, std::int32_t node);
+  static std::int32_t node_of(std::uint64_t word) { return static_cast<std::int32_t>(word & kNodeMask); }
+  // Puts the node in the order if `evictable`, where its recency files it; takes it out if not.
+  void file(EvictionOrder& order, std::int32_t node, bool evictable);
+  void unfile(EvictionOrder& order, std::int32_t node);
+  // The node's recency grew: it moves toward the newest end, if it is in the order at all.
+  void refresh(EvictionOrder& order, std::int32_t node);
+  void place(EvictionOrder& order, std::size_t i, std::uint64_t word);
   void sift_up(EvictionOrder& order, std::size_t i);
   void sift_down(EvictionOrder& order, std::size_t i);
   std::int32_t child(std::int32_t node, PageKey key) const;
+  // A node under `parent`, which stops being a leaf; filed by the caller once it knows whether the
+  // node stays a leaf (an insert files only the last node of its path).
   std::int32_t new_node(std::int32_t parent, PageKey key, std::int32_t kv_slot);
-  // Re-files a node in the eviction orders after its recency, lock, children or sidecar changed.
+  // Marks a present node used now and moves it in the orders it is in.
+  void use(std::int32_t node);
+  // Files the node in both orders after its lock or sidecar state changed.
   void refile(std::int32_t node);
+  std::uint64_t next_tick() {
+    HCSIM_ASSERT(tick_ + 1 < kTicksMax);
+    return ++tick_;
+  }
 
   std::int32_t node_capacity_;
   std::int32_t live_nodes_ = 1;
   std::uint64_t tick_ = 0;
   std::vector<Node> nodes_;
   std::vector<std::int32_t> free_nodes_;
-  EvictionOrder leaf_lru_{&HostRadixTree::evictable_leaf, &Node::leaf_at, {}};           // unlocked leaves
-  EvictionOrder sidecar_lru_{&HostRadixTree::evictable_sidecar, &Node::sidecar_at, {}};  // unlocked nodes with Mamba state
+  EvictionOrder leaf_lru_;     // unlocked leaves
+  EvictionOrder sidecar_lru_;  // unlocked nodes with Mamba state
 };
 
 }  // namespace hcsim

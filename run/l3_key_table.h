@@ -1,8 +1,8 @@
 // L3KeyTable: every key an L3 store has held (pages, and objects keyed by their page), each with a
 // dense id, shared by all ranks' stores. The ranks of a TP group write the same pages, so a key is
-// hashed and held once for all of them, and a rank keeps a few bytes per id: its LRU links and its
-// marks (run/storage.h). Ids are never reused: the table is bounded by the keys of the scenario's
-// L3 contents and workload, and prepare_run sizes it from them.
+// hashed and held once for all of them, and a rank keeps a byte per id, its marks, and under a
+// capacity its LRU links (run/storage.h). Ids are never reused: the table is bounded by the keys
+// of the scenario's L3 contents and workload, and prepare_run sizes it from them.
 //
 //   L3KeyTable t;
 //   const std::uint32_t id = t.intern(key);   // the same id for the same key, on any rank

@@ -59,7 +59,7 @@ TimeNs draw(const DelayRule& r, RandomStream& stream) {
 
 void StorageModel::add_kv_page(int rank, PageKey key) {
   HCSIM_ASSERT(!sealed_);
-  use_kv(stores_.at(static_cast<std::size_t>(rank)), key);
+  use_kv(stores_.at(static_cast<std::size_t>(rank)), keys_.intern(key));
 }
 
 void StorageModel::add_sidecar(int rank, PageKey key) {
@@ -88,26 +88,34 @@ bool StorageModel::has_sidecar(int rank, PageKey key) const { return (marks_of(s
 
 std::uint8_t StorageModel::marks_of(const RankStore& store, PageKey key) const { return store.marks_at(keys_.find(key)); }
 
-void StorageModel::mark(RankStore& store, PageKey key, std::uint8_t marks) {
-  const std::uint32_t id = keys_.intern(key);
+void StorageModel::mark(RankStore& store, PageKey key, std::uint8_t marks) { mark_id(store, keys_.intern(key), marks); }
+
+void StorageModel::mark_id(RankStore& store, std::uint32_t id, std::uint8_t marks) {
+  HCSIM_ASSERT(id != L3KeyTable::kNone);
   if (id >= store.marks.size()) store.marks.resize(std::size_t{id} + 1, 0);
   store.marks[id] |= marks;
 }
 
-std::int64_t StorageModel::kv_pages(int rank) const {
-  return static_cast<std::int64_t>(stores_.at(static_cast<std::size_t>(rank)).kv.size());
-}
+std::int64_t StorageModel::kv_pages(int rank) const { return stores_.at(static_cast<std::size_t>(rank)).kv_pages; }
 
 std::int64_t StorageModel::evicted_kv_pages(int rank) const { return stores_.at(static_cast<std::size_t>(rank)).evicted_kv_pages; }
 
-void StorageModel::use_kv(RankStore& store, PageKey key) { store.kv.use(keys_.intern(key)); }
+void StorageModel::use_kv(RankStore& store, std::uint32_t id) {
+  if (!store.holds_kv(id)) {
+    mark_id(store, id, kKvPage);
+    ++store.kv_pages;
+  }
+  if (cfg_.kv_capacity_pages > 0) store.kv_order.use(id);
+}
 
 // A page's sidecar object and stale mark go with it: they describe data the store no longer has.
 void StorageModel::evict_over_capacity(RankStore& store) {
   if (cfg_.kv_capacity_pages == 0) return;
-  while (static_cast<std::int64_t>(store.kv.size()) > cfg_.kv_capacity_pages) {  // bounded: one page per round
-    const std::uint32_t id = store.kv.pop_oldest();
-    if (id < store.marks.size()) store.marks[id] &= static_cast<std::uint8_t>(~kStalePage);
+  HCSIM_ASSERT(static_cast<std::int64_t>(store.kv_order.size()) == store.kv_pages);
+  while (store.kv_pages > cfg_.kv_capacity_pages) {  // bounded: one page per round
+    const std::uint32_t id = store.kv_order.pop_oldest();
+    store.marks[id] &= static_cast<std::uint8_t>(~(kKvPage | kStalePage));
+    --store.kv_pages;
     for (std::size_t tag = 0; tag < cfg_.object_pools; ++tag) {
       const std::uint32_t object = keys_.find(object_key(tag, keys_.key(id)));
       if (object < store.marks.size()) store.marks[object] &= static_cast<std::uint8_t>(~(kObject | kStaleObject));
@@ -301,7 +309,7 @@ inline void StorageModel::update_contents(const StoragePlan& plan, int rank, con
       // A replayed result may count pages this model does not hold: only a write adds pages. One
       // key lookup a page, not two.
       const std::uint32_t id = writes ? keys_.intern(call.keys[i]) : keys_.find(call.keys[i]);
-      if (writes || store.holds_kv(id)) store.kv.use(id);
+      if (writes || store.holds_kv(id)) use_kv(store, id);
     }
     evict_over_capacity(store);
   }

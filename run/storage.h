@@ -122,10 +122,10 @@ class StorageModel {
   // gives the scenario's L3 contents and workload pages.
   void reserve_keys(std::size_t keys) {
     keys_.reserve(keys);
-    // A rank's links and marks grow with the ids it comes to hold: pre-sized up to a bound, past
+    // A rank's marks (and links) grow with the ids it comes to hold: pre-sized up to a bound, past
     // which a rank that holds a part of the keys (a DP attention replica's) does not pay for all.
     for (RankStore& store : stores_) {
-      store.kv.reserve(std::min(keys, kRankIdsReservedMax));
+      if (cfg_.kv_capacity_pages > 0) store.kv_order.reserve(std::min(keys, kRankIdsReservedMax));
       store.marks.reserve(std::min(keys, kRankIdsReservedMax));
     }
   }
@@ -152,22 +152,26 @@ class StorageModel {
   std::int64_t evicted_kv_pages(int rank) const;   // by the capacity, since the start
 
  private:
-  // One rank's store: its KV pages in LRU order, and marks by key id: its sidecar objects (an
-  // object's key is object_key(pool, page)), and stale pages and objects.
-  enum Mark : std::uint8_t { kObject = 1, kStalePage = 2, kStaleObject = 4 };
+  // One rank's store: marks by key id, for its KV pages, its sidecar objects (an object's key is
+  // object_key(pool, page)) and stale pages and objects; under a capacity, its KV pages in LRU
+  // order too. A byte per id where the marks are all a query needs: presence is one load, never a
+  // list walk, and a store of a million pages takes a megabyte.
+  enum Mark : std::uint8_t { kObject = 1, kStalePage = 2, kStaleObject = 4, kKvPage = 8 };
   struct RankStore {
-    LruIdList kv;
     std::vector<std::uint8_t> marks;  // by key id; an id past the end has none
+    std::int64_t kv_pages = 0;        // ids marked kKvPage
+    LruIdList kv_order;               // those ids, least recently used first; only under a capacity
     std::int64_t evicted_kv_pages = 0;
-    // By key id, kNone (a key never seen) included: whether it holds the KV page, and its marks.
-    bool holds_kv(std::uint32_t id) const { return id != L3KeyTable::kNone && kv.contains(id); }
+    // By key id, kNone (a key never seen) included: its marks, and whether it holds the KV page.
     std::uint8_t marks_at(std::uint32_t id) const { return id != L3KeyTable::kNone && id < marks.size() ? marks[id] : 0; }
+    bool holds_kv(std::uint32_t id) const { return (marks_at(id) & kKvPage) != 0; }
   };
   bool has_kv(int rank, PageKey key) const;
   bool has_sidecar(int rank, PageKey key) const;
   std::uint8_t marks_of(const RankStore& store, PageKey key) const;  // 0 for a key never held
   void mark(RankStore& store, PageKey key, std::uint8_t marks);
-  void use_kv(RankStore& store, PageKey key);  // adds the page, or refreshes it
+  static void mark_id(RankStore& store, std::uint32_t id, std::uint8_t marks);
+  void use_kv(RankStore& store, std::uint32_t id);  // adds the page, or refreshes it
   void evict_over_capacity(RankStore& store);
   // plan()'s steps, in order: what the contents give, the first matching delay rule, jitter, the
   // first matching late rule, the recording's answer, and what the call does to the contents.

@@ -16,61 +16,83 @@ HostRadixTree::HostRadixTree(std::int32_t node_capacity) : node_capacity_(node_c
   sidecar_lru_.at.push_back(-1);
 }
 
-std::int32_t HostRadixTree::Children::find(PageKey key) const {
-  if (first >= 0 && first_key == key) return first;
-  if (index) {
-    const std::uint32_t at = index->find(key);
-    return at == KeyIndex::kAbsent ? -1 : more[at].second;
+std::int32_t HostRadixTree::child(std::int32_t node, PageKey key) const {
+  const Node& n = nodes_[node];
+  if (n.first_child >= 0 && n.first_child_key == key) return n.first_child;
+  if (n.more_children < 0) return -1;
+  const ChildList& list = child_lists_[static_cast<std::size_t>(n.more_children)];
+  if (list.index) {
+    const std::uint32_t at = list.index->find(key);
+    return at == KeyIndex::kAbsent ? -1 : list.children[at].second;
   }
-  for (const auto& [k, node] : more) {
-    if (k == key) return node;
+  for (const auto& [k, c] : list.children) {
+    if (k == key) return c;
   }
   return -1;
 }
 
-void HostRadixTree::Children::add(PageKey key, std::int32_t node) {
-  HCSIM_ASSERT(node > kRoot && find(key) < 0);
-  if (first < 0) {
-    first_key = key;
-    first = node;
-  } else {
-    more.emplace_back(key, node);
-    if (index) {
-      index->assign(key, static_cast<std::uint32_t>(more.size() - 1));
-    } else if (more.size() > kScannedMax) {
-      index = std::make_unique<KeyIndex>();
-      for (std::size_t i = 0; i < more.size(); ++i) index->assign(more[i].first, static_cast<std::uint32_t>(i));
-    }
-  }
-}
-
-void HostRadixTree::Children::remove(PageKey key) {
-  if (first >= 0 && first_key == key) {
-    if (more.empty()) {
-      first = -1;
-    } else {
-      std::tie(first_key, first) = more.back();
-      more.pop_back();
-      if (index) index->erase(first_key);
-    }
+void HostRadixTree::add_child(std::int32_t parent, PageKey key, std::int32_t node) {
+  HCSIM_ASSERT(node > kRoot && child(parent, key) < 0);
+  Node& p = nodes_[parent];
+  if (p.first_child < 0) {
+    p.first_child_key = key;
+    p.first_child = node;
     return;
   }
-  // `more` keeps no order: the last child fills the hole.
-  std::size_t at = more.size();
-  if (index) {
-    at = index->find(key);
-    HCSIM_ASSERT(at != KeyIndex::kAbsent);
-    index->erase(key);
-    if (at + 1 < more.size()) index->assign(more.back().first, static_cast<std::uint32_t>(at));
-  } else {
-    at = static_cast<std::size_t>(std::find_if(more.begin(), more.end(), [&](const auto& c) { return c.first == key; }) - more.begin());
+  if (p.more_children < 0) {
+    if (free_child_lists_.empty()) {
+      p.more_children = static_cast<std::int32_t>(child_lists_.size());
+      child_lists_.emplace_back();
+    } else {
+      p.more_children = free_child_lists_.back();
+      free_child_lists_.pop_back();
+    }
   }
-  HCSIM_ASSERT(at < more.size());
-  more[at] = more.back();
-  more.pop_back();
+  ChildList& list = child_lists_[static_cast<std::size_t>(p.more_children)];
+  list.children.emplace_back(key, node);
+  if (list.index) {
+    list.index->assign(key, static_cast<std::uint32_t>(list.children.size() - 1));
+  } else if (list.children.size() > ChildList::kScannedMax) {
+    list.index = std::make_unique<KeyIndex>();
+    for (std::size_t i = 0; i < list.children.size(); ++i) list.index->assign(list.children[i].first, static_cast<std::uint32_t>(i));
+  }
 }
 
-std::int32_t HostRadixTree::child(std::int32_t node, PageKey key) const { return nodes_[node].children.find(key); }
+void HostRadixTree::remove_child(std::int32_t parent, PageKey key) {
+  Node& p = nodes_[parent];
+  HCSIM_ASSERT(p.first_child >= 0);
+  ChildList* list = p.more_children < 0 ? nullptr : &child_lists_[static_cast<std::size_t>(p.more_children)];
+  if (p.first_child_key == key) {
+    if (list == nullptr) {
+      p.first_child = -1;
+      return;
+    }
+    std::tie(p.first_child_key, p.first_child) = list->children.back();
+    list->children.pop_back();
+    if (list->index) list->index->erase(p.first_child_key);
+  } else {
+    HCSIM_ASSERT(list != nullptr);
+    // The list keeps no order: its last child fills the hole.
+    std::size_t at = list->children.size();
+    if (list->index) {
+      at = list->index->find(key);
+      HCSIM_ASSERT(at != KeyIndex::kAbsent);
+      list->index->erase(key);
+      if (at + 1 < list->children.size()) list->index->assign(list->children.back().first, static_cast<std::uint32_t>(at));
+    } else {
+      at = static_cast<std::size_t>(std::find_if(list->children.begin(), list->children.end(), [&](const auto& c) { return c.first == key; }) -
+                                    list->children.begin());
+    }
+    HCSIM_ASSERT(at < list->children.size());
+    list->children[at] = list->children.back();
+    list->children.pop_back();
+  }
+  if (list->children.empty()) {  // kept, with its capacity, for the next node of several
+    list->index.reset();
+    free_child_lists_.push_back(p.more_children);
+    p.more_children = -1;
+  }
+}
 
 std::int32_t HostRadixTree::new_node(std::int32_t parent, PageKey key, std::int32_t kv_slot) {
   HCSIM_ASSERT(live_nodes_ < node_capacity_);
@@ -89,7 +111,7 @@ std::int32_t HostRadixTree::new_node(std::int32_t parent, PageKey key, std::int3
   n.parent = parent;
   n.kv_slot = kv_slot;
   n.last_use = tick_;
-  nodes_[parent].children.add(key, id);
+  add_child(parent, key, id);
   ++live_nodes_;
   unfile(leaf_lru_, parent);  // no longer a leaf
   return id;
@@ -97,7 +119,7 @@ std::int32_t HostRadixTree::new_node(std::int32_t parent, PageKey key, std::int3
 
 bool HostRadixTree::evictable_leaf(std::int32_t node) const {
   const Node& n = nodes_[node];
-  return node != kRoot && n.parent >= 0 && n.lock_ref == 0 && n.children.empty();
+  return node != kRoot && n.parent >= 0 && n.lock_ref == 0 && n.first_child < 0;
 }
 
 bool HostRadixTree::evictable_sidecar(std::int32_t node) const {
@@ -327,7 +349,7 @@ std::optional<HostRadixTree::Evicted> HostRadixTree::evict_lru_leaf() {
   Node& n = nodes_[id];
   const Evicted out{n.kv_slot, n.sidecar_slot};
   const std::int32_t parent = n.parent;
-  nodes_[parent].children.remove(n.key);
+  remove_child(parent, n.key);
   n = Node{};
   free_nodes_.push_back(id);
   --live_nodes_;

@@ -79,29 +79,32 @@ class HostRadixTree {
   static constexpr std::int32_t kRoot = 0;
 
  private:
-  // A node's children by page key. Most nodes of a prefix chain have one, held inline; a node of
-  // many (the root of a trace's conversations has thousands) indexes them by key. Nothing iterates
-  // them, so their order cannot leak into results.
-  struct Children {
-    static constexpr std::size_t kScannedMax = 16;  // more than this: `index` finds them
-    PageKey first_key = 0;
-    std::int32_t first = -1;
-    std::vector<std::pair<PageKey, std::int32_t>> more;
-    std::unique_ptr<KeyIndex> index;  // key -> place in `more`, once it is long
-    bool empty() const { return first < 0; }
-    std::int32_t find(PageKey key) const;
-    void add(PageKey key, std::int32_t node);
-    void remove(PageKey key);
-  };
+  // A node is 48 bytes, so a walk down a path or an eviction's visit to a cold parent touches one
+  // cache line, mostly. Its children by page key: most nodes of a prefix chain have one, held
+  // inline; the others of a node of several sit in a list of their own (`more_children`), indexed
+  // by key once it is long (the root of a trace's conversations has thousands). Nothing iterates
+  // children, so their order cannot leak into results.
   struct Node {
     PageKey key = 0;
+    std::uint64_t last_use = 0;
     std::int32_t parent = -1;
     std::int32_t kv_slot = -1;
     std::int32_t sidecar_slot = -1;
     std::int32_t lock_ref = 0;
-    std::uint64_t last_use = 0;
-    Children children;
+    PageKey first_child_key = 0;
+    std::int32_t first_child = -1;     // -1: a leaf
+    std::int32_t more_children = -1;   // in child_lists_; -1: none
   };
+  static_assert(sizeof(Node) == 48);
+  struct ChildList {
+    static constexpr std::size_t kScannedMax = 16;  // more than this: `index` finds them
+    std::vector<std::pair<PageKey, std::int32_t>> children;
+    std::unique_ptr<KeyIndex> index;  // key -> place in `children`, once it is long
+  };
+  std::int32_t child(std::int32_t node, PageKey key) const;
+  void add_child(std::int32_t parent, PageKey key, std::int32_t node);
+  void remove_child(std::int32_t parent, PageKey key);
+
   // An eviction order: a 4-ary min-heap of exactly its evictable nodes by (last use, node), each
   // entry one word, (last use << kNodeBits) | node, so sifting compares words without reading a
   // node. A node's place is kept beside the heap. A node joins, moves or leaves when its lock,
@@ -127,7 +130,6 @@ class HostRadixTree {
   void place(EvictionOrder& order, std::size_t i, std::uint64_t word);
   void sift_up(EvictionOrder& order, std::size_t i);
   void sift_down(EvictionOrder& order, std::size_t i);
-  std::int32_t child(std::int32_t node, PageKey key) const;
   // A node under `parent`, which stops being a leaf; filed by the caller once it knows whether the
   // node stays a leaf (an insert files only the last node of its path).
   std::int32_t new_node(std::int32_t parent, PageKey key, std::int32_t kv_slot);
@@ -145,6 +147,8 @@ class HostRadixTree {
   std::uint64_t tick_ = 0;
   std::vector<Node> nodes_;
   std::vector<std::int32_t> free_nodes_;
+  std::vector<ChildList> child_lists_;  // each empty one is on free_child_lists_
+  std::vector<std::int32_t> free_child_lists_;
   EvictionOrder leaf_lru_;     // unlocked leaves
   EvictionOrder sidecar_lru_;  // unlocked nodes with Mamba state
 };

@@ -30,19 +30,12 @@ std::int32_t HostSlotPool::take_free() {
   return s;
 }
 
-HostSlotPool::Slot& HostSlotPool::slot_at(std::int32_t slot) {
-  HCSIM_ASSERT(slot >= 0 && slot < capacity_);
-  const auto i = static_cast<std::size_t>(slot);
-  if (i >= slots_.size()) {
-    // Grown in steps, with the lists that hold at most one entry a touched slot, so that taking
-    // slots one at a time allocates a few times a run, not once a slot.
-    const std::size_t grown = std::min(static_cast<std::size_t>(capacity_), std::max({i + 1, 2 * slots_.size(), kSlotsFirstGrowth}));
-    slots_.resize(grown);
-    work_index_.resize(grown, -1);
-    free_stack_.reserve(grown);
-    owned_by_work_.reserve(grown);
-  }
-  return slots_[i];
+void HostSlotPool::grow_past(std::size_t slot) {
+  const std::size_t grown = std::min(static_cast<std::size_t>(capacity_), std::max({slot + 1, 2 * slots_.size(), kSlotsFirstGrowth}));
+  slots_.resize(grown);
+  work_index_.resize(grown, -1);
+  free_stack_.reserve(grown);
+  owned_by_work_.reserve(grown);
 }
 
 void HostSlotPool::occupy_resident(std::int32_t count) {
@@ -106,21 +99,6 @@ std::vector<HostSlotPool::Record> HostSlotPool::census() const {
     if (s.owner != SlotOwner::kFree) out.push_back({kind_, static_cast<std::int32_t>(i), s.owner, s.op_id, s.since_ns});
   }
   return out;
-}
-
-void HostSlotPool::set_owned_by_work(std::int32_t slot, bool owned) {
-  std::int32_t& index = work_index_[static_cast<std::size_t>(slot)];
-  if (owned == (index >= 0)) return;
-  if (owned) {
-    index = static_cast<std::int32_t>(owned_by_work_.size());
-    owned_by_work_.push_back(slot);
-    return;
-  }
-  const std::int32_t last = owned_by_work_.back();  // moves into the hole
-  owned_by_work_[static_cast<std::size_t>(index)] = last;
-  work_index_[static_cast<std::size_t>(last)] = index;
-  owned_by_work_.pop_back();
-  index = -1;
 }
 
 std::vector<HostSlotPool::Record> HostSlotPool::work_census() const {

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "policy/assert.h"
 #include "policy/runtime.h"
 
 namespace hcsim {
@@ -84,7 +85,15 @@ class HostSlotPool {
   // Slots come from the free stack, then in slot order from those never used, so a pool costs
   // what its run touches: a run of a 100,000-slot pool that uses 40 slots sets up 40.
   std::int32_t take_free();
-  Slot& slot_at(std::int32_t slot);  // a slot never used is free
+  Slot& slot_at(std::int32_t slot) {  // a slot never used is free
+    HCSIM_ASSERT(slot >= 0 && slot < capacity_);
+    const auto i = static_cast<std::size_t>(slot);
+    if (i >= slots_.size()) [[unlikely]] grow_past(i);
+    return slots_[i];
+  }
+  // Grown in steps, with the lists that hold at most one entry a touched slot, so that taking
+  // slots one at a time allocates a few times a run, not once a slot.
+  void grow_past(std::size_t slot);
   static constexpr std::size_t kSlotsFirstGrowth = 64;
 
   SlotPoolKind kind_;
@@ -95,7 +104,20 @@ class HostSlotPool {
   // The slots neither free nor the tree's, in no order, and each slot's index there (-1: absent).
   std::vector<std::int32_t> owned_by_work_;
   std::vector<std::int32_t> work_index_;
-  void set_owned_by_work(std::int32_t slot, bool owned);
+  void set_owned_by_work(std::int32_t slot, bool owned) {
+    std::int32_t& index = work_index_[static_cast<std::size_t>(slot)];
+    if (owned == (index >= 0)) return;
+    if (owned) {
+      index = static_cast<std::int32_t>(owned_by_work_.size());
+      owned_by_work_.push_back(slot);
+      return;
+    }
+    const std::int32_t last = owned_by_work_.back();  // moves into the hole
+    owned_by_work_[static_cast<std::size_t>(index)] = last;
+    work_index_[static_cast<std::size_t>(last)] = index;
+    owned_by_work_.pop_back();
+    index = -1;
+  }
   std::int64_t violations_ = 0;
 };
 

@@ -70,7 +70,8 @@ class Rank {
   std::int64_t leaked_slot_count(TimeNs now_ns) const;  // leaked_slots(now_ns).size(), without naming them
 
  private:
-  // Whether a slot owned by work is held where nobody will free it; and by whom, in words.
+  // Whether a slot owned by work is held where nobody will free it (a question of its owner and
+  // operation alone, not of the slot); and by whom, in words.
   bool leaked(const HostSlotPool::Record& r, TimeNs now_ns) const;
   std::string leak_owner(const HostSlotPool::Record& r) const;
   struct Ongoing {

@@ -41,25 +41,45 @@ void check_contract(const WorldCheck& c) {
 
 }  // namespace
 
-std::optional<Verdict> oldest_partial_collective(const CollectiveLedger& m, TimeNs now_ns, HangKind kind) {
-  std::optional<Verdict> oldest;
+namespace {
+
+// The open collective with the earliest first entry, over every communicator.
+struct OldestOpen {
+  const OpenCollective* open = nullptr;
+  Group group;
+  std::uint64_t seq = 0;
+};
+OldestOpen oldest_open_collective(const CollectiveLedger& m) {
+  OldestOpen oldest;
   for (const Group g : m.communicators()) {
     std::uint64_t seq = 0;
     const OpenCollective* p = m.oldest_open(g, seq);  // per group, the lowest sequence is the oldest
-    if (!p || (oldest && oldest->entered.front().at_ns <= p->first_arrival_ns)) continue;
-    Verdict v;
-    v.kind = kind;
-    v.at_ns = now_ns;
-    v.has_collective = true;
-    v.group = g;
-    v.seq = seq;
-    v.entered = p->entries;
-    for (int r : m.members(g)) {
-      if (!p->entered(r)) v.missing_ranks.push_back(r);
-    }
-    oldest = std::move(v);
+    if (!p || (oldest.open && oldest.open->entries.front().at_ns <= p->first_arrival_ns)) continue;
+    oldest = {p, g, seq};
   }
   return oldest;
+}
+
+Verdict partial_collective_verdict(const CollectiveLedger& m, const OldestOpen& o, TimeNs now_ns, HangKind kind) {
+  Verdict v;
+  v.kind = kind;
+  v.at_ns = now_ns;
+  v.has_collective = true;
+  v.group = o.group;
+  v.seq = o.seq;
+  v.entered = o.open->entries;
+  for (int r : m.members(o.group)) {
+    if (!o.open->entered(r)) v.missing_ranks.push_back(r);
+  }
+  return v;
+}
+
+}  // namespace
+
+std::optional<Verdict> oldest_partial_collective(const CollectiveLedger& m, TimeNs now_ns, HangKind kind) {
+  const OldestOpen oldest = oldest_open_collective(m);
+  if (oldest.open == nullptr) return std::nullopt;
+  return partial_collective_verdict(m, oldest, now_ns, kind);
 }
 
 Verdict mismatch_verdict(const CollectiveLedger& m) {
@@ -111,9 +131,11 @@ Verdict mismatch_verdict(const CollectiveLedger& m) {
 
 std::optional<Verdict> check_stalled_collectives(const CollectiveLedger& m, TimeNs now_ns,
                                                  const DetectorBounds& bounds) {
-  auto v = oldest_partial_collective(m, now_ns, HangKind::kCollectiveMismatch);
-  if (!v || now_ns - v->entered.front().at_ns < bounds.collective_stall_ns) return std::nullopt;
-  name_stalled_collective(*v, now_ns);
+  // A periodic check: the verdict is made only for a collective that has stalled.
+  const OldestOpen oldest = oldest_open_collective(m);
+  if (oldest.open == nullptr || now_ns - oldest.open->entries.front().at_ns < bounds.collective_stall_ns) return std::nullopt;
+  Verdict v = partial_collective_verdict(m, oldest, now_ns, HangKind::kCollectiveMismatch);
+  name_stalled_collective(v, now_ns);
   return v;
 }
 

@@ -20,6 +20,18 @@ CollectiveMatcher::CollectiveMatcher(Topology topology, CollectiveCost cost)
           static_cast<std::size_t>(it - comms_.begin());
     }
   }
+  std::size_t table_size = 16;
+  while (table_size < 2 * comms_.size()) table_size *= 2;
+  comm_table_.assign(table_size, CommSlot{});
+  for (std::size_t c = 0; c < comms_.size(); ++c) {
+    const auto code = static_cast<std::uint64_t>(comms_[c].code());
+    std::size_t i = table_home(code, table_size - 1);
+    while (comm_table_[i].index != kNoComm) {  // bounded: at most half full
+      HCSIM_ASSERT(comm_table_[i].code != code);  // codes name communicators one to one
+      i = (i + 1) & (table_size - 1);
+    }
+    comm_table_[i] = {code, c};
+  }
   groups_.resize(comms_.size());
   for (std::size_t i = 0; i < comms_.size(); ++i) {
     groups_[i].members = topology.members(comms_[i]);
@@ -29,9 +41,13 @@ CollectiveMatcher::CollectiveMatcher(Topology topology, CollectiveCost cost)
 }
 
 std::size_t CollectiveMatcher::index_of(Group g) const {
-  const auto it = std::find(comms_.begin(), comms_.end(), g);
-  HCSIM_ASSERT(it != comms_.end());  // a communicator of this topology
-  return static_cast<std::size_t>(it - comms_.begin());
+  const auto code = static_cast<std::uint64_t>(g.code());
+  const std::size_t mask = comm_table_.size() - 1;
+  for (std::size_t i = table_home(code, mask);; i = (i + 1) & mask) {  // ends: at most half full
+    const CommSlot& slot = comm_table_[i];
+    HCSIM_ASSERT(slot.index != kNoComm);  // a communicator of this topology
+    if (slot.code == code) return slot.index;
+  }
 }
 
 std::uint64_t CollectiveMatcher::next_seq(Group g, int rank) const {

@@ -102,6 +102,16 @@ class CollectiveMatcher final : public CollectiveLedger {
   int ranks_;
   CollectiveCost cost_;
   std::vector<Group> comms_;            // every communicator, by index
+  // index_of's table, by a communicator's event code (one to one): open addressing, at most half
+  // full. The hang check asks for every communicator's oldest open collective each period.
+  struct CommSlot {
+    std::uint64_t code = 0;
+    std::size_t index = kNoComm;  // kNoComm: empty
+  };
+  static std::size_t table_home(std::uint64_t code, std::size_t mask) {
+    return static_cast<std::size_t>((code * 0x9e3779b97f4a7c15ULL) >> 32) & mask;
+  }
+  std::vector<CommSlot> comm_table_;
   std::vector<std::size_t> comm_of_;    // by kind, then rank: index into comms_ and groups_
   std::vector<GroupState> groups_;      // by communicator index
   std::vector<WorldCall*> member_calls_;  // complete's scratch: a collective's calls, by rank

@@ -82,8 +82,6 @@ void StorageModel::seal() {
   sealed_ = true;
 }
 
-bool StorageModel::has_kv(int rank, PageKey key) const { return stores_[static_cast<std::size_t>(rank)].holds_kv(keys_.find(key)); }
-
 bool StorageModel::has_sidecar(int rank, PageKey key) const { return (marks_of(stores_[static_cast<std::size_t>(rank)], key) & kObject) != 0; }
 
 std::uint8_t StorageModel::marks_of(const RankStore& store, PageKey key) const { return store.marks_at(keys_.find(key)); }
@@ -138,8 +136,9 @@ StoragePlan StorageModel::plan(int rank, WorldCall& call, TimeNs now_ns) {
 
 // The call's result from this rank's contents, and its duration: the call's latency plus its bytes
 // over the bandwidth (an L3 call's or a copy's).
-inline StoragePlan StorageModel::plan_from_contents(int rank, WorldCall& call) const {
+inline StoragePlan StorageModel::plan_from_contents(int rank, WorldCall& call) {
   StoragePlan plan;
+  call_ids_.clear();
   std::int64_t bytes = 0;
   switch (call.storage_op) {
     case StorageOp::kHitQuery: {
@@ -148,12 +147,15 @@ inline StoragePlan StorageModel::plan_from_contents(int rank, WorldCall& call) c
       const std::size_t n = call.keys.size();
       const std::size_t pools = n == 0 ? 0 : call.present.size() / n;
       HCSIM_ASSERT(call.present.size() == n * pools && pools <= cfg_.object_pools);
+      const RankStore& store = stores_[static_cast<std::size_t>(rank)];
       std::size_t leading = 0;
-      while (leading < n && has_kv(rank, call.keys[leading])) {
+      for (; leading < n; ++leading) {  // bounded by the keys
+        const std::uint32_t id = keys_.find(call.keys[leading]);
+        if (!store.holds_kv(id)) break;
+        call_ids_.push_back(id);
         for (std::size_t tag = 0; tag < pools; ++tag) {
           call.present[tag * n + leading] = has_sidecar(rank, object_key(tag, call.keys[leading])) ? 1 : 0;
         }
-        ++leading;
       }
       plan.result = static_cast<std::int64_t>(leading);
       break;
@@ -200,7 +202,7 @@ inline StoragePlan StorageModel::plan_from_contents(int rank, WorldCall& call) c
 // A KV read returns the leading pages this rank holds. A stale page in the run ends the read
 // there, after the get's timeout (added to `plan`).
 // One key lookup a page serves both tests.
-inline std::int64_t StorageModel::readable_kv_pages(int rank, const WorldCall& call, StoragePlan& plan) const {
+inline std::int64_t StorageModel::readable_kv_pages(int rank, const WorldCall& call, StoragePlan& plan) {
   const RankStore& store = stores_[static_cast<std::size_t>(rank)];
   for (std::size_t i = 0; i < call.keys.size(); ++i) {
     const std::uint32_t id = keys_.find(call.keys[i]);
@@ -209,6 +211,7 @@ inline std::int64_t StorageModel::readable_kv_pages(int rank, const WorldCall& c
       plan.duration_ns += cfg_.stale_get_timeout_ns;
       return static_cast<std::int64_t>(i);
     }
+    call_ids_.push_back(id);
   }
   return static_cast<std::int64_t>(call.keys.size());
 }
@@ -306,9 +309,9 @@ inline void StorageModel::update_contents(const StoragePlan& plan, int rank, con
     const bool writes = call.storage_op == StorageOp::kKvSet;
     HCSIM_ASSERT(plan.result >= 0 && static_cast<std::size_t>(plan.result) <= call.keys.size());
     for (std::size_t i = 0; i < static_cast<std::size_t>(plan.result); ++i) {
-      // A replayed result may count pages this model does not hold: only a write adds pages. One
-      // key lookup a page, not two.
-      const std::uint32_t id = writes ? keys_.intern(call.keys[i]) : keys_.find(call.keys[i]);
+      // A replayed result may count pages this model does not hold: only a write adds pages. A key
+      // is looked up once a call: the pages the contents gave are in call_ids_.
+      const std::uint32_t id = i < call_ids_.size() ? call_ids_[i] : writes ? keys_.intern(call.keys[i]) : keys_.find(call.keys[i]);
       if (writes || store.holds_kv(id)) use_kv(store, id);
     }
     evict_over_capacity(store);

@@ -166,7 +166,6 @@ class StorageModel {
     std::uint8_t marks_at(std::uint32_t id) const { return id != L3KeyTable::kNone && id < marks.size() ? marks[id] : 0; }
     bool holds_kv(std::uint32_t id) const { return (marks_at(id) & kKvPage) != 0; }
   };
-  bool has_kv(int rank, PageKey key) const;
   bool has_sidecar(int rank, PageKey key) const;
   std::uint8_t marks_of(const RankStore& store, PageKey key) const;  // 0 for a key never held
   void mark(RankStore& store, PageKey key, std::uint8_t marks);
@@ -176,8 +175,8 @@ class StorageModel {
   // plan()'s steps, in order: what the contents give, the first matching delay rule, jitter, the
   // first matching late rule, the recording's answer, and what the call does to the contents.
   // Inline, defined in storage.cpp (their one user): plan() is on the simulator's hot path.
-  inline StoragePlan plan_from_contents(int rank, WorldCall& call) const;
-  inline std::int64_t readable_kv_pages(int rank, const WorldCall& call, StoragePlan& plan) const;
+  inline StoragePlan plan_from_contents(int rank, WorldCall& call);
+  inline std::int64_t readable_kv_pages(int rank, const WorldCall& call, StoragePlan& plan);
   inline void apply_delay_rule(StoragePlan& plan, int rank, WorldCall& call, TimeNs now_ns);
   inline void add_jitter(StoragePlan& plan, int rank, const WorldCall& call, TimeNs now_ns);
   inline void add_late(StoragePlan& plan, int rank, const WorldCall& call, TimeNs now_ns) const;
@@ -186,6 +185,9 @@ class StorageModel {
 
   StorageConfig cfg_;
   L3KeyTable keys_;                            // every rank's keys
+  // The ids of the call's leading keys, as plan_from_contents found them (a query's found pages, a
+  // read's returned ones), so that update_contents looks each key up once.
+  std::vector<std::uint32_t> call_ids_;
   std::vector<RankStore> stores_;              // per rank
   static constexpr std::size_t kRankIdsReservedMax = std::size_t{1} << 16;
   std::vector<DelayRule> rules_;

@@ -166,12 +166,12 @@ void HostRadixTree::file(EvictionOrder& order, std::int32_t node, bool evictable
     return;
   }
   const std::int32_t at = order.at[static_cast<std::size_t>(node)];
-  if (at < 0) {
-    order.heap.push_back(rank_word(node));
-    sift_up(order, order.heap.size() - 1);
-  } else {
-    refresh(order, node);
+  if (at >= 0) {
+    HCSIM_ASSERT(order.heap[static_cast<std::size_t>(at)] == rank_word(node));  // where it is filed
+    return;
   }
+  order.heap.push_back(rank_word(node));
+  sift_up(order, order.heap.size() - 1);
 }
 
 void HostRadixTree::refresh(EvictionOrder& order, std::int32_t node) {
@@ -354,8 +354,9 @@ std::optional<HostRadixTree::Evicted> HostRadixTree::evict_lru_leaf() {
   free_nodes_.push_back(id);
   --live_nodes_;
   leaf_lru_.at[static_cast<std::size_t>(id)] = -1;
-  // A parent left a leaf takes the victim's place: it is as old as its last child was, so it
-  // usually stays at the top, and a chain is evicted without a sift per page.
+  // A parent left a leaf replaces the victim at the top, one sift instead of a pop and a push. It
+  // is as recent as its last child, so mostly older than every other leaf: the sift stops at once
+  // and a chain is evicted a page at a time without moving the rest of the order.
   if (evictable_leaf(parent)) {
     HCSIM_ASSERT(leaf_lru_.at[static_cast<std::size_t>(parent)] < 0);  // it had a child
     place(leaf_lru_, 0, rank_word(parent));

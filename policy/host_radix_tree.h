@@ -10,8 +10,8 @@
 //   attach_sidecar(node(P2), slot) -> match_pages(P0 P1 P2 P3) == 3; without it, 0
 //   lock(node(P1)); evict_lru_leaf() -> node(P2)'s slots; node(P1) stays while locked
 //
-// Recency is a tick the caller advances on each use of a path; the whole path takes the same
-// tick, so a parent is never less recent than its child and leaves are the natural victims.
+// Recency is a tick the tree advances on each insert or touch of a path; the whole path takes the
+// same tick, so a parent is never less recent than its child and leaves are the natural victims.
 #pragma once
 
 #include <cstdint>
@@ -79,8 +79,9 @@ class HostRadixTree {
   static constexpr std::int32_t kRoot = 0;
 
  private:
-  // A node is 48 bytes, so a walk down a path or an eviction's visit to a cold parent touches one
-  // cache line, mostly. Its children by page key: most nodes of a prefix chain have one, held
+  // A node is 48 bytes, so that a tree's nodes take half the cache they did: a walk down a path
+  // reads the 16 bytes of a node's first child, an eviction the 36 from its parent link on, and a
+  // cold node costs one line or two. Its children by page key: most nodes of a prefix chain have one, held
   // inline; the others of a node of several sit in a list of their own (`more_children`), indexed
   // by key once it is long (the root of a trace's conversations has thousands). Nothing iterates
   // children, so their order cannot leak into results.
@@ -111,6 +112,7 @@ class HostRadixTree {
   // children, state or recency change, so the heap never holds more than the live nodes.
   static constexpr int kNodeBits = 25;  // node ids; host_kv_pages is at most 2^24
   static constexpr std::uint64_t kNodeMask = (std::uint64_t{1} << kNodeBits) - 1;
+  // The ticks that fit above the node bits: 2^39 inserts and touches, past any run's bound.
   static constexpr std::uint64_t kTicksMax = std::uint64_t{1} << (64 - kNodeBits);
   struct EvictionOrder {
     std::vector<std::uint64_t> heap;
@@ -122,7 +124,8 @@ class HostRadixTree {
     return (nodes_[node].last_use << kNodeBits) | static_cast<std::uint64_t>(node);
   }
   static std::int32_t node_of(std::uint64_t word) { return static_cast<std::int32_t>(word & kNodeMask); }
-  // Puts the node in the order if `evictable`, where its recency files it; takes it out if not.
+  // Puts the node in the order if `evictable` (where its recency files it, if it is not in it
+  // yet); takes it out if not. Its recency is unchanged: use() moves a node whose recency grew.
   void file(EvictionOrder& order, std::int32_t node, bool evictable);
   void unfile(EvictionOrder& order, std::int32_t node);
   // The node's recency grew: it moves toward the newest end, if it is in the order at all.
@@ -135,7 +138,7 @@ class HostRadixTree {
   std::int32_t new_node(std::int32_t parent, PageKey key, std::int32_t kv_slot);
   // Marks a present node used now and moves it in the orders it is in.
   void use(std::int32_t node);
-  // Files the node in both orders after its lock or sidecar state changed.
+  // Files the node in both orders after its lock or sidecar state changed, or it was made a leaf.
   void refile(std::int32_t node);
   std::uint64_t next_tick() {
     HCSIM_ASSERT(tick_ + 1 < kTicksMax);

@@ -6,6 +6,7 @@
 #include <array>
 #include <limits>
 #include <optional>
+#include <utility>
 
 #include "policy/assert.h"
 #include "policy/rank.h"
@@ -565,17 +566,16 @@ std::vector<HostSlotPool::Leak> Rank::leaked_slots(TimeNs now_ns) const {
 }
 
 std::int64_t Rank::leaked_slot_count(TimeNs now_ns) const {
-  // The verdict depends on the owner alone, and an operation's slots were taken together and
-  // mostly sit together in the census: it is worked out once per run of them, not once a slot.
+  // The verdict depends on the slot's owner and operation (and rank state the count leaves
+  // alone), and an operation's slots were taken together and mostly sit together in the census:
+  // it is worked out once per run of them, not once a slot.
   std::int64_t n = 0;
   for (const HostSlotPool* pool : {&kv_pool_, &sidecar_pool_}) {
-    SlotOwner owner = SlotOwner::kFree;  // no slot owned by work is free: the first one decides
-    std::int32_t op_id = 0;
+    std::optional<std::pair<SlotOwner, std::int32_t>> judged;
     bool verdict = false;
     n += pool->count_work([&](const HostSlotPool::Record& r) {
-      if (r.owner != owner || r.op_id != op_id) {
-        owner = r.owner;
-        op_id = r.op_id;
+      if (judged != std::pair{r.owner, r.op_id}) {
+        judged = std::pair{r.owner, r.op_id};
         verdict = leaked(r, now_ns);
       }
       return verdict;

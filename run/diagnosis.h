@@ -85,7 +85,8 @@ struct MismatchPoint {
 class CollectiveLedger {
  public:
   virtual ~CollectiveLedger() = default;
-  // The open collective of `g` with the lowest sequence (its sequence in `seq`), or null.
+  // The open collective of `g` with the lowest sequence (its sequence in `seq`), or null. A
+  // pointer this returns stays valid until the collectives change.
   virtual const OpenCollective* oldest_open(Group g, std::uint64_t& seq) const = 0;
   virtual const OpenCollective* find_open(Group g, std::uint64_t seq) const = 0;
   // Where members first entered different collectives at one sequence, if they have.

@@ -39,10 +39,6 @@ void check_contract(const WorldCheck& c) {
   HCSIM_ASSERT(c.ranks > 0 && c.now_ns >= 0);
 }
 
-}  // namespace
-
-namespace {
-
 // The open collective with the earliest first entry, over every communicator.
 struct OldestOpen {
   const OpenCollective* open = nullptr;

@@ -311,7 +311,12 @@ inline void StorageModel::update_contents(const StoragePlan& plan, int rank, con
     for (std::size_t i = 0; i < static_cast<std::size_t>(plan.result); ++i) {
       // A replayed result may count pages this model does not hold: only a write adds pages. A key
       // is looked up once a call: the pages the contents gave are in call_ids_.
-      const std::uint32_t id = i < call_ids_.size() ? call_ids_[i] : writes ? keys_.intern(call.keys[i]) : keys_.find(call.keys[i]);
+      std::uint32_t id = L3KeyTable::kNone;
+      if (i < call_ids_.size()) {
+        id = call_ids_[i];
+      } else {
+        id = writes ? keys_.intern(call.keys[i]) : keys_.find(call.keys[i]);
+      }
       if (writes || store.holds_kv(id)) use_kv(store, id);
     }
     evict_over_capacity(store);

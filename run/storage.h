@@ -154,8 +154,8 @@ class StorageModel {
  private:
   // One rank's store: marks by key id, for its KV pages, its sidecar objects (an object's key is
   // object_key(pool, page)) and stale pages and objects; under a capacity, its KV pages in LRU
-  // order too. A byte per id where the marks are all a query needs: presence is one load, never a
-  // list walk, and a store of a million pages takes a megabyte.
+  // order too. A byte per id where a query needs no more: an unbounded store of a million pages
+  // takes a megabyte, not the eight of an order it never uses.
   enum Mark : std::uint8_t { kObject = 1, kStalePage = 2, kStaleObject = 4, kKvPage = 8 };
   struct RankStore {
     std::vector<std::uint8_t> marks;  // by key id; an id past the end has none

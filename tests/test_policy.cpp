@@ -618,9 +618,10 @@ TEST_CASE("host radix tree: eviction takes the least recently used evictable nod
   };
   auto random_path = [&] {
     std::vector<PageKey> path(1 + next(5));
-    // A small alphabet below the first page, so paths share prefixes; a wide one at the root, whose
-    // children outgrow a scan and get indexed.
-    for (std::size_t i = 0; i < path.size(); ++i) path[i] = 1 + next(i == 0 ? 40 : 3);
+    // A small alphabet below the second page, so paths share prefixes; wide ones at the root and
+    // under each first page, whose children outgrow a scan and get indexed, and whose child
+    // lists empty and are reused as they are evicted.
+    for (std::size_t i = 0; i < path.size(); ++i) path[i] = 1 + next(i == 0 ? 40 : i == 1 ? 24 : 3);
     return path;
   };
   auto mark_used = [&](const std::vector<PageKey>& path, std::int32_t depth) {

@@ -353,21 +353,16 @@ std::optional<HostRadixTree::Evicted> HostRadixTree::evict_lru_leaf() {
   n = Node{};
   free_nodes_.push_back(id);
   --live_nodes_;
-  leaf_lru_.at[static_cast<std::size_t>(id)] = -1;
   // A parent left a leaf replaces the victim at the top, one sift instead of a pop and a push. It
   // is as recent as its last child, so mostly older than every other leaf: the sift stops at once
   // and a chain is evicted a page at a time without moving the rest of the order.
   if (evictable_leaf(parent)) {
     HCSIM_ASSERT(leaf_lru_.at[static_cast<std::size_t>(parent)] < 0);  // it had a child
+    leaf_lru_.at[static_cast<std::size_t>(id)] = -1;
     place(leaf_lru_, 0, rank_word(parent));
     sift_down(leaf_lru_, 0);
   } else {
-    const std::uint64_t last = leaf_lru_.heap.back();
-    leaf_lru_.heap.pop_back();
-    if (!leaf_lru_.heap.empty()) {
-      place(leaf_lru_, 0, last);
-      sift_down(leaf_lru_, 0);
-    }
+    unfile(leaf_lru_, id);
   }
   return out;
 }
